@@ -1,0 +1,22 @@
+# Finds every system library verdict uses. A missing one fails configure with the Debian package to install.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+# verdict_require(TARGET PKGCONFIG_NAME DEBIAN_PACKAGE)
+macro(verdict_require target pc deb)
+  pkg_check_modules(${target} IMPORTED_TARGET ${pc})
+  if(NOT ${target}_FOUND)
+    message(FATAL_ERROR "verdict needs ${pc}: install it with 'apt-get install -y ${deb}' (or run scripts/setup)")
+  endif()
+endmacro()
+
+verdict_require(CURL libcurl libcurl4-openssl-dev)
+verdict_require(JANSSON jansson libjansson-dev)
+verdict_require(XGBOOST xgboost libxgboost-dev)
+verdict_require(GSL gsl libgsl-dev)
+verdict_require(CHECK check check)
+verdict_require(MHD libmicrohttpd libmicrohttpd-dev)
+verdict_require(YAML yaml-0.1 libyaml-dev)
+verdict_require(SQLITE sqlite3 libsqlite3-dev)
+verdict_require(PCRE2 libpcre2-8 libpcre2-dev)
+verdict_require(CRYPTO libcrypto libssl-dev)

@@ -1,0 +1,57 @@
+#include "vd_args.h"
+
+#include <string.h>
+
+static vd_option *find(vd_option *options, size_t count, const char *name, size_t name_len) {
+  for (size_t i = 0; i < count; i++)
+    if (strlen(options[i].name) == name_len && strncmp(options[i].name, name, name_len) == 0)
+      return &options[i];
+  return NULL;
+}
+
+bool vd_args_parse(int argc, char **argv, int first, vd_option *options, size_t option_count,
+                   const char **positionals, size_t max_positionals, size_t *positional_count,
+                   bool *help_requested, vd_error *err) {
+  *positional_count = 0;
+  *help_requested = false;
+  bool options_done = false;
+  for (int i = first; i < argc; i++) {
+    const char *arg = argv[i];
+    if (!options_done && strcmp(arg, "--") == 0) {
+      options_done = true;
+      continue;
+    }
+    if (!options_done && strncmp(arg, "--", 2) == 0) {
+      const char *name = arg + 2;
+      const char *eq = strchr(name, '=');
+      size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+      if (name_len == 4 && strncmp(name, "help", 4) == 0) {
+        *help_requested = true;
+        continue;
+      }
+      vd_option *opt = find(options, option_count, name, name_len);
+      if (!opt) return vd_error_set(err, "unknown option --%.*s", (int)name_len, name);
+      if (!opt->takes_value) {
+        if (eq) return vd_error_set(err, "option --%s takes no value", opt->name);
+        opt->value = "1";
+      } else if (eq) {
+        opt->value = eq + 1;
+      } else if (i + 1 < argc) {
+        opt->value = argv[++i];
+      } else {
+        return vd_error_set(err, "option --%s needs a value", opt->name);
+      }
+      continue;
+    }
+    if (*positional_count == max_positionals)
+      return vd_error_set(err, "unexpected argument '%s'", arg);
+    positionals[(*positional_count)++] = arg;
+  }
+  return true;
+}
+
+const char *vd_args_get(const vd_option *options, size_t option_count, const char *name) {
+  for (size_t i = 0; i < option_count; i++)
+    if (strcmp(options[i].name, name) == 0) return options[i].value;
+  return NULL;
+}

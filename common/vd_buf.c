@@ -1,0 +1,97 @@
+#include "vd_buf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool reserve(vd_buf *b, size_t extra) {
+  if (b->oom) return false;
+  size_t need = b->len + extra + 1;
+  if (need <= b->capacity) return true;
+  size_t capacity = b->capacity ? b->capacity : 64;
+  while (capacity < need) capacity *= 2;
+  char *data = realloc(b->data, capacity);
+  if (!data) {
+    b->oom = true;
+    return false;
+  }
+  b->data = data;
+  b->capacity = capacity;
+  return true;
+}
+
+void vd_buf_append(vd_buf *b, const void *data, size_t size) {
+  if (!reserve(b, size)) return;
+  if (size) memcpy(b->data + b->len, data, size);
+  b->len += size;
+  b->data[b->len] = '\0';
+}
+
+void vd_buf_puts(vd_buf *b, const char *s) { vd_buf_append(b, s, strlen(s)); }
+
+void vd_buf_printf(vd_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(NULL, 0, fmt, copy);
+  va_end(copy);
+  if (n >= 0 && reserve(b, (size_t)n)) {
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+  }
+  va_end(ap);
+}
+
+void vd_buf_reset(vd_buf *b) {
+  b->len = 0;
+  if (b->data) b->data[0] = '\0';
+}
+
+void vd_buf_free(vd_buf *b) {
+  free(b->data);
+  *b = (vd_buf){0};
+}
+
+char *vd_buf_take(vd_buf *b) {
+  if (b->oom) {
+    vd_buf_free(b);
+    return NULL;
+  }
+  if (!b->data) reserve(b, 0);
+  if (b->data) b->data[b->len] = '\0';
+  char *data = b->data;
+  *b = (vd_buf){0};
+  return data;
+}
+
+char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
+    return NULL;
+  }
+  vd_buf b = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (b.len + n > max_size) {
+      fclose(f);
+      vd_buf_free(&b);
+      vd_error_set(err, "%s is larger than the %zu-byte limit", path, max_size);
+      return NULL;
+    }
+    vd_buf_append(&b, chunk, n);
+  }
+  bool failed = ferror(f);
+  fclose(f);
+  if (failed || b.oom) {
+    vd_buf_free(&b);
+    vd_error_set(err, "cannot read %s", path);
+    return NULL;
+  }
+  if (size) *size = b.len;
+  return vd_buf_take(&b);
+}

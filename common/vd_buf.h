@@ -1,0 +1,33 @@
+/* vd_buf: a growable byte buffer that always keeps a NUL after its contents.
+ *
+ * Zero-initialise (`vd_buf b = {0};`), append, read b.data / b.len, and free with vd_buf_free.
+ * Appending never fails silently: on out-of-memory the buffer is marked `oom` and further appends
+ * are ignored, so callers check once at the end. */
+#ifndef VD_BUF_H
+#define VD_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vd_error.h"
+
+typedef struct vd_buf {
+  char *data;
+  size_t len;
+  size_t capacity;
+  bool oom;
+} vd_buf;
+
+void vd_buf_append(vd_buf *b, const void *data, size_t size);
+void vd_buf_puts(vd_buf *b, const char *s);
+void vd_buf_printf(vd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vd_buf_reset(vd_buf *b); /* empties it, keeping the memory */
+void vd_buf_free(vd_buf *b);
+/* Hands the contents to the caller (free() them) and leaves b empty. NULL on oom. */
+char *vd_buf_take(vd_buf *b);
+
+/* Reads a whole file into a NUL-terminated heap string (caller frees). Sets *size if non-NULL.
+ * Refuses files larger than max_size bytes. */
+char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *err);
+
+#endif

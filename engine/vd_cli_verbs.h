@@ -1,0 +1,9 @@
+/* vd_cli_verbs: the functions behind each verb, declared in one place for the verb table.
+ * Each module implements its own verbs (rules/ the `rules` and `expr` verbs, models/ `train`...);
+ * they all have the vd_verb_fn signature of vd_cli.h. */
+#ifndef VD_CLI_VERBS_H
+#define VD_CLI_VERBS_H
+
+#include <stdio.h>
+
+#endif

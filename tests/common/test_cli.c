@@ -1,0 +1,109 @@
+/* The CLI dispatch: verbs are found, unknown verbs are refused with exit 2 and a message. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "vd_cli.h"
+#include "vd_test.h"
+
+typedef struct captured {
+  int code;
+  char *out;
+  char *err;
+} captured;
+
+static captured run_cli(int argc, char **argv) {
+  captured c = {0};
+  size_t out_len = 0, err_len = 0;
+  FILE *out = open_memstream(&c.out, &out_len);
+  FILE *err = open_memstream(&c.err, &err_len);
+  c.code = vd_cli_main(argc, argv, out, err);
+  fclose(out);
+  fclose(err);
+  return c;
+}
+
+static void captured_free(captured *c) {
+  free(c->out);
+  free(c->err);
+}
+
+START_TEST(unknown_verb_exits_2_with_message) {
+  char *argv[] = {"verdict", "frobnicate", NULL};
+  captured c = run_cli(2, argv);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "unknown verb 'frobnicate'"));
+  ck_assert_str_eq(c.out, "");
+  captured_free(&c);
+}
+END_TEST
+
+START_TEST(no_verb_prints_usage_and_exits_2) {
+  char *argv[] = {"verdict", NULL};
+  captured c = run_cli(1, argv);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "usage: verdict VERB"));
+  captured_free(&c);
+}
+END_TEST
+
+START_TEST(help_lists_the_verbs) {
+  char *argv[] = {"verdict", "--help", NULL};
+  captured c = run_cli(2, argv);
+  ck_assert_int_eq(c.code, 0);
+  ck_assert_ptr_nonnull(strstr(c.out, "  version "));
+  ck_assert_ptr_nonnull(strstr(c.out, "  help "));
+  captured_free(&c);
+}
+END_TEST
+
+START_TEST(version_prints_the_version) {
+  char *argv[] = {"verdict", "--version", NULL};
+  captured c = run_cli(2, argv);
+  ck_assert_int_eq(c.code, 0);
+  ck_assert_int_eq(strncmp(c.out, "verdict ", 8), 0);
+  captured_free(&c);
+}
+END_TEST
+
+START_TEST(help_for_an_unknown_verb_exits_2) {
+  char *argv[] = {"verdict", "help", "nosuch", NULL};
+  captured c = run_cli(3, argv);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "unknown verb 'nosuch'"));
+  captured_free(&c);
+}
+END_TEST
+
+START_TEST(help_for_a_known_verb_succeeds) {
+  char *argv[] = {"verdict", "help", "version", NULL};
+  captured c = run_cli(3, argv);
+  ck_assert_int_eq(c.code, 0);
+  captured_free(&c);
+}
+END_TEST
+
+/* The installed executable behaves the same as the in-process dispatch. */
+START_TEST(executable_exits_2_on_unknown_verb) {
+  char command[4096];
+  snprintf(command, sizeof command, "'%s' frobnicate 2>/dev/null", VERDICT_EXE);
+  int status = system(command);
+  ck_assert(WIFEXITED(status));
+  ck_assert_int_eq(WEXITSTATUS(status), 2);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("cli");
+  TCase *tc = tcase_create("dispatch");
+  tcase_add_test(tc, unknown_verb_exits_2_with_message);
+  tcase_add_test(tc, no_verb_prints_usage_and_exits_2);
+  tcase_add_test(tc, help_lists_the_verbs);
+  tcase_add_test(tc, version_prints_the_version);
+  tcase_add_test(tc, help_for_an_unknown_verb_exits_2);
+  tcase_add_test(tc, help_for_a_known_verb_succeeds);
+  tcase_add_test(tc, executable_exits_2_on_unknown_verb);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}

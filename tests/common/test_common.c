@@ -1,0 +1,104 @@
+/* The shared helpers: errors, buffers, argument parsing, hashing. */
+#include <string.h>
+
+#include "vd_args.h"
+#include "vd_buf.h"
+#include "vd_error.h"
+#include "vd_hash.h"
+#include "vd_test.h"
+
+START_TEST(error_formats_file_position) {
+  vd_error e;
+  ck_assert(!vd_error_at(&e, "rules.yaml", 3, 7, "unknown field '%s'", "subject.recncy"));
+  char buf[600];
+  vd_error_format(&e, buf, sizeof buf);
+  ck_assert_str_eq(buf, "rules.yaml:3:7: unknown field 'subject.recncy'");
+}
+END_TEST
+
+START_TEST(error_formats_field_and_prefix) {
+  vd_error e;
+  vd_error_field(&e, "subject.recency", "expected int");
+  vd_error_prefix(&e, "request");
+  char buf[600];
+  vd_error_format(&e, buf, sizeof buf);
+  ck_assert_str_eq(buf, "subject.recency: request: expected int");
+}
+END_TEST
+
+START_TEST(diags_collect_every_error) {
+  vd_diags d = {0};
+  vd_error e;
+  for (int i = 0; i < 20; i++) {
+    vd_error_set(&e, "error %d", i);
+    ck_assert(vd_diags_add(&d, &e));
+  }
+  ck_assert_uint_eq(d.count, 20);
+  ck_assert_str_eq(d.items[19].message, "error 19");
+  vd_diags_free(&d);
+  ck_assert_uint_eq(d.count, 0);
+}
+END_TEST
+
+START_TEST(buf_grows_and_takes) {
+  vd_buf b = {0};
+  for (int i = 0; i < 1000; i++) vd_buf_printf(&b, "%d,", i);
+  ck_assert_uint_eq(b.len, strlen(b.data));
+  ck_assert_int_eq(strncmp(b.data, "0,1,2,", 6), 0);
+  char *s = vd_buf_take(&b);
+  ck_assert_ptr_null(b.data);
+  free(s);
+}
+END_TEST
+
+START_TEST(args_parse_values_flags_positionals) {
+  vd_option opts[] = {{"config", true, NULL, ""}, {"quiet", false, NULL, ""}};
+  char *argv[] = {"serve", "--config", "x.yaml", "a", "--quiet", "--", "--b", NULL};
+  const char *pos[4];
+  size_t npos;
+  bool help;
+  vd_error e;
+  ck_assert(vd_args_parse(7, argv, 1, opts, 2, pos, 4, &npos, &help, &e));
+  ck_assert_str_eq(vd_args_get(opts, 2, "config"), "x.yaml");
+  ck_assert_str_eq(vd_args_get(opts, 2, "quiet"), "1");
+  ck_assert_uint_eq(npos, 2);
+  ck_assert_str_eq(pos[1], "--b");
+  ck_assert(!help);
+}
+END_TEST
+
+START_TEST(args_refuse_unknown_and_missing_value) {
+  vd_option opts[] = {{"config", true, NULL, ""}};
+  const char *pos[1];
+  size_t npos;
+  bool help;
+  vd_error e;
+  char *bad[] = {"serve", "--confg", "x", NULL};
+  ck_assert(!vd_args_parse(3, bad, 1, opts, 1, pos, 1, &npos, &help, &e));
+  ck_assert_str_eq(e.message, "unknown option --confg");
+  char *missing[] = {"serve", "--config", NULL};
+  ck_assert(!vd_args_parse(2, missing, 1, opts, 1, pos, 1, &npos, &help, &e));
+  ck_assert_str_eq(e.message, "option --config needs a value");
+}
+END_TEST
+
+START_TEST(sha256_known_vector) {
+  char hex[VD_SHA256_HEX_SIZE];
+  vd_sha256_hex("abc", 3, hex);
+  ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("common");
+  TCase *tc = tcase_create("helpers");
+  tcase_add_test(tc, error_formats_file_position);
+  tcase_add_test(tc, error_formats_field_and_prefix);
+  tcase_add_test(tc, diags_collect_every_error);
+  tcase_add_test(tc, buf_grows_and_takes);
+  tcase_add_test(tc, args_parse_values_flags_positionals);
+  tcase_add_test(tc, args_refuse_unknown_and_missing_value);
+  tcase_add_test(tc, sha256_known_vector);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}
