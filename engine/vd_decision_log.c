@@ -1,0 +1,712 @@
+#include "vd_decision_log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vd_time.h"
+
+const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
+
+enum {
+  PURGE_CHUNK = 2000,      /* rows deleted per retention transaction */
+  ID_MAX = 128,            /* the longest decision id accepted */
+  MESSAGE_MAX = 256,       /* the error message a waiter gets back */
+  DEFAULT_CAPACITY = 4096, /* see the header for every default */
+  DEFAULT_BATCH = 512,
+  DEFAULT_WAIT_MS = 100,
+  DEFAULT_BUSY_MS = 5000,
+};
+static const unsigned default_retention_interval_ms = 3600000;
+static const int64_t us_per_day = INT64_C(86400000000);
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS decisions ("
+    " seq INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " kind TEXT NOT NULL,"
+    " subject_id TEXT,"
+    " ts_us INTEGER NOT NULL,"
+    " ruleset_version TEXT,"
+    " model_version TEXT,"
+    " trace TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS decisions_time ON decisions(ts_us, id);"
+    "CREATE INDEX IF NOT EXISTS decisions_subject ON decisions(subject_id, ts_us, id);";
+
+static const char insert_sql[] =
+    "INSERT INTO decisions(id, kind, subject_id, ts_us, ruleset_version, model_version, trace)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char purge_sql[] =
+    "DELETE FROM decisions WHERE seq IN"
+    " (SELECT seq FROM decisions WHERE ts_us < ?1 ORDER BY ts_us LIMIT ?2)";
+static const char get_sql[] = "SELECT trace FROM decisions WHERE id = ?1";
+
+/* One append waiting for its commit; lives on the appending thread's stack. */
+typedef struct pending {
+  const vd_decision_record *record;
+  int64_t timestamp_us;
+  struct pending *next;
+  vd_log_status status;
+  bool done;
+  char message[MESSAGE_MAX];
+} pending;
+
+/* A purge of rows older than `cutoff_us`, worked through in chunks by the writer. */
+typedef struct purge_request {
+  int64_t cutoff_us;
+  uint64_t deleted;
+  bool done;
+  bool ok;
+  char message[MESSAGE_MAX];
+  struct purge_request *next;
+} purge_request;
+
+/* A reader connection from the pool. */
+typedef struct reader {
+  sqlite3 *db;
+  sqlite3_stmt *get;
+  struct reader *next;
+} reader;
+
+struct vd_decision_log {
+  vd_decision_log_config config;
+  char *path;
+
+  sqlite3 *writer;
+  sqlite3_stmt *insert;
+  sqlite3_stmt *purge;
+  pthread_t thread;
+
+  pthread_mutex_t lock; /* guards everything below */
+  pthread_cond_t work;  /* the writer waits for appends, purges or stop */
+  pthread_cond_t done;  /* appenders and purgers wait for their commit */
+  pthread_cond_t space; /* appenders wait for queue space (WAIT policy) */
+  pending *head, *tail;
+  size_t depth;            /* queued, not yet taken by the writer */
+  size_t in_flight;        /* queued or being committed */
+  purge_request *purges;   /* FIFO; the head is worked on */
+  purge_request retention; /* the periodic purge (no waiter) */
+  bool retention_active;
+  int64_t next_retention_us;
+  bool stopping;
+  vd_decision_log_stats stats;
+
+  pthread_mutex_t readers_lock;
+  reader *idle_readers;
+};
+
+const char *vd_log_status_name(vd_log_status status) {
+  switch (status) {
+    case VD_LOG_OK:
+      return "ok";
+    case VD_LOG_OVERLOADED:
+      return "overloaded";
+    case VD_LOG_FAILED:
+      return "failed";
+    case VD_LOG_DUPLICATE:
+      return "duplicate";
+    case VD_LOG_INVALID:
+      return "invalid";
+    case VD_LOG_CLOSED:
+      return "closed";
+    case VD_LOG_NOT_FOUND:
+      return "not_found";
+  }
+  return "unknown";
+}
+
+/* --- helpers ----------------------------------------------------------------------------- */
+
+static bool sqlite_fail(vd_error *err, sqlite3 *db, const char *path, const char *what) {
+  int sys = db ? sqlite3_system_errno(db) : 0;
+  return vd_error_set(err, "decision log %s: %s: %s%s%s", path, what,
+                      db ? sqlite3_errmsg(db) : "out of memory", sys ? ": " : "",
+                      sys ? strerror(sys) : "");
+}
+
+static bool exec(sqlite3 *db, const char *sql, const char *path, vd_error *err) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return true;
+  int sys = sqlite3_system_errno(db);
+  vd_error_set(err, "decision log %s: %s%s%s", path, msg ? msg : sqlite3_errmsg(db),
+               sys ? ": " : "", sys ? strerror(sys) : "");
+  sqlite3_free(msg);
+  return false;
+}
+
+static void abs_deadline(struct timespec *ts, int64_t wall_us) {
+  ts->tv_sec = (time_t)(wall_us / 1000000);
+  ts->tv_nsec = (long)(wall_us % 1000000) * 1000;
+}
+
+static void copy_message(char *dst, const char *src) { snprintf(dst, MESSAGE_MAX, "%s", src); }
+
+/* --- the writer thread --------------------------------------------------------------------- */
+
+static void record_latency(vd_decision_log_stats *s, double seconds) {
+  s->commit_seconds_sum += seconds;
+  size_t i = 0;
+  while (i < VD_LOG_LATENCY_BUCKETS && seconds > vd_decision_log_latency_bounds[i]) i++;
+  s->commit_latency[i]++;
+}
+
+/* Inserts and commits one batch; sets each entry's status. Called without the lock. */
+static void commit_batch(vd_decision_log *log, pending *batch) {
+  sqlite3 *db = log->writer;
+  char fatal[MESSAGE_MAX] = "";
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    snprintf(fatal, sizeof fatal, "cannot begin a transaction: %s", sqlite3_errmsg(db));
+  for (pending *p = batch; p && !fatal[0]; p = p->next) {
+    const vd_decision_record *r = p->record;
+    sqlite3_stmt *st = log->insert;
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->subject_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, p->timestamp_us);
+    sqlite3_bind_text(st, 5, r->ruleset_version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, r->model_version, -1, SQLITE_STATIC);
+    size_t len = r->trace_len ? r->trace_len : strlen(r->trace_json);
+    sqlite3_bind_text64(st, 7, r->trace_json, len, SQLITE_STATIC, SQLITE_UTF8);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+      p->status = VD_LOG_OK;
+    } else if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_CONSTRAINT) {
+      /* only this statement is undone; the rest of the batch goes on */
+      p->status = VD_LOG_DUPLICATE;
+      snprintf(p->message, sizeof p->message, "decision %s is already in the log", r->id);
+    } else {
+      snprintf(fatal, sizeof fatal, "cannot insert: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+  if (!fatal[0] && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    snprintf(fatal, sizeof fatal, "cannot commit: %s", sqlite3_errmsg(db));
+  if (fatal[0]) {
+    int sys = sqlite3_system_errno(db);
+    if (sys) {
+      size_t n = strlen(fatal);
+      snprintf(fatal + n, sizeof fatal - n, ": %s", strerror(sys));
+    }
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    for (pending *p = batch; p; p = p->next) {
+      p->status = VD_LOG_FAILED;
+      copy_message(p->message, fatal);
+    }
+  }
+}
+
+/* Deletes one chunk of rows older than the request's cutoff; marks it done when nothing is left. */
+static void purge_chunk(vd_decision_log *log, purge_request *req) {
+  sqlite3 *db = log->writer;
+  sqlite3_bind_int64(log->purge, 1, req->cutoff_us);
+  sqlite3_bind_int(log->purge, 2, PURGE_CHUNK);
+  int rc = sqlite3_step(log->purge);
+  int changes = rc == SQLITE_DONE ? sqlite3_changes(db) : 0;
+  if (rc != SQLITE_DONE) {
+    snprintf(req->message, sizeof req->message, "retention delete failed: %s", sqlite3_errmsg(db));
+    req->ok = false;
+    req->done = true;
+  }
+  sqlite3_reset(log->purge);
+  req->deleted += (uint64_t)changes;
+  if (changes < PURGE_CHUNK) req->done = true;
+}
+
+static pending *take_batch(vd_decision_log *log) {
+  pending *batch = log->head, *last = batch;
+  size_t n = 1;
+  while (last->next && n < log->config.max_batch) {
+    last = last->next;
+    n++;
+  }
+  log->head = last->next;
+  if (!log->head) log->tail = NULL;
+  last->next = NULL;
+  log->depth -= n;
+  pthread_cond_broadcast(&log->space);
+  return batch;
+}
+
+static void finish_batch(vd_decision_log *log, pending *batch, double seconds) {
+  vd_decision_log_stats *s = &log->stats;
+  uint64_t n = 0;
+  bool failed = false;
+  for (pending *p = batch, *next; p; p = next) {
+    next = p->next; /* p belongs to its caller again once done is set */
+    n++;
+    if (p->status == VD_LOG_OK) s->committed++;
+    if (p->status == VD_LOG_DUPLICATE) s->duplicates++;
+    if (p->status == VD_LOG_FAILED) {
+      s->failed++;
+      failed = true;
+    }
+    p->done = true;
+  }
+  s->batches++;
+  if (n > s->max_batch) s->max_batch = n;
+  if (failed) s->failed_commits++;
+  s->healthy = !failed;
+  record_latency(s, seconds);
+  pthread_cond_broadcast(&log->done);
+}
+
+/* The purge to work on next, or NULL: explicit requests first, then a due periodic retention. */
+static purge_request *next_purge(vd_decision_log *log, int64_t now_us) {
+  if (log->purges) return log->purges;
+  if (log->config.retention_days == 0) return NULL;
+  if (!log->retention_active && now_us >= log->next_retention_us) {
+    log->retention =
+        (purge_request){.cutoff_us = now_us - log->config.retention_days * us_per_day, .ok = true};
+    log->retention_active = true;
+    log->next_retention_us = now_us + (int64_t)log->config.retention_interval_ms * 1000;
+  }
+  return log->retention_active ? &log->retention : NULL;
+}
+
+static void finish_purge(vd_decision_log *log, purge_request *req) {
+  log->stats.purged += req->deleted;
+  if (req == &log->retention) {
+    log->retention_active = false;
+    return;
+  }
+  log->purges = req->next;
+  pthread_cond_broadcast(&log->done);
+}
+
+static void *writer_main(void *arg) {
+  vd_decision_log *log = arg;
+  pthread_mutex_lock(&log->lock);
+  for (;;) {
+    int64_t now = vd_wall_us();
+    /* appends first; retention waits while appends are queued and stops at shutdown */
+    purge_request *purge = log->head || log->stopping ? NULL : next_purge(log, now);
+    if (!log->head && !purge) {
+      if (log->stopping) break;
+      if (log->config.retention_days > 0) {
+        struct timespec deadline;
+        abs_deadline(&deadline, log->next_retention_us);
+        pthread_cond_timedwait(&log->work, &log->lock, &deadline);
+      } else {
+        pthread_cond_wait(&log->work, &log->lock);
+      }
+      continue;
+    }
+    if (log->head) {
+      pending *batch = take_batch(log);
+      pthread_mutex_unlock(&log->lock);
+      uint64_t start = vd_monotonic_ns();
+      commit_batch(log, batch);
+      double seconds = (double)(vd_monotonic_ns() - start) / 1e9;
+      pthread_mutex_lock(&log->lock);
+      finish_batch(log, batch, seconds);
+      continue;
+    }
+    /* one chunk of a purge, then look at the queue again (appends go first) */
+    pthread_mutex_unlock(&log->lock);
+    purge_chunk(log, purge);
+    pthread_mutex_lock(&log->lock);
+    if (purge->done) finish_purge(log, purge);
+  }
+  pthread_mutex_unlock(&log->lock);
+  return NULL;
+}
+
+/* --- open and close ------------------------------------------------------------------------ */
+
+static void apply_defaults(vd_decision_log_config *c) {
+  if (!c->queue_capacity) c->queue_capacity = DEFAULT_CAPACITY;
+  if (!c->max_batch) c->max_batch = DEFAULT_BATCH;
+  if (!c->max_wait_ms) c->max_wait_ms = DEFAULT_WAIT_MS;
+  if (!c->busy_timeout_ms) c->busy_timeout_ms = DEFAULT_BUSY_MS;
+  if (!c->retention_interval_ms) c->retention_interval_ms = default_retention_interval_ms;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql) {
+  sqlite3_stmt *st = NULL;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+static bool open_writer(vd_decision_log *log, vd_error *err) {
+  const char *path = log->path;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(path, &log->writer, flags, NULL) != SQLITE_OK) {
+    char *dir = strdup(path);
+    const char *folder = dir ? dirname(dir) : ".";
+    if (access(folder, W_OK) != 0) {
+      vd_error_set(err, "decision log %s: the folder %s is not writable: %s", path, folder,
+                   strerror(errno));
+      free(dir);
+      return false;
+    }
+    free(dir);
+    return sqlite_fail(err, log->writer, path, "cannot open for writing");
+  }
+  sqlite3 *db = log->writer;
+  if (sqlite3_db_readonly(db, "main") == 1)
+    return vd_error_set(err, "decision log %s: the file or its folder is read-only", path);
+  sqlite3_busy_timeout(db, (int)log->config.busy_timeout_ms);
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
+    return sqlite_fail(err, db, path, "cannot set WAL mode");
+  bool wal = sqlite3_step(st) == SQLITE_ROW &&
+             strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+  sqlite3_finalize(st);
+  if (!wal) return sqlite_fail(err, db, path, "cannot switch to WAL mode (read-only folder?)");
+  const char *sync = log->config.durability == VD_DURABILITY_FSYNC ? "PRAGMA synchronous=FULL"
+                                                                   : "PRAGMA synchronous=NORMAL";
+  if (!exec(db, sync, path, err) || !exec(db, schema_sql, path, err)) return false;
+  /* a write lock proves the folder is writable now, not only at some later first commit */
+  if (!exec(db, "BEGIN IMMEDIATE; COMMIT", path, err)) return false;
+  if (log->config.max_bytes > 0) {
+    int64_t page = pragma_int(db, "PRAGMA page_size");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count=%" PRIu64,
+             log->config.max_bytes / (uint64_t)(page > 0 ? page : 4096));
+    if (!exec(db, sql, path, err)) return false;
+  }
+  log->stats.fsync = pragma_int(db, "PRAGMA synchronous") >= 2;
+  if (sqlite3_prepare_v3(db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &log->insert, NULL) ||
+      sqlite3_prepare_v3(db, purge_sql, -1, SQLITE_PREPARE_PERSISTENT, &log->purge, NULL))
+    return sqlite_fail(err, db, path, "cannot prepare statements");
+  return true;
+}
+
+static void close_reader(reader *r) {
+  sqlite3_finalize(r->get);
+  sqlite3_close(r->db);
+  free(r);
+}
+
+static void free_log(vd_decision_log *log) {
+  sqlite3_finalize(log->insert);
+  sqlite3_finalize(log->purge);
+  if (log->writer) {
+    /* fold the WAL back into the database so a clean shutdown leaves one file */
+    sqlite3_wal_checkpoint_v2(log->writer, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_close(log->writer);
+  }
+  for (reader *r = log->idle_readers, *next; r; r = next) {
+    next = r->next;
+    close_reader(r);
+  }
+  pthread_mutex_destroy(&log->lock);
+  pthread_mutex_destroy(&log->readers_lock);
+  pthread_cond_destroy(&log->work);
+  pthread_cond_destroy(&log->done);
+  pthread_cond_destroy(&log->space);
+  free(log->path);
+  free(log);
+}
+
+vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_error *err) {
+  if (!config || !config->path || !config->path[0]) {
+    vd_error_set(err, "decision log: no path given");
+    return NULL;
+  }
+  vd_decision_log *log = calloc(1, sizeof *log);
+  if (!log || !(log->path = strdup(config->path))) {
+    free(log);
+    vd_error_set(err, "out of memory");
+    return NULL;
+  }
+  log->config = *config;
+  log->config.path = log->path;
+  apply_defaults(&log->config);
+  pthread_mutex_init(&log->lock, NULL);
+  pthread_mutex_init(&log->readers_lock, NULL);
+  pthread_cond_init(&log->work, NULL);
+  pthread_cond_init(&log->done, NULL);
+  pthread_cond_init(&log->space, NULL);
+  log->stats.queue_capacity = log->config.queue_capacity;
+  log->stats.healthy = true;
+  log->next_retention_us = vd_wall_us(); /* first retention pass right after start */
+  if (!open_writer(log, err)) {
+    free_log(log);
+    return NULL;
+  }
+  int rc = pthread_create(&log->thread, NULL, writer_main, log);
+  if (rc != 0) {
+    vd_error_set(err, "decision log: cannot start the writer thread: %s", strerror(rc));
+    free_log(log);
+    return NULL;
+  }
+  return log;
+}
+
+void vd_decision_log_close(vd_decision_log *log) {
+  if (!log) return;
+  pthread_mutex_lock(&log->lock);
+  log->stopping = true;
+  pthread_cond_broadcast(&log->work);
+  pthread_cond_broadcast(&log->space);
+  pthread_mutex_unlock(&log->lock);
+  pthread_join(log->thread, NULL);
+  free_log(log);
+}
+
+/* --- appends ------------------------------------------------------------------------------- */
+
+vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_record *record,
+                                     vd_error *err) {
+  if (!record || !record->id || !record->id[0] || strlen(record->id) > ID_MAX || !record->kind ||
+      !record->kind[0] || !record->trace_json) {
+    vd_error_set(err, "decision log: a record needs an id (at most %d bytes), a kind and a trace",
+                 ID_MAX);
+    return VD_LOG_INVALID;
+  }
+  pending p = {.record = record,
+               .timestamp_us = record->timestamp_us ? record->timestamp_us : vd_wall_us()};
+  pthread_mutex_lock(&log->lock);
+  if (log->depth >= log->config.queue_capacity && !log->stopping &&
+      log->config.overload == VD_LOG_OVERLOAD_WAIT) {
+    struct timespec deadline;
+    abs_deadline(&deadline, vd_wall_us() + (int64_t)log->config.max_wait_ms * 1000);
+    while (log->depth >= log->config.queue_capacity && !log->stopping)
+      if (pthread_cond_timedwait(&log->space, &log->lock, &deadline) == ETIMEDOUT) break;
+  }
+  if (log->stopping) {
+    pthread_mutex_unlock(&log->lock);
+    vd_error_set(err, "decision log is shutting down");
+    return VD_LOG_CLOSED;
+  }
+  if (log->depth >= log->config.queue_capacity) {
+    log->stats.overloaded++;
+    pthread_mutex_unlock(&log->lock);
+    vd_error_set(err, "decision log overloaded: %zu decisions already wait for a commit",
+                 log->config.queue_capacity);
+    return VD_LOG_OVERLOADED;
+  }
+  if (log->tail)
+    log->tail->next = &p;
+  else
+    log->head = &p;
+  log->tail = &p;
+  log->depth++;
+  log->in_flight++;
+  pthread_cond_signal(&log->work);
+  while (!p.done) pthread_cond_wait(&log->done, &log->lock);
+  log->in_flight--;
+  pthread_mutex_unlock(&log->lock);
+  if (p.status != VD_LOG_OK) vd_error_set(err, "decision log %s: %s", log->path, p.message);
+  return p.status;
+}
+
+bool vd_decision_log_purge(vd_decision_log *log, int64_t older_than_us, uint64_t *deleted,
+                           vd_error *err) {
+  purge_request req = {.cutoff_us = older_than_us, .ok = true};
+  pthread_mutex_lock(&log->lock);
+  if (log->stopping) {
+    pthread_mutex_unlock(&log->lock);
+    return vd_error_set(err, "decision log is shutting down");
+  }
+  purge_request **end = &log->purges;
+  while (*end) end = &(*end)->next;
+  *end = &req;
+  pthread_cond_signal(&log->work);
+  while (!req.done) pthread_cond_wait(&log->done, &log->lock);
+  pthread_mutex_unlock(&log->lock);
+  if (deleted) *deleted = req.deleted;
+  if (!req.ok) return vd_error_set(err, "decision log %s: %s", log->path, req.message);
+  return true;
+}
+
+void vd_decision_log_stats_get(vd_decision_log *log, vd_decision_log_stats *out) {
+  pthread_mutex_lock(&log->lock);
+  *out = log->stats;
+  out->queue_depth = log->depth;
+  out->in_flight = log->in_flight;
+  pthread_mutex_unlock(&log->lock);
+}
+
+/* --- readers ------------------------------------------------------------------------------- */
+
+static reader *acquire_reader(vd_decision_log *log, vd_error *err) {
+  pthread_mutex_lock(&log->readers_lock);
+  reader *r = log->idle_readers;
+  if (r) log->idle_readers = r->next;
+  pthread_mutex_unlock(&log->readers_lock);
+  if (r) return r;
+  r = calloc(1, sizeof *r);
+  if (!r) {
+    vd_error_set(err, "out of memory");
+    return NULL;
+  }
+  int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(log->path, &r->db, flags, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v3(r->db, get_sql, -1, SQLITE_PREPARE_PERSISTENT, &r->get, NULL) !=
+          SQLITE_OK) {
+    sqlite_fail(err, r->db, log->path, "cannot open a reader");
+    close_reader(r);
+    return NULL;
+  }
+  sqlite3_busy_timeout(r->db, (int)log->config.busy_timeout_ms);
+  return r;
+}
+
+static void release_reader(vd_decision_log *log, reader *r) {
+  pthread_mutex_lock(&log->readers_lock);
+  r->next = log->idle_readers;
+  log->idle_readers = r;
+  pthread_mutex_unlock(&log->readers_lock);
+}
+
+static json_t *parse_trace(sqlite3_stmt *st, int column, vd_error *err) {
+  const char *text = (const char *)sqlite3_column_text(st, column);
+  size_t len = (size_t)sqlite3_column_bytes(st, column);
+  json_error_t jerr;
+  json_t *trace = json_loadb(text ? text : "", len, 0, &jerr);
+  if (!trace) vd_error_set(err, "decision log: a stored trace is not JSON: %s", jerr.text);
+  return trace;
+}
+
+vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
+                                  vd_error *err) {
+  *trace = NULL;
+  reader *r = acquire_reader(log, err);
+  if (!r) return VD_LOG_FAILED;
+  sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(r->get);
+  vd_log_status status = VD_LOG_OK;
+  if (rc == SQLITE_ROW) {
+    *trace = parse_trace(r->get, 0, err);
+    if (!*trace) status = VD_LOG_FAILED;
+  } else if (rc == SQLITE_DONE) {
+    vd_error_set(err, "no decision with id %s", id);
+    status = VD_LOG_NOT_FOUND;
+  } else {
+    sqlite_fail(err, r->db, log->path, "cannot read");
+    status = VD_LOG_FAILED;
+  }
+  sqlite3_reset(r->get);
+  sqlite3_clear_bindings(r->get);
+  release_reader(log, r);
+  return status;
+}
+
+/* The cursor is the (timestamp, id) of the last row returned: 16 hex digits of the timestamp
+ * followed by the id's bytes in hex. It is opaque to clients. */
+static char *encode_cursor(int64_t ts_us, const char *id) {
+  size_t len = strlen(id);
+  char *out = malloc(16 + 2 * len + 1);
+  if (!out) return NULL;
+  snprintf(out, 17, "%016" PRIx64, (uint64_t)ts_us);
+  for (size_t i = 0; i < len; i++) snprintf(out + 16 + 2 * i, 3, "%02x", (unsigned char)id[i]);
+  return out;
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+static bool decode_cursor(const char *cursor, int64_t *ts_us, char id[ID_MAX + 1]) {
+  size_t len = strlen(cursor);
+  if (len < 18 || len % 2 != 0 || (len - 16) / 2 > ID_MAX ||
+      strspn(cursor, "0123456789abcdef") != len)
+    return false;
+  uint64_t ts = 0;
+  for (int i = 0; i < 16; i++) ts = (ts << 4) | (uint64_t)hex_digit(cursor[i]);
+  *ts_us = (int64_t)ts;
+  size_t n = (len - 16) / 2;
+  for (size_t i = 0; i < n; i++) {
+    int v = hex_digit(cursor[16 + 2 * i]) * 16 + hex_digit(cursor[17 + 2 * i]);
+    if (v == 0) return false;
+    id[i] = (char)v;
+  }
+  id[n] = '\0';
+  return true;
+}
+
+bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json_t **traces,
+                          char **next_cursor, vd_error *err) {
+  *traces = NULL;
+  *next_cursor = NULL;
+  size_t limit = q->limit ? q->limit : VD_DECISION_LIST_DEFAULT;
+  if (limit > VD_DECISION_LIST_MAX)
+    return vd_error_field(err, "limit", "limit must be between 1 and %d, got %zu",
+                          VD_DECISION_LIST_MAX, q->limit);
+  int64_t cursor_ts = 0;
+  char cursor_id[ID_MAX + 1] = "";
+  bool has_cursor = q->cursor && q->cursor[0];
+  if (has_cursor && !decode_cursor(q->cursor, &cursor_ts, cursor_id))
+    return vd_error_field(err, "cursor", "not a cursor returned by this server");
+
+  /* Keyset pagination on (ts_us, id): the first condition is an index range, the second skips
+   * the rows of the cursor's own timestamp up to and including the cursor's id. */
+  char sql[512] = "SELECT ts_us, id, trace FROM decisions WHERE 1";
+  if (q->subject_id) strcat(sql, " AND subject_id = ?1");
+  if (q->kind) strcat(sql, " AND kind = ?2");
+  if (q->since_us) strcat(sql, " AND ts_us >= ?3");
+  if (q->until_us) strcat(sql, " AND ts_us < ?4");
+  if (has_cursor) strcat(sql, " AND ts_us >= ?5 AND (ts_us > ?5 OR id > ?6)");
+  strcat(sql, " ORDER BY ts_us, id LIMIT ?7");
+
+  reader *r = acquire_reader(log, err);
+  if (!r) return false;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    sqlite_fail(err, r->db, log->path, "cannot query");
+    release_reader(log, r);
+    return false;
+  }
+  if (q->subject_id) sqlite3_bind_text(st, 1, q->subject_id, -1, SQLITE_STATIC);
+  if (q->kind) sqlite3_bind_text(st, 2, q->kind, -1, SQLITE_STATIC);
+  if (q->since_us) sqlite3_bind_int64(st, 3, q->since_us);
+  if (q->until_us) sqlite3_bind_int64(st, 4, q->until_us);
+  if (has_cursor) {
+    sqlite3_bind_int64(st, 5, cursor_ts);
+    sqlite3_bind_text(st, 6, cursor_id, -1, SQLITE_STATIC);
+  }
+  sqlite3_bind_int64(st, 7, (sqlite3_int64)limit + 1); /* one more tells whether a page follows */
+
+  json_t *list = json_array();
+  size_t rows = 0;
+  int64_t last_ts = 0;
+  char last_id[ID_MAX + 1] = "";
+  bool ok = true, more = false;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (rows == limit) {
+      more = true;
+      break;
+    }
+    json_t *trace = parse_trace(st, 2, err);
+    if (!trace) {
+      ok = false;
+      break;
+    }
+    json_array_append_new(list, trace);
+    last_ts = sqlite3_column_int64(st, 0);
+    snprintf(last_id, sizeof last_id, "%s", (const char *)sqlite3_column_text(st, 1));
+    rows++;
+  }
+  if (ok && rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    sqlite_fail(err, r->db, log->path, "cannot query");
+    ok = false;
+  }
+  sqlite3_finalize(st);
+  release_reader(log, r);
+  if (!ok) {
+    json_decref(list);
+    return false;
+  }
+  if (more && !(*next_cursor = encode_cursor(last_ts, last_id))) {
+    json_decref(list);
+    return vd_error_set(err, "out of memory");
+  }
+  *traces = list;
+  return true;
+}

@@ -1,0 +1,157 @@
+/* vd_decision_log: the durable decision log — one row per decision with its full trace, in SQLite
+ * (WAL mode) in the data folder, with indexed columns for id, kind, subject, time and versions.
+ *
+ * Durability: vd_decision_log_append returns VD_LOG_OK only after the row's transaction has
+ * COMMITTED. Appends from concurrent threads are group-committed: one writer thread takes whatever
+ * is queued (up to max_batch rows) and commits it in one transaction while the callers wait on a
+ * condition variable, so the cost of a commit is shared by every decision in the batch.
+ *   - VD_DURABILITY_NORMAL (default): WAL + synchronous=NORMAL. A committed row is in the WAL file
+ *     (the kernel's page cache) before append returns: it survives the process being killed
+ *     (SIGKILL, crash, OOM kill), not a power loss or kernel crash.
+ *   - VD_DURABILITY_FSYNC: WAL + synchronous=FULL. The WAL is fsync'ed at every commit before
+ *     append returns: a committed row also survives power loss.
+ *
+ * Overload and failure never lose a decision silently: append returns a distinct status instead —
+ * VD_LOG_OVERLOADED when the bounded queue is full (policy REJECT: at once; WAIT: after waiting
+ * up to max_wait_ms for space) and VD_LOG_FAILED when the commit failed (disk full, I/O error,
+ * max_bytes reached, lock timeout). The server answers 503 for both; the decision was not stored.
+ *
+ * Retention: when retention_days > 0 the writer thread deletes rows whose timestamp is older than
+ * that, every retention_interval_ms, in chunks of a few thousand rows interleaved with the append
+ * batches, so appends never wait behind a long delete.
+ *
+ * Queries run on reader connections (a pool, one per concurrent reader) separate from the writer:
+ * get by id, and list by subject/kind/time range, oldest first, with keyset pagination: an opaque
+ * cursor names the last row returned, so pages stay exact under concurrent inserts (no row is
+ * repeated or skipped) and the last cursor of a finished listing resumes it later.
+ *
+ * Ownership: vd_decision_log_open returns a handle the caller closes with vd_decision_log_close
+ * (which commits every queued append first). Records passed to append are borrowed for the call.
+ * Returned json_t values and cursor strings belong to the caller (json_decref / free). Every
+ * function except close is thread-safe; close must not run concurrently with the others.
+ */
+#ifndef VD_DECISION_LOG_H
+#define VD_DECISION_LOG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vd_error.h"
+
+typedef enum vd_durability {
+  VD_DURABILITY_NORMAL = 0, /* survives process kill */
+  VD_DURABILITY_FSYNC = 1,  /* also survives power loss */
+} vd_durability;
+
+typedef enum vd_log_overload {
+  VD_LOG_OVERLOAD_REJECT = 0, /* queue full: fail at once with VD_LOG_OVERLOADED */
+  VD_LOG_OVERLOAD_WAIT = 1,   /* queue full: wait up to max_wait_ms for space, then fail */
+} vd_log_overload;
+
+typedef struct vd_decision_log_config {
+  const char *path;         /* the SQLite file, e.g. DATA_DIR/decisions.db (created if absent) */
+  vd_durability durability; /* default VD_DURABILITY_NORMAL */
+  size_t queue_capacity;    /* appends waiting for a commit before overload; default 4096 */
+  size_t max_batch;         /* rows per group commit at most; default 512 */
+  vd_log_overload overload; /* default VD_LOG_OVERLOAD_REJECT */
+  unsigned max_wait_ms;     /* VD_LOG_OVERLOAD_WAIT only; default 100 */
+  unsigned busy_timeout_ms; /* how long a commit waits for a lock held elsewhere; default 5000 */
+  unsigned retention_days;  /* delete decisions older than this; 0 keeps them forever */
+  unsigned retention_interval_ms; /* how often retention runs; default 3600000 (hourly) */
+  uint64_t max_bytes;             /* refuse appends once the file is this big; 0 = no limit */
+} vd_decision_log_config;
+
+typedef enum vd_log_status {
+  VD_LOG_OK = 0,
+  VD_LOG_OVERLOADED, /* the queue is full: not stored, answer 503 */
+  VD_LOG_FAILED,     /* the commit failed (disk, I/O, full, lock): not stored, answer 503 */
+  VD_LOG_DUPLICATE,  /* a decision with this id is already stored */
+  VD_LOG_INVALID,    /* the record lacks id, kind or trace */
+  VD_LOG_CLOSED,     /* the log is shutting down */
+  VD_LOG_NOT_FOUND,  /* get: no decision with this id */
+} vd_log_status;
+
+/* "ok", "overloaded", "failed", ... (for logs and metrics). */
+const char *vd_log_status_name(vd_log_status status);
+
+/* One decision. Strings are borrowed for the duration of the append call. */
+typedef struct vd_decision_record {
+  const char *id;              /* required, unique (a UUIDv7) */
+  const char *kind;            /* required: "promotions", "triage" */
+  const char *subject_id;      /* may be NULL */
+  int64_t timestamp_us;        /* Unix microseconds; 0 = now */
+  const char *ruleset_version; /* may be NULL */
+  const char *model_version;   /* may be NULL */
+  const char *trace_json;      /* required: the full trace, serialised JSON */
+  size_t trace_len;            /* bytes of trace_json; 0 = strlen */
+} vd_decision_record;
+
+typedef struct vd_decision_log vd_decision_log;
+
+/* Opens (creating if needed) the log and starts its writer thread. NULL with err when the file
+ * cannot be opened for writing (missing or read-only folder, not a database, ...). */
+vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_error *err);
+/* Commits every queued append, stops the writer, checkpoints the WAL and frees the handle. */
+void vd_decision_log_close(vd_decision_log *log);
+
+/* Stores one decision; blocks until it is committed (see the top of this file). */
+vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_record *record,
+                                     vd_error *err);
+
+/* The trace of decision `id`: VD_LOG_OK with *trace set (a new reference), VD_LOG_NOT_FOUND, or
+ * VD_LOG_FAILED with err. */
+vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
+                                  vd_error *err);
+
+enum { VD_DECISION_LIST_DEFAULT = 100, VD_DECISION_LIST_MAX = 1000 };
+
+typedef struct vd_decision_query {
+  const char *subject_id; /* NULL: any */
+  const char *kind;       /* NULL: any */
+  int64_t since_us;       /* inclusive lower bound on the timestamp; 0: none */
+  int64_t until_us;       /* exclusive upper bound; 0: none */
+  size_t limit;           /* 0: VD_DECISION_LIST_DEFAULT; more than the max is an error */
+  const char *cursor;     /* NULL or "" for the first page; else a previous next_cursor */
+} vd_decision_query;
+
+/* Lists matching traces oldest first (by timestamp, then id) into *traces (a new JSON array).
+ * *next_cursor is set to a malloc'ed cursor when the page is full (more rows may follow), else
+ * NULL. False with err (err->field names the parameter) for a bad cursor or limit, or a read
+ * failure. Use a cursor with the same filters it came from. */
+bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *query, json_t **traces,
+                          char **next_cursor, vd_error *err);
+
+/* Deletes decisions with a timestamp before older_than_us now (the writer thread does it, between
+ * append batches); *deleted (may be NULL) gets the count. */
+bool vd_decision_log_purge(vd_decision_log *log, int64_t older_than_us, uint64_t *deleted,
+                           vd_error *err);
+
+/* Commit latency histogram bounds, in seconds (Prometheus-style "le" buckets; a last bucket
+ * counts everything slower). */
+enum { VD_LOG_LATENCY_BUCKETS = 12 };
+extern const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS];
+
+typedef struct vd_decision_log_stats {
+  uint64_t queue_depth;    /* appends queued now, not yet taken into a commit */
+  uint64_t in_flight;      /* appends waiting for their commit now (queued or committing) */
+  uint64_t queue_capacity; /* the configured bound */
+  uint64_t committed;      /* rows committed since open */
+  uint64_t batches;        /* group commits since open */
+  uint64_t max_batch;      /* the largest batch so far */
+  uint64_t overloaded;     /* appends refused with VD_LOG_OVERLOADED */
+  uint64_t failed;         /* appends that got VD_LOG_FAILED */
+  uint64_t failed_commits; /* transactions that failed */
+  uint64_t duplicates;     /* appends refused with VD_LOG_DUPLICATE */
+  uint64_t purged;         /* rows deleted by retention and purge */
+  double commit_seconds_sum;
+  /* commits by latency: [i] counts commits <= bounds[i] and > bounds[i-1]; the last, slower ones */
+  uint64_t commit_latency[VD_LOG_LATENCY_BUCKETS + 1];
+  bool fsync;   /* the writer connection runs synchronous=FULL */
+  bool healthy; /* the last commit succeeded (or none was tried yet) */
+} vd_decision_log_stats;
+
+void vd_decision_log_stats_get(vd_decision_log *log, vd_decision_log_stats *out);
+
+#endif

@@ -1,0 +1,693 @@
+/* The decision log: durability under SIGKILL, group commit, overload and failure statuses,
+ * keyset pagination, retention, read-only folders, clean shutdown. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vd_decision_log.h"
+#include "vd_test.h"
+#include "vd_time.h"
+#include "vd_uuid.h"
+
+static bool under_sanitizer(void) { return getenv("VERDICT_UNDER_SANITIZER") != NULL; }
+
+typedef struct fixture {
+  char dir[64];
+  char path[128];
+} fixture;
+
+static void fixture_init(fixture *f) {
+  snprintf(f->dir, sizeof f->dir, "/tmp/vd-dlog-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(f->dir));
+  snprintf(f->path, sizeof f->path, "%s/decisions.db", f->dir);
+}
+
+static void fixture_done(fixture *f) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "chmod -R u+w %s; rm -rf %s", f->dir, f->dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static vd_decision_log *open_log(const vd_decision_log_config *config) {
+  vd_error err = {0};
+  vd_decision_log *log = vd_decision_log_open(config, &err);
+  ck_assert_msg(log != NULL, "open: %s", err.message);
+  return log;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+/* Appends a small trace {"decision_id": id, "n": n}. */
+static vd_log_status append_one(vd_decision_log *log, const char *id, const char *kind,
+                                const char *subject, int64_t ts_us, int n, vd_error *err) {
+  char trace[256];
+  snprintf(trace, sizeof trace, "{\"decision_id\":\"%s\",\"n\":%d}", id, n);
+  vd_decision_record r = {.id = id,
+                          .kind = kind,
+                          .subject_id = subject,
+                          .timestamp_us = ts_us,
+                          .ruleset_version = "rs1",
+                          .model_version = "m1",
+                          .trace_json = trace};
+  return vd_decision_log_append(log, &r, err);
+}
+
+/* Holds SQLite's write lock from another connection, so the writer stalls (as behind a slow
+ * disk) while the test fills the queue. */
+static sqlite3 *hold_write_lock(const char *path) {
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  return db;
+}
+
+static void release_write_lock(sqlite3 *db) {
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+static uint64_t queue_depth(vd_decision_log *log) {
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  return s.queue_depth;
+}
+
+static uint64_t in_flight(vd_decision_log *log) {
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  return s.in_flight;
+}
+
+/* Waits until `queued` appends are queued and `flight` in flight in all. */
+static void wait_for(vd_decision_log *log, uint64_t queued, uint64_t flight) {
+  for (int i = 0; i < 5000 && (queue_depth(log) != queued || in_flight(log) != flight); i++)
+    sleep_ms(1);
+  ck_assert_uint_eq(queue_depth(log), queued);
+  ck_assert_uint_eq(in_flight(log), flight);
+}
+
+typedef struct appender {
+  vd_decision_log *log;
+  vd_uuid_gen *gen;
+  int count;
+  vd_log_status status; /* the last non-OK status, or OK */
+  char first_id[VD_UUID_STRING_SIZE];
+} appender;
+
+static void *append_many(void *arg) {
+  appender *a = arg;
+  a->status = VD_LOG_OK;
+  for (int i = 0; i < a->count; i++) {
+    char id[VD_UUID_STRING_SIZE];
+    vd_uuid_v7(a->gen, id, NULL);
+    if (i == 0) memcpy(a->first_id, id, sizeof id);
+    vd_log_status st = append_one(a->log, id, "promotions", "s", 0, i, NULL);
+    if (st != VD_LOG_OK) a->status = st;
+  }
+  return NULL;
+}
+
+START_TEST(append_then_get_returns_the_trace) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_error err = {0};
+  ck_assert_int_eq(append_one(log, "id-1", "promotions", "c1", 0, 7, &err), VD_LOG_OK);
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "id-1", &trace, &err), VD_LOG_OK);
+  ck_assert_str_eq(json_string_value(json_object_get(trace, "decision_id")), "id-1");
+  ck_assert_int_eq(json_integer_value(json_object_get(trace, "n")), 7);
+  json_decref(trace);
+  ck_assert_int_eq(vd_decision_log_get(log, "nope", &trace, &err), VD_LOG_NOT_FOUND);
+  ck_assert_ptr_null(trace);
+  ck_assert_ptr_nonnull(strstr(err.message, "nope"));
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(invalid_and_duplicate_records_are_refused) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_error err = {0};
+  vd_decision_record no_kind = {.id = "x", .trace_json = "{}"};
+  ck_assert_int_eq(vd_decision_log_append(log, &no_kind, &err), VD_LOG_INVALID);
+  ck_assert_int_eq(append_one(log, "dup", "promotions", NULL, 0, 1, &err), VD_LOG_OK);
+  ck_assert_int_eq(append_one(log, "dup", "promotions", NULL, 0, 2, &err), VD_LOG_DUPLICATE);
+  ck_assert_ptr_nonnull(strstr(err.message, "already"));
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "dup", &trace, NULL), VD_LOG_OK);
+  ck_assert_int_eq(json_integer_value(json_object_get(trace, "n")), 1); /* the first stays */
+  json_decref(trace);
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.duplicates, 1);
+  ck_assert(s.healthy);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(concurrent_appends_are_group_committed) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  enum { THREADS = 8 };
+  pthread_t threads[THREADS];
+  appender a[THREADS];
+  sqlite3 *lock = hold_write_lock(f.path);
+  /* the first append stalls in the writer's commit; the other seven queue up behind it */
+  for (int t = 0; t < THREADS; t++) {
+    a[t] = (appender){.log = log, .gen = gen, .count = 1};
+    pthread_create(&threads[t], NULL, append_many, &a[t]);
+    if (t == 0) wait_for(log, 0, 1);
+  }
+  wait_for(log, THREADS - 1, THREADS);
+  release_write_lock(lock);
+  for (int t = 0; t < THREADS; t++) {
+    pthread_join(threads[t], NULL);
+    ck_assert_int_eq(a[t].status, VD_LOG_OK);
+  }
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.committed, THREADS);
+  ck_assert_uint_eq(s.max_batch, THREADS - 1); /* seven rows in one transaction */
+  ck_assert_uint_eq(s.batches, 2);
+  for (int t = 0; t < THREADS; t++) {
+    json_t *trace = NULL;
+    ck_assert_int_eq(vd_decision_log_get(log, a[t].first_id, &trace, NULL), VD_LOG_OK);
+    json_decref(trace);
+  }
+  vd_decision_log_close(log);
+  vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(a_full_queue_is_a_distinct_overload_error) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path, .queue_capacity = 4});
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  enum { THREADS = 5 };
+  pthread_t threads[THREADS];
+  appender a[THREADS];
+  sqlite3 *lock = hold_write_lock(f.path);
+  for (int t = 0; t < THREADS; t++) {
+    a[t] = (appender){.log = log, .gen = gen, .count = 1};
+    pthread_create(&threads[t], NULL, append_many, &a[t]);
+    if (t == 0) wait_for(log, 0, 1);
+  }
+  wait_for(log, 4, 5); /* one in the stalled commit, four queued: full */
+  vd_error err = {0};
+  uint64_t start = vd_monotonic_ns();
+  ck_assert_int_eq(append_one(log, "late", "promotions", NULL, 0, 0, &err), VD_LOG_OVERLOADED);
+  ck_assert_uint_lt(vd_monotonic_ns() - start, 100000000); /* REJECT does not wait */
+  ck_assert_ptr_nonnull(strstr(err.message, "overloaded"));
+  release_write_lock(lock);
+  for (int t = 0; t < THREADS; t++) {
+    pthread_join(threads[t], NULL);
+    ck_assert_int_eq(a[t].status, VD_LOG_OK); /* the queued ones were all committed */
+  }
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "late", &trace, NULL), VD_LOG_NOT_FOUND);
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.overloaded, 1);
+  ck_assert_uint_eq(s.committed, THREADS);
+  vd_decision_log_close(log);
+  vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(wait_policy_waits_for_space_then_gives_up) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){
+      .path = f.path, .queue_capacity = 1, .overload = VD_LOG_OVERLOAD_WAIT, .max_wait_ms = 150});
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  pthread_t threads[2];
+  appender a[2];
+  sqlite3 *lock = hold_write_lock(f.path);
+  for (int t = 0; t < 2; t++) {
+    a[t] = (appender){.log = log, .gen = gen, .count = 1};
+    pthread_create(&threads[t], NULL, append_many, &a[t]);
+    if (t == 0) wait_for(log, 0, 1);
+  }
+  wait_for(log, 1, 2);
+  vd_error err = {0};
+  uint64_t start = vd_monotonic_ns();
+  ck_assert_int_eq(append_one(log, "late", "promotions", NULL, 0, 0, &err), VD_LOG_OVERLOADED);
+  ck_assert_uint_ge(vd_monotonic_ns() - start, 140000000); /* it waited max_wait_ms */
+  release_write_lock(lock);
+  for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
+  /* with the writer running again, a waiting append gets through */
+  ck_assert_int_eq(append_one(log, "later", "promotions", NULL, 0, 0, &err), VD_LOG_OK);
+  vd_decision_log_close(log);
+  vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(a_lock_timeout_is_a_failed_commit_not_a_hang) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path, .busy_timeout_ms = 50});
+  sqlite3 *lock = hold_write_lock(f.path);
+  vd_error err = {0};
+  ck_assert_int_eq(append_one(log, "a", "promotions", NULL, 0, 0, &err), VD_LOG_FAILED);
+  ck_assert_ptr_nonnull(strstr(err.message, "locked"));
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert(!s.healthy);
+  ck_assert_uint_eq(s.failed_commits, 1);
+  release_write_lock(lock);
+  ck_assert_int_eq(append_one(log, "a", "promotions", NULL, 0, 0, &err), VD_LOG_OK);
+  vd_decision_log_stats_get(log, &s);
+  ck_assert(s.healthy);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(a_full_disk_fails_appends_and_retention_recovers) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log =
+      open_log(&(vd_decision_log_config){.path = f.path, .max_bytes = 256 * 1024});
+  static char trace[8192];
+  memset(trace, ' ', sizeof trace - 1);
+  trace[0] = '{';
+  trace[sizeof trace - 2] = '}';
+  vd_error err = {0};
+  int stored = 0;
+  vd_log_status st = VD_LOG_OK;
+  for (int i = 0; i < 1000 && st == VD_LOG_OK; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "big-%d", i);
+    vd_decision_record r = {
+        .id = id, .kind = "promotions", .timestamp_us = 1000 + i, .trace_json = trace};
+    st = vd_decision_log_append(log, &r, &err);
+    if (st == VD_LOG_OK) stored++;
+  }
+  ck_assert_int_eq(st, VD_LOG_FAILED);
+  ck_assert_ptr_nonnull(strstr(err.message, "full"));
+  ck_assert_int_gt(stored, 5);
+  json_t *got = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "big-0", &got, &err), VD_LOG_OK);
+  json_decref(got);
+  uint64_t deleted = 0;
+  ck_assert(vd_decision_log_purge(log, 1000 + stored, &deleted, &err));
+  ck_assert_uint_eq(deleted, (uint64_t)stored);
+  vd_decision_record again = {.id = "after", .kind = "promotions", .trace_json = trace};
+  ck_assert_int_eq(vd_decision_log_append(log, &again, &err), VD_LOG_OK);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+/* Opening in a folder the process may not write is an error with the path, not a crash. Root
+ * ignores permissions, so the check runs in a child that drops to nobody. */
+static void expect_open_fails_unprivileged(const char *path, const char *dir) {
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    if (geteuid() == 0 && setuid(65534) != 0) _exit(3);
+    vd_error err = {0};
+    vd_decision_log *log = vd_decision_log_open(&(vd_decision_log_config){.path = path}, &err);
+    if (log) _exit(1);
+    if (!strstr(err.message, dir)) _exit(2);
+    fprintf(stderr, "refused as expected: %s\n", err.message);
+    _exit(0);
+  }
+  int status = 0;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
+START_TEST(a_read_only_folder_is_an_error) {
+  fixture f;
+  fixture_init(&f);
+  ck_assert_int_eq(chmod(f.dir, 0555), 0);
+  expect_open_fails_unprivileged(f.path, f.dir); /* no database yet */
+  ck_assert_int_eq(chmod(f.dir, 0755), 0);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  ck_assert_int_eq(append_one(log, "a", "promotions", NULL, 0, 0, NULL), VD_LOG_OK);
+  vd_decision_log_close(log);
+  ck_assert_int_eq(chmod(f.dir, 0555), 0);
+  ck_assert_int_eq(chmod(f.path, 0444), 0);
+  expect_open_fails_unprivileged(f.path, f.dir); /* an existing database, read-only */
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(a_missing_folder_is_an_error) {
+  vd_error err = {0};
+  vd_decision_log *log =
+      vd_decision_log_open(&(vd_decision_log_config){.path = "/nonexistent-vd/decisions.db"}, &err);
+  ck_assert_ptr_null(log);
+  ck_assert_ptr_nonnull(strstr(err.message, "/nonexistent-vd/decisions.db"));
+}
+END_TEST
+
+/* Pages through a query, collecting the "n" of every trace; `between` runs after each page. */
+static json_t *collect_pages(vd_decision_log *log, vd_decision_query q, void (*between)(void *),
+                             void *ctx) {
+  json_t *all = json_array();
+  char *cursor = NULL;
+  int pages = 0;
+  do {
+    q.cursor = cursor;
+    json_t *traces = NULL;
+    char *next = NULL;
+    vd_error err = {0};
+    ck_assert_msg(vd_decision_log_list(log, &q, &traces, &next, &err), "%s", err.message);
+    ck_assert_uint_le(json_array_size(traces), q.limit);
+    if (next) ck_assert_uint_eq(json_array_size(traces), q.limit);
+    size_t i;
+    json_t *t;
+    json_array_foreach(traces, i, t) json_array_append(all, json_object_get(t, "n"));
+    json_decref(traces);
+    free(cursor);
+    cursor = next;
+    if (between) between(ctx);
+    ck_assert_int_lt(++pages, 10000);
+  } while (cursor);
+  return all;
+}
+
+typedef struct inserter {
+  vd_decision_log *log;
+  int next_n;
+  int64_t ts_us;
+} inserter;
+
+/* A concurrent writer: one new decision for subject "a" after every page, later than all. */
+static void insert_later(void *arg) {
+  inserter *ins = arg;
+  char id[32];
+  snprintf(id, sizeof id, "new-%d", ins->next_n);
+  ck_assert_int_eq(append_one(ins->log, id, "promotions", "a", ins->ts_us++, ins->next_n, NULL),
+                   VD_LOG_OK);
+  ins->next_n++;
+}
+
+START_TEST(cursor_pagination_is_exact_and_stable) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  enum { ROWS = 300 };
+  /* three decisions share each timestamp, so the cursor must break ties by id */
+  for (int i = 0; i < ROWS; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "r-%03d", i);
+    const char *subject = i % 2 ? "b" : "a";
+    const char *kind = i % 3 ? "promotions" : "triage";
+    ck_assert_int_eq(append_one(log, id, kind, subject, 1000000 + i / 3, i, NULL), VD_LOG_OK);
+  }
+  json_t *a = collect_pages(log, (vd_decision_query){.subject_id = "a", .limit = 7}, NULL, NULL);
+  ck_assert_uint_eq(json_array_size(a), ROWS / 2);
+  for (size_t i = 0; i < json_array_size(a); i++)
+    ck_assert_int_eq(json_integer_value(json_array_get(a, i)), (json_int_t)(2 * i));
+  json_decref(a);
+
+  /* kind and time range: [1000010, 1000020) holds rows 30..59; triage are multiples of 3 */
+  json_t *t = collect_pages(
+      log,
+      (vd_decision_query){.kind = "triage", .since_us = 1000010, .until_us = 1000020, .limit = 4},
+      NULL, NULL);
+  ck_assert_uint_eq(json_array_size(t), 10);
+  for (size_t i = 0; i < 10; i++)
+    ck_assert_int_eq(json_integer_value(json_array_get(t, i)), (json_int_t)(30 + 3 * i));
+  json_decref(t);
+
+  /* inserts while paging: every old row once, in order, then the new ones */
+  inserter ins = {log, 1000, 2000000};
+  json_t *c =
+      collect_pages(log, (vd_decision_query){.subject_id = "a", .limit = 10}, insert_later, &ins);
+  size_t total = json_array_size(c);
+  ck_assert_uint_ge(total, ROWS / 2 + 15);
+  for (size_t i = 0; i < ROWS / 2; i++)
+    ck_assert_int_eq(json_integer_value(json_array_get(c, i)), (json_int_t)(2 * i));
+  for (size_t i = ROWS / 2; i < total; i++)
+    ck_assert_int_eq(json_integer_value(json_array_get(c, i)), (json_int_t)(1000 + i - ROWS / 2));
+  json_decref(c);
+
+  /* an exactly full last page hands out no cursor: one row more is read to know */
+  json_t *traces = NULL;
+  char *next = NULL;
+  vd_decision_query q = {.subject_id = "b", .limit = ROWS / 2};
+  ck_assert(vd_decision_log_list(log, &q, &traces, &next, NULL));
+  ck_assert_uint_eq(json_array_size(traces), ROWS / 2);
+  ck_assert_ptr_null(next); /* no more rows: no cursor */
+  json_decref(traces);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(bad_cursor_and_limit_are_field_errors) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  json_t *traces = NULL;
+  char *next = NULL;
+  vd_error err = {0};
+  vd_decision_query q = {.cursor = "not-a-cursor"};
+  ck_assert(!vd_decision_log_list(log, &q, &traces, &next, &err));
+  ck_assert_str_eq(err.field, "cursor");
+  q = (vd_decision_query){.cursor = "00000000000f4240"}; /* timestamp without id */
+  ck_assert(!vd_decision_log_list(log, &q, &traces, &next, &err));
+  ck_assert_str_eq(err.field, "cursor");
+  q = (vd_decision_query){.limit = VD_DECISION_LIST_MAX + 1};
+  ck_assert(!vd_decision_log_list(log, &q, &traces, &next, &err));
+  ck_assert_str_eq(err.field, "limit");
+  ck_assert_ptr_null(traces);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(retention_deletes_old_decisions_periodically) {
+  fixture f;
+  fixture_init(&f);
+  int64_t now = vd_wall_us();
+  int64_t day = INT64_C(86400000000);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  for (int i = 0; i < 2500; i++) { /* more than one delete chunk */
+    char id[32];
+    snprintf(id, sizeof id, "old-%d", i);
+    ck_assert_int_eq(append_one(log, id, "promotions", "s", now - 10 * day + i, i, NULL),
+                     VD_LOG_OK);
+  }
+  ck_assert_int_eq(append_one(log, "recent", "promotions", "s", now - 2 * day, 0, NULL), VD_LOG_OK);
+  vd_decision_log_close(log);
+  log = open_log(
+      &(vd_decision_log_config){.path = f.path, .retention_days = 5, .retention_interval_ms = 20});
+  json_t *trace = NULL;
+  vd_log_status st = VD_LOG_OK;
+  for (int i = 0; i < 3000 && st == VD_LOG_OK; i++) {
+    st = vd_decision_log_get(log, "old-2499", &trace, NULL);
+    json_decref(trace);
+    if (st == VD_LOG_OK) sleep_ms(1);
+  }
+  ck_assert_int_eq(st, VD_LOG_NOT_FOUND);
+  ck_assert_int_eq(vd_decision_log_get(log, "old-0", &trace, NULL), VD_LOG_NOT_FOUND);
+  ck_assert_int_eq(vd_decision_log_get(log, "recent", &trace, NULL), VD_LOG_OK);
+  json_decref(trace);
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.purged, 2500);
+  /* appends go on while retention runs */
+  ck_assert_int_eq(append_one(log, "new", "promotions", "s", 0, 0, NULL), VD_LOG_OK);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+static int64_t count_rows(const char *path) {
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM decisions", -1, &st, NULL),
+                   SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
+static void expect_integrity_ok(const char *path) {
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+START_TEST(close_commits_everything_and_folds_the_wal) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  enum { THREADS = 4, EACH = 100 };
+  pthread_t threads[THREADS];
+  appender a[THREADS];
+  for (int t = 0; t < THREADS; t++) {
+    a[t] = (appender){.log = log, .gen = gen, .count = EACH};
+    pthread_create(&threads[t], NULL, append_many, &a[t]);
+  }
+  for (int t = 0; t < THREADS; t++) pthread_join(threads[t], NULL);
+  vd_decision_log_close(log);
+  char wal[160];
+  snprintf(wal, sizeof wal, "%s-wal", f.path);
+  struct stat sb;
+  ck_assert(stat(wal, &sb) != 0 || sb.st_size == 0);
+  ck_assert_int_eq(count_rows(f.path), THREADS * EACH);
+  expect_integrity_ok(f.path);
+  vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
+START_TEST(fsync_durability_runs_synchronous_full) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log =
+      open_log(&(vd_decision_log_config){.path = f.path, .durability = VD_DURABILITY_FSYNC});
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert(s.fsync);
+  ck_assert_int_eq(append_one(log, "a", "promotions", NULL, 0, 0, NULL), VD_LOG_OK);
+  vd_decision_log_close(log);
+  log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log_stats_get(log, &s);
+  ck_assert(!s.fsync);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+/* The child appends from 8 threads and reports every acknowledged id on a pipe; it never
+ * returns (the parent kills it). */
+typedef struct kill_worker {
+  vd_decision_log *log;
+  vd_uuid_gen *gen;
+  int fd;
+} kill_worker;
+
+static void *append_and_report(void *arg) {
+  kill_worker *w = arg;
+  for (int i = 0;; i++) {
+    char id[VD_UUID_STRING_SIZE];
+    vd_uuid_v7(w->gen, id, NULL);
+    if (append_one(w->log, id, "promotions", "k", 0, i, NULL) != VD_LOG_OK) continue;
+    id[36] = '\n'; /* 37-byte lines: atomic pipe writes */
+    if (write(w->fd, id, 37) != 37) _exit(4);
+  }
+  return NULL;
+}
+
+static void kill_test(vd_durability durability, int wanted) {
+  fixture f;
+  fixture_init(&f);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    vd_decision_log *log = vd_decision_log_open(
+        &(vd_decision_log_config){.path = f.path, .durability = durability}, NULL);
+    if (!log) _exit(5);
+    vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+    enum { THREADS = 8 };
+    pthread_t threads[THREADS];
+    kill_worker w = {log, gen, fds[1]};
+    for (int t = 0; t < THREADS; t++) pthread_create(&threads[t], NULL, append_and_report, &w);
+    for (;;) pause();
+  }
+  close(fds[1]);
+  FILE *in = fdopen(fds[0], "r");
+  size_t capacity = (size_t)wanted * 2 + 10000;
+  char(*ids)[40] = calloc(capacity, 40);
+  size_t n = 0;
+  while (n < (size_t)wanted && fgets(ids[n], 40, in)) n++;
+  ck_assert_uint_eq(n, (size_t)wanted);
+  kill(pid, SIGKILL); /* mid-stream: appends are in flight in every thread */
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  while (n < capacity && fgets(ids[n], 40, in)) n++; /* acknowledged before the kill */
+  fclose(in);
+
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  for (size_t i = 0; i < n; i++) {
+    ids[i][36] = '\0';
+    json_t *trace = NULL;
+    vd_error err = {0};
+    ck_assert_msg(vd_decision_log_get(log, ids[i], &trace, &err) == VD_LOG_OK,
+                  "acknowledged decision %s (#%zu of %zu) lost: %s", ids[i], i, n, err.message);
+    ck_assert_str_eq(json_string_value(json_object_get(trace, "decision_id")), ids[i]);
+    json_decref(trace);
+  }
+  vd_decision_log_close(log);
+  expect_integrity_ok(f.path);
+  fprintf(stderr, "kill test (%s): %zu acknowledged decisions all readable after SIGKILL\n",
+          durability == VD_DURABILITY_FSYNC ? "fsync" : "normal", n);
+  free(ids);
+  fixture_done(&f);
+}
+
+START_TEST(acknowledged_decisions_survive_sigkill) {
+  kill_test(VD_DURABILITY_NORMAL, under_sanitizer() ? 1000 : 20000);
+}
+END_TEST
+
+START_TEST(acknowledged_decisions_survive_sigkill_fsync) {
+  kill_test(VD_DURABILITY_FSYNC, under_sanitizer() ? 300 : 3000);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("decision_log");
+  TCase *tc = tcase_create("decision_log");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, append_then_get_returns_the_trace);
+  tcase_add_test(tc, invalid_and_duplicate_records_are_refused);
+  tcase_add_test(tc, concurrent_appends_are_group_committed);
+  tcase_add_test(tc, a_full_queue_is_a_distinct_overload_error);
+  tcase_add_test(tc, wait_policy_waits_for_space_then_gives_up);
+  tcase_add_test(tc, a_lock_timeout_is_a_failed_commit_not_a_hang);
+  tcase_add_test(tc, a_full_disk_fails_appends_and_retention_recovers);
+  tcase_add_test(tc, a_read_only_folder_is_an_error);
+  tcase_add_test(tc, a_missing_folder_is_an_error);
+  tcase_add_test(tc, cursor_pagination_is_exact_and_stable);
+  tcase_add_test(tc, bad_cursor_and_limit_are_field_errors);
+  tcase_add_test(tc, retention_deletes_old_decisions_periodically);
+  tcase_add_test(tc, close_commits_everything_and_folds_the_wal);
+  tcase_add_test(tc, fsync_durability_runs_synchronous_full);
+  tcase_add_test(tc, acknowledged_decisions_survive_sigkill);
+  tcase_add_test(tc, acknowledged_decisions_survive_sigkill_fsync);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}
