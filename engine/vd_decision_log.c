@@ -18,6 +18,7 @@ const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
 enum {
   PURGE_CHUNK = 2000,      /* rows deleted per retention transaction */
   ID_MAX = 128,            /* the longest decision id accepted */
+  CHECKPOINT_PAGES = 1000, /* WAL pages that wake the checkpointer (SQLite's own default) */
   MESSAGE_MAX = 256,       /* the error message a waiter gets back */
   DEFAULT_CAPACITY = 4096, /* see the header for every default */
   DEFAULT_BATCH = 512,
@@ -100,6 +101,14 @@ struct vd_decision_log {
 
   pthread_mutex_t readers_lock;
   reader *idle_readers;
+
+  /* Checkpoints run on their own thread and connection, so a commit never waits for the WAL to
+   * be copied back into the database (SQLite's automatic checkpoint would run inside a commit). */
+  sqlite3 *checkpointer;
+  pthread_t checkpoint_thread;
+  pthread_mutex_t checkpoint_lock;
+  pthread_cond_t checkpoint_wanted;
+  bool checkpoint_due, checkpoint_stop, checkpoint_started;
 };
 
 const char *vd_log_status_name(vd_log_status status) {
@@ -319,6 +328,66 @@ static void *writer_main(void *arg) {
   return NULL;
 }
 
+/* --- checkpoints ------------------------------------------------------------------------- */
+
+/* Called by SQLite after each commit of the writer with the WAL's size in pages. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
+  (void)db;
+  (void)name;
+  vd_decision_log *log = arg;
+  if (pages >= CHECKPOINT_PAGES) {
+    pthread_mutex_lock(&log->checkpoint_lock);
+    log->checkpoint_due = true;
+    pthread_cond_signal(&log->checkpoint_wanted);
+    pthread_mutex_unlock(&log->checkpoint_lock);
+  }
+  return SQLITE_OK;
+}
+
+static void *checkpoint_main(void *arg) {
+  vd_decision_log *log = arg;
+  pthread_mutex_lock(&log->checkpoint_lock);
+  for (;;) {
+    while (!log->checkpoint_due && !log->checkpoint_stop)
+      pthread_cond_wait(&log->checkpoint_wanted, &log->checkpoint_lock);
+    if (log->checkpoint_stop) break;
+    log->checkpoint_due = false;
+    pthread_mutex_unlock(&log->checkpoint_lock);
+    /* PASSIVE: copies what no reader still needs, never blocks the writer */
+    sqlite3_wal_checkpoint_v2(log->checkpointer, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    pthread_mutex_lock(&log->checkpoint_lock);
+  }
+  pthread_mutex_unlock(&log->checkpoint_lock);
+  return NULL;
+}
+
+static bool start_checkpointer(vd_decision_log *log, vd_error *err) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(log->path, &log->checkpointer, flags, NULL) != SQLITE_OK)
+    return sqlite_fail(err, log->checkpointer, log->path, "cannot open the checkpointer");
+  sqlite3_busy_timeout(log->checkpointer, (int)log->config.busy_timeout_ms);
+  if (!exec(log->writer, "PRAGMA wal_autocheckpoint=0", log->path, err)) return false;
+  sqlite3_wal_hook(log->writer, wal_hook, log);
+  int rc = pthread_create(&log->checkpoint_thread, NULL, checkpoint_main, log);
+  if (rc != 0)
+    return vd_error_set(err, "decision log: cannot start the checkpoint thread: %s", strerror(rc));
+  log->checkpoint_started = true;
+  return true;
+}
+
+static void stop_checkpointer(vd_decision_log *log) {
+  if (log->checkpoint_started) {
+    pthread_mutex_lock(&log->checkpoint_lock);
+    log->checkpoint_stop = true;
+    pthread_cond_signal(&log->checkpoint_wanted);
+    pthread_mutex_unlock(&log->checkpoint_lock);
+    pthread_join(log->checkpoint_thread, NULL);
+    log->checkpoint_started = false;
+  }
+  sqlite3_close(log->checkpointer);
+  log->checkpointer = NULL;
+}
+
 /* --- open and close ------------------------------------------------------------------------ */
 
 static void apply_defaults(vd_decision_log_config *c) {
@@ -390,6 +459,7 @@ static void close_reader(reader *r) {
 }
 
 static void free_log(vd_decision_log *log) {
+  stop_checkpointer(log);
   sqlite3_finalize(log->insert);
   sqlite3_finalize(log->purge);
   if (log->writer) {
@@ -403,6 +473,8 @@ static void free_log(vd_decision_log *log) {
   }
   pthread_mutex_destroy(&log->lock);
   pthread_mutex_destroy(&log->readers_lock);
+  pthread_mutex_destroy(&log->checkpoint_lock);
+  pthread_cond_destroy(&log->checkpoint_wanted);
   pthread_cond_destroy(&log->work);
   pthread_cond_destroy(&log->done);
   pthread_cond_destroy(&log->space);
@@ -429,10 +501,12 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
   pthread_cond_init(&log->work, NULL);
   pthread_cond_init(&log->done, NULL);
   pthread_cond_init(&log->space, NULL);
+  pthread_mutex_init(&log->checkpoint_lock, NULL);
+  pthread_cond_init(&log->checkpoint_wanted, NULL);
   log->stats.queue_capacity = log->config.queue_capacity;
   log->stats.healthy = true;
   log->next_retention_us = vd_wall_us(); /* first retention pass right after start */
-  if (!open_writer(log, err)) {
+  if (!open_writer(log, err) || !start_checkpointer(log, err)) {
     free_log(log);
     return NULL;
   }

@@ -1,0 +1,314 @@
+/* bench_decision_log: how fast the decision log commits and answers.
+ *
+ *   bench_decision_log [--dir DIR] [--seconds S] [--writers 1,4,16] [--trace-bytes N]
+ *                      [--sizes 10000,100000,1000000] [--fsync-too]
+ *
+ * 1. appends/s with N concurrent writers (each append blocks until committed), with the append
+ *    latency each caller saw (p50/p99) and the group-commit batch sizes;
+ * 2. get-by-id and list-by-subject latency (p50/p99) as the table grows through the given sizes.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vd_args.h"
+#include "vd_decision_log.h"
+#include "vd_time.h"
+#include "vd_uuid.h"
+
+enum { SUBJECTS_PER_ROWS = 10, QUERY_SAMPLES = 2000, MAX_LIST = 16 };
+
+typedef struct run {
+  vd_decision_log *log;
+  vd_uuid_gen *gen;
+  const char *trace_template; /* with a %s for the id */
+  size_t trace_bytes;
+  uint64_t deadline_ns; /* time-bound runs */
+  uint64_t quota;       /* count-bound runs (fill); 0 = time-bound */
+  uint64_t subjects;
+  /* out */
+  uint64_t *latencies_ns;
+  size_t count, capacity;
+  uint64_t failures;
+  char (*ids)[VD_UUID_STRING_SIZE]; /* fill: where to record ids, NULL otherwise */
+} run;
+
+static int compare_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double percentile_us(uint64_t *v, size_t n, double p) {
+  if (n == 0) return 0;
+  size_t i = (size_t)(p * (double)(n - 1));
+  return (double)v[i] / 1000.0;
+}
+
+static void *writer(void *arg) {
+  run *r = arg;
+  char *trace = malloc(r->trace_bytes + 64);
+  unsigned seed = (unsigned)(uintptr_t)r;
+  for (uint64_t i = 0;; i++) {
+    if (r->quota ? i >= r->quota : vd_monotonic_ns() >= r->deadline_ns) break;
+    char id[VD_UUID_STRING_SIZE], subject[32];
+    vd_uuid_v7(r->gen, id, NULL);
+    snprintf(subject, sizeof subject, "customer-%u", (unsigned)(rand_r(&seed) % r->subjects));
+    int len = snprintf(trace, r->trace_bytes + 64, r->trace_template, id);
+    vd_decision_record rec = {.id = id,
+                              .kind = "promotions",
+                              .subject_id = subject,
+                              .ruleset_version = "ab12cd34",
+                              .model_version = "ef56ab78",
+                              .trace_json = trace,
+                              .trace_len = (size_t)len};
+    uint64_t start = vd_monotonic_ns();
+    vd_log_status st = vd_decision_log_append(r->log, &rec, NULL);
+    uint64_t ns = vd_monotonic_ns() - start;
+    if (st != VD_LOG_OK) {
+      r->failures++;
+      continue;
+    }
+    if (r->ids) memcpy(r->ids[i], id, sizeof id);
+    if (r->count == r->capacity) {
+      r->capacity = r->capacity ? 2 * r->capacity : 4096;
+      r->latencies_ns = realloc(r->latencies_ns, r->capacity * sizeof *r->latencies_ns);
+    }
+    r->latencies_ns[r->count++] = ns;
+  }
+  free(trace);
+  return NULL;
+}
+
+/* A trace of about `bytes` bytes shaped like a real one (a candidate list with rule outcomes). */
+static char *make_template(size_t bytes) {
+  size_t cap = bytes + 512;
+  char *t = malloc(cap);
+  size_t n = (size_t)snprintf(t, cap,
+                              "{\"decision_id\":\"%%s\",\"kind\":\"promotions\",\"request\":{"
+                              "\"subject\":{\"recency\":6,\"history\":329.08}},\"candidates\":[");
+  while (n + 120 < bytes)
+    n += (size_t)snprintf(t + n, cap - n,
+                          "{\"rule\":\"low-uplift\",\"matched\":false,\"read\":{\"score.uplift\":"
+                          "0.0123}},");
+  snprintf(t + n, cap - n, "{\"final\":\"allow\"}]}");
+  return t;
+}
+
+/* Runs `writers` threads against log; time-bound (seconds) or count-bound (total rows). */
+static void run_writers(vd_decision_log *log, vd_uuid_gen *gen, const char *tmpl,
+                        size_t trace_bytes, int writers, double seconds, uint64_t total,
+                        uint64_t subjects, char (*ids)[VD_UUID_STRING_SIZE], uint64_t *all_ns,
+                        size_t *all_count, uint64_t *failures, double *elapsed_s) {
+  pthread_t threads[256];
+  run runs[256];
+  uint64_t start = vd_monotonic_ns();
+  for (int t = 0; t < writers; t++) {
+    uint64_t share = total ? total / writers + (t < (int)(total % writers)) : 0;
+    runs[t] = (run){.log = log,
+                    .gen = gen,
+                    .trace_template = tmpl,
+                    .trace_bytes = trace_bytes,
+                    .deadline_ns = start + (uint64_t)(seconds * 1e9),
+                    .quota = share,
+                    .subjects = subjects,
+                    .ids = ids};
+    if (ids) ids += share;
+    pthread_create(&threads[t], NULL, writer, &runs[t]);
+  }
+  *all_count = 0;
+  *failures = 0;
+  for (int t = 0; t < writers; t++) {
+    pthread_join(threads[t], NULL);
+    if (all_ns) memcpy(all_ns + *all_count, runs[t].latencies_ns, runs[t].count * sizeof(uint64_t));
+    *all_count += runs[t].count;
+    *failures += runs[t].failures;
+    free(runs[t].latencies_ns);
+  }
+  *elapsed_s = (double)(vd_monotonic_ns() - start) / 1e9;
+}
+
+static void bench_throughput(const char *dir, vd_durability durability, const int *writers,
+                             int nwriters, double seconds, size_t trace_bytes) {
+  char *tmpl = make_template(trace_bytes);
+  printf("\n== appends (%s, trace %zu bytes, %.1f s per run) ==\n",
+         durability == VD_DURABILITY_FSYNC ? "durability: fsync" : "durability: normal",
+         trace_bytes, seconds);
+  printf("%8s %12s %10s %10s %10s %9s %9s\n", "writers", "appends/s", "p50 us", "p99 us",
+         "p99.9 us", "batches", "avg batch");
+  for (int w = 0; w < nwriters; w++) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/bench-tp-%d.db", dir, writers[w]);
+    unlink(path);
+    vd_error err = {0};
+    vd_decision_log *log = vd_decision_log_open(
+        &(vd_decision_log_config){.path = path, .durability = durability}, &err);
+    if (!log) {
+      fprintf(stderr, "%s\n", err.message);
+      exit(1);
+    }
+    vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+    size_t cap = 64u << 20;
+    uint64_t *ns = malloc(cap * sizeof *ns);
+    size_t count = 0;
+    uint64_t failures = 0;
+    double elapsed = 0;
+    run_writers(log, gen, tmpl, trace_bytes, writers[w], seconds, 0, 100000, NULL, ns, &count,
+                &failures, &elapsed);
+    vd_decision_log_stats s;
+    vd_decision_log_stats_get(log, &s);
+    qsort(ns, count, sizeof *ns, compare_u64);
+    printf("%8d %12.0f %10.1f %10.1f %10.1f %9llu %9.1f%s\n", writers[w], (double)count / elapsed,
+           percentile_us(ns, count, 0.5), percentile_us(ns, count, 0.99),
+           percentile_us(ns, count, 0.999), (unsigned long long)s.batches,
+           s.batches ? (double)s.committed / (double)s.batches : 0.0,
+           failures ? "  (failures!)" : "");
+    fflush(stdout);
+    free(ns);
+    vd_decision_log_close(log);
+    vd_uuid_gen_free(gen);
+    unlink(path);
+  }
+  free(tmpl);
+}
+
+static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, size_t trace_bytes) {
+  char *tmpl = make_template(trace_bytes);
+  char path[512];
+  snprintf(path, sizeof path, "%s/bench-q.db", dir);
+  unlink(path);
+  vd_error err = {0};
+  vd_decision_log *log = vd_decision_log_open(&(vd_decision_log_config){.path = path}, &err);
+  if (!log) {
+    fprintf(stderr, "%s\n", err.message);
+    exit(1);
+  }
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  uint64_t max = sizes[nsizes - 1];
+  char(*ids)[VD_UUID_STRING_SIZE] = calloc(max, VD_UUID_STRING_SIZE);
+  printf("\n== queries (trace %zu bytes, one subject per %d rows) ==\n", trace_bytes,
+         SUBJECTS_PER_ROWS);
+  printf("%10s %10s %12s %12s %14s %14s %10s\n", "rows", "fill/s", "get p50 us", "get p99 us",
+         "subject p50 us", "subject p99 us", "rows/page");
+  uint64_t have = 0;
+  uint64_t *ns = malloc(QUERY_SAMPLES * sizeof *ns);
+  unsigned seed = 42;
+  for (int i = 0; i < nsizes; i++) {
+    size_t count = 0;
+    uint64_t failures = 0;
+    double elapsed = 0;
+    uint64_t add = sizes[i] - have;
+    /* subjects grow with the table: ~10 decisions per subject */
+    run_writers(log, gen, tmpl, trace_bytes, 8, 0, add, sizes[i] / SUBJECTS_PER_ROWS, ids + have,
+                NULL, &count, &failures, &elapsed);
+    have = sizes[i];
+    for (int q = 0; q < QUERY_SAMPLES; q++) {
+      const char *id = ids[(uint64_t)rand_r(&seed) * 7919u % have];
+      uint64_t start = vd_monotonic_ns();
+      json_t *trace = NULL;
+      if (vd_decision_log_get(log, id, &trace, &err) != VD_LOG_OK) {
+        fprintf(stderr, "get %s: %s\n", id, err.message);
+        exit(1);
+      }
+      ns[q] = vd_monotonic_ns() - start;
+      json_decref(trace);
+    }
+    qsort(ns, QUERY_SAMPLES, sizeof *ns, compare_u64);
+    double g50 = percentile_us(ns, QUERY_SAMPLES, 0.5),
+           g99 = percentile_us(ns, QUERY_SAMPLES, 0.99);
+    size_t listed = 0;
+    for (int q = 0; q < QUERY_SAMPLES; q++) {
+      char subject[32];
+      snprintf(subject, sizeof subject, "customer-%u",
+               (unsigned)(rand_r(&seed) % (have / SUBJECTS_PER_ROWS)));
+      json_t *traces = NULL;
+      char *next = NULL;
+      uint64_t start = vd_monotonic_ns();
+      vd_decision_query query = {.subject_id = subject, .limit = 100};
+      if (!vd_decision_log_list(log, &query, &traces, &next, &err)) {
+        fprintf(stderr, "list: %s\n", err.message);
+        exit(1);
+      }
+      ns[q] = vd_monotonic_ns() - start;
+      listed += json_array_size(traces);
+      json_decref(traces);
+      free(next);
+    }
+    qsort(ns, QUERY_SAMPLES, sizeof *ns, compare_u64);
+    printf("%10llu %10.0f %12.1f %12.1f %14.1f %14.1f %10.1f\n", (unsigned long long)have,
+           (double)count / elapsed, g50, g99, percentile_us(ns, QUERY_SAMPLES, 0.5),
+           percentile_us(ns, QUERY_SAMPLES, 0.99), (double)listed / QUERY_SAMPLES);
+    fflush(stdout);
+  }
+  free(ns);
+  free(ids);
+  vd_decision_log_close(log);
+  vd_uuid_gen_free(gen);
+  unlink(path);
+  free(tmpl);
+}
+
+/* Parses "1,4,16" into out (at most max); returns the count, 0 on a bad list. */
+static int parse_list(const char *s, uint64_t *out, int max) {
+  int n = 0;
+  while (*s && n < max) {
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || v == 0) return 0;
+    out[n++] = v;
+    s = *end == ',' ? end + 1 : end;
+    if (*end && *end != ',') return 0;
+  }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  vd_option options[] = {
+      {"dir", true, NULL, "folder for the bench databases (default /tmp)"},
+      {"seconds", true, NULL, "seconds per throughput run (default 3)"},
+      {"writers", true, NULL, "concurrent writer counts (default 1,2,4,8,16,32,64)"},
+      {"trace-bytes", true, NULL, "size of each trace (default 2048)"},
+      {"sizes", true, NULL, "table sizes for the query runs (default 10000,100000,1000000)"},
+      {"fsync-too", false, NULL, "also run the throughput table with durability: fsync"},
+  };
+  size_t n_options = sizeof options / sizeof options[0];
+  bool help = false;
+  size_t npos = 0;
+  vd_error err = {0};
+  if (!vd_args_parse(argc, argv, 1, options, n_options, NULL, 0, &npos, &help, &err)) {
+    fprintf(stderr, "bench_decision_log: %s\n", err.message);
+    return 2;
+  }
+  if (help) {
+    printf("usage: bench_decision_log [options]\n");
+    for (size_t i = 0; i < n_options; i++)
+      printf("  --%-12s %s\n", options[i].name, options[i].help);
+    return 0;
+  }
+  const char *dir = vd_args_get(options, n_options, "dir");
+  const char *sec = vd_args_get(options, n_options, "seconds");
+  const char *wr = vd_args_get(options, n_options, "writers");
+  const char *tb = vd_args_get(options, n_options, "trace-bytes");
+  const char *sz = vd_args_get(options, n_options, "sizes");
+  double seconds = sec ? atof(sec) : 3.0;
+  size_t trace_bytes = tb ? (size_t)atol(tb) : 2048;
+  uint64_t w64[32], sizes[32];
+  int nw = parse_list(wr ? wr : "1,2,4,8,16,32,64", w64, 32);
+  int ns = parse_list(sz ? sz : "10000,100000,1000000", sizes, 32);
+  if (!nw || !ns || seconds <= 0 || trace_bytes < 64) {
+    fprintf(stderr, "bench_decision_log: bad --writers, --sizes, --seconds or --trace-bytes\n");
+    return 2;
+  }
+  int writers[32];
+  for (int i = 0; i < nw; i++) writers[i] = w64[i] > 256 ? 256 : (int)w64[i];
+  if (!dir) dir = "/tmp";
+  printf("bench_decision_log: SQLite %s, %ld cores online\n", sqlite3_libversion(),
+         sysconf(_SC_NPROCESSORS_ONLN));
+  bench_throughput(dir, VD_DURABILITY_NORMAL, writers, nw, seconds, trace_bytes);
+  if (vd_args_get(options, n_options, "fsync-too"))
+    bench_throughput(dir, VD_DURABILITY_FSYNC, writers, nw, seconds, trace_bytes);
+  bench_queries(dir, sizes, ns, 512);
+  return 0;
+}
