@@ -16,7 +16,8 @@
  * identifiers. Types: bool, int (64-bit), double, string, enum (string from `values`),
  * list<T> (T any non-list type), timestamp (RFC 3339 string in JSON). Keys per field: type
  * (required), description, required (bool, default false), default, min/max (int, double),
- * max_length (string), values (enum), max_items (list). `score.*` is reserved (the model's outputs).
+ * max_length (string), values (enum), max_items (list). `score.*` is reserved (the model's
+ * outputs).
  *
  * Ownership: vd_schema_load* returns a schema with one reference; vd_schema_retain adds one,
  * vd_schema_free drops one and frees at zero (thread-safe counting). A loaded schema is immutable
@@ -60,8 +61,7 @@ vd_schema *vd_schema_load_string(const char *text, size_t len, const char *name,
 /* From an already-parsed YAML document's value (used for rule files whose `schema:` is inline).
  * doc may be NULL (positions then unknown); `value` is the schema mapping. */
 struct vd_yaml_doc;
-vd_schema *vd_schema_from_yaml(const struct vd_yaml_doc *doc, const json_t *value,
-                               vd_diags *diags);
+vd_schema *vd_schema_from_yaml(const struct vd_yaml_doc *doc, const json_t *value, vd_diags *diags);
 vd_schema *vd_schema_retain(vd_schema *schema);
 void vd_schema_free(vd_schema *schema);
 
@@ -69,7 +69,8 @@ void vd_schema_free(vd_schema *schema);
 const char *vd_schema_name(const vd_schema *schema);
 /* SHA-256 (hex) of the schema's canonical form (reformatting and comments do not change it). */
 const char *vd_schema_version(const vd_schema *schema);
-/* The canonical form: compact JSON, keys sorted (borrowed). Loading it back gives the same schema. */
+/* The canonical form: compact JSON, keys sorted (borrowed). Loading it back gives the same schema.
+ */
 const json_t *vd_schema_canonical(const vd_schema *schema);
 
 /* Fields, in file order. */
@@ -101,6 +102,10 @@ bool vd_schema_field_max(const vd_schema_field *field, double *max);
 size_t vd_schema_field_enum_count(const vd_schema_field *field);
 const char *vd_schema_field_enum_value(const vd_schema_field *field, size_t index);
 
+/* The field's value inside a NORMALISED request (subject.* and context.* fields) or candidate
+ * object (candidate.* fields; pass the candidate itself). Borrowed; NULL when absent. */
+const json_t *vd_schema_field_get(const vd_schema_field *field, const json_t *request_or_candidate);
+
 /* Validates a request and returns a NEW normalised copy (caller json_decref()s), or NULL with
  * EVERY violation appended to diags, each with its JSON path in vd_error.field and why in
  * vd_error.message:  subject.recency: expected int in [1, 12], got "six"
@@ -121,8 +126,5 @@ const char *vd_schema_field_enum_value(const vd_schema_field *field, size_t inde
 json_t *vd_schema_validate(const vd_schema *schema, const json_t *request, vd_diags *diags);
 json_t *vd_schema_validate_at(const vd_schema *schema, const json_t *request, int64_t now_us,
                               vd_diags *diags);
-
-/* Parses an RFC 3339 timestamp into seconds since the epoch and nanoseconds. */
-bool vd_schema_parse_timestamp(const char *text, int64_t *seconds, int32_t *nanos);
 
 #endif
