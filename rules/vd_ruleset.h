@@ -102,7 +102,7 @@ const char *vd_ruleset_rule_when(const vd_ruleset *ruleset, size_t index);
  * same for every candidate of a request and may be computed once). */
 bool vd_ruleset_stage_reads_candidate(const vd_ruleset *ruleset, vd_stage stage);
 
-const char *vd_stage_name(vd_stage stage);   /* "before_model" */
+const char *vd_stage_name(vd_stage stage);    /* "before_model" */
 const char *vd_action_name(vd_action action); /* "deny" */
 
 /* ---- Evaluation ---------------------------------------------------------------------------- */

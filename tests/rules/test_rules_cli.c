@@ -1,0 +1,213 @@
+/* `verdict rules check|test`: output format and exit codes. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vd_ruleset.h"
+#include "vd_test.h"
+
+#define EXAMPLE VERDICT_SOURCE_DIR "/examples/promotions/rules.yaml"
+
+typedef struct result {
+  int code;
+  char *out, *err;
+} result;
+
+static result run(int argc, const char **argv) {
+  result r;
+  size_t out_len, err_len;
+  FILE *out = open_memstream(&r.out, &out_len);
+  FILE *err = open_memstream(&r.err, &err_len);
+  r.code = vd_verb_rules(argc, (char **)argv, out, err);
+  fclose(out);
+  fclose(err);
+  return r;
+}
+
+static void result_free(result *r) {
+  free(r->out);
+  free(r->err);
+}
+
+static char dir[64];
+
+static const char *write_file(const char *name, const char *text) {
+  static char path[128];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+  return path;
+}
+
+static void setup(void) {
+  snprintf(dir, sizeof dir, "/tmp/vd_rules_cli_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(check_clean_file_prints_one_summary_line) {
+  const char *argv[] = {"rules", "check", EXAMPLE};
+  result r = run(3, argv);
+  ck_assert_int_eq(r.code, 0);
+  ck_assert_str_eq(r.err, "");
+  ck_assert_msg(strncmp(r.out,
+                        EXAMPLE ": ok: ruleset promotions, 7 rules (6 before_model, 1 "
+                                "after_model), 12 tests passed, schema promotions (14 fields), "
+                                "version ",
+                        strlen(EXAMPLE) + 110) == 0,
+                "%s", r.out);
+  ck_assert_ptr_eq(strchr(r.out, '\n'), r.out + strlen(r.out) - 1); /* exactly one line */
+  result_free(&r);
+}
+END_TEST
+
+START_TEST(check_prints_every_error_with_source_and_caret) {
+  const char *path =
+      write_file("bad.yaml",
+                 "ruleset: t\n"
+                 "schema: { schema: s, fields: { subject.x: int, subject.flag: bool } }\n"
+                 "default_score: 0\n"
+                 "rules:\n"
+                 "  - id: a\n"
+                 "    stage: before_model\n"
+                 "    when: subject.flga\n"
+                 "    then: { deny: x }\n"
+                 "  - id: b\n"
+                 "    stage: before_model\n"
+                 "    when: subject.x > 1\n"
+                 "    then: { deni: x }\n");
+  const char *argv[] = {"rules", "check", path};
+  result r = run(3, argv);
+  ck_assert_int_eq(r.code, 1);
+  ck_assert_str_eq(r.out, "");
+  char expected[2048];
+  snprintf(expected, sizeof expected,
+           "%s:7:11: rule a: unknown field subject.flga (did you mean subject.flag?)\n"
+           "    when: subject.flga\n"
+           "          ^\n"
+           "%s:12:13: rule b: unknown action \"deni\" (did you mean \"deny\"?; actions are deny, "
+           "allow, adjust, route, priority, escalate)\n"
+           "    then: { deni: x }\n"
+           "            ^\n"
+           "%s: 2 errors\n",
+           path, path, path);
+  ck_assert_str_eq(r.err, expected);
+  result_free(&r);
+}
+END_TEST
+
+START_TEST(check_reports_errors_in_the_schema_file_it_names) {
+  write_file("schema.yaml", "schema: s\nfields:\n  subject.x: { type: int, mni: 1 }\n");
+  const char *path =
+      write_file("r.yaml", "ruleset: t\nschema: schema.yaml\ndefault_score: 0\nrules: []\n");
+  const char *argv[] = {"rules", "check", path};
+  result r = run(3, argv);
+  ck_assert_int_eq(r.code, 1);
+  char expected[1024];
+  snprintf(expected, sizeof expected,
+           "%s/schema.yaml:3:27: unknown key \"mni\" in field subject.x (did you mean \"min\"?; "
+           "expected one of: type, description, required, default, min, max, max_length, values, "
+           "max_items)\n"
+           "  subject.x: { type: int, mni: 1 }\n"
+           "                          ^\n"
+           "%s: 1 error\n",
+           dir, path);
+  ck_assert_str_eq(r.err, expected);
+  result_free(&r);
+}
+END_TEST
+
+START_TEST(test_prints_pass_lines_and_the_summary) {
+  const char *argv[] = {"rules", "test", EXAMPLE};
+  result r = run(3, argv);
+  ck_assert_int_eq(r.code, 0);
+  ck_assert_msg(strstr(r.out, "PASS " EXAMPLE ": opted-out customers are denied\n"), "%s", r.out);
+  const char *last = r.out + strlen(r.out) - strlen("12 passed, 0 failed\n");
+  ck_assert_str_eq(last, "12 passed, 0 failed\n");
+  result_free(&r);
+}
+END_TEST
+
+START_TEST(test_shows_the_difference_and_fails) {
+  const char *path = write_file(
+      "t.yaml",
+      "ruleset: t\n"
+      "schema: { schema: s, fields: { subject.x: int } }\n"
+      "default_score: 0\n"
+      "rules:\n"
+      "  - { id: big, stage: before_model, when: subject.x > 3, then: { deny: big } }\n"
+      "tests:\n"
+      "  - name: small passes\n    input: { subject: { x: 1 } }\n    expect: { eligible: true }\n"
+      "  - name: wrong\n    input: { subject: { x: 9 } }\n"
+      "    expect: { eligible: true, fired: [] }\n");
+  const char *argv[] = {"rules", "test", path};
+  result r = run(3, argv);
+  ck_assert_int_eq(r.code, 1);
+  char expected[1024];
+  snprintf(expected, sizeof expected,
+           "PASS %s: small passes\n"
+           "FAIL %s: wrong\n"
+           "     eligible: expected true, got false; fired: expected [], got [big]\n"
+           "1 passed, 1 failed\n",
+           path, path);
+  ck_assert_str_eq(r.out, expected);
+  result_free(&r);
+}
+END_TEST
+
+START_TEST(bad_usage_exits_2) {
+  const char *none[] = {"rules"};
+  result r = run(1, none);
+  ck_assert_int_eq(r.code, 2);
+  result_free(&r);
+  const char *unknown[] = {"rules", "lint", "x"};
+  r = run(3, unknown);
+  ck_assert_int_eq(r.code, 2);
+  ck_assert_msg(strstr(r.err, "unknown command 'lint'"), "%s", r.err);
+  result_free(&r);
+  const char *nofile[] = {"rules", "check"};
+  r = run(2, nofile);
+  ck_assert_int_eq(r.code, 2);
+  result_free(&r);
+  const char *option[] = {"rules", "test", "--fast", EXAMPLE};
+  r = run(4, option);
+  ck_assert_int_eq(r.code, 2);
+  result_free(&r);
+  const char *help[] = {"rules", "--help"};
+  r = run(2, help);
+  ck_assert_int_eq(r.code, 0);
+  ck_assert_msg(strstr(r.out, "usage: verdict rules check FILE..."), "%s", r.out);
+  result_free(&r);
+}
+END_TEST
+
+START_TEST(missing_file_is_an_error) {
+  const char *argv[] = {"rules", "check", "/nonexistent/rules.yaml"};
+  result r = run(3, argv);
+  ck_assert_int_eq(r.code, 1);
+  ck_assert_msg(strstr(r.err, "/nonexistent/rules.yaml"), "%s", r.err);
+  result_free(&r);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("rules_cli");
+  TCase *t = tcase_create("cli");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_test(t, check_clean_file_prints_one_summary_line);
+  tcase_add_test(t, check_prints_every_error_with_source_and_caret);
+  tcase_add_test(t, check_reports_errors_in_the_schema_file_it_names);
+  tcase_add_test(t, test_prints_pass_lines_and_the_summary);
+  tcase_add_test(t, test_shows_the_difference_and_fails);
+  tcase_add_test(t, bad_usage_exits_2);
+  tcase_add_test(t, missing_file_is_an_error);
+  suite_add_tcase(s, t);
+  return vd_test_run(s);
+}
