@@ -1,0 +1,296 @@
+#include "vd_json_schema.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vd_buf.h"
+
+static const char *const type_names[] = {"object", "array",   "string", "integer",
+                                         "number", "boolean", "null"};
+
+static bool known_type(const char *name) {
+  for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
+    if (strcmp(type_names[i], name) == 0) return true;
+  return false;
+}
+
+static bool check_at(const json_t *schema, vd_buf *path, vd_error *err);
+
+static bool fail_at(vd_error *err, const vd_buf *path, const char *what, const char *key) {
+  return vd_error_field(err, path->len ? path->data : "(root)", "schema: %s \"%s\"", what, key);
+}
+
+static bool check_child(const json_t *child, vd_buf *path, const char *segment, vd_error *err) {
+  size_t saved = path->len;
+  vd_buf_printf(path, "%s%s", path->len ? "." : "", segment);
+  bool ok = check_at(child, path, err);
+  path->len = saved;
+  if (path->data) path->data[saved] = '\0';
+  return ok;
+}
+
+static bool check_at(const json_t *schema, vd_buf *path, vd_error *err) {
+  if (!json_is_object(schema)) return fail_at(err, path, "expected an object for", "schema");
+  const char *key;
+  json_t *value;
+  json_object_foreach((json_t *)schema, key, value) {
+    if (strcmp(key, "type") == 0) {
+      if (json_is_string(value)) {
+        if (!known_type(json_string_value(value)))
+          return fail_at(err, path, "unknown type", json_string_value(value));
+      } else if (json_is_array(value) && json_array_size(value) > 0) {
+        size_t i;
+        json_t *t;
+        json_array_foreach(value, i, t) {
+          if (!json_is_string(t) || !known_type(json_string_value(t)))
+            return fail_at(err, path, "bad entry in", "type");
+        }
+      } else {
+        return fail_at(err, path, "expected a type name or list of names for", "type");
+      }
+    } else if (strcmp(key, "properties") == 0) {
+      if (!json_is_object(value)) return fail_at(err, path, "expected an object for", key);
+      const char *name;
+      json_t *sub;
+      json_object_foreach(value, name, sub) {
+        char segment[300];
+        snprintf(segment, sizeof segment, "properties.%s", name);
+        if (!check_child(sub, path, segment, err)) return false;
+      }
+    } else if (strcmp(key, "required") == 0) {
+      if (!json_is_array(value)) return fail_at(err, path, "expected a list of names for", key);
+      size_t i;
+      json_t *r;
+      json_array_foreach(value, i, r) {
+        if (!json_is_string(r)) return fail_at(err, path, "expected names in", key);
+      }
+    } else if (strcmp(key, "additionalProperties") == 0) {
+      if (json_is_false(value) || json_is_true(value)) continue;
+      if (!check_child(value, path, "additionalProperties", err)) return false;
+    } else if (strcmp(key, "items") == 0) {
+      if (!check_child(value, path, "items", err)) return false;
+    } else if (strcmp(key, "enum") == 0) {
+      if (!json_is_array(value) || json_array_size(value) == 0)
+        return fail_at(err, path, "expected a non-empty list for", key);
+    } else if (strcmp(key, "minimum") == 0 || strcmp(key, "maximum") == 0) {
+      if (!json_is_number(value)) return fail_at(err, path, "expected a number for", key);
+    } else if (strcmp(key, "minItems") == 0 || strcmp(key, "maxItems") == 0 ||
+               strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0) {
+      if (!json_is_integer(value) || json_integer_value(value) < 0)
+        return fail_at(err, path, "expected a non-negative integer for", key);
+    } else if (strcmp(key, "title") == 0 || strcmp(key, "description") == 0 ||
+               strcmp(key, "$schema") == 0) {
+      continue;
+    } else {
+      return fail_at(err, path, "unsupported keyword", key);
+    }
+  }
+  return true;
+}
+
+bool vd_json_schema_check(const json_t *schema, vd_error *err) {
+  vd_buf path = {0};
+  bool ok = check_at(schema, &path, err);
+  vd_buf_free(&path);
+  return ok;
+}
+
+/* ---- validation ---- */
+
+static const char *type_of(const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_OBJECT:
+      return "object";
+    case JSON_ARRAY:
+      return "array";
+    case JSON_STRING:
+      return "string";
+    case JSON_INTEGER:
+      return "integer";
+    case JSON_REAL:
+      return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+      return "boolean";
+    case JSON_NULL:
+      return "null";
+  }
+  return "unknown";
+}
+
+static bool has_type(const json_t *v, const char *name) {
+  if (strcmp(name, "number") == 0) return json_is_number(v);
+  if (strcmp(name, "integer") == 0) {
+    if (json_is_integer(v)) return true;
+    /* 3.0 is an integer in JSON Schema. */
+    return json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+           isfinite(json_real_value(v));
+  }
+  return strcmp(type_of(v), name) == 0;
+}
+
+static void add(vd_diags *diags, const vd_buf *path, const char *fmt, const char *a,
+                const char *b) {
+  vd_error e;
+  char message[VD_ERROR_MESSAGE_MAX];
+  snprintf(message, sizeof message, fmt, a, b);
+  vd_error_field(&e, path->len ? path->data : "(root)", "%s", message);
+  vd_diags_add(diags, &e);
+}
+
+static size_t utf8_length(const char *s, size_t n) {
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80) count++;
+  return count;
+}
+
+static void validate_at(const json_t *schema, const json_t *v, vd_buf *path, vd_diags *diags);
+
+static void push_key(vd_buf *path, const char *key) {
+  vd_buf_printf(path, "%s%s", path->len ? "." : "", key);
+}
+
+static void restore(vd_buf *path, size_t saved) {
+  path->len = saved;
+  if (path->data) path->data[saved] = '\0';
+}
+
+static void validate_object(const json_t *schema, const json_t *v, vd_buf *path, vd_diags *diags) {
+  const json_t *props = json_object_get(schema, "properties");
+  const json_t *required = json_object_get(schema, "required");
+  const json_t *additional = json_object_get(schema, "additionalProperties");
+  size_t i;
+  json_t *r;
+  json_array_foreach((json_t *)required, i, r) {
+    const char *name = json_string_value(r);
+    if (name && !json_object_get(v, name)) {
+      size_t saved = path->len;
+      push_key(path, name);
+      add(diags, path, "required field is missing%s%s", "", "");
+      restore(path, saved);
+    }
+  }
+  const char *key;
+  json_t *child;
+  json_object_foreach((json_t *)v, key, child) {
+    const json_t *sub = props ? json_object_get(props, key) : NULL;
+    size_t saved = path->len;
+    push_key(path, key);
+    if (sub) {
+      validate_at(sub, child, path, diags);
+    } else if (json_is_false(additional)) {
+      add(diags, path, "unexpected field (allowed: only the declared properties)%s%s", "", "");
+    } else if (json_is_object(additional)) {
+      validate_at(additional, child, path, diags);
+    }
+    restore(path, saved);
+  }
+}
+
+static void validate_at(const json_t *schema, const json_t *v, vd_buf *path, vd_diags *diags) {
+  const json_t *type = json_object_get(schema, "type");
+  if (type) {
+    bool ok = false;
+    vd_buf expected = {0};
+    if (json_is_string(type)) {
+      ok = has_type(v, json_string_value(type));
+      vd_buf_puts(&expected, json_string_value(type));
+    } else {
+      size_t i;
+      json_t *t;
+      json_array_foreach(type, i, t) {
+        if (has_type(v, json_string_value(t))) ok = true;
+        vd_buf_printf(&expected, "%s%s", i ? " or " : "", json_string_value(t));
+      }
+    }
+    if (!ok) {
+      add(diags, path, "expected %s, got %s", expected.data ? expected.data : "?", type_of(v));
+      vd_buf_free(&expected);
+      return; /* the other keywords would only repeat the mismatch */
+    }
+    vd_buf_free(&expected);
+  }
+  const json_t *enumeration = json_object_get(schema, "enum");
+  if (enumeration) {
+    bool found = false;
+    size_t i;
+    json_t *e;
+    json_array_foreach(enumeration, i, e) {
+      if (json_equal(e, v)) found = true;
+    }
+    if (!found) {
+      char *allowed = json_dumps(enumeration, JSON_COMPACT | JSON_ENCODE_ANY);
+      char *got = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+      add(diags, path, "%s is not one of %s", got ? got : "?", allowed ? allowed : "?");
+      free(allowed);
+      free(got);
+    }
+  }
+  if (json_is_number(v)) {
+    double x = json_number_value(v);
+    const json_t *min = json_object_get(schema, "minimum");
+    const json_t *max = json_object_get(schema, "maximum");
+    char got[64], bound[64];
+    snprintf(got, sizeof got, "%g", x);
+    if (min && x < json_number_value(min)) {
+      snprintf(bound, sizeof bound, "%g", json_number_value(min));
+      add(diags, path, "%s is below the minimum %s", got, bound);
+    }
+    if (max && x > json_number_value(max)) {
+      snprintf(bound, sizeof bound, "%g", json_number_value(max));
+      add(diags, path, "%s is above the maximum %s", got, bound);
+    }
+  }
+  if (json_is_string(v)) {
+    size_t n = utf8_length(json_string_value(v), json_string_length(v));
+    const json_t *min = json_object_get(schema, "minLength");
+    const json_t *max = json_object_get(schema, "maxLength");
+    char got[32], bound[32];
+    snprintf(got, sizeof got, "%zu", n);
+    if (min && (json_int_t)n < json_integer_value(min)) {
+      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(min));
+      add(diags, path, "string of %s characters is shorter than minLength %s", got, bound);
+    }
+    if (max && (json_int_t)n > json_integer_value(max)) {
+      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(max));
+      add(diags, path, "string of %s characters is longer than maxLength %s", got, bound);
+    }
+  }
+  if (json_is_array(v)) {
+    size_t n = json_array_size(v);
+    const json_t *min = json_object_get(schema, "minItems");
+    const json_t *max = json_object_get(schema, "maxItems");
+    char got[32], bound[32];
+    snprintf(got, sizeof got, "%zu", n);
+    if (min && (json_int_t)n < json_integer_value(min)) {
+      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(min));
+      add(diags, path, "%s items, fewer than minItems %s", got, bound);
+    }
+    if (max && (json_int_t)n > json_integer_value(max)) {
+      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(max));
+      add(diags, path, "%s items, more than maxItems %s", got, bound);
+    }
+    const json_t *items = json_object_get(schema, "items");
+    if (items) {
+      size_t i;
+      json_t *item;
+      json_array_foreach(v, i, item) {
+        size_t saved = path->len;
+        vd_buf_printf(path, "[%zu]", i);
+        validate_at(items, item, path, diags);
+        restore(path, saved);
+      }
+    }
+  }
+  if (json_is_object(v)) validate_object(schema, v, path, diags);
+}
+
+bool vd_json_schema_validate(const json_t *schema, const json_t *instance, vd_diags *diags) {
+  size_t before = diags->count;
+  vd_buf path = {0};
+  validate_at(schema, instance, &path, diags);
+  vd_buf_free(&path);
+  return diags->count == before;
+}

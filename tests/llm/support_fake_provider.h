@@ -1,0 +1,61 @@
+/* A fake LLM provider for the tests: a real HTTP server on 127.0.0.1 (libmicrohttpd, an ephemeral
+ * port) that speaks both wire formats — Anthropic Messages at /v1/messages and OpenAI-compatible
+ * chat at /v1/chat/completions — and streams its answer as Server-Sent Events, a few characters per
+ * event, with configurable delays and usage reports.
+ *
+ * Behaviour is scripted: each request consumes the next pushed step (a fault, an answer override,
+ * a first-token delay); with no step left it answers normally with the default answer.
+ *
+ * Usage reported: input_tokens = request body bytes / 4 (at least 1), output_tokens = number of
+ * text events. Ownership: the fake owns everything it returns (strings valid until the next
+ * request or stop); fake_provider_last_request returns a new reference. */
+#ifndef SUPPORT_FAKE_PROVIDER_H
+#define SUPPORT_FAKE_PROVIDER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef enum fake_fault {
+  FAKE_OK = 0,
+  FAKE_HTTP_429,         /* rate_limit_error with a retry-after header */
+  FAKE_HTTP_529,         /* overloaded_error */
+  FAKE_HTTP_500,         /* api_error */
+  FAKE_HTTP_400,         /* invalid_request_error */
+  FAKE_HTTP_401,         /* authentication_error */
+  FAKE_SPEND_LIMIT,      /* 429 enforced_spend_limit_reached / OpenAI insufficient_quota */
+  FAKE_CUT_MID_STREAM,   /* the connection drops after half the answer */
+  FAKE_NO_STOP,          /* a clean end of stream without message_stop / [DONE] */
+  FAKE_ERROR_EVENT,      /* an overloaded_error event after half the answer */
+  FAKE_MALFORMED_EVENT,  /* an event whose data is not JSON */
+  FAKE_SLOW_FIRST_TOKEN, /* the first text arrives after delay_ms */
+} fake_fault;
+
+typedef struct fake_provider fake_provider;
+
+fake_provider *fake_provider_start(void);
+void fake_provider_stop(fake_provider *fp);
+
+/* Base URLs for the config: "http://127.0.0.1:PORT" (Anthropic) and ".../v1" (OpenAI). */
+const char *fake_provider_anthropic_url(const fake_provider *fp);
+const char *fake_provider_openai_url(const fake_provider *fp);
+
+/* The answer streamed when a step gives none. */
+void fake_provider_set_answer(fake_provider *fp, const char *text);
+/* Delay before every text event (ms), and characters per text event. */
+void fake_provider_set_pacing(fake_provider *fp, int token_delay_ms, int chars_per_event);
+/* Use CRLF line ends in the event stream (both are valid SSE). */
+void fake_provider_set_crlf(fake_provider *fp, bool crlf);
+
+/* Queues the behaviour of one future request. answer may be NULL (the default answer); delay_ms is
+ * the first-token delay for FAKE_SLOW_FIRST_TOKEN; retry_after the header value for
+ * FAKE_HTTP_429 (NULL: "1"). */
+void fake_provider_push(fake_provider *fp, fake_fault fault, const char *answer, int delay_ms,
+                        const char *retry_after);
+/* Makes every request fail with fault until cleared with FAKE_OK. */
+void fake_provider_set_down(fake_provider *fp, fake_fault fault);
+
+int fake_provider_request_count(fake_provider *fp);
+/* The last request: {path, body (parsed), x_api_key, authorization, anthropic_version}. */
+json_t *fake_provider_last_request(fake_provider *fp);
+
+#endif
