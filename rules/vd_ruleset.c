@@ -53,6 +53,14 @@ typedef enum score_var {
 static const char *const score_names[SCORE_COUNT] = {
     "p_treatment", "p_control", "uplift", "margin", "value", "confidence", "intent"};
 
+typedef struct bound_field {
+  size_t slot;
+  const vd_schema_field *field;
+  const char *name; /* inside its section */
+  vd_field_section section;
+  bool nested; /* a dotted name ("address.country") */
+} bound_field;
+
 struct vd_ruleset {
   atomic_int references;
   char *name;
@@ -67,6 +75,9 @@ struct vd_ruleset {
   size_t stage_begin[2], stage_end[2];
   bool stage_reads_candidate[2];
   size_t max_refs, total_refs;
+  /* The fields some rule reads: [0] subject/context, [1] candidate. */
+  bound_field *bound[2];
+  size_t bound_count[2];
   json_t *root; /* the rule file's document (owned copy), for tests */
   test_case *tests;
   size_t test_count;
@@ -633,6 +644,30 @@ static vd_schema *load_schema(loader *L, json_t *root, const char *base_dir) {
   return s;
 }
 
+static void collect_bound_fields(vd_ruleset *rs) {
+  bool *read = calloc(rs->field_slots ? rs->field_slots : 1, sizeof *read);
+  for (size_t i = 0; i < rs->count; i++) {
+    size_t n = vd_cel_program_ref_count(rs->rules[i].program);
+    const size_t *refs = vd_cel_program_refs(rs->rules[i].program);
+    for (size_t k = 0; k < n; k++)
+      if (refs[k] < rs->field_slots) read[refs[k]] = true;
+  }
+  for (int c = 0; c < 2; c++)
+    rs->bound[c] = calloc(rs->field_slots ? rs->field_slots : 1, sizeof *rs->bound[c]);
+  for (size_t i = 0; i < rs->field_slots; i++) {
+    if (!read[i]) continue;
+    const vd_schema_field *f = vd_schema_field_at(rs->schema, i);
+    int c = vd_schema_field_section(f) == VD_SECTION_CANDIDATE;
+    rs->bound[c][rs->bound_count[c]++] =
+        (bound_field){.slot = i,
+                      .field = f,
+                      .name = vd_schema_field_name(f),
+                      .section = vd_schema_field_section(f),
+                      .nested = strchr(vd_schema_field_name(f), '.') != NULL};
+  }
+  free(read);
+}
+
 static void trim_when_in_canonical(json_t *rules) {
   size_t i;
   json_t *r;
@@ -769,6 +804,7 @@ static vd_ruleset *load_document_unsorted(const vd_yaml_doc *doc, const char *ba
     rs->stage_begin[s] = b;
     rs->stage_end[s] = e2;
   }
+  collect_bound_fields(rs);
   build_canonical(rs);
   if (!(flags & VD_RULESET_SKIP_TESTS)) {
     for (size_t i = 0; i < rs->test_count; i++) {
@@ -858,6 +894,8 @@ void vd_ruleset_free(vd_ruleset *rs) {
   if (!rs || atomic_fetch_sub(&rs->references, 1) != 1) return;
   for (size_t i = 0; i < rs->count; i++) free_rule(&rs->rules[i]);
   free(rs->rules);
+  free(rs->bound[0]);
+  free(rs->bound[1]);
   for (size_t i = 0; i < rs->test_count; i++) free(rs->tests[i].name);
   free(rs->tests);
   vd_cel_env_free(rs->env);
@@ -990,14 +1028,28 @@ static bool bind_field(const vd_schema_field *field, const json_t *json, vd_cel_
   return true;
 }
 
+/* Binds the fields some rule reads (the others are never looked at) from the request's
+ * subject/context objects or from the candidate object. */
 static bool bind_section(vd_rules_frame *f, bool candidate, const json_t *source,
                          vd_cel_arena *arena, vd_error *err) {
-  const vd_schema *schema = f->rs->schema;
-  for (size_t i = 0; i < f->rs->field_slots; i++) {
-    const vd_schema_field *field = vd_schema_field_at(schema, i);
-    if ((vd_schema_field_section(field) == VD_SECTION_CANDIDATE) != candidate) continue;
-    const json_t *value = source ? vd_schema_field_get(field, source) : NULL;
-    if (!bind_field(field, value, arena, &f->slots[i], err)) return false;
+  const vd_ruleset *rs = f->rs;
+  const bound_field *fields = rs->bound[candidate];
+  size_t n = rs->bound_count[candidate];
+  const json_t *sections[3] = {NULL, source, NULL};
+  if (!candidate && source) {
+    sections[VD_SECTION_SUBJECT] = json_object_get(source, "subject");
+    sections[VD_SECTION_CONTEXT] = json_object_get(source, "context");
+  }
+  for (size_t i = 0; i < n; i++) {
+    const bound_field *b = &fields[i];
+    const json_t *value;
+    if (!source)
+      value = NULL;
+    else if (b->nested)
+      value = vd_schema_field_get(b->field, source);
+    else
+      value = json_object_get(sections[b->section], b->name);
+    if (!bind_field(b->field, value, arena, &f->slots[b->slot], err)) return false;
   }
   return true;
 }
