@@ -15,6 +15,7 @@ static int verb_help(int argc, char **argv, FILE *out, FILE *err);
 static const vd_verb verbs[] = {
     {"help", "Show help for verdict or for one verb: verdict help VERB", verb_help},
     {"version", "Print the version", verb_version},
+    {"expr", "Evaluate one CEL expression: verdict expr EXPR [--vars JSON]", vd_verb_expr},
 };
 
 static const size_t verb_count = sizeof verbs / sizeof verbs[0];

@@ -6,4 +6,7 @@
 
 #include <stdio.h>
 
+/* rules/cel_expr_verb.c (CEL, vd_cel.h) */
+int vd_verb_expr(int argc, char **argv, FILE *out, FILE *err);
+
 #endif
