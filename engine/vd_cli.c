@@ -16,6 +16,7 @@ static const vd_verb verbs[] = {
     {"help", "Show help for verdict or for one verb: verdict help VERB", verb_help},
     {"version", "Print the version", verb_version},
     {"expr", "Evaluate one CEL expression: verdict expr EXPR [--vars JSON]", vd_verb_expr},
+    {"serve", "Serve the scoring API: verdict serve --config FILE", vd_verb_serve},
 };
 
 static const size_t verb_count = sizeof verbs / sizeof verbs[0];

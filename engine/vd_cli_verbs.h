@@ -9,4 +9,7 @@
 /* rules/cel_expr_verb.c (CEL, vd_cel.h) */
 int vd_verb_expr(int argc, char **argv, FILE *out, FILE *err);
 
+/* engine/vd_service.h (the HTTP API) */
+int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err);
+
 #endif

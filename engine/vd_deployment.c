@@ -1,0 +1,442 @@
+#include "vd_deployment.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vd_buf.h"
+#include "vd_time.h"
+#include "vd_yaml.h"
+
+struct vd_deployment {
+  atomic_int refs;
+  char *name;
+  char *kind;
+  char *dir;
+  vd_ruleset *ruleset;
+  vd_model *model;
+  char *model_error;
+  size_t max_results;
+  vd_candidate_def *candidates;
+  size_t candidate_count;
+  json_t *candidate_doc; /* owns the candidate objects the defs point into */
+  json_t *warmup;
+  int64_t loaded_us;
+};
+
+static void deployment_free(vd_deployment *d) {
+  free(d->name);
+  free(d->kind);
+  free(d->dir);
+  vd_ruleset_free(d->ruleset);
+  vd_model_free(d->model);
+  free(d->model_error);
+  free(d->candidates);
+  json_decref(d->candidate_doc);
+  json_decref(d->warmup);
+  free(d);
+}
+
+vd_deployment *vd_deployment_retain(vd_deployment *d) {
+  if (d) atomic_fetch_add(&d->refs, 1);
+  return d;
+}
+
+void vd_deployment_release(vd_deployment *d) {
+  if (d && atomic_fetch_sub(&d->refs, 1) == 1) deployment_free(d);
+}
+
+static char *join_path(const char *dir, const char *name) {
+  if (name[0] == '/') return strdup(name);
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *out = malloc(n);
+  if (out) snprintf(out, n, "%s/%s", dir, name);
+  return out;
+}
+
+static void add_diag(vd_diags *diags, const vd_error *e) {
+  if (diags) vd_diags_add(diags, e);
+}
+
+/* Adds a yaml-positioned error to diags; returns false so callers can `return yaml_diag(...)`. */
+static bool yaml_diag(vd_diags *diags, const vd_yaml_doc *doc, const json_t *container,
+                      const char *key, size_t index, const char *message) {
+  vd_error e;
+  vd_yaml_error(doc, container, key, index, &e, "%s", message);
+  add_diag(diags, &e);
+  return false;
+}
+
+static const char *string_field(const vd_yaml_doc *doc, const json_t *root, const char *key,
+                                bool required, vd_diags *diags) {
+  json_t *v = json_object_get(root, key);
+  if (!v || json_is_null(v)) {
+    if (required) {
+      char message[128];
+      snprintf(message, sizeof message, "deployment.yaml needs '%s'", key);
+      yaml_diag(diags, doc, NULL, NULL, 0, message);
+    }
+    return NULL;
+  }
+  if (!json_is_string(v) || json_string_length(v) == 0) {
+    char message[128];
+    snprintf(message, sizeof message, "'%s' must be a non-empty string", key);
+    yaml_diag(diags, doc, root, key, 0, message);
+    return NULL;
+  }
+  return json_string_value(v);
+}
+
+static bool check_keys(const vd_yaml_doc *doc, const json_t *root, vd_diags *diags) {
+  static const char *const allowed[] = {"name",        "kind",       "schema", "rules", "model",
+                                        "max_results", "candidates", "warmup", NULL};
+  bool ok = true;
+  const char *key;
+  json_t *value;
+  json_object_foreach((json_t *)root, key, value) {
+    bool known = false;
+    for (const char *const *a = allowed; *a; a++) known = known || strcmp(*a, key) == 0;
+    if (known) continue;
+    vd_error e;
+    int line = 0, col = 0;
+    vd_yaml_where_key(doc, root, key, &line, &col);
+    vd_error_at(&e, vd_yaml_name(doc), line, col,
+                "unknown key '%s' in deployment.yaml (expected name, kind, schema, rules, model, "
+                "max_results, candidates, warmup)",
+                key);
+    add_diag(diags, &e);
+    ok = false;
+  }
+  return ok;
+}
+
+/* Candidates: each {id, treatment?, ...candidate fields}; the request-facing object drops
+ * `treatment` (an engine setting, not a request field) and keeps the rest. */
+static bool load_candidates(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
+                            vd_diags *diags) {
+  json_t *list = json_object_get(root, "candidates");
+  if (!json_is_array(list) || json_array_size(list) == 0)
+    return yaml_diag(diags, doc, list ? root : NULL, list ? "candidates" : NULL, 0,
+                     "deployment.yaml needs 'candidates': a list of {id, treatment, ...}");
+  size_t n = json_array_size(list);
+  d->candidates = calloc(n, sizeof *d->candidates);
+  d->candidate_doc = json_array();
+  if (!d->candidates || !d->candidate_doc) return false;
+  const vd_schema *schema = vd_ruleset_schema(d->ruleset);
+  bool ok = true;
+  for (size_t i = 0; i < n; i++) {
+    json_t *c = json_array_get(list, i);
+    json_t *id = json_object_get(c, "id");
+    if (!json_is_object(c) || !json_is_string(id) || json_string_length(id) == 0) {
+      ok = yaml_diag(diags, doc, list, NULL, i, "a candidate needs an 'id' (a string)");
+      continue;
+    }
+    json_t *treatment = json_object_get(c, "treatment");
+    if (treatment && !json_is_string(treatment)) {
+      ok = yaml_diag(diags, doc, c, "treatment", 0, "'treatment' must be a string");
+      continue;
+    }
+    for (size_t j = 0; j < d->candidate_count; j++)
+      if (strcmp(d->candidates[j].id, json_string_value(id)) == 0)
+        ok = yaml_diag(diags, doc, c, "id", 0, "duplicate candidate id");
+    json_t *fields = json_deep_copy(c);
+    json_object_del(fields, "treatment");
+    const char *key;
+    json_t *value;
+    json_object_foreach(fields, key, value) {
+      if (strcmp(key, "id") == 0) continue;
+      char path[256];
+      snprintf(path, sizeof path, "candidate.%s", key);
+      if (!vd_schema_find(schema, path)) {
+        char message[384];
+        snprintf(message, sizeof message,
+                 "candidate field '%s' is not declared in the schema (declare %s there)", key,
+                 path);
+        ok = yaml_diag(diags, doc, c, key, 0, message);
+      }
+    }
+    json_array_append_new(d->candidate_doc, fields);
+    vd_candidate_def *def = &d->candidates[d->candidate_count++];
+    def->id = json_string_value(json_object_get(fields, "id"));
+    def->treatment = treatment ? json_string_value(treatment) : NULL;
+    def->fields = fields;
+  }
+  /* `treatment` strings are borrowed from the YAML tree; keep them alive in our own doc. */
+  if (ok) {
+    json_t *treatments = json_array();
+    for (size_t i = 0; i < d->candidate_count; i++) {
+      json_t *t =
+          d->candidates[i].treatment ? json_string(d->candidates[i].treatment) : json_null();
+      json_array_append_new(treatments, t);
+      d->candidates[i].treatment = json_string_value(t);
+    }
+    json_array_append_new(d->candidate_doc, treatments);
+  }
+  return ok;
+}
+
+static bool store_ruleset(const char *data_dir, const vd_ruleset *rs, vd_diags *diags) {
+  char dir[4096], path[4200];
+  snprintf(dir, sizeof dir, "%s/rulesets", data_dir);
+  if (mkdir(data_dir, 0750) != 0 && errno != EEXIST) goto fail;
+  if (mkdir(dir, 0750) != 0 && errno != EEXIST) goto fail;
+  snprintf(path, sizeof path, "%s/%s.json", dir, vd_ruleset_version(rs));
+  if (access(path, F_OK) == 0) return true; /* content-addressed: already there */
+  char tmp[4300];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "w");
+  if (!f) goto fail;
+  const char *text = vd_ruleset_canonical(rs);
+  bool written = fwrite(text, 1, strlen(text), f) == strlen(text);
+  if (fclose(f) != 0 || !written || rename(tmp, path) != 0) {
+    unlink(tmp);
+    goto fail;
+  }
+  return true;
+fail : {
+  vd_error e;
+  vd_error_set(&e, "cannot store the ruleset in %s: %s", dir, strerror(errno));
+  add_diag(diags, &e);
+  return false;
+}
+}
+
+static bool load_model(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
+                       const vd_deployment_load_options *options, vd_diags *diags) {
+  const char *model = string_field(doc, root, "model", false, diags);
+  if (!model) {
+    if (json_object_get(root, "model") && !json_is_null(json_object_get(root, "model")))
+      return false;
+    d->model_error = strdup("the deployment names no model");
+    return true;
+  }
+  char *bundle = join_path(d->dir, model);
+  vd_error e;
+  d->model = bundle ? vd_model_load(bundle, vd_ruleset_schema(d->ruleset), &e) : NULL;
+  if (!d->model && bundle) {
+    char text[VD_ERROR_MESSAGE_MAX + 64];
+    vd_error_format(&e, text, sizeof text);
+    if (options && options->require_model) {
+      vd_error where;
+      vd_yaml_error(doc, root, "model", 0, &where, "model bundle %s refused: %s", bundle, text);
+      add_diag(diags, &where);
+      free(bundle);
+      return false;
+    }
+    size_t n = strlen(text) + strlen(bundle) + 32;
+    d->model_error = malloc(n);
+    if (d->model_error) snprintf(d->model_error, n, "model bundle %s: %s", bundle, text);
+  }
+  char version[VD_SHA256_HEX_SIZE];
+  if (d->model && options && options->data_dir &&
+      !vd_model_store_put(options->data_dir, bundle, version, &e)) {
+    add_diag(diags, &e); /* a version that cannot be stored for replay is not served */
+    vd_model_free(d->model);
+    d->model = NULL;
+    free(bundle);
+    return false;
+  }
+  free(bundle);
+  return d->model != NULL || d->model_error != NULL;
+}
+
+static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
+                      const vd_deployment_load_options *options, vd_diags *diags) {
+  if (!json_is_object(root))
+    return yaml_diag(diags, doc, NULL, NULL, 0, "deployment.yaml must be a mapping");
+  bool ok = check_keys(doc, root, diags);
+  const char *name = string_field(doc, root, "name", true, diags);
+  const char *kind = string_field(doc, root, "kind", true, diags);
+  const char *rules = string_field(doc, root, "rules", true, diags);
+  const char *schema = string_field(doc, root, "schema", false, diags);
+  if (!name || !kind || !rules) return false;
+  if (strcmp(kind, "promotions") != 0 && strcmp(kind, "triage") != 0)
+    ok = yaml_diag(diags, doc, root, "kind", 0, "kind must be 'promotions' or 'triage'");
+  d->name = strdup(name);
+  d->kind = strdup(kind);
+  json_t *max = json_object_get(root, "max_results");
+  d->max_results = 0;
+  if (max && !(json_is_integer(max) && json_integer_value(max) >= 1))
+    ok = yaml_diag(diags, doc, root, "max_results", 0, "max_results must be an integer >= 1");
+  else if (max)
+    d->max_results = (size_t)json_integer_value(max);
+  json_t *warmup = json_object_get(root, "warmup");
+  if (warmup && !json_is_object(warmup))
+    ok = yaml_diag(diags, doc, root, "warmup", 0, "warmup must be a request mapping");
+  else if (warmup)
+    d->warmup = json_deep_copy(warmup);
+
+  char *rules_path = join_path(d->dir, rules);
+  size_t before = diags ? diags->count : 0;
+  d->ruleset = rules_path ? vd_ruleset_load(rules_path, diags) : NULL;
+  free(rules_path);
+  if (!d->ruleset) {
+    if (diags && diags->count == before) {
+      vd_error e;
+      vd_error_set(&e, "the rule file %s/%s was refused", d->dir, rules);
+      add_diag(diags, &e);
+    }
+    return false;
+  }
+  if (schema) {
+    char *schema_path = join_path(d->dir, schema);
+    vd_schema *s = schema_path ? vd_schema_load(schema_path, diags) : NULL;
+    if (!s)
+      ok = false;
+    else if (strcmp(vd_schema_version(s), vd_schema_version(vd_ruleset_schema(d->ruleset))) != 0)
+      ok = yaml_diag(diags, doc, root, "schema", 0,
+                     "this schema differs from the one the rule file names: point both at the "
+                     "same file");
+    vd_schema_free(s);
+    free(schema_path);
+  }
+  if (!load_candidates(d, doc, root, diags)) ok = false;
+  if (ok && options && options->data_dir && !store_ruleset(options->data_dir, d->ruleset, diags))
+    ok = false;
+  if (ok && !load_model(d, doc, root, options, diags)) ok = false;
+  return ok;
+}
+
+vd_deployment *vd_deployment_load(const char *dir, const vd_deployment_load_options *options,
+                                  vd_diags *diags) {
+  vd_deployment *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  atomic_init(&d->refs, 1);
+  d->dir = strdup(dir);
+  d->loaded_us = vd_wall_us();
+  char *path = join_path(dir, "deployment.yaml");
+  vd_error e;
+  vd_yaml_doc *doc = path ? vd_yaml_load_file(path, &e) : NULL;
+  free(path);
+  if (!doc) {
+    add_diag(diags, &e);
+    deployment_free(d);
+    return NULL;
+  }
+  bool ok = load_body(d, doc, vd_yaml_root(doc), options, diags);
+  vd_yaml_free(doc);
+  if (!ok) {
+    deployment_free(d);
+    return NULL;
+  }
+  return d;
+}
+
+const char *vd_deployment_name(const vd_deployment *d) { return d->name; }
+const char *vd_deployment_kind(const vd_deployment *d) { return d->kind; }
+const char *vd_deployment_dir(const vd_deployment *d) { return d->dir; }
+const vd_ruleset *vd_deployment_ruleset(const vd_deployment *d) { return d->ruleset; }
+const vd_schema *vd_deployment_schema(const vd_deployment *d) {
+  return vd_ruleset_schema(d->ruleset);
+}
+const vd_model *vd_deployment_model(const vd_deployment *d) { return d->model; }
+const char *vd_deployment_model_error(const vd_deployment *d) {
+  return d->model ? NULL : d->model_error;
+}
+size_t vd_deployment_max_results(const vd_deployment *d) { return d->max_results; }
+size_t vd_deployment_candidate_count(const vd_deployment *d) { return d->candidate_count; }
+const vd_candidate_def *vd_deployment_candidate(const vd_deployment *d, size_t index) {
+  return index < d->candidate_count ? &d->candidates[index] : NULL;
+}
+const vd_candidate_def *vd_deployment_find_candidate(const vd_deployment *d, const char *id) {
+  for (size_t i = 0; i < d->candidate_count; i++)
+    if (strcmp(d->candidates[i].id, id) == 0) return &d->candidates[i];
+  return NULL;
+}
+const json_t *vd_deployment_warmup(const vd_deployment *d) { return d->warmup; }
+int64_t vd_deployment_loaded_us(const vd_deployment *d) { return d->loaded_us; }
+
+json_t *vd_deployment_describe(const vd_deployment *d) {
+  char loaded[40];
+  vd_format_rfc3339_us(d->loaded_us, loaded, sizeof loaded);
+  const vd_schema *schema = vd_deployment_schema(d);
+  json_t *candidates = json_array();
+  for (size_t i = 0; i < d->candidate_count; i++)
+    json_array_append_new(candidates, json_string(d->candidates[i].id));
+  json_t *model = d->model ? json_pack("{s:s, s:s}", "name", vd_model_name(d->model), "version",
+                                       vd_model_version(d->model))
+                           : json_null();
+  return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o}", "name",
+                   d->name, "kind", d->kind, "dir", d->dir, "loaded_at", loaded, "ruleset", "name",
+                   vd_ruleset_name(d->ruleset), "version", vd_ruleset_version(d->ruleset), "schema",
+                   "name", vd_schema_name(schema), "version", vd_schema_version(schema), "model",
+                   model, "model_error",
+                   d->model ? json_null() : json_string(d->model_error ? d->model_error : ""),
+                   "candidates", candidates);
+}
+
+/* ---- Registry ------------------------------------------------------------------------------ */
+
+struct vd_registry {
+  pthread_mutex_t lock; /* guards the slots; held only to swap or take a reference */
+  vd_deployment **slots;
+  size_t count;
+  size_t capacity;
+};
+
+vd_registry *vd_registry_new(void) {
+  vd_registry *r = calloc(1, sizeof *r);
+  if (r) pthread_mutex_init(&r->lock, NULL);
+  return r;
+}
+
+void vd_registry_free(vd_registry *r) {
+  if (!r) return;
+  for (size_t i = 0; i < r->count; i++) vd_deployment_release(r->slots[i]);
+  free(r->slots);
+  pthread_mutex_destroy(&r->lock);
+  free(r);
+}
+
+void vd_registry_install(vd_registry *r, vd_deployment *d) {
+  vd_deployment *old = NULL;
+  pthread_mutex_lock(&r->lock);
+  size_t i = 0;
+  while (i < r->count && strcmp(r->slots[i]->name, d->name) != 0) i++;
+  if (i < r->count) {
+    old = r->slots[i];
+    r->slots[i] = d;
+  } else {
+    if (r->count == r->capacity) {
+      size_t cap = r->capacity ? r->capacity * 2 : 4;
+      vd_deployment **grown = realloc(r->slots, cap * sizeof *grown);
+      if (!grown) {
+        pthread_mutex_unlock(&r->lock);
+        vd_deployment_release(d);
+        return;
+      }
+      r->slots = grown;
+      r->capacity = cap;
+    }
+    r->slots[r->count++] = d;
+  }
+  pthread_mutex_unlock(&r->lock);
+  vd_deployment_release(old); /* freed now, or when its last request finishes */
+}
+
+vd_deployment *vd_registry_acquire_kind(vd_registry *r, const char *kind) {
+  vd_deployment *found = NULL;
+  pthread_mutex_lock(&r->lock);
+  for (size_t i = 0; i < r->count && !found; i++)
+    if (strcmp(r->slots[i]->kind, kind) == 0) found = vd_deployment_retain(r->slots[i]);
+  pthread_mutex_unlock(&r->lock);
+  return found;
+}
+
+size_t vd_registry_count(vd_registry *r) {
+  pthread_mutex_lock(&r->lock);
+  size_t n = r->count;
+  pthread_mutex_unlock(&r->lock);
+  return n;
+}
+
+vd_deployment *vd_registry_acquire_at(vd_registry *r, size_t index) {
+  pthread_mutex_lock(&r->lock);
+  vd_deployment *d = index < r->count ? vd_deployment_retain(r->slots[index]) : NULL;
+  pthread_mutex_unlock(&r->lock);
+  return d;
+}

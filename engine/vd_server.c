@@ -1,0 +1,354 @@
+#include "vd_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vd_buf.h"
+#include "vd_time.h"
+
+struct vd_server {
+  struct MHD_Daemon *daemon;
+  vd_server_options options;
+  int listen_fd;
+  int port;
+  atomic_uint in_flight;
+  atomic_bool quiesced;
+};
+
+struct vd_http_request {
+  vd_server *server;
+  struct MHD_Connection *connection;
+  const char *method;
+  const char *path;
+  vd_buf body;
+  uint64_t started_ns;
+  bool too_large; /* the rest of the body is read and dropped, then 413 */
+  bool timed_out; /* likewise, then 408 */
+};
+
+const char *vd_http_method(const vd_http_request *req) { return req->method; }
+const char *vd_http_path(const vd_http_request *req) { return req->path; }
+uint64_t vd_http_started_ns(const vd_http_request *req) { return req->started_ns; }
+
+const char *vd_http_header(const vd_http_request *req, const char *name) {
+  return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
+}
+
+typedef struct query_find {
+  const char *name;
+  const char *value;
+  bool found;
+} query_find;
+
+static enum MHD_Result query_match(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  (void)kind;
+  query_find *find = cls;
+  if (strcmp(key, find->name) != 0) return MHD_YES;
+  find->found = true;
+  find->value = value ? value : ""; /* "?flag" without '=' has no value: present and empty */
+  return MHD_NO;
+}
+
+const char *vd_http_query(const vd_http_request *req, const char *name) {
+  query_find find = {name, NULL, false};
+  MHD_get_connection_values(req->connection, MHD_GET_ARGUMENT_KIND, query_match, &find);
+  return find.found ? find.value : NULL;
+}
+
+typedef struct query_walk {
+  bool (*fn)(void *ctx, const char *key, const char *value);
+  void *ctx;
+  bool stopped;
+} query_walk;
+
+static enum MHD_Result query_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  (void)kind;
+  query_walk *walk = cls;
+  if (walk->stopped) return MHD_NO;
+  if (!walk->fn(walk->ctx, key, value ? value : "")) {
+    walk->stopped = true;
+    return MHD_NO;
+  }
+  return MHD_YES;
+}
+
+void vd_http_query_each(const vd_http_request *req,
+                        bool (*fn)(void *ctx, const char *key, const char *value), void *ctx) {
+  query_walk walk = {fn, ctx, false};
+  MHD_get_connection_values(req->connection, MHD_GET_ARGUMENT_KIND, query_visit, &walk);
+}
+
+const char *vd_http_body(const vd_http_request *req, size_t *size) {
+  if (size) *size = req->body.len;
+  return req->body.data ? req->body.data : "";
+}
+
+void vd_http_respond_json(vd_http_response *resp, int status, json_t *json) {
+  free(resp->body);
+  resp->status = status;
+  resp->content_type = "application/json";
+  resp->body = json ? json_dumps(json, JSON_COMPACT) : NULL;
+  resp->body_size = resp->body ? strlen(resp->body) : 0;
+  json_decref(json);
+  if (json && !resp->body) resp->status = 500; /* out of memory while serialising */
+}
+
+void vd_http_respond_error(vd_http_response *resp, int status, const char *code, const char *field,
+                           json_t *extra, const char *fmt, ...) {
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  json_t *error = json_pack("{s:s, s:s, s:o}", "code", code, "message", message, "field",
+                            field ? json_string(field) : json_null());
+  if (error && extra) json_object_update(error, extra);
+  json_decref(extra);
+  vd_http_respond_json(resp, status, json_pack("{s:o}", "error", error));
+}
+
+void vd_http_add_header(vd_http_response *resp, const char *name, const char *value) {
+  if (resp->header_count >= VD_HTTP_MAX_EXTRA_HEADERS) return;
+  resp->headers[resp->header_count].name = name;
+  resp->headers[resp->header_count].value = value;
+  resp->header_count++;
+}
+
+static enum MHD_Result queue(vd_http_request *req, vd_http_response *resp) {
+  vd_server *server = req->server;
+  int status = resp->status ? resp->status : 500;
+  struct MHD_Response *r =
+      resp->body
+          ? MHD_create_response_from_buffer(resp->body_size, resp->body, MHD_RESPMEM_MUST_FREE)
+          : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+  if (!r) {
+    free(resp->body);
+    return MHD_NO;
+  }
+  resp->body = NULL; /* owned by libmicrohttpd now */
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          resp->content_type ? resp->content_type : "application/json");
+  for (size_t i = 0; i < resp->header_count; i++)
+    MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+  if (atomic_load(&server->quiesced)) MHD_add_response_header(r, "Connection", "close");
+  enum MHD_Result result = MHD_queue_response(req->connection, (unsigned)status, r);
+  MHD_destroy_response(r);
+  if (server->options.observer)
+    server->options.observer(server->options.ctx, req, status, vd_monotonic_ns() - req->started_ns);
+  return result;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
+  (void)version;
+  vd_server *server = cls;
+  vd_http_request *req = *con_cls;
+  const vd_server_options *o = &server->options;
+  if (!req) {
+    req = calloc(1, sizeof *req);
+    if (!req) return MHD_NO;
+    req->server = server;
+    req->connection = connection;
+    req->method = method;
+    req->path = url;
+    req->started_ns = vd_monotonic_ns();
+    *con_cls = req;
+    atomic_fetch_add(&server->in_flight, 1);
+    const char *length =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length) {
+      char *end = NULL;
+      errno = 0;
+      unsigned long long declared = strtoull(length, &end, 10);
+      if (errno == 0 && end != length && declared > o->max_body_bytes) {
+        /* Refused before reading a byte of it (and before any 100 Continue). */
+        vd_http_response resp = {0};
+        vd_http_respond_error(&resp, 413, "payload_too_large", NULL, NULL,
+                              "request body of %llu bytes is over the limit of %zu bytes", declared,
+                              o->max_body_bytes);
+        return queue(req, &resp);
+      }
+    }
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    if (!req->too_large && !req->timed_out) {
+      if (req->body.len + *upload_data_size > o->max_body_bytes) {
+        req->too_large = true;
+        vd_buf_free(&req->body);
+      } else if (o->request_timeout_ms &&
+                 vd_monotonic_ns() - req->started_ns > (uint64_t)o->request_timeout_ms * 1000000u) {
+        req->timed_out = true;
+        vd_buf_free(&req->body);
+      } else {
+        vd_buf_append(&req->body, upload_data, *upload_data_size);
+      }
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  vd_http_response resp = {0};
+  if (req->too_large)
+    vd_http_respond_error(&resp, 413, "payload_too_large", NULL, NULL,
+                          "request body is over the limit of %zu bytes", o->max_body_bytes);
+  else if (req->timed_out)
+    vd_http_respond_error(&resp, 408, "request_timeout", NULL, NULL,
+                          "the request body took longer than %u ms to arrive",
+                          o->request_timeout_ms);
+  else if (req->body.oom)
+    vd_http_respond_error(&resp, 503, "overloaded", NULL, NULL, "out of memory reading the body");
+  else
+    o->handler(o->ctx, req, &resp);
+  return queue(req, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode code) {
+  (void)connection;
+  (void)code;
+  vd_server *server = cls;
+  vd_http_request *req = *con_cls;
+  if (!req) return;
+  vd_buf_free(&req->body);
+  free(req);
+  *con_cls = NULL;
+  atomic_fetch_sub(&server->in_flight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  size_t n = strlen(line);
+  while (n && line[n - 1] == '\n') line[--n] = '\0';
+  fprintf(stderr, "verdict: http: %s\n", line);
+}
+
+static int bind_listener(const char *host, int port, int *bound_port, vd_error *err) {
+  struct addrinfo hints = {0}, *found = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  char service[16];
+  snprintf(service, sizeof service, "%d", port);
+  int rc = getaddrinfo(host, service, &hints, &found);
+  if (rc != 0) {
+    vd_error_set(err, "cannot resolve listen address '%s': %s", host ? host : "*",
+                 gai_strerror(rc));
+    return -1;
+  }
+  int fd = -1;
+  int saved = 0;
+  for (struct addrinfo *ai = found; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      saved = errno;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+    saved = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(found);
+  if (fd < 0) {
+    vd_error_set(err, "cannot listen on %s:%d: %s", host ? host : "*", port, strerror(saved));
+    return -1;
+  }
+  struct sockaddr_storage addr;
+  socklen_t len = sizeof addr;
+  getsockname(fd, (struct sockaddr *)&addr, &len);
+  *bound_port = ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                                 : ((struct sockaddr_in *)&addr)->sin_port);
+  return fd;
+}
+
+vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
+  if (!options->handler) {
+    vd_error_set(err, "no request handler");
+    return NULL;
+  }
+  vd_server *server = calloc(1, sizeof *server);
+  if (!server) {
+    vd_error_set(err, "out of memory");
+    return NULL;
+  }
+  server->options = *options;
+  vd_server_options *o = &server->options;
+  if (!o->threads) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = cores > 0 ? (unsigned)cores : 1;
+  }
+  if (!o->max_connections) o->max_connections = 1024;
+  if (!o->max_body_bytes) o->max_body_bytes = 64 * 1024;
+  if (!o->max_header_bytes) o->max_header_bytes = 16 * 1024;
+  server->listen_fd = bind_listener(o->host ? o->host : "0.0.0.0", o->port, &server->port, err);
+  if (server->listen_fd < 0) {
+    free(server);
+    return NULL;
+  }
+  /* The per-connection memory pool holds the request line and headers plus libmicrohttpd's own
+   * bookkeeping and read buffer; headers beyond the limit are refused with 431. */
+  size_t pool = o->max_header_bytes + 8 * 1024;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                   MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+  if (o->threads == 1) flags &= ~(unsigned)MHD_USE_TURBO;
+  server->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_access, server, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+      MHD_OPTION_LISTEN_SOCKET, server->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, o->threads,
+      MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_END);
+  if (!server->daemon) {
+    vd_error_set(err, "cannot start the HTTP server on port %d", server->port);
+    close(server->listen_fd);
+    free(server);
+    return NULL;
+  }
+  server->listen_fd = -1; /* libmicrohttpd owns and closes it from here */
+  return server;
+}
+
+int vd_server_port(const vd_server *server) { return server->port; }
+
+unsigned vd_server_in_flight(const vd_server *server) {
+  return atomic_load(&((vd_server *)server)->in_flight);
+}
+
+void vd_server_quiesce(vd_server *server) {
+  if (!server || atomic_exchange(&server->quiesced, true)) return;
+  MHD_socket fd = MHD_quiesce_daemon(server->daemon);
+  if (fd != MHD_INVALID_SOCKET) close(fd); /* handed back to us: no more accepts */
+}
+
+bool vd_server_drain(vd_server *server, unsigned timeout_ms) {
+  uint64_t deadline = vd_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+  while (atomic_load(&server->in_flight) > 0) {
+    if (vd_monotonic_ns() >= deadline) return false;
+    struct timespec pause = {0, 2 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  return true;
+}
+
+void vd_server_stop(vd_server *server) {
+  if (!server) return;
+  MHD_stop_daemon(server->daemon);
+  free(server);
+}

@@ -1,0 +1,791 @@
+#include "vd_service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vd_args.h"
+#include "vd_auth.h"
+#include "vd_buf.h"
+#include "vd_cel.h"
+#include "vd_decision_log.h"
+#include "vd_deployment.h"
+#include "vd_metrics.h"
+#include "vd_pipeline.h"
+#include "vd_server.h"
+#include "vd_time.h"
+#include "vd_uuid.h"
+
+#ifndef VERDICT_VERSION
+#define VERDICT_VERSION "0.1.0"
+#endif
+
+enum { MASK_KEY_BYTES = 32 };
+
+struct vd_service {
+  const vd_config *config;
+  FILE *events;
+  vd_registry *registry;
+  vd_decision_log *log;
+  vd_metrics *metrics;
+  vd_uuid_gen *ids;
+  char mask_key[2 * MASK_KEY_BYTES + 1]; /* hex text; its bytes are the HMAC key */
+  vd_trace_mask mask;
+  vd_server *server;
+  pthread_mutex_t reload_lock; /* one reload at a time (SIGHUP and POST /v1/admin/reload) */
+  atomic_bool ready;
+};
+
+static void event(vd_service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void event(vd_service *s, const char *fmt, ...) {
+  if (!s->events) return;
+  char stamp[40];
+  vd_format_rfc3339_us(vd_wall_us(), stamp, sizeof stamp);
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(s->events, "%s verdict: ", stamp);
+  vfprintf(s->events, fmt, ap);
+  fputc('\n', s->events);
+  fflush(s->events);
+  va_end(ap);
+}
+
+/* ---- Files in the data folder -------------------------------------------------------------- */
+
+static bool make_dirs(const char *path, vd_error *err) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return vd_error_set(err, "path too long: %s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+      return vd_error_set(err, "cannot create %s: %s", buf, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+    return vd_error_set(err, "cannot create %s: %s", buf, strerror(errno));
+  return true;
+}
+
+/* The masking key: read from the file, or created there (random, mode 0600) on first start, so
+ * masked values stay comparable across restarts. */
+static bool load_mask_key(const char *path, char out[2 * MASK_KEY_BYTES + 1], vd_error *err) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    unsigned char raw[MASK_KEY_BYTES];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+      close(fd);
+      unlink(path);
+      return vd_error_set(err, "cannot get random bytes for the masking key");
+    }
+    static const char digits[] = "0123456789abcdef";
+    char hex[2 * MASK_KEY_BYTES + 1];
+    for (size_t i = 0; i < MASK_KEY_BYTES; i++) {
+      hex[2 * i] = digits[raw[i] >> 4];
+      hex[2 * i + 1] = digits[raw[i] & 15];
+    }
+    hex[2 * MASK_KEY_BYTES] = '\n';
+    bool ok = write(fd, hex, sizeof hex) == (ssize_t)sizeof hex && fsync(fd) == 0;
+    close(fd);
+    if (!ok) {
+      unlink(path);
+      return vd_error_set(err, "cannot write the masking key %s", path);
+    }
+  } else if (errno != EEXIST) {
+    return vd_error_set(err, "cannot create the masking key %s: %s", path, strerror(errno));
+  }
+  size_t size = 0;
+  char *text = vd_read_file(path, 4096, &size, err);
+  if (!text) return false;
+  while (size && (text[size - 1] == '\n' || text[size - 1] == '\r' || text[size - 1] == ' '))
+    text[--size] = '\0';
+  if (size < 32) {
+    free(text);
+    return vd_error_set(err, "the masking key %s is shorter than 32 characters", path);
+  }
+  snprintf(out, 2 * MASK_KEY_BYTES + 1, "%s", text);
+  free(text);
+  return true;
+}
+
+/* ---- HTTP helpers -------------------------------------------------------------------------- */
+
+static vd_endpoint endpoint_of(const char *path) {
+  if (strcmp(path, "/v1/promotions/score") == 0) return VD_ENDPOINT_SCORE;
+  if (strcmp(path, "/v1/decisions") == 0) return VD_ENDPOINT_DECISION_LIST;
+  if (strncmp(path, "/v1/decisions/", 14) == 0) return VD_ENDPOINT_DECISION_GET;
+  if (strcmp(path, "/v1/admin/reload") == 0) return VD_ENDPOINT_ADMIN_RELOAD;
+  if (strcmp(path, "/v1/admin/versions") == 0) return VD_ENDPOINT_ADMIN_VERSIONS;
+  if (strcmp(path, "/healthz") == 0) return VD_ENDPOINT_HEALTHZ;
+  if (strcmp(path, "/readyz") == 0) return VD_ENDPOINT_READYZ;
+  if (strcmp(path, "/metrics") == 0) return VD_ENDPOINT_METRICS;
+  return VD_ENDPOINT_OTHER;
+}
+
+static void observe(void *ctx, const vd_http_request *req, int status, uint64_t ns) {
+  vd_service *s = ctx;
+  vd_metrics_observe_request(s->metrics, endpoint_of(vd_http_path(req)), status, ns);
+}
+
+static bool authorize(vd_service *s, const vd_http_request *req, vd_role role,
+                      vd_http_response *resp) {
+  vd_auth_result r = vd_auth_check(s->config->keys, s->config->key_count,
+                                   vd_http_header(req, "Authorization"), role, NULL);
+  switch (r) {
+    case VD_AUTH_OK:
+      return true;
+    case VD_AUTH_MISSING:
+      vd_http_respond_error(resp, 401, "unauthorized", NULL, NULL,
+                            "this endpoint needs an API key with the '%s' role: send "
+                            "'Authorization: Bearer KEY'",
+                            vd_role_name(role));
+      vd_http_add_header(resp, "WWW-Authenticate", "Bearer");
+      return false;
+    case VD_AUTH_UNKNOWN:
+      vd_http_respond_error(resp, 401, "unauthorized", NULL, NULL, "unknown API key");
+      vd_http_add_header(resp, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      return false;
+    case VD_AUTH_FORBIDDEN:
+      vd_http_respond_error(resp, 403, "forbidden", NULL, NULL,
+                            "this API key lacks the '%s' role this endpoint needs",
+                            vd_role_name(role));
+      return false;
+  }
+  return false;
+}
+
+/* Parses a JSON object body; on failure answers 400 with the position of the mistake. */
+static json_t *parse_body(const vd_http_request *req, vd_http_response *resp) {
+  const char *type = vd_http_header(req, "Content-Type");
+  if (type && strncmp(type, "application/json", 16) != 0) {
+    vd_http_respond_error(resp, 415, "unsupported_media_type", NULL, NULL,
+                          "the body must be JSON (Content-Type: application/json), got '%s'", type);
+    return NULL;
+  }
+  size_t size = 0;
+  const char *body = vd_http_body(req, &size);
+  json_error_t jerr;
+  json_t *json = json_loadb(body, size, JSON_REJECT_DUPLICATES, &jerr);
+  if (!json) {
+    vd_http_respond_error(resp, 400, "bad_json", NULL,
+                          json_pack("{s:i, s:i, s:i}", "line", jerr.line, "column", jerr.column,
+                                    "position", jerr.position),
+                          "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                          jerr.text);
+    return NULL;
+  }
+  if (!json_is_object(json)) {
+    json_decref(json);
+    vd_http_respond_error(resp, 400, "bad_request", NULL, NULL, "the body must be a JSON object");
+    return NULL;
+  }
+  return json;
+}
+
+static void respond_violations(vd_http_response *resp, const vd_diags *violations) {
+  json_t *list = json_array();
+  for (size_t i = 0; i < violations->count; i++) {
+    const vd_error *v = &violations->items[i];
+    json_array_append_new(list, json_pack("{s:s, s:s}", "field", v->field, "message", v->message));
+  }
+  const vd_error *first = violations->count ? &violations->items[0] : NULL;
+  vd_http_respond_error(resp, 400, "invalid_request",
+                        first && first->field[0] ? first->field : NULL,
+                        json_pack("{s:o}", "violations", list),
+                        "the request breaks the schema in %zu place%s%s%s%s%s", violations->count,
+                        violations->count == 1 ? "" : "s", first ? ": " : "",
+                        first && first->field[0] ? first->field : "",
+                        first && first->field[0] ? ": " : "", first ? first->message : "");
+}
+
+static json_t *diags_json(const vd_diags *diags) {
+  json_t *list = json_array();
+  for (size_t i = 0; i < diags->count; i++) {
+    const vd_error *e = &diags->items[i];
+    char text[VD_ERROR_MESSAGE_MAX + VD_ERROR_WHERE_MAX + 32];
+    vd_error_format(e, text, sizeof text);
+    json_t *item = json_pack("{s:s, s:s}", "message", e->message, "text", text);
+    if (e->file[0]) json_object_set_new(item, "file", json_string(e->file));
+    if (e->line) json_object_set_new(item, "line", json_integer(e->line));
+    if (e->column) json_object_set_new(item, "column", json_integer(e->column));
+    if (e->field[0]) json_object_set_new(item, "field", json_string(e->field));
+    json_array_append_new(list, item);
+  }
+  return list;
+}
+
+/* ---- Endpoints ----------------------------------------------------------------------------- */
+
+static void handle_score(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
+  json_t *request = parse_body(req, resp);
+  if (!request) return;
+  vd_deployment *d = vd_registry_acquire_kind(s->registry, "promotions");
+  if (!d) {
+    json_decref(request);
+    vd_http_respond_error(resp, 503, "not_ready", NULL, NULL, "no promotions deployment is loaded");
+    return;
+  }
+  char id[VD_UUID_STRING_SIZE];
+  vd_error err = {0};
+  vd_decision decision = {0};
+  vd_diags violations = {0};
+  if (!vd_uuid_v7(s->ids, id, &err)) {
+    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
+    goto done;
+  }
+  int64_t now = vd_wall_us();
+  vd_pipeline_input input = {.request = request,
+                             .decision_id = id,
+                             .now_us = now,
+                             .max_results = s->config->limits.max_results,
+                             .mask = &s->mask,
+                             .metrics = s->metrics};
+  vd_pipeline_status status = vd_pipeline_decide(d, &input, &decision, &violations, &err);
+  if (status == VD_PIPELINE_INVALID) {
+    respond_violations(resp, &violations);
+    goto done;
+  }
+  if (status != VD_PIPELINE_OK) {
+    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "decision failed: %s", err.message);
+    goto done;
+  }
+  char *trace = json_dumps(decision.trace, JSON_COMPACT);
+  if (!trace) {
+    vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
+    goto done;
+  }
+  vd_decision_record record = {.id = id,
+                               .kind = vd_deployment_kind(d),
+                               .subject_id = decision.subject_id,
+                               .timestamp_us = now,
+                               .ruleset_version = decision.ruleset_version,
+                               .model_version = decision.model_version,
+                               .trace_json = trace,
+                               .trace_len = strlen(trace)};
+  vd_log_status logged = vd_decision_log_append(s->log, &record, &err);
+  free(trace);
+  if (logged == VD_LOG_OK) {
+    vd_http_respond_json(resp, 200, json_incref(decision.response));
+  } else {
+    /* Never answer a decision that was not stored (issue: "a decision whose response was sent
+     * is never lost"). */
+    vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,
+                          "the decision could not be stored (%s): try again",
+                          vd_log_status_name(logged));
+    vd_http_add_header(resp, "Retry-After", "1");
+  }
+done:
+  vd_decision_clear(&decision);
+  vd_diags_free(&violations);
+  json_decref(request);
+  vd_deployment_release(d);
+}
+
+static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
+  const char *id = vd_http_path(req) + strlen("/v1/decisions/");
+  if (!vd_uuid_valid(id)) {
+    vd_http_respond_error(resp, 400, "bad_request", "id", NULL,
+                          "'%s' is not a decision id (a UUID)", id);
+    return;
+  }
+  json_t *trace = NULL;
+  vd_error err = {0};
+  vd_log_status st = vd_decision_log_get(s->log, id, &trace, &err);
+  if (st == VD_LOG_OK)
+    vd_http_respond_json(resp, 200, trace);
+  else if (st == VD_LOG_NOT_FOUND)
+    vd_http_respond_error(resp, 404, "not_found", "id", NULL, "no decision with id %s", id);
+  else
+    vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL, "%s", err.message);
+}
+
+typedef struct list_params {
+  vd_http_response *resp;
+  bool bad;
+} list_params;
+
+static bool check_list_param(void *ctx, const char *key, const char *value) {
+  (void)value;
+  static const char *const allowed[] = {"subject", "kind", "since", "until", "limit", "cursor"};
+  for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+    if (strcmp(allowed[i], key) == 0) return true;
+  list_params *p = ctx;
+  vd_http_respond_error(p->resp, 400, "bad_request", key, NULL,
+                        "unknown query parameter '%s' (expected subject, kind, since, until, "
+                        "limit, cursor)",
+                        key);
+  p->bad = true;
+  return false;
+}
+
+static bool time_param(const vd_http_request *req, const char *name, int64_t *out,
+                       vd_http_response *resp) {
+  const char *v = vd_http_query(req, name);
+  *out = 0;
+  if (!v || !*v) return true;
+  vd_cel_value t;
+  if (!vd_cel_timestamp_parse(v, strlen(v), &t, NULL)) {
+    vd_http_respond_error(resp, 400, "bad_request", name, NULL,
+                          "%s must be an RFC 3339 time such as 2026-12-03T13:00:00Z, got '%s'",
+                          name, v);
+    return false;
+  }
+  *out = t.v.time.seconds * 1000000 + t.v.time.nanos / 1000;
+  return true;
+}
+
+static void handle_decision_list(vd_service *s, const vd_http_request *req,
+                                 vd_http_response *resp) {
+  list_params params = {resp, false};
+  vd_http_query_each(req, check_list_param, &params);
+  if (params.bad) return;
+  vd_decision_query q = {0};
+  q.subject_id = vd_http_query(req, "subject");
+  q.kind = vd_http_query(req, "kind");
+  q.cursor = vd_http_query(req, "cursor");
+  if (!time_param(req, "since", &q.since_us, resp) || !time_param(req, "until", &q.until_us, resp))
+    return;
+  const char *limit = vd_http_query(req, "limit");
+  if (limit && *limit) {
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(limit, &end, 10);
+    if (errno || *end || n < 1 || n > VD_DECISION_LIST_MAX) {
+      vd_http_respond_error(resp, 400, "bad_request", "limit", NULL,
+                            "limit must be an integer in [1, %d], got '%s'", VD_DECISION_LIST_MAX,
+                            limit);
+      return;
+    }
+    q.limit = (size_t)n;
+  }
+  json_t *traces = NULL;
+  char *next = NULL;
+  vd_error err = {0};
+  if (!vd_decision_log_list(s->log, &q, &traces, &next, &err)) {
+    if (err.field[0])
+      vd_http_respond_error(resp, 400, "bad_request", err.field, NULL, "%s", err.message);
+    else
+      vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL, "%s", err.message);
+    return;
+  }
+  vd_http_respond_json(resp, 200,
+                       json_pack("{s:o, s:o}", "decisions", traces, "next_cursor",
+                                 next ? json_string(next) : json_null()));
+  free(next);
+}
+
+static json_t *versions_json(vd_service *s) {
+  json_t *list = json_array();
+  size_t n = vd_registry_count(s->registry);
+  for (size_t i = 0; i < n; i++) {
+    vd_deployment *d = vd_registry_acquire_at(s->registry, i);
+    if (!d) continue;
+    json_array_append_new(list, vd_deployment_describe(d));
+    vd_deployment_release(d);
+  }
+  return list;
+}
+
+static void handle_reload(vd_service *s, vd_http_response *resp) {
+  vd_diags diags = {0};
+  json_t *report = NULL;
+  if (vd_service_reload(s, &diags, &report)) {
+    vd_http_respond_json(resp, 200, report);
+  } else {
+    char first[VD_ERROR_MESSAGE_MAX + VD_ERROR_WHERE_MAX + 32] = "";
+    if (diags.count) vd_error_format(&diags.items[0], first, sizeof first);
+    vd_http_respond_error(resp, 422, "reload_failed", NULL,
+                          json_pack("{s:o}", "errors", diags_json(&diags)),
+                          "reload refused with %zu error%s, the previous versions keep serving: %s",
+                          diags.count, diags.count == 1 ? "" : "s", first);
+  }
+  vd_diags_free(&diags);
+}
+
+static void handle_readyz(vd_service *s, vd_http_response *resp) {
+  if (!atomic_load(&s->ready) || vd_registry_count(s->registry) == 0) {
+    vd_http_respond_error(resp, 503, "not_ready", NULL, NULL,
+                          "not ready: deployments are loading or the server is stopping");
+    return;
+  }
+  vd_http_respond_json(resp, 200,
+                       json_pack("{s:s, s:o}", "status", "ready", "deployments", versions_json(s)));
+}
+
+static void handle_metrics(vd_service *s, vd_http_response *resp) {
+  vd_decision_log_stats stats;
+  vd_decision_log_stats_get(s->log, &stats);
+  vd_buf out = {0};
+  vd_metrics_render(s->metrics, &stats, &out);
+  resp->status = out.oom ? 503 : 200;
+  resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  resp->body_size = out.len;
+  resp->body = vd_buf_take(&out);
+}
+
+typedef struct route {
+  const char *method;
+  vd_endpoint endpoint;
+  unsigned role; /* 0: no key needed */
+} route;
+
+static const route routes[] = {
+    {"POST", VD_ENDPOINT_SCORE, VD_ROLE_SCORE},
+    {"GET", VD_ENDPOINT_DECISION_GET, VD_ROLE_COMPLIANCE},
+    {"GET", VD_ENDPOINT_DECISION_LIST, VD_ROLE_COMPLIANCE},
+    {"POST", VD_ENDPOINT_ADMIN_RELOAD, VD_ROLE_ADMIN},
+    {"GET", VD_ENDPOINT_ADMIN_VERSIONS, VD_ROLE_ADMIN},
+    {"GET", VD_ENDPOINT_HEALTHZ, 0},
+    {"GET", VD_ENDPOINT_READYZ, 0},
+    {"GET", VD_ENDPOINT_METRICS, 0},
+};
+
+static void handle(void *ctx, const vd_http_request *req, vd_http_response *resp) {
+  vd_service *s = ctx;
+  vd_endpoint endpoint = endpoint_of(vd_http_path(req));
+  const route *r = NULL;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+    if (routes[i].endpoint == endpoint) r = &routes[i];
+  if (!r) {
+    vd_http_respond_error(resp, 404, "not_found", NULL, NULL, "no such endpoint: %s",
+                          vd_http_path(req));
+    return;
+  }
+  const char *method = vd_http_method(req);
+  bool head = strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0;
+  if (strcmp(method, r->method) != 0 && !head) {
+    vd_http_respond_error(resp, 405, "method_not_allowed", NULL, NULL,
+                          "%s %s is not supported (use %s)", method, vd_http_path(req), r->method);
+    vd_http_add_header(resp, "Allow", r->method);
+    return;
+  }
+  if (r->role && !authorize(s, req, r->role, resp)) return;
+  switch (endpoint) {
+    case VD_ENDPOINT_SCORE:
+      handle_score(s, req, resp);
+      break;
+    case VD_ENDPOINT_DECISION_GET:
+      handle_decision_get(s, req, resp);
+      break;
+    case VD_ENDPOINT_DECISION_LIST:
+      handle_decision_list(s, req, resp);
+      break;
+    case VD_ENDPOINT_ADMIN_RELOAD:
+      handle_reload(s, resp);
+      break;
+    case VD_ENDPOINT_ADMIN_VERSIONS:
+      vd_http_respond_json(
+          resp, 200,
+          json_pack("{s:s, s:o}", "verdict", VERDICT_VERSION, "deployments", versions_json(s)));
+      break;
+    case VD_ENDPOINT_HEALTHZ:
+      vd_http_respond_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+      break;
+    case VD_ENDPOINT_READYZ:
+      handle_readyz(s, resp);
+      break;
+    case VD_ENDPOINT_METRICS:
+      handle_metrics(s, resp);
+      break;
+    default:
+      vd_http_respond_error(resp, 404, "not_found", NULL, NULL, "no such endpoint");
+      break;
+  }
+}
+
+/* ---- Loading and reloading ----------------------------------------------------------------- */
+
+/* Scores the deployment's warm-up request once (nothing is logged), so the first real request
+ * does not pay for cold caches, and a warm-up request the schema refuses is a load error. */
+static bool warm_up(vd_service *s, const vd_deployment *d, vd_diags *diags) {
+  const json_t *warmup = vd_deployment_warmup(d);
+  if (!warmup) return true;
+  vd_pipeline_input input = {
+      .request = warmup, .decision_id = "00000000-0000-7000-8000-000000000000", .mask = &s->mask};
+  vd_decision decision = {0};
+  vd_diags violations = {0};
+  vd_error err = {0};
+  vd_pipeline_status st = vd_pipeline_decide(d, &input, &decision, &violations, &err);
+  vd_decision_clear(&decision);
+  bool ok = st == VD_PIPELINE_OK;
+  if (!ok) {
+    vd_error e;
+    if (st == VD_PIPELINE_INVALID && violations.count)
+      vd_error_set(&e, "%s/deployment.yaml: the warmup request breaks the schema: %s: %s",
+                   vd_deployment_dir(d), violations.items[0].field, violations.items[0].message);
+    else
+      vd_error_set(&e, "%s: warm-up failed: %s", vd_deployment_dir(d), err.message);
+    if (diags) vd_diags_add(diags, &e);
+  }
+  vd_diags_free(&violations);
+  return ok;
+}
+
+/* Loads every configured deployment; on success *out holds one new version per folder. */
+static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diags *diags) {
+  const vd_config *c = s->config;
+  bool ok = true;
+  for (size_t i = 0; i < c->deployment_count; i++) {
+    bool had_model = false;
+    if (reloading) {
+      vd_deployment *current = vd_registry_acquire_at(s->registry, i);
+      had_model = current && vd_deployment_model(current) != NULL;
+      vd_deployment_release(current);
+    }
+    vd_deployment_load_options options = {.data_dir = c->data_dir, .require_model = had_model};
+    out[i] = vd_deployment_load(c->deployments[i], &options, diags);
+    if (!out[i])
+      ok = false;
+    else if (!warm_up(s, out[i], diags))
+      ok = false;
+  }
+  for (size_t i = 0; ok && i < c->deployment_count; i++)
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(vd_deployment_kind(out[i]), vd_deployment_kind(out[j])) == 0 ||
+          strcmp(vd_deployment_name(out[i]), vd_deployment_name(out[j])) == 0) {
+        vd_error e;
+        vd_error_set(&e, "deployments %s and %s have the same name or kind", c->deployments[j],
+                     c->deployments[i]);
+        if (diags) vd_diags_add(diags, &e);
+        ok = false;
+      }
+  if (!ok)
+    for (size_t i = 0; i < c->deployment_count; i++) {
+      vd_deployment_release(out[i]);
+      out[i] = NULL;
+    }
+  return ok;
+}
+
+bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
+  size_t n = s->config->deployment_count;
+  vd_deployment **fresh = calloc(n, sizeof *fresh);
+  if (!fresh) return false;
+  pthread_mutex_lock(&s->reload_lock);
+  bool ok = load_all(s, true, fresh, diags);
+  if (ok)
+    for (size_t i = 0; i < n; i++) vd_registry_install(s->registry, fresh[i]);
+  pthread_mutex_unlock(&s->reload_lock);
+  free(fresh);
+  if (ok) {
+    json_t *versions = versions_json(s);
+    size_t i;
+    json_t *v;
+    json_array_foreach(versions, i, v) {
+      json_t *model = json_object_get(v, "model");
+      event(s, "reloaded %s: ruleset %s, model %s", json_string_value(json_object_get(v, "name")),
+            json_string_value(json_object_get(json_object_get(v, "ruleset"), "version")),
+            json_is_object(model) ? json_string_value(json_object_get(model, "version"))
+                                  : "none (rules only)");
+    }
+    if (report)
+      *report = json_pack("{s:o}", "reloaded", versions);
+    else
+      json_decref(versions);
+  } else {
+    event(s, "reload refused (%zu error%s); the previous versions keep serving",
+          diags ? diags->count : 0, diags && diags->count == 1 ? "" : "s");
+  }
+  return ok;
+}
+
+static void service_free(vd_service *s) {
+  vd_registry_free(s->registry);
+  if (s->log) vd_decision_log_close(s->log);
+  vd_metrics_free(s->metrics);
+  vd_uuid_gen_free(s->ids);
+  pthread_mutex_destroy(&s->reload_lock);
+  free(s);
+}
+
+vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, vd_error *err) {
+  vd_service *s = calloc(1, sizeof *s);
+  if (!s) {
+    vd_error_set(err, "out of memory");
+    return NULL;
+  }
+  s->config = c;
+  s->events = events;
+  pthread_mutex_init(&s->reload_lock, NULL);
+  s->registry = vd_registry_new();
+  s->metrics = vd_metrics_new();
+  s->ids = vd_uuid_gen_new(err);
+  if (!s->registry || !s->metrics || !s->ids || !make_dirs(c->data_dir, err)) goto fail;
+  char path[4096];
+  const char *key_path = c->mask_key_file;
+  if (!key_path) {
+    snprintf(path, sizeof path, "%s/mask.key", c->data_dir);
+    key_path = path;
+  }
+  if (!load_mask_key(key_path, s->mask_key, err)) goto fail;
+  s->mask = (vd_trace_mask){.key = (const unsigned char *)s->mask_key,
+                            .key_size = strlen(s->mask_key),
+                            .fields = (const char *const *)c->mask_fields,
+                            .field_count = c->mask_field_count};
+  vd_decision_log_config log_config = c->decision_log;
+  char log_path[4096];
+  if (!log_config.path) {
+    snprintf(log_path, sizeof log_path, "%s/decisions.db", c->data_dir);
+    log_config.path = log_path;
+  }
+  s->log = vd_decision_log_open(&log_config, err);
+  if (!s->log) goto fail;
+
+  vd_deployment **loaded = calloc(c->deployment_count, sizeof *loaded);
+  if (!loaded) goto fail;
+  if (!load_all(s, false, loaded, diags)) {
+    free(loaded);
+    vd_error_set(err, "the deployments failed to load");
+    goto fail;
+  }
+  for (size_t i = 0; i < c->deployment_count; i++) {
+    const char *model_error = vd_deployment_model_error(loaded[i]);
+    if (model_error)
+      event(s, "deployment %s serves rules only: %s", vd_deployment_name(loaded[i]), model_error);
+    vd_registry_install(s->registry, loaded[i]);
+  }
+  free(loaded);
+
+  vd_server_options options = {.host = c->listen_host,
+                               .port = c->listen_port,
+                               .threads = c->limits.threads,
+                               .max_connections = c->limits.max_connections,
+                               .connection_timeout_s = c->limits.connection_timeout_s,
+                               .request_timeout_ms = c->limits.request_timeout_ms,
+                               .max_body_bytes = c->limits.max_body_bytes,
+                               .max_header_bytes = c->limits.max_header_bytes,
+                               .handler = handle,
+                               .observer = observe,
+                               .ctx = s};
+  s->server = vd_server_start(&options, err);
+  if (!s->server) goto fail;
+  atomic_store(&s->ready, true);
+  return s;
+fail:
+  service_free(s);
+  return NULL;
+}
+
+int vd_service_port(const vd_service *s) { return vd_server_port(s->server); }
+
+bool vd_service_stop(vd_service *s) {
+  if (!s) return true;
+  atomic_store(&s->ready, false);
+  vd_server_quiesce(s->server);
+  bool drained = vd_server_drain(s->server, s->config->limits.shutdown_timeout_ms);
+  if (!drained)
+    event(s, "%u requests still in flight after %u ms; closing them",
+          vd_server_in_flight(s->server), s->config->limits.shutdown_timeout_ms);
+  vd_server_stop(s->server);
+  service_free(s); /* closes the decision log: every queued decision is committed first */
+  return drained;
+}
+
+/* ---- verdict serve ------------------------------------------------------------------------- */
+
+static void serve_usage(FILE *f) {
+  fprintf(f,
+          "usage: verdict serve --config FILE [--listen HOST:PORT] [--data-dir DIR]\n\n"
+          "Serves the scoring API of the deployments the config file names (see "
+          "examples/verdict.yaml).\n"
+          "SIGHUP reloads rules and models; SIGTERM or SIGINT stops gracefully (in-flight "
+          "requests finish, the decision log is flushed) and exits 0.\n\n"
+          "options:\n"
+          "  --config FILE        the server configuration (YAML)\n"
+          "  --listen HOST:PORT   overrides `listen` (port 0 picks a free port)\n"
+          "  --data-dir DIR       overrides `data_dir` (decision log, model store, masking key)\n");
+}
+
+int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err) {
+  vd_option options[] = {
+      {"config", true, NULL, "the server configuration"},
+      {"listen", true, NULL, "HOST:PORT"},
+      {"data-dir", true, NULL, "the data folder"},
+  };
+  const size_t option_count = sizeof options / sizeof options[0];
+  bool help = false;
+  size_t positional_count = 0;
+  vd_error e = {0};
+  if (!vd_args_parse(argc, argv, 1, options, option_count, NULL, 0, &positional_count, &help, &e)) {
+    fprintf(err, "verdict serve: %s\n\n", e.message);
+    serve_usage(err);
+    return 2;
+  }
+  if (help) {
+    serve_usage(out);
+    return 0;
+  }
+  const char *config_path = vd_args_get(options, option_count, "config");
+  if (!config_path) {
+    fprintf(err, "verdict serve: --config FILE is required\n\n");
+    serve_usage(err);
+    return 2;
+  }
+  vd_config *config = vd_config_load(config_path, &e);
+  if (!config || !vd_config_override(config, vd_args_get(options, option_count, "listen"),
+                                     vd_args_get(options, option_count, "data-dir"), &e)) {
+    char text[1024];
+    vd_error_format(&e, text, sizeof text);
+    fprintf(err, "verdict serve: %s\n", text);
+    vd_config_free(config);
+    return 2;
+  }
+  /* Signals are taken synchronously by this thread (sigwait); every thread started from here on
+   * inherits the blocked mask, so no worker is interrupted. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  vd_diags diags = {0};
+  vd_service *service = vd_service_start(config, err, &diags, &e);
+  if (!service) {
+    for (size_t i = 0; i < diags.count; i++) {
+      char text[1024];
+      vd_error_format(&diags.items[i], text, sizeof text);
+      fprintf(err, "verdict serve: %s\n", text);
+    }
+    fprintf(err, "verdict serve: %s\n", e.message);
+    vd_diags_free(&diags);
+    vd_config_free(config);
+    return 1;
+  }
+  vd_diags_free(&diags);
+  const char *host = config->listen_host;
+  bool v6 = strchr(host, ':') != NULL;
+  fprintf(out, "verdict: listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
+          vd_service_port(service));
+  fflush(out);
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      vd_diags reload_diags = {0};
+      if (!vd_service_reload(service, &reload_diags, NULL))
+        for (size_t i = 0; i < reload_diags.count; i++) {
+          char text[1024];
+          vd_error_format(&reload_diags.items[i], text, sizeof text);
+          fprintf(err, "verdict serve: reload: %s\n", text);
+        }
+      vd_diags_free(&reload_diags);
+      continue;
+    }
+    break;
+  }
+  fprintf(err, "verdict: stopping: finishing requests in flight, flushing the decision log\n");
+  bool drained = vd_service_stop(service);
+  fprintf(err, "verdict: stopped%s\n", drained ? "" : " (some requests were cut off)");
+  vd_config_free(config);
+  return 0;
+}

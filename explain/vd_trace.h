@@ -1,0 +1,73 @@
+/* vd_trace: the trace — one JSON document per decision, what compliance pulls (DESIGN.md §5).
+ *
+ * Shape (trace_version 1):
+ *   {"trace_version": 1, "id": UUIDv7, "kind": "promotions", "timestamp": RFC 3339 (µs, UTC),
+ *    "deployment": NAME,
+ *    "request": the request as received, configured fields masked (see vd_trace_mask),
+ *    "ruleset": {"name", "version"}, "schema": {"name", "version"},
+ *    "model": {"name", "version"} | null,
+ *    "fallback": null | {"reason": "model_unavailable"|"model_error", "message"},
+ *    "candidates": [{
+ *        "candidate": ID, "treatment": VALUE | null,
+ *        "rules": vd_rules_outcome_to_json (every rule evaluated, matched, values read),
+ *        "model": null | vd_model_result_to_json ({"features": {COLUMN: VALUE}, "margin",
+ *                  "p_treatment", "p_control", "uplift", "bias", "contributions": {COLUMN: PHI}}),
+ *        "reasons": [{"code", "text"}],
+ *        "outcome": {"eligible", "action", "score", "rank", "decided_by"}}],
+ *    "response": the response body as sent,
+ *    "timings_us": {"validate", "rules", "model", "total"}}
+ *
+ * Masking: a masked value is replaced by "hmac-sha256:" and the hex HMAC-SHA-256, under the
+ * server's secret key, of the value's compact JSON text. Equal values mask equally (a compliance
+ * officer can still find every decision about one customer by masking the id the same way) but
+ * the value cannot be read back without the key.
+ *
+ * Ownership: every function returns new jansson references (json_decref them); inputs are
+ * borrowed. Stateless and thread-safe.
+ */
+#ifndef VD_TRACE_H
+#define VD_TRACE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { VD_TRACE_VERSION = 1 };
+
+typedef struct vd_trace_mask {
+  const unsigned char *key; /* the HMAC key */
+  size_t key_size;
+  /* Field paths: "subject.id", "context.ip"; "candidate.x" masks x in `candidate` and in every
+   * element of `candidates`. */
+  const char *const *fields;
+  size_t field_count;
+} vd_trace_mask;
+
+/* A deep copy of request with every configured field masked. mask may be NULL (plain copy). */
+json_t *vd_trace_mask_request(const json_t *request, const vd_trace_mask *mask);
+/* The masked text of one value ("hmac-sha256:..."). */
+json_t *vd_trace_mask_value(const json_t *value, const vd_trace_mask *mask);
+
+typedef struct vd_trace_header {
+  const char *id;
+  const char *kind;
+  int64_t timestamp_us;
+  const char *deployment;
+  const char *ruleset_name, *ruleset_version;
+  const char *schema_name, *schema_version;
+  const char *model_name, *model_version; /* NULL: no model */
+  const char *fallback_reason;            /* NULL: no fallback */
+  const char *fallback_message;
+} vd_trace_header;
+
+/* The trace skeleton: every header field, "request" (masked copy of request), an empty
+ * "candidates" array; "response" and "timings_us" are added with vd_trace_finish. */
+json_t *vd_trace_begin(const vd_trace_header *header, const json_t *request,
+                       const vd_trace_mask *mask);
+/* Appends one candidate's record (stolen). */
+void vd_trace_add_candidate(json_t *trace, json_t *candidate);
+/* Adds the response (borrowed: a reference is taken) and the timings in microseconds. */
+void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double rules_us,
+                     double model_us, double total_us);
+
+#endif

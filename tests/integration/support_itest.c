@@ -1,0 +1,251 @@
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vd_itest.h"
+
+static const char demo_keys[] =
+    "keys:\n"
+    "  - name: demo-score\n"
+    "    sha256: cc6594d5f799f85b0b8f016df22a918956c40f456836aa95cd6765bd67a4eefb\n"
+    "    roles: [score]\n"
+    "  - name: demo-compliance\n"
+    "    sha256: bca02d4a1c71fbbffc0329a8ad24f656a6d40382df73fa5672b44ddb85d64c8c\n"
+    "    roles: [compliance]\n"
+    "  - name: demo-admin\n"
+    "    sha256: cce7a2cf1ae045989cfc914fb95a41526f167a838b3c7d33745143614abace7c\n"
+    "    roles: [admin]\n";
+
+static int run(const char *command) {
+  int rc = system(command);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+bool vd_itest_prepare(vd_itest_server *s, const char *extra_config) {
+  memset(s, 0, sizeof *s);
+  s->pid = -1;
+  s->stdout_fd = -1;
+  snprintf(s->root, sizeof s->root, "/tmp/verdict-itest-XXXXXX");
+  if (!mkdtemp(s->root)) return false;
+  snprintf(s->config, sizeof s->config, "%s/verdict.yaml", s->root);
+  snprintf(s->deployment, sizeof s->deployment, "%s/promotions", s->root);
+  snprintf(s->data_dir, sizeof s->data_dir, "%s/data", s->root);
+  char command[1024];
+  snprintf(command, sizeof command, "cp -r '%s/examples/promotions' '%s'", VERDICT_SOURCE_DIR,
+           s->deployment);
+  if (run(command) != 0) return false;
+  FILE *f = fopen(s->config, "w");
+  if (!f) return false;
+  fprintf(f, "listen: 127.0.0.1:0\ndata_dir: data\ndeployments: [promotions]\n%s%s\n", demo_keys,
+          extra_config ? extra_config : "");
+  return fclose(f) == 0;
+}
+
+static bool read_port(vd_itest_server *s) {
+  char line[512];
+  size_t len = 0;
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  while (len < sizeof line - 1) {
+    struct pollfd p = {s->stdout_fd, POLLIN, 0};
+    if (poll(&p, 1, 30000) <= 0) return false;
+    ssize_t n = read(s->stdout_fd, line + len, 1);
+    if (n <= 0) return false;
+    if (line[len] == '\n') break;
+    len++;
+  }
+  line[len] = '\0';
+  const char *colon = strrchr(line, ':');
+  if (!strstr(line, "listening on") || !colon) return false;
+  s->port = atoi(colon + 1);
+  return s->port > 0;
+}
+
+bool vd_itest_start(vd_itest_server *s) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return false;
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    execl(VERDICT_EXE, "verdict", "serve", "--config", s->config, (char *)NULL);
+    _exit(127);
+  }
+  close(fds[1]);
+  s->pid = pid;
+  s->stdout_fd = fds[0];
+  if (!read_port(s)) return false;
+  for (int i = 0; i < 300; i++) {
+    vd_itest_response r = vd_itest_call(s, "GET", "/readyz", NULL, NULL, 0);
+    long status = r.status;
+    vd_itest_response_free(&r);
+    if (status == 200) return true;
+    usleep(100 * 1000);
+  }
+  return false;
+}
+
+int vd_itest_stop(vd_itest_server *s, int sig) {
+  if (s->pid <= 0) return -1;
+  kill(s->pid, sig);
+  int status = 0;
+  pid_t got;
+  do got = waitpid(s->pid, &status, 0);
+  while (got < 0 && errno == EINTR);
+  s->pid = -1;
+  if (s->stdout_fd >= 0) close(s->stdout_fd);
+  s->stdout_fd = -1;
+  if (got < 0) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+void vd_itest_cleanup(vd_itest_server *s) {
+  if (s->pid > 0) vd_itest_stop(s, SIGKILL);
+  if (!s->root[0]) return;
+  char command[512];
+  snprintf(command, sizeof command, "rm -rf '%s'", s->root);
+  run(command);
+}
+
+static size_t collect(char *data, size_t size, size_t count, void *ctx) {
+  vd_itest_response *r = ctx;
+  size_t n = size * count;
+  char *grown = realloc(r->body, r->size + n + 1);
+  if (!grown) return 0;
+  r->body = grown;
+  memcpy(r->body + r->size, data, n);
+  r->size += n;
+  r->body[r->size] = '\0';
+  return n;
+}
+
+vd_itest_response vd_itest_call(const vd_itest_server *s, const char *method, const char *path,
+                                const char *key, const char *body, size_t size) {
+  vd_itest_response r = {0};
+  CURL *curl = curl_easy_init();
+  if (!curl) return r;
+  char url[512];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+  struct curl_slist *headers = NULL;
+  char auth[256];
+  if (key) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    headers = curl_slist_append(headers, auth);
+  }
+  if (body) headers = curl_slist_append(headers, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Expect:");
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (body) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)size);
+  }
+  if (curl_easy_perform(curl) == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+    char *type = NULL;
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type);
+    if (type) snprintf(r.content_type, sizeof r.content_type, "%s", type);
+    if (r.body) r.json = json_loadb(r.body, r.size, 0, NULL);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return r;
+}
+
+void vd_itest_response_free(vd_itest_response *r) {
+  free(r->body);
+  json_decref(r->json);
+  *r = (vd_itest_response){0};
+}
+
+/* Splits one CSV line in place (RFC 4180 quotes, no embedded newlines). */
+static size_t split_csv(char *line, char **fields, size_t max) {
+  size_t n = 0;
+  char *p = line;
+  while (n < max) {
+    char *out = p, *start = p;
+    bool quoted = *p == '"';
+    if (quoted) p++;
+    while (*p) {
+      if (quoted && *p == '"' && p[1] == '"') {
+        *out++ = '"';
+        p += 2;
+      } else if (quoted && *p == '"') {
+        quoted = false;
+        p++;
+      } else if (!quoted && *p == ',') {
+        break;
+      } else {
+        *out++ = *p++;
+      }
+    }
+    bool more = *p == ',';
+    *out = '\0';
+    fields[n++] = start;
+    if (!more) break;
+    p++;
+  }
+  return n;
+}
+
+char *vd_itest_hillstrom_request(const char *csv_line, int row) {
+  char *copy = strdup(csv_line);
+  char *f[12] = {0};
+  if (split_csv(copy, f, 12) < 8) {
+    free(copy);
+    return NULL;
+  }
+  char id[32];
+  snprintf(id, sizeof id, "hillstrom-%d", row);
+  json_t *subject = json_pack(
+      "{s:s, s:i, s:s, s:f, s:b, s:b, s:s, s:b, s:s, s:b, s:i, s:s}", "id", id, "recency",
+      atoi(f[0]), "history_segment", f[1], "history", atof(f[2]), "mens", atoi(f[3]), "womens",
+      atoi(f[4]), "zip_code", f[5], "newbie", atoi(f[6]), "channel", f[7], "marketing_opt_out",
+      row % 17 == 5, "emails_last_30d", row % 6, "country", row % 23 == 7 ? "FR" : "US");
+  json_t *request = json_pack("{s:o}", "subject", subject);
+  char *text = json_dumps(request, JSON_COMPACT);
+  json_decref(request);
+  free(copy);
+  return text;
+}
+
+size_t vd_itest_hillstrom_rows(size_t max, char ***lines) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/data/hillstrom/hillstrom.csv", VERDICT_SHARED_DIR);
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "SKIP: %s is absent (the shared data folder is not beside the checkout)\n",
+            path);
+    return 0;
+  }
+  *lines = calloc(max, sizeof **lines);
+  char buf[512];
+  size_t n = 0;
+  bool header = true;
+  while (n < max && fgets(buf, sizeof buf, f)) {
+    if (header) {
+      header = false;
+      continue;
+    }
+    buf[strcspn(buf, "\r\n")] = '\0';
+    (*lines)[n++] = strdup(buf);
+  }
+  fclose(f);
+  return n;
+}
