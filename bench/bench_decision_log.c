@@ -292,8 +292,8 @@ int main(int argc, char **argv) {
   const char *wr = vd_args_get(options, n_options, "writers");
   const char *tb = vd_args_get(options, n_options, "trace-bytes");
   const char *sz = vd_args_get(options, n_options, "sizes");
-  double seconds = sec ? atof(sec) : 3.0;
-  size_t trace_bytes = tb ? (size_t)atol(tb) : 2048;
+  double seconds = sec ? strtod(sec, NULL) : 3.0;
+  size_t trace_bytes = tb ? (size_t)strtoul(tb, NULL, 10) : 2048;
   uint64_t w64[32], sizes[32];
   int nw = parse_list(wr ? wr : "1,2,4,8,16,32,64", w64, 32);
   int ns = parse_list(sz ? sz : "10000,100000,1000000", sizes, 32);

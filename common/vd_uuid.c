@@ -125,10 +125,10 @@ bool vd_uuid_valid(const char *s) {
 
 int64_t vd_uuid_v7_unix_ms(const char *s) {
   if (!vd_uuid_valid(s) || s[14] != '7' || hex_value(s[19]) < 8 || hex_value(s[19]) > 11) return -1;
-  int64_t ms = 0;
+  uint64_t ms = 0;
   for (int i = 0; i < 13; i++) {
     if (s[i] == '-') continue;
-    ms = (ms << 4) | hex_value(s[i]);
+    ms = (ms << 4) | (uint64_t)hex_value(s[i]); /* valid: every digit is 0..15 */
   }
-  return ms;
+  return (int64_t)ms;
 }

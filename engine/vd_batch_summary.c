@@ -134,9 +134,10 @@ json_t *vd_batch_summary_json(const vd_batch_summary *s) {
     json_array_append_new(reasons, json_pack("{s:s, s:I, s:I}", "reason", "(other reasons)", "rows",
                                              (json_int_t)s->other_reason_rows, "first_line",
                                              (json_int_t)s->other_reason_first_line));
-  return json_pack("{s:I, s:I, s:I, s:O, s:O, s:o}", "rows", (json_int_t)(s->decided + s->rejected),
-                   "decided", (json_int_t)s->decided, "rejected", (json_int_t)s->rejected,
-                   "actions", s->actions, "fallbacks", s->fallbacks, "reject_reasons", reasons);
+  return json_pack("{s:I, s:I, s:I, s:O, s:O, s:o}", "rows",
+                   (json_int_t)s->decided + (json_int_t)s->rejected, "decided",
+                   (json_int_t)s->decided, "rejected", (json_int_t)s->rejected, "actions",
+                   s->actions, "fallbacks", s->fallbacks, "reject_reasons", reasons);
 }
 
 void vd_batch_summary_print(const vd_batch_summary *s, FILE *f) {

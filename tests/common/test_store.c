@@ -46,7 +46,7 @@ static int entries(const char *dir) {
   int n = 0;
   struct dirent *e;
   while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
   closedir(d);
   return n;
 }
