@@ -16,6 +16,10 @@ static const vd_verb verbs[] = {
     {"help", "Show help for verdict or for one verb: verdict help VERB", verb_help},
     {"version", "Print the version", verb_version},
     {"expr", "Evaluate one CEL expression: verdict expr EXPR [--vars JSON]", vd_verb_expr},
+    {"rules", "Check rule files and run their tests: verdict rules check|test FILE...",
+     vd_verb_rules},
+    {"train", "Train a model bundle: verdict train promotions --data CSV --spec YAML --out DIR",
+     vd_verb_train},
     {"serve", "Serve the scoring API: verdict serve --config FILE", vd_verb_serve},
 };
 

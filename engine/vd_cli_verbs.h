@@ -6,8 +6,14 @@
 
 #include <stdio.h>
 
+/* models/vd_train.h */
+int vd_verb_train(int argc, char **argv, FILE *out, FILE *err);
+
 /* rules/cel_expr_verb.c (CEL, vd_cel.h) */
 int vd_verb_expr(int argc, char **argv, FILE *out, FILE *err);
+
+/* rules/rules_cli.c (rule files and schemas, vd_ruleset.h) */
+int vd_verb_rules(int argc, char **argv, FILE *out, FILE *err);
 
 /* engine/vd_service.h (the HTTP API) */
 int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err);

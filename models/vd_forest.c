@@ -1,0 +1,459 @@
+#include "vd_forest.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_PATH_FEATURES = 64, MAX_DEPTH = 256 };
+
+typedef struct node {
+  int32_t left; /* -1 for a leaf */
+  int32_t right;
+  uint32_t feature;
+  float value; /* split threshold, or the leaf value */
+  uint8_t default_left;
+} node;
+
+/* One split on a leaf's path: the row must go `left` (1) or right (0) at it. */
+typedef struct step {
+  uint32_t feature;
+  float threshold;
+  uint8_t left;
+  uint8_t default_left;
+  uint8_t slot; /* index of the unique path feature this split belongs to */
+} step;
+
+typedef struct leaf {
+  size_t first_step;
+  size_t first_feature; /* into path_features / zero_fractions */
+  size_t table;         /* offset into tables, or SIZE_MAX when computed on the fly */
+  uint16_t steps;
+  uint16_t features;
+  double value;
+} leaf;
+
+typedef struct tree {
+  size_t first_node;
+  size_t first_leaf;
+  size_t leaf_count;
+  double root_mean; /* expected value of the tree under the cover distribution */
+} tree;
+
+struct vd_forest {
+  char objective[64];
+  bool logistic;
+  float base_margin;
+  size_t feature_count;
+  size_t max_depth;
+  tree *trees;
+  size_t tree_count;
+  node *nodes;
+  leaf *leaves;
+  step *steps;
+  uint32_t *path_features;
+  double *zero_fractions;
+  float *tables;
+  size_t table_floats;
+};
+
+/* ---------- TreeSHAP on one leaf path (Lundberg et al., Algorithm 2, for a fixed path) -------- */
+
+/* Weights for each unique path feature j of a leaf with value v, given its zero fractions z[j]
+ * (share of cover following the path) and the row's agreement bits H (one fraction o_j ∈ {0,1}):
+ * out[j] = v · (o_j − z_j) · Σ_S |S|!(d−|S|−1)!/d! · Π… — the unique-path polynomial. */
+static void path_shap(const double *z, size_t d, uint64_t h, double v, double *out) {
+  double pw[MAX_PATH_FEATURES + 2];
+  pw[0] = 1.0; /* the dummy root element (z = o = 1) */
+  for (size_t u = 1; u <= d; u++) {
+    double zero = z[u - 1], one = (double)((h >> (u - 1)) & 1u);
+    pw[u] = 0.0;
+    for (size_t i = u; i-- > 0;) {
+      pw[i + 1] += one * pw[i] * (double)(i + 1) / (double)(u + 1);
+      pw[i] = zero * pw[i] * (double)(u - i) / (double)(u + 1);
+    }
+  }
+  for (size_t p = 1; p <= d; p++) {
+    double one = (double)((h >> (p - 1)) & 1u), zero = z[p - 1];
+    double next = pw[d], total = 0.0;
+    for (size_t i = d; i-- > 0;) {
+      if (one != 0.0) {
+        double tmp = next * (double)(d + 1) / ((double)(i + 1) * one);
+        total += tmp;
+        next = pw[i] - tmp * zero * (double)(d - i) / (double)(d + 1);
+      } else if (zero != 0.0) {
+        total += (pw[i] / zero) / ((double)(d - i) / (double)(d + 1));
+      }
+    }
+    out[p - 1] = total * (one - zero) * v;
+  }
+}
+
+/* ---------- loading ---------- */
+
+static bool fail(vd_error *err, const char *name, const char *what) {
+  return vd_error_set(err, "%s: %s", name, what);
+}
+
+static const json_t *get_path(const json_t *root, const char *const *keys, size_t n) {
+  const json_t *v = root;
+  for (size_t i = 0; i < n && v; i++) v = json_object_get(v, keys[i]);
+  return v;
+}
+
+static bool int_array(const json_t *a, size_t n) {
+  return json_is_array(a) && json_array_size(a) == n;
+}
+
+typedef struct builder {
+  vd_forest *f;
+  size_t node_cap, leaf_cap, step_cap, feat_cap;
+  size_t node_count, leaf_count, step_count, feat_count;
+  const json_t *sum_hessian;
+  /* The current path from the root, as DFS goes. */
+  step path[MAX_DEPTH];
+  double path_cover_ratio[MAX_DEPTH];
+  size_t depth;
+} builder;
+
+static bool grow(void **p, size_t *cap, size_t need, size_t size) {
+  if (need <= *cap) return true;
+  size_t cap2 = *cap ? *cap : 256;
+  while (cap2 < need) cap2 *= 2;
+  void *q = realloc(*p, cap2 * size);
+  if (!q) return false;
+  *p = q;
+  *cap = cap2;
+  return true;
+}
+
+static double cover(const builder *b, size_t local) {
+  return (double)(float)json_number_value(json_array_get(b->sum_hessian, local));
+}
+
+/* Depth-first over one tree (nodes already copied), collecting each leaf's path. Returns the
+ * subtree's mean value. */
+static bool visit(builder *b, size_t base, size_t local, double *mean, const char *name,
+                  vd_error *err) {
+  const node *n = &b->f->nodes[base + local];
+  if (b->depth > b->f->max_depth) b->f->max_depth = b->depth;
+  if (n->left < 0) {
+    /* merge the path's splits into unique features */
+    uint32_t feats[MAX_DEPTH];
+    double z[MAX_DEPTH];
+    size_t d = 0;
+    if (!grow((void **)&b->f->steps, &b->step_cap, b->step_count + b->depth, sizeof(step)) ||
+        !grow((void **)&b->f->leaves, &b->leaf_cap, b->leaf_count + 1, sizeof(leaf)))
+      return fail(err, name, "out of memory");
+    for (size_t k = 0; k < b->depth; k++) {
+      step s = b->path[k];
+      size_t j = 0;
+      while (j < d && feats[j] != s.feature) j++;
+      if (j == d) {
+        feats[d] = s.feature;
+        z[d] = 1.0;
+        d++;
+      }
+      z[j] *= b->path_cover_ratio[k];
+      s.slot = (uint8_t)j;
+      b->f->steps[b->step_count + k] = s;
+    }
+    if (d > MAX_PATH_FEATURES) return fail(err, name, "a leaf path has more than 64 features");
+    if (!grow((void **)&b->f->path_features, &b->feat_cap, b->feat_count + d, sizeof(uint32_t)))
+      return fail(err, name, "out of memory");
+    double *zf = realloc(b->f->zero_fractions, (b->feat_cap ? b->feat_cap : 1) * sizeof(double));
+    if (!zf) return fail(err, name, "out of memory");
+    b->f->zero_fractions = zf;
+    memcpy(b->f->path_features + b->feat_count, feats, d * sizeof *feats);
+    memcpy(b->f->zero_fractions + b->feat_count, z, d * sizeof *z);
+    b->f->leaves[b->leaf_count++] = (leaf){.first_step = b->step_count,
+                                           .first_feature = b->feat_count,
+                                           .table = SIZE_MAX,
+                                           .steps = (uint16_t)b->depth,
+                                           .features = (uint16_t)d,
+                                           .value = (double)n->value};
+    b->step_count += b->depth;
+    b->feat_count += d;
+    *mean = (double)n->value;
+    return true;
+  }
+  if (b->depth >= MAX_DEPTH - 1) return fail(err, name, "a tree is deeper than 255");
+  double c = cover(b, local);
+  if (!(c > 0.0)) return fail(err, name, "a split node has no cover (sum_hessian)");
+  double means[2];
+  int32_t kids[2] = {n->left, n->right};
+  node copy = *n;
+  for (int side = 0; side < 2; side++) {
+    b->path[b->depth] = (step){.feature = copy.feature,
+                               .threshold = copy.value,
+                               .left = side == 0,
+                               .default_left = copy.default_left};
+    b->path_cover_ratio[b->depth] = cover(b, (size_t)kids[side]) / c;
+    b->depth++;
+    bool ok = visit(b, base, (size_t)kids[side], &means[side], name, err);
+    b->depth--;
+    if (!ok) return false;
+  }
+  *mean = (means[0] * cover(b, (size_t)kids[0]) + means[1] * cover(b, (size_t)kids[1])) / c;
+  return true;
+}
+
+static bool load_tree(builder *b, const json_t *t, size_t index, const char *name, vd_error *err) {
+  char where[128];
+  snprintf(where, sizeof where, "%s: tree %zu", name, index);
+  const json_t *left = json_object_get(t, "left_children");
+  if (!json_is_array(left) || json_array_size(left) == 0)
+    return fail(err, where, "left_children missing or empty");
+  size_t n = json_array_size(left);
+  const json_t *right = json_object_get(t, "right_children");
+  const json_t *split = json_object_get(t, "split_indices");
+  const json_t *cond = json_object_get(t, "split_conditions");
+  const json_t *dleft = json_object_get(t, "default_left");
+  const json_t *hess = json_object_get(t, "sum_hessian");
+  const json_t *stype = json_object_get(t, "split_type");
+  if (!int_array(right, n) || !int_array(split, n) || !int_array(cond, n) || !int_array(dleft, n) ||
+      !int_array(hess, n))
+    return fail(err, where, "node arrays missing or of different lengths");
+  const json_t *cats = json_object_get(t, "categories_nodes");
+  if (json_array_size(cats) > 0) return fail(err, where, "categorical splits are not supported");
+  if (!grow((void **)&b->f->nodes, &b->node_cap, b->node_count + n, sizeof(node)))
+    return fail(err, where, "out of memory");
+  size_t base = b->node_count;
+  unsigned char *seen = calloc(n, 1);
+  if (!seen) return fail(err, where, "out of memory");
+  bool ok = true;
+  for (size_t i = 0; i < n && ok; i++) {
+    const json_t *l = json_array_get(left, i), *r = json_array_get(right, i);
+    const json_t *s = json_array_get(split, i), *c = json_array_get(cond, i);
+    const json_t *dl = json_array_get(dleft, i), *h = json_array_get(hess, i);
+    if (!json_is_integer(l) || !json_is_integer(r) || !json_is_integer(s) || !json_is_number(c) ||
+        !json_is_integer(dl) || !json_is_number(h)) {
+      ok = fail(err, where, "a node field has the wrong type");
+      break;
+    }
+    if (stype && json_integer_value(json_array_get(stype, i)) != 0) {
+      ok = fail(err, where, "categorical splits are not supported");
+      break;
+    }
+    json_int_t li = json_integer_value(l), ri = json_integer_value(r), si = json_integer_value(s);
+    node *nd = &b->f->nodes[base + i];
+    nd->value = (float)json_number_value(c);
+    nd->default_left = json_integer_value(dl) != 0;
+    if (li == -1) {
+      if (ri != -1) ok = fail(err, where, "a node has a left child only");
+      nd->left = nd->right = -1;
+      nd->feature = 0;
+      if (!isfinite(nd->value)) ok = fail(err, where, "a leaf value is not finite");
+      continue;
+    }
+    /* XGBoost numbers children after their parent; requiring it rules out cycles. */
+    if (li <= (json_int_t)i || ri <= (json_int_t)i || li >= (json_int_t)n || ri >= (json_int_t)n ||
+        li == ri || seen[li] || seen[ri]) {
+      ok = fail(err, where, "child indices are out of range or shared");
+      break;
+    }
+    seen[li] = seen[ri] = 1;
+    if (si < 0 || (size_t)si >= b->f->feature_count) {
+      ok = fail(err, where, "a split uses a feature index beyond num_feature");
+      break;
+    }
+    nd->left = (int32_t)li;
+    nd->right = (int32_t)ri;
+    nd->feature = (uint32_t)si;
+  }
+  for (size_t i = 1; i < n && ok; i++)
+    if (!seen[i]) ok = fail(err, where, "a node is unreachable from the root");
+  free(seen);
+  if (!ok) return false;
+  b->node_count += n;
+  tree *tr = &b->f->trees[index];
+  tr->first_node = base;
+  tr->first_leaf = b->leaf_count;
+  b->sum_hessian = hess;
+  b->depth = 0;
+  if (!visit(b, base, 0, &tr->root_mean, where, err)) return false;
+  tr->leaf_count = b->leaf_count - tr->first_leaf;
+  return true;
+}
+
+static bool build_tables(vd_forest *f, unsigned max_table_features, const char *name,
+                         vd_error *err) {
+  size_t total = 0;
+  for (size_t i = 0;
+       i < f->trees[f->tree_count - 1].first_leaf + f->trees[f->tree_count - 1].leaf_count; i++) {
+    leaf *l = &f->leaves[i];
+    if (l->features > max_table_features) continue;
+    l->table = total;
+    total += ((size_t)1 << l->features) * l->features;
+  }
+  f->table_floats = total;
+  if (!total) return true;
+  f->tables = malloc(total * sizeof *f->tables);
+  if (!f->tables) return fail(err, name, "out of memory for the TreeSHAP tables");
+  double w[MAX_PATH_FEATURES];
+  size_t leaf_total =
+      f->trees[f->tree_count - 1].first_leaf + f->trees[f->tree_count - 1].leaf_count;
+  for (size_t i = 0; i < leaf_total; i++) {
+    const leaf *l = &f->leaves[i];
+    if (l->table == SIZE_MAX) continue;
+    for (uint64_t h = 0; h < ((uint64_t)1 << l->features); h++) {
+      path_shap(f->zero_fractions + l->first_feature, l->features, h, l->value, w);
+      for (size_t j = 0; j < l->features; j++)
+        f->tables[l->table + h * l->features + j] = (float)w[j];
+    }
+  }
+  return true;
+}
+
+vd_forest *vd_forest_load(const char *text, size_t size, const char *name,
+                          unsigned max_table_features, vd_error *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(text, size, 0, &jerr);
+  if (!root) {
+    vd_error_at(err, name, jerr.line, jerr.column, "not valid JSON: %s", jerr.text);
+    return NULL;
+  }
+  vd_forest *f = calloc(1, sizeof *f);
+  builder b = {.f = f};
+  if (!f) goto oom;
+  const json_t *learner = json_object_get(root, "learner");
+  const char *booster_keys[] = {"gradient_booster", "name"};
+  const json_t *booster = get_path(learner, booster_keys, 2);
+  if (!json_is_string(booster) || strcmp(json_string_value(booster), "gbtree") != 0) {
+    fail(err, name, "not an XGBoost gbtree JSON model (learner.gradient_booster.name)");
+    goto fail;
+  }
+  const char *obj_keys[] = {"objective", "name"};
+  const json_t *objective = get_path(learner, obj_keys, 2);
+  if (!json_is_string(objective)) {
+    fail(err, name, "learner.objective.name is missing");
+    goto fail;
+  }
+  snprintf(f->objective, sizeof f->objective, "%s", json_string_value(objective));
+  f->logistic = strcmp(f->objective, "binary:logistic") == 0;
+  if (!f->logistic && strcmp(f->objective, "reg:squarederror") != 0) {
+    vd_error_set(err, "%s: objective %s is not supported (binary:logistic, reg:squarederror)", name,
+                 f->objective);
+    goto fail;
+  }
+  const json_t *param = json_object_get(learner, "learner_model_param");
+  const json_t *base = json_object_get(param, "base_score");
+  const json_t *nfeat = json_object_get(param, "num_feature");
+  const json_t *nclass = json_object_get(param, "num_class");
+  if (!json_is_string(base) || !json_is_string(nfeat)) {
+    fail(err, name, "learner.learner_model_param.base_score/num_feature missing");
+    goto fail;
+  }
+  if (nclass && strcmp(json_string_value(nclass), "0") != 0) {
+    fail(err, name, "multi-class models are not supported");
+    goto fail;
+  }
+  char *end;
+  float base_score = strtof(json_string_value(base), &end);
+  long features = strtol(json_string_value(nfeat), NULL, 10);
+  if (*end || features <= 0 || features > 1000000 ||
+      (f->logistic && !(base_score > 0.0f && base_score < 1.0f))) {
+    fail(err, name, "base_score or num_feature out of range");
+    goto fail;
+  }
+  f->feature_count = (size_t)features;
+  /* XGBoost's ProbToMargin, in float. */
+  f->base_margin = f->logistic ? -logf(1.0f / base_score - 1.0f) : base_score;
+  const char *tree_keys[] = {"gradient_booster", "model", "trees"};
+  const json_t *trees = get_path(learner, tree_keys, 3);
+  const char *info_keys[] = {"gradient_booster", "model", "tree_info"};
+  const json_t *info = get_path(learner, info_keys, 3);
+  if (!json_is_array(trees) || json_array_size(trees) == 0 ||
+      !int_array(info, json_array_size(trees))) {
+    fail(err, name, "no trees (learner.gradient_booster.model.trees/tree_info)");
+    goto fail;
+  }
+  f->tree_count = json_array_size(trees);
+  f->trees = calloc(f->tree_count, sizeof *f->trees);
+  if (!f->trees) goto oom;
+  for (size_t i = 0; i < f->tree_count; i++) {
+    if (json_integer_value(json_array_get(info, i)) != 0) {
+      fail(err, name, "tree_info names a second output group");
+      goto fail;
+    }
+    if (!load_tree(&b, json_array_get(trees, i), i, name, err)) goto fail;
+  }
+  if (!build_tables(f, max_table_features, name, err)) goto fail;
+  json_decref(root);
+  return f;
+oom:
+  vd_error_set(err, "%s: out of memory", name);
+fail:
+  json_decref(root);
+  vd_forest_free(f);
+  return NULL;
+}
+
+void vd_forest_free(vd_forest *f) {
+  if (!f) return;
+  free(f->trees);
+  free(f->nodes);
+  free(f->leaves);
+  free(f->steps);
+  free(f->path_features);
+  free(f->zero_fractions);
+  free(f->tables);
+  free(f);
+}
+
+size_t vd_forest_feature_count(const vd_forest *f) { return f->feature_count; }
+size_t vd_forest_tree_count(const vd_forest *f) { return f->tree_count; }
+size_t vd_forest_max_depth(const vd_forest *f) { return f->max_depth; }
+const char *vd_forest_objective(const vd_forest *f) { return f->objective; }
+size_t vd_forest_table_bytes(const vd_forest *f) { return f->table_floats * sizeof(float); }
+
+/* ---------- evaluation ---------- */
+
+static inline bool goes_left(float v, float threshold, uint8_t default_left) {
+  return isnan(v) ? default_left != 0 : v < threshold;
+}
+
+float vd_forest_margin(const vd_forest *f, const float *row) {
+  float sum = f->base_margin;
+  for (size_t t = 0; t < f->tree_count; t++) {
+    const node *nodes = f->nodes + f->trees[t].first_node;
+    const node *n = nodes;
+    while (n->left >= 0)
+      n = nodes + (goes_left(row[n->feature], n->value, n->default_left) ? n->left : n->right);
+    sum += n->value;
+  }
+  return sum;
+}
+
+float vd_forest_transform(const vd_forest *f, float margin) {
+  return f->logistic ? 1.0f / (1.0f + expf(-margin)) : margin;
+}
+
+void vd_forest_contributions(const vd_forest *f, const float *row, double *phi) {
+  memset(phi, 0, (f->feature_count + 1) * sizeof *phi);
+  double bias = (double)f->base_margin;
+  double w[MAX_PATH_FEATURES];
+  for (size_t t = 0; t < f->tree_count; t++) {
+    const tree *tr = &f->trees[t];
+    bias += tr->root_mean;
+    for (size_t i = 0; i < tr->leaf_count; i++) {
+      const leaf *l = &f->leaves[tr->first_leaf + i];
+      uint64_t h = ((uint64_t)1 << l->features) - 1; /* l->features <= 64 */
+      if (l->features == 64) h = UINT64_MAX;
+      const step *s = f->steps + l->first_step;
+      for (size_t k = 0; k < l->steps; k++)
+        if (goes_left(row[s[k].feature], s[k].threshold, s[k].default_left) != (s[k].left != 0))
+          h &= ~((uint64_t)1 << s[k].slot);
+      const uint32_t *feats = f->path_features + l->first_feature;
+      if (l->table != SIZE_MAX) {
+        const float *entry = f->tables + l->table + h * l->features;
+        for (size_t j = 0; j < l->features; j++) phi[feats[j]] += (double)entry[j];
+      } else {
+        path_shap(f->zero_fractions + l->first_feature, l->features, h, l->value, w);
+        for (size_t j = 0; j < l->features; j++) phi[feats[j]] += w[j];
+      }
+    }
+  }
+  phi[f->feature_count] = bias;
+}

@@ -1,0 +1,51 @@
+/* vd_forest: a native evaluator over an XGBoost (1.7, gbtree, binary:logistic or
+ * reg:squarederror) JSON model — predictions bit-identical to XGBoost's CPU predictor, and exact
+ * path-dependent TreeSHAP contributions equal to XGBoost's pred_contribs.
+ *
+ * Predictions walk the trees and add leaf values in float, in tree order, onto the float base
+ * margin — exactly XGBoost's arithmetic. Contributions use per-leaf precomputation: for every leaf
+ * the unique features on its path and their cover fractions are fixed at load, so the only thing a
+ * row decides is which of those features it "agrees" with (a bit mask H). For leaves with at most
+ * `max_table_features` unique features the TreeSHAP weights of every H are tabulated at load
+ * (Fast TreeSHAP v2 style), making a row's contributions O(leaves × depth) additions; other
+ * leaves run the exact extend/unwind path algorithm for their H at call time.
+ *
+ * Ownership: vd_forest_load returns an immutable forest freed with vd_forest_free; every
+ * function taking a const forest is safe to call from any number of threads at once. */
+#ifndef VD_FOREST_H
+#define VD_FOREST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vd_error.h"
+
+typedef struct vd_forest vd_forest;
+
+enum { VD_FOREST_DEFAULT_TABLE_FEATURES = 8 };
+
+/* Parses XGBoost's JSON model text. `name` is used in errors ("model.json: ..."). Refuses other
+ * boosters (dart, gblinear), multi-class/multi-target models, categorical splits and malformed
+ * trees. max_table_features: leaves with more unique path features are computed on the fly (0
+ * = never tabulate). */
+vd_forest *vd_forest_load(const char *json_text, size_t size, const char *name,
+                          unsigned max_table_features, vd_error *err);
+void vd_forest_free(vd_forest *forest);
+
+size_t vd_forest_feature_count(const vd_forest *forest);
+size_t vd_forest_tree_count(const vd_forest *forest);
+size_t vd_forest_max_depth(const vd_forest *forest);
+const char *vd_forest_objective(const vd_forest *forest);
+/* Bytes of precomputed TreeSHAP tables (for operators: memory per loaded model). */
+size_t vd_forest_table_bytes(const vd_forest *forest);
+
+/* Raw margin for one row of vd_forest_feature_count() floats (NaN = missing). */
+float vd_forest_margin(const vd_forest *forest, const float *row);
+/* The objective's transform of a margin (sigmoid for binary:logistic), as XGBoost computes it. */
+float vd_forest_transform(const vd_forest *forest, float margin);
+
+/* Exact TreeSHAP: phi[0 .. feature_count) per feature, phi[feature_count] = bias (expected
+ * value). They sum to the margin (up to float rounding). phi is overwritten. */
+void vd_forest_contributions(const vd_forest *forest, const float *row, double *phi);
+
+#endif

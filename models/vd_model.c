@@ -1,0 +1,492 @@
+#include "vd_model.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vd_buf.h"
+#include "vd_features.h"
+#include "vd_forest.h"
+#include "vd_json_path.h"
+
+enum { MAX_MANIFEST_BYTES = 16 << 20, MAX_MODEL_BYTES = 512 << 20 };
+
+struct vd_model {
+  atomic_int refs;
+  json_t *manifest;
+  const char *name, *version, *task, *control;
+  vd_features *features;
+  vd_forest *forest;
+  const json_t *reasons;
+};
+
+/* ---------- loading ---------- */
+
+static const char *manifest_string(const json_t *m, const char *key, const char *path,
+                                   vd_error *err) {
+  const json_t *v = json_object_get(m, key);
+  if (!json_is_string(v) || !json_string_length(v)) {
+    vd_error_set(err, "%s: field \"%s\" is missing or not a non-empty string", path, key);
+    return NULL;
+  }
+  return json_string_value(v);
+}
+
+static bool is_hex64(const char *s) {
+  if (strlen(s) != 64) return false;
+  for (const char *p = s; *p; p++)
+    if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p)) return false;
+  return true;
+}
+
+static bool type_compatible(vd_feature_encoding enc, vd_field_type t) {
+  switch (enc) {
+    case VD_ENCODING_NUMERIC:
+      return t == VD_FIELD_INT || t == VD_FIELD_DOUBLE;
+    case VD_ENCODING_BOOL:
+      return t == VD_FIELD_BOOL;
+    case VD_ENCODING_ENUM:
+      return t == VD_FIELD_ENUM || t == VD_FIELD_STRING;
+  }
+  return false;
+}
+
+static bool check_schema(const vd_model *m, const vd_schema *schema, const char *path,
+                         vd_error *err) {
+  static const char *const enc_names[] = {"numeric", "bool", "enum"};
+  const json_t *features = json_object_get(m->manifest, "features");
+  for (size_t i = 0; i < vd_features_count(m->features); i++) {
+    const char *source = vd_features_source(m->features, i);
+    const vd_schema_field *f = vd_schema_find(schema, source);
+    vd_feature_encoding enc = vd_features_encoding(m->features, i);
+    if (!f)
+      return vd_error_set(err, "%s: feature %s reads %s, which schema %s does not declare", path,
+                          vd_features_name(m->features, i), source, vd_schema_name(schema));
+    if (!type_compatible(enc, vd_schema_field_type(f)))
+      return vd_error_set(err, "%s: feature %s (%s encoding) reads %s, which schema %s types as %s",
+                          path, vd_features_name(m->features, i), enc_names[enc], source,
+                          vd_schema_name(schema), vd_schema_field_type_name(f));
+    const char *unknown =
+        json_string_value(json_object_get(json_array_get(features, i), "unknown"));
+    if (enc == VD_ENCODING_ENUM && unknown && strcmp(unknown, "error") == 0) {
+      if (vd_schema_field_type(f) == VD_FIELD_STRING)
+        return vd_error_set(err,
+                            "%s: feature %s refuses unknown categories but %s is a free string",
+                            path, vd_features_name(m->features, i), source);
+      for (size_t k = 0; k < vd_schema_field_enum_count(f); k++) {
+        const char *value = vd_schema_field_enum_value(f, k);
+        bool known = false;
+        for (size_t c = 0; c < vd_features_category_count(m->features, i); c++)
+          known = known || strcmp(value, vd_features_category(m->features, i, c)) == 0;
+        if (!known)
+          return vd_error_set(err,
+                              "%s: schema allows %s = \"%s\", which feature %s refuses "
+                              "(unknown: error)",
+                              path, source, value, vd_features_name(m->features, i));
+      }
+    }
+  }
+  return true;
+}
+
+static json_t *load_json_file(const char *path, size_t max, vd_error *err) {
+  size_t size;
+  char *text = vd_read_file(path, max, &size, err);
+  if (!text) return NULL;
+  json_error_t jerr;
+  json_t *v = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
+  free(text);
+  if (!v) vd_error_at(err, path, jerr.line, jerr.column, "not valid JSON: %s", jerr.text);
+  return v;
+}
+
+vd_model *vd_model_load(const char *dir, const vd_schema *schema, vd_error *err) {
+  char mpath[4096], tpath[4096];
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    vd_error_set(err, "%s: not a model bundle folder (%s)", dir,
+                 stat(dir, &st) != 0 ? strerror(errno) : "not a directory");
+    return NULL;
+  }
+  snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+  vd_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    vd_error_set(err, "%s: out of memory", dir);
+    return NULL;
+  }
+  atomic_init(&m->refs, 1);
+  char *model_text = NULL;
+  size_t model_size = 0;
+  if (!(m->manifest = load_json_file(mpath, MAX_MANIFEST_BYTES, err))) goto fail;
+  if (!json_is_object(m->manifest)) {
+    vd_error_set(err, "%s: expected a JSON object", mpath);
+    goto fail;
+  }
+  const json_t *format = json_object_get(m->manifest, "format");
+  if (!json_is_string(format) || strcmp(json_string_value(format), VD_MODEL_FORMAT) != 0) {
+    vd_error_set(err, "%s: wrong format %s%s%s (expected \"%s\")", mpath, format ? "\"" : "",
+                 json_is_string(format) ? json_string_value(format) : "(missing)",
+                 format ? "\"" : "", VD_MODEL_FORMAT);
+    goto fail;
+  }
+  const char *model_file;
+  if (!(m->name = manifest_string(m->manifest, "name", mpath, err)) ||
+      !(m->version = manifest_string(m->manifest, "version", mpath, err)) ||
+      !(m->task = manifest_string(m->manifest, "task", mpath, err)) ||
+      !(model_file = manifest_string(m->manifest, "model_file", mpath, err)))
+    goto fail;
+  if (!is_hex64(m->version)) {
+    vd_error_set(err, "%s: version is not a lowercase hex SHA-256", mpath);
+    goto fail;
+  }
+  if (strcmp(m->task, "uplift") != 0) {
+    vd_error_set(err, "%s: task \"%s\" is not supported (uplift)", mpath, m->task);
+    goto fail;
+  }
+  if (strchr(model_file, '/') || strcmp(model_file, "..") == 0 || model_file[0] == '.') {
+    vd_error_set(err, "%s: model_file must be a file name inside the bundle", mpath);
+    goto fail;
+  }
+  const json_t *treatment = json_object_get(m->manifest, "treatment");
+  if (!json_is_object(treatment) ||
+      !(m->control = manifest_string(treatment, "control", mpath, err))) {
+    if (!json_is_object(treatment)) vd_error_set(err, "%s: field \"treatment\" is missing", mpath);
+    goto fail;
+  }
+  vd_error ferr = {0};
+  m->features = vd_features_parse(json_object_get(m->manifest, "features"),
+                                  json_object_get(treatment, "arms"), "features", &ferr);
+  if (!m->features) {
+    vd_error_set(err, "%s: %s%s%s", mpath, ferr.field, ferr.field[0] ? ": " : "", ferr.message);
+    goto fail;
+  }
+  for (size_t a = 0; a < vd_features_arm_count(m->features); a++)
+    if (strcmp(vd_features_arm(m->features, a), m->control) == 0) {
+      vd_error_set(err, "%s: the control \"%s\" is also an arm", mpath, m->control);
+      goto fail;
+    }
+  const json_t *columns = json_object_get(m->manifest, "columns");
+  bool same = json_is_array(columns) && json_array_size(columns) == vd_features_width(m->features);
+  for (size_t c = 0; same && c < vd_features_width(m->features); c++)
+    same = json_is_string(json_array_get(columns, c)) &&
+           strcmp(json_string_value(json_array_get(columns, c)),
+                  vd_features_column_name(m->features, c)) == 0;
+  if (!same) {
+    vd_error_set(err, "%s: \"columns\" do not match the features and arms", mpath);
+    goto fail;
+  }
+  m->reasons = json_object_get(m->manifest, "reasons");
+  if (m->reasons && !json_is_object(m->reasons)) {
+    vd_error_set(err, "%s: \"reasons\" must be an object", mpath);
+    goto fail;
+  }
+  snprintf(tpath, sizeof tpath, "%s/%s", dir, model_file);
+  if (!(model_text = vd_read_file(tpath, MAX_MODEL_BYTES, &model_size, err))) goto fail;
+  char hash[VD_SHA256_HEX_SIZE];
+  vd_sha256_hex(model_text, model_size, hash);
+  if (strcmp(hash, m->version) != 0) {
+    vd_error_set(err,
+                 "%s: content hash %.12s… is not the manifest's version %.12s… (corrupt, or "
+                 "a model.json from another bundle)",
+                 tpath, hash, m->version);
+    goto fail;
+  }
+  if (!(m->forest =
+            vd_forest_load(model_text, model_size, tpath, VD_FOREST_DEFAULT_TABLE_FEATURES, err)))
+    goto fail;
+  if (strcmp(vd_forest_objective(m->forest), "binary:logistic") != 0) {
+    vd_error_set(err, "%s: objective %s, an uplift model needs binary:logistic", tpath,
+                 vd_forest_objective(m->forest));
+    goto fail;
+  }
+  if (vd_forest_feature_count(m->forest) != vd_features_width(m->features)) {
+    vd_error_set(err, "%s: the model has %zu input columns, the manifest describes %zu", tpath,
+                 vd_forest_feature_count(m->forest), vd_features_width(m->features));
+    goto fail;
+  }
+  free(model_text);
+  model_text = NULL;
+  if (schema && !check_schema(m, schema, mpath, err)) goto fail;
+  return m;
+fail:
+  free(model_text);
+  vd_model_free(m);
+  return NULL;
+}
+
+vd_model *vd_model_retain(vd_model *m) {
+  atomic_fetch_add(&m->refs, 1);
+  return m;
+}
+
+void vd_model_free(vd_model *m) {
+  if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
+  vd_forest_free(m->forest);
+  vd_features_free(m->features);
+  json_decref(m->manifest);
+  free(m);
+}
+
+const char *vd_model_name(const vd_model *m) { return m->name; }
+const char *vd_model_version(const vd_model *m) { return m->version; }
+const char *vd_model_task(const vd_model *m) { return m->task; }
+const json_t *vd_model_manifest(const vd_model *m) { return m->manifest; }
+const char *vd_model_control(const vd_model *m) { return m->control; }
+size_t vd_model_arm_count(const vd_model *m) { return vd_features_arm_count(m->features); }
+const char *vd_model_arm(const vd_model *m, size_t a) { return vd_features_arm(m->features, a); }
+size_t vd_model_feature_count(const vd_model *m) { return vd_features_count(m->features); }
+const char *vd_model_feature_name(const vd_model *m, size_t i) {
+  return vd_features_name(m->features, i);
+}
+const char *vd_model_feature_source(const vd_model *m, size_t i) {
+  return vd_features_source(m->features, i);
+}
+size_t vd_model_column_count(const vd_model *m) { return vd_features_width(m->features); }
+const char *vd_model_column_name(const vd_model *m, size_t c) {
+  return vd_features_column_name(m->features, c);
+}
+
+/* ---------- scoring ---------- */
+
+bool vd_model_result_init(const vd_model *m, vd_model_result *r, vd_error *err) {
+  *r = (vd_model_result){0};
+  r->column_count = vd_features_width(m->features);
+  r->feature_count = vd_features_count(m->features) + 1;
+  r->features = calloc(r->column_count, sizeof *r->features);
+  r->contributions = calloc(r->column_count + 1, sizeof *r->contributions);
+  r->feature_contributions = calloc(r->feature_count, sizeof *r->feature_contributions);
+  if (!r->features || !r->contributions || !r->feature_contributions) {
+    vd_model_result_free(r);
+    return vd_error_set(err, "out of memory");
+  }
+  return true;
+}
+
+void vd_model_result_free(vd_model_result *r) {
+  free(r->features);
+  free(r->contributions);
+  free(r->feature_contributions);
+  *r = (vd_model_result){0};
+}
+
+bool vd_model_score(const vd_model *m, const json_t *request, const char *treatment,
+                    bool want_contributions, vd_model_result *r, vd_error *err) {
+  if (r->column_count != vd_features_width(m->features))
+    return vd_error_set(err, "result was initialised for another model");
+  if (!treatment) return vd_error_set(err, "no treatment given for model %s", m->name);
+  if (!vd_features_encode(m->features, request, r->features, err)) return false;
+  size_t base = vd_features_base_width(m->features), arms = vd_features_arm_count(m->features);
+  for (size_t a = 0; a < arms; a++) r->features[base + a] = 0.0f;
+  float control = vd_forest_margin(m->forest, r->features);
+  if (!vd_features_set_treatment(m->features, treatment, m->control, r->features, err))
+    return false;
+  bool is_control = strcmp(treatment, m->control) == 0;
+  float margin = is_control ? control : vd_forest_margin(m->forest, r->features);
+  r->margin = margin;
+  r->margin_control = control;
+  r->p_treatment = vd_forest_transform(m->forest, margin);
+  r->p_control = vd_forest_transform(m->forest, control);
+  r->uplift = r->p_treatment - r->p_control;
+  r->has_contributions = want_contributions;
+  if (want_contributions) {
+    vd_forest_contributions(m->forest, r->features, r->contributions);
+    for (size_t i = 0; i < r->feature_count; i++) r->feature_contributions[i] = 0;
+    for (size_t c = 0; c < r->column_count; c++)
+      r->feature_contributions[vd_features_column_feature(m->features, c)] += r->contributions[c];
+  }
+  return true;
+}
+
+/* ---------- reasons ---------- */
+
+static void value_text(const json_t *v, char *buf, size_t size) {
+  if (!v || json_is_null(v))
+    snprintf(buf, size, "missing");
+  else if (json_is_string(v))
+    snprintf(buf, size, "%s", json_string_value(v));
+  else if (json_is_integer(v))
+    snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+  else if (json_is_real(v))
+    snprintf(buf, size, "%.2f", json_real_value(v));
+  else
+    snprintf(buf, size, "%s", json_is_true(v) ? "yes" : "no");
+}
+
+void vd_model_reason_text(const vd_model *m, size_t feature, bool raised, const json_t *request,
+                          char *buf, size_t size) {
+  bool is_treatment = feature >= vd_features_count(m->features);
+  const char *name = is_treatment ? "treatment" : vd_features_name(m->features, feature);
+  const json_t *texts = json_object_get(m->reasons, name);
+  const char *tmpl = json_string_value(json_object_get(texts, raised ? "up" : "down"));
+  char value[128];
+  value_text(
+      is_treatment ? NULL : vd_json_get_path(request, vd_features_source(m->features, feature)),
+      value, sizeof value);
+  vd_buf b = {0};
+  if (!tmpl) {
+    vd_buf_printf(&b, "%s (%s) %s the expected response", name, value,
+                  raised ? "raised" : "lowered");
+  } else {
+    for (const char *p = tmpl; *p;) {
+      const char *hole = strstr(p, "{value}");
+      if (!hole) {
+        vd_buf_puts(&b, p);
+        break;
+      }
+      vd_buf_append(&b, p, (size_t)(hole - p));
+      vd_buf_puts(&b, value);
+      p = hole + strlen("{value}");
+    }
+  }
+  snprintf(buf, size, "%s", b.data ? b.data : "");
+  vd_buf_free(&b);
+}
+
+json_t *vd_model_reasons(const vd_model *m, const vd_model_result *r, const json_t *request,
+                         size_t max) {
+  json_t *out = json_array();
+  if (!r->has_contributions) return out;
+  size_t n = r->feature_count;
+  unsigned char *used = calloc(n, 1);
+  if (!used) return out;
+  for (size_t k = 0; k < max && k < n; k++) {
+    size_t best = n;
+    for (size_t i = 0; i < n; i++)
+      if (!used[i] &&
+          (best == n || fabs(r->feature_contributions[i]) > fabs(r->feature_contributions[best])))
+        best = i;
+    if (best == n || r->feature_contributions[best] == 0.0) break;
+    used[best] = 1;
+    bool raised = r->feature_contributions[best] > 0;
+    bool is_treatment = best + 1 == n;
+    char text[512];
+    vd_model_reason_text(m, best, raised, request, text, sizeof text);
+    json_t *o = json_object();
+    json_object_set_new(
+        o, "feature",
+        json_string(is_treatment ? "treatment" : vd_features_name(m->features, best)));
+    if (!is_treatment) {
+      const char *source = vd_features_source(m->features, best);
+      json_object_set_new(o, "source", json_string(source));
+      const json_t *v = vd_json_get_path(request, source);
+      json_object_set_new(o, "value", v ? json_deep_copy(v) : json_null());
+    }
+    json_object_set_new(o, "contribution", json_real(r->feature_contributions[best]));
+    json_object_set_new(o, "direction", json_string(raised ? "up" : "down"));
+    json_object_set_new(o, "text", json_string(text));
+    json_array_append_new(out, o);
+  }
+  free(used);
+  return out;
+}
+
+json_t *vd_model_result_to_json(const vd_model *m, const vd_model_result *r) {
+  json_t *o = json_object();
+  json_t *features = json_object();
+  for (size_t c = 0; c < r->column_count; c++)
+    json_object_set_new(features, vd_features_column_name(m->features, c),
+                        isnan(r->features[c]) ? json_null() : json_real(r->features[c]));
+  json_object_set_new(o, "features", features);
+  json_object_set_new(o, "margin", json_real(r->margin));
+  json_object_set_new(o, "margin_control", json_real(r->margin_control));
+  json_object_set_new(o, "p_treatment", json_real(r->p_treatment));
+  json_object_set_new(o, "p_control", json_real(r->p_control));
+  json_object_set_new(o, "uplift", json_real(r->uplift));
+  if (r->has_contributions) {
+    json_t *contribs = json_object();
+    for (size_t c = 0; c < r->column_count; c++)
+      json_object_set_new(contribs, vd_features_column_name(m->features, c),
+                          json_real(r->contributions[c]));
+    json_object_set_new(o, "contributions", contribs);
+    json_object_set_new(o, "bias", json_real(r->contributions[r->column_count]));
+  }
+  return o;
+}
+
+/* ---------- content-addressed store ---------- */
+
+static bool copy_file(const char *from, const char *to, vd_error *err) {
+  size_t size;
+  char *data = vd_read_file(from, MAX_MODEL_BYTES, &size, err);
+  if (!data) return false;
+  FILE *f = fopen(to, "wb");
+  bool ok = f && fwrite(data, 1, size, f) == size;
+  if (f) ok = (fflush(f) == 0 && fsync(fileno(f)) == 0) && ok;
+  if (f) ok = (fclose(f) == 0) && ok;
+  free(data);
+  if (!ok) return vd_error_set(err, "cannot write %s: %s", to, strerror(errno));
+  return true;
+}
+
+static bool ensure_dir(const char *path, vd_error *err) {
+  if (mkdir(path, 0755) == 0 || errno == EEXIST) return true;
+  return vd_error_set(err, "cannot create %s: %s", path, strerror(errno));
+}
+
+bool vd_model_store_put(const char *data_dir, const char *bundle_dir,
+                        char version[VD_SHA256_HEX_SIZE], vd_error *err) {
+  vd_model *m = vd_model_load(bundle_dir, NULL, err);
+  if (!m) return false;
+  snprintf(version, VD_SHA256_HEX_SIZE, "%s", m->version);
+  const char *model_file = json_string_value(json_object_get(m->manifest, "model_file"));
+  char models[4096], final[4200], tmp[4300], from[4096], to[4400];
+  snprintf(models, sizeof models, "%s/models", data_dir);
+  snprintf(final, sizeof final, "%s/%s", models, version);
+  bool ok = false;
+  struct stat st;
+  if (stat(final, &st) == 0) { /* already stored: it must be the same content */
+    vd_model *stored = vd_model_load(final, NULL, err);
+    ok = stored != NULL;
+    vd_model_free(stored);
+    vd_model_free(m);
+    return ok;
+  }
+  if (!ensure_dir(data_dir, err) || !ensure_dir(models, err)) goto done;
+  snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld", models, version, (long)getpid());
+  if (!ensure_dir(tmp, err)) goto done;
+  const char *files[] = {"manifest.json", model_file};
+  for (int i = 0; i < 2; i++) {
+    snprintf(from, sizeof from, "%s/%s", bundle_dir, files[i]);
+    snprintf(to, sizeof to, "%s/%s", tmp, files[i]);
+    if (!copy_file(from, to, err)) goto done;
+  }
+  if (rename(tmp, final) != 0) {
+    if (errno == EEXIST || errno == ENOTEMPTY) { /* another process stored it first */
+      for (int i = 0; i < 2; i++) {
+        snprintf(to, sizeof to, "%s/%s", tmp, files[i]);
+        unlink(to);
+      }
+      rmdir(tmp);
+      ok = true;
+      goto done;
+    }
+    vd_error_set(err, "cannot move %s to %s: %s", tmp, final, strerror(errno));
+    goto done;
+  }
+  ok = true;
+done:
+  vd_model_free(m);
+  return ok;
+}
+
+vd_model *vd_model_store_load(const char *data_dir, const char *version, const vd_schema *schema,
+                              vd_error *err) {
+  if (!is_hex64(version)) {
+    vd_error_set(err, "\"%s\" is not a model version (a lowercase hex SHA-256)", version);
+    return NULL;
+  }
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/models/%s", data_dir, version);
+  vd_model *m = vd_model_load(dir, schema, err);
+  if (m && strcmp(m->version, version) != 0) {
+    vd_error_set(err, "%s: holds version %s, not %s", dir, m->version, version);
+    vd_model_free(m);
+    return NULL;
+  }
+  return m;
+}

@@ -1,0 +1,107 @@
+/* vd_model: a loaded model bundle, scoring one request for one candidate (treatment), exact
+ * TreeSHAP contributions, reason codes, and the content-addressed store of bundles.
+ *
+ * A bundle is a folder holding model.json (XGBoost's JSON model) and manifest.json (format
+ * VD_MODEL_FORMAT: name, version = SHA-256 of model.json, task, features with their request
+ * source fields and encodings, treatment arms and control, training data hash, parameters,
+ * validation metrics, reason texts). See README "Models".
+ *
+ * Scoring runs on a native evaluator over the bundle's trees (vd_forest.h): predictions are
+ * bit-identical to XGBoost's, contributions equal XGBoost's pred_contribs; XGBoost itself is not
+ * called at serving time.
+ *
+ * Ownership and threads: vd_model_load returns a model with one reference; vd_model_retain adds
+ * one, vd_model_free drops one and frees at zero (atomic counting, so a server can swap models
+ * while requests still hold the old one). A loaded model is immutable: any number of threads may
+ * score with it at once, each with its own vd_model_result. Strings and JSON returned by the
+ * accessors are borrowed from the model. */
+#ifndef VD_MODEL_H
+#define VD_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vd_error.h"
+#include "vd_hash.h"
+#include "vd_schema.h"
+
+#define VD_MODEL_FORMAT "verdict-model-bundle/1"
+
+typedef struct vd_model vd_model;
+
+/* Loads and checks a bundle folder. Refuses (NULL, err naming the file and the problem) a
+ * missing folder or file, invalid JSON, a manifest of another format or with missing/ill-typed
+ * fields, a model.json whose SHA-256 is not the manifest's version, a model the native evaluator
+ * cannot run, columns that do not match the features, and — when schema is non-NULL — a feature
+ * whose source field the schema lacks or types incompatibly (numeric ← int/double, bool ← bool,
+ * enum ← enum/string; an enum value the schema allows but the model refuses with unknown: error).
+ */
+vd_model *vd_model_load(const char *bundle_dir, const vd_schema *schema, vd_error *err);
+vd_model *vd_model_retain(vd_model *model);
+void vd_model_free(vd_model *model);
+
+const char *vd_model_name(const vd_model *model);
+const char *vd_model_version(const vd_model *model); /* SHA-256 hex of model.json */
+const char *vd_model_task(const vd_model *model);    /* "uplift" */
+const json_t *vd_model_manifest(const vd_model *model);
+const char *vd_model_control(const vd_model *model); /* the control treatment value */
+size_t vd_model_arm_count(const vd_model *model);
+const char *vd_model_arm(const vd_model *model, size_t arm);
+/* Input features (as in the manifest) and encoded model columns. */
+size_t vd_model_feature_count(const vd_model *model);
+const char *vd_model_feature_name(const vd_model *model, size_t feature);
+const char *vd_model_feature_source(const vd_model *model, size_t feature);
+size_t vd_model_column_count(const vd_model *model);
+const char *vd_model_column_name(const vd_model *model, size_t column);
+
+/* One candidate's scores. Allocate per thread with vd_model_result_init (sized for the model),
+ * reuse across calls, release with vd_model_result_free. */
+typedef struct vd_model_result {
+  double p_treatment;    /* P(response | the candidate's treatment) */
+  double p_control;      /* P(response | control) */
+  double uplift;         /* p_treatment − p_control */
+  double margin;         /* raw margin (log-odds) of the treatment prediction */
+  double margin_control; /* raw margin of the control prediction */
+  size_t column_count;
+  float *features; /* the encoded row for the treatment (NaN = missing) */
+  bool has_contributions;
+  double *contributions; /* column_count + 1: TreeSHAP per column, then the bias; sum = margin */
+  size_t feature_count;  /* input features + 1 (the last is the treatment) */
+  double *feature_contributions; /* columns summed per input feature, then the treatment */
+} vd_model_result;
+
+bool vd_model_result_init(const vd_model *model, vd_model_result *result, vd_error *err);
+void vd_model_result_free(vd_model_result *result);
+
+/* Scores a normalised request for one treatment value (an arm, or the control). With
+ * want_contributions, fills contributions for the treatment prediction. Errors name the request
+ * field ("subject.zip_code: ...") or the treatment. */
+bool vd_model_score(const vd_model *model, const json_t *request, const char *treatment,
+                    bool want_contributions, vd_model_result *result, vd_error *err);
+
+/* The reason text of an input feature (index feature_count = the treatment) for a direction:
+ * the manifest's text with "{value}" replaced by the request's value, or a generated one.
+ * Writes into buf. */
+void vd_model_reason_text(const vd_model *model, size_t feature, bool raised, const json_t *request,
+                          char *buf, size_t size);
+/* The `max` strongest feature contributions as JSON, strongest first:
+ * [{"feature", "source", "value", "contribution", "direction": "up"/"down", "text"}...].
+ * Needs a result with contributions. New reference. */
+json_t *vd_model_reasons(const vd_model *model, const vd_model_result *result,
+                         const json_t *request, size_t max);
+/* For the trace: {"features": {column: value|null}, "contributions": {column: phi},
+ * "bias", "margin", "p_treatment", "p_control", "uplift", "margin_control"}. New reference. */
+json_t *vd_model_result_to_json(const vd_model *model, const vd_model_result *result);
+
+/* Content-addressed store: copies a bundle (after checking it loads) into
+ * DATA_DIR/models/<version>/ atomically (write to a temporary folder, then rename); storing the
+ * same version again is a no-op. version gets the bundle's version. */
+bool vd_model_store_put(const char *data_dir, const char *bundle_dir,
+                        char version[VD_SHA256_HEX_SIZE], vd_error *err);
+/* Loads DATA_DIR/models/<version>/ (for replay); refuses a stored bundle whose content does not
+ * hash to `version`. */
+vd_model *vd_model_store_load(const char *data_dir, const char *version, const vd_schema *schema,
+                              vd_error *err);
+
+#endif
