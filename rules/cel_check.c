@@ -186,6 +186,30 @@ static const vd_cel_type *fail(checker *c, const cel_node *n, const char *fmt, .
   return NULL;
 }
 
+/* Where a subexpression starts (its leftmost token), for errors about an operand. */
+static uint32_t start_of(const cel_node *n) {
+  uint32_t offset = n->offset;
+  for (; n; n = n->a) {
+    if (n->offset < offset) offset = n->offset;
+    if (n->op != N_SELECT && n->op != N_INDEX && n->op != N_CALL && n->op != N_BINARY &&
+        n->op != N_AND && n->op != N_OR && n->op != N_COND && n->op != N_COMPREHENSION)
+      break;
+  }
+  return offset;
+}
+
+static const vd_cel_type *fail_operand(checker *c, const cel_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static const vd_cel_type *fail_operand(checker *c, const cel_node *n, const char *fmt, ...) {
+  char buf[VD_ERROR_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  cel_diag_set(c->diag, start_of(n), "%s", buf);
+  return NULL;
+}
+
 static const char *tname(const vd_cel_type *t, char *buf, size_t size) {
   vd_cel_type_format(t, buf, size);
   return buf;
@@ -281,6 +305,7 @@ static const vd_cel_type *resolve_name(checker *c, cel_node *n, const char *name
   if (vd_cel_env_lookup(c->env, name, &slot)) {
     uint32_t ref;
     if (!add_ref(c, slot, &ref)) return fail(c, n, "out of memory");
+    n->offset = start_of(n);
     n->op = N_SLOT;
     n->name = vd_cel_env_slot_name(c->env, slot); /* the full name, for error messages */
     n->slot = (uint32_t)slot;
@@ -290,6 +315,7 @@ static const vd_cel_type *resolve_name(checker *c, cel_node *n, const char *name
   }
   for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
     if (strcmp(type_names[i].name, name) == 0) {
+      n->offset = start_of(n);
       n->op = N_LIT;
       n->a = NULL;
       n->lit = (vd_cel_value){.kind = VD_CEL_TYPE, .v.type_kind = type_names[i].kind};
@@ -376,8 +402,8 @@ static const vd_cel_type *check_aggregate(checker *c, cel_node *n) {
       char b[64];
       if (!is_dyn(t) && !(t->kind == VD_CEL_BOOL || t->kind == VD_CEL_INT ||
                           t->kind == VD_CEL_UINT || t->kind == VD_CEL_STRING))
-        return fail(c, n->args[i], "map keys must be bool, int, uint or string, not %s",
-                    tname(t, b, sizeof b));
+        return fail_operand(c, n->args[i], "map keys must be bool, int, uint or string, not %s",
+                            tname(t, b, sizeof b));
       key = join(key, t);
     } else {
       elem = join(elem, t);
@@ -594,12 +620,13 @@ static const vd_cel_type *check_call(checker *c, cel_node *n) {
       return fail(c, n, "'%s' takes at most a time-zone argument", n->name);
     if (n->nargs == 1) {
       if (args[0]->kind != VD_CEL_STRING && !is_dyn(args[0]))
-        return fail(c, n->args[0], "a time zone is a string, not %s", tname(args[0], b, sizeof b));
+        return fail_operand(c, n->args[0], "a time zone is a string, not %s",
+                            tname(args[0], b, sizeof b));
       const cel_node *tz = n->args[0];
       if (tz->op == N_LIT && tz->lit.kind == VD_CEL_STRING) {
         const char *why = NULL;
         n->extra = cel_zone_load(tz->lit.v.str.data, tz->lit.v.str.len, &c->prog->arena, &why);
-        if (!n->extra) return fail(c, tz, "time zone: %s", why);
+        if (!n->extra) return fail_operand(c, tz, "time zone: %s", why);
       }
     }
     return T(VD_CEL_INT);
@@ -661,7 +688,7 @@ static const vd_cel_type *check_call(checker *c, cel_node *n) {
     bool parsed = fn == F_TIMESTAMP
                       ? vd_cel_timestamp_parse(a0->lit.v.str.data, a0->lit.v.str.len, &v, &err)
                       : vd_cel_duration_parse(a0->lit.v.str.data, a0->lit.v.str.len, &v, &err);
-    if (!parsed) return fail(c, a0, "%s", err.message);
+    if (!parsed) return fail_operand(c, a0, "%s", err.message);
     n->op = N_LIT;
     n->lit = v;
   }
@@ -695,7 +722,7 @@ static const vd_cel_type *check_comprehension(checker *c, cel_node *n) {
   cel_macro m = (cel_macro)n->sub;
   bool body_is_predicate = m != M_MAP || n->c;
   if (body_is_predicate && body->kind != VD_CEL_BOOL && !is_dyn(body))
-    return fail(c, n->b, "the condition must be bool, not %s", tname(body, b, sizeof b));
+    return fail_operand(c, n->b, "the condition must be bool, not %s", tname(body, b, sizeof b));
   switch (m) {
     case M_MAP: {
       const vd_cel_type *t =
@@ -729,13 +756,13 @@ static const vd_cel_type *check_node(checker *c, cel_node *n) {
       if (is_dyn(a)) return &t_dyn;
       if (a->kind == VD_CEL_LIST) {
         if (i->kind != VD_CEL_INT && i->kind != VD_CEL_UINT && !is_dyn(i))
-          return fail(c, n->b, "a list index must be int, not %s", tname(i, b, sizeof b));
+          return fail_operand(c, n->b, "a list index must be int, not %s", tname(i, b, sizeof b));
         return a->elem;
       }
       if (a->kind == VD_CEL_MAP) {
         if (!compatible(i, a->key))
-          return fail(c, n->b, "key of type %s cannot index %s", tname(i, b, sizeof b),
-                      tname(a, b2, sizeof b2));
+          return fail_operand(c, n->b, "key of type %s cannot index %s", tname(i, b, sizeof b),
+                              tname(a, b2, sizeof b2));
         return a->elem;
       }
       return fail(c, n, "%s cannot be indexed", tname(a, b, sizeof b));
@@ -749,8 +776,8 @@ static const vd_cel_type *check_node(checker *c, cel_node *n) {
       const vd_cel_type *cond = check(c, n->a);
       if (!cond) return NULL;
       if (cond->kind != VD_CEL_BOOL && !is_dyn(cond))
-        return fail(c, n->a, "the condition of '? :' must be bool, not %s",
-                    tname(cond, b, sizeof b));
+        return fail_operand(c, n->a, "the condition of '? :' must be bool, not %s",
+                            tname(cond, b, sizeof b));
       const vd_cel_type *x = check(c, n->b);
       const vd_cel_type *y = x ? check(c, n->c) : NULL;
       return y ? join(x, y) : NULL;
@@ -762,9 +789,9 @@ static const vd_cel_type *check_node(checker *c, cel_node *n) {
       if (!y) return NULL;
       const char *op = n->op == N_AND ? "&&" : "||";
       if (x->kind != VD_CEL_BOOL && !is_dyn(x))
-        return fail(c, n->a, "'%s' needs bool operands, not %s", op, tname(x, b, sizeof b));
+        return fail_operand(c, n->a, "'%s' needs bool operands, not %s", op, tname(x, b, sizeof b));
       if (y->kind != VD_CEL_BOOL && !is_dyn(y))
-        return fail(c, n->b, "'%s' needs bool operands, not %s", op, tname(y, b, sizeof b));
+        return fail_operand(c, n->b, "'%s' needs bool operands, not %s", op, tname(y, b, sizeof b));
       return T(VD_CEL_BOOL);
     }
     case N_NOT: {

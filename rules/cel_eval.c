@@ -363,7 +363,8 @@ static vd_cel_value eval_comprehension(ev *e, const cel_node *n) {
     elems = range.v.map->keys;
     count = range.v.map->count;
   } else {
-    return no_overload(e, n, "comprehension over", &range, NULL);
+    return cel_errorf(e->arena, n->offset, "cannot iterate over %s (a list or map is needed)",
+                      vd_cel_kind_name(range.kind));
   }
   cel_macro m = (cel_macro)n->sub;
   vd_cel_value *out = NULL;
