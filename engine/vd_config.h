@@ -36,7 +36,7 @@ typedef struct vd_config_key {
 } vd_config_key;
 
 typedef struct vd_config_limits {
-  unsigned threads;              /* HTTP worker threads; 0 = one per online core */
+  unsigned threads;              /* HTTP worker threads; 0 = four per online core */
   unsigned max_connections;      /* concurrent connections */
   unsigned connection_timeout_s; /* idle keep-alive connections are closed after this */
   unsigned request_timeout_ms;   /* a request body must arrive within this */

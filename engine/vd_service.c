@@ -654,9 +654,16 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
   }
   free(loaded);
 
+  /* A handler blocks until its decision is committed, so more threads than cores let one group
+   * commit carry several requests (and keep the cores busy while a commit, or an fsync, runs). */
+  unsigned threads = c->limits.threads;
+  if (!threads) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = 4 * (cores > 0 ? (unsigned)cores : 1);
+  }
   vd_server_options options = {.host = c->listen_host,
                                .port = c->listen_port,
-                               .threads = c->limits.threads,
+                               .threads = threads,
                                .max_connections = c->limits.max_connections,
                                .connection_timeout_s = c->limits.connection_timeout_s,
                                .request_timeout_ms = c->limits.request_timeout_ms,
