@@ -534,7 +534,9 @@ static void begin(vd_llm *llm, job *j) {
   pthread_mutex_lock(&llm->mu);
   if (br->open_until_us) br->trial_in_flight = true; /* half-open: this call is the trial */
   pthread_mutex_unlock(&llm->mu);
-  if (!start_call(llm, j, &err)) {
+  if (start_call(llm, j, &err)) {
+    persist(llm, j); /* the attempt count survives a restart */
+  } else {
     attempt_cleanup(j);
     pthread_mutex_lock(&llm->mu);
     br->trial_in_flight = false;

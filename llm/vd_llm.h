@@ -97,7 +97,7 @@ typedef struct vd_llm_config {
   char data_dir[VD_LLM_PATH_MAX];       /* llm.sqlite lives here (created if absent) */
   char prompts_dir[VD_LLM_PATH_MAX];    /* <task>/<version>.md */
   char catalogue_path[VD_LLM_PATH_MAX]; /* activity catalogue for the itinerary template */
-  char gazetteer_path[VD_LLM_PATH_MAX]; /* passed to the rules extractor ("" = its default) */
+  char gazetteer_path[VD_LLM_PATH_MAX]; /* the rules extractor's places ("" = none) */
   vd_llm_provider_config providers[VD_LLM_MAX_PROVIDERS];
   size_t provider_count;
   vd_llm_tier_config tiers[VD_LLM_TIER_COUNT];
@@ -123,7 +123,8 @@ typedef struct vd_llm_config {
 /* Shipped defaults: providers "anthropic" (ANTHROPIC_BASE_URL or https://api.anthropic.com,
  * key ANTHROPIC_API_KEY) and "openai" (OPENAI_BASE_URL or https://api.openai.com/v1, key
  * OPENAI_API_KEY); tiers on Anthropic (or on OpenAI when only OPENAI_API_KEY is set); data_dir
- * "data", prompts "examples/prompts", catalogue "examples/itineraries/catalogue.json". */
+ * "data", prompts "examples/prompts", catalogue "examples/itineraries/catalogue.json", gazetteer
+ * "examples/triage/gazetteer.tsv" (relative to the working directory). */
 void vd_llm_config_defaults(vd_llm_config *cfg);
 
 /* Overrides cfg from the config file's `llm:` section (jansson, e.g. from vd_yaml). Unknown keys

@@ -42,6 +42,7 @@ void vd_llm_config_defaults(vd_llm_config *cfg) {
   copy(cfg->data_dir, sizeof cfg->data_dir, "data");
   copy(cfg->prompts_dir, sizeof cfg->prompts_dir, "examples/prompts");
   copy(cfg->catalogue_path, sizeof cfg->catalogue_path, "examples/itineraries/catalogue.json");
+  copy(cfg->gazetteer_path, sizeof cfg->gazetteer_path, "examples/triage/gazetteer.tsv");
   vd_llm_provider_config *a = &cfg->providers[0];
   copy(a->name, sizeof a->name, "anthropic");
   a->wire = VD_LLM_WIRE_ANTHROPIC;

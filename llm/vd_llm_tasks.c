@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "vd_extract_rules.h"
 #include "vd_hash.h"
 #include "vd_json_schema.h"
 
@@ -16,12 +17,9 @@ struct vd_llm_tasks {
   char prompt_versions[VD_LLM_TASK_COUNT][VD_LLM_NAME_MAX + 16];
   json_t *output_schemas[VD_LLM_TASK_COUNT];
   json_t *input_schemas[VD_LLM_TASK_COUNT];
-  json_t *catalogue; /* NULL: the itinerary fallback uses only its built-in day plan */
+  json_t *catalogue;       /* the itinerary template's activities */
+  vd_gazetteer *gazetteer; /* the rules extractor's places (NULL: none configured) */
 };
-
-static const char *const extract_fields[] = {"destinations", "start_date", "end_date", "nights",
-                                             "adults",       "children",   "budget",   "interests"};
-enum { EXTRACT_FIELD_COUNT = sizeof extract_fields / sizeof extract_fields[0] };
 
 /* The interests vocabulary of the extraction golden set (extraction/README.md). */
 #define INTERESTS                                                                           \
@@ -206,6 +204,8 @@ vd_llm_tasks *vd_llm_tasks_load(const vd_llm_config *cfg, vd_error *err) {
     }
     if (!check_catalogue(t->catalogue, cfg->catalogue_path, err)) goto fail;
   }
+  if (cfg->gazetteer_path[0] && !(t->gazetteer = vd_gazetteer_load(cfg->gazetteer_path, err)))
+    goto fail;
   return t;
 fail:
   vd_llm_tasks_free(t);
@@ -220,6 +220,7 @@ void vd_llm_tasks_free(vd_llm_tasks *t) {
     json_decref(t->input_schemas[i]);
   }
   json_decref(t->catalogue);
+  vd_gazetteer_free(t->gazetteer);
   free(t);
 }
 
@@ -362,22 +363,18 @@ static json_t *user_message(const char *content) {
   return messages;
 }
 
-/* The rules extractor's answer for an extract input, with every field present (null or [] where
- * the rules found nothing). */
-static json_t *rules_extract(const vd_llm_tasks *t, const json_t *input) {
-  (void)t;
-  (void)input;
-  json_t *fields = json_object();
-  for (int i = 0; i < EXTRACT_FIELD_COUNT; i++) {
-    bool list = strcmp(extract_fields[i], "destinations") == 0 ||
-                strcmp(extract_fields[i], "interests") == 0;
-    json_object_set_new(fields, extract_fields[i], list ? json_array() : json_null());
-  }
-  return fields;
-}
-
-static bool field_empty(const json_t *v) {
-  return !v || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0);
+/* The rules extractor's answer for an extract input: all eight fields, and which of them it
+ * filled with confidence. Without a gazetteer it still reads dates, counts, budget and interests.
+ */
+static json_t *rules_extract(const vd_llm_tasks *t, const json_t *input, unsigned *confident,
+                             vd_error *err) {
+  const json_t *text = json_object_get(input, "text");
+  vd_extract_result r = {0};
+  if (!vd_extract_rules(t->gazetteer, json_string_value(text), json_string_length(text),
+                        json_string_value(json_object_get(input, "reference_date")), &r, err))
+    return NULL;
+  *confident = r.confident;
+  return r.fields;
 }
 
 bool vd_llm_tasks_plan(const vd_llm_tasks *t, vd_llm_task task, const json_t *input,
@@ -388,19 +385,21 @@ bool vd_llm_tasks_plan(const vd_llm_tasks *t, vd_llm_task task, const json_t *in
   if (!in) return vd_error_set(err, "cannot encode the job input");
   vd_buf content = {0};
   if (task == VD_LLM_TASK_EXTRACT) {
-    plan->partial = rules_extract(t, input);
-    json_t *missing = json_array();
-    for (int i = 0; i < EXTRACT_FIELD_COUNT; i++)
-      if (field_empty(json_object_get(plan->partial, extract_fields[i])))
-        json_array_append_new(missing, json_string(extract_fields[i]));
+    plan->partial = rules_extract(t, input, &plan->confident, err);
+    if (!plan->partial) {
+      free(in);
+      return false;
+    }
+    json_t *missing = vd_extract_missing_fields(plan->confident);
     plan->need_llm = json_array_size(missing) > 0;
     char *known = json_dumps(plan->partial, JSON_COMPACT | JSON_SORT_KEYS);
     char *want = json_dumps(missing, JSON_COMPACT);
-    vd_buf_printf(&content,
-                  "Request: %s\n\nFields already extracted by rules (keep them): %s\n\n"
-                  "Fill only these fields (null or [] when the text does not say): %s\n"
-                  "Answer with the complete object of all eight fields.",
-                  in, known ? known : "{}", want ? want : "[]");
+    vd_buf_printf(
+        &content,
+        "Request: %s\n\nFields the rules extracted (those not listed below are final): %s\n\n"
+        "Fill only these fields (null or [] when the text does not say): %s\n"
+        "Answer with the complete object of all eight fields.",
+        in, known ? known : "{}", want ? want : "[]");
     free(known);
     free(want);
     json_decref(missing);
@@ -482,13 +481,9 @@ json_t *vd_llm_tasks_accept(const vd_llm_tasks *t, vd_llm_task task, const json_
   json_t *answer = answer_object(text, problems);
   if (!answer) return NULL;
   if (task == VD_LLM_TASK_EXTRACT && plan->partial) {
-    /* The rules' fields win; the model fills only what they left empty. */
-    json_t *merged = json_deep_copy(plan->partial);
-    for (int i = 0; i < EXTRACT_FIELD_COUNT; i++) {
-      const char *f = extract_fields[i];
-      json_t *v = json_object_get(answer, f);
-      if (field_empty(json_object_get(merged, f)) && v) json_object_set(merged, f, v);
-    }
+    /* The rules' confident fields win; the model fills only the others. The merged object is
+     * validated below, so an invalid model value never reaches the result. */
+    json_t *merged = vd_extract_merge(plan->partial, plan->confident, answer);
     json_decref(answer);
     answer = merged;
   }
@@ -634,9 +629,10 @@ json_t *vd_llm_tasks_fallback(const vd_llm_tasks *t, vd_llm_task task, const jso
                               const vd_llm_plan *plan, vd_error *err) {
   if (task == VD_LLM_TASK_ITINERARY) return template_itinerary(t, input, err);
   if (task == VD_LLM_TASK_EXTRACT) {
-    json_t *fields =
-        plan && plan->partial ? json_deep_copy(plan->partial) : rules_extract(t, input);
-    json_object_set_new(fields, "source", json_string("rules"));
+    unsigned confident = 0;
+    json_t *fields = plan && plan->partial ? json_deep_copy(plan->partial)
+                                           : rules_extract(t, input, &confident, err);
+    if (fields) json_object_set_new(fields, "source", json_string("rules"));
     return fields;
   }
   /* classify: keep the hot path's provisional decision; without one, a human looks at it. */

@@ -2,8 +2,9 @@
  * its answer must meet, and the deterministic fallback that answers when the LLM cannot.
  *
  *   extract    {text, reference_date?} → {destinations, start_date, end_date, nights, adults,
- *              children, budget, interests}. The rules extractor runs first; the LLM is asked only
- *              for the fields it left empty; its answer never overrides a rules field.
+ *              children, budget, interests}. The rules extractor (vd_extract_rules.h) runs first;
+ *              the LLM is asked only for the fields it did not fill with confidence, and its
+ *              answer never overrides a confident field. Fallback: the rules' fields.
  *   itinerary  {destination, start_date, end_date, travelers, interests} → {destination, days:
  *              [{day, date, activities: [{time, title, description?, interest?}]}], summary?}.
  *              Fallback: a template from the activity catalogue, marked "source": "template".
@@ -44,10 +45,11 @@ json_t *vd_llm_tasks_normalise(const vd_llm_tasks *tasks, vd_llm_task task, cons
 
 /* What a job will do before any provider call. */
 typedef struct vd_llm_plan {
-  json_t *partial;  /* extract: the rules' fields; NULL for the other tasks */
-  bool need_llm;    /* false: partial is already the whole answer */
-  char *system;     /* the system prompt (heap) */
-  json_t *messages; /* [{role: "user", content}] */
+  unsigned confident; /* extract: VD_EXTRACT_BIT of each field the rules filled with confidence */
+  json_t *partial;    /* extract: the rules' fields; NULL for the other tasks */
+  bool need_llm;      /* false: partial is already the whole answer */
+  char *system;       /* the system prompt (heap) */
+  json_t *messages;   /* [{role: "user", content}] */
 } vd_llm_plan;
 
 bool vd_llm_tasks_plan(const vd_llm_tasks *tasks, vd_llm_task task, const json_t *input,
