@@ -140,7 +140,7 @@ static void bench_throughput(const char *dir, vd_durability durability, const in
          "p99.9 us", "batches", "avg batch");
   for (int w = 0; w < nwriters; w++) {
     char path[512];
-    snprintf(path, sizeof path, "%s/bench-tp-%d.db", dir, writers[w]);
+    snprintf(path, sizeof path, "%s/bench-tp-%d-%d.db", dir, (int)getpid(), writers[w]);
     unlink(path);
     vd_error err = {0};
     vd_decision_log *log = vd_decision_log_open(
@@ -177,7 +177,7 @@ static void bench_throughput(const char *dir, vd_durability durability, const in
 static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, size_t trace_bytes) {
   char *tmpl = make_template(trace_bytes);
   char path[512];
-  snprintf(path, sizeof path, "%s/bench-q.db", dir);
+  snprintf(path, sizeof path, "%s/bench-q-%d.db", dir, (int)getpid());
   unlink(path);
   vd_error err = {0};
   vd_decision_log *log = vd_decision_log_open(&(vd_decision_log_config){.path = path}, &err);

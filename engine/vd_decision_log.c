@@ -56,6 +56,7 @@ typedef struct pending {
   struct pending *next;
   vd_log_status status;
   bool done;
+  pthread_cond_t committed; /* signalled for this append alone: no herd of woken waiters */
   char message[MESSAGE_MAX];
 } pending;
 
@@ -87,7 +88,7 @@ struct vd_decision_log {
 
   pthread_mutex_t lock; /* guards everything below */
   pthread_cond_t work;  /* the writer waits for appends, purges or stop */
-  pthread_cond_t done;  /* appenders and purgers wait for their commit */
+  pthread_cond_t done;  /* purgers wait for their purge (appenders have their own) */
   pthread_cond_t space; /* appenders wait for queue space (WAIT policy) */
   pending *head, *tail;
   size_t depth;            /* queued, not yet taken by the writer */
@@ -258,13 +259,13 @@ static void finish_batch(vd_decision_log *log, pending *batch, double seconds) {
       failed = true;
     }
     p->done = true;
+    pthread_cond_signal(&p->committed);
   }
   s->batches++;
   if (n > s->max_batch) s->max_batch = n;
   if (failed) s->failed_commits++;
   s->healthy = !failed;
   record_latency(s, seconds);
-  pthread_cond_broadcast(&log->done);
 }
 
 /* The purge to work on next, or NULL: explicit requests first, then a due periodic retention. */
@@ -562,6 +563,7 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
                  log->config.queue_capacity);
     return VD_LOG_OVERLOADED;
   }
+  pthread_cond_init(&p.committed, NULL);
   if (log->tail)
     log->tail->next = &p;
   else
@@ -570,9 +572,10 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
   log->depth++;
   log->in_flight++;
   pthread_cond_signal(&log->work);
-  while (!p.done) pthread_cond_wait(&log->done, &log->lock);
+  while (!p.done) pthread_cond_wait(&p.committed, &log->lock);
   log->in_flight--;
   pthread_mutex_unlock(&log->lock);
+  pthread_cond_destroy(&p.committed);
   if (p.status != VD_LOG_OK) vd_error_set(err, "decision log %s: %s", log->path, p.message);
   return p.status;
 }
