@@ -44,7 +44,12 @@ typedef struct vdx_text {
 bool vdx_tokenize(const char *text, size_t len, vdx_text *t);
 void vdx_text_free(vdx_text *t);
 
-bool vdx_is(const vdx_token *t, const char *word);
+static inline bool vdx_is(const vdx_token *t, const char *word) {
+  if (t->len == 0 || t->s[0] != word[0]) return false;
+  for (size_t k = 1; k < t->len; k++)
+    if (t->s[k] != word[k]) return false; /* stops at word's NUL, which never equals a letter */
+  return word[t->len] == '\0';
+}
 bool vdx_is_punct(const vdx_token *t, char c);
 /* Index of token i's clause boundary: true for , ; : . ! ? ( ) and dashes set apart by spaces. */
 bool vdx_is_boundary(const vdx_token *t);
@@ -52,7 +57,13 @@ bool vdx_is_boundary(const vdx_token *t);
 /* Matches `pattern` (words separated by single spaces; a word ending in '*' matches as a prefix;
  * "#" matches any number token) at token i. Between pattern words one hyphen, slash or
  * apostrophe token in the text is skipped. Returns the index after the match, or 0 if none. */
-size_t vdx_match(const vdx_text *t, size_t i, const char *pattern);
+size_t vdx_match_slow(const vdx_text *t, size_t i, const char *pattern);
+/* Most calls fail on the first letter: rejected inline, before any call. */
+static inline size_t vdx_match(const vdx_text *t, size_t i, const char *pattern) {
+  if (i >= t->n || (pattern[0] != '#' && (t->tok[i].len == 0 || t->tok[i].s[0] != pattern[0])))
+    return 0;
+  return vdx_match_slow(t, i, pattern);
+}
 
 /* A cardinal number at token i: digits, words ("seven", "twenty-one", "twenty one", "a dozen").
  * `allow_article`: "a"/"an" count as 1. Sets *value and returns the index after it, 0 if none. */

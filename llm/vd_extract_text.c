@@ -125,11 +125,6 @@ void vdx_text_free(vdx_text *t) {
   t->n = 0;
 }
 
-bool vdx_is(const vdx_token *t, const char *word) {
-  size_t n = strlen(word);
-  return t->len == n && memcmp(t->s, word, n) == 0;
-}
-
 bool vdx_is_punct(const vdx_token *t, char c) { return t->kind == VDX_PUNCT && t->s[0] == c; }
 
 bool vdx_is_boundary(const vdx_token *t) {
@@ -141,7 +136,7 @@ static bool skippable_joiner(const vdx_token *t) {
   return t->kind == VDX_PUNCT && (t->s[0] == '-' || t->s[0] == '/');
 }
 
-size_t vdx_match(const vdx_text *t, size_t i, const char *pattern) {
+size_t vdx_match_slow(const vdx_text *t, size_t i, const char *pattern) {
   const char *p = pattern;
   bool first = true;
   while (*p) {

@@ -25,6 +25,9 @@ struct vd_gazetteer {
   size_t count, capacity;
   uint32_t *table; /* entry index + 1, 0 = empty; open addressing */
   size_t table_size;
+  /* For typo matching: entries sorted by first letter, and where each letter starts. */
+  uint32_t *by_letter;
+  uint32_t letter_start[27];
 };
 
 static uint64_t hash_key(const char *s, size_t n) {
@@ -77,6 +80,7 @@ void vd_gazetteer_free(vd_gazetteer *g) {
   vd_buf_free(&g->strings);
   free(g->entries);
   free(g->table);
+  free(g->by_letter);
   free(g);
 }
 
@@ -221,6 +225,19 @@ vd_gazetteer *vd_gazetteer_load_string(const char *text, size_t len, const char 
     vd_gazetteer_free(g);
     return NULL;
   }
+  g->by_letter = malloc(g->count * sizeof *g->by_letter);
+  if (!g->by_letter) {
+    vd_error_set(err, "out of memory");
+    vd_gazetteer_free(g);
+    return NULL;
+  }
+  size_t filled = 0;
+  for (int letter = 0; letter < 26; letter++) {
+    g->letter_start[letter] = (uint32_t)filled;
+    for (size_t k = 0; k < g->count; k++)
+      if (S(g, g->entries[k].key)[0] == 'a' + letter) g->by_letter[filled++] = (uint32_t)k;
+  }
+  g->letter_start[26] = (uint32_t)filled;
   return g;
 }
 
@@ -316,19 +333,23 @@ bool vdx_gazetteer_fuzzy(const vd_gazetteer *g, const vdx_text *t, size_t i, vdx
   const vdx_token *a = &t->tok[i];
   if (a->kind != VDX_WORD) return false;
   const vdx_token *b = i + 1 < t->n && t->tok[i + 1].kind == VDX_WORD ? &t->tok[i + 1] : NULL;
-  for (size_t k = 0; k < g->count; k++) {
-    const entry *e = &g->entries[k];
+  bool a_loose = a->len >= 5 && !common_word(a);
+  if (b && common_word(b)) b = NULL;
+  if (!a_loose && !b) return false;
+  if (a->s[0] < 'a' || a->s[0] > 'z') return false;
+  int letter = a->s[0] - 'a';
+  for (uint32_t q = g->letter_start[letter]; q < g->letter_start[letter + 1]; q++) {
+    const entry *e = &g->entries[g->by_letter[q]];
     if (e->flags) continue; /* aliases that are common words never match loosely */
     const char *key = S(g, e->key);
     if (e->ntok == 1) {
-      if (a->len >= 5 && key[0] == a->s[0] && !common_word(a) &&
-          vdx_typo_of(a->s, a->len, key, e->key_len)) {
+      if (a_loose && key[0] == a->s[0] && vdx_typo_of(a->s, a->len, key, e->key_len)) {
         fill_match(g, e, i, i + 1, true, m);
         return true;
       }
     } else if (e->ntok == 2 && b) {
       size_t first_len = (size_t)e->key_len - e->second_len - 1;
-      if (first_len == a->len && memcmp(key, a->s, a->len) == 0 && !common_word(b) &&
+      if (first_len == a->len && memcmp(key, a->s, a->len) == 0 &&
           vdx_typo_of(b->s, b->len, S(g, e->second), e->second_len)) {
         fill_match(g, e, i, i + 2, true, m);
         return true;

@@ -1,0 +1,1462 @@
+/* The rules extractor: combines tokens, the gazetteer and the date reader into the eight trip
+ * fields, sentence part by sentence part so that a later correction wins. */
+#include "vd_extract_rules.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vd_extract_internal.h"
+
+static const char *const field_names[VD_EXTRACT_FIELD_COUNT] = {
+    "destinations", "start_date", "end_date", "nights",
+    "adults",       "children",   "budget",   "interests"};
+
+const char *vd_extract_field_name(vd_extract_field field) {
+  return (unsigned)field < VD_EXTRACT_FIELD_COUNT ? field_names[field] : NULL;
+}
+
+bool vd_extract_field_from_name(const char *name, vd_extract_field *field) {
+  for (int f = 0; f < VD_EXTRACT_FIELD_COUNT; f++)
+    if (name && strcmp(name, field_names[f]) == 0) {
+      *field = (vd_extract_field)f;
+      return true;
+    }
+  return false;
+}
+
+/* ---- segments: a correction starts a new part; later parts win ------------------------------- */
+
+enum { MAX_SEGMENTS = 16 };
+
+typedef struct ctx {
+  const vdx_text *t;
+  const vd_gazetteer *g;
+  uint8_t *seg; /* segment of each token */
+  size_t nseg;
+  bool *is_place; /* a destination starts here (n + 2 entries) */
+} ctx;
+
+static const vdx_token *tk(const ctx *c, size_t i) {
+  static const vdx_token none = {.s = "", .len = 0, .kind = VDX_PUNCT};
+  return i < c->t->n ? &c->t->tok[i] : &none;
+}
+static bool is(const ctx *c, size_t i, const char *w) { return vdx_is(tk(c, i), w); }
+static size_t match(const ctx *c, size_t i, const char *p) { return vdx_match(c->t, i, p); }
+
+/* Does a correction start at token i? Returns its kind: 1 = starts here, 2 = "instead" (the
+ * clause holding it starts the correction), 0 = none. */
+static int correction_at(const ctx *c, size_t i) {
+  static const char *const markers[] = {"actually",
+                                        "no wait",
+                                        "oh wait",
+                                        "sorry",
+                                        "i meant",
+                                        "scratch that",
+                                        "change of plan*",
+                                        "changed our mind*",
+                                        "changed my mind*",
+                                        "correction",
+                                        "on second thought*",
+                                        "hmm",
+                                        "make that",
+                                        "make it #",
+                                        "not anymore",
+                                        "update :",
+                                        "update ,",
+                                        "edit :",
+                                        "rather ,"};
+  for (size_t k = 0; k < sizeof markers / sizeof markers[0]; k++)
+    if (match(c, i, markers[k])) return 1;
+  if (is(c, i, "wait") && !(i > 0 && (is(c, i - 1, "can't") || is(c, i - 1, "cant") ||
+                                      is(c, i - 1, "cannot") || is(c, i - 1, "to"))))
+    return 1;
+  if (is(c, i, "instead") && !is(c, i + 1, "of")) return 2;
+  return 0;
+}
+
+static void split_segments(ctx *c) {
+  size_t n = c->t->n;
+  size_t cuts[MAX_SEGMENTS];
+  size_t ncut = 0;
+  for (size_t i = 0; i < n && ncut + 1 < MAX_SEGMENTS; i++) {
+    int kind = correction_at(c, i);
+    if (!kind) continue;
+    size_t at = i;
+    if (kind == 2) {
+      while (at > 0 && !vdx_is_boundary(tk(c, at - 1)) && !is(c, at - 1, "so") &&
+             !is(c, at - 1, "but") && !is(c, at - 1, "then"))
+        at--;
+      if (at > 0 && (is(c, at - 1, "so") || is(c, at - 1, "but"))) at--;
+    }
+    if (ncut && at <= cuts[ncut - 1]) continue;
+    if (at == 0) continue;
+    cuts[ncut++] = at;
+  }
+  size_t s = 0;
+  for (size_t i = 0; i < n; i++) {
+    while (s < ncut && i >= cuts[s]) s++;
+    c->seg[i] = (uint8_t)s;
+  }
+  c->nseg = ncut + 1;
+}
+
+/* Negated within its clause: "no hiking", "not into museums", "without the beach". */
+static bool negated(const ctx *c, size_t i) {
+  for (size_t k = i, steps = 0; k > 0 && steps < 4; steps++) {
+    k--;
+    const vdx_token *t = tk(c, k);
+    if (vdx_is_boundary(t)) return false;
+    if (vdx_is(t, "no") || vdx_is(t, "not") || vdx_is(t, "without") || vdx_is(t, "skip") ||
+        vdx_is(t, "avoid") || vdx_is(t, "hate") || vdx_is(t, "nor") ||
+        (t->len > 3 && memcmp(t->s + t->len - 3, "n't", 3) == 0) || vdx_is(t, "dont") ||
+        vdx_is(t, "never"))
+      return !(k + 1 < c->t->n && is(c, k + 1, "wait"));
+  }
+  return false;
+}
+
+/* ---- phrase tables ------------------------------------------------------------------------------
+ */
+
+typedef struct phrase {
+  const char *pattern;
+  int value;
+} phrase;
+
+enum { LOW = 1, MID, HIGH };
+
+static const phrase budget_phrases[] = {
+    {"cheap*", LOW},
+    {"shoestring", LOW},
+    {"tight budget", LOW},
+    {"budget is tight", LOW},
+    {"budget tight", LOW},
+    {"on a budget", LOW},
+    {"low budget", LOW},
+    {"limited budget", LOW},
+    {"small budget", LOW},
+    {"budget hotel*", LOW},
+    {"budget friendly", LOW},
+    {"budget option*", LOW},
+    {"budget accommodation", LOW},
+    {"budget travel*", LOW},
+    {"hostel*", LOW},
+    {"backpack*", LOW},
+    {"affordable", LOW},
+    {"inexpensive", LOW},
+    {"economical", LOW},
+    {"frugal", LOW},
+    {"low cost", LOW},
+    {"bargain*", LOW},
+    {"as cheaply as possible", LOW},
+    {"low ish", LOW},
+    {"mid range", MID},
+    {"midrange", MID},
+    {"mid priced", MID},
+    {"mid level", MID},
+    {"mid budget", MID},
+    {"moderate*", MID},
+    {"3 star", MID},
+    {"4 star", MID},
+    {"three star", MID},
+    {"four star", MID},
+    {"nothing fancy", MID},
+    {"nothing too fancy", MID},
+    {"not too fancy", MID},
+    {"reasonably priced", MID},
+    {"reasonable price*", MID},
+    {"middle of the road", MID},
+    {"not too expensive", MID},
+    {"standard hotel*", MID},
+    {"luxur*", HIGH},
+    {"five star", HIGH},
+    {"5 star", HIGH},
+    {"splurg*", HIGH},
+    {"money no object", HIGH},
+    {"money is no object", HIGH},
+    {"money not an issue", HIGH},
+    {"money is not an issue", HIGH},
+    {"no expense spared", HIGH},
+    {"spare no expense", HIGH},
+    {"high end", HIGH},
+    {"top end", HIGH},
+    {"upscale", HIGH},
+    {"premium", HIGH},
+    {"deluxe", HIGH},
+    {"lavish", HIGH},
+    {"first class", HIGH},
+    {"best hotel*", HIGH},
+    {"best suite*", HIGH},
+    {"sky is the limit", HIGH},
+    {"the sky the limit", HIGH},
+    {"big budget", HIGH},
+    {"high budget", HIGH},
+    {"opulent", HIGH},
+};
+
+/* The tier word after "budget" ("budget mid", "budget: low-ish", "budgt high"). */
+static int budget_word_tier(const vdx_token *t) {
+  if (vdx_is(t, "low") || vdx_is(t, "tight") || vdx_is(t, "small") || vdx_is(t, "limited"))
+    return LOW;
+  if (vdx_is(t, "mid") || vdx_is(t, "medium") || vdx_is(t, "moderate") || vdx_is(t, "middle") ||
+      vdx_is(t, "average"))
+    return MID;
+  if (vdx_is(t, "high") || vdx_is(t, "big") || vdx_is(t, "large") || vdx_is(t, "unlimited"))
+    return HIGH;
+  return 0;
+}
+
+/* "budget" as written in chat: budgt, budjet, buget. */
+static bool budget_word(const vdx_token *t) {
+  if (vdx_is(t, "budget") || vdx_is(t, "budgets")) return true;
+  if (t->kind != VDX_WORD || t->len < 5 || t->len > 7 || t->s[0] != 'b') return false;
+  if (vdx_typo_of(t->s, t->len, "budget", 6)) return true;
+  if (t->len == 6) { /* one letter replaced */
+    int diff = 0;
+    for (int k = 0; k < 6; k++) diff += t->s[k] != "budget"[k];
+    return diff == 1;
+  }
+  return false;
+}
+
+enum {
+  I_ARCHITECTURE,
+  I_ART,
+  I_BEACHES,
+  I_CYCLING,
+  I_DIVING,
+  I_FESTIVALS,
+  I_FOOD,
+  I_HIKING,
+  I_HISTORY,
+  I_MARKETS,
+  I_MUSEUMS,
+  I_MUSIC,
+  I_NIGHTLIFE,
+  I_PHOTOGRAPHY,
+  I_SHOPPING,
+  I_SKIING,
+  I_SPA,
+  I_SPORTS,
+  I_TEMPLES,
+  I_THEME_PARKS,
+  I_WILDLIFE,
+  I_WINE,
+  I_COUNT
+};
+static const char *const interest_names[I_COUNT] = {
+    "architecture", "art",         "beaches",  "cycling", "diving",  "festivals",
+    "food",         "hiking",      "history",  "markets", "museums", "music",
+    "nightlife",    "photography", "shopping", "skiing",  "spa",     "sports",
+    "temples",      "theme parks", "wildlife", "wine"};
+
+static const phrase interest_phrases[] = {
+    {"architecture", I_ARCHITECTURE},
+    {"architectural", I_ARCHITECTURE},
+    {"buildings", I_ARCHITECTURE},
+    {"skyscrapers", I_ARCHITECTURE},
+    {"gaudi", I_ARCHITECTURE},
+    {"street art", I_ART},
+    {"art", I_ART},
+    {"arts", I_ART},
+    {"galleries", I_ART},
+    {"gallery", I_ART},
+    {"paintings", I_ART},
+    {"sculpture*", I_ART},
+    {"artwork*", I_ART},
+    {"beach*", I_BEACHES},
+    {"seaside", I_BEACHES},
+    {"sunbath*", I_BEACHES},
+    {"sandy", I_BEACHES},
+    {"cycling", I_CYCLING},
+    {"cycle", I_CYCLING},
+    {"bike*", I_CYCLING},
+    {"biking", I_CYCLING},
+    {"bicycle*", I_CYCLING},
+    {"scuba", I_DIVING},
+    {"diving", I_DIVING},
+    {"dive", I_DIVING},
+    {"dives", I_DIVING},
+    {"snorkel*", I_DIVING},
+    {"festival*", I_FESTIVALS},
+    {"carnival*", I_FESTIVALS},
+    {"parade*", I_FESTIVALS},
+    {"festivities", I_FESTIVALS},
+    {"fiesta*", I_FESTIVALS},
+    {"oktoberfest", I_FESTIVALS},
+    {"mardi gras", I_FESTIVALS},
+    {"semana santa", I_FESTIVALS},
+    {"fireworks", I_FESTIVALS},
+    {"street food", I_FOOD},
+    {"food*", I_FOOD},
+    {"cuisine", I_FOOD},
+    {"restaurant*", I_FOOD},
+    {"dining", I_FOOD},
+    {"tapas", I_FOOD},
+    {"cooking class*", I_FOOD},
+    {"cookery", I_FOOD},
+    {"tacos", I_FOOD},
+    {"taco", I_FOOD},
+    {"fondue", I_FOOD},
+    {"sushi", I_FOOD},
+    {"ramen", I_FOOD},
+    {"pizza", I_FOOD},
+    {"pasta", I_FOOD},
+    {"gastronom*", I_FOOD},
+    {"culinary", I_FOOD},
+    {"michelin", I_FOOD},
+    {"eat", I_FOOD},
+    {"eating", I_FOOD},
+    {"eatin", I_FOOD},
+    {"seafood", I_FOOD},
+    {"dim sum", I_FOOD},
+    {"barbecue", I_FOOD},
+    {"bbq", I_FOOD},
+    {"pastries", I_FOOD},
+    {"patisserie*", I_FOOD},
+    {"cheese", I_FOOD},
+    {"chocolate", I_FOOD},
+    {"hiking", I_HIKING},
+    {"hike", I_HIKING},
+    {"hikes", I_HIKING},
+    {"hiked", I_HIKING},
+    {"trekking", I_HIKING},
+    {"trek", I_HIKING},
+    {"treks", I_HIKING},
+    {"hillwalking", I_HIKING},
+    {"hill walking", I_HIKING},
+    {"trails", I_HIKING},
+    {"history", I_HISTORY},
+    {"historic*", I_HISTORY},
+    {"castle*", I_HISTORY},
+    {"ruins", I_HISTORY},
+    {"palace*", I_HISTORY},
+    {"ancient", I_HISTORY},
+    {"medieval", I_HISTORY},
+    {"monument*", I_HISTORY},
+    {"heritage", I_HISTORY},
+    {"archaeolog*", I_HISTORY},
+    {"archeolog*", I_HISTORY},
+    {"fortress*", I_HISTORY},
+    {"old town", I_HISTORY},
+    {"battlefield*", I_HISTORY},
+    {"pyramids", I_HISTORY},
+    {"roman", I_HISTORY},
+    {"forts", I_HISTORY},
+    {"market*", I_MARKETS},
+    {"souk*", I_MARKETS},
+    {"souq*", I_MARKETS},
+    {"bazaar*", I_MARKETS},
+    {"museum*", I_MUSEUMS},
+    {"music", I_MUSIC},
+    {"jazz", I_MUSIC},
+    {"concert*", I_MUSIC},
+    {"gig", I_MUSIC},
+    {"gigs", I_MUSIC},
+    {"opera", I_MUSIC},
+    {"symphony", I_MUSIC},
+    {"orchestra*", I_MUSIC},
+    {"blues", I_MUSIC},
+    {"k pop", I_MUSIC},
+    {"kpop", I_MUSIC},
+    {"nightlife", I_NIGHTLIFE},
+    {"night life", I_NIGHTLIFE},
+    {"bars", I_NIGHTLIFE},
+    {"bar hopping", I_NIGHTLIFE},
+    {"pubs", I_NIGHTLIFE},
+    {"pub crawl*", I_NIGHTLIFE},
+    {"clubs", I_NIGHTLIFE},
+    {"clubbing", I_NIGHTLIFE},
+    {"nightclub*", I_NIGHTLIFE},
+    {"to party", I_NIGHTLIFE},
+    {"partying", I_NIGHTLIFE},
+    {"party hard", I_NIGHTLIFE},
+    {"hen party", I_NIGHTLIFE},
+    {"stag party", I_NIGHTLIFE},
+    {"stag do", I_NIGHTLIFE},
+    {"hen do", I_NIGHTLIFE},
+    {"bachelor party", I_NIGHTLIFE},
+    {"bachelorette party", I_NIGHTLIFE},
+    {"cocktail*", I_NIGHTLIFE},
+    {"photography", I_PHOTOGRAPHY},
+    {"photos", I_PHOTOGRAPHY},
+    {"photo", I_PHOTOGRAPHY},
+    {"photograph*", I_PHOTOGRAPHY},
+    {"shopping", I_SHOPPING},
+    {"shops", I_SHOPPING},
+    {"boutiques", I_SHOPPING},
+    {"outlet*", I_SHOPPING},
+    {"malls", I_SHOPPING},
+    {"ski", I_SKIING},
+    {"skiing", I_SKIING},
+    {"snowboard*", I_SKIING},
+    {"slopes", I_SKIING},
+    {"spa", I_SPA},
+    {"spas", I_SPA},
+    {"hot spring*", I_SPA},
+    {"onsen*", I_SPA},
+    {"thermal*", I_SPA},
+    {"hammam*", I_SPA},
+    {"massage*", I_SPA},
+    {"wellness", I_SPA},
+    {"sauna*", I_SPA},
+    {"bathhouse*", I_SPA},
+    {"baths", I_SPA},
+    {"sports", I_SPORTS},
+    {"sport", I_SPORTS},
+    {"football", I_SPORTS},
+    {"soccer", I_SPORTS},
+    {"rugby", I_SPORTS},
+    {"cricket", I_SPORTS},
+    {"tennis", I_SPORTS},
+    {"golf*", I_SPORTS},
+    {"baseball", I_SPORTS},
+    {"basketball", I_SPORTS},
+    {"hockey", I_SPORTS},
+    {"grand prix", I_SPORTS},
+    {"f1", I_SPORTS},
+    {"formula 1", I_SPORTS},
+    {"formula one", I_SPORTS},
+    {"stadium*", I_SPORTS},
+    {"surfing", I_SPORTS},
+    {"surf", I_SPORTS},
+    {"temple*", I_TEMPLES},
+    {"shrine*", I_TEMPLES},
+    {"pagoda*", I_TEMPLES},
+    {"monaster*", I_TEMPLES},
+    {"theme park*", I_THEME_PARKS},
+    {"amusement park*", I_THEME_PARKS},
+    {"disney*", I_THEME_PARKS},
+    {"universal studios", I_THEME_PARKS},
+    {"legoland", I_THEME_PARKS},
+    {"water park*", I_THEME_PARKS},
+    {"roller coaster*", I_THEME_PARKS},
+    {"rollercoaster*", I_THEME_PARKS},
+    {"wildlife", I_WILDLIFE},
+    {"safari*", I_WILDLIFE},
+    {"whale*", I_WILDLIFE},
+    {"animals", I_WILDLIFE},
+    {"bird watching", I_WILDLIFE},
+    {"birdwatching", I_WILDLIFE},
+    {"birding", I_WILDLIFE},
+    {"penguins", I_WILDLIFE},
+    {"dolphins", I_WILDLIFE},
+    {"game drive*", I_WILDLIFE},
+    {"gorilla*", I_WILDLIFE},
+    {"elephants", I_WILDLIFE},
+    {"wine*", I_WINE},
+    {"winery", I_WINE},
+    {"wineries", I_WINE},
+    {"vineyard*", I_WINE},
+    {"sommelier", I_WINE},
+};
+
+/* ---- destinations
+ * -------------------------------------------------------------------------------- */
+
+enum { MAX_PLACES = 24 };
+
+typedef struct place {
+  vdx_place_match m;
+  size_t seg;
+  bool excluded; /* an origin, a person's name, "instead of X" */
+} place;
+
+static bool relation_noun(const vdx_token *t);
+
+static bool origin_or_excluded(const ctx *c, size_t s, size_t e) {
+  if (s > 0 && relation_noun(tk(c, s - 1))) return true; /* "my daughter Florence" */
+  if (s >= 2 && (match(c, s - 2, "instead of") || match(c, s - 2, "rather than"))) return true;
+  if (s >= 1 && (is(c, s - 1, "not") || is(c, s - 1, "except"))) return true;
+  if (s >= 2 && match(c, s - 2, "no longer")) return true;
+  size_t p = s;
+  /* "live in X", "based in X", "home in X" */
+  if (p >= 2 && (is(c, p - 1, "in") || is(c, p - 1, "of") || is(c, p - 1, "near"))) {
+    const vdx_token *v = tk(c, p - 2);
+    if (vdx_is(v, "live") || vdx_is(v, "living") || vdx_is(v, "based") || vdx_is(v, "home") ||
+        vdx_is(v, "lives") || vdx_is(v, "reside"))
+      return true;
+    if (vdx_is(v, "out") && p >= 3 &&
+        (is(c, p - 3, "flying") || is(c, p - 3, "fly") || is(c, p - 3, "based")))
+      return true;
+  }
+  if (p >= 1 && is(c, p - 1, "from")) {
+    /* "from X to Y" is an itinerary; "flying in from X", "from X," is where they start from. */
+    if (is(c, e, "to") || is(c, e, "and") || match(c, e, "down to") || match(c, e, "up to"))
+      return false;
+    if (p >= 2 && (is(c, p - 2, "starting") || is(c, p - 2, "start") || is(c, p - 2, "begin") ||
+                   is(c, p - 2, "beginning")))
+      return false;
+    return true;
+  }
+  return false;
+}
+
+static size_t find_places(ctx *c, place *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->t->n && n < MAX_PLACES;) {
+    vdx_place_match m;
+    const vdx_token *t = tk(c, i);
+    bool found = vdx_gazetteer_exact(c->g, c->t, i, &m);
+    if (!found && t->kind == VDX_WORD && t->len >= 5 && vdx_month(t) == 0 && vdx_weekday(t) < 0)
+      found = vdx_gazetteer_fuzzy(c->g, c->t, i, &m);
+    if (!found) {
+      i++;
+      continue;
+    }
+    place *p = &out[n++];
+    p->m = m;
+    p->seg = c->seg[i];
+    p->excluded = origin_or_excluded(c, m.start, m.end);
+    c->is_place[i] = true;
+    i = m.end;
+  }
+  return n;
+}
+
+/* Segment rules: a later part naming places replaces the earlier ones, unless it adds to them. */
+static bool adds_places(const ctx *c, size_t seg) {
+  for (size_t i = 0; i < c->t->n; i++) {
+    if (c->seg[i] != seg) continue;
+    if (is(c, i, "also") || is(c, i, "too") || match(c, i, "as well") || is(c, i, "add") ||
+        is(c, i, "plus"))
+      return true;
+  }
+  return false;
+}
+
+static json_t *destinations_json(const ctx *c, place *pl, size_t n, bool *confident) {
+  bool keep[MAX_PLACES] = {0};
+  size_t last_seg = 0;
+  bool have = false;
+  for (size_t s = 0; s < c->nseg; s++) {
+    bool any = false;
+    for (size_t k = 0; k < n; k++)
+      if (pl[k].seg == s && !pl[k].excluded) any = true;
+    if (!any) continue;
+    if (have && !adds_places(c, s))
+      for (size_t k = 0; k < n; k++) keep[k] = false;
+    for (size_t k = 0; k < n; k++)
+      if (pl[k].seg == s && !pl[k].excluded) keep[k] = true;
+    have = true;
+    last_seg = s;
+  }
+  (void)last_seg;
+  json_t *arr = json_array();
+  bool fuzzy = false;
+  for (size_t k = 0; k < n; k++) {
+    if (!keep[k]) continue;
+    const char *name = pl[k].m.canonical;
+    bool dup = false;
+    for (size_t q = 0; q < json_array_size(arr); q++)
+      if (strcmp(json_string_value(json_array_get(arr, q)), name) == 0) dup = true;
+    /* A country alone only when no place inside it is named. */
+    if (pl[k].m.is_country) {
+      size_t len = strlen(name);
+      for (size_t q = 0; q < n; q++) {
+        if (!keep[q] || pl[q].m.is_country) continue;
+        const char *comma = strstr(pl[q].m.canonical, ", ");
+        if (comma && strlen(comma + 2) == len && memcmp(comma + 2, name, len) == 0) dup = true;
+      }
+    }
+    if (dup) continue;
+    fuzzy |= pl[k].m.fuzzy;
+    json_array_append_new(arr, json_string(name));
+  }
+  *confident = json_array_size(arr) > 0 && !fuzzy;
+  return arr;
+}
+
+/* ---- party ---------------------------------------------------------------------------------- */
+
+typedef enum { N_NONE, N_ADULT, N_CHILD, N_TOTAL, N_COMPANION, N_OFFSPRING } noun_class;
+
+typedef struct noun {
+  const char *word;
+  uint8_t cls;
+  uint8_t implied; /* people in one (parents = 2, couple = 2), 0 = one per count */
+  bool plural;
+} noun;
+
+static const noun nouns[] = {
+    {"adult", N_ADULT, 0, false},
+    {"adults", N_ADULT, 0, true},
+    {"adlt", N_ADULT, 0, false},
+    {"adlts", N_ADULT, 0, true},
+    {"grownup", N_ADULT, 0, false},
+    {"grownups", N_ADULT, 0, true},
+    {"grown", N_ADULT, 0, true},
+    {"seniors", N_ADULT, 0, true},
+    {"pensioners", N_ADULT, 0, true},
+    {"people", N_TOTAL, 0, true},
+    {"persons", N_TOTAL, 0, true},
+    {"person", N_TOTAL, 0, false},
+    {"ppl", N_TOTAL, 0, true},
+    {"pax", N_TOTAL, 0, true},
+    {"travellers", N_TOTAL, 0, true},
+    {"travelers", N_TOTAL, 0, true},
+    {"traveller", N_TOTAL, 0, false},
+    {"traveler", N_TOTAL, 0, false},
+    {"guests", N_TOTAL, 0, true},
+    {"guest", N_TOTAL, 0, false},
+    {"kid", N_CHILD, 0, false},
+    {"kids", N_CHILD, 0, true},
+    {"kiddo", N_CHILD, 0, false},
+    {"kiddos", N_CHILD, 0, true},
+    {"child", N_CHILD, 0, false},
+    {"children", N_CHILD, 0, true},
+    {"littles", N_CHILD, 0, true},
+    {"little", N_NONE, 0, false},
+    {"baby", N_CHILD, 0, false},
+    {"babies", N_CHILD, 0, true},
+    {"toddler", N_CHILD, 0, false},
+    {"toddlers", N_CHILD, 0, true},
+    {"infant", N_CHILD, 0, false},
+    {"infants", N_CHILD, 0, true},
+    {"teen", N_CHILD, 0, false},
+    {"teens", N_CHILD, 0, true},
+    {"teenager", N_CHILD, 0, false},
+    {"teenagers", N_CHILD, 0, true},
+    {"minors", N_CHILD, 0, true},
+    {"twins", N_CHILD, 2, true},
+    {"son", N_OFFSPRING, 0, false},
+    {"sons", N_OFFSPRING, 0, true},
+    {"daughter", N_OFFSPRING, 0, false},
+    {"daughters", N_OFFSPRING, 0, true},
+    {"boy", N_OFFSPRING, 0, false},
+    {"boys", N_OFFSPRING, 0, true},
+    {"girl", N_OFFSPRING, 0, false},
+    {"girls", N_OFFSPRING, 0, true},
+    {"wife", N_COMPANION, 0, false},
+    {"husband", N_COMPANION, 0, false},
+    {"hubby", N_COMPANION, 0, false},
+    {"partner", N_COMPANION, 0, false},
+    {"girlfriend", N_COMPANION, 0, false},
+    {"boyfriend", N_COMPANION, 0, false},
+    {"gf", N_COMPANION, 0, false},
+    {"bf", N_COMPANION, 0, false},
+    {"fiance", N_COMPANION, 0, false},
+    {"fiancee", N_COMPANION, 0, false},
+    {"spouse", N_COMPANION, 0, false},
+    {"mum", N_COMPANION, 0, false},
+    {"mom", N_COMPANION, 0, false},
+    {"mother", N_COMPANION, 0, false},
+    {"mam", N_COMPANION, 0, false},
+    {"dad", N_COMPANION, 0, false},
+    {"father", N_COMPANION, 0, false},
+    {"parents", N_COMPANION, 2, true},
+    {"grandparents", N_COMPANION, 2, true},
+    {"grandparent", N_COMPANION, 0, false},
+    {"grandma", N_COMPANION, 0, false},
+    {"grandmother", N_COMPANION, 0, false},
+    {"grandpa", N_COMPANION, 0, false},
+    {"grandfather", N_COMPANION, 0, false},
+    {"granny", N_COMPANION, 0, false},
+    {"nan", N_COMPANION, 0, false},
+    {"nana", N_COMPANION, 0, false},
+    {"brother", N_COMPANION, 0, false},
+    {"brothers", N_COMPANION, 0, true},
+    {"sister", N_COMPANION, 0, false},
+    {"sisters", N_COMPANION, 0, true},
+    {"friend", N_COMPANION, 0, false},
+    {"friends", N_COMPANION, 0, true},
+    {"mate", N_COMPANION, 0, false},
+    {"mates", N_COMPANION, 0, true},
+    {"buddy", N_COMPANION, 0, false},
+    {"buddies", N_COMPANION, 0, true},
+    {"pal", N_COMPANION, 0, false},
+    {"pals", N_COMPANION, 0, true},
+    {"colleague", N_COMPANION, 0, false},
+    {"colleagues", N_COMPANION, 0, true},
+    {"coworkers", N_COMPANION, 0, true},
+    {"cousin", N_COMPANION, 0, false},
+    {"cousins", N_COMPANION, 0, true},
+    {"aunt", N_COMPANION, 0, false},
+    {"uncle", N_COMPANION, 0, false},
+    {"inlaws", N_COMPANION, 2, true},
+    {"bestie", N_COMPANION, 0, false},
+    {"couple", N_ADULT, 2, false},
+    {"couples", N_ADULT, 2, true},
+};
+
+static const noun *noun_at(const vdx_token *t) {
+  if (t->kind != VDX_WORD) return NULL;
+  for (size_t k = 0; k < sizeof nouns / sizeof nouns[0]; k++)
+    if (nouns[k].cls != N_NONE && vdx_is(t, nouns[k].word)) return &nouns[k];
+  return NULL;
+}
+
+static bool relation_noun(const vdx_token *t) {
+  const noun *n = noun_at(t);
+  return n && (n->cls == N_COMPANION || n->cls == N_OFFSPRING);
+}
+
+typedef struct party {
+  int adults_counted; /* "2 adults", "two couples", "both adults" (-1 none) */
+  int children;       /* children with a known count */
+  bool children_unknown;
+  int companions; /* adult companions: my wife, 3 mates, our adult son */
+  bool companions_unknown;
+  int total;    /* "4 of us", "party of 4", "3 people" (-1 none) */
+  bool speaker; /* the writer travels: me, myself, solo, X and I */
+  bool we;
+  bool all_adults;
+  bool any;
+  bool child_mentioned;
+  size_t last_count_tok; /* where the last count was written, for "make it 6" */
+  bool counted_any;
+} party;
+
+static void party_init(party *p) {
+  memset(p, 0, sizeof *p);
+  p->adults_counted = -1;
+  p->total = -1;
+}
+
+/* "N-year-old(s)", "N year old", "N yo", "aged N": sets *age, returns the index after, 0 if none.
+ */
+static size_t age_adj(const ctx *c, size_t i, int *age) {
+  size_t j = vdx_number(c->t, i, false, age);
+  if (!j) return 0;
+  if (vdx_is_punct(tk(c, j), '-')) j++;
+  size_t k = match(c, j, "year old*");
+  if (!k) k = match(c, j, "years old*");
+  if (!k) k = match(c, j, "yr old*");
+  if (!k) k = match(c, j, "yo");
+  return k;
+}
+
+/* "(ages 6 and 9)", "aged 3, 8 and 16", "(13 and 17)", "(22)": counts the ages into adults and
+ * kids. */
+static size_t age_list(const ctx *c, size_t i, int *adults, int *kids) {
+  size_t j = i;
+  bool paren = false;
+  if (vdx_is_punct(tk(c, j), ',') && (is(c, j + 1, "ages") || is(c, j + 1, "aged"))) j++;
+  if (vdx_is_punct(tk(c, j), '(')) {
+    paren = true;
+    j++;
+  }
+  bool word = false;
+  if (is(c, j, "ages") || is(c, j, "aged") || is(c, j, "age")) {
+    word = true;
+    j++;
+  }
+  if (!paren && !word) return 0;
+  int a = 0, k = 0;
+  for (;;) {
+    int v = 0;
+    size_t q = vdx_number(c->t, j, false, &v);
+    if (!q || v > 110) break;
+    if (v >= 18)
+      a++;
+    else
+      k++;
+    j = q;
+    if (is(c, j, "and") || vdx_is_punct(tk(c, j), ',') || vdx_is_punct(tk(c, j), '&')) {
+      j++;
+      continue;
+    }
+    break;
+  }
+  if (a + k == 0) return 0;
+  if (paren && vdx_is_punct(tk(c, j), ')')) j++;
+  *adults = a;
+  *kids = k;
+  return j;
+}
+
+/* Words between a determiner and its noun. */
+static bool modifier(const vdx_token *t) {
+  static const char *const words[] = {"new",     "little",   "young",    "younger", "older",
+                                      "elderly", "eldest",   "youngest", "lovely",  "two",
+                                      "teenage", "teenaged", "grown",    "baby",    "adult",
+                                      "best",    "old",      "small",    "wee",     "twin"};
+  for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+    if (vdx_is(t, words[k])) return true;
+  return false;
+}
+
+static bool determiner(const vdx_token *t) {
+  return vdx_is(t, "my") || vdx_is(t, "our") || vdx_is(t, "his") || vdx_is(t, "her") ||
+         vdx_is(t, "their") || vdx_is(t, "the") || vdx_is(t, "a") || vdx_is(t, "an");
+}
+
+/* One noun phrase about people at i: [det] [count] [modifiers] (noun | age) [age list].
+ * explicit_only: only numbered counts (for corrections). Returns the index after, 0 if none. */
+static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p) {
+  size_t j = i;
+  bool det = false, our = false;
+  if (determiner(tk(c, j))) {
+    det = true;
+    our = is(c, j, "our");
+    j++;
+  }
+  int count = -1;
+  size_t q;
+  int tmp = 0;
+  if (is(c, j, "both")) {
+    count = 2;
+    j++;
+  } else if (is(c, j, "twin") || is(c, j, "twins")) {
+    if (is(c, j, "twin")) {
+      count = 2;
+      j++;
+    }
+  } else if ((q = vdx_number(c->t, j, false, &tmp)) && !age_adj(c, j, &tmp)) {
+    vdx_number(c->t, j, false, &count);
+    j = q;
+  }
+  if (det && count < 0 && (is(c, i, "a") || is(c, i, "an"))) count = 1;
+  int age = -1;
+  bool adult_word = false, baby_word = false;
+  for (int guard = 0; guard < 3; guard++) {
+    size_t a;
+    if ((a = age_adj(c, j, &age))) {
+      j = a;
+      continue;
+    }
+    if (is(c, j, "twin")) {
+      count = 2;
+      j++;
+      continue;
+    }
+    if (modifier(tk(c, j)) && noun_at(tk(c, j + 1 + (vdx_is_punct(tk(c, j + 1), '-') ? 1 : 0)))) {
+      if (is(c, j, "adult") || is(c, j, "grown")) adult_word = true;
+      if (is(c, j, "baby") || is(c, j, "teenage") || is(c, j, "teenaged") || is(c, j, "little") ||
+          is(c, j, "young") || is(c, j, "wee") || is(c, j, "small"))
+        baby_word = true;
+      j++;
+      continue;
+    }
+    break;
+  }
+  const noun *n = noun_at(tk(c, j));
+  if (n && (vdx_is(tk(c, j), "couple") || vdx_is(tk(c, j), "couples")) && is(c, j + 1, "of") &&
+      !is(c, j + 2, "us") && !noun_at(tk(c, j + 2)))
+    return 0; /* "a couple of museums" */
+  bool grown_up = false;
+  if (n && vdx_is(tk(c, j), "grown")) {
+    /* grown-ups / grown ups */
+    size_t g = match(c, j, "grown up*");
+    if (!g)
+      n = NULL;
+    else {
+      grown_up = true;
+      j = g - 1;
+    }
+  }
+  if (!n && age < 0) {
+    if (is(c, j, "little") && (is(c, j + 1, "ones") || is(c, j + 1, "one"))) {
+      static const noun little = {"little ones", N_CHILD, 0, true};
+      n = &little;
+      j++;
+    } else {
+      return 0;
+    }
+  }
+  size_t end = n ? j + 1 : j;
+  if (n && n->implied && count < 0)
+    count = n->implied;
+  else if (n && n->implied && n->cls == N_ADULT)
+    count *= n->implied; /* two couples = 4 */
+  else if (n && n->implied && n->cls == N_CHILD && count < 0)
+    count = n->implied;
+  int list_adults = 0, list_kids = 0;
+  size_t l = age_list(c, end, &list_adults, &list_kids);
+  if (l) end = l;
+  bool numbered = count >= 0 && !(det && count == 1 && !is(c, i, "a") && !is(c, i, "an"));
+  (void)numbered;
+  if (explicit_only && count < 0 && !l) return 0;
+  if (explicit_only && n && (n->cls == N_COMPANION || n->cls == N_OFFSPRING) && count < 0) return 0;
+  /* A bare companion word needs a determiner or a count ("Solo dad" is the writer). */
+  if (!det && count < 0 && !l && n && n->cls != N_CHILD && n->cls != N_ADULT) {
+    const vdx_token *before = i > 0 ? tk(c, i - 1) : NULL;
+    bool joined =
+        before && (vdx_is(before, "and") || vdx_is(before, "n") || vdx_is_punct(before, '+') ||
+                   vdx_is_punct(before, '&') || vdx_is(before, "with") || vdx_is(before, "w") ||
+                   vdx_is(before, "plus"));
+    if (!joined) return 0;
+  }
+  noun_class cls = n ? (noun_class)n->cls : N_OFFSPRING;
+  if (cls == N_OFFSPRING) {
+    if (adult_word || grown_up)
+      cls = N_COMPANION;
+    else if (age >= 18)
+      cls = N_COMPANION;
+    else if (age >= 0 || baby_word)
+      cls = N_CHILD;
+    else if (l)
+      cls = list_adults > 0 && list_kids == 0 ? N_COMPANION : N_CHILD;
+    else
+      cls = N_CHILD;
+  }
+  if (cls == N_CHILD && age >= 18) cls = N_COMPANION;
+  if (count < 0 && l) count = list_adults + list_kids;
+  if (count < 0 && n && !n->plural) count = 1;
+  if (count < 0 && !n) count = 1; /* "our 15-year-old" */
+  p->any = true;
+  p->last_count_tok = i;
+  p->counted_any = true;
+  switch (cls) {
+    case N_ADULT:
+      if (count < 0) return end; /* "adults" with no count says nothing */
+      p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + count;
+      break;
+    case N_TOTAL:
+      if (count >= 0) p->total = count;
+      break;
+    case N_CHILD:
+      p->child_mentioned = true;
+      if (count < 0)
+        p->children_unknown = true;
+      else if (l && list_adults > 0 && count == list_adults + list_kids) {
+        p->children += list_kids;
+        p->companions += list_adults;
+      } else {
+        p->children += count;
+      }
+      break;
+    case N_COMPANION:
+      if (count < 0)
+        p->companions_unknown = true;
+      else
+        p->companions += count;
+      break;
+    default:
+      break;
+  }
+  (void)our;
+  return end;
+}
+
+/* The writer travels: "me", "myself", "solo", "X and I", "with my ..." */
+static bool speaker_at(const ctx *c, size_t i) {
+  const vdx_token *t = tk(c, i);
+  const vdx_token *prev = i > 0 ? tk(c, i - 1) : NULL;
+  const vdx_token *next = tk(c, i + 1);
+  if (vdx_is(t, "myself") || vdx_is(t, "solo") || vdx_is(t, "alone") || match(c, i, "on my own") ||
+      match(c, i, "by myself"))
+    return true;
+  if (vdx_is(t, "me")) {
+    if (prev && (vdx_is(prev, "just") || vdx_is(prev, "only") || vdx_is(prev, "and") ||
+                 vdx_is_punct(prev, ',') || vdx_is_punct(prev, '(') || vdx_is_punct(prev, '&') ||
+                 vdx_is_punct(prev, '+') || vdx_is(prev, "it's") || vdx_is(prev, "n")))
+      return true;
+    if (vdx_is(next, "and") || vdx_is_punct(next, ',') || vdx_is_punct(next, '+') ||
+        vdx_is(next, "n") || vdx_is_punct(next, '&') || vdx_is(next, "plus") ||
+        vdx_is_punct(next, ')') || vdx_is(next, "with") || vdx_is(next, "w"))
+      return !prev || !(vdx_is(prev, "send") || vdx_is(prev, "give") || vdx_is(prev, "tell") ||
+                        vdx_is(prev, "email") || vdx_is(prev, "call") || vdx_is(prev, "let") ||
+                        vdx_is(prev, "help") || vdx_is(prev, "show") || vdx_is(prev, "quote"));
+    if (prev && vdx_is(prev, "for") && (next->kind == VDX_PUNCT || i + 1 >= c->t->n)) return true;
+    return false;
+  }
+  if (vdx_is(t, "i") && prev &&
+      (vdx_is(prev, "and") || vdx_is(prev, "n") || vdx_is_punct(prev, '&')))
+    return true;
+  if (vdx_is(t, "i") && vdx_is(next, "and")) return true;
+  return false;
+}
+
+static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
+  party_init(p);
+  size_t n = c->t->n;
+  for (size_t i = 0; i < n;) {
+    if (c->seg[i] != seg) {
+      i++;
+      continue;
+    }
+    size_t j;
+    int v = 0;
+    /* N of us / the N of us / N of them */
+    size_t a = is(c, i, "the") || is(c, i, "all") ? i + 1 : i;
+    if ((j = vdx_number(c->t, a, false, &v)) && (match(c, j, "of us") || match(c, j, "of them"))) {
+      p->total = v;
+      p->any = true;
+      p->counted_any = true;
+      p->last_count_tok = i;
+      i = j + 2;
+      continue;
+    }
+    /* party / group / family of N; we are N */
+    if ((match(c, i, "party of") || match(c, i, "group of") || match(c, i, "family of")) &&
+        (j = vdx_number(c->t, i + 2, false, &v)) && !noun_at(tk(c, j))) {
+      p->total = v;
+      p->any = true;
+      p->counted_any = true;
+      p->last_count_tok = i;
+      i = j;
+      continue;
+    }
+    if ((match(c, i, "we are") || match(c, i, "we're") || match(c, i, "there are")) &&
+        (j = vdx_number(c->t, i + (is(c, i, "we're") ? 1 : 2), false, &v)) && !noun_at(tk(c, j)) &&
+        !match(c, j, "of")) {
+      p->total = v;
+      p->any = true;
+      p->counted_any = true;
+      p->last_count_tok = i;
+      i = j;
+      continue;
+    }
+    if (!explicit_only) {
+      if (match(c, i, "all adults") || match(c, i, "all grown up*") ||
+          match(c, i, "all grownups") || match(c, i, "all over 18") ||
+          match(c, i, "all in our twenties") || match(c, i, "all in our thirties") ||
+          match(c, i, "all in our forties") || match(c, i, "all in our twenties") ||
+          match(c, i, "all adult")) {
+        p->all_adults = true;
+        p->any = true;
+      }
+      /* Two names: "Niccolo and Giulia here" */
+      if ((tk(c, i)->flags & VDX_CAP) && is(c, i + 1, "and") && (tk(c, i + 2)->flags & VDX_CAP) &&
+          is(c, i + 3, "here") && !c->is_place[i] && !c->is_place[i + 2]) {
+        p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + 2;
+        p->any = true;
+        i += 4;
+        continue;
+      }
+      /* "Asa and I": a named companion */
+      if ((tk(c, i)->flags & VDX_CAP) && !(tk(c, i)->flags & VDX_SENT && determiner(tk(c, i))) &&
+          tk(c, i)->kind == VDX_WORD && !noun_at(tk(c, i)) && is(c, i + 1, "and") &&
+          (is(c, i + 2, "i") || is(c, i + 2, "me")) && !c->is_place[i] && !is(c, i, "i") &&
+          !(i > 0 && relation_noun(tk(c, i - 1)))) {
+        p->companions++;
+        p->speaker = true;
+        p->any = true;
+        i += 3;
+        continue;
+      }
+      if (speaker_at(c, i)) {
+        p->speaker = true;
+        p->any = true;
+      }
+      if ((is(c, i, "with") || is(c, i, "w")) &&
+          (is(c, i + 1, "my") || (vdx_is_punct(tk(c, i + 1), '/') && !is(c, i + 2, "our")))) {
+        p->speaker = true;
+      }
+      const vdx_token *t = tk(c, i);
+      if (vdx_is(t, "we") || vdx_is(t, "we're") || vdx_is(t, "we'd") || vdx_is(t, "we've") ||
+          vdx_is(t, "we'll") || vdx_is(t, "us") || vdx_is(t, "our") || vdx_is(t, "ours"))
+        p->we = true;
+    }
+    if ((j = person_phrase(c, i, explicit_only, p))) {
+      i = j;
+      continue;
+    }
+    i++;
+  }
+}
+
+/* adults and children of one part (-1 = unknown); children_known is the final children count
+ * when this part does not say (for "N of us" minus the children). */
+static void party_counts(const party *p, int children_known, int *adults, int *children) {
+  *adults = -1;
+  *children = -1;
+  if (!p->any) return;
+  if (p->child_mentioned)
+    *children = p->children_unknown ? -1 : p->children;
+  else if (p->all_adults || p->adults_counted >= 0 || p->speaker || p->companions || p->total >= 0)
+    *children = 0;
+  int kids = *children >= 0 ? *children : children_known;
+  if (p->adults_counted >= 0) {
+    *adults = p->adults_counted + (p->speaker && p->companions ? 1 + p->companions : 0);
+  } else if (p->total >= 0) {
+    if (p->all_adults) {
+      *adults = p->total;
+      *children = 0;
+    } else if (kids >= 0) {
+      *adults = p->total - kids;
+      if (*adults < 0) *adults = -1;
+    }
+  } else if (p->companions_unknown) {
+    *adults = -1;
+  } else if (p->speaker) {
+    *adults = 1 + p->companions;
+  } else if (p->companions > 0 && !p->we) {
+    *adults = p->companions;
+  }
+}
+
+/* ---- the whole extraction -------------------------------------------------------------------- */
+
+static bool parse_reference(const char *s, int32_t *day) {
+  if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-') return false;
+  for (int k = 0; k < 10; k++)
+    if (k != 4 && k != 7 && !isdigit((unsigned char)s[k])) return false;
+  int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+  if (y < 1900 || y > 2200 || m < 1 || m > 12 || d < 1 || d > vdx_days_in_month(y, m)) return false;
+  *day = vdx_days_from_civil(y, m, d);
+  return true;
+}
+
+static json_t *date_json(int32_t day) {
+  if (day == VDX_NO_DATE) return json_null();
+  int y, m, d;
+  vdx_civil_from_days(day, &y, &m, &d);
+  char buf[16];
+  snprintf(buf, sizeof buf, "%04d-%02d-%02d", y, m, d);
+  return json_string(buf);
+}
+
+static json_t *count_json(int v) { return v >= 0 ? json_integer(v) : json_null(); }
+
+typedef struct trip_dates {
+  int32_t start, end;
+  int nights;
+  bool start_sure, end_sure, nights_sure;
+} trip_dates;
+
+/* Start, end and nights: each part's statements, later parts winning, then the third derived. */
+static void combine_dates(const ctx *c, const vdx_dates *d, int32_t ref, int bare_nights,
+                          size_t bare_nights_seg, trip_dates *out) {
+  int32_t start = VDX_NO_DATE, end = VDX_NO_DATE;
+  int nights = -1;
+  int start_seg = -1, end_seg = -1, nights_seg = -1;
+  bool start_sure = false, end_sure = false, nights_sure = false;
+  for (size_t s = 0; s < c->nseg; s++) {
+    int32_t ss = VDX_NO_DATE, se = VDX_NO_DATE;
+    bool ss_sure = true, se_sure = true;
+    /* ranges first */
+    for (size_t k = 0; k < d->ndates; k++) {
+      const vdx_date_fact *f = &d->date[k];
+      if (c->seg[f->tok] != s || !f->range) continue;
+      if (ss == VDX_NO_DATE) ss = f->start;
+      se = f->end;
+    }
+    /* single dates with a cue */
+    for (size_t k = 0; k < d->ndates; k++) {
+      const vdx_date_fact *f = &d->date[k];
+      if (c->seg[f->tok] != s || f->range || f->role != VDX_ROLE_START || ss != VDX_NO_DATE)
+        continue;
+      int32_t day = vdx_resolve(&f->single, ref);
+      if (day != VDX_NO_DATE) {
+        ss = day;
+        ss_sure = !f->weak;
+      }
+    }
+    for (size_t k = 0; k < d->ndates; k++) {
+      const vdx_date_fact *f = &d->date[k];
+      if (c->seg[f->tok] != s || f->range || f->role != VDX_ROLE_END) continue;
+      int32_t from = ss != VDX_NO_DATE ? ss : start != VDX_NO_DATE ? start : ref;
+      int32_t day = vdx_resolve(&f->single, from + (f->single.kind == VDX_E_WEEKDAY ? 0 : 1));
+      if (day != VDX_NO_DATE) {
+        se = day;
+        se_sure = !f->weak;
+      }
+    }
+    /* single dates with no cue, when nothing else is said in this part */
+    if (ss == VDX_NO_DATE && se == VDX_NO_DATE) {
+      int used = 0;
+      for (size_t k = 0; k < d->ndates && used < 2; k++) {
+        const vdx_date_fact *f = &d->date[k];
+        if (c->seg[f->tok] != s || f->range || f->role != VDX_ROLE_NONE) continue;
+        int32_t from = used == 0 ? ref : ss + 1;
+        int32_t day = vdx_resolve(&f->single, from - (f->single.kind == VDX_E_WEEKDAY ? 1 : 0));
+        if (day == VDX_NO_DATE) continue;
+        if (used == 0) {
+          ss = day;
+          ss_sure = !f->weak;
+        } else {
+          se = day;
+          se_sure = false;
+        }
+        used++;
+      }
+    }
+    if (ss != VDX_NO_DATE) {
+      start = ss;
+      start_seg = (int)s;
+      start_sure = ss_sure;
+    }
+    if (se != VDX_NO_DATE) {
+      end = se;
+      end_seg = (int)s;
+      end_sure = se_sure;
+    }
+    /* nights: a total wins, legs add up, otherwise the last duration */
+    int total = -1, legs = 0, nlegs = 0, last = -1;
+    bool weak = false;
+    for (size_t k = 0; k < d->nnights; k++) {
+      const vdx_nights_fact *f = &d->nights[k];
+      if (c->seg[f->tok] != s) continue;
+      if (f->total) total = f->nights;
+      if (f->leg) {
+        legs += f->nights;
+        nlegs++;
+      }
+      last = f->nights;
+      weak = f->weak;
+    }
+    int sn = total >= 0 ? total : nlegs >= 2 ? legs : last;
+    if ((int)bare_nights_seg == (int)s && bare_nights > 0) {
+      sn = bare_nights;
+      weak = false;
+    }
+    if (sn > 0) {
+      nights = sn;
+      nights_seg = (int)s;
+      nights_sure = !weak;
+    }
+  }
+  if (start != VDX_NO_DATE && end != VDX_NO_DATE && end <= start) {
+    if (end_seg >= start_seg)
+      start = VDX_NO_DATE;
+    else
+      end = VDX_NO_DATE;
+  }
+  if (start != VDX_NO_DATE && end != VDX_NO_DATE) {
+    int span = (int)(end - start);
+    if (nights > 0 && nights != span && nights_seg > start_seg && nights_seg > end_seg) {
+      end = start + nights; /* "actually make it 6 nights" moves the departure */
+      end_sure = nights_sure;
+    } else {
+      nights = span;
+      nights_sure = start_sure && end_sure;
+    }
+  } else if (start != VDX_NO_DATE && nights > 0) {
+    end = start + nights;
+    end_sure = start_sure && nights_sure;
+  } else if (end != VDX_NO_DATE && nights > 0) {
+    start = end - nights;
+    start_sure = end_sure && nights_sure;
+  }
+  out->start = start;
+  out->end = end;
+  out->nights = nights;
+  out->start_sure = start != VDX_NO_DATE && start_sure;
+  out->end_sure = end != VDX_NO_DATE && end_sure;
+  out->nights_sure = nights > 0 && nights_sure;
+}
+
+bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t len,
+                      const char *reference_date, vd_extract_result *out, vd_error *err) {
+  if (!out) return vd_error_set(err, "vd_extract_rules: out is NULL");
+  out->fields = NULL;
+  out->confident = 0;
+  if (!text) return vd_error_field(err, "text", "text is missing");
+  int32_t ref;
+  if (!parse_reference(reference_date, &ref))
+    return vd_error_field(err, "reference_date", "expected a date YYYY-MM-DD, got \"%s\"",
+                          reference_date ? reference_date : "(null)");
+  vdx_text t;
+  if (!vdx_tokenize(text, len, &t)) return vd_error_set(err, "out of memory");
+  uint8_t seg_small[256];
+  bool place_small[258];
+  uint8_t *seg = t.n <= sizeof seg_small ? seg_small : malloc(t.n);
+  bool *is_place = t.n + 2 <= sizeof place_small / sizeof place_small[0]
+                       ? place_small
+                       : malloc((t.n + 2) * sizeof *is_place);
+  if (!seg || !is_place) {
+    if (seg != seg_small) free(seg);
+    if (is_place != place_small) free(is_place);
+    vdx_text_free(&t);
+    return vd_error_set(err, "out of memory");
+  }
+  memset(is_place, 0, (t.n + 2) * sizeof *is_place);
+  ctx c = {.t = &t, .g = gazetteer, .seg = seg, .is_place = is_place};
+  split_segments(&c);
+
+  place places[MAX_PLACES];
+  size_t nplaces = find_places(&c, places);
+  vdx_dates dates;
+  vdx_read_dates(&t, is_place, ref, &dates);
+
+  /* party, part by part: the first part that speaks of the party is read fully, later ones
+   * only for counts ("so it's two of us", "just one kid"). */
+  int adults = -1, children = -1;
+  bool party_seen = false;
+  party parts[MAX_SEGMENTS];
+  size_t last_count_tok = 0;
+  bool have_count = false;
+  for (size_t s = 0; s < c.nseg; s++) {
+    read_party(&c, s, party_seen, &parts[s]);
+    if (parts[s].any) party_seen = true;
+    if (parts[s].counted_any) {
+      last_count_tok = parts[s].last_count_tok;
+      have_count = true;
+    }
+  }
+  for (size_t s = 0; s < c.nseg; s++) {
+    int a, k;
+    party_counts(&parts[s], -1, &a, &k);
+    if (k >= 0 || (parts[s].child_mentioned && parts[s].children_unknown)) children = k;
+  }
+  for (size_t s = 0; s < c.nseg; s++) {
+    int a, k;
+    party_counts(&parts[s], children, &a, &k);
+    if (a >= 0)
+      adults = a;
+    else if (parts[s].any && parts[s].companions_unknown)
+      adults = -1;
+  }
+  /* "make it 6": a bare number in a correction applies to the last count written before it. */
+  int bare_nights = -1;
+  size_t bare_nights_seg = 0;
+  for (size_t i = 0; i + 2 < t.n; i++) {
+    if (!(match(&c, i, "make it #") || match(&c, i, "make that #")) || seg[i] == 0) continue;
+    size_t j = i + 2;
+    int v = t.tok[j].num;
+    const vdx_token *after = tk(&c, j + 1);
+    if (after->kind == VDX_WORD && !vdx_is(after, "instead")) continue; /* has its own unit */
+    size_t last_nights_tok = 0;
+    bool have_nights = false;
+    for (size_t k = 0; k < dates.nnights; k++)
+      if (dates.nights[k].tok < i) {
+        last_nights_tok = dates.nights[k].tok;
+        have_nights = true;
+      }
+    if (have_nights && (!have_count || last_nights_tok > last_count_tok || last_count_tok > i)) {
+      bare_nights = v;
+      bare_nights_seg = seg[i];
+    } else if (have_count && last_count_tok < i) {
+      adults = v;
+    }
+  }
+
+  trip_dates td;
+  combine_dates(&c, &dates, ref, bare_nights, bare_nights_seg, &td);
+
+  /* budget: the last tier written wins */
+  int budget = 0;
+  for (size_t i = 0; i < t.n; i++) {
+    int tier = 0;
+    for (size_t k = 0; k < sizeof budget_phrases / sizeof budget_phrases[0] && !tier; k++)
+      if (match(&c, i, budget_phrases[k].pattern)) tier = budget_phrases[k].value;
+    if (!tier && budget_word(&t.tok[i])) {
+      size_t j = i + 1;
+      if (is(&c, j, "is") || vdx_is_punct(tk(&c, j), ':') || is(&c, j, "of")) j++;
+      tier = budget_word_tier(tk(&c, j));
+    }
+    if (tier && !negated(&c, i)) budget = tier;
+  }
+
+  /* interests: per part; negations remove, "instead" replaces */
+  uint32_t acc = 0;
+  for (size_t s = 0; s < c.nseg; s++) {
+    uint32_t pos = 0, neg = 0;
+    bool instead = false;
+    for (size_t i = 0; i < t.n; i++) {
+      if (seg[i] != s) continue;
+      if (is(&c, i, "instead")) instead = true;
+      if (c.is_place[i]) continue;
+      for (size_t k = 0; k < sizeof interest_phrases / sizeof interest_phrases[0]; k++) {
+        size_t e = match(&c, i, interest_phrases[k].pattern);
+        if (!e) continue;
+        uint32_t bit = 1u << interest_phrases[k].value;
+        if (negated(&c, i))
+          neg |= bit;
+        else
+          pos |= bit;
+        i = e - 1;
+        break;
+      }
+    }
+    acc &= ~neg;
+    if (instead && pos && s > 0)
+      acc = pos;
+    else
+      acc |= pos;
+  }
+
+  bool dest_sure = false;
+  json_t *fields = json_object();
+  json_object_set_new(fields, "destinations", destinations_json(&c, places, nplaces, &dest_sure));
+  json_object_set_new(fields, "start_date", date_json(td.start));
+  json_object_set_new(fields, "end_date", date_json(td.end));
+  json_object_set_new(fields, "nights", count_json(td.nights > 0 ? td.nights : -1));
+  json_object_set_new(fields, "adults", count_json(adults));
+  json_object_set_new(fields, "children", count_json(children));
+  static const char *const tiers[] = {NULL, "low", "mid", "high"};
+  json_object_set_new(fields, "budget", budget ? json_string(tiers[budget]) : json_null());
+  json_t *interests = json_array();
+  for (int k = 0; k < I_COUNT; k++)
+    if (acc & (1u << k)) json_array_append_new(interests, json_string(interest_names[k]));
+  json_object_set_new(fields, "interests", interests);
+
+  unsigned sure = 0;
+  if (dest_sure) sure |= VD_EXTRACT_BIT(VD_EXTRACT_DESTINATIONS);
+  if (td.start_sure) sure |= VD_EXTRACT_BIT(VD_EXTRACT_START_DATE);
+  if (td.end_sure) sure |= VD_EXTRACT_BIT(VD_EXTRACT_END_DATE);
+  if (td.nights_sure) sure |= VD_EXTRACT_BIT(VD_EXTRACT_NIGHTS);
+  if (adults >= 0) sure |= VD_EXTRACT_BIT(VD_EXTRACT_ADULTS);
+  if (children >= 0 && adults >= 0) sure |= VD_EXTRACT_BIT(VD_EXTRACT_CHILDREN);
+  if (budget) sure |= VD_EXTRACT_BIT(VD_EXTRACT_BUDGET);
+  if (acc) sure |= VD_EXTRACT_BIT(VD_EXTRACT_INTERESTS);
+
+  if (seg != seg_small) free(seg);
+  if (is_place != place_small) free(is_place);
+  vdx_text_free(&t);
+  if (!fields || !interests) {
+    json_decref(fields);
+    return vd_error_set(err, "out of memory");
+  }
+  out->fields = fields;
+  out->confident = sure;
+  return true;
+}
+
+/* ---- helpers for the LLM side -----------------------------------------------------------------
+ */
+
+json_t *vd_extract_missing_fields(unsigned confident) {
+  json_t *arr = json_array();
+  for (int f = 0; f < VD_EXTRACT_FIELD_COUNT; f++)
+    if (!(confident & VD_EXTRACT_BIT(f))) json_array_append_new(arr, json_string(field_names[f]));
+  return arr;
+}
+
+json_t *vd_extract_merge(const json_t *rules_fields, unsigned confident, const json_t *llm_fields) {
+  json_t *out = json_object();
+  for (int f = 0; f < VD_EXTRACT_FIELD_COUNT; f++) {
+    const json_t *v = json_object_get(rules_fields, field_names[f]);
+    if (!(confident & VD_EXTRACT_BIT(f)) && json_is_object(llm_fields)) {
+      const json_t *l = json_object_get(llm_fields, field_names[f]);
+      if (l) v = l;
+    }
+    json_object_set_new(out, field_names[f], v ? json_deep_copy(v) : json_null());
+  }
+  return out;
+}
+
+/* Interests as a set: sorted, unique strings. */
+static bool same_string_set(const json_t *a, const json_t *b) {
+  size_t na = json_array_size(a), nb = json_array_size(b);
+  for (size_t i = 0; i < na; i++) {
+    const char *s = json_string_value(json_array_get(a, i));
+    if (!s) return false;
+    bool found = false;
+    for (size_t j = 0; j < nb && !found; j++) {
+      const char *t = json_string_value(json_array_get(b, j));
+      found = t && strcmp(s, t) == 0;
+    }
+    if (!found) return false;
+  }
+  for (size_t j = 0; j < nb; j++) {
+    const char *t = json_string_value(json_array_get(b, j));
+    if (!t) return false;
+    bool found = false;
+    for (size_t i = 0; i < na && !found; i++)
+      found = strcmp(t, json_string_value(json_array_get(a, i))) == 0;
+    if (!found) return false;
+  }
+  return true;
+}
+
+bool vd_extract_field_equal(vd_extract_field field, const json_t *expected, const json_t *actual) {
+  bool en = !expected || json_is_null(expected), an = !actual || json_is_null(actual);
+  if (field == VD_EXTRACT_INTERESTS || field == VD_EXTRACT_DESTINATIONS) {
+    if (en || an)
+      return en && an ? true : (json_array_size(expected) == 0 && json_array_size(actual) == 0);
+    if (!json_is_array(expected) || !json_is_array(actual)) return false;
+    if (field == VD_EXTRACT_INTERESTS) return same_string_set(expected, actual);
+    return json_equal(expected, actual) != 0;
+  }
+  if (en || an) return en && an;
+  if (field == VD_EXTRACT_NIGHTS || field == VD_EXTRACT_ADULTS || field == VD_EXTRACT_CHILDREN) {
+    if (!json_is_number(expected) || !json_is_number(actual)) return false;
+    return json_number_value(expected) == json_number_value(actual);
+  }
+  return json_equal(expected, actual) != 0;
+}
