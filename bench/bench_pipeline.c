@@ -43,14 +43,15 @@ static json_t *request_of(char *line, size_t row) {
   char id[32];
   snprintf(id, sizeof id, "row-%zu", row);
   return json_pack("{s:{s:s, s:i, s:s, s:f, s:b, s:b, s:s, s:b, s:s, s:b, s:i, s:s}}", "subject",
-                   "id", id, "recency", atoi(f[0]), "history_segment", f[1], "history", atof(f[2]),
-                   "mens", atoi(f[3]), "womens", atoi(f[4]), "zip_code", f[5], "newbie", atoi(f[6]),
-                   "channel", f[7], "marketing_opt_out", 0, "emails_last_30d", (int)(row % 5),
-                   "country", "US");
+                   "id", id, "recency", (int)strtol(f[0], NULL, 10), "history_segment", f[1],
+                   "history", strtod(f[2], NULL), "mens", f[3][0] == '1', "womens", f[4][0] == '1',
+                   "zip_code", f[5], "newbie", f[6][0] == '1', "channel", f[7], "marketing_opt_out",
+                   0, "emails_last_30d", (int)(row % 5), "country", "US");
 }
 
 int main(int argc, char **argv) {
-  size_t rows = argc > 1 ? (size_t)atol(argv[1]) : 10000;
+  size_t rows = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 10000;
+  if (rows == 0) rows = 10000;
   vd_diags diags = {0};
   vd_deployment *d = vd_deployment_load(VERDICT_SOURCE_DIR "/examples/promotions", NULL, &diags);
   if (!d) {
@@ -62,17 +63,29 @@ int main(int argc, char **argv) {
     fprintf(stderr, "SKIP: the shared Hillstrom file is absent\n");
     return 0;
   }
-  json_t **requests = calloc(rows, sizeof *requests);
+  json_t **requests = calloc(rows, sizeof(json_t *));
+  if (!requests) return 1;
   char line[512];
   size_t n = 0;
-  if (!fgets(line, sizeof line, csv)) return 1; /* header */
+  if (!fgets(line, sizeof line, csv)) { /* the header */
+    fclose(csv);
+    free(requests);
+    return 1;
+  }
   while (n < rows && fgets(line, sizeof line, csv)) {
     line[strcspn(line, "\r\n")] = '\0';
     requests[n] = request_of(line, n);
     if (requests[n]) n++;
   }
   fclose(csv);
-  uint64_t *decide = calloc(n, sizeof *decide), *dump = calloc(n, sizeof *dump);
+  uint64_t *decide = n ? calloc(n, sizeof(uint64_t)) : NULL;
+  uint64_t *dump = n ? calloc(n, sizeof(uint64_t)) : NULL;
+  if (!decide || !dump) {
+    free(decide);
+    free(dump);
+    free(requests);
+    return 1;
+  }
   size_t offers = 0;
   for (size_t i = 0; i < n; i++) {
     vd_pipeline_input in = {.request = requests[i],
@@ -82,6 +95,9 @@ int main(int argc, char **argv) {
     uint64_t t0 = vd_monotonic_ns();
     if (vd_pipeline_decide(d, &in, &out, NULL, &err) != VD_PIPELINE_OK) {
       fprintf(stderr, "row %zu: %s\n", i, err.message);
+      free(decide);
+      free(dump);
+      free(requests);
       return 1;
     }
     uint64_t t1 = vd_monotonic_ns();

@@ -130,8 +130,8 @@ static bool load_candidates(vd_deployment *d, const vd_yaml_doc *doc, const json
   bool ok = true;
   for (size_t i = 0; i < n; i++) {
     json_t *c = json_array_get(list, i);
-    json_t *id = json_object_get(c, "id");
-    if (!json_is_object(c) || !json_is_string(id) || json_string_length(id) == 0) {
+    const char *id = json_string_value(json_object_get(c, "id"));
+    if (!json_is_object(c) || !id || !*id) {
       ok = yaml_diag(diags, doc, list, NULL, i, "a candidate needs an 'id' (a string)");
       continue;
     }
@@ -141,7 +141,7 @@ static bool load_candidates(vd_deployment *d, const vd_yaml_doc *doc, const json
       continue;
     }
     for (size_t j = 0; j < d->candidate_count; j++)
-      if (strcmp(d->candidates[j].id, json_string_value(id)) == 0)
+      if (d->candidates[j].id && strcmp(d->candidates[j].id, id) == 0)
         ok = yaml_diag(diags, doc, c, "id", 0, "duplicate candidate id");
     json_t *fields = json_deep_copy(c);
     json_object_del(fields, "treatment");
@@ -403,7 +403,7 @@ void vd_registry_install(vd_registry *r, vd_deployment *d) {
   } else {
     if (r->count == r->capacity) {
       size_t cap = r->capacity ? r->capacity * 2 : 4;
-      vd_deployment **grown = realloc(r->slots, cap * sizeof *grown);
+      vd_deployment **grown = realloc(r->slots, cap * sizeof(vd_deployment *));
       if (!grown) {
         pthread_mutex_unlock(&r->lock);
         vd_deployment_release(d);

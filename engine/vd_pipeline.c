@@ -291,7 +291,7 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
   bool options_ok = api_options(in->request, &full, &request_max, violations);
   size_t slots = vd_deployment_candidate_count(d) +
                  json_array_size(json_object_get(in->request, "candidates"));
-  const vd_candidate_def **defs = calloc(slots ? slots : 1, sizeof *defs);
+  const vd_candidate_def **defs = calloc(slots ? slots : 1, sizeof(const vd_candidate_def *));
   if (!defs) {
     vd_error_set(err, "out of memory");
     return VD_PIPELINE_ERROR;
@@ -311,7 +311,7 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
 
   vd_pipeline_status status = VD_PIPELINE_ERROR;
   candidate_state *cs = calloc(n, sizeof *cs);
-  candidate_state **order = calloc(n, sizeof *order);
+  candidate_state **order = calloc(n, sizeof(candidate_state *));
   vd_rules_frame *frame = vd_rules_frame_new(rs);
   vd_model_result result = {0};
   bool have_result = false;
@@ -380,7 +380,7 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
     combine(rs, &cs[i]);
     if (cs[i].eligible) order[eligible++] = &cs[i];
   }
-  qsort(order, eligible, sizeof *order, by_score);
+  qsort(order, eligible, sizeof(candidate_state *), by_score);
   size_t cap = eligible;
   size_t limits[] = {vd_deployment_max_results(d), in->max_results, request_max};
   for (size_t k = 0; k < sizeof limits / sizeof limits[0]; k++)
@@ -394,7 +394,7 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
 
   /* 6. Response and trace. */
   json_t *results = json_array();
-  json_t **result_of = calloc(n, sizeof *result_of);
+  json_t **result_of = calloc(n, sizeof(json_t *));
   if (!results || !result_of) {
     json_decref(results);
     free(result_of);

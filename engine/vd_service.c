@@ -542,10 +542,7 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
     }
     vd_deployment_load_options options = {.data_dir = c->data_dir, .require_model = had_model};
     out[i] = vd_deployment_load(c->deployments[i], &options, diags);
-    if (!out[i])
-      ok = false;
-    else if (!warm_up(s, out[i], diags))
-      ok = false;
+    if (!out[i] || !warm_up(s, out[i], diags)) ok = false;
   }
   for (size_t i = 0; ok && i < c->deployment_count; i++)
     for (size_t j = 0; j < i; j++)
@@ -567,7 +564,7 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
 
 bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   size_t n = s->config->deployment_count;
-  vd_deployment **fresh = calloc(n, sizeof *fresh);
+  vd_deployment **fresh = calloc(n, sizeof(vd_deployment *));
   if (!fresh) return false;
   pthread_mutex_lock(&s->reload_lock);
   bool ok = load_all(s, true, fresh, diags);
@@ -639,7 +636,7 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
   s->log = vd_decision_log_open(&log_config, err);
   if (!s->log) goto fail;
 
-  vd_deployment **loaded = calloc(c->deployment_count, sizeof *loaded);
+  vd_deployment **loaded = calloc(c->deployment_count, sizeof(vd_deployment *));
   if (!loaded) goto fail;
   if (!load_all(s, false, loaded, diags)) {
     free(loaded);

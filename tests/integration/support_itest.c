@@ -66,7 +66,7 @@ static bool read_port(vd_itest_server *s) {
   line[len] = '\0';
   const char *colon = strrchr(line, ':');
   if (!strstr(line, "listening on") || !colon) return false;
-  s->port = atoi(colon + 1);
+  s->port = (int)strtol(colon + 1, NULL, 10);
   return s->port > 0;
 }
 
@@ -213,11 +213,12 @@ char *vd_itest_hillstrom_request(const char *csv_line, int row) {
   }
   char id[32];
   snprintf(id, sizeof id, "hillstrom-%d", row);
-  json_t *subject = json_pack(
-      "{s:s, s:i, s:s, s:f, s:b, s:b, s:s, s:b, s:s, s:b, s:i, s:s}", "id", id, "recency",
-      atoi(f[0]), "history_segment", f[1], "history", atof(f[2]), "mens", atoi(f[3]), "womens",
-      atoi(f[4]), "zip_code", f[5], "newbie", atoi(f[6]), "channel", f[7], "marketing_opt_out",
-      row % 17 == 5, "emails_last_30d", row % 6, "country", row % 23 == 7 ? "FR" : "US");
+  json_t *subject =
+      json_pack("{s:s, s:i, s:s, s:f, s:b, s:b, s:s, s:b, s:s, s:b, s:i, s:s}", "id", id, "recency",
+                (int)strtol(f[0], NULL, 10), "history_segment", f[1], "history", strtod(f[2], NULL),
+                "mens", f[3][0] == '1', "womens", f[4][0] == '1', "zip_code", f[5], "newbie",
+                f[6][0] == '1', "channel", f[7], "marketing_opt_out", row % 17 == 5,
+                "emails_last_30d", row % 6, "country", row % 23 == 7 ? "FR" : "US");
   json_t *request = json_pack("{s:o}", "subject", subject);
   char *text = json_dumps(request, JSON_COMPACT);
   json_decref(request);
