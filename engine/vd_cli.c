@@ -21,6 +21,8 @@ static const vd_verb verbs[] = {
     {"train", "Train a model bundle: verdict train promotions --data CSV --spec YAML --out DIR",
      vd_verb_train},
     {"serve", "Serve the scoring API: verdict serve --config FILE", vd_verb_serve},
+    {"score", "Batch-score a CSV or JSON Lines file: verdict score --deployment DIR --in FILE",
+     vd_verb_score},
 };
 
 static const size_t verb_count = sizeof verbs / sizeof verbs[0];

@@ -18,4 +18,7 @@ int vd_verb_rules(int argc, char **argv, FILE *out, FILE *err);
 /* engine/vd_service.h (the HTTP API) */
 int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err);
 
+/* engine/vd_batch.h (batch scoring through the decision pipeline) */
+int vd_verb_score(int argc, char **argv, FILE *out, FILE *err);
+
 #endif

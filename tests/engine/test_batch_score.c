@@ -1,0 +1,291 @@
+/* `verdict score`: batch scoring of CSV and JSON Lines through the server's pipeline, one output
+ * line per input row in order, rejected rows with their line and reasons, the summary, usage. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vd_batch.h"
+#include "vd_batch_input.h"
+#include "vd_deployment.h"
+#include "vd_pipeline.h"
+#include "vd_test.h"
+
+static const char *deployment_dir = VERDICT_SOURCE_DIR "/examples/promotions";
+
+static const char *hillstrom_rows =
+    "recency,history_segment,history,mens,womens,zip_code,newbie,channel,segment,visit,"
+    "conversion,spend\n"
+    "6,3) $200 - $350,329.08,1,1,Rural,1,Web,No E-Mail,0,0,0\n"
+    "7,2) $100 - $200,180.65,0,1,Surburban,1,Web,Womens E-Mail,0,0,0\n"
+    "9,2) $100 - $200,180.65,0,1,Surburban,1,Phone,Womens E-Mail,0,0,0\n"
+    "2,1) $0 - $100,45.34,1,0,Urban,0,Multichannel,Mens E-Mail,1,0,0\n";
+
+typedef struct captured {
+  int code;
+  char *out;
+  char *err;
+} captured;
+
+static captured run_score(const char *const *args) {
+  char *argv[32];
+  int argc = 0;
+  argv[argc++] = "score";
+  for (; *args && argc < 31; args++) argv[argc++] = (char *)*args;
+  argv[argc] = NULL;
+  captured c = {0};
+  size_t ol = 0, el = 0;
+  FILE *out = open_memstream(&c.out, &ol);
+  FILE *err = open_memstream(&c.err, &el);
+  c.code = vd_verb_score(argc, argv, out, err);
+  fclose(out);
+  fclose(err);
+  return c;
+}
+
+static void captured_free(captured *c) {
+  free(c->out);
+  free(c->err);
+}
+
+static char *temp_file(const char *suffix, const char *text) {
+  char *path = NULL;
+  ck_assert_int_gt(asprintf(&path, "/tmp/vd-score-XXXXXX%s", suffix), 0);
+  int fd = mkstemps(path, (int)strlen(suffix));
+  ck_assert_int_ge(fd, 0);
+  if (text) ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  return path;
+}
+
+/* The output file's lines as JSON values. */
+static json_t *read_lines(const char *path) {
+  FILE *f = fopen(path, "r");
+  ck_assert_ptr_nonnull(f);
+  json_t *lines = json_array();
+  char *buf = NULL;
+  size_t size = 0;
+  while (getline(&buf, &size, f) > 0) {
+    json_error_t jerr;
+    json_t *v = json_loads(buf, 0, &jerr);
+    ck_assert_msg(v != NULL, "output line is not JSON: %s", jerr.text);
+    json_array_append_new(lines, v);
+  }
+  free(buf);
+  fclose(f);
+  return lines;
+}
+
+START_TEST(csv_rows_are_scored_against_every_candidate) {
+  char *in = temp_file(".csv", hillstrom_rows);
+  char *out = temp_file(".jsonl", NULL);
+  const char *args[] = {"--deployment", deployment_dir, "--in", in, "--out", out, NULL};
+  captured c = run_score(args);
+  ck_assert_msg(c.code == 0, "exit %d: %s", c.code, c.err);
+  json_t *lines = read_lines(out);
+  ck_assert_uint_eq(json_array_size(lines), 4);
+  for (size_t i = 0; i < 4; i++) {
+    json_t *l = json_array_get(lines, i);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "line")), (json_int_t)i + 2);
+    ck_assert(json_is_string(json_object_get(l, "decision_id")));
+    json_t *results = json_object_get(l, "results");
+    ck_assert_uint_eq(json_array_size(results), 2); /* mens-email and womens-email */
+    json_t *first = json_array_get(results, 0);
+    if (json_is_true(json_object_get(first, "eligible"))) {
+      json_t *model = json_object_get(first, "model");
+      ck_assert(json_is_real(json_object_get(model, "p_treatment")));
+      ck_assert(json_is_real(json_object_get(model, "uplift")));
+    }
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(l, "ruleset"), "name")),
+                     "promotions");
+  }
+  /* the summary goes to stdout when the results go to a file */
+  ck_assert_ptr_nonnull(strstr(c.out, "rows: 4 (decided 4, rejected 0)"));
+  ck_assert_ptr_nonnull(strstr(c.out, "decisions by action"));
+  ck_assert_ptr_nonnull(strstr(c.out, "ignored columns: segment visit conversion spend"));
+  json_decref(lines);
+  captured_free(&c);
+  unlink(in);
+  unlink(out);
+  free(in);
+  free(out);
+}
+END_TEST
+
+/* The verb's results equal the pipeline's own for the same request (the same decision path). */
+START_TEST(results_equal_the_pipeline_called_directly) {
+  char *in = temp_file(".csv", hillstrom_rows);
+  char *out = temp_file(".jsonl", NULL);
+  const char *args[] = {"--deployment", deployment_dir, "--in", in, "--out", out, NULL};
+  captured c = run_score(args);
+  ck_assert_int_eq(c.code, 0);
+  json_t *lines = read_lines(out);
+
+  vd_diags diags = {0};
+  vd_deployment *d = vd_deployment_load(deployment_dir, &(vd_deployment_load_options){0}, &diags);
+  ck_assert_ptr_nonnull(d);
+  char map[512];
+  snprintf(map, sizeof map, "%s/batch.yaml", deployment_dir);
+  vd_batch_mapping *m = vd_batch_mapping_load(map, NULL);
+  vd_batch_reader *r = vd_batch_reader_open(in, VD_BATCH_AUTO, vd_deployment_schema(d), m, NULL);
+  ck_assert_ptr_nonnull(r);
+  for (size_t i = 0; i < 4; i++) {
+    json_t *req = NULL;
+    size_t line = 0;
+    ck_assert_int_eq(vd_batch_reader_next(r, &req, &line, NULL, NULL), VD_BATCH_ROW);
+    vd_pipeline_input input = {.request = req, .decision_id = "direct"};
+    vd_decision decision = {0};
+    vd_error err = {0};
+    ck_assert_int_eq(vd_pipeline_decide(d, &input, &decision, NULL, &err), VD_PIPELINE_OK);
+    json_t *batch = json_array_get(lines, i);
+    ck_assert(json_equal(json_object_get(batch, "results"),
+                         json_object_get(decision.response, "results")));
+    ck_assert(
+        json_equal(json_object_get(batch, "model"), json_object_get(decision.response, "model")));
+    vd_decision_clear(&decision);
+    json_decref(req);
+  }
+  vd_batch_reader_close(r);
+  vd_batch_mapping_free(m);
+  vd_deployment_release(d);
+  json_decref(lines);
+  captured_free(&c);
+  unlink(in);
+  unlink(out);
+  free(in);
+  free(out);
+}
+END_TEST
+
+START_TEST(rejected_rows_keep_their_line_and_reasons) {
+  const char *jsonl =
+      "{\"subject\": {\"id\": \"c1\", \"recency\": 6, \"history\": 329.08, \"mens\": true, "
+      "\"womens\": true, \"zip_code\": \"Rural\", \"newbie\": true, \"channel\": \"Web\", "
+      "\"marketing_opt_out\": false, \"emails_last_30d\": 0, \"country\": \"US\"}}\n"
+      "{\"subject\": {\"id\": \"c2\", \"recency\": 13}}\n"
+      "\n"
+      "{\"subject\": \n";
+  char *in = temp_file(".jsonl", jsonl);
+  const char *args[] = {"--deployment", deployment_dir, "--in", in, NULL};
+  captured c = run_score(args); /* results on stdout, summary on stderr */
+  ck_assert_int_eq(c.code, 1);
+  char *second = strchr(c.out, '\n');
+  ck_assert_ptr_nonnull(second);
+  json_t *l1 = json_loadb(c.out, (size_t)(second - c.out), 0, NULL);
+  ck_assert_int_eq(json_integer_value(json_object_get(l1, "line")), 1);
+  ck_assert_ptr_nonnull(json_object_get(l1, "results"));
+  json_t *l2 = json_loads(second + 1, JSON_DISABLE_EOF_CHECK, NULL);
+  ck_assert_int_eq(json_integer_value(json_object_get(l2, "line")), 2);
+  json_t *error = json_object_get(l2, "error");
+  ck_assert_str_eq(json_string_value(json_object_get(error, "code")), "invalid_request");
+  ck_assert_uint_ge(json_array_size(json_object_get(error, "violations")), 2);
+  char *third = strchr(second + 1, '\n');
+  json_t *l4 = json_loads(third + 1, JSON_DISABLE_EOF_CHECK, NULL);
+  ck_assert_int_eq(json_integer_value(json_object_get(l4, "line")), 4); /* blank line 3 skipped */
+  ck_assert_ptr_nonnull(
+      strstr(json_string_value(json_object_get(json_object_get(l4, "error"), "message")), "JSON"));
+  ck_assert_ptr_nonnull(strstr(c.err, "rows: 3 (decided 1, rejected 2)"));
+  ck_assert_ptr_nonnull(strstr(c.err, "rows rejected, by reason:"));
+  ck_assert_ptr_nonnull(strstr(c.err, "subject.recency"));
+  json_decref(l1);
+  json_decref(l2);
+  json_decref(l4);
+  captured_free(&c);
+  unlink(in);
+  free(in);
+}
+END_TEST
+
+START_TEST(parallel_jobs_keep_the_input_order) {
+  char path[512];
+  if (!vd_test_shared_path("data/hillstrom/hillstrom.csv", path, sizeof path)) return;
+  /* the first 600 rows: more than one block of rows */
+  FILE *src = fopen(path, "r");
+  char *in = temp_file(".csv", NULL);
+  FILE *dst = fopen(in, "w");
+  char buf[512];
+  for (int i = 0; i < 601 && fgets(buf, sizeof buf, src); i++) fputs(buf, dst);
+  fclose(src);
+  fclose(dst);
+  char *out1 = temp_file(".jsonl", NULL), *out2 = temp_file(".jsonl", NULL);
+  const char *a1[] = {"--deployment", deployment_dir, "--in", in,  "--out",
+                      out1,           "--jobs",       "1",    NULL};
+  const char *a2[] = {"--deployment", deployment_dir, "--in", in,  "--out",
+                      out2,           "--jobs",       "3",    NULL};
+  captured c1 = run_score(a1), c2 = run_score(a2);
+  ck_assert_int_eq(c1.code, 0);
+  ck_assert_int_eq(c2.code, 0);
+  json_t *l1 = read_lines(out1), *l2 = read_lines(out2);
+  ck_assert_uint_eq(json_array_size(l1), 600);
+  ck_assert_uint_eq(json_array_size(l2), 600);
+  for (size_t i = 0; i < 600; i++) {
+    json_t *x = json_array_get(l1, i), *y = json_array_get(l2, i);
+    ck_assert_int_eq(json_integer_value(json_object_get(y, "line")), (json_int_t)i + 2);
+    ck_assert(json_equal(json_object_get(x, "results"), json_object_get(y, "results")));
+  }
+  json_decref(l1);
+  json_decref(l2);
+  captured_free(&c1);
+  captured_free(&c2);
+  unlink(in);
+  unlink(out1);
+  unlink(out2);
+  free(in);
+  free(out1);
+  free(out2);
+}
+END_TEST
+
+START_TEST(bad_usage_and_bad_files_exit_2) {
+  const char *no_in[] = {"--deployment", deployment_dir, NULL};
+  captured c = run_score(no_in);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "--in FILE is required"));
+  captured_free(&c);
+  const char *unknown[] = {"--deployment", deployment_dir, "--in", "x.csv", "--frob", NULL};
+  c = run_score(unknown);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "unknown option --frob"));
+  captured_free(&c);
+  const char *jobs[] = {"--deployment", deployment_dir, "--in", "x.csv", "--jobs", "0", NULL};
+  c = run_score(jobs);
+  ck_assert_int_eq(c.code, 2);
+  captured_free(&c);
+  const char *help[] = {"--help", NULL};
+  c = run_score(help);
+  ck_assert_int_eq(c.code, 0);
+  ck_assert_ptr_nonnull(strstr(c.out, "usage: verdict score"));
+  captured_free(&c);
+  char *bad = temp_file(".csv", "recency,histroy\n1,2\n");
+  const char *bad_col[] = {"--deployment", deployment_dir, "--in", bad, NULL};
+  c = run_score(bad_col);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, ":1:9: column 2 ('histroy') fills no field"));
+  captured_free(&c);
+  unlink(bad);
+  free(bad);
+  const char *missing[] = {"--deployment", deployment_dir, "--in", "/nonexistent/in.csv", NULL};
+  c = run_score(missing);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "/nonexistent/in.csv"));
+  captured_free(&c);
+  const char *no_dep[] = {"--deployment", "/nonexistent-dep", "--in", "x.csv", NULL};
+  c = run_score(no_dep);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "did not load"));
+  captured_free(&c);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("batch_score");
+  TCase *tc = tcase_create("batch_score");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, csv_rows_are_scored_against_every_candidate);
+  tcase_add_test(tc, results_equal_the_pipeline_called_directly);
+  tcase_add_test(tc, rejected_rows_keep_their_line_and_reasons);
+  tcase_add_test(tc, parallel_jobs_keep_the_input_order);
+  tcase_add_test(tc, bad_usage_and_bad_files_exit_2);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}
