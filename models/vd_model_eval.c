@@ -153,7 +153,7 @@ static json_t *real_or_null(double v) { return isfinite(v) ? json_real(v) : json
 
 json_t *vd_eval_uplift(const double *uplift, const unsigned char *treated,
                        const unsigned char *label, size_t n, size_t reps, unsigned long seed,
-                       double *qini_out) {
+                       double *qini_out, double *boot_out) {
   keyed *order = sorted(uplift, n, true);
   unsigned *weight = calloc(n ? n : 1, sizeof *weight);
   double *boot = malloc((reps ? reps : 1) * (TOP_COUNT + 1) * sizeof *boot);
@@ -172,6 +172,7 @@ json_t *vd_eval_uplift(const double *uplift, const unsigned char *treated,
     for (size_t i = 0; i < n; i++) weight[gsl_rng_uniform_int(rng, n)]++;
     uplift_stats s = compute(order, n, weight, treated, label);
     boot[r] = s.qini;
+    if (boot_out) boot_out[r] = s.qini;
     for (size_t t = 0; t < TOP_COUNT; t++) boot[(t + 1) * reps + r] = s.top[t];
   }
   double nt = 0, rt = 0, rc = 0, pred_sum[TOP_COUNT] = {0};

@@ -33,9 +33,12 @@ json_t *vd_eval_calibration(const double *p, const unsigned char *label, size_t 
 /* Uplift quality of predicted uplift `uplift` on rows that were treated (treated[i] = 1, the arm
  * in question) or control (0), with outcome label. Returns {"rows", "treated", "control",
  * "observed_uplift", "qini", "qini_ci95": [lo, hi], "qini_bootstrap_se", "top": [{"fraction",
- * "rows", "observed_uplift", "predicted_uplift", "ci95"}...]}. `qini_out` gets the coefficient. */
+ * "rows", "observed_uplift", "predicted_uplift", "ci95"}...]}. `qini_out` gets the coefficient;
+ * `boot_out` (bootstrap_reps values, may be NULL) the Qini of each resample. The resamples depend
+ * only on (n, seed): two models scored on the same rows with the same seed are compared on the
+ * same resamples (a paired bootstrap). */
 json_t *vd_eval_uplift(const double *uplift, const unsigned char *treated,
                        const unsigned char *label, size_t n, size_t bootstrap_reps,
-                       unsigned long seed, double *qini_out);
+                       unsigned long seed, double *qini_out, double *boot_out);
 
 #endif

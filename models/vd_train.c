@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,39 +68,45 @@ static const char *required_string(const spec *s, const json_t *obj, const char 
   return json_string_value(v);
 }
 
-/* Turns a field path from vd_features ("features[2].encoding") into a file position. */
+/* Turns a field path from vd_features ("features[2].encoding") into a file position: that of
+ * the value, or of the nearest enclosing value that exists (for a missing key). */
 static void locate_field(const spec *s, vd_error *err) {
   if (!err || !err->field[0]) return;
-  const json_t *container = s->root, *value = s->root;
-  const char *key = NULL;
-  size_t index = 0;
   char buf[VD_ERROR_WHERE_MAX];
   snprintf(buf, sizeof buf, "%s", err->field);
+  const json_t *value = s->root;
+  const json_t *found_container = NULL; /* the step that last resolved */
+  const char *found_key = NULL;
+  size_t found_index = 0;
+  char found_key_buf[VD_ERROR_WHERE_MAX] = "";
   for (char *p = buf; *p && value;) {
-    container = value;
+    const json_t *container = value;
+    if (*p == '.') p++;
     if (*p == '[') {
-      index = strtoul(p + 1, &p, 10);
-      key = NULL;
+      size_t index = strtoul(p + 1, &p, 10);
       if (*p == ']') p++;
       value = json_array_get(container, index);
+      if (value) {
+        found_container = container;
+        found_key = NULL;
+        found_index = index;
+      }
     } else {
-      char *end = p + strcspn(p, ".[");
-      char saved = *end;
-      *end = '\0';
-      key = p;
+      size_t len = strcspn(p, ".[");
+      char key[VD_ERROR_WHERE_MAX];
+      snprintf(key, sizeof key, "%.*s", (int)len, p);
+      p += len;
       value = json_object_get(container, key);
-      if (!saved) break;
-      *end = saved;
-      p = end;
-      if (!value) break;
-      if (*p == '.') p++;
-      if (*p == '[') continue;
-      continue;
+      if (value) {
+        found_container = container;
+        snprintf(found_key_buf, sizeof found_key_buf, "%s", key);
+        found_key = found_key_buf;
+      }
     }
-    if (*p == '.') p++;
   }
   int line, column;
-  if (vd_yaml_where(s->doc, container, key, index, &line, &column)) {
+  if (found_container &&
+      vd_yaml_where(s->doc, found_container, found_key, found_index, &line, &column)) {
     vd_error e = *err;
     vd_error_at(err, vd_yaml_name(s->doc), line, column, "%s: %s", e.field, e.message);
   }
@@ -127,6 +135,9 @@ static bool only_keys(const spec *s, const json_t *obj, const char *const *keys,
   json_object_foreach((json_t *)obj, key, value) {
     bool known = false;
     for (size_t i = 0; i < n; i++) known = known || strcmp(key, keys[i]) == 0;
+    int line, column;
+    if (!known && vd_yaml_where_key(s->doc, obj, key, &line, &column))
+      return vd_error_at(err, vd_yaml_name(s->doc), line, column, "unknown key `%s`", key);
     if (!known) return vd_yaml_error(s->doc, obj, key, 0, err, "unknown key `%s`", key);
   }
   return true;
@@ -483,13 +494,17 @@ static double predict(const spec *s, const fitted *f, const dataset *d, size_t r
 /* Metrics on rows idx: AUC/log loss/calibration for the arm each row received, and per arm the
  * uplift report. New reference; *mean_qini gets the mean Qini coefficient over arms. */
 static json_t *evaluate(const spec *s, const fitted *f, const dataset *d, const size_t *idx,
-                        size_t n, double *mean_qini, double *auc_out, double *ece_out) {
+                        size_t n, double *mean_qini, double *auc_out, double *ece_out,
+                        double *boot_mean) {
   size_t arms = vd_features_arm_count(s->features);
   double *p = malloc(n * sizeof *p), *u = malloc(n * sizeof *u);
   unsigned char *y = malloc(n), *t = malloc(n);
   float *scratch = malloc(d->width * sizeof *scratch);
+  double *boot = malloc(s->bootstrap * sizeof *boot);
   json_t *out = json_object();
-  if (!p || !u || !y || !t || !scratch) goto done;
+  if (!p || !u || !y || !t || !scratch || !boot) goto done;
+  if (boot_mean)
+    for (size_t r = 0; r < s->bootstrap; r++) boot_mean[r] = 0;
   for (size_t i = 0; i < n; i++) {
     p[i] = predict(s, f, d, idx[i], d->arm[idx[i]], scratch);
     y[i] = d->y[idx[i]];
@@ -515,9 +530,11 @@ static json_t *evaluate(const spec *s, const fitted *f, const dataset *d, const 
       m++;
     }
     double qini = 0;
-    json_t *rep = vd_eval_uplift(u, t, y, m, s->bootstrap, s->seed + a, &qini);
+    json_t *rep = vd_eval_uplift(u, t, y, m, s->bootstrap, s->seed + a, &qini, boot);
     if (rep) json_object_set_new(uplift, vd_features_arm(s->features, a), rep);
     *mean_qini += qini / (double)arms;
+    if (boot_mean)
+      for (size_t r = 0; r < s->bootstrap; r++) boot_mean[r] += boot[r] / (double)arms;
   }
   json_object_set_new(out, "uplift", uplift);
   json_object_set_new(out, "mean_qini", json_real(*mean_qini));
@@ -529,6 +546,7 @@ done:
   free(y);
   free(t);
   free(scratch);
+  free(boot);
   return out;
 }
 
@@ -661,30 +679,56 @@ bool vd_train_uplift(const vd_train_options *o, char version[VD_SHA256_HEX_SIZE]
   size_t n_sel = (size_t)llround(s.selection_fraction * (double)n_train);
   qsort(sel, n_sel, sizeof *sel, cmp_size);
   qsort(sel + n_sel, n_train - n_sel, sizeof *sel, cmp_size);
+  /* Both learners are scored on the same selection rows with the same bootstrap resamples, so
+   * the difference of their Qini coefficients gets a paired interval. */
   double q[2] = {0, 0};
+  double *boot[2] = {calloc(s.bootstrap, sizeof(double)), calloc(s.bootstrap, sizeof(double))};
   learner kinds[2] = {LEARNER_S, LEARNER_T};
   for (int k = 0; k < 2; k++) {
-    if (!fit(&s, &d, sel + n_sel, n_train - n_sel, kinds[k], &cand[k], err)) {
+    if (!boot[k] || !fit(&s, &d, sel + n_sel, n_train - n_sel, kinds[k], &cand[k], err)) {
+      if (!boot[k]) vd_error_set(err, "out of memory");
       free(sel);
+      free(boot[0]);
+      free(boot[1]);
       goto done;
     }
-    json_t *e = evaluate(&s, &cand[k], &d, sel, n_sel, &q[k], NULL, NULL);
+    json_t *e = evaluate(&s, &cand[k], &d, sel, n_sel, &q[k], NULL, NULL, boot[k]);
     log_eval(o->log, learner_names[kinds[k]], e);
     json_object_del(e, "calibration");
     json_object_set_new(comparison, learner_names[kinds[k]], e);
     free_fitted(&cand[k]);
   }
   free(sel);
-  learner chosen = s.learner != LEARNER_AUTO ? s.learner : (q[1] > q[0] ? LEARNER_T : LEARNER_S);
+  for (size_t r = 0; r < s.bootstrap; r++) boot[1][r] -= boot[0][r]; /* T − S per resample */
+  gsl_sort(boot[1], 1, s.bootstrap);
+  double lo = gsl_stats_quantile_from_sorted_data(boot[1], 1, s.bootstrap, 0.025);
+  double hi = gsl_stats_quantile_from_sorted_data(boot[1], 1, s.bootstrap, 0.975);
+  free(boot[0]);
+  free(boot[1]);
+  json_t *diff = json_object();
+  json_object_set_new(diff, "t_minus_s_mean_qini", json_real(q[1] - q[0]));
+  json_t *ci = json_array();
+  json_array_append_new(ci, json_real(lo));
+  json_array_append_new(ci, json_real(hi));
+  json_object_set_new(diff, "ci95_paired_bootstrap", ci);
+  json_object_set_new(comparison, "difference", diff);
+  /* The simpler learner (one model, every row informs every arm) unless the other one is
+   * measurably better: the paired interval of the Qini difference excludes zero. */
+  learner chosen = s.learner != LEARNER_AUTO ? s.learner : (lo > 0 ? LEARNER_T : LEARNER_S);
   char reason[512];
   if (s.learner != LEARNER_AUTO)
     snprintf(reason, sizeof reason, "set in the spec (learner: %s)", learner_names[chosen]);
+  else if (chosen == LEARNER_T)
+    snprintf(reason, sizeof reason,
+             "auto: the t-learner's mean Qini %.5f beats the s-learner's %.5f on the selection "
+             "split, paired 95%% interval of the difference [%.5f, %.5f] above zero",
+             q[1], q[0], lo, hi);
   else
     snprintf(reason, sizeof reason,
-             "auto: higher mean Qini coefficient over the arms on the selection split "
-             "(%s %.5f vs %s %.5f)",
-             learner_names[chosen], q[chosen == LEARNER_T],
-             learner_names[chosen == LEARNER_T ? 1 : 2], q[chosen != LEARNER_T]);
+             "auto: mean Qini on the selection split s-learner %.5f, t-learner %.5f; the paired "
+             "95%% interval of the difference (t − s) [%.5f, %.5f] %s, so the single model "
+             "that learns from every row is kept",
+             q[0], q[1], lo, hi, hi < 0 ? "is below zero (s is better)" : "includes zero");
   if (chosen == LEARNER_T) {
     vd_error_set(err,
                  "%s: the t-learner won the selection (%s); its bundle needs one model per arm, "
@@ -696,7 +740,7 @@ bool vd_train_uplift(const vd_train_options *o, char version[VD_SHA256_HEX_SIZE]
 
   if (!fit(&s, &d, train, n_train, chosen, &final, err)) goto done;
   double auc, ece, qini;
-  validation = evaluate(&s, &final, &d, valid, n_valid, &qini, &auc, &ece);
+  validation = evaluate(&s, &final, &d, valid, n_valid, &qini, &auc, &ece, NULL);
   log_eval(o->log, "validation (held out)", validation);
   vd_sha256_hex(final.json[0], final.json_len[0], version);
 
