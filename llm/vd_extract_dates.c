@@ -615,8 +615,12 @@ static size_t parse_duration(reader *r, size_t i, vdx_dates *out) {
   }
   if (!j || n < 1 || n > 365) return 0;
   if (tok(r, i)->kind == VDX_NUM && tok(r, i)->digits > 3) return 0;
-  /* vague: "a few days", "several nights", "a week or two", "2-3 weeks" */
+  /* vague: "a few days", "several nights", "a week or two", "2-3 weeks", "5 or 6 nights" */
   if (i > 0 && (is(r, i - 1, "few") || is(r, i - 1, "several") || is(r, i - 1, "couple"))) return 0;
+  if (i > 1 && (vdx_is_punct(tok(r, i - 1), '-') || is(r, i - 1, "to") || is(r, i - 1, "or"))) {
+    int before = 0;
+    if (vdx_number(r->t, i - 2, false, &before) == i - 1) return 0;
+  }
   size_t k = j;
   if (vdx_is_punct(tok(r, k), '-') && tok(r, k + 1)->kind == VDX_NUM) return 0;
   if (is(r, k, "to") || is(r, k, "or")) {

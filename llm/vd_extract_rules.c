@@ -483,7 +483,16 @@ static bool origin_or_excluded(const ctx *c, size_t s, size_t e) {
       return true;
   }
   if (p >= 1 && is(c, p - 1, "from")) {
-    /* "from X to Y" is an itinerary; "flying in from X", "from X," is where they start from. */
+    /* "flying (in) from X (to Y)" names the origin; "from X to Y" alone is an itinerary. */
+    size_t v = p - 1;
+    while (v > 0 && (is(c, v - 1, "in") || is(c, v - 1, "out") || is(c, v - 1, "over") ||
+                     is(c, v - 1, "down") || is(c, v - 1, "up")))
+      v--;
+    if (v > 0 && (match(c, v - 1, "fly*") || match(c, v - 1, "flight*") ||
+                  match(c, v - 1, "depart*") || is(c, v - 1, "coming") || is(c, v - 1, "come") ||
+                  is(c, v - 1, "we're") || is(c, v - 1, "i'm") || is(c, v - 1, "are") ||
+                  is(c, v - 1, "am") || is(c, v - 1, "originally")))
+      return true;
     if (is(c, e, "to") || is(c, e, "and") || match(c, e, "down to") || match(c, e, "up to"))
       return false;
     if (p >= 2 && (is(c, p - 2, "starting") || is(c, p - 2, "start") || is(c, p - 2, "begin") ||
@@ -699,8 +708,9 @@ typedef struct party {
   bool children_unknown;
   int companions; /* adult companions: my wife, 3 mates, our adult son */
   bool companions_unknown;
-  int total;    /* "4 of us", "party of 4", "3 people" (-1 none) */
-  bool speaker; /* the writer travels: me, myself, solo, X and I */
+  int total;         /* "4 of us", "party of 4", "3 people" (-1 none) */
+  bool speaker;      /* the writer travels: me, myself, solo, X and I */
+  bool speaker_with; /* ... or goes "with" someone (not said of a "we" group) */
   bool we;
   bool all_adults;
   bool any;
@@ -973,7 +983,13 @@ static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
     /* N of us / the N of us / N of them */
     size_t a = is(c, i, "the") || is(c, i, "all") ? i + 1 : i;
     if ((j = vdx_number(c->t, a, false, &v)) && (match(c, j, "of us") || match(c, j, "of them"))) {
-      p->total = v;
+      /* "the two of us and our baby": the others come on top */
+      const vdx_token *next = tk(c, j + 2);
+      if (vdx_is(next, "and") || vdx_is(next, "plus") || vdx_is(next, "with") ||
+          vdx_is_punct(next, '+'))
+        p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + v;
+      else
+        p->total = v;
       p->any = true;
       p->counted_any = true;
       p->last_count_tok = i;
@@ -1032,9 +1048,11 @@ static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
         p->speaker = true;
         p->any = true;
       }
-      if ((is(c, i, "with") || is(c, i, "w")) &&
-          (is(c, i + 1, "my") || (vdx_is_punct(tk(c, i + 1), '/') && !is(c, i + 2, "our")))) {
-        p->speaker = true;
+      /* "with my daughter", "w/ 3 mates", "travelling with 2 friends": the writer comes too */
+      if (is(c, i, "with") || is(c, i, "w")) {
+        size_t q = vdx_is_punct(tk(c, i + 1), '/') ? i + 2 : i + 1;
+        int count = 0;
+        if (is(c, q, "my") || vdx_number(c->t, q, true, &count)) p->speaker_with = true;
       }
       const vdx_token *t = tk(c, i);
       if (vdx_is(t, "we") || vdx_is(t, "we're") || vdx_is(t, "we'd") || vdx_is(t, "we've") ||
@@ -1057,7 +1075,8 @@ static void party_counts(const party *p, int children_known, int *adults, int *c
   if (!p->any) return;
   if (p->child_mentioned)
     *children = p->children_unknown ? -1 : p->children;
-  else if (p->all_adults || p->adults_counted >= 0 || p->speaker || p->companions || p->total >= 0)
+  else if (p->all_adults || p->adults_counted >= 0 || p->speaker || p->speaker_with ||
+           p->companions || p->total >= 0)
     *children = 0;
   int kids = *children >= 0 ? *children : children_known;
   if (p->adults_counted >= 0) {
@@ -1072,7 +1091,7 @@ static void party_counts(const party *p, int children_known, int *adults, int *c
     }
   } else if (p->companions_unknown) {
     *adults = -1;
-  } else if (p->speaker) {
+  } else if (p->speaker || (p->speaker_with && !p->we)) {
     *adults = 1 + p->companions;
   } else if (p->companions > 0 && !p->we) {
     *adults = p->companions;

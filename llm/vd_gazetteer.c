@@ -253,7 +253,20 @@ vd_gazetteer *vd_gazetteer_load(const char *path, vd_error *err) {
 /* ---- matching -------------------------------------------------------------------------------- */
 
 static bool flags_allow(const entry *e, const vdx_text *t, size_t start, size_t end) {
-  if (e->flags & FLAG_CAP) return (t->tok[start].flags & VDX_CAP) != 0;
+  if (e->flags & FLAG_CAP) {
+    const vdx_token *first = &t->tok[start];
+    if (!(first->flags & VDX_CAP)) return false;
+    if (!(first->flags & VDX_SENT)) return true;
+    /* A capital at a sentence start proves nothing ("Nice weather..."): the name must stand
+     * alone there ("Nice, please", "Nice in June"). */
+    if (end >= t->n) return true;
+    const vdx_token *next = &t->tok[end];
+    static const char *const joiners[] = {"and", "or", "then", "in", "for", "from", "to", "is"};
+    if (next->kind == VDX_PUNCT) return true;
+    for (size_t k = 0; k < sizeof joiners / sizeof joiners[0]; k++)
+      if (vdx_is(next, joiners[k])) return true;
+    return false;
+  }
   if (e->flags & FLAG_UPPER) {
     for (size_t i = start; i < end; i++)
       if (t->tok[i].kind == VDX_WORD && !(t->tok[i].flags & VDX_UPPER)) return false;
