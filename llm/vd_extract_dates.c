@@ -261,7 +261,7 @@ static size_t parse_modified(reader *r, size_t i, vdx_date_expr *e) {
   vdx_date_expr inner = {0};
   size_t k = parse_expr(r, j, &inner);
   if (!k) {
-    if (!r->have_anchor || day) return 0;
+    if (!r->have_anchor) return 0; /* "leave the day after" (the date just named) */
     inner = r->last_anchor;
     k = j;
   }
@@ -420,7 +420,9 @@ static size_t parse_expr(reader *r, size_t i, vdx_date_expr *e) {
   }
   /* March 12[th][, 2027] */
   if ((m = month_at(r, b))) {
-    size_t k = skip_word(r, b + 1, "the");
+    size_t k = b + 1;
+    if (vdx_is_punct(tok(r, k), '.') && tok(r, b)->len <= 4) k++; /* "Mar. 5" */
+    k = skip_word(r, k, "the");
     size_t after = day_number(r, k, true, &d);
     if (after && !vdx_is_punct(tok(r, after), ':')) {
       size_t end = opt_year(r, after, &y);
@@ -512,10 +514,10 @@ static bool occasion(const reader *r, size_t start, size_t end, const vdx_date_e
   for (size_t k = 0; k < sizeof preps / sizeof preps[0]; k++)
     if (vdx_is(before, preps[k])) return true;
   static const char *const nouns[] = {
-      "market",      "markets",      "lights",    "party",    "parties", "dinner",
-      "break",       "holiday",      "holidays",  "vacation", "trip",    "tree",
-      "shopping",    "festivities",  "season",    "week",     "time",    "period",
-      "celebration", "celebrations", "fireworks", "spirit",   "getaway", "in"};
+      "market",  "markets",  "lights",   "party",  "parties",     "dinner",       "break",
+      "holiday", "holidays", "vacation", "trip",   "tree",        "shopping",     "festivities",
+      "season",  "week",     "time",     "period", "celebration", "celebrations", "fireworks",
+      "spirit",  "getaway",  "weekend",  "in"};
   for (size_t k = 0; k < sizeof nouns / sizeof nouns[0]; k++)
     if (is(r, end, nouns[k])) return true;
   return false;
@@ -651,8 +653,8 @@ static size_t parse_duration(reader *r, size_t i, vdx_dates *out) {
     /* "and then 2 in Geneva": a further leg after a "N nights in X" leg */
     size_t p = is(r, j, "more") ? j + 1 : j;
     bool leg_before = out->nnights > 0 && out->nights[out->nnights - 1].leg;
-    if (leg_before && (is(r, p, "in") || is(r, p, "at")) && r->is_place[p + 1] &&
-        tok(r, i)->kind == VDX_NUM) {
+    if (leg_before && (is(r, p, "in") || is(r, p, "at")) && r->is_place[p + 1] && !is(r, i, "a") &&
+        !is(r, i, "an")) {
       vdx_nights_fact f = {
           .tok = i, .nights = n, .leg = true, .weak = out->nights[out->nnights - 1].weak};
       add_nights(out, &f);

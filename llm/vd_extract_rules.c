@@ -66,7 +66,12 @@ static int correction_at(const ctx *c, size_t i) {
                                         "update :",
                                         "update ,",
                                         "edit :",
-                                        "rather ,"};
+                                        "rather ,",
+                                        "but now",
+                                        "we'd rather",
+                                        "i'd rather",
+                                        "would rather",
+                                        "but instead"};
   for (size_t k = 0; k < sizeof markers / sizeof markers[0]; k++)
     if (match(c, i, markers[k])) return 1;
   if (is(c, i, "wait") && !(i > 0 && (is(c, i - 1, "can't") || is(c, i - 1, "cant") ||
@@ -174,6 +179,7 @@ static const phrase budget_phrases[] = {
     {"five star", HIGH},
     {"5 star", HIGH},
     {"splurg*", HIGH},
+    {"splash out", HIGH},
     {"money no object", HIGH},
     {"money is no object", HIGH},
     {"money not an issue", HIGH},
@@ -941,6 +947,20 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
   return end;
 }
 
+/* "and" and the writer's "I"/"me", also as written in a few European languages ("Helene et moi",
+ * "Jonas und ich"), which travellers often keep when writing in English. */
+static bool and_word(const vdx_token *t) {
+  return vdx_is(t, "and") || vdx_is(t, "n") || vdx_is_punct(t, '&') || vdx_is(t, "et") ||
+         vdx_is(t, "und") || vdx_is(t, "y") || vdx_is(t, "e") || vdx_is(t, "og") ||
+         vdx_is(t, "och") || vdx_is(t, "en");
+}
+
+static bool self_word(const vdx_token *t) {
+  return vdx_is(t, "i") || vdx_is(t, "me") || vdx_is(t, "moi") || vdx_is(t, "ich") ||
+         vdx_is(t, "yo") || vdx_is(t, "io") || vdx_is(t, "jeg") || vdx_is(t, "jag") ||
+         vdx_is(t, "ik");
+}
+
 /* The writer travels: "me", "myself", "solo", "X and I", "with my ..." */
 static bool speaker_at(const ctx *c, size_t i) {
   const vdx_token *t = tk(c, i);
@@ -963,9 +983,7 @@ static bool speaker_at(const ctx *c, size_t i) {
     if (prev && vdx_is(prev, "for") && (next->kind == VDX_PUNCT || i + 1 >= c->t->n)) return true;
     return false;
   }
-  if (vdx_is(t, "i") && prev &&
-      (vdx_is(prev, "and") || vdx_is(prev, "n") || vdx_is_punct(prev, '&')))
-    return true;
+  if (self_word(t) && !vdx_is(t, "me") && prev && and_word(prev)) return true;
   if (vdx_is(t, "i") && vdx_is(next, "and")) return true;
   return false;
 }
@@ -1035,8 +1053,8 @@ static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
       }
       /* "Asa and I": a named companion */
       if ((tk(c, i)->flags & VDX_CAP) && !(tk(c, i)->flags & VDX_SENT && determiner(tk(c, i))) &&
-          tk(c, i)->kind == VDX_WORD && !noun_at(tk(c, i)) && is(c, i + 1, "and") &&
-          (is(c, i + 2, "i") || is(c, i + 2, "me")) && !c->is_place[i] && !is(c, i, "i") &&
+          tk(c, i)->kind == VDX_WORD && !noun_at(tk(c, i)) && and_word(tk(c, i + 1)) &&
+          self_word(tk(c, i + 2)) && !c->is_place[i] && !is(c, i, "i") &&
           !(i > 0 && relation_noun(tk(c, i - 1)))) {
         p->companions++;
         p->speaker = true;
@@ -1052,7 +1070,8 @@ static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
       if (is(c, i, "with") || is(c, i, "w")) {
         size_t q = vdx_is_punct(tk(c, i + 1), '/') ? i + 2 : i + 1;
         int count = 0;
-        if (is(c, q, "my") || vdx_number(c->t, q, true, &count)) p->speaker_with = true;
+        if (is(c, q, "my") || vdx_number(c->t, q, true, &count) || relation_noun(tk(c, q)))
+          p->speaker_with = true;
       }
       const vdx_token *t = tk(c, i);
       if (vdx_is(t, "we") || vdx_is(t, "we're") || vdx_is(t, "we'd") || vdx_is(t, "we've") ||
@@ -1165,23 +1184,21 @@ static void combine_dates(const ctx *c, const vdx_dates *d, int32_t ref, int bar
         se_sure = !f->weak;
       }
     }
-    /* single dates with no cue, when nothing else is said in this part */
-    if (ss == VDX_NO_DATE && se == VDX_NO_DATE) {
-      int used = 0;
-      for (size_t k = 0; k < d->ndates && used < 2; k++) {
-        const vdx_date_fact *f = &d->date[k];
-        if (c->seg[f->tok] != s || f->range || f->role != VDX_ROLE_NONE) continue;
-        int32_t from = used == 0 ? ref : ss + 1;
-        int32_t day = vdx_resolve(&f->single, from - (f->single.kind == VDX_E_WEEKDAY ? 1 : 0));
+    /* single dates with no cue fill what the cued ones left open: the start, then the end */
+    for (size_t k = 0; k < d->ndates; k++) {
+      const vdx_date_fact *f = &d->date[k];
+      if (c->seg[f->tok] != s || f->range || f->role != VDX_ROLE_NONE) continue;
+      int weekday_adjust = f->single.kind == VDX_E_WEEKDAY ? 1 : 0;
+      if (ss == VDX_NO_DATE) {
+        int32_t day = vdx_resolve(&f->single, ref - weekday_adjust);
+        if (day == VDX_NO_DATE || (se != VDX_NO_DATE && day >= se)) continue;
+        ss = day;
+        ss_sure = !f->weak;
+      } else if (se == VDX_NO_DATE) {
+        int32_t day = vdx_resolve(&f->single, ss + 1 - weekday_adjust);
         if (day == VDX_NO_DATE) continue;
-        if (used == 0) {
-          ss = day;
-          ss_sure = !f->weak;
-        } else {
-          se = day;
-          se_sure = false;
-        }
-        used++;
+        se = day;
+        se_sure = false;
       }
     }
     if (ss != VDX_NO_DATE) {

@@ -75,6 +75,14 @@ START_TEST(explicit_ranges) {
          "{\"start_date\":\"2027-07-03\",\"end_date\":\"2027-07-07\",\"nights\":4}");
   expect("Stay 25/12/2027 to 28/12/2027", "{\"start_date\":\"2027-12-25\",\"nights\":3}");
   expect("Sept 9 - 12", "{\"start_date\":\"2027-09-09\",\"end_date\":\"2027-09-12\"}");
+  expect("Mar. 5 to Mar. 9", "{\"start_date\":\"2028-03-05\",\"end_date\":\"2028-03-09\"}");
+  expect("5-9 March, Paris.", "{\"start_date\":\"2028-03-05\",\"nights\":4}");
+  expect("I will travel to Tokyo on June 3rd and return on June 10th",
+         "{\"start_date\":\"2027-06-03\",\"end_date\":\"2027-06-10\",\"nights\":7}");
+  expect("heading out on the 14th, back on the 20th",
+         "{\"start_date\":\"2027-05-14\",\"end_date\":\"2027-05-20\"}");
+  expect("until the 20th of June, arriving June 15",
+         "{\"start_date\":\"2027-06-15\",\"end_date\":\"2027-06-20\"}");
   expect("Wednesday, 8 September until Sunday 12 September",
          "{\"start_date\":\"2027-09-08\",\"end_date\":\"2027-09-12\"}");
 }
@@ -128,6 +136,9 @@ START_TEST(holidays) {
   expect("Christmas markets in Vienna for 3 nights",
          "{\"start_date\":null,\"nights\":3,\"interests\":[\"markets\"]}");
   expect("Somewhere for New Year", "{\"start_date\":null}");
+  expect("Thanksgiving weekend in New York", "{\"start_date\":null,\"nights\":null}");
+  expect("Halloween in Salem: arriving the day before Halloween, leaving the day after",
+         "{\"start_date\":\"2027-10-30\",\"end_date\":\"2027-11-01\"}");
 }
 END_TEST
 
@@ -147,6 +158,7 @@ START_TEST(durations) {
   expect("Eight nights in Rome", "{\"nights\":8}");
   expect("thirty-one nights in Bali", "{\"nights\":31}");
   expect("2 nights in Rome, then 3 in Naples", "{\"nights\":5}");
+  expect("Two nights in Prague, three in Vienna, then four in Budapest.", "{\"nights\":9}");
   expect("4 nights in Rome and 3 nights in Venice", "{\"nights\":7}");
   expect("12 nights total across Rome and Florence", "{\"nights\":12}");
   expect("a day trip to Nara during 6 nights in Kyoto", "{\"nights\":6}");
@@ -173,6 +185,11 @@ START_TEST(party) {
   expect("my wife, our seventeen-year-old and me", "{\"adults\":2,\"children\":1}");
   expect("Our party: 3 grown-ups and 2 teenagers", "{\"adults\":3,\"children\":2}");
   expect("Pia and I", "{\"adults\":2,\"children\":0}");
+  expect("Helene et moi", "{\"adults\":2,\"children\":0}");
+  expect("Istanbul Nov 3-7 with hubby", "{\"adults\":2,\"children\":0}");
+  expect("my friend and I plus her son (10)", "{\"adults\":2,\"children\":1}");
+  expect("A family of four (2 adults, 2 kids)", "{\"adults\":2,\"children\":2}");
+  expect("group of 10 colleagues", "{\"adults\":10,\"children\":0}");
   expect("a dozen friends", "{\"adults\":12,\"children\":0}");
   expect("I'd like to see Rome", "{\"adults\":null,\"children\":null}");
   expect("We love Rome", "{\"adults\":null,\"children\":null}");
@@ -245,6 +262,8 @@ START_TEST(corrections) {
          "{\"start_date\":\"2027-05-21\",\"end_date\":\"2027-05-25\",\"nights\":4}");
   expect("luxury please... actually let's keep it cheap", "{\"budget\":\"low\"}");
   expect("3 nights, no wait, make it 4", "{\"nights\":4}");
+  expect("We were going to do Paris but now we'd rather go to Brussels",
+         "{\"destinations\":[\"Brussels, Belgium\"]}");
   expect("Rome — actually make that Milan", "{\"destinations\":[\"Milan, Italy\"]}");
   expect("Rome, and actually Florence too",
          "{\"destinations\":[\"Rome, Italy\",\"Florence, Italy\"]}");
