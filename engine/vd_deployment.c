@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "vd_buf.h"
+#include "vd_store.h"
 #include "vd_time.h"
 #include "vd_yaml.h"
 
@@ -179,30 +180,24 @@ static bool load_candidates(vd_deployment *d, const vd_yaml_doc *doc, const json
   return ok;
 }
 
+/* The ruleset's canonical form goes into the content-addressed store
+ * (DATA_DIR/rulesets/<version>/ruleset.json) so a past decision can be replayed on it. */
 static bool store_ruleset(const char *data_dir, const vd_ruleset *rs, vd_diags *diags) {
-  char dir[4096], path[4200];
-  snprintf(dir, sizeof dir, "%s/rulesets", data_dir);
-  if (mkdir(data_dir, 0750) != 0 && errno != EEXIST) goto fail;
-  if (mkdir(dir, 0750) != 0 && errno != EEXIST) goto fail;
-  snprintf(path, sizeof path, "%s/%s.json", dir, vd_ruleset_version(rs));
-  if (access(path, F_OK) == 0) return true; /* content-addressed: already there */
-  char tmp[4300];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
-  if (!f) goto fail;
+  vd_error e = {0};
   const char *text = vd_ruleset_canonical(rs);
-  bool written = fwrite(text, 1, strlen(text), f) == strlen(text);
-  if (fclose(f) != 0 || !written || rename(tmp, path) != 0) {
-    unlink(tmp);
-    goto fail;
+  vd_store_txn *t = vd_store_begin(data_dir, "rulesets", vd_ruleset_version(rs), &e);
+  bool ok = t != NULL;
+  if (ok && !vd_store_add_bytes(t, "ruleset.json", text, strlen(text), &e)) {
+    vd_store_abort(t);
+    ok = false;
+  } else if (ok) {
+    ok = vd_store_commit(t, NULL, 0, &e);
   }
-  return true;
-fail : {
-  vd_error e;
-  vd_error_set(&e, "cannot store the ruleset in %s: %s", dir, strerror(errno));
-  add_diag(diags, &e);
-  return false;
-}
+  if (!ok) {
+    vd_error_prefix(&e, "cannot store ruleset %s", vd_ruleset_version(rs));
+    add_diag(diags, &e);
+  }
+  return ok;
 }
 
 static bool load_model(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,

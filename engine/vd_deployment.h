@@ -49,7 +49,8 @@ typedef struct vd_candidate_def {
 
 typedef struct vd_deployment_load_options {
   /* The data folder: rule files and model bundles are copied into its content-addressed store
-   * (DATA_DIR/rulesets/<version>.json, DATA_DIR/models/<version>/) for replay. NULL: no store. */
+   * (DATA_DIR/rulesets/<version>/ruleset.json, DATA_DIR/models/<version>/) for replay. NULL: no
+   * store. */
   const char *data_dir;
   /* True for a reload: a model that fails to load is then an error instead of a fallback. */
   bool require_model;
