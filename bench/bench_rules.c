@@ -34,16 +34,17 @@ static json_t *request_from_row(const char *const *f, size_t row) {
   char id[32];
   snprintf(id, sizeof id, "h%zu", row);
   return json_pack("{s{sssIsssfsbsbsssbsssbsIss}s[{ss}{ss}]s{ss}}", "subject", "id", id, "recency",
-                   (json_int_t)atoi(f[0]), "history_segment", f[1], "history", atof(f[2]), "mens",
-                   strcmp(f[3], "1") == 0, "womens", strcmp(f[4], "1") == 0, "zip_code", f[5],
-                   "newbie", strcmp(f[6], "1") == 0, "channel", f[7], "marketing_opt_out",
-                   row % 19 == 0, "emails_last_30d", (json_int_t)(row % 6), "country",
-                   countries[row % 8], "candidates", "id", "mens-email", "id", "womens-email",
-                   "context", "now", "2026-12-03T13:00:00Z");
+                   (json_int_t)strtol(f[0], NULL, 10), "history_segment", f[1], "history",
+                   strtod(f[2], NULL), "mens", strcmp(f[3], "1") == 0, "womens",
+                   strcmp(f[4], "1") == 0, "zip_code", f[5], "newbie", strcmp(f[6], "1") == 0,
+                   "channel", f[7], "marketing_opt_out", row % 19 == 0, "emails_last_30d",
+                   (json_int_t)(row % 6), "country", countries[row % 8], "candidates", "id",
+                   "mens-email", "id", "womens-email", "context", "now", "2026-12-03T13:00:00Z");
 }
 
 int main(int argc, char **argv) {
-  size_t rows = argc > 1 ? (size_t)atol(argv[1]) : 10000;
+  size_t rows = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 10000;
+  if (rows == 0) rows = 10000;
   const char *data = VERDICT_SHARED_DIR "/data/hillstrom/hillstrom.csv";
   vd_error err;
   vd_csv *csv = vd_csv_open(data, 64 * 1024 * 1024, &err);
@@ -55,10 +56,11 @@ int main(int argc, char **argv) {
   vd_ruleset *rs = vd_ruleset_load(VERDICT_SOURCE_DIR "/examples/promotions/rules.yaml", &diags);
   if (!rs) {
     fprintf(stderr, "bench_rules: the example ruleset does not load\n");
+    vd_csv_close(csv);
     return 1;
   }
   const vd_schema *schema = vd_ruleset_schema(rs);
-  json_t **requests = calloc(rows, sizeof *requests);
+  json_t **requests = calloc(rows, sizeof(json_t *));
   uint64_t *validate_ns = calloc(rows, sizeof *validate_ns);
   uint64_t *eval_ns = calloc(rows, sizeof *eval_ns);
   const char *const *fields;
@@ -72,8 +74,8 @@ int main(int argc, char **argv) {
     json_decref(raw);
     if (!requests[n]) {
       fprintf(stderr, "bench_rules: row %zu does not validate: %s\n", n + 2,
-              diags.items[0].message);
-      return 1;
+              diags.count ? diags.items[0].message : "?");
+      exit(1);
     }
     n++;
   }

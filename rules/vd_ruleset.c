@@ -93,10 +93,15 @@ static const char *const stage_names[] = {"before_model", "after_model"};
 const char *vd_stage_name(vd_stage stage) { return stage_names[stage]; }
 const char *vd_action_name(vd_action action) { return action_names[action]; }
 
+/* Load-time copies; running out of memory while loading a rule file is not recoverable. */
 static char *dup_string(const char *s) {
   size_t n = strlen(s) + 1;
   char *copy = malloc(n);
-  if (copy) memcpy(copy, s, n);
+  if (!copy) {
+    fputs("verdict: out of memory\n", stderr);
+    abort();
+  }
+  memcpy(copy, s, n);
   return copy;
 }
 

@@ -52,10 +52,15 @@ enum { SECTION_COUNT = 3 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
+/* Load-time copies; running out of memory while loading a rule file is not recoverable. */
 static char *dup_string(const char *s) {
   size_t n = strlen(s) + 1;
   char *copy = malloc(n);
-  if (copy) memcpy(copy, s, n);
+  if (!copy) {
+    fputs("verdict: out of memory\n", stderr);
+    abort();
+  }
+  memcpy(copy, s, n);
   return copy;
 }
 
@@ -501,9 +506,10 @@ static bool load_field(loader *L, json_t *fields, const char *path, vd_schema_fi
                      vd_yaml_kind(v));
           continue;
         }
+        const char *text = json_string_value(v);
         bool duplicate = false;
         for (size_t k = 0; k < f->enum_count && !duplicate; k++)
-          duplicate = strcmp(f->enum_values[k], json_string_value(v)) == 0;
+          duplicate = f->enum_values[k] && strcmp(f->enum_values[k], text) == 0;
         if (duplicate) {
           LOAD_ERROR(L, values, NULL, i, "enum value \"%s\" is listed twice", json_string_value(v));
           continue;
@@ -627,6 +633,7 @@ vd_schema *vd_schema_from_yaml(const vd_yaml_doc *doc, const json_t *value, vd_d
   /* A field cannot also be a group of fields (subject.a and subject.a.b). */
   for (size_t i = 0; i < s->count; i++) {
     const char *p = s->fields[i].path;
+    if (!p) continue;
     for (const char *dot = strchr(p, '.'); dot; dot = strchr(dot + 1, '.'))
       add_group(s, p, dot - p);
   }
@@ -745,7 +752,7 @@ typedef struct validation {
 /* Walks a dotted name ("address.country") inside obj; NULL when any step is absent. */
 static const json_t *walk(const json_t *obj, const char *name) {
   char part[VD_ERROR_WHERE_MAX];
-  while (obj && json_is_object(obj)) {
+  while (json_is_object(obj)) {
     const char *dot = strchr(name, '.');
     if (!dot) return json_object_get(obj, name);
     snprintf(part, sizeof part, "%.*s", (int)(dot - name), name);
@@ -830,7 +837,7 @@ static json_t *validate_section(validation *V, vd_field_section section, const j
     add_field_diag(V->diags, json_prefix, "expected an object, got %s", got);
     return NULL;
   }
-  if (obj && json_is_null(obj)) obj = NULL;
+  if (json_is_null(obj)) obj = NULL;
   json_t *out = json_object();
   for (size_t i = 0; i < V->schema->count; i++) {
     const vd_schema_field *f = &V->schema->fields[i];
