@@ -18,7 +18,8 @@ typedef struct ev {
   size_t slot_count;
   vd_cel_arena *arena;
   size_t *reads, nreads;
-  uint64_t seen; /* refs below 64 already recorded */
+  uint64_t seen;       /* refs below 64 already recorded */
+  uint64_t iterations; /* comprehension steps so far (bounded: CEL_MAX_ITERATIONS) */
   vd_cel_value locals[CEL_MAX_LOCALS];
 } ev;
 
@@ -376,6 +377,8 @@ static vd_cel_value eval_comprehension(ev *e, const cel_node *n) {
   vd_cel_value error = {.kind = VD_CEL_UNSET};
   vd_cel_value *local = &e->locals[n->local];
   for (size_t i = 0; i < count; i++) {
+    if (++e->iterations > CEL_MAX_ITERATIONS)
+      return ERR(n, "evaluation exceeded its budget of comprehension steps");
     *local = elems[i];
     vd_cel_value v = eval(e, n->b);
     bool predicate = m != M_MAP || n->c;
@@ -814,6 +817,7 @@ bool vd_cel_eval(const vd_cel_program *program, const vd_cel_value *slots, size_
   e.reads = read_slots;
   e.nreads = 0;
   e.seen = 0;
+  e.iterations = 0;
   *result = eval(&e, program->root);
   if (read_count) *read_count = e.nreads;
   return result->kind != VD_CEL_ERROR;

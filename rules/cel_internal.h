@@ -10,9 +10,10 @@
 
 /* Limits that keep hostile expressions from exhausting the stack or the CPU. */
 enum {
-  CEL_MAX_SOURCE = 100000, /* bytes of expression text */
-  CEL_MAX_HEIGHT = 200,    /* height of the syntax tree (nesting, operator chains) */
-  CEL_MAX_LOCALS = 32,     /* nested comprehensions */
+  CEL_MAX_SOURCE = 100000,      /* bytes of expression text */
+  CEL_MAX_HEIGHT = 200,         /* height of the syntax tree (nesting, operator chains) */
+  CEL_MAX_LOCALS = 32,          /* nested comprehensions */
+  CEL_MAX_ITERATIONS = 1000000, /* comprehension steps in one evaluation (nesting multiplies) */
   CEL_REGEX_MATCH_LIMIT = 100000,
   CEL_REGEX_DEPTH_LIMIT = 1000,
   CEL_REGEX_HEAP_LIMIT_KB = 1024,

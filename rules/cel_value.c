@@ -39,6 +39,7 @@ void vd_cel_arena_reset(vd_cel_arena *arena) {
   }
   arena->chunks = NULL;
   arena->scratch_used = 0;
+  arena->heap_bytes = 0;
 }
 
 void vd_cel_arena_free(vd_cel_arena *arena) { vd_cel_arena_reset(arena); }
@@ -58,6 +59,8 @@ void *vd_cel_arena_alloc(vd_cel_arena *arena, size_t size) {
   }
   size_t chunk_size = size > CEL_MIN_CHUNK ? size : CEL_MIN_CHUNK;
   if (c && c->size * 2 > chunk_size && c->size < ((size_t)1 << 24)) chunk_size = c->size * 2;
+  if (size > VD_CEL_ARENA_MAX_HEAP || arena->heap_bytes + chunk_size > VD_CEL_ARENA_MAX_HEAP)
+    return NULL; /* a runaway evaluation fails with "out of memory" instead of taking the host */
   vd_cel_chunk *n = malloc(sizeof *n + chunk_size);
   if (!n) return NULL;
   n->size = chunk_size;
@@ -65,6 +68,7 @@ void *vd_cel_arena_alloc(vd_cel_arena *arena, size_t size) {
   n->next = c;
   arena->chunks = n;
   arena->heap_chunks++;
+  arena->heap_bytes += chunk_size;
   return n->data;
 }
 

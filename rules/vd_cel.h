@@ -147,11 +147,15 @@ bool vd_cel_equal(const vd_cel_value *a, const vd_cel_value *b);
 /* ---- arena ---- */
 
 typedef struct vd_cel_chunk vd_cel_chunk;
+/* An arena never holds more heap than this: an evaluation that needs more fails with an
+ * "out of memory" error value. Comprehensions are also bounded to 1,000,000 steps. */
+#define VD_CEL_ARENA_MAX_HEAP ((size_t)256 << 20)
 typedef struct vd_cel_arena { /* fields are private: use the functions */
   unsigned char *scratch;
   size_t scratch_size, scratch_used;
   vd_cel_chunk *chunks;
   size_t heap_chunks; /* chunks allocated since init (a statistic for tests and benches) */
+  size_t heap_bytes;  /* in the current chunks; capped at VD_CEL_ARENA_MAX_HEAP */
 } vd_cel_arena;
 
 /* scratch may be NULL/0 (then everything goes to the heap). */
