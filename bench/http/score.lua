@@ -18,6 +18,15 @@ for i = 1, 256 do
     i % 5)
 end
 
+-- RATE=N (requests/s over all connections) paces each connection with a think time, so the run
+-- holds a fixed offered load instead of saturating; CONNECTIONS must match wrk's -c.
+local rate = tonumber(os.getenv("RATE") or "")
+local connections = tonumber(os.getenv("CONNECTIONS") or "1")
+if rate and rate > 0 then
+  local pause = connections * 1000 / rate
+  delay = function() return pause end
+end
+
 local n = 0
 request = function()
   n = n + 1
