@@ -23,7 +23,8 @@
  * Queries run on reader connections (a pool, one per concurrent reader) separate from the writer:
  * get by id, and list by subject/kind/time range, oldest first, with keyset pagination: an opaque
  * cursor names the last row returned, so pages stay exact under concurrent inserts (no row is
- * repeated or skipped) and the last cursor of a finished listing resumes it later.
+ * repeated or skipped; a decision inserted behind the cursor's position is not seen, one ahead of
+ * it shows up on a later page).
  *
  * Ownership: vd_decision_log_open returns a handle the caller closes with vd_decision_log_close
  * (which commits every queued append first). Records passed to append are borrowed for the call.
