@@ -1,6 +1,7 @@
 #include "vd_json_schema.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,11 +131,16 @@ static bool has_type(const json_t *v, const char *name) {
   return strcmp(type_of(v), name) == 0;
 }
 
-static void add(vd_diags *diags, const vd_buf *path, const char *fmt, const char *a,
-                const char *b) {
-  vd_error e;
+static void add(vd_diags *diags, const vd_buf *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add(vd_diags *diags, const vd_buf *path, const char *fmt, ...) {
   char message[VD_ERROR_MESSAGE_MAX];
-  snprintf(message, sizeof message, fmt, a, b);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  vd_error e;
   vd_error_field(&e, path->len ? path->data : "(root)", "%s", message);
   vd_diags_add(diags, &e);
 }
@@ -168,7 +174,7 @@ static void validate_object(const json_t *schema, const json_t *v, vd_buf *path,
     if (name && !json_object_get(v, name)) {
       size_t saved = path->len;
       push_key(path, name);
-      add(diags, path, "required field is missing%s%s", "", "");
+      add(diags, path, "required field is missing");
       restore(path, saved);
     }
   }
@@ -181,7 +187,7 @@ static void validate_object(const json_t *schema, const json_t *v, vd_buf *path,
     if (sub) {
       validate_at(sub, child, path, diags);
     } else if (json_is_false(additional)) {
-      add(diags, path, "unexpected field (allowed: only the declared properties)%s%s", "", "");
+      add(diags, path, "unexpected field (allowed: only the declared properties)");
     } else if (json_is_object(additional)) {
       validate_at(additional, child, path, diags);
     }

@@ -783,9 +783,10 @@ static void *worker_main(void *arg) {
         if (j->not_before_us < next_wake_us) next_wake_us = j->not_before_us;
         continue;
       }
-      if (slots <= 0) break;
+      bool expired = now >= j->deadline_us; /* settles at once, slot or not */
+      if (slots <= 0 && !expired) continue;
       due[due_count++] = j;
-      slots--;
+      if (!expired) slots--;
     }
     pthread_mutex_unlock(&llm->mu);
     for (size_t i = 0; i < due_count; i++) begin(llm, due[i]);

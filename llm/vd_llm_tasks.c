@@ -1,6 +1,7 @@
 #include "vd_llm_tasks.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,10 +554,11 @@ static const json_t *place_activities(const json_t *catalogue, const char *desti
 
 static const char *const slots[] = {"morning", "afternoon", "evening"};
 
-/* Picks the least-used activity for the slot, preferring the traveller's interests. */
-static const json_t *pick(const json_t *pool, const char *slot, const json_t *interests,
-                          int *uses) {
-  const json_t *best = NULL;
+/* The index of the least-used activity for the slot, preferring the traveller's interests; -1
+ * when the pool has none for that slot. */
+static ptrdiff_t pick(const json_t *pool, const char *slot, const json_t *interests,
+                      const int *uses) {
+  ptrdiff_t best = -1;
   int best_score = 0;
   size_t i;
   json_t *a;
@@ -564,12 +566,10 @@ static const json_t *pick(const json_t *pool, const char *slot, const json_t *in
     const char *time = json_string_value(json_object_get(a, "time"));
     if (time && strcmp(time, slot) != 0) continue;
     if (!json_string_value(json_object_get(a, "title"))) continue;
-    int score =
-        1000 - uses[i] * 100 +
-        (has_interest(interests, json_string_value(json_object_get(a, "interest"))) ? 10 : 0);
-    if (!best || score > best_score) best = a, best_score = score, uses[-1] = (int)i;
+    bool liked = has_interest(interests, json_string_value(json_object_get(a, "interest")));
+    int score = 1000 - uses[i] * 100 + (liked ? 10 : 0);
+    if (best < 0 || score > best_score) best = (ptrdiff_t)i, best_score = score;
   }
-  if (best) uses[uses[-1]]++;
   return best;
 }
 
@@ -587,15 +587,17 @@ static json_t *template_itinerary(const vd_llm_tasks *t, const json_t *input, vd
   const json_t *local = place_activities(t->catalogue, destination);
   if (json_is_array(local)) json_array_extend(pool, (json_t *)local);
   json_array_extend(pool, json_object_get(t->catalogue, "generic"));
-  int *counts = calloc(json_array_size(pool) + 1, sizeof *counts);
+  int *counts = calloc(json_array_size(pool) + 1, sizeof *counts); /* uses per activity */
   json_t *days = json_array();
   for (long d = a; d <= b; d++) {
     char date[16];
     format_date(d, date);
     json_t *activities = json_array();
     for (size_t s = 0; s < 3; s++) {
-      const json_t *act = pick(pool, slots[s], interests, counts + 1);
-      if (!act) continue;
+      ptrdiff_t at = pick(pool, slots[s], interests, counts);
+      if (at < 0) continue;
+      counts[at]++;
+      const json_t *act = json_array_get(pool, (size_t)at);
       json_t *entry = json_pack("{s:s,s:s}", "time", slots[s], "title",
                                 json_string_value(json_object_get(act, "title")));
       const char *desc = json_string_value(json_object_get(act, "description"));

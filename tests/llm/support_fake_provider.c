@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "vd_buf.h"
+#include "vd_time.h"
 
 enum { MAX_STEPS = 64 };
 
@@ -34,6 +35,8 @@ struct fake_provider {
   int step_head, step_count;
   int requests;
   json_t *last_request;
+  uint64_t text_sent_ns[FAKE_MAX_SENT];
+  size_t text_sent_count;
 };
 
 /* One streamed response: segments written in order, each after its delay. */
@@ -41,6 +44,7 @@ typedef struct segment {
   char *bytes;
   size_t len;
   int delay_ms;
+  bool text; /* answer text: its send time is recorded */
 } segment;
 
 typedef struct stream {
@@ -48,6 +52,7 @@ typedef struct stream {
   size_t count, capacity;
   size_t index, offset;
   bool cut; /* end with an error (the connection drops) instead of a clean end */
+  fake_provider *owner;
 } stream;
 
 typedef struct upload {
@@ -94,6 +99,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return s->cut ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
   segment *seg = &s->segs[s->index];
   if (s->offset == 0) sleep_ms(seg->delay_ms);
+  if (s->offset == 0 && seg->text) {
+    fake_provider *fp = s->owner;
+    pthread_mutex_lock(&fp->mu);
+    if (fp->text_sent_count < FAKE_MAX_SENT)
+      fp->text_sent_ns[fp->text_sent_count++] = vd_monotonic_ns();
+    pthread_mutex_unlock(&fp->mu);
+  }
   size_t n = seg->len - s->offset;
   if (n > max) n = max;
   memcpy(buf, seg->bytes + s->offset, n);
@@ -137,6 +149,8 @@ static stream *build_stream(bool openai, const char *answer, size_t input_tokens
                json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta", "index", 0,
                          "delta", "type", "text_delta", "text", answer + at, n));
   }
+  for (size_t i = 0; i < s->count; i++)
+    if (strstr(s->segs[i].bytes, openai ? "\"content\"" : "text_delta")) s->segs[i].text = true;
   if (st->fault == FAKE_CUT_MID_STREAM) {
     s->cut = true;
     return s;
@@ -267,6 +281,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   if (!is_error)
     s = build_stream(openai, answer, input_tokens, &st, fp->token_delay_ms, fp->chars_per_event,
                      fp->crlf);
+  if (s) s->owner = fp;
   pthread_mutex_unlock(&fp->mu);
   free(answer_copy);
   if (is_error) return send_error(c, openai, &st);
@@ -376,4 +391,13 @@ json_t *fake_provider_last_request(fake_provider *fp) {
   json_t *r = fp->last_request ? json_deep_copy(fp->last_request) : NULL;
   pthread_mutex_unlock(&fp->mu);
   return r;
+}
+
+size_t fake_provider_text_sent_ns(fake_provider *fp, uint64_t *out, size_t max) {
+  pthread_mutex_lock(&fp->mu);
+  size_t n = fp->text_sent_count < max ? fp->text_sent_count : max;
+  memcpy(out, fp->text_sent_ns, n * sizeof *out);
+  fp->text_sent_count = 0;
+  pthread_mutex_unlock(&fp->mu);
+  return n;
 }

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef enum fake_fault {
   FAKE_OK = 0,
@@ -57,5 +58,10 @@ void fake_provider_set_down(fake_provider *fp, fake_fault fault);
 int fake_provider_request_count(fake_provider *fp);
 /* The last request: {path, body (parsed), x_api_key, authorization, anthropic_version}. */
 json_t *fake_provider_last_request(fake_provider *fp);
+
+enum { FAKE_MAX_SENT = 1024 };
+/* vd_monotonic_ns() when each text event was handed to the socket, in order, since the last call
+ * (at most max into out; returns how many): for measuring how fast tokens reach subscribers. */
+size_t fake_provider_text_sent_ns(fake_provider *fp, uint64_t *out, size_t max);
 
 #endif

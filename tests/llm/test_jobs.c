@@ -2,6 +2,7 @@
  * every retry and no-retry path, timeouts and deadlines, repair and fallback, cache, budget,
  * circuit breaker, queue bound, restart. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -680,6 +681,61 @@ START_TEST(test_invalid_input_is_rejected_with_field) {
 }
 END_TEST
 
+static int compare_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Every token is relayed as it arrives: the median delay between the fake handing a text event to
+ * its socket and a subscriber holding it is a few milliseconds (one scheduling hiccup on a busy
+ * machine does not move a median). */
+START_TEST(test_tokens_reach_subscribers_within_milliseconds) {
+  llm_env env;
+  llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
+  fake_provider_set_pacing(env.fake, 25, 16);
+  fake_provider_push(env.fake, FAKE_SLOW_FIRST_TOKEN, NULL, 300, NULL);
+  vd_llm *llm = open_llm(&env);
+  json_t *input = json_loads(llm_env_kyoto_trip, 0, NULL);
+  char id[VD_LLM_JOB_ID_SIZE];
+  vd_error err;
+  ck_assert_int_eq(vd_llm_submit(llm, VD_LLM_TASK_ITINERARY, input, NULL, id, &err),
+                   VD_LLM_SUBMITTED);
+  json_decref(input);
+  uint64_t received[FAKE_MAX_SENT];
+  size_t count = 0;
+  uint64_t cursor = 0;
+  bool finished = false;
+  while (!finished) {
+    json_t *batch = vd_llm_events(llm, id, &cursor, 2000, &finished, &err);
+    ck_assert_ptr_nonnull(batch);
+    uint64_t now = vd_monotonic_ns();
+    size_t i;
+    json_t *e;
+    json_array_foreach(batch, i, e) {
+      if (strcmp(str(e, "event"), "token") == 0 && count < FAKE_MAX_SENT) received[count++] = now;
+    }
+    json_decref(batch);
+  }
+  uint64_t sent[FAKE_MAX_SENT];
+  size_t sent_count = fake_provider_text_sent_ns(env.fake, sent, FAKE_MAX_SENT);
+  ck_assert_uint_eq(sent_count, count);
+  ck_assert_uint_ge(count, 10);
+  uint64_t lag[FAKE_MAX_SENT];
+  for (size_t i = 0; i < count; i++) lag[i] = received[i] - sent[i];
+  qsort(lag, count, sizeof lag[0], compare_u64);
+  double median_ms = (double)lag[count / 2] / 1e6, first_ms = (double)(received[0] - sent[0]) / 1e6;
+  fprintf(stderr,
+          "tokens relayed: %zu, median provider→subscriber %.3f ms, first %.3f ms, max %.3f ms\n",
+          count, median_ms, first_ms, (double)lag[count - 1] / 1e6);
+  ck_assert_msg(median_ms < 20.0, "median relay delay %.3f ms", median_ms);
+  json_t *job = vd_llm_job(llm, id);
+  ck_assert_int_ge(num(job, "ttft_ms"), 300); /* the provider's slowness shows in the record */
+  json_decref(job);
+  vd_llm_close(llm);
+  llm_env_done(&env);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("llm_jobs");
   TCase *tc = tcase_create("jobs");
@@ -701,6 +757,7 @@ int main(void) {
   tcase_add_test(tc, test_restart_resumes_running_jobs);
   tcase_add_test(tc, test_classify_hook_and_route_check);
   tcase_add_test(tc, test_invalid_input_is_rejected_with_field);
+  tcase_add_test(tc, test_tokens_reach_subscribers_within_milliseconds);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
