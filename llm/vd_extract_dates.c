@@ -487,6 +487,13 @@ static vdx_role role_before(const reader *r, size_t i) {
     if ((t->flags & VDX_CAP) && !(t->flags & VDX_SENT)) continue; /* "arrive in Rome on 5 May" */
     if (vdx_is(t, "in") || vdx_is(t, "out")) continue;
     if (t->kind == VDX_PUNCT) return VDX_ROLE_NONE;
+    /* "leaving for Amsterdam next Friday", "off to Rome on the 3rd": the way out */
+    if ((vdx_is(t, "for") || vdx_is(t, "to")) && k > 0 &&
+        (vdx_match(r->t, k - 1, "leav*") || vdx_match(r->t, k - 1, "depart*") ||
+         vdx_match(r->t, k - 1, "head*") || vdx_match(r->t, k - 1, "fly*") ||
+         vdx_is(tok(r, k - 1), "off") || vdx_is(tok(r, k - 1), "go") ||
+         vdx_is(tok(r, k - 1), "going") || vdx_is(tok(r, k - 1), "travel*")))
+      return VDX_ROLE_START;
     if (vdx_match(r->t, k, "arriv*") || vdx_match(r->t, k, "arrival") ||
         vdx_match(r->t, k, "land*") || vdx_is(t, "from") || vdx_is(t, "starting") ||
         vdx_is(t, "start") || vdx_is(t, "begin") || vdx_is(t, "beginning") ||
@@ -641,9 +648,7 @@ static size_t parse_duration(reader *r, size_t i, vdx_dates *out) {
   } else if (vdx_is(u, "fortnight") || vdx_is(u, "fortnights")) {
     per = 14;
   } else if (vdx_is(u, "day") || vdx_is(u, "days")) {
-    if (n == 1 && (is(r, k + 1, "trip") || is(r, k + 1, "trips") || is(r, k + 1, "tour") ||
-                   is(r, k + 1, "pass") || is(r, k + 1, "out")))
-      return 0; /* "a day trip to Nara" is an excursion, not the stay */
+    if (n == 1) return 0; /* "a day trip to Nara", "a day at Disneyland": not the stay */
     per = 1;
     weak = true;
   } else if (fortnight_alone) {
@@ -674,6 +679,11 @@ static size_t parse_duration(reader *r, size_t i, vdx_dates *out) {
   if (is(r, p, "stay") || is(r, p, "trip") || is(r, p, "holiday")) p++;
   if (is(r, p, "in") || is(r, p, "at") || is(r, p, "around")) p++;
   if (p < r->t->n && r->is_place[p] && !f.total) f.leg = true;
+  size_t q = i > 0 && (vdx_is_punct(tok(r, i - 1), '(') || vdx_is_punct(tok(r, i - 1), ',') ||
+                       vdx_is_punct(tok(r, i - 1), ':') || vdx_is_punct(tok(r, i - 1), '-'))
+                 ? i - 1
+                 : i;
+  if (q > 0 && r->is_place[q - 1] && !f.total) f.leg = true; /* "Milan (2 nights)" */
   add_nights(out, &f);
   return end;
 }

@@ -76,8 +76,9 @@ int vdx_month(const vdx_token *t);
 /* Weekday at token i: 0 = Monday .. 6 = Sunday, -1 if none. */
 int vdx_weekday(const vdx_token *t);
 
-/* A typo of `word`: the same first letter, and either one adjacent swap or one or two dropped
- * letters (two only for words of 6+ letters after the drop). Used for chat-style spelling. */
+/* A typo of `word`: the same first letter, and one adjacent swap, one letter typed twice, or one
+ * or two dropped letters (two only for words of 6+ letters after the drop; never just the end cut
+ * off, which makes demonyms: Tuscan, German). Used for chat-style spelling. */
 bool vdx_typo_of(const char *typo, size_t typo_len, const char *word, size_t word_len);
 
 /* ---- calendar (days since 1970-01-01) ------------------------------------------------------ */
@@ -164,8 +165,8 @@ typedef struct vdx_dates {
   size_t nnights;
 } vdx_dates;
 
-/* Reads every date, range and duration in tokens [0, t->n). is_place[i] is true where a
- * destination starts (for "and then 2 in Geneva"). */
+/* Reads every date, range and duration in tokens [0, t->n). is_place[i] is true on the tokens
+ * of a destination's name (for "and then 2 in Geneva"). */
 void vdx_read_dates(const vdx_text *t, const bool *is_place, int32_t reference, vdx_dates *out);
 
 #endif

@@ -3,6 +3,7 @@
 #include "vd_extract_rules.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ typedef struct ctx {
   const vd_gazetteer *g;
   uint8_t *seg; /* segment of each token */
   size_t nseg;
-  bool *is_place; /* a destination starts here (n + 2 entries) */
+  bool *is_place; /* the token is part of a destination's name (n + 2 entries) */
 } ctx;
 
 static const vdx_token *tk(const ctx *c, size_t i) {
@@ -201,6 +202,46 @@ static const phrase budget_phrases[] = {
     {"high budget", HIGH},
     {"opulent", HIGH},
 };
+
+/* Phrases grouped by first letter (built per call: a few hundred steps, against tens of
+ * thousands of comparisons without it), in table order within a letter. */
+enum { PHRASE_BUCKETS = 28, MAX_PHRASES = 512 };
+typedef struct phrase_index {
+  uint16_t order[MAX_PHRASES];
+  uint16_t start[PHRASE_BUCKETS + 1];
+} phrase_index;
+
+static int bucket_of(char c) {
+  if (c >= 'a' && c <= 'z') return c - 'a';
+  return c >= '0' && c <= '9' ? 26 : 27;
+}
+
+static void index_phrases(const phrase *p, size_t n, phrase_index *ix) {
+  uint16_t count[PHRASE_BUCKETS] = {0};
+  if (n > MAX_PHRASES) n = MAX_PHRASES;
+  for (size_t k = 0; k < n; k++) count[bucket_of(p[k].pattern[0])]++;
+  ix->start[0] = 0;
+  for (int b = 0; b < PHRASE_BUCKETS; b++) ix->start[b + 1] = (uint16_t)(ix->start[b] + count[b]);
+  uint16_t fill[PHRASE_BUCKETS];
+  memcpy(fill, ix->start, sizeof fill);
+  for (size_t k = 0; k < n; k++) ix->order[fill[bucket_of(p[k].pattern[0])]++] = (uint16_t)k;
+}
+
+/* The first phrase of the table matching at token i: its index, and *end after the match. */
+static int match_phrase(const ctx *c, size_t i, const phrase *p, const phrase_index *ix,
+                        size_t *end) {
+  const vdx_token *t = tk(c, i);
+  if (t->len == 0) return -1;
+  int b = bucket_of(t->s[0]);
+  for (uint16_t q = ix->start[b]; q < ix->start[b + 1]; q++) {
+    size_t e = match(c, i, p[ix->order[q]].pattern);
+    if (e) {
+      *end = e;
+      return ix->order[q];
+    }
+  }
+  return -1;
+}
 
 /* The tier word after "budget" ("budget mid", "budget: low-ish", "budgt high"). */
 static int budget_word_tier(const vdx_token *t) {
@@ -413,6 +454,7 @@ static const phrase interest_phrases[] = {
     {"sports", I_SPORTS},
     {"sport", I_SPORTS},
     {"football", I_SPORTS},
+    {"footy", I_SPORTS},
     {"soccer", I_SPORTS},
     {"rugby", I_SPORTS},
     {"cricket", I_SPORTS},
@@ -525,7 +567,7 @@ static size_t find_places(ctx *c, place *out) {
     p->m = m;
     p->seg = c->seg[i];
     p->excluded = origin_or_excluded(c, m.start, m.end);
-    c->is_place[i] = true;
+    for (size_t k = m.start; k < m.end; k++) c->is_place[k] = true;
     i = m.end;
   }
   return n;
@@ -643,6 +685,12 @@ static const noun nouns[] = {
     {"boy", N_OFFSPRING, 0, false},
     {"boys", N_OFFSPRING, 0, true},
     {"girl", N_OFFSPRING, 0, false},
+    {"grandchildren", N_OFFSPRING, 0, true},
+    {"grandkids", N_OFFSPRING, 0, true},
+    {"grandson", N_OFFSPRING, 0, false},
+    {"granddaughter", N_OFFSPRING, 0, false},
+    {"nephew", N_OFFSPRING, 0, false},
+    {"niece", N_OFFSPRING, 0, false},
     {"girls", N_OFFSPRING, 0, true},
     {"wife", N_COMPANION, 0, false},
     {"husband", N_COMPANION, 0, false},
@@ -849,9 +897,10 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
     break;
   }
   const noun *n = noun_at(tk(c, j));
-  if (n && (vdx_is(tk(c, j), "couple") || vdx_is(tk(c, j), "couples")) && is(c, j + 1, "of") &&
-      !is(c, j + 2, "us") && !noun_at(tk(c, j + 2)))
-    return 0; /* "a couple of museums" */
+  if (n && (vdx_is(tk(c, j), "couple") || vdx_is(tk(c, j), "couples")) &&
+      ((is(c, j + 1, "of") && !is(c, j + 2, "us") && !noun_at(tk(c, j + 2))) ||
+       (tk(c, j)->flags & VDX_POSS)))
+    return 0; /* "a couple of museums", "a couple's massage" */
   bool grown_up = false;
   if (n && vdx_is(tk(c, j), "grown")) {
     /* grown-ups / grown ups */
@@ -889,10 +938,13 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
   /* A bare companion word needs a determiner or a count ("Solo dad" is the writer). */
   if (!det && count < 0 && !l && n && n->cls != N_CHILD && n->cls != N_ADULT) {
     const vdx_token *before = i > 0 ? tk(c, i - 1) : NULL;
+    /* ... or to stand in a list: "Grandma, grandpa, my wife and me" */
+    const vdx_token *after = tk(c, end);
     bool joined =
-        before && (vdx_is(before, "and") || vdx_is(before, "n") || vdx_is_punct(before, '+') ||
-                   vdx_is_punct(before, '&') || vdx_is(before, "with") || vdx_is(before, "w") ||
-                   vdx_is(before, "plus"));
+        vdx_is_punct(after, ',') || vdx_is(after, "and") ||
+        (before && (vdx_is(before, "and") || vdx_is(before, "n") || vdx_is_punct(before, '+') ||
+                    vdx_is_punct(before, '&') || vdx_is(before, "with") || vdx_is(before, "w") ||
+                    vdx_is(before, "plus") || vdx_is_punct(before, ',')));
     if (!joined) return 0;
   }
   noun_class cls = n ? (noun_class)n->cls : N_OFFSPRING;
@@ -1110,7 +1162,7 @@ static void party_counts(const party *p, int children_known, int *adults, int *c
     }
   } else if (p->companions_unknown) {
     *adults = -1;
-  } else if (p->speaker || (p->speaker_with && !p->we)) {
+  } else if (p->speaker || (p->speaker_with && !p->we) || (p->we && p->companions > 0)) {
     *adults = 1 + p->companions;
   } else if (p->companions > 0 && !p->we) {
     *adults = p->companions;
@@ -1172,6 +1224,23 @@ static void combine_dates(const ctx *c, const vdx_dates *d, int32_t ref, int bar
       if (day != VDX_NO_DATE) {
         ss = day;
         ss_sure = !f->weak;
+      }
+    }
+    /* an uncued date written before the first cued end is the start ("Amsterdam next Friday,
+     * back Sunday") */
+    if (ss == VDX_NO_DATE) {
+      size_t first_end = SIZE_MAX;
+      for (size_t k = 0; k < d->ndates; k++)
+        if (c->seg[d->date[k].tok] == s && !d->date[k].range && d->date[k].role == VDX_ROLE_END &&
+            d->date[k].tok < first_end)
+          first_end = d->date[k].tok;
+      for (size_t k = 0; k < d->ndates && ss == VDX_NO_DATE; k++) {
+        const vdx_date_fact *f = &d->date[k];
+        if (c->seg[f->tok] != s || f->range || f->role != VDX_ROLE_NONE || f->tok > first_end ||
+            first_end == SIZE_MAX || f->weak)
+          continue;
+        int32_t day = vdx_resolve(&f->single, ref - (f->single.kind == VDX_E_WEEKDAY ? 1 : 0));
+        if (day != VDX_NO_DATE) ss = day;
       }
     }
     for (size_t k = 0; k < d->ndates; k++) {
@@ -1356,10 +1425,13 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
 
   /* budget: the last tier written wins */
   int budget = 0;
+  phrase_index ix;
+  index_phrases(budget_phrases, sizeof budget_phrases / sizeof budget_phrases[0], &ix);
   for (size_t i = 0; i < t.n; i++) {
     int tier = 0;
-    for (size_t k = 0; k < sizeof budget_phrases / sizeof budget_phrases[0] && !tier; k++)
-      if (match(&c, i, budget_phrases[k].pattern)) tier = budget_phrases[k].value;
+    size_t e = 0;
+    int k = match_phrase(&c, i, budget_phrases, &ix, &e);
+    if (k >= 0) tier = budget_phrases[k].value;
     if (!tier && budget_word(&t.tok[i])) {
       size_t j = i + 1;
       if (is(&c, j, "is") || vdx_is_punct(tk(&c, j), ':') || is(&c, j, "of")) j++;
@@ -1369,6 +1441,7 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
   }
 
   /* interests: per part; negations remove, "instead" replaces */
+  index_phrases(interest_phrases, sizeof interest_phrases / sizeof interest_phrases[0], &ix);
   uint32_t acc = 0;
   for (size_t s = 0; s < c.nseg; s++) {
     uint32_t pos = 0, neg = 0;
@@ -1377,17 +1450,15 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
       if (seg[i] != s) continue;
       if (is(&c, i, "instead")) instead = true;
       if (c.is_place[i]) continue;
-      for (size_t k = 0; k < sizeof interest_phrases / sizeof interest_phrases[0]; k++) {
-        size_t e = match(&c, i, interest_phrases[k].pattern);
-        if (!e) continue;
-        uint32_t bit = 1u << interest_phrases[k].value;
-        if (negated(&c, i))
-          neg |= bit;
-        else
-          pos |= bit;
-        i = e - 1;
-        break;
-      }
+      size_t e = 0;
+      int k = match_phrase(&c, i, interest_phrases, &ix, &e);
+      if (k < 0) continue;
+      uint32_t bit = 1u << interest_phrases[k].value;
+      if (negated(&c, i))
+        neg |= bit;
+      else
+        pos |= bit;
+      i = e - 1;
     }
     acc &= ~neg;
     if (instead && pos && s > 0)

@@ -194,7 +194,7 @@ size_t vdx_number(const vdx_text *t, size_t i, bool allow_article, int *value) {
     *value = tk->num;
     return i + 1;
   }
-  if (tk->kind != VDX_WORD) return 0;
+  if (tk->kind != VDX_WORD || !strchr("adefnostz", tk->s[0]) || tk->s[0] == '\0') return 0;
   if ((vdx_is(tk, "a") || vdx_is(tk, "an")) && i + 1 < t->n && vdx_is(&t->tok[i + 1], "dozen")) {
     *value = 12;
     return i + 2;
@@ -296,7 +296,17 @@ bool vdx_typo_of(const char *typo, size_t tn, const char *word, size_t wn) {
     return typo[k] == word[k + 1] && typo[k + 1] == word[k] &&
            memcmp(typo + k + 2, word + k + 2, tn - k - 2) == 0;
   }
+  if (tn == wn + 1) {
+    /* One letter typed twice: "dublinn", "barcelonna". */
+    for (size_t k = 1; k < tn; k++)
+      if (typo[k] == typo[k - 1] && memcmp(typo, word, k) == 0 &&
+          memcmp(typo + k + 1, word + k, tn - k - 1) == 0)
+        return true;
+    return false;
+  }
   if (tn > wn || wn - tn > 2 || (wn - tn == 2 && tn < 6)) return false;
+  /* A cut-off word is another word ("Tuscan" ~ Tuscany, "German" ~ Germany), not a typo. */
+  if (memcmp(typo, word, tn) == 0) return false;
   /* Dropped letters: typo is a subsequence of word. */
   size_t a = 0;
   for (size_t b = 0; b < wn && a < tn; b++)
