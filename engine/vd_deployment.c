@@ -22,6 +22,7 @@ struct vd_deployment {
   vd_model *model;
   char *model_error;
   size_t max_results;
+  unsigned model_budget_us;
   vd_candidate_def *candidates;
   size_t candidate_count;
   json_t *candidate_doc; /* owns the candidate objects the defs point into */
@@ -93,8 +94,9 @@ static const char *string_field(const vd_yaml_doc *doc, const json_t *root, cons
 }
 
 static bool check_keys(const vd_yaml_doc *doc, const json_t *root, vd_diags *diags) {
-  static const char *const allowed[] = {"name",        "kind",       "schema", "rules", "model",
-                                        "max_results", "candidates", "warmup", NULL};
+  static const char *const allowed[] = {
+      "name",        "kind",       "schema", "rules",           "model",
+      "max_results", "candidates", "warmup", "model_budget_us", NULL};
   bool ok = true;
   const char *key;
   json_t *value;
@@ -107,7 +109,7 @@ static bool check_keys(const vd_yaml_doc *doc, const json_t *root, vd_diags *dia
     vd_yaml_where_key(doc, root, key, &line, &col);
     vd_error_at(&e, vd_yaml_name(doc), line, col,
                 "unknown key '%s' in deployment.yaml (expected name, kind, schema, rules, model, "
-                "max_results, candidates, warmup)",
+                "max_results, candidates, warmup, model_budget_us)",
                 key);
     add_diag(diags, &e);
     ok = false;
@@ -259,6 +261,13 @@ static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *ro
     ok = yaml_diag(diags, doc, root, "max_results", 0, "max_results must be an integer >= 1");
   else if (max)
     d->max_results = (size_t)json_integer_value(max);
+  json_t *budget = json_object_get(root, "model_budget_us");
+  if (budget && !(json_is_integer(budget) && json_integer_value(budget) >= 1 &&
+                  json_integer_value(budget) <= 10000000))
+    ok = yaml_diag(diags, doc, root, "model_budget_us", 0,
+                   "model_budget_us must be an integer in [1, 10000000] (microseconds)");
+  else if (budget)
+    d->model_budget_us = (unsigned)json_integer_value(budget);
   json_t *warmup = json_object_get(root, "warmup");
   if (warmup && !json_is_object(warmup))
     ok = yaml_diag(diags, doc, root, "warmup", 0, "warmup must be a request mapping");
@@ -333,6 +342,7 @@ const char *vd_deployment_model_error(const vd_deployment *d) {
   return d->model ? NULL : d->model_error;
 }
 size_t vd_deployment_max_results(const vd_deployment *d) { return d->max_results; }
+unsigned vd_deployment_model_budget_us(const vd_deployment *d) { return d->model_budget_us; }
 size_t vd_deployment_candidate_count(const vd_deployment *d) { return d->candidate_count; }
 const vd_candidate_def *vd_deployment_candidate(const vd_deployment *d, size_t index) {
   return index < d->candidate_count ? &d->candidates[index] : NULL;

@@ -14,6 +14,7 @@
  *       treatment: Mens E-Mail    # the model's treatment value for this candidate
  *       # further keys are candidate.* fields and must be declared in the schema
  *   warmup: { subject: {...} }    # optional request scored once after loading (readiness)
+ *   model_budget_us: 2000         # optional: the model's time budget per decision
  *
  * Loading refuses the version on any mistake in deployment.yaml, the schema or the rules (every
  * error goes to diags). A model that is missing or fails to load is handled as DESIGN.md §1 says:
@@ -71,6 +72,10 @@ const vd_model *vd_deployment_model(const vd_deployment *d);
 /* Why there is no model ("model bundle model/: manifest.json: ..."), or NULL. */
 const char *vd_deployment_model_error(const vd_deployment *d);
 size_t vd_deployment_max_results(const vd_deployment *d);
+/* The model's time budget per decision in µs (0 = none): candidates still unscored when it is
+ * spent fall back to rules only (reason "model_budget_exceeded"); the first open candidate is
+ * always scored. */
+unsigned vd_deployment_model_budget_us(const vd_deployment *d);
 size_t vd_deployment_candidate_count(const vd_deployment *d);
 const vd_candidate_def *vd_deployment_candidate(const vd_deployment *d, size_t index);
 const vd_candidate_def *vd_deployment_find_candidate(const vd_deployment *d, const char *id);

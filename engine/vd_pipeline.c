@@ -342,15 +342,24 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
   uint64_t t_model = vd_monotonic_ns();
   if (model) have_result = vd_model_result_init(model, &result, err);
   if (model && !have_result) goto done;
+  uint64_t budget_ns = (uint64_t)vd_deployment_model_budget_us(d) * 1000u;
+  bool scored_any = false;
   for (size_t i = 0; i < n; i++) {
     candidate_state *c = &cs[i];
     if (vd_rules_outcome_settled(c->outcome)) continue;
-    if (!model) {
+    /* The first open candidate is always scored; the budget bounds the ones after it. */
+    if (model && budget_ns && scored_any && vd_monotonic_ns() - t_model > budget_ns) {
+      c->fallback = "model_budget_exceeded";
+      snprintf(c->model_error, sizeof c->model_error,
+               "the model's budget of %u us per decision was spent before this candidate",
+               vd_deployment_model_budget_us(d));
+    } else if (!model) {
       c->fallback = "model_unavailable";
       snprintf(c->model_error, sizeof c->model_error, "%s",
                vd_deployment_model_error(d) ? vd_deployment_model_error(d) : "no model");
     } else {
       score_candidate(model, request, c, &result);
+      scored_any = true;
     }
     if (c->fallback && !fallback) {
       fallback = c->fallback;

@@ -4,8 +4,8 @@
  *   validate the request against the schema (every violation, with its JSON path)
  *   → per candidate: rules before_model; settled (deny/allow/route) candidates skip the model
  *   → the model for the candidates still open (p_treatment, p_control, uplift, margin, exact
- *     contributions); no model, or a model error → rules-only fallback with the rule file's
- *     default_score, and the response says `fallback`
+ *     contributions); no model, a model error, or the deployment's model_budget_us spent →
+ *     rules-only fallback with the rule file's default_score, and the response says `fallback`
  *   → rules after_model on score.* (only for model-scored candidates)
  *   → combine: score = (uplift, or default_score when not model-scored) + the sum of adjust
  *   → rank the eligible candidates by score (highest first, ties in candidate order), keep the

@@ -289,6 +289,27 @@ START_TEST(missing_model_serves_rules_only_with_fallback) {
 }
 END_TEST
 
+START_TEST(model_budget_spent_falls_back_for_the_rest) {
+  char *dir = temp_deployment(
+      "name: p\nkind: promotions\nrules: rules.yaml\nmodel: model\nmodel_budget_us: 1\n"
+      "candidates:\n  - {id: mens-email, treatment: Mens E-Mail}\n"
+      "  - {id: womens-email, treatment: Womens E-Mail}\n");
+  vd_diags diags = {0};
+  vd_deployment *d = vd_deployment_load(dir, NULL, &diags);
+  ck_assert_msg(d != NULL, "%s", diags.count ? diags.items[0].message : "?");
+  json_t *r = decide(d, customer("c8", 6, false, false), NULL, NULL);
+  /* The first candidate is scored (the budget is checked before each one), the second is not. */
+  ck_assert_ptr_nonnull(json_object_get(result_for(r, "mens-email"), "model"));
+  ck_assert_ptr_null(json_object_get(result_for(r, "womens-email"), "model"));
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "fallback"), "reason")),
+                   "model_budget_exceeded");
+  json_decref(r);
+  vd_deployment_release(d);
+  vd_diags_free(&diags);
+  remove_dir(dir);
+}
+END_TEST
+
 typedef struct bad_deployment {
   const char *yaml;
   const char *says;
@@ -378,6 +399,7 @@ int main(void) {
   tcase_add_test(tc, request_options_and_violations);
   tcase_add_test(tc, masked_fields_are_keyed_hmacs_in_the_trace);
   tcase_add_test(tc, missing_model_serves_rules_only_with_fallback);
+  tcase_add_test(tc, model_budget_spent_falls_back_for_the_rest);
   tcase_add_loop_test(tc, deployment_mistakes_are_named, 0, sizeof bad / sizeof bad[0]);
   tcase_add_test(tc, a_rule_file_failing_its_tests_is_refused);
   tcase_add_test(tc, registry_swaps_while_holders_keep_their_version);
