@@ -381,6 +381,9 @@ static bool load_rule(loader *L, json_t *rules, size_t index, rule *r) {
   if (!json_is_object(obj)) {
     LOAD_ERROR(L, rules, NULL, index, "rule #%zu must be a mapping (id, stage, when, then), got %s",
                index + 1, vd_yaml_kind(obj));
+    char label[32];
+    snprintf(label, sizeof label, "rule #%zu", index + 1);
+    r->id = dup_string(label);
     return false;
   }
   json_t *id = json_object_get(obj, "id");

@@ -43,6 +43,8 @@ struct vd_schema {
   /* Every proper prefix of a field path ("subject.address" for subject.address.country). */
   char **groups;
   size_t group_count;
+  /* Fields and groups sorted by path, for lookups by binary search. */
+  const vd_schema_field **by_path;
   json_t *canonical;
   char version[VD_SHA256_HEX_SIZE];
 };
@@ -171,6 +173,20 @@ static void add_field_diag(vd_diags *diags, const char *path, const char *fmt, .
   vd_diags_add(diags, &e);
 }
 
+/* Where a value sits in the request: prefix ("subject", "candidates[1]"), then an optional name
+ * and list index. Formatted only when there is something to report. */
+typedef struct field_path {
+  const char *prefix;
+  const char *name; /* NULL: none */
+  long index;       /* -1: none */
+} field_path;
+
+static void format_path(const field_path *p, char *buf, size_t size) {
+  int n = snprintf(buf, size, "%s%s%s", p->prefix, p->name ? "." : "", p->name ? p->name : "");
+  if (p->index >= 0 && n >= 0 && (size_t)n < size)
+    snprintf(buf + n, size - (size_t)n, "[%ld]", p->index);
+}
+
 /* ---- checking one value against a field ---------------------------------------------------- */
 
 static size_t utf8_length(const char *s) {
@@ -182,7 +198,7 @@ static size_t utf8_length(const char *s) {
 
 /* Checks a scalar of type t; returns a new normalised value or NULL (adding a diag at path). */
 static json_t *check_scalar(const vd_schema_field *f, vd_field_type t, const json_t *value,
-                            const char *path, vd_diags *diags) {
+                            const field_path *where, vd_diags *diags) {
   vd_buf expected = {0};
   json_t *result = NULL;
   bool length_error = false;
@@ -239,6 +255,8 @@ static json_t *check_scalar(const vd_schema_field *f, vd_field_type t, const jso
       break;
   }
   if (!result) {
+    char path[VD_ERROR_WHERE_MAX];
+    format_path(where, path, sizeof path);
     describe_scalar(f, t, &expected);
     char got[80];
     render_value(value, got, sizeof got);
@@ -252,10 +270,12 @@ static json_t *check_scalar(const vd_schema_field *f, vd_field_type t, const jso
   return result;
 }
 
-static json_t *check_value(const vd_schema_field *f, const json_t *value, const char *path,
+static json_t *check_value(const vd_schema_field *f, const json_t *value, const field_path *where,
                            vd_diags *diags) {
-  if (f->type != VD_FIELD_LIST) return check_scalar(f, f->type, value, path, diags);
+  if (f->type != VD_FIELD_LIST) return check_scalar(f, f->type, value, where, diags);
   char got[80];
+  char path[VD_ERROR_WHERE_MAX];
+  format_path(where, path, sizeof path);
   if (!json_is_array(value)) {
     render_value(value, got, sizeof got);
     add_field_diag(diags, path, "expected %s, got %s", f->expected, got);
@@ -270,9 +290,9 @@ static json_t *check_value(const vd_schema_field *f, const json_t *value, const 
   size_t i;
   json_t *item;
   json_array_foreach(value, i, item) {
-    char item_path[VD_ERROR_WHERE_MAX];
-    snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
-    json_t *checked = check_scalar(f, f->element, item, item_path, diags);
+    field_path item_where = *where;
+    item_where.index = (long)i;
+    json_t *checked = check_scalar(f, f->element, item, &item_where, diags);
     if (!checked)
       ok = false;
     else
@@ -531,7 +551,8 @@ static bool load_field(loader *L, json_t *fields, const char *path, vd_schema_fi
       f->default_value = json_incref(def);
     } else {
       vd_diags found = {0};
-      f->default_value = check_value(f, def, path, &found);
+      field_path where = {path, NULL, -1};
+      f->default_value = check_value(f, def, &where, &found);
       for (size_t i = 0; i < found.count; i++)
         LOAD_ERROR(L, spec, "default", 0, "the default does not fit the field: %s",
                    found.items[i].message);
@@ -579,10 +600,18 @@ static void add_group(vd_schema *s, const char *path, size_t len) {
   s->groups[s->group_count++] = g;
 }
 
+static int compare_group(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static bool is_group(const vd_schema *s, const char *path) {
-  for (size_t i = 0; i < s->group_count; i++)
-    if (strcmp(s->groups[i], path) == 0) return true;
-  return false;
+  return s->group_count &&
+         bsearch(&path, s->groups, s->group_count, sizeof *s->groups, compare_group) != NULL;
+}
+
+static int compare_field_path(const void *a, const void *b) {
+  return strcmp((*(const vd_schema_field *const *)a)->path,
+                (*(const vd_schema_field *const *)b)->path);
 }
 
 vd_schema *vd_schema_from_yaml(const vd_yaml_doc *doc, const json_t *value, vd_diags *diags) {
@@ -637,6 +666,7 @@ vd_schema *vd_schema_from_yaml(const vd_yaml_doc *doc, const json_t *value, vd_d
     for (const char *dot = strchr(p, '.'); dot; dot = strchr(dot + 1, '.'))
       add_group(s, p, dot - p);
   }
+  if (s->group_count) qsort(s->groups, s->group_count, sizeof *s->groups, compare_group);
   for (size_t i = 0; i < s->count; i++)
     if (is_group(s, s->fields[i].path))
       LOAD_ERROR(&L, fields, s->fields[i].path, 0,
@@ -647,6 +677,13 @@ vd_schema *vd_schema_from_yaml(const vd_yaml_doc *doc, const json_t *value, vd_d
     vd_schema_free(s);
     return NULL;
   }
+  s->by_path = calloc(s->count ? s->count : 1, sizeof *s->by_path);
+  if (!s->by_path) {
+    vd_schema_free(s);
+    return NULL;
+  }
+  for (size_t i = 0; i < s->count; i++) s->by_path[i] = &s->fields[i];
+  qsort(s->by_path, s->count, sizeof *s->by_path, compare_field_path);
   s->name = dup_string(json_string_value(name));
   s->description = dup_string(description ? json_string_value(description) : "");
   json_t *canonical_fields = json_object();
@@ -697,6 +734,7 @@ void vd_schema_free(vd_schema *s) {
   free(s->fields);
   for (size_t i = 0; i < s->group_count; i++) free(s->groups[i]);
   free(s->groups);
+  free(s->by_path);
   free(s->name);
   free(s->description);
   json_decref(s->canonical);
@@ -713,8 +751,16 @@ const vd_schema_field *vd_schema_field_at(const vd_schema *s, size_t i) {
   return i < s->count ? &s->fields[i] : NULL;
 }
 const vd_schema_field *vd_schema_find(const vd_schema *s, const char *path) {
-  for (size_t i = 0; i < s->count; i++)
-    if (strcmp(s->fields[i].path, path) == 0) return &s->fields[i];
+  size_t lo = 0, hi = s->count;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int order = strcmp(path, s->by_path[mid]->path);
+    if (order == 0) return s->by_path[mid];
+    if (order < 0)
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
   return NULL;
 }
 const char *vd_schema_field_path(const vd_schema_field *f) { return f->path; }
@@ -801,12 +847,16 @@ static void check_unknown(validation *V, vd_field_section section, const json_t 
   json_t *value;
   json_object_foreach((json_t *)obj, key, value) {
     char schema_path[VD_ERROR_WHERE_MAX], json_path[VD_ERROR_WHERE_MAX];
-    snprintf(schema_path, sizeof schema_path, "%s.%s", schema_prefix, key);
+    size_t prefix_len = strlen(schema_prefix), key_len = strlen(key);
+    if (prefix_len + key_len + 2 > sizeof schema_path)
+      key_len = sizeof schema_path - prefix_len - 2;
+    memcpy(schema_path, schema_prefix, prefix_len);
+    schema_path[prefix_len] = '.';
+    memcpy(schema_path + prefix_len + 1, key, key_len);
+    schema_path[prefix_len + 1 + key_len] = '\0';
+    const vd_schema_field *f = vd_schema_find(V->schema, schema_path);
+    if (f && f->section == section) continue;
     snprintf(json_path, sizeof json_path, "%s.%s", json_prefix, key);
-    if (vd_schema_find(V->schema, schema_path)) {
-      const vd_schema_field *f = vd_schema_find(V->schema, schema_path);
-      if (f->section == section) continue;
-    }
     if (is_group(V->schema, schema_path)) {
       if (json_is_object(value)) {
         check_unknown(V, section, value, schema_path, json_path);
@@ -842,11 +892,10 @@ static json_t *validate_section(validation *V, vd_field_section section, const j
   for (size_t i = 0; i < V->schema->count; i++) {
     const vd_schema_field *f = &V->schema->fields[i];
     if (f->section != section) continue;
-    char json_path[VD_ERROR_WHERE_MAX];
-    snprintf(json_path, sizeof json_path, "%s.%s", json_prefix, f->name);
+    field_path where = {json_prefix, f->name, -1};
     const json_t *value = obj ? walk(obj, f->name) : NULL;
     if (value && !json_is_null(value)) {
-      json_t *checked = check_value(f, value, json_path, V->diags);
+      json_t *checked = check_value(f, value, &where, V->diags);
       if (checked)
         place(out, f->name, checked);
       else
@@ -862,6 +911,8 @@ static json_t *validate_section(validation *V, vd_field_section section, const j
       }
     } else if (f->required) {
       V->errors++;
+      char json_path[VD_ERROR_WHERE_MAX];
+      format_path(&where, json_path, sizeof json_path);
       add_field_diag(V->diags, json_path, "missing required field (expected %s)", f->expected);
     }
   }
@@ -890,7 +941,15 @@ json_t *vd_schema_validate_at(const vd_schema *schema, const json_t *request, in
     add_field_diag(diags, "request", "expected a JSON object, got %s", got);
     return NULL;
   }
-  json_t *out = json_deep_copy(request);
+  /* The API's own top-level keys are copied; the sections are rebuilt below. */
+  json_t *out = json_object();
+  const char *top_key;
+  json_t *top_value;
+  json_object_foreach((json_t *)request, top_key, top_value) {
+    if (strcmp(top_key, "subject") != 0 && strcmp(top_key, "context") != 0 &&
+        strcmp(top_key, "candidate") != 0 && strcmp(top_key, "candidates") != 0)
+      json_object_set_new(out, top_key, json_deep_copy(top_value));
+  }
   json_t *subject =
       validate_section(&V, VD_SECTION_SUBJECT, json_object_get(request, "subject"), "subject");
   if (subject) json_object_set_new(out, "subject", subject);

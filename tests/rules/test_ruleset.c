@@ -174,6 +174,15 @@ START_TEST(file_level_mistakes) {
 }
 END_TEST
 
+START_TEST(a_rule_that_is_not_a_mapping) {
+  /* (found by the fuzzer: a non-mapping rule followed by another rule crashed the id check) */
+  ck_assert_str_eq(
+      load_errors(HEAD "  - just text\n  - { id: a, stage: before_model, when: 'true', "
+                       "then: { deny: x } }\n"),
+      "r.yaml:5:5: rule #1 must be a mapping (id, stage, when, then), got a string");
+}
+END_TEST
+
 START_TEST(tests_are_checked_and_a_failing_test_refuses_the_file) {
   ck_assert_str_eq(
       load_errors(HEAD "  - id: a\n    stage: before_model\n    when: subject.flag\n"
@@ -529,6 +538,7 @@ int main(void) {
   tcase_add_test(m, model_scores_only_after_the_model);
   tcase_add_test(m, yaml_surprises_are_refused);
   tcase_add_test(m, file_level_mistakes);
+  tcase_add_test(m, a_rule_that_is_not_a_mapping);
   tcase_add_test(m, tests_are_checked_and_a_failing_test_refuses_the_file);
   tcase_add_test(m, the_example_ruleset_loads_and_passes_its_tests);
   suite_add_tcase(s, m);
