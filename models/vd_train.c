@@ -18,6 +18,7 @@
 #include "vd_forest.h"
 #include "vd_model.h"
 #include "vd_model_eval.h"
+#include "vd_triage.h"
 #include "vd_yaml.h"
 
 enum { MAX_DATA_BYTES = 1 << 30 };
@@ -821,6 +822,9 @@ done:
 /* ---------- the verb ---------- */
 
 int vd_verb_train(int argc, char **argv, FILE *out, FILE *err) {
+  /* `verdict train triage ...` is the text model's trainer (vd_triage.h). */
+  if (argc >= 2 && strcmp(argv[1], "triage") == 0)
+    return vd_verb_train_triage(argc - 1, argv + 1, out, err);
   vd_option options[] = {
       {"data", true, NULL,
        "the training CSV (header row; e.g. ../shared/data/hillstrom/hillstrom.csv)"},
@@ -839,7 +843,9 @@ int vd_verb_train(int argc, char **argv, FILE *out, FILE *err) {
   }
   if (help) {
     fprintf(out,
-            "usage: verdict train promotions --data FILE.csv --spec train.yaml --out DIR\n\n"
+            "usage: verdict train promotions --data FILE.csv --spec train.yaml --out DIR\n"
+            "       verdict train triage --data train.jsonl --val val.jsonl --out DIR (see "
+            "'verdict train triage --help')\n\n"
             "Trains an uplift model (XGBoost) and writes a model bundle: model.json and\n"
             "manifest.json with the features, treatment arms, parameters and validation metrics.\n"
             "Same data and spec give byte-identical files and the same version.\n\noptions:\n");
