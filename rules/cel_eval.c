@@ -209,6 +209,31 @@ static vd_cel_value eval_binary(ev *e, const cel_node *n) {
   vd_cel_value b = eval(e, n->b);
   if (b.kind == VD_CEL_ERROR) return b;
   cel_binop op = (cel_binop)n->sub;
+  /* Fast path for the commonest rule comparisons: two ints or two doubles. */
+  if (a.kind == b.kind && op >= B_EQ && op <= B_GE &&
+      (a.kind == VD_CEL_INT || a.kind == VD_CEL_DOUBLE)) {
+    int order;
+    if (a.kind == VD_CEL_INT) {
+      order = a.v.i < b.v.i ? -1 : a.v.i > b.v.i;
+    } else {
+      if (isnan(a.v.d) || isnan(b.v.d)) return vd_cel_bool(op == B_NE);
+      order = a.v.d < b.v.d ? -1 : a.v.d > b.v.d;
+    }
+    switch (op) {
+      case B_EQ:
+        return vd_cel_bool(order == 0);
+      case B_NE:
+        return vd_cel_bool(order != 0);
+      case B_LT:
+        return vd_cel_bool(order < 0);
+      case B_LE:
+        return vd_cel_bool(order <= 0);
+      case B_GT:
+        return vd_cel_bool(order > 0);
+      default:
+        return vd_cel_bool(order >= 0);
+    }
+  }
   switch (op) {
     case B_EQ:
       return vd_cel_bool(vd_cel_equal(&a, &b));
@@ -625,10 +650,15 @@ static vd_cel_value regex_match(ev *e, const cel_node *n, const vd_cel_value *s,
       return cel_errorf(e->arena, n->offset, "invalid regular expression: %s", (const char *)msg);
     }
   }
+  /* Match data and the backtracking frames come from the arena too (through gc), so a match
+   * needs no heap when the scratch buffer is large enough. */
   pcre2_match_data *md = pcre2_match_data_create(1, gc);
-  if (!md) return ERR(n, "out of memory");
-  int rc = pcre2_match(re, (PCRE2_SPTR)s->v.str.data, s->v.str.len, 0, PCRE2_NO_UTF_CHECK, md,
-                       e->prog->match_context);
+  pcre2_match_context *mc = pcre2_match_context_create(gc);
+  if (!md || !mc) return ERR(n, "out of memory");
+  pcre2_set_match_limit(mc, CEL_REGEX_MATCH_LIMIT);
+  pcre2_set_depth_limit(mc, CEL_REGEX_DEPTH_LIMIT);
+  pcre2_set_heap_limit(mc, CEL_REGEX_HEAP_LIMIT_KB);
+  int rc = pcre2_match(re, (PCRE2_SPTR)s->v.str.data, s->v.str.len, 0, PCRE2_NO_UTF_CHECK, md, mc);
   if (rc >= 0) return vd_cel_bool(true);
   if (rc == PCRE2_ERROR_NOMATCH) return vd_cel_bool(false);
   if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)

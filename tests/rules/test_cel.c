@@ -404,6 +404,19 @@ START_TEST(eval_rules_like_conditions) {
 }
 END_TEST
 
+/* A comprehension nest that would take 101^3 steps stops at the step budget. */
+START_TEST(eval_step_budget) {
+  char list[512] = "[";
+  for (int i = 0; i < 101; i++) strcat(list, i ? ",0" : "0");
+  strcat(list, "]");
+  char src[2048];
+  snprintf(src, sizeof src, "%s.all(a, %s.all(b, %s.all(c, true)))", list, list, list);
+  EXPECT(src, "error: evaluation exceeded its budget of comprehension steps");
+  snprintf(src, sizeof src, "%s.all(a, %s.all(b, true))", list, list);
+  EXPECT(src, TRUE_);
+}
+END_TEST
+
 START_TEST(eval_strings_regex_conversions) {
   EXPECT("'abc'.matches('^a.c$')", TRUE_);
   EXPECT("'ABC'.matches('^a')", FALSE_);
@@ -641,7 +654,8 @@ int main(void) {
       {"checker", {checker_types, checker_errors_with_positions, env_declarations}},
       {"evaluator",
        {eval_arithmetic_and_errors, eval_logic_absorbs_errors, eval_rules_like_conditions,
-        eval_strings_regex_conversions, eval_reports_reads, concurrent_evaluation}},
+        eval_strings_regex_conversions, eval_reports_reads, concurrent_evaluation,
+        eval_step_budget}},
       {"time", {eval_time, eval_time_zones, time_parsing}},
       {"json", {typed_json_round_trip, plain_json}},
   };
