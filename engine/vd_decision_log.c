@@ -19,6 +19,7 @@ enum {
   PURGE_CHUNK = 2000,      /* rows deleted per retention transaction */
   ID_MAX = 128,            /* the longest decision id accepted */
   CHECKPOINT_PAGES = 1000, /* WAL pages that wake the checkpointer (SQLite's own default) */
+  WAL_RESET_PAGES = 4000,  /* WAL pages at which the writer finishes the checkpoint itself */
   MESSAGE_MAX = 256,       /* the error message a waiter gets back */
   DEFAULT_CAPACITY = 4096, /* see the header for every default */
   DEFAULT_BATCH = 512,
@@ -331,11 +332,16 @@ static void *writer_main(void *arg) {
 
 /* --- checkpoints ------------------------------------------------------------------------- */
 
-/* Called by SQLite after each commit of the writer with the WAL's size in pages. */
+/* Called by SQLite on the writer thread after each commit, with the WAL's size in pages.
+ * The checkpointer thread copies WAL pages into the database concurrently with new commits, but
+ * under continuous writes its checkpoint never catches up with the end of the WAL, and SQLite only
+ * starts the WAL over after a checkpoint that did: the WAL would grow without bound. So once the
+ * WAL is WAL_RESET_PAGES long, the writer itself checkpoints between two commits — little is left
+ * to copy by then — and the next commit starts the WAL from its beginning again. */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
-  (void)db;
-  (void)name;
   vd_decision_log *log = arg;
+  if (pages >= WAL_RESET_PAGES)
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
   if (pages >= CHECKPOINT_PAGES) {
     pthread_mutex_lock(&log->checkpoint_lock);
     log->checkpoint_due = true;
@@ -436,7 +442,10 @@ static bool open_writer(vd_decision_log *log, vd_error *err) {
   if (!wal) return sqlite_fail(err, db, path, "cannot switch to WAL mode (read-only folder?)");
   const char *sync = log->config.durability == VD_DURABILITY_FSYNC ? "PRAGMA synchronous=FULL"
                                                                    : "PRAGMA synchronous=NORMAL";
-  if (!exec(db, sync, path, err) || !exec(db, schema_sql, path, err)) return false;
+  /* a large cache keeps the hot index pages (the subject index is written at random places) */
+  if (!exec(db, sync, path, err) || !exec(db, "PRAGMA cache_size=-65536", path, err) ||
+      !exec(db, schema_sql, path, err))
+    return false;
   /* a write lock proves the folder is writable now, not only at some later first commit */
   if (!exec(db, "BEGIN IMMEDIATE; COMMIT", path, err)) return false;
   if (log->config.max_bytes > 0) {
@@ -629,6 +638,8 @@ static reader *acquire_reader(vd_decision_log *log, vd_error *err) {
     return NULL;
   }
   sqlite3_busy_timeout(r->db, (int)log->config.busy_timeout_ms);
+  /* reads through a memory map: no system call per page on a table larger than the cache */
+  sqlite3_exec(r->db, "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384", NULL, NULL, NULL);
   return r;
 }
 

@@ -569,6 +569,59 @@ START_TEST(close_commits_everything_and_folds_the_wal) {
 }
 END_TEST
 
+typedef struct big_appender {
+  vd_decision_log *log;
+  vd_uuid_gen *gen;
+  int count;
+  const char *trace;
+  bool ok;
+} big_appender;
+
+static void *append_big(void *arg) {
+  big_appender *a = arg;
+  a->ok = true;
+  for (int i = 0; i < a->count; i++) {
+    char id[VD_UUID_STRING_SIZE];
+    vd_uuid_v7(a->gen, id, NULL);
+    vd_decision_record r = {.id = id, .kind = "promotions", .trace_json = a->trace};
+    if (vd_decision_log_append(a->log, &r, NULL) != VD_LOG_OK) a->ok = false;
+  }
+  return NULL;
+}
+
+START_TEST(the_wal_stays_bounded_under_continuous_writes) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  static char trace[8192];
+  memset(trace, ' ', sizeof trace - 1);
+  trace[0] = '{';
+  trace[sizeof trace - 2] = '}';
+  enum { THREADS = 8, EACH = 600 }; /* about 40 MB of traces, written without a pause */
+  pthread_t threads[THREADS];
+  big_appender a[THREADS];
+  for (int t = 0; t < THREADS; t++) {
+    a[t] = (big_appender){log, gen, EACH, trace, false};
+    pthread_create(&threads[t], NULL, append_big, &a[t]);
+  }
+  for (int t = 0; t < THREADS; t++) {
+    pthread_join(threads[t], NULL);
+    ck_assert(a[t].ok);
+  }
+  char wal[160];
+  snprintf(wal, sizeof wal, "%s-wal", f.path);
+  struct stat sb;
+  ck_assert_int_eq(stat(wal, &sb), 0);
+  /* the writer finishes a checkpoint every 4000 pages, so the WAL starts over at ~16 MB */
+  ck_assert_msg(sb.st_size < 24 * 1024 * 1024, "WAL grew to %lld bytes", (long long)sb.st_size);
+  vd_decision_log_close(log);
+  ck_assert_int_eq(count_rows(f.path), THREADS * EACH);
+  vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(fsync_durability_runs_synchronous_full) {
   fixture f;
   fixture_init(&f);
@@ -685,6 +738,7 @@ int main(void) {
   tcase_add_test(tc, bad_cursor_and_limit_are_field_errors);
   tcase_add_test(tc, retention_deletes_old_decisions_periodically);
   tcase_add_test(tc, close_commits_everything_and_folds_the_wal);
+  tcase_add_test(tc, the_wal_stays_bounded_under_continuous_writes);
   tcase_add_test(tc, fsync_durability_runs_synchronous_full);
   tcase_add_test(tc, acknowledged_decisions_survive_sigkill);
   tcase_add_test(tc, acknowledged_decisions_survive_sigkill_fsync);
