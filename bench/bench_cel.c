@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vd_cel.h"
 #include <time.h>
+#include "vd_cel.h"
 
 /* CPU time of this thread: the machine may be shared, and waiting for a core is not evaluation. */
 static uint64_t thread_cpu_ns(void) {
@@ -27,10 +27,14 @@ int main(int argc, char **argv) {
     const char *name;
     vd_cel_kind kind;
   } vars[] = {
-      {"subject.marketing_opt_out", VD_CEL_BOOL}, {"subject.emails_last_30d", VD_CEL_INT},
-      {"subject.country", VD_CEL_STRING},         {"subject.recency", VD_CEL_INT},
-      {"subject.history", VD_CEL_DOUBLE},         {"subject.channel", VD_CEL_STRING},
-      {"score.uplift", VD_CEL_DOUBLE},            {"context.now", VD_CEL_TIMESTAMP},
+      {"subject.marketing_opt_out", VD_CEL_BOOL},
+      {"subject.emails_last_30d", VD_CEL_INT},
+      {"subject.country", VD_CEL_STRING},
+      {"subject.recency", VD_CEL_INT},
+      {"subject.history", VD_CEL_DOUBLE},
+      {"subject.channel", VD_CEL_STRING},
+      {"score.uplift", VD_CEL_DOUBLE},
+      {"context.now", VD_CEL_TIMESTAMP},
   };
   enum { NVARS = sizeof vars / sizeof vars[0] };
   vd_cel_value slots[NVARS + 1];

@@ -546,7 +546,7 @@ static bool prepare_regex(checker *c, cel_node *call, const cel_node *pattern) {
   int code;
   PCRE2_SIZE where;
   pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern->lit.v.str.data, pattern->lit.v.str.len,
-                                 PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C, &code, &where, NULL);
+                                 CEL_REGEX_OPTIONS, &code, &where, NULL);
   if (!re) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(code, msg, sizeof msg);

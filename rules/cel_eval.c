@@ -320,7 +320,7 @@ static vd_cel_value eval_select(ev *e, const cel_node *n) {
   vd_cel_value a = eval(e, n->a);
   if (a.kind == VD_CEL_ERROR) return a;
   if (a.kind != VD_CEL_MAP)
-    return cel_errorf(e->arena, n->offset, "no field '%s' on a %s", n->name,
+    return cel_errorf(e->arena, n->offset, "no field '%s' on a value of type %s", n->name,
                       vd_cel_kind_name(a.kind));
   vd_cel_value key = vd_cel_string(n->name, strlen(n->name));
   return map_get(e, n, a.v.map, &key);
@@ -641,8 +641,8 @@ static vd_cel_value regex_match(ev *e, const cel_node *n, const vd_cel_value *s,
     pcre2_compile_context *cc = pcre2_compile_context_create(gc);
     int code;
     PCRE2_SIZE where;
-    re = cc ? pcre2_compile((PCRE2_SPTR)pattern->v.str.data, pattern->v.str.len,
-                            PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C, &code, &where, cc)
+    re = cc ? pcre2_compile((PCRE2_SPTR)pattern->v.str.data, pattern->v.str.len, CEL_REGEX_OPTIONS,
+                            &code, &where, cc)
             : NULL;
     if (!re) {
       PCRE2_UCHAR msg[256];

@@ -19,6 +19,9 @@ enum {
   CEL_REGEX_HEAP_LIMIT_KB = 1024,
 };
 
+/* PCRE2 options that bring it closest to RE2: UTF-8, `$` only at the very end, no \C. */
+#define CEL_REGEX_OPTIONS (PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C)
+
 /* ---- types ---- */
 
 enum { CEL_KIND_DYN = 100 }; /* a type kind beside the vd_cel_kind values */

@@ -420,6 +420,9 @@ END_TEST
 START_TEST(eval_strings_regex_conversions) {
   EXPECT("'abc'.matches('^a.c$')", TRUE_);
   EXPECT("'ABC'.matches('^a')", FALSE_);
+  EXPECT("'ABC'.matches('(?i)^a')", TRUE_);
+  EXPECT("'a\\n'.matches('a$')", FALSE_); /* RE2: $ is the very end, not before a newline */
+  EXPECT("'a\\n'.matches('(?m)a$')", TRUE_);
   EXPECT("'é'.matches('^.$')", TRUE_);    /* UTF-8 mode: '.' is one character */
   EXPECT("'٣'.matches('\\\\d')", FALSE_); /* \d is ASCII, as in RE2 */
   EXPECT("'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'.matches('^(a+)+$')",
