@@ -264,7 +264,7 @@ static job *find_job(vd_llm *llm, const char *id) {
 static bool add_live(vd_llm *llm, job *j) {
   if (llm->live_count == llm->live_capacity) {
     size_t capacity = llm->live_capacity ? llm->live_capacity * 2 : 64;
-    job **grown = realloc(llm->live, capacity * sizeof *grown);
+    job **grown = realloc(llm->live, capacity * sizeof(job *));
     if (!grown) return false;
     llm->live = grown;
     llm->live_capacity = capacity;
@@ -277,7 +277,7 @@ static bool add_live(vd_llm *llm, job *j) {
 static void retire(vd_llm *llm, job *j) {
   for (size_t i = 0; i < llm->live_count; i++)
     if (llm->live[i] == j) {
-      memmove(&llm->live[i], &llm->live[i + 1], (llm->live_count - i - 1) * sizeof *llm->live);
+      memmove(&llm->live[i], &llm->live[i + 1], (llm->live_count - i - 1) * sizeof(job *));
       llm->live_count--;
       break;
     }
@@ -596,7 +596,8 @@ static int64_t backoff_ms(vd_llm *llm, int failures, int64_t retry_after_ms) {
   for (int i = 1; i < failures && cap < llm->cfg.backoff_max_ms; i++) cap *= 2;
   if (cap > llm->cfg.backoff_max_ms) cap = llm->cfg.backoff_max_ms;
   /* "Equal jitter": half fixed, half random, so retries spread out but never collapse to zero. */
-  int64_t delay = cap / 2 + (int64_t)(gsl_rng_uniform(llm->rng) * (double)(cap - cap / 2));
+  int64_t fixed = cap / 2;
+  int64_t delay = fixed + (int64_t)(gsl_rng_uniform(llm->rng) * (double)(cap - fixed));
   return retry_after_ms > delay ? retry_after_ms : delay;
 }
 
@@ -772,7 +773,7 @@ static void *worker_main(void *arg) {
     size_t due_count = 0;
     int64_t next_wake_us = now + POLL_MAX_MS * 1000;
     if (due_capacity < llm->live_count) {
-      job **grown = realloc(due, llm->live_count * sizeof *due);
+      job **grown = realloc(due, llm->live_count * sizeof(job *));
       if (grown) due = grown, due_capacity = llm->live_count;
     }
     int slots = llm->cfg.max_in_flight - llm->in_flight;

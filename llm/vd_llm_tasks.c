@@ -106,7 +106,8 @@ static bool parse_date(const char *s, long *days) {
   if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-') return false;
   for (int i = 0; i < 10; i++)
     if (i != 4 && i != 7 && !isdigit((unsigned char)s[i])) return false;
-  int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+  int y = (int)strtol(s, NULL, 10), m = (int)strtol(s + 5, NULL, 10),
+      d = (int)strtol(s + 8, NULL, 10);
   static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (m < 1 || m > 12 || d < 1 || d > month_days[m - 1]) return false;
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -606,8 +607,8 @@ static json_t *template_itinerary(const vd_llm_tasks *t, const json_t *input, vd
       if (interest) json_object_set_new(entry, "interest", json_string(interest));
       json_array_append_new(activities, entry);
     }
-    json_array_append_new(days, json_pack("{s:I,s:s,s:o}", "day", (json_int_t)(d - a + 1), "date",
-                                          date, "activities", activities));
+    json_array_append_new(days, json_pack("{s:I,s:s,s:o}", "day", (json_int_t)d - (json_int_t)a + 1,
+                                          "date", date, "activities", activities));
   }
   free(counts);
   json_decref(pool);

@@ -172,7 +172,8 @@ static stream *build_stream(bool openai, const char *answer, size_t input_tokens
     add_json(s, crlf, 0, NULL,
              json_pack("{s:s,s:[],s:{s:I,s:I,s:I}}", "id", "chatcmpl-fake", "choices", "usage",
                        "prompt_tokens", (json_int_t)input_tokens, "completion_tokens",
-                       (json_int_t)pieces, "total_tokens", (json_int_t)(input_tokens + pieces)));
+                       (json_int_t)pieces, "total_tokens",
+                       (json_int_t)input_tokens + (json_int_t)pieces));
     if (st->fault != FAKE_NO_STOP) add_segment(s, crlf, 0, NULL, "[DONE]");
   } else {
     add_json(s, crlf, 0, "content_block_stop",
@@ -243,7 +244,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
   fake_provider *fp = cls;
   upload *up = *con_cls;
   if (!up) {
-    *con_cls = up = calloc(1, sizeof *up);
+    *con_cls = calloc(1, sizeof(upload));
     return MHD_YES;
   }
   if (*data_size) {

@@ -723,7 +723,8 @@ START_TEST(test_tokens_reach_subscribers_within_milliseconds) {
   uint64_t lag[FAKE_MAX_SENT];
   for (size_t i = 0; i < count; i++) lag[i] = received[i] - sent[i];
   qsort(lag, count, sizeof lag[0], compare_u64);
-  double median_ms = (double)lag[count / 2] / 1e6, first_ms = (double)(received[0] - sent[0]) / 1e6;
+  size_t middle = count / 2;
+  double median_ms = (double)lag[middle] / 1e6, first_ms = (double)(received[0] - sent[0]) / 1e6;
   fprintf(stderr,
           "tokens relayed: %zu, median provider→subscriber %.3f ms, first %.3f ms, max %.3f ms\n",
           count, median_ms, first_ms, (double)lag[count - 1] / 1e6);
