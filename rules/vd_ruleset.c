@@ -31,6 +31,7 @@ typedef struct rule {
   double adjust;
   vd_cel_program *program;
   bool reads_candidate;
+  bool reads_score;
 } rule;
 
 typedef struct test_case {
@@ -274,7 +275,10 @@ static void compile_when(loader *L, json_t *rule_obj, json_t *when_json, rule *r
     if (refs[i] < rs->field_slots) {
       const vd_schema_field *f = vd_schema_field_at(rs->schema, refs[i]);
       if (vd_schema_field_section(f) == VD_SECTION_CANDIDATE) r->reads_candidate = true;
-    } else if (stage_known && r->stage == VD_STAGE_BEFORE_MODEL) {
+      continue;
+    }
+    r->reads_score = true;
+    if (stage_known && r->stage == VD_STAGE_BEFORE_MODEL) {
       const char *name = vd_cel_env_slot_name(rs->env, refs[i]);
       const char *at = strstr(r->when, name);
       int line = 0, column = 0;
@@ -951,6 +955,16 @@ struct vd_rules_frame {
   vd_rules_scores scores;
   bool have_scores;
   size_t *read_slots; /* scratch for one evaluation, capacity max_refs */
+  /* Results of rules that read only subject.* and context.*: the same for every candidate of a
+   * request, so each is evaluated once per bound request. */
+  uint64_t generation; /* bumped by bind_request */
+  struct cached_result {
+    uint64_t generation; /* valid when equal to the frame's */
+    uint8_t result;
+    uint32_t read_count;
+    char error[ERROR_TEXT];
+  } * cache;
+  size_t *cache_reads; /* rule i's reads at [i * max_refs] */
 };
 
 vd_rules_frame *vd_rules_frame_new(const vd_ruleset *rs) {
@@ -959,7 +973,11 @@ vd_rules_frame *vd_rules_frame_new(const vd_ruleset *rs) {
   f->rs = rs;
   f->slots = calloc(rs->slot_count ? rs->slot_count : 1, sizeof *f->slots);
   f->read_slots = calloc(rs->max_refs ? rs->max_refs : 1, sizeof *f->read_slots);
-  if (!f->slots || !f->read_slots) {
+  f->cache = calloc(rs->count ? rs->count : 1, sizeof *f->cache);
+  size_t cache_slots = rs->count * rs->max_refs;
+  f->cache_reads = calloc(cache_slots ? cache_slots : 1, sizeof *f->cache_reads);
+  f->generation = 1;
+  if (!f->slots || !f->read_slots || !f->cache || !f->cache_reads) {
     vd_rules_frame_free(f);
     return NULL;
   }
@@ -976,6 +994,8 @@ void vd_rules_frame_free(vd_rules_frame *f) {
   vd_cel_arena_free(&f->eval_arena);
   free(f->slots);
   free(f->read_slots);
+  free(f->cache);
+  free(f->cache_reads);
   free(f);
 }
 
@@ -1071,6 +1091,7 @@ static void clear_scores(vd_rules_frame *f) {
 bool vd_rules_frame_bind_request(vd_rules_frame *f, const json_t *request, vd_error *err) {
   vd_cel_arena_reset(&f->request_arena);
   vd_cel_arena_reset(&f->candidate_arena);
+  f->generation++;
   f->request = request;
   f->candidate = NULL;
   clear_scores(f);
@@ -1209,24 +1230,42 @@ bool vd_ruleset_eval_stage(const vd_ruleset *rs, vd_rules_frame *frame, vd_stage
     record *rec = &o->records[o->count];
     rec->rule = (uint32_t)i;
     rec->read_at = (uint32_t)o->reads_used;
-    size_t read_count = 0;
-    vd_cel_value result;
-    vd_cel_arena_reset(&frame->eval_arena);
-    vd_cel_eval(r->program, frame->slots, rs->slot_count, &frame->eval_arena, &result,
-                o->reads + o->reads_used, &read_count);
-    rec->read_count = (uint32_t)read_count;
-    o->reads_used += read_count;
-    bool effective;
-    if (result.kind == VD_CEL_BOOL) {
-      rec->result = result.v.b ? VD_RULE_MATCHED : VD_RULE_NOT_MATCHED;
-      effective = result.v.b;
+    struct cached_result *cached = &frame->cache[i];
+    size_t *cached_reads = frame->cache_reads + i * rs->max_refs;
+    bool cacheable = !r->reads_candidate && !r->reads_score;
+    if (cacheable && cached->generation == frame->generation) {
+      rec->result = cached->result;
+      rec->read_count = cached->read_count;
+      memcpy(o->reads + o->reads_used, cached_reads, cached->read_count * sizeof *cached_reads);
+      if (rec->result == VD_RULE_ERROR) memcpy(o->errors[o->count], cached->error, ERROR_TEXT);
     } else {
-      rec->result = VD_RULE_ERROR;
-      if (result.kind == VD_CEL_ERROR)
-        snprintf(o->errors[o->count], ERROR_TEXT, "%s", result.v.error.message);
-      else
-        snprintf(o->errors[o->count], ERROR_TEXT, "condition gave %s, not bool",
-                 vd_cel_kind_name(result.kind));
+      size_t read_count = 0;
+      vd_cel_value result;
+      vd_cel_arena_reset(&frame->eval_arena);
+      vd_cel_eval(r->program, frame->slots, rs->slot_count, &frame->eval_arena, &result,
+                  o->reads + o->reads_used, &read_count);
+      rec->read_count = (uint32_t)read_count;
+      if (result.kind == VD_CEL_BOOL) {
+        rec->result = result.v.b ? VD_RULE_MATCHED : VD_RULE_NOT_MATCHED;
+      } else {
+        rec->result = VD_RULE_ERROR;
+        if (result.kind == VD_CEL_ERROR)
+          snprintf(o->errors[o->count], ERROR_TEXT, "%s", result.v.error.message);
+        else
+          snprintf(o->errors[o->count], ERROR_TEXT, "condition gave %s, not bool",
+                   vd_cel_kind_name(result.kind));
+      }
+      if (cacheable) {
+        cached->generation = frame->generation;
+        cached->result = rec->result;
+        cached->read_count = rec->read_count;
+        memcpy(cached_reads, o->reads + o->reads_used, read_count * sizeof *cached_reads);
+        if (rec->result == VD_RULE_ERROR) memcpy(cached->error, o->errors[o->count], ERROR_TEXT);
+      }
+    }
+    o->reads_used += rec->read_count;
+    bool effective = rec->result == VD_RULE_MATCHED;
+    if (rec->result == VD_RULE_ERROR) {
       o->error_count++;
       effective = r->action == VD_ACTION_DENY; /* fail closed */
     }

@@ -445,6 +445,54 @@ START_TEST(misuse_is_an_error_not_a_crash) {
 }
 END_TEST
 
+START_TEST(one_frame_many_candidates_and_requests) {
+  /* Rules that read only subject/context are evaluated once per request and reused for the
+   * other candidates; rebinding the request starts afresh. */
+  vd_ruleset *rs =
+      load_ok(HEAD
+              "  - { id: big, stage: before_model, when: subject.x > 3, then: { adjust: 1 } }\n"
+              "  - { id: broken, stage: before_model, when: subject.maybe > 0,\n"
+              "      then: { adjust: 5 } }\n"
+              "  - { id: only-c2, stage: before_model, when: candidate.id == 'c2',\n"
+              "      then: { deny: no c2 } }\n");
+  json_t *r1 =
+      json_pack("{s{si}s[{ss}{ss}]}", "subject", "x", 9, "candidates", "id", "c1", "id", "c2");
+  json_t *r2 =
+      json_pack("{s{sisi}s[{ss}]}", "subject", "x", 1, "maybe", 1, "candidates", "id", "c1");
+  vd_rules_frame *f = vd_rules_frame_new(rs);
+  vd_rules_outcome *o = vd_rules_outcome_new(rs);
+  vd_error e;
+  ck_assert(vd_rules_frame_bind_request(f, r1, &e));
+  for (int c = 0; c < 2; c++) {
+    const json_t *cand = json_array_get(json_object_get(r1, "candidates"), (size_t)c);
+    ck_assert(vd_rules_frame_bind_candidate(f, cand, &e));
+    vd_rules_outcome_reset(o);
+    ck_assert(vd_ruleset_eval_stage(rs, f, VD_STAGE_BEFORE_MODEL, o, &e));
+    ck_assert_double_eq(vd_rules_outcome_adjust(o), 1);
+    ck_assert_int_eq(vd_rules_outcome_errors(o), 1);
+    ck_assert_int_eq(vd_rules_outcome_decision(o), c == 0 ? VD_DECISION_OPEN : VD_DECISION_DENY);
+    json_t *j = vd_rules_outcome_to_json(o);
+    json_t *big = json_array_get(json_object_get(j, "rules"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(big, "read"), "subject.x")),
+                     9);
+    ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(j, "rules"), 1), "error"));
+    json_decref(j);
+  }
+  ck_assert(vd_rules_frame_bind_request(f, r2, &e));
+  ck_assert(
+      vd_rules_frame_bind_candidate(f, json_array_get(json_object_get(r2, "candidates"), 0), &e));
+  vd_rules_outcome_reset(o);
+  ck_assert(vd_ruleset_eval_stage(rs, f, VD_STAGE_BEFORE_MODEL, o, &e));
+  ck_assert_double_eq(vd_rules_outcome_adjust(o), 5); /* big no longer matches, broken does */
+  ck_assert_int_eq(vd_rules_outcome_errors(o), 0);
+  json_decref(r1);
+  json_decref(r2);
+  vd_rules_outcome_free(o);
+  vd_rules_frame_free(f);
+  vd_ruleset_free(rs);
+}
+END_TEST
+
 /* ---- versions ------------------------------------------------------------------------------ */
 
 START_TEST(version_is_stable_under_reformatting) {
@@ -550,6 +598,7 @@ int main(void) {
   tcase_add_test(c, evaluation_errors_fail_closed);
   tcase_add_test(c, trace_json_lists_rules_and_values_read);
   tcase_add_test(c, misuse_is_an_error_not_a_crash);
+  tcase_add_test(c, one_frame_many_candidates_and_requests);
   tcase_add_test(c, version_is_stable_under_reformatting);
   tcase_add_test(c, one_ruleset_many_threads);
   suite_add_tcase(s, c);
