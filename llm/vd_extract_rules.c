@@ -757,19 +757,19 @@ static bool relation_noun(const vdx_token *t) {
 }
 
 typedef struct party {
-  int adults_counted; /* "2 adults", "two couples", "both adults" (-1 none) */
-  int children;       /* children with a known count */
+  size_t last_count_tok; /* where the last count was written, for "make it 6" */
+  int adults_counted;    /* "2 adults", "two couples", "both adults" (-1 none) */
+  int children;          /* children with a known count */
+  int companions;        /* adult companions: my wife, 3 mates, our adult son */
+  int total;             /* "4 of us", "party of 4", "3 people" (-1 none) */
   bool children_unknown;
-  int companions; /* adult companions: my wife, 3 mates, our adult son */
   bool companions_unknown;
-  int total;         /* "4 of us", "party of 4", "3 people" (-1 none) */
   bool speaker;      /* the writer travels: me, myself, solo, X and I */
   bool speaker_with; /* ... or goes "with" someone (not said of a "we" group) */
   bool we;
   bool all_adults;
   bool any;
   bool child_mentioned;
-  size_t last_count_tok; /* where the last count was written, for "make it 6" */
   bool counted_any;
 } party;
 
@@ -923,16 +923,12 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
   }
   size_t end = n ? j + 1 : j;
   if (n && n->implied && count < 0)
-    count = n->implied;
+    count = n->implied; /* parents = 2, twins = 2 */
   else if (n && n->implied && n->cls == N_ADULT)
     count *= n->implied; /* two couples = 4 */
-  else if (n && n->implied && n->cls == N_CHILD && count < 0)
-    count = n->implied;
   int list_adults = 0, list_kids = 0;
   size_t l = age_list(c, end, &list_adults, &list_kids);
   if (l) end = l;
-  bool numbered = count >= 0 && !(det && count == 1 && !is(c, i, "a") && !is(c, i, "an"));
-  (void)numbered;
   if (explicit_only && count < 0 && !l) return 0;
   if (explicit_only && n && (n->cls == N_COMPANION || n->cls == N_OFFSPRING) && count < 0) return 0;
   /* A bare companion word needs a determiner or a count ("Solo dad" is the writer). */
@@ -949,16 +945,10 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
   }
   noun_class cls = n ? (noun_class)n->cls : N_OFFSPRING;
   if (cls == N_OFFSPRING) {
-    if (adult_word || grown_up)
-      cls = N_COMPANION;
-    else if (age >= 18)
-      cls = N_COMPANION;
-    else if (age >= 0 || baby_word)
-      cls = N_CHILD;
-    else if (l)
-      cls = list_adults > 0 && list_kids == 0 ? N_COMPANION : N_CHILD;
-    else
-      cls = N_CHILD;
+    /* a son or daughter is a child unless grown: "adult son", "19-year-old son", "son (22)" */
+    bool grown = adult_word || grown_up || age >= 18 ||
+                 (age < 0 && !baby_word && l && list_adults > 0 && list_kids == 0);
+    cls = grown ? N_COMPANION : N_CHILD;
   }
   if (cls == N_CHILD && age >= 18) cls = N_COMPANION;
   if (count < 0 && l) count = list_adults + list_kids;
@@ -1175,7 +1165,8 @@ static bool parse_reference(const char *s, int32_t *day) {
   if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-') return false;
   for (int k = 0; k < 10; k++)
     if (k != 4 && k != 7 && !isdigit((unsigned char)s[k])) return false;
-  int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+  int y = (int)strtol(s, NULL, 10), m = (int)strtol(s + 5, NULL, 10);
+  int d = (int)strtol(s + 8, NULL, 10);
   if (y < 1900 || y > 2200 || m < 1 || m > 12 || d < 1 || d > vdx_days_in_month(y, m)) return false;
   *day = vdx_days_from_civil(y, m, d);
   return true;
