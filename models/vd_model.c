@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "vd_buf.h"
 #include "vd_features.h"
 #include "vd_forest.h"
 #include "vd_json_path.h"
+#include "vd_store.h"
 
 enum { MAX_MANIFEST_BYTES = 16 << 20, MAX_MODEL_BYTES = 512 << 20 };
 
@@ -410,66 +410,22 @@ json_t *vd_model_result_to_json(const vd_model *m, const vd_model_result *r) {
 
 /* ---------- content-addressed store ---------- */
 
-static bool copy_file(const char *from, const char *to, vd_error *err) {
-  size_t size;
-  char *data = vd_read_file(from, MAX_MODEL_BYTES, &size, err);
-  if (!data) return false;
-  FILE *f = fopen(to, "wb");
-  bool ok = f && fwrite(data, 1, size, f) == size;
-  if (f) ok = (fflush(f) == 0 && fsync(fileno(f)) == 0) && ok;
-  if (f) ok = (fclose(f) == 0) && ok;
-  free(data);
-  if (!ok) return vd_error_set(err, "cannot write %s: %s", to, strerror(errno));
-  return true;
-}
-
-static bool ensure_dir(const char *path, vd_error *err) {
-  if (mkdir(path, 0755) == 0 || errno == EEXIST) return true;
-  return vd_error_set(err, "cannot create %s: %s", path, strerror(errno));
-}
-
 bool vd_model_store_put(const char *data_dir, const char *bundle_dir,
                         char version[VD_SHA256_HEX_SIZE], vd_error *err) {
-  vd_model *m = vd_model_load(bundle_dir, NULL, err);
+  vd_model *m = vd_model_load(bundle_dir, NULL, err); /* only a bundle that loads is stored */
   if (!m) return false;
   snprintf(version, VD_SHA256_HEX_SIZE, "%s", m->version);
-  const char *model_file = json_string_value(json_object_get(m->manifest, "model_file"));
-  char models[4096], final[4200], tmp[4300], from[4096], to[4400];
-  snprintf(models, sizeof models, "%s/models", data_dir);
-  snprintf(final, sizeof final, "%s/%s", models, version);
-  bool ok = false;
-  struct stat st;
-  if (stat(final, &st) == 0) { /* already stored: it must be the same content */
-    vd_model *stored = vd_model_load(final, NULL, err);
-    ok = stored != NULL;
-    vd_model_free(stored);
-    vd_model_free(m);
-    return ok;
-  }
-  if (!ensure_dir(data_dir, err) || !ensure_dir(models, err)) goto done;
-  snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld", models, version, (long)getpid());
-  if (!ensure_dir(tmp, err)) goto done;
-  const char *files[] = {"manifest.json", model_file};
-  for (int i = 0; i < 2; i++) {
+  const char *files[] = {"manifest.json",
+                         json_string_value(json_object_get(m->manifest, "model_file"))};
+  vd_store_txn *t = vd_store_begin(data_dir, "models", version, err);
+  bool ok = t != NULL;
+  for (int i = 0; ok && i < 2; i++) {
+    char from[4096];
     snprintf(from, sizeof from, "%s/%s", bundle_dir, files[i]);
-    snprintf(to, sizeof to, "%s/%s", tmp, files[i]);
-    if (!copy_file(from, to, err)) goto done;
+    ok = vd_store_add_file(t, files[i], from, err);
   }
-  if (rename(tmp, final) != 0) {
-    if (errno == EEXIST || errno == ENOTEMPTY) { /* another process stored it first */
-      for (int i = 0; i < 2; i++) {
-        snprintf(to, sizeof to, "%s/%s", tmp, files[i]);
-        unlink(to);
-      }
-      rmdir(tmp);
-      ok = true;
-      goto done;
-    }
-    vd_error_set(err, "cannot move %s to %s: %s", tmp, final, strerror(errno));
-    goto done;
-  }
-  ok = true;
-done:
+  if (t && !ok) vd_store_abort(t);
+  if (ok) ok = vd_store_commit(t, NULL, 0, err);
   vd_model_free(m);
   return ok;
 }
@@ -481,7 +437,7 @@ vd_model *vd_model_store_load(const char *data_dir, const char *version, const v
     return NULL;
   }
   char dir[4200];
-  snprintf(dir, sizeof dir, "%s/models/%s", data_dir, version);
+  if (!vd_store_path(data_dir, "models", version, dir, sizeof dir, err)) return NULL;
   vd_model *m = vd_model_load(dir, schema, err);
   if (m && strcmp(m->version, version) != 0) {
     vd_error_set(err, "%s: holds version %s, not %s", dir, m->version, version);

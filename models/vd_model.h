@@ -94,9 +94,9 @@ json_t *vd_model_reasons(const vd_model *model, const vd_model_result *result,
  * "bias", "margin", "p_treatment", "p_control", "uplift", "margin_control"}. New reference. */
 json_t *vd_model_result_to_json(const vd_model *model, const vd_model_result *result);
 
-/* Content-addressed store: copies a bundle (after checking it loads) into
- * DATA_DIR/models/<version>/ atomically (write to a temporary folder, then rename); storing the
- * same version again is a no-op. version gets the bundle's version. */
+/* Content-addressed store (common/vd_store.h, kind "models"): copies a bundle (after checking it
+ * loads) into DATA_DIR/models/<version>/ atomically; storing the same version again keeps the
+ * stored one. version gets the bundle's version. */
 bool vd_model_store_put(const char *data_dir, const char *bundle_dir,
                         char version[VD_SHA256_HEX_SIZE], vd_error *err);
 /* Loads DATA_DIR/models/<version>/ (for replay); refuses a stored bundle whose content does not

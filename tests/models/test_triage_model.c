@@ -1,0 +1,318 @@
+/* The triage model: training on a subset, native scoring = XGBoost on every validation row,
+ * contributions, calibration, escalation, determinism, bundle checks, threads. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support_models.h"
+#include "support_triage.h"
+#include "vd_calibration.h"
+#include "vd_test.h"
+#include "vd_triage.h"
+
+static char bundle_dir[256];
+static bool have_data;
+static triage_rows val;
+
+/* Trains a small bundle once for the whole suite (every 5th training row, few rounds). */
+static bool train_small(const char *out_dir) {
+  char train_path[4096], val_path[4096];
+  if (!vd_test_shared_path("data/clinc150/train.jsonl", train_path, sizeof train_path) ||
+      !vd_test_shared_path("data/clinc150/val.jsonl", val_path, sizeof val_path))
+    return false;
+  vd_triage_train_options o;
+  vd_triage_train_defaults(&o);
+  o.train_path = train_path;
+  o.val_path = val_path;
+  o.out_dir = out_dir;
+  o.max_train_rows = under_sanitizer() ? 1000 : 3000;
+  o.rounds = 4;
+  o.max_columns = 1500;
+  vd_error err = {0};
+  ck_assert_msg(vd_triage_train(&o, NULL, &err), "%s", err.message);
+  return true;
+}
+
+static void setup(void) {
+  snprintf(bundle_dir, sizeof bundle_dir, "/tmp/vd-triage-test-XXXXXX");
+  ck_assert(mkdtemp(bundle_dir) != NULL);
+  have_data = train_small(bundle_dir) && triage_read_rows("val.jsonl", &val);
+  if (have_data && under_sanitizer()) val.count = 600; /* a sample, same checks */
+}
+
+static void teardown(void) {
+  if (have_data) triage_free_rows(&val);
+}
+
+static vd_triage_model *load(const char *dir) {
+  vd_error err = {0};
+  vd_triage_model *m = vd_triage_load(dir, &err);
+  ck_assert_msg(m != NULL, "%s", err.message);
+  return m;
+}
+
+START_TEST(native_scores_equal_xgboost_on_every_validation_row) {
+  if (!have_data) return;
+  vd_triage_model *m = load(bundle_dir);
+  double *reference = triage_reference_margins(bundle_dir, &val);
+  vd_triage_scratch *s = vd_triage_scratch_new(m);
+  size_t k = vd_triage_class_count(m);
+  double *margins = malloc(k * sizeof(double)), max_diff = 0;
+  for (size_t r = 0; r < val.count; r++) {
+    ck_assert(vd_triage_margins(m, s, val.text[r], strlen(val.text[r]), margins, NULL));
+    for (size_t c = 0; c < k; c++) {
+      double d = fabs(margins[c] - reference[r * k + c]);
+      if (d > max_diff) max_diff = d;
+    }
+  }
+  ck_assert_msg(max_diff < 1e-5, "max |native - xgboost| = %g", max_diff);
+  free(margins);
+  free(reference);
+  vd_triage_scratch_free(s);
+  vd_triage_free(m);
+}
+END_TEST
+
+START_TEST(token_and_feature_contributions_sum_to_the_margin) {
+  if (!have_data) return;
+  vd_triage_model *m = load(bundle_dir);
+  vd_triage_scratch *s = vd_triage_scratch_new(m);
+  for (size_t r = 0; r < val.count; r += 7) {
+    vd_triage_result res;
+    const char *text = val.text[r];
+    ck_assert(vd_triage_score(m, s, text, strlen(text), 3, true, &res, NULL));
+    double tokens = res.bias, features = res.bias;
+    for (size_t t = 0; t < res.token_count; t++) {
+      tokens += res.tokens[t].value;
+      ck_assert_uint_le(res.tokens[t].end, strlen(text));
+      ck_assert_uint_lt(res.tokens[t].start, res.tokens[t].end);
+    }
+    for (size_t i = 0; i < res.feature_count; i++) {
+      features += res.features[i].value;
+      if (i) ck_assert(fabs(res.features[i - 1].value) >= fabs(res.features[i].value));
+      ck_assert(strlen(res.features[i].ngrams) > 0);
+    }
+    ck_assert_msg(fabs(tokens - res.top[0].margin) < 1e-4, "row %zu: tokens %g, margin %g", r,
+                  tokens, res.top[0].margin);
+    ck_assert_msg(fabs(features - res.top[0].margin) < 1e-4, "row %zu", r);
+  }
+  vd_triage_scratch_free(s);
+  vd_triage_free(m);
+}
+END_TEST
+
+/* The word that names an intent is the strongest token for it. */
+START_TEST(contributions_name_the_driving_words) {
+  if (!have_data) return;
+  vd_triage_model *m = load(bundle_dir);
+  vd_triage_scratch *s = vd_triage_scratch_new(m);
+  const char *text = "please translate this into French";
+  vd_triage_result res;
+  ck_assert(vd_triage_score(m, s, text, strlen(text), 3, true, &res, NULL));
+  ck_assert_str_eq(res.top[0].intent, "translate");
+  size_t best = 0;
+  for (size_t t = 1; t < res.token_count; t++)
+    if (res.tokens[t].value > res.tokens[best].value) best = t;
+  ck_assert_str_eq(res.tokens[best].token, "translate");
+  ck_assert_int_eq(strncmp(text + res.tokens[best].start, "translate", 9), 0);
+  json_t *j = vd_triage_result_to_json(m, &res, 5);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "intent")), "translate");
+  ck_assert_uint_eq(json_array_size(json_object_get(j, "top")), 3);
+  ck_assert_uint_le(json_array_size(json_object_get(j, "features")), 5);
+  ck_assert_uint_eq(json_array_size(json_object_get(j, "tokens")), res.token_count);
+  json_decref(j);
+  vd_triage_scratch_free(s);
+  vd_triage_free(m);
+}
+END_TEST
+
+START_TEST(probabilities_are_calibrated_softmax_and_escalation_follows_the_threshold) {
+  if (!have_data) return;
+  vd_triage_model *m = load(bundle_dir);
+  vd_triage_scratch *s = vd_triage_scratch_new(m);
+  size_t k = vd_triage_class_count(m);
+  double *margins = malloc(k * sizeof(double)), *p = malloc(k * sizeof(double));
+  double threshold = vd_triage_threshold(m), temperature = vd_triage_temperature(m);
+  ck_assert(temperature > 0);
+  size_t escalated = 0;
+  for (size_t r = 0; r < val.count; r += 3) {
+    vd_triage_result res;
+    ck_assert(vd_triage_score(m, s, val.text[r], strlen(val.text[r]), 10, false, &res, NULL));
+    ck_assert(vd_triage_margins(m, s, val.text[r], strlen(val.text[r]), margins, NULL));
+    vd_softmax(margins, k, temperature, p);
+    for (size_t t = 0; t < res.top_count; t++) {
+      if (t) ck_assert(res.top[t - 1].probability >= res.top[t].probability);
+    }
+    double max = 0;
+    for (size_t c = 0; c < k; c++) max = p[c] > max ? p[c] : max;
+    ck_assert_double_eq_tol(res.confidence, max, 1e-9);
+    bool oos = strcmp(res.top[0].intent, vd_triage_out_of_scope_class(m)) == 0;
+    ck_assert(res.out_of_scope == oos);
+    ck_assert(res.low_confidence == (res.confidence < threshold));
+    ck_assert(res.escalate == (oos || res.confidence < threshold));
+    escalated += res.escalate;
+  }
+  ck_assert_uint_gt(escalated, 0);
+  free(margins);
+  free(p);
+  vd_triage_scratch_free(s);
+  vd_triage_free(m);
+}
+END_TEST
+
+START_TEST(calibration_improves_ece_in_the_manifest) {
+  if (!have_data) return;
+  vd_triage_model *m = load(bundle_dir);
+  const json_t *metrics = json_object_get(vd_triage_manifest(m), "metrics");
+  double before = json_real_value(json_object_get(metrics, "ece_before"));
+  double after = json_real_value(json_object_get(metrics, "ece_after"));
+  ck_assert_msg(after < before, "ECE %g -> %g", before, after);
+  ck_assert(json_real_value(json_object_get(metrics, "nll_after")) <=
+            json_real_value(json_object_get(metrics, "nll_before")));
+  ck_assert_uint_eq(json_array_size(json_object_get(metrics, "coverage_curve")), 20);
+  vd_triage_free(m);
+}
+END_TEST
+
+/* A synthetic over-confident model: temperature scaling finds T > 1 and lowers the ECE. */
+START_TEST(temperature_scaling_fixes_overconfidence) {
+  enum { N = 2000, K = 5 };
+  double *margins = malloc(N * K * sizeof(double)), conf_raw[N], conf_cal[N];
+  int labels[N];
+  bool correct[N];
+  unsigned long state = 12345;
+  for (size_t i = 0; i < N; i++) {
+    labels[i] = (int)(i % K);
+    for (size_t c = 0; c < K; c++) {
+      state = state * 6364136223846793005ul + 1442695040888963407ul;
+      double u = (double)(state >> 11) / 9007199254740992.0;
+      margins[i * K + c] = 8.0 * u; /* noise ×8: far too sure */
+    }
+    margins[i * K + (size_t)labels[i]] += 4.0;
+  }
+  double t;
+  ck_assert(vd_calibration_fit_temperature(margins, labels, N, K, &t, NULL));
+  ck_assert_msg(t > 1.5, "T = %g", t);
+  double p[K];
+  for (size_t i = 0; i < N; i++) {
+    int best = 0;
+    for (int c = 1; c < K; c++)
+      if (margins[i * K + (size_t)c] > margins[i * K + (size_t)best]) best = c;
+    correct[i] = best == labels[i];
+    vd_softmax(margins + i * K, K, 1.0, p);
+    conf_raw[i] = p[best];
+    vd_softmax(margins + i * K, K, t, p);
+    conf_cal[i] = p[best];
+  }
+  double before = vd_calibration_ece(conf_raw, correct, N, 15);
+  double after = vd_calibration_ece(conf_cal, correct, N, 15);
+  ck_assert_msg(after < before / 2, "ECE %g -> %g", before, after);
+  ck_assert(vd_calibration_nll(margins, labels, N, K, t) <
+            vd_calibration_nll(margins, labels, N, K, 1.0));
+  free(margins);
+}
+END_TEST
+
+START_TEST(training_is_deterministic) {
+  if (!have_data) return;
+  char again[256];
+  snprintf(again, sizeof again, "/tmp/vd-triage-test-XXXXXX");
+  ck_assert(mkdtemp(again) != NULL);
+  ck_assert(train_small(again));
+  const char *files[] = {"model.json", "manifest.json"};
+  for (size_t i = 0; i < 2; i++) {
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/%s", bundle_dir, files[i]);
+    snprintf(b, sizeof b, "%s/%s", again, files[i]);
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s differs between two trainings", files[i]);
+    free(x);
+    free(y);
+  }
+}
+END_TEST
+
+START_TEST(load_refuses_altered_or_broken_bundles) {
+  if (!have_data) return;
+  vd_error err = {0};
+  /* model.json altered: its hash is no longer the version. */
+  const char *dir = copy_bundle(bundle_dir, 0);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/model.json", dir);
+  FILE *f = fopen(path, "a");
+  fputs(" ", f);
+  fclose(f);
+  ck_assert_ptr_null(vd_triage_load(dir, &err));
+  ck_assert_msg(strstr(err.message, "altered") && strcmp(err.field, "version") == 0, "%s",
+                err.message);
+  /* A manifest with a bad threshold names the field. */
+  dir = copy_bundle(bundle_dir, 1);
+  snprintf(path, sizeof path, "%s/manifest.json", dir);
+  json_t *manifest = json_load_file(path, 0, NULL);
+  json_object_set_new(json_object_get(manifest, "escalation"), "threshold", json_real(1.5));
+  json_dump_file(manifest, path, 0);
+  json_decref(manifest);
+  ck_assert_ptr_null(vd_triage_load(dir, &err));
+  ck_assert_str_eq(err.field, "escalation.threshold");
+  /* A missing folder. */
+  ck_assert_ptr_null(vd_triage_load("/nonexistent/triage", &err));
+  ck_assert(strstr(err.message, "manifest.json") || strstr(err.file, "manifest.json"));
+}
+END_TEST
+
+typedef struct worker {
+  vd_triage_model *model;
+  size_t from;
+  int mismatches;
+} worker;
+
+static void *score_all(void *arg) {
+  worker *w = arg;
+  vd_triage_scratch *s = vd_triage_scratch_new(w->model), *check = vd_triage_scratch_new(w->model);
+  for (size_t r = w->from; r < val.count; r += 2) {
+    vd_triage_result a, b;
+    vd_triage_score(w->model, s, val.text[r], strlen(val.text[r]), 3, true, &a, NULL);
+    vd_triage_score(w->model, check, val.text[r], strlen(val.text[r]), 3, false, &b, NULL);
+    if (a.top[0].intent != b.top[0].intent || a.confidence != b.confidence) w->mismatches++;
+  }
+  vd_triage_scratch_free(s);
+  vd_triage_scratch_free(check);
+  return NULL;
+}
+
+START_TEST(one_model_scores_from_many_threads) {
+  if (!have_data) return;
+  vd_triage_model *m = load(bundle_dir);
+  worker w[2] = {{vd_triage_retain(m), 0, 0}, {vd_triage_retain(m), 1, 0}};
+  vd_triage_free(m); /* the workers hold the remaining references */
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, score_all, &w[i]);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  ck_assert_int_eq(w[0].mismatches + w[1].mismatches, 0);
+  vd_triage_free(w[0].model);
+  vd_triage_free(w[1].model);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("triage_model");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 300);
+  tcase_add_unchecked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, native_scores_equal_xgboost_on_every_validation_row);
+  tcase_add_test(tc, token_and_feature_contributions_sum_to_the_margin);
+  tcase_add_test(tc, contributions_name_the_driving_words);
+  tcase_add_test(tc, probabilities_are_calibrated_softmax_and_escalation_follows_the_threshold);
+  tcase_add_test(tc, calibration_improves_ece_in_the_manifest);
+  tcase_add_test(tc, temperature_scaling_fixes_overconfidence);
+  tcase_add_test(tc, training_is_deterministic);
+  tcase_add_test(tc, load_refuses_altered_or_broken_bundles);
+  tcase_add_test(tc, one_model_scores_from_many_threads);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return vd_test_run(suite()); }
