@@ -36,6 +36,8 @@ typedef struct run {
   char (*ids)[VD_UUID_STRING_SIZE]; /* fill: where to record ids, NULL otherwise */
 } run;
 
+static void remove_db(const char *path);
+
 static int compare_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
@@ -141,7 +143,7 @@ static void bench_throughput(const char *dir, vd_durability durability, const in
   for (int w = 0; w < nwriters; w++) {
     char path[512];
     snprintf(path, sizeof path, "%s/bench-tp-%d-%d.db", dir, (int)getpid(), writers[w]);
-    unlink(path);
+    remove_db(path);
     vd_error err = {0};
     vd_decision_log *log = vd_decision_log_open(
         &(vd_decision_log_config){.path = path, .durability = durability}, &err);
@@ -169,7 +171,7 @@ static void bench_throughput(const char *dir, vd_durability durability, const in
     free(ns);
     vd_decision_log_close(log);
     vd_uuid_gen_free(gen);
-    unlink(path);
+    remove_db(path);
   }
   free(tmpl);
 }
@@ -178,7 +180,7 @@ static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, si
   char *tmpl = make_template(trace_bytes);
   char path[512];
   snprintf(path, sizeof path, "%s/bench-q-%d.db", dir, (int)getpid());
-  unlink(path);
+  remove_db(path);
   vd_error err = {0};
   vd_decision_log *log = vd_decision_log_open(&(vd_decision_log_config){.path = path}, &err);
   if (!log) {
@@ -246,8 +248,18 @@ static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, si
   free(ids);
   vd_decision_log_close(log);
   vd_uuid_gen_free(gen);
-  unlink(path);
+  remove_db(path);
   free(tmpl);
+}
+
+/* Removes a database and its WAL and shared-memory files. */
+static void remove_db(const char *path) {
+  char side[600];
+  unlink(path);
+  snprintf(side, sizeof side, "%s-wal", path);
+  unlink(side);
+  snprintf(side, sizeof side, "%s-shm", path);
+  unlink(side);
 }
 
 /* Parses "1,4,16" into out (at most max); returns the count, 0 on a bad list. */
