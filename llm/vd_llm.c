@@ -1217,3 +1217,66 @@ double vd_llm_spend_today(vd_llm *llm, const char *feature) {
   today_utc(today);
   return vd_llm_store_spend(llm->store, feature, today);
 }
+
+static void metric(vd_buf *out, const char *name, const char *type, const char *help) {
+  vd_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void vd_llm_metrics_text(vd_llm *llm, vd_buf *out) {
+  vd_llm_stats st;
+  vd_llm_get_stats(llm, &st);
+  metric(out, "verdict_llm_jobs_total", "counter", "LLM jobs by outcome.");
+  vd_buf_printf(out,
+                "verdict_llm_jobs_total{outcome=\"succeeded\"} %llu\n"
+                "verdict_llm_jobs_total{outcome=\"fallback\"} %llu\n"
+                "verdict_llm_jobs_total{outcome=\"failed\"} %llu\n"
+                "verdict_llm_jobs_total{outcome=\"rejected_queue_full\"} %llu\n"
+                "verdict_llm_jobs_total{outcome=\"rejected_invalid\"} %llu\n",
+                (unsigned long long)st.succeeded, (unsigned long long)st.fallback,
+                (unsigned long long)st.failed, (unsigned long long)st.rejected_queue_full,
+                (unsigned long long)st.rejected_invalid);
+  metric(out, "verdict_llm_fallbacks_total", "counter", "Fallbacks by cause (budget, breaker).");
+  vd_buf_printf(out,
+                "verdict_llm_fallbacks_total{cause=\"budget\"} %llu\n"
+                "verdict_llm_fallbacks_total{cause=\"breaker\"} %llu\n",
+                (unsigned long long)st.budget_fallbacks, (unsigned long long)st.breaker_fallbacks);
+  metric(out, "verdict_llm_provider_calls_total", "counter", "Provider calls made.");
+  vd_buf_printf(out, "verdict_llm_provider_calls_total %llu\n",
+                (unsigned long long)st.provider_calls);
+  metric(out, "verdict_llm_provider_failures_total", "counter", "Provider calls that failed.");
+  vd_buf_printf(out, "verdict_llm_provider_failures_total %llu\n",
+                (unsigned long long)st.provider_failures);
+  metric(out, "verdict_llm_retries_total", "counter",
+         "Retries scheduled after transient failures.");
+  vd_buf_printf(out, "verdict_llm_retries_total %llu\n", (unsigned long long)st.retries);
+  metric(out, "verdict_llm_repairs_total", "counter", "Repair requests after invalid output.");
+  vd_buf_printf(out, "verdict_llm_repairs_total %llu\n", (unsigned long long)st.repairs);
+  metric(out, "verdict_llm_cache_lookups_total", "counter", "Result cache lookups.");
+  vd_buf_printf(out, "verdict_llm_cache_lookups_total %llu\n",
+                (unsigned long long)st.cache_lookups);
+  metric(out, "verdict_llm_cache_hits_total", "counter", "Result cache hits.");
+  vd_buf_printf(out, "verdict_llm_cache_hits_total %llu\n", (unsigned long long)st.cache_hits);
+  metric(out, "verdict_llm_cache_hit_ratio", "gauge", "Cache hits / lookups since start.");
+  vd_buf_printf(out, "verdict_llm_cache_hit_ratio %.6f\n",
+                st.cache_lookups ? (double)st.cache_hits / (double)st.cache_lookups : 0.0);
+  metric(out, "verdict_llm_tokens_total", "counter", "Tokens reported by the providers.");
+  vd_buf_printf(out,
+                "verdict_llm_tokens_total{direction=\"input\"} %lld\n"
+                "verdict_llm_tokens_total{direction=\"output\"} %lld\n",
+                (long long)st.input_tokens, (long long)st.output_tokens);
+  metric(out, "verdict_llm_cost_usd_total", "counter",
+         "Cost of provider calls at the tier prices.");
+  vd_buf_printf(out, "verdict_llm_cost_usd_total %.6f\n", st.cost_usd);
+  metric(out, "verdict_llm_jobs", "gauge", "Unfinished jobs by state.");
+  vd_buf_printf(out,
+                "verdict_llm_jobs{state=\"queued\"} %zu\nverdict_llm_jobs{state=\"running\"} %zu\n",
+                st.queued, st.running);
+  metric(out, "verdict_llm_breaker_open", "gauge",
+         "1 while the provider's circuit breaker is open.");
+  for (size_t p = 0; p < llm->cfg.provider_count; p++)
+    vd_buf_printf(out, "verdict_llm_breaker_open{provider=\"%s\"} %d\n", llm->cfg.providers[p].name,
+                  st.breaker_open[p] ? 1 : 0);
+  metric(out, "verdict_llm_ttft_ms_mean", "gauge", "Mean time to first token of provider calls.");
+  vd_buf_printf(out, "verdict_llm_ttft_ms_mean %.3f\n",
+                st.ttft_count ? (double)st.ttft_ms_sum / (double)st.ttft_count : 0.0);
+}

@@ -201,6 +201,11 @@ typedef struct vd_llm_stats {
 /* A snapshot of the counters (for /metrics). cache hit rate = cache_hits / cache_lookups. */
 void vd_llm_get_stats(vd_llm *llm, vd_llm_stats *out);
 
+/* Appends the counters in the Prometheus text format (verdict_llm_* metrics with HELP and TYPE
+ * lines: jobs by outcome, provider calls, retries, repairs, cache lookups/hits/hit ratio,
+ * tokens, cost, queue depth, breaker state per provider, mean TTFT), for GET /metrics. */
+void vd_llm_metrics_text(vd_llm *llm, vd_buf *out);
+
 /* Ledger totals per day, task and feature for days in [from_day, to_day] ("YYYY-MM-DD").
  * NULL on a store error. */
 json_t *vd_llm_costs(vd_llm *llm, const char *from_day, const char *to_day, vd_error *err);

@@ -384,6 +384,13 @@ START_TEST(test_cache_hits_and_ttl) {
   vd_llm_get_stats(llm, &stats);
   ck_assert_uint_eq(stats.cache_lookups, 2);
   ck_assert_uint_eq(stats.cache_hits, 1);
+  vd_buf metrics = {0};
+  vd_llm_metrics_text(llm, &metrics);
+  ck_assert_ptr_nonnull(strstr(metrics.data, "\nverdict_llm_cache_hit_ratio 0.500000\n"));
+  ck_assert_ptr_nonnull(strstr(metrics.data, "# TYPE verdict_llm_cache_hits_total counter\n"));
+  ck_assert_ptr_nonnull(strstr(metrics.data, "verdict_llm_jobs_total{outcome=\"succeeded\"} 2\n"));
+  ck_assert_ptr_nonnull(strstr(metrics.data, "verdict_llm_breaker_open{provider=\"fake\"} 0\n"));
+  vd_buf_free(&metrics);
   /* Errors are never cached: a fallback leaves no entry. */
   const char *other =
       "{\"destination\": \"Paris, France\", \"start_date\": \"2027-05-01\", "
