@@ -387,8 +387,12 @@ static bool open_csv(vd_batch_reader *r, const vd_batch_mapping *m, vd_error *er
   r->headers = calloc(count, sizeof *r->headers);
   r->ignored = calloc(count, sizeof *r->ignored);
   if (!r->columns || !r->headers || !r->ignored) return vd_error_set(err, "out of memory");
-  for (size_t i = 0; i < count; i++)
-    if (!(r->headers[i] = strdup(fields[i]))) return vd_error_set(err, "out of memory");
+  for (size_t i = 0; i < count; i++) {
+    /* a UTF-8 byte order mark (spreadsheet exports) is not part of the first column's name */
+    const char *name =
+        i == 0 && strncmp(fields[0], "\xEF\xBB\xBF", 3) == 0 ? fields[0] + 3 : fields[i];
+    if (!(r->headers[i] = strdup(name))) return vd_error_set(err, "out of memory");
+  }
   for (size_t i = 0; i < count; i++)
     if (!resolve_column(r, m, i, r->headers[i], err)) return false;
   if (!resolve_constants(r, m, err)) return false;

@@ -200,6 +200,19 @@ START_TEST(blank_lines_and_multiline_fields_keep_line_numbers) {
 }
 END_TEST
 
+START_TEST(a_byte_order_mark_is_not_part_of_the_header) {
+  fixture f = {0};
+  vd_error err = {0};
+  ck_assert_msg(open_with(&f, ".csv", "\xEF\xBB\xBFrecency,history\r\n3,1.5\r\n", NULL, &err), "%s",
+                err.message);
+  json_t *req = expect_row(f.reader, 2);
+  ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(req, "subject"), "recency")),
+                   3);
+  json_decref(req);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(an_unknown_column_is_an_error_at_the_header) {
   fixture f = {0};
   vd_error err = {0};
@@ -375,6 +388,7 @@ int main(void) {
   tcase_add_test(tc, hillstrom_rows_become_typed_requests);
   tcase_add_test(tc, bad_cells_reject_the_row_with_line_and_field);
   tcase_add_test(tc, blank_lines_and_multiline_fields_keep_line_numbers);
+  tcase_add_test(tc, a_byte_order_mark_is_not_part_of_the_header);
   tcase_add_test(tc, an_unknown_column_is_an_error_at_the_header);
   tcase_add_test(tc, a_candidate_column_is_refused);
   tcase_add_test(tc, an_unterminated_quote_is_fatal);
