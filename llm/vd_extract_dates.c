@@ -315,6 +315,12 @@ static size_t parse_offset(reader *r, size_t i, vdx_date_expr *e) {
     e->offset_months = n * months;
     return k;
   }
+  if (is(r, k, "on") && weekday_full(r, k + 1) >= 0 && per == 7 && !months) {
+    /* "a week on Friday" (British): the Friday after this coming one */
+    *e = (vdx_date_expr){.kind = VDX_E_WEEKDAY, .weekday = weekday_full(r, k + 1)};
+    e->offset_days = 7 * n;
+    return k + 2;
+  }
   if (!is(r, k, "from") && !is(r, k, "after")) return 0;
   k++;
   vdx_date_expr anchor = {0};
@@ -378,6 +384,18 @@ static size_t parse_expr(reader *r, size_t i, vdx_date_expr *e) {
       *e = (vdx_date_expr){.kind = VDX_E_YMD, .y = y, .m = m, .d = d};
       return i + 5;
     }
+  }
+  /* 12.06.2027: day first, as written with dots in Europe */
+  if (tok(r, i)->kind == VDX_NUM && tok(r, i)->digits <= 2 && vdx_is_punct(tok(r, i + 1), '.') &&
+      tok(r, i + 2)->kind == VDX_NUM && tok(r, i + 2)->digits <= 2 &&
+      vdx_is_punct(tok(r, i + 3), '.') && year_at(r, i + 4, &y)) {
+    d = tok(r, i)->num;
+    m = tok(r, i + 2)->num;
+    if (m >= 1 && m <= 12 && d >= 1 && d <= vdx_days_in_month(y, m)) {
+      *e = (vdx_date_expr){.kind = VDX_E_YMD, .y = y, .m = m, .d = d};
+      return i + 5;
+    }
+    return 0;
   }
   /* 12/03/2027 or 03/12/2027 when unambiguous */
   if (tok(r, i)->kind == VDX_NUM && vdx_is_punct(tok(r, i + 1), '/') &&
@@ -725,13 +743,23 @@ void vdx_read_dates(const vdx_text *t, const bool *is_place, int32_t reference, 
       }
     }
     /* this/next weekend: the Saturday, a guess */
-    if ((is(&r, i, "this") || is(&r, i, "next")) && is(&r, i + 1, "weekend")) {
-      int32_t sat = reference + (5 - vdx_weekday_of(reference) + 7) % 7;
-      if (is(&r, i, "next")) sat += 7;
-      vdx_date_fact f = {.tok = i, .end_tok = i + 2, .role = VDX_ROLE_START, .weak = true};
+    size_t w = 0;
+    int weeks_ahead = 0;
+    if ((w = vdx_match(t, i, "this coming weekend")) || (w = vdx_match(t, i, "this weekend")) ||
+        (w = vdx_match(t, i, "the coming weekend")) || (w = vdx_match(t, i, "coming weekend"))) {
+      weeks_ahead = 0;
+    } else if ((w = vdx_match(t, i, "the weekend after next")) ||
+               (w = vdx_match(t, i, "weekend after next"))) {
+      weeks_ahead = 2;
+    } else if ((w = vdx_match(t, i, "next weekend"))) {
+      weeks_ahead = 1;
+    }
+    if (w) {
+      int32_t sat = reference + (5 - vdx_weekday_of(reference) + 7) % 7 + 7 * weeks_ahead;
+      vdx_date_fact f = {.tok = i, .end_tok = w, .role = VDX_ROLE_START, .weak = true};
       f.single = (vdx_date_expr){.kind = VDX_E_FIXED, .fixed = sat};
       add_date(out, &f);
-      i += 2;
+      i = w;
       continue;
     }
     if ((j = parse_duration(&r, i, out))) {

@@ -171,6 +171,9 @@ static const phrase budget_phrases[] = {
     {"nothing fancy", MID},
     {"nothing too fancy", MID},
     {"not too fancy", MID},
+    {"nothing too pricey", MID},
+    {"not too pricey", MID},
+    {"nothing too expensive", MID},
     {"reasonably priced", MID},
     {"reasonable price*", MID},
     {"middle of the road", MID},
@@ -771,6 +774,8 @@ typedef struct party {
   bool any;
   bool child_mentioned;
   bool counted_any;
+  bool family;         /* "a family of four": the split is not said */
+  int grown_offspring; /* sons and daughters of 18 or more, among the companions */
 } party;
 
 static void party_init(party *p) {
@@ -782,13 +787,15 @@ static void party_init(party *p) {
 /* "N-year-old(s)", "N year old", "N yo", "aged N": sets *age, returns the index after, 0 if none.
  */
 static size_t age_adj(const ctx *c, size_t i, int *age) {
-  size_t j = vdx_number(c->t, i, false, age);
+  int value = 0;
+  size_t j = vdx_number(c->t, i, false, &value);
   if (!j) return 0;
   if (vdx_is_punct(tk(c, j), '-')) j++;
   size_t k = match(c, j, "year old*");
   if (!k) k = match(c, j, "years old*");
   if (!k) k = match(c, j, "yr old*");
   if (!k) k = match(c, j, "yo");
+  if (k) *age = value; /* only once it is an age: "12 2027" is not */
   return k;
 }
 
@@ -897,6 +904,8 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
     break;
   }
   const noun *n = noun_at(tk(c, j));
+  if (n && (tk(c, j)->flags & VDX_POSS) && !n->implied)
+    return 0; /* "a girls' trip", "the kids' club", "my husband's birthday" */
   if (n && (vdx_is(tk(c, j), "couple") || vdx_is(tk(c, j), "couples")) &&
       ((is(c, j + 1, "of") && !is(c, j + 2, "us") && !noun_at(tk(c, j + 2))) ||
        (tk(c, j)->flags & VDX_POSS)))
@@ -922,6 +931,24 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
     }
   }
   size_t end = n ? j + 1 : j;
+  if (n && age < 0) {
+    /* "our son who is 18", "our son, 19, and ..." */
+    int a2 = -1;
+    size_t q = 0;
+    if (is(c, end, "who") && (is(c, end + 1, "is") || is(c, end + 1, "turns")))
+      q = vdx_number(c->t, end + 2, false, &a2);
+    else if (is(c, end, "who's"))
+      q = vdx_number(c->t, end + 1, false, &a2);
+    else if (vdx_is_punct(tk(c, end), ',') && tk(c, end + 1)->kind == VDX_NUM) {
+      q = vdx_number(c->t, end + 1, false, &a2);
+      const vdx_token *after = tk(c, q);
+      if (q && !(after->kind == VDX_PUNCT || vdx_is(after, "and") || q >= c->t->n)) q = 0;
+    }
+    if (q && a2 >= 0 && a2 < 110) {
+      age = a2;
+      end = q;
+    }
+  }
   if (n && n->implied && count < 0)
     count = n->implied; /* parents = 2, twins = 2 */
   else if (n && n->implied && n->cls == N_ADULT)
@@ -981,6 +1008,7 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
         p->companions_unknown = true;
       else
         p->companions += count;
+      if (count > 0 && (!n || n->cls == N_OFFSPRING)) p->grown_offspring += count;
       break;
     default:
       break;
@@ -1059,6 +1087,29 @@ static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
     /* party / group / family of N; we are N */
     if ((match(c, i, "party of") || match(c, i, "group of") || match(c, i, "family of")) &&
         (j = vdx_number(c->t, i + 2, false, &v)) && !noun_at(tk(c, j))) {
+      p->total = v;
+      p->family = is(c, i, "family");
+      p->any = true;
+      p->counted_any = true;
+      p->last_count_tok = i;
+      i = j;
+      continue;
+    }
+    /* "us two", "we two": the writer and one more */
+    if (!explicit_only && (match(c, i, "us two") || match(c, i, "we two") || match(c, i, "us 2") ||
+                           match(c, i, "the pair of us"))) {
+      p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + 2;
+      p->any = true;
+      i += 2;
+      continue;
+    }
+    /* "a trip for 4", "a table for two": everyone */
+    if (!explicit_only &&
+        (is(c, i, "trip") || is(c, i, "holiday") || is(c, i, "getaway") || is(c, i, "break") ||
+         is(c, i, "vacation") || is(c, i, "booking") || is(c, i, "room") || is(c, i, "villa") ||
+         is(c, i, "apartment") || is(c, i, "accommodation")) &&
+        is(c, i + 1, "for") && (j = vdx_number(c->t, i + 2, false, &v)) && v >= 1 && v < 100 &&
+        (tk(c, j)->kind == VDX_PUNCT || j >= c->t->n || match(c, j, "of us"))) {
       p->total = v;
       p->any = true;
       p->counted_any = true;
@@ -1139,9 +1190,18 @@ static void party_counts(const party *p, int children_known, int *adults, int *c
   else if (p->all_adults || p->adults_counted >= 0 || p->speaker || p->speaker_with ||
            p->companions || p->total >= 0)
     *children = 0;
+  if (p->family && p->total >= 0 && !p->child_mentioned && !p->all_adults &&
+      p->adults_counted < 0) {
+    *adults = -1; /* "a family of four" could be any mix of adults and children */
+    *children = -1;
+    return;
+  }
   int kids = *children >= 0 ? *children : children_known;
   if (p->adults_counted >= 0) {
-    *adults = p->adults_counted + (p->speaker && p->companions ? 1 + p->companions : 0);
+    /* "2 adults: me and my wife" names the same two; a grown son comes on top ("two adults and
+     * our son who is 18") */
+    int named = (p->speaker ? 1 : 0) + p->companions - p->grown_offspring;
+    *adults = (named > p->adults_counted ? named : p->adults_counted) + p->grown_offspring;
   } else if (p->total >= 0) {
     if (p->all_adults) {
       *adults = p->total;

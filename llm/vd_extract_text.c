@@ -194,7 +194,12 @@ size_t vdx_number(const vdx_text *t, size_t i, bool allow_article, int *value) {
     *value = tk->num;
     return i + 1;
   }
-  if (tk->kind != VDX_WORD || !strchr("adefnostz", tk->s[0]) || tk->s[0] == '\0') return 0;
+  if (tk->kind != VDX_WORD || !strchr("adefhnostz", tk->s[0]) || tk->s[0] == '\0') return 0;
+  if (vdx_is(tk, "half") && i + 2 < t->n && vdx_is(&t->tok[i + 1], "a") &&
+      vdx_is(&t->tok[i + 2], "dozen")) {
+    *value = 6;
+    return i + 3;
+  }
   if ((vdx_is(tk, "a") || vdx_is(tk, "an")) && i + 1 < t->n && vdx_is(&t->tok[i + 1], "dozen")) {
     *value = 12;
     return i + 2;

@@ -83,6 +83,7 @@ START_TEST(explicit_ranges) {
          "{\"start_date\":\"2027-05-14\",\"end_date\":\"2027-05-20\"}");
   expect("until the 20th of June, arriving June 15",
          "{\"start_date\":\"2027-06-15\",\"end_date\":\"2027-06-20\"}");
+  expect("12.06.2027 to 19.06.2027", "{\"start_date\":\"2027-06-12\",\"nights\":7}");
   expect("Wednesday, 8 September until Sunday 12 September",
          "{\"start_date\":\"2027-09-08\",\"end_date\":\"2027-09-12\"}");
 }
@@ -116,7 +117,10 @@ START_TEST(relative_dates) {
   expect("the second Sunday of June", "{\"start_date\":\"2027-06-13\"}");
   expect("a month from today, for a week",
          "{\"start_date\":\"2027-06-10\",\"end_date\":\"2027-06-17\",\"nights\":7}");
-  expect("next weekend", "{\"end_date\":null,\"nights\":null}");
+  expect("next weekend", "{\"start_date\":\"2027-05-22\",\"end_date\":null,\"nights\":null}");
+  expect("this coming weekend", "{\"start_date\":\"2027-05-15\",\"end_date\":null}");
+  expect("the weekend after next", "{\"start_date\":\"2027-05-29\"}");
+  expect("a week on Friday", "{\"start_date\":\"2027-05-21\",\"nights\":null}");
 }
 END_TEST
 
@@ -198,6 +202,14 @@ START_TEST(party) {
   expect("A family of four (2 adults, 2 kids)", "{\"adults\":2,\"children\":2}");
   expect("group of 10 colleagues", "{\"adults\":10,\"children\":0}");
   expect("a dozen friends", "{\"adults\":12,\"children\":0}");
+  expect("half a dozen of us", "{\"adults\":6,\"children\":0}");
+  expect("a family of four", "{\"adults\":null,\"children\":null}");
+  expect("a family of four: me, my wife and our two kids", "{\"adults\":2,\"children\":2}");
+  expect("a girls' trip for 4", "{\"adults\":4,\"children\":0}");
+  expect("we're two adults travelling with our son who is 18", "{\"adults\":3,\"children\":0}");
+  expect("2 adults: me and my wife", "{\"adults\":2,\"children\":0}");
+  expect("Two adults and our 19-year-old", "{\"adults\":3,\"children\":0}");
+  expect("Lima, June 12 2027, 2 adults", "{\"adults\":2,\"children\":0}");
   expect("I'd like to see Rome", "{\"adults\":null,\"children\":null}");
   expect("We love Rome", "{\"adults\":null,\"children\":null}");
 }
@@ -214,6 +226,7 @@ START_TEST(budget) {
   expect("backpacking on a shoestring", "{\"budget\":\"low\"}");
   expect("Budget: medium", "{\"budget\":\"mid\"}");
   expect("reasonable prices would be good", "{\"budget\":\"mid\"}");
+  expect("nothing too pricey", "{\"budget\":\"mid\"}");
   expect("a nice hotel in Rome", "{\"budget\":null}");
 }
 END_TEST
