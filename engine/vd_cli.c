@@ -23,6 +23,8 @@ static const vd_verb verbs[] = {
     {"serve", "Serve the scoring API: verdict serve --config FILE", vd_verb_serve},
     {"score", "Batch-score a CSV or JSON Lines file: verdict score --deployment DIR --in FILE",
      vd_verb_score},
+    {"llm", "Run an LLM job, show a job, read the cost ledger: verdict llm run|job|costs",
+     vd_verb_llm},
 };
 
 static const size_t verb_count = sizeof verbs / sizeof verbs[0];

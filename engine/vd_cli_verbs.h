@@ -21,4 +21,7 @@ int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err);
 /* engine/vd_batch.h (batch scoring through the decision pipeline) */
 int vd_verb_score(int argc, char **argv, FILE *out, FILE *err);
 
+/* llm/vd_llm_cli.c (LLM jobs, vd_llm.h) */
+int vd_verb_llm(int argc, char **argv, FILE *out, FILE *err);
+
 #endif
