@@ -76,7 +76,8 @@ int vdx_month(const vdx_token *t);
 /* Weekday at token i: 0 = Monday .. 6 = Sunday, -1 if none. */
 int vdx_weekday(const vdx_token *t);
 
-/* A typo of `word`: the same first letter, and one adjacent swap, one letter typed twice, or one
+/* A typo of `word`: the same first letter, and one adjacent swap, one letter replaced inside a
+ * name of 7+ letters (not the last), one letter typed twice, or one
  * or two dropped letters (two only for words of 6+ letters after the drop; never just the end cut
  * off, which makes demonyms: Tuscan, German). Used for chat-style spelling. */
 bool vdx_typo_of(const char *typo, size_t typo_len, const char *word, size_t word_len);

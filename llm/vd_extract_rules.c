@@ -46,6 +46,8 @@ static const vdx_token *tk(const ctx *c, size_t i) {
 static bool is(const ctx *c, size_t i, const char *w) { return vdx_is(tk(c, i), w); }
 static size_t match(const ctx *c, size_t i, const char *p) { return vdx_match(c->t, i, p); }
 
+static bool place_at(const ctx *c, size_t i) { return i < c->t->n && c->is_place[i]; }
+
 /* Does a correction start at token i? Returns its kind: 1 = starts here, 2 = "instead" (the
  * clause holding it starts the correction), 0 = none. */
 static int correction_at(const ctx *c, size_t i) {
@@ -79,6 +81,13 @@ static int correction_at(const ctx *c, size_t i) {
                                       is(c, i - 1, "cannot") || is(c, i - 1, "to"))))
     return 1;
   if (is(c, i, "instead") && !is(c, i + 1, "of")) return 2;
+  /* "Originally Madrid, but we switched to Seville", "my wife prefers Florence" */
+  if ((match(c, i, "switch* to") || match(c, i, "changed to") || match(c, i, "prefer*") ||
+       match(c, i, "go with") || match(c, i, "going with")) &&
+      (place_at(c, i + 1) || place_at(c, i + 2) || place_at(c, i + 3)))
+    return 1;
+  /* "so Florence it is" */
+  if (i > 0 && place_at(c, i - 1) && match(c, i, "it is")) return 2;
   return 0;
 }
 
@@ -520,7 +529,12 @@ static bool relation_noun(const vdx_token *t);
 static bool origin_or_excluded(const ctx *c, size_t s, size_t e) {
   if (s > 0 && relation_noun(tk(c, s - 1))) return true; /* "my daughter Florence" */
   if (s >= 2 && (match(c, s - 2, "instead of") || match(c, s - 2, "rather than"))) return true;
-  if (s >= 1 && (is(c, s - 1, "not") || is(c, s - 1, "except"))) return true;
+  if (s >= 1 && (is(c, s - 1, "not") || is(c, s - 1, "except") || is(c, s - 1, "scratch") ||
+                 is(c, s - 1, "forget") || is(c, s - 1, "drop") || is(c, s - 1, "skip") ||
+                 is(c, s - 1, "cancel") || is(c, s - 1, "minus")))
+    return true;
+  /* "heading home to Toronto": where they live */
+  if (s >= 2 && match(c, s - 2, "home to")) return true;
   if (s >= 2 && match(c, s - 2, "no longer")) return true;
   size_t p = s;
   /* "live in X", "based in X", "home in X" */
@@ -981,6 +995,14 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
   if (count < 0 && l) count = list_adults + list_kids;
   if (count < 0 && n && !n->plural) count = 1;
   if (count < 0 && !n) count = 1; /* "our 15-year-old" */
+  /* "my wife", "my boyfriend": a partner travels with the writer */
+  if (n && det && is(c, i, "my")) {
+    static const char *const partners[] = {"wife",       "husband",   "hubby", "partner",
+                                           "girlfriend", "boyfriend", "gf",    "bf",
+                                           "fiance",     "fiancee",   "spouse"};
+    for (size_t k = 0; k < sizeof partners / sizeof partners[0]; k++)
+      if (vdx_is(tk(c, j), partners[k])) p->speaker_with = true;
+  }
   p->any = true;
   p->last_count_tok = i;
   p->counted_any = true;
@@ -1412,10 +1434,11 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
   }
   memset(is_place, 0, (t.n + 2) * sizeof *is_place);
   ctx c = {.t = &t, .g = gazetteer, .seg = seg, .is_place = is_place};
-  split_segments(&c);
-
+  memset(seg, 0, t.n);
   place places[MAX_PLACES];
   size_t nplaces = find_places(&c, places);
+  split_segments(&c);
+  for (size_t k = 0; k < nplaces; k++) places[k].seg = seg[places[k].m.start];
   vdx_dates dates;
   vdx_read_dates(&t, is_place, ref, &dates);
 

@@ -298,8 +298,11 @@ bool vdx_typo_of(const char *typo, size_t tn, const char *word, size_t wn) {
     size_t k = 0;
     while (k < tn && typo[k] == word[k]) k++;
     if (k + 1 >= tn) return false;
-    return typo[k] == word[k + 1] && typo[k + 1] == word[k] &&
-           memcmp(typo + k + 2, word + k + 2, tn - k - 2) == 0;
+    if (typo[k] == word[k + 1] && typo[k + 1] == word[k] &&
+        memcmp(typo + k + 2, word + k + 2, tn - k - 2) == 0)
+      return true;
+    /* One letter replaced inside a long name: "barcalona". */
+    return tn >= 7 && k + 1 < tn && memcmp(typo + k + 1, word + k + 1, tn - k - 1) == 0;
   }
   if (tn == wn + 1) {
     /* One letter typed twice: "dublinn", "barcelonna". */

@@ -266,6 +266,8 @@ START_TEST(destinations) {
          "{\"destinations\":[\"Rome, Italy\",\"Florence, Italy\"]}");
   expect("my daughter Florence and I want Madrid", "{\"destinations\":[\"Madrid, Spain\"]}");
   expect("hungry for good food", "{\"destinations\":[]}");
+  expect("Heading home to Toronto after a week in Havana", "{\"destinations\":[\"Havana, Cuba\"]}");
+  expect("barcalona 4 nights", "{\"destinations\":[\"Barcelona, Spain\"]}");
   expect("Florence and Tuscan wine", "{\"destinations\":[\"Florence, Italy\"]}");
   expect("German beer in Munich", "{\"destinations\":[\"Munich, Germany\"]}");
   expect("dublinn w the lads", "{\"destinations\":[\"Dublin, Ireland\"]}");
@@ -289,6 +291,11 @@ START_TEST(corrections) {
   expect("We were going to do Paris but now we'd rather go to Brussels",
          "{\"destinations\":[\"Brussels, Belgium\"]}");
   expect("Rome — actually make that Milan", "{\"destinations\":[\"Milan, Italy\"]}");
+  expect("I was thinking Rome but my wife prefers Florence, so Florence it is",
+         "{\"destinations\":[\"Florence, Italy\"],\"adults\":2}");
+  expect("Originally Madrid, but we switched to Seville",
+         "{\"destinations\":[\"Seville, Spain\"]}");
+  expect("Scratch Vienna, we'll do Salzburg", "{\"destinations\":[\"Salzburg, Austria\"]}");
   expect("Rome, and actually Florence too",
          "{\"destinations\":[\"Rome, Italy\",\"Florence, Italy\"]}");
   expect("hiking in Oslo. Hmm, no hiking, beaches instead", "{\"interests\":[\"beaches\"]}");
