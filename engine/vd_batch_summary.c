@@ -172,8 +172,9 @@ json_t *vd_batch_reject_json(size_t line, const vd_diags *problems) {
   json_t *list = json_array();
   for (size_t i = 0; problems && i < problems->count; i++) {
     const vd_error *e = &problems->items[i];
-    json_t *item = json_pack("{s:s}", "message", e->message);
-    json_object_set_new(item, "field", e->field[0] ? json_string(e->field) : json_null());
+    json_t *item =
+        json_pack("{s:o, s:s}", "field", e->field[0] ? json_string(e->field) : json_null(),
+                  "message", e->message);
     json_array_append_new(list, item);
   }
   const vd_error *first = problems && problems->count ? &problems->items[0] : NULL;
