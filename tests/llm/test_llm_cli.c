@@ -111,8 +111,9 @@ START_TEST(test_usage_errors) {
   ck_assert_int_eq(c.rc, 2);
   ck_assert_ptr_nonnull(strstr(c.err, "--input (argument):1:"));
   release(&c);
-  char *no_section[] = {"llm", "costs", "--config", VERDICT_SOURCE_DIR "/examples/verdict.yaml",
-                        NULL};
+  char engine_config[512];
+  snprintf(engine_config, sizeof engine_config, "%s/examples/verdict.yaml", VERDICT_SOURCE_DIR);
+  char *no_section[] = {"llm", "costs", "--config", engine_config, NULL};
   c = call(4, no_section);
   ck_assert_int_eq(c.rc, 2);
   ck_assert_ptr_nonnull(strstr(c.err, "has no `llm:` section"));
