@@ -17,7 +17,7 @@ static uint64_t thread_cpu_ns(void) {
 }
 
 int main(int argc, char **argv) {
-  long iterations = argc > 1 ? atol(argv[1]) : 2000000;
+  long iterations = argc > 1 ? strtol(argv[1], NULL, 10) : 2000000;
   if (iterations <= 0) {
     fprintf(stderr, "usage: bench_cel [ITERATIONS]\n");
     return 2;

@@ -639,7 +639,8 @@ static vd_cel_value regex_match(ev *e, const cel_node *n, const vd_cel_value *s,
   const pcre2_code *re = n->extra;
   if (!re) {
     pcre2_compile_context *cc = pcre2_compile_context_create(gc);
-    int code;
+    if (!cc) return ERR(n, "out of memory");
+    int code = 0;
     PCRE2_SIZE where;
     re = cc ? pcre2_compile((PCRE2_SPTR)pattern->v.str.data, pattern->v.str.len, CEL_REGEX_OPTIONS,
                             &code, &where, cc)

@@ -62,9 +62,12 @@ typedef struct node_vec {
 static bool vec_push(parser *p, node_vec *v, cel_node *n) {
   if (v->count == v->capacity) {
     uint32_t cap = v->capacity ? v->capacity * 2 : 4;
-    cel_node **items = vd_cel_arena_alloc(p->lx.arena, sizeof *items * cap);
+    cel_node **items = vd_cel_arena_alloc(
+        p->lx.arena,
+        sizeof(cel_node *) * cap);  // NOLINT(bugprone-sizeof-expression): an array of pointers
     if (!items) return cel_diag_set(p->diag, n->offset, "out of memory");
-    if (v->count) memcpy(items, v->items, sizeof *items * v->count);
+    if (v->count)
+      memcpy(items, v->items, sizeof(cel_node *) * v->count);  // NOLINT(bugprone-sizeof-expression)
     v->items = items;
     v->capacity = cap;
   }
@@ -114,7 +117,8 @@ static cel_node *make_call(parser *p, cel_node *target, const char *name, uint32
   }
   if (target) {
     for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++) {
-      if (strcmp(macros[i].name, name) != 0 || macros[i].args != args->count) continue;
+      if (strcmp(macros[i].name, name) != 0 || macros[i].args != args->count || args->count < 2)
+        continue;
       cel_node *var = args->items[0];
       if (var->op != N_IDENT || var->flags) {
         cel_diag_set(p->diag, var->offset, "%s() needs a variable name as its first argument",

@@ -259,8 +259,9 @@ bool cel_compare(const vd_cel_value *a, const vd_cel_value *b, int *order) {
     if (ka == VD_CEL_UINT) return cmp_uint_double(a->v.u, b->v.d, order);
     bool ok = kb == VD_CEL_INT ? cmp_int_double(b->v.i, a->v.d, order)
                                : cmp_uint_double(b->v.u, a->v.d, order);
+    if (!ok) return false;
     *order = -*order;
-    return ok;
+    return true;
   }
   if (ka != kb) return false;
   switch (ka) {
@@ -341,7 +342,7 @@ void cel_format_double(double d, char *buf, size_t size) {
     if (strtod(tmp, NULL) == d) break;
   }
   const char *e = strchr(tmp, 'e');
-  int exp = e ? atoi(e + 1) : 0;
+  int exp = e ? (int)strtol(e + 1, NULL, 10) : 0;
   /* Go switches to the exponent form below 1e-4 and, for the shortest form, from 1e6 up; it
    * writes at least two exponent digits, as C does. */
   if (exp < -4 || exp >= 6) {
