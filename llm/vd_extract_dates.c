@@ -640,7 +640,15 @@ static size_t parse_duration(reader *r, size_t i, vdx_dates *out) {
     j = i;
     fortnight_alone = true;
   }
-  if (!j || n < 1 || n > 365) return 0;
+  /* chat style drops the article at the start: "wk in rome", "Week in Lisbon?" */
+  if (!j && (tok(r, i)->flags & VDX_SENT) &&
+      (is(r, i, "wk") || is(r, i, "week") || is(r, i, "fortnight")) &&
+      (is(r, i + 1, "in") || is(r, i + 1, "at") || r->is_place[i + 1])) {
+    n = 1;
+    j = i;
+    fortnight_alone = true;
+  }
+  if ((!j && !fortnight_alone) || n < 1 || n > 365) return 0;
   if (tok(r, i)->kind == VDX_NUM && tok(r, i)->digits > 3) return 0;
   /* vague: "a few days", "several nights", "a week or two", "2-3 weeks", "5 or 6 nights" */
   if (i > 0 && (is(r, i - 1, "few") || is(r, i - 1, "several") || is(r, i - 1, "couple"))) return 0;

@@ -884,6 +884,9 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
   if (is(c, j, "both")) {
     count = 2;
     j++;
+  } else if (is(c, j, "no") || is(c, j, "zero")) {
+    count = 0; /* "no kids" says there are none */
+    j++;
   } else if (is(c, j, "twin") || is(c, j, "twins")) {
     if (is(c, j, "twin")) {
       count = 2;

@@ -169,6 +169,8 @@ START_TEST(durations) {
   expect("12 nights total across Rome and Florence", "{\"nights\":12}");
   expect("a day trip to Nara during 6 nights in Kyoto", "{\"nights\":6}");
   expect("a day at Disneyland", "{\"nights\":null}");
+  expect("wk in rome over xmas", "{\"nights\":7,\"start_date\":null}");
+  expect("Fortnight in Crete", "{\"nights\":14}");
   expect("Milan (2 nights), then Lake Como (3 nights) and Venice (2 nights)", "{\"nights\":7}");
   vd_extract_result r = run("4 days in Paris", REF);
   ck_assert_int_eq(json_integer_value(json_object_get(r.fields, "nights")), 4);
@@ -203,6 +205,7 @@ START_TEST(party) {
   expect("group of 10 colleagues", "{\"adults\":10,\"children\":0}");
   expect("a dozen friends", "{\"adults\":12,\"children\":0}");
   expect("half a dozen of us", "{\"adults\":6,\"children\":0}");
+  expect("one adult, no kids", "{\"adults\":1,\"children\":0}");
   expect("a family of four", "{\"adults\":null,\"children\":null}");
   expect("a family of four: me, my wife and our two kids", "{\"adults\":2,\"children\":2}");
   expect("a girls' trip for 4", "{\"adults\":4,\"children\":0}");
