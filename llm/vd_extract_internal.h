@@ -77,7 +77,7 @@ int vdx_month(const vdx_token *t);
 int vdx_weekday(const vdx_token *t);
 
 /* A typo of `word`: the same first letter, and one adjacent swap, one letter replaced inside a
- * name of 7+ letters (not the last), one letter typed twice, or one
+ * name of 7+ letters (not the last), one adjacent swap (6+ letters), one letter typed twice, or one
  * or two dropped letters (two only for words of 6+ letters after the drop; never just the end cut
  * off, which makes demonyms: Tuscan, German). Used for chat-style spelling. */
 bool vdx_typo_of(const char *typo, size_t typo_len, const char *word, size_t word_len);

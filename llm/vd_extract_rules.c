@@ -580,6 +580,10 @@ static size_t find_places(ctx *c, place *out) {
       i++;
       continue;
     }
+    if (strcmp(m.canonical, "-") == 0) { /* "South America", "Brussels sprouts": no place */
+      i = m.end;
+      continue;
+    }
     place *p = &out[n++];
     p->m = m;
     p->seg = c->seg[i];

@@ -46,9 +46,11 @@ bool vd_extract_field_from_name(const char *name, vd_extract_field *field);
 /* The gazetteer: a TSV file, one `alias<TAB>canonical[<TAB>flags]` per line ('#' comments and
  * blank lines allowed). Aliases are matched case- and accent-insensitively on whole words
  * ("Zürich", "zurich", "ZURICH" are one alias). canonical is "City, Country" (plain ASCII) or a
- * country alone. flags: `cap` = the alias is also a common word and matches only when written
- * with a capital first letter ("Nice"), `upper` = only when written in capitals ("LA").
- * Shipped: examples/triage/gazetteer.tsv. Errors name file:line. */
+ * country alone, or "-" for a phrase that holds a place name but is no destination ("South
+ * America", "Brussels sprouts": the longest alias wins, so these shadow the shorter names). flags:
+ * `cap` = the alias is also a common word and matches only when written with a capital first letter
+ * ("Nice"), `upper` = only when written in capitals ("LA"). Shipped: examples/triage/gazetteer.tsv.
+ * Errors name file:line. */
 typedef struct vd_gazetteer vd_gazetteer;
 vd_gazetteer *vd_gazetteer_load(const char *path, vd_error *err);
 /* As vd_gazetteer_load from text in memory; `name` is used in error messages. */

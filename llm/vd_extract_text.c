@@ -297,7 +297,7 @@ bool vdx_typo_of(const char *typo, size_t tn, const char *word, size_t wn) {
     /* One adjacent swap, everything else equal. */
     size_t k = 0;
     while (k < tn && typo[k] == word[k]) k++;
-    if (k + 1 >= tn) return false;
+    if (k + 1 >= tn || tn < 6) return false;
     if (typo[k] == word[k + 1] && typo[k + 1] == word[k] &&
         memcmp(typo + k + 2, word + k + 2, tn - k - 2) == 0)
       return true;

@@ -271,6 +271,9 @@ START_TEST(destinations) {
   expect("hungry for good food", "{\"destinations\":[]}");
   expect("Heading home to Toronto after a week in Havana", "{\"destinations\":[\"Havana, Cuba\"]}");
   expect("barcalona 4 nights", "{\"destinations\":[\"Barcelona, Spain\"]}");
+  expect("an island with good cores", "{\"destinations\":[]}");
+  expect("two weeks in South America, starting in Lima", "{\"destinations\":[\"Lima, Peru\"]}");
+  expect("Brussels sprouts and Kobe beef", "{\"destinations\":[]}");
   expect("Florence and Tuscan wine", "{\"destinations\":[\"Florence, Italy\"]}");
   expect("German beer in Munich", "{\"destinations\":[\"Munich, Germany\"]}");
   expect("dublinn w the lads", "{\"destinations\":[\"Dublin, Ireland\"]}");
