@@ -1,6 +1,7 @@
 #include "vd_pipeline.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 

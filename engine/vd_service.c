@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -165,7 +167,7 @@ static bool authorize(vd_service *s, const vd_http_request *req, vd_role role,
 /* Parses a JSON object body; on failure answers 400 with the position of the mistake. */
 static json_t *parse_body(const vd_http_request *req, vd_http_response *resp) {
   const char *type = vd_http_header(req, "Content-Type");
-  if (type && strncmp(type, "application/json", 16) != 0) {
+  if (type && strncasecmp(type, "application/json", 16) != 0) {
     vd_http_respond_error(resp, 415, "unsupported_media_type", NULL, NULL,
                           "the body must be JSON (Content-Type: application/json), got '%s'", type);
     return NULL;

@@ -132,6 +132,12 @@ static size_t collect(char *data, size_t size, size_t count, void *ctx) {
 
 vd_itest_response vd_itest_call(const vd_itest_server *s, const char *method, const char *path,
                                 const char *key, const char *body, size_t size) {
+  return vd_itest_call_typed(s, method, path, key, body ? "application/json" : NULL, body, size);
+}
+
+vd_itest_response vd_itest_call_typed(const vd_itest_server *s, const char *method,
+                                      const char *path, const char *key, const char *content_type,
+                                      const char *body, size_t size) {
   vd_itest_response r = {0};
   CURL *curl = curl_easy_init();
   if (!curl) return r;
@@ -143,7 +149,11 @@ vd_itest_response vd_itest_call(const vd_itest_server *s, const char *method, co
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     headers = curl_slist_append(headers, auth);
   }
-  if (body) headers = curl_slist_append(headers, "Content-Type: application/json");
+  char type[160];
+  if (content_type) {
+    snprintf(type, sizeof type, "Content-Type: %s", content_type);
+    headers = curl_slist_append(headers, type);
+  }
   headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(curl, CURLOPT_URL, url);
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);

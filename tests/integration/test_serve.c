@@ -215,6 +215,14 @@ START_TEST(routing_errors) {
       vd_itest_call(&server, "GET", "/v1/promotions/score", "demo-score", NULL, 0);
   ck_assert_int_eq(r.status, 405);
   vd_itest_response_free(&r);
+  r = vd_itest_call_typed(&server, "POST", "/v1/promotions/score", "demo-score", "text/plain",
+                          customer, strlen(customer));
+  ck_assert_int_eq(r.status, 415);
+  vd_itest_response_free(&r);
+  r = vd_itest_call_typed(&server, "POST", "/v1/promotions/score", "demo-score",
+                          "Application/JSON; charset=utf-8", customer, strlen(customer));
+  ck_assert_int_eq(r.status, 200);
+  vd_itest_response_free(&r);
   r = vd_itest_call(&server, "GET", "/v1/nothing", NULL, NULL, 0);
   ck_assert_int_eq(r.status, 404);
   ck_assert_str_eq(error_code(&r), "not_found");

@@ -45,6 +45,10 @@ typedef struct vd_itest_response {
  * key NULL sends no Authorization header; body NULL sends none. status 0 = transport error. */
 vd_itest_response vd_itest_call(const vd_itest_server *s, const char *method, const char *path,
                                 const char *key, const char *body, size_t size);
+/* The same with an explicit Content-Type for the body (NULL: none). */
+vd_itest_response vd_itest_call_typed(const vd_itest_server *s, const char *method,
+                                      const char *path, const char *key, const char *content_type,
+                                      const char *body, size_t size);
 void vd_itest_response_free(vd_itest_response *r);
 
 /* The request body for a Hillstrom CSV row (recency,history_segment,history,mens,womens,zip_code,
