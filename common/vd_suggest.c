@@ -38,7 +38,7 @@ size_t vd_edit_distance(const char *a, const char *b) {
 
 const char *vd_suggest(const char *word, const char *const *candidates, size_t count) {
   size_t length = strlen(word);
-  size_t allowed = length >= 10 ? 3 : length >= 5 ? 2 : 1;
+  size_t allowed = length >= 12 ? 3 : length >= 5 ? 2 : 1;
   const char *best = NULL;
   size_t best_distance = allowed + 1;
   for (size_t i = 0; i < count; i++) {

@@ -8,7 +8,7 @@
 
 /* The candidate closest to `word` by edit distance (insertions, deletions, substitutions and
  * swaps of adjacent characters, case-insensitive), or NULL when none is close enough to be a
- * plausible typo (distance at most 1 for short words, 2 from 5 characters, 3 from 10).
+ * plausible typo (distance at most 1 for short words, 2 from 5 characters, 3 from 12).
  * Candidates equal to `word` are never suggested. NULL entries in candidates are skipped. */
 const char *vd_suggest(const char *word, const char *const *candidates, size_t count);
 

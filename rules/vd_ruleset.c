@@ -233,6 +233,108 @@ static void explain_unknown_field(const vd_ruleset *rs, const char *source, size
   free(names);
 }
 
+/* ---- enum literals: `subject.zip_code == "Suburban"` type-checks (both are strings) but can never
+ * match; a literal compared with an enum field must be one of its values. Recognised forms:
+ * FIELD ==/!= 'lit', 'lit' ==/!= FIELD, FIELD in ['a', 'b']. */
+
+static bool is_name_char(char c) {
+  return c == '_' || c == '.' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9');
+}
+
+static size_t skip_spaces(const char *s, size_t i) {
+  while (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') i++;
+  return i;
+}
+
+/* A quoted literal without escapes at s[i]; returns the index after it, or 0. */
+static size_t literal_at(const char *s, size_t i, size_t *start, size_t *len) {
+  char quote = s[i];
+  if (quote != '"' && quote != '\'') return 0;
+  size_t j = i + 1;
+  while (s[j] && s[j] != quote && s[j] != '\\' && s[j] != '\n') j++;
+  if (s[j] != quote) return 0;
+  *start = i + 1;
+  *len = j - i - 1;
+  return j + 1;
+}
+
+static void check_enum_literal(loader *L, json_t *rule_obj, const rule *r, size_t lead,
+                               const vd_schema_field *f, size_t start, size_t len) {
+  size_t n = vd_schema_field_enum_count(f);
+  const char *values[256];
+  for (size_t k = 0; k < n && k < 256; k++) {
+    values[k] = vd_schema_field_enum_value(f, k);
+    if (strlen(values[k]) == len && memcmp(values[k], r->when + start, len) == 0) return;
+  }
+  char literal[128];
+  snprintf(literal, sizeof literal, "%.*s", (int)len, r->when + start);
+  const char *typo = vd_suggest(literal, values, n < 256 ? n : 256);
+  vd_buf list = {0};
+  for (size_t k = 0; k < n; k++) vd_buf_printf(&list, "%s%s", k ? ", " : "", values[k]);
+  int line = 0, column = 0;
+  vd_error e;
+  bool found =
+      vd_yaml_where_in_scalar(L->doc, rule_obj, "when", 0, lead + start - 1, &line, &column);
+  vd_error_at(&e, vd_yaml_name(L->doc), found ? line : 0, found ? column : 0,
+              "rule %s: \"%s\" is not one of the values of %s, so it can never be equal%s%s%s "
+              "(the values are %s)",
+              r->id, literal, vd_schema_field_path(f), typo ? " (did you mean \"" : "",
+              typo ? typo : "", typo ? "\"?)" : "", list.data ? list.data : "");
+  vd_buf_free(&list);
+  L->errors++;
+  if (L->diags) vd_diags_add(L->diags, &e);
+}
+
+static void check_enum_literals(loader *L, json_t *rule_obj, const rule *r, size_t lead) {
+  const vd_schema *schema = L->rs->schema;
+  const char *s = r->when;
+  for (size_t fi = 0; fi < vd_schema_field_count(schema); fi++) {
+    const vd_schema_field *f = vd_schema_field_at(schema, fi);
+    if (vd_schema_field_type(f) != VD_FIELD_ENUM) continue;
+    const char *path = vd_schema_field_path(f);
+    size_t path_len = strlen(path);
+    for (const char *at = strstr(s, path); at; at = strstr(at + 1, path)) {
+      size_t begin = (size_t)(at - s), end = begin + path_len;
+      if ((begin > 0 && is_name_char(s[begin - 1])) || is_name_char(s[end])) continue;
+      size_t lit_start, lit_len;
+      size_t j = skip_spaces(s, end);
+      if ((s[j] == '=' || s[j] == '!') && s[j + 1] == '=') {
+        j = skip_spaces(s, j + 2);
+        if (literal_at(s, j, &lit_start, &lit_len))
+          check_enum_literal(L, rule_obj, r, lead, f, lit_start, lit_len);
+      } else if (s[j] == 'i' && s[j + 1] == 'n' && !is_name_char(s[j + 2])) {
+        j = skip_spaces(s, j + 2);
+        if (s[j] == '[') {
+          j = skip_spaces(s, j + 1);
+          size_t next;
+          while ((next = literal_at(s, j, &lit_start, &lit_len)) != 0) {
+            check_enum_literal(L, rule_obj, r, lead, f, lit_start, lit_len);
+            j = skip_spaces(s, next);
+            if (s[j] != ',') break;
+            j = skip_spaces(s, j + 1);
+          }
+        }
+      }
+      /* 'lit' == FIELD */
+      size_t k = begin;
+      while (k > 0 && strchr(" \t\r\n", s[k - 1])) k--;
+      if (k >= 2 && s[k - 1] == '=' && (s[k - 2] == '=' || s[k - 2] == '!')) {
+        k -= 2;
+        while (k > 0 && strchr(" \t\r\n", s[k - 1])) k--;
+        if (k >= 2 && (s[k - 1] == '"' || s[k - 1] == '\'')) {
+          char quote = s[k - 1];
+          size_t open = k - 1;
+          while (open > 0 && s[open - 1] != quote && s[open - 1] != '\\' && s[open - 1] != '\n')
+            open--;
+          if (open > 0 && s[open - 1] == quote)
+            check_enum_literal(L, rule_obj, r, lead, f, open, k - 1 - open);
+        }
+      }
+    }
+  }
+}
+
 /* Compiles the rule's `when` and maps any error's offset to the file. */
 static void compile_when(loader *L, json_t *rule_obj, json_t *when_json, rule *r,
                          bool stage_known) {
@@ -269,6 +371,7 @@ static void compile_when(loader *L, json_t *rule_obj, json_t *when_json, rule *r
     LOAD_ERROR(L, rule_obj, "when", 0,
                "rule %s: `when` must be a condition (bool), but this expression gives %s", r->id,
                type_name);
+  check_enum_literals(L, rule_obj, r, lead);
   size_t n = vd_cel_program_ref_count(r->program);
   const size_t *refs = vd_cel_program_refs(r->program);
   for (size_t i = 0; i < n; i++) {

@@ -260,9 +260,16 @@ static json_t *check_scalar(const vd_schema_field *f, vd_field_type t, const jso
     describe_scalar(f, t, &expected);
     char got[80];
     render_value(value, got, sizeof got);
+    const char *typo = t == VD_FIELD_ENUM && json_is_string(value)
+                           ? vd_suggest(json_string_value(value),
+                                        (const char *const *)f->enum_values, f->enum_count)
+                           : NULL;
     if (length_error)
       add_field_diag(diags, path, "expected %s, got a string of %zu characters",
                      expected.data ? expected.data : "", utf8_length(json_string_value(value)));
+    else if (typo)
+      add_field_diag(diags, path, "expected %s, got %s (did you mean \"%s\"?)",
+                     expected.data ? expected.data : "", got, typo);
     else
       add_field_diag(diags, path, "expected %s, got %s", expected.data ? expected.data : "", got);
   }

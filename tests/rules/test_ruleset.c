@@ -174,6 +174,23 @@ START_TEST(file_level_mistakes) {
 }
 END_TEST
 
+START_TEST(a_literal_that_no_enum_value_equals) {
+  ck_assert_str_eq(
+      load_errors("ruleset: t\n"
+                  "schema: { schema: s, fields: { subject.zip: { type: enum, values: [Urban, "
+                  "Surburban, Rural] } } }\n"
+                  "default_score: 0\n"
+                  "rules:\n"
+                  "  - id: a\n    stage: before_model\n"
+                  "    when: subject.zip == 'Suburban' || subject.zip in ['Rural', \"Town\"]\n"
+                  "    then: { deny: x }\n"),
+      "r.yaml:7:26: rule a: \"Suburban\" is not one of the values of subject.zip, so it can never "
+      "be equal (did you mean \"Surburban\"?) (the values are Urban, Surburban, Rural)\n"
+      "r.yaml:7:65: rule a: \"Town\" is not one of the values of subject.zip, so it can never be "
+      "equal (the values are Urban, Surburban, Rural)");
+}
+END_TEST
+
 START_TEST(a_rule_that_is_not_a_mapping) {
   /* (found by the fuzzer: a non-mapping rule followed by another rule crashed the id check) */
   ck_assert_str_eq(
@@ -586,6 +603,7 @@ int main(void) {
   tcase_add_test(m, model_scores_only_after_the_model);
   tcase_add_test(m, yaml_surprises_are_refused);
   tcase_add_test(m, file_level_mistakes);
+  tcase_add_test(m, a_literal_that_no_enum_value_equals);
   tcase_add_test(m, a_rule_that_is_not_a_mapping);
   tcase_add_test(m, tests_are_checked_and_a_failing_test_refuses_the_file);
   tcase_add_test(m, the_example_ruleset_loads_and_passes_its_tests);

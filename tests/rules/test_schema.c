@@ -101,6 +101,11 @@ START_TEST(validation_names_the_path_and_why) {
                    "subject.zip_code: expected one of \"Urban\", \"Surburban\", \"Rural\", got "
                    "\"Downtown\"");
   r = valid_request();
+  json_object_set_new(json_object_get(r, "subject"), "zip_code", json_string("Suburban"));
+  ck_assert_str_eq(validation_errors(s, r),
+                   "subject.zip_code: expected one of \"Urban\", \"Surburban\", \"Rural\", got "
+                   "\"Suburban\" (did you mean \"Surburban\"?)");
+  r = valid_request();
   json_object_set_new(json_object_get(r, "subject"), "history", json_real(-1));
   ck_assert_str_eq(validation_errors(s, r), "subject.history: expected double >= 0, got -1.0");
   r = valid_request();
