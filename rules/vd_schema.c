@@ -684,13 +684,13 @@ vd_schema *vd_schema_from_yaml(const vd_yaml_doc *doc, const json_t *value, vd_d
     vd_schema_free(s);
     return NULL;
   }
-  s->by_path = calloc(s->count ? s->count : 1, sizeof *s->by_path);
+  s->by_path = calloc(s->count ? s->count : 1, sizeof(const vd_schema_field *));
   if (!s->by_path) {
     vd_schema_free(s);
     return NULL;
   }
   for (size_t i = 0; i < s->count; i++) s->by_path[i] = &s->fields[i];
-  qsort(s->by_path, s->count, sizeof *s->by_path, compare_field_path);
+  qsort(s->by_path, s->count, sizeof(const vd_schema_field *), compare_field_path);
   s->name = dup_string(json_string_value(name));
   s->description = dup_string(description ? json_string_value(description) : "");
   json_t *canonical_fields = json_object();
