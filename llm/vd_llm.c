@@ -22,6 +22,7 @@
 
 enum {
   RECENT_JOBS = 512,          /* finished jobs kept in memory for get/events */
+  RECENT_WITH_TOKENS = 64,    /* ... of which the newest keep their token events */
   ERROR_BODY_MAX = 64 * 1024, /* how much of a non-200 body is kept for classification */
   POLL_MAX_MS = 100,          /* the worker re-checks timers at least this often */
 };
@@ -284,6 +285,20 @@ static void retire(vd_llm *llm, job *j) {
   job_free(llm->recent[llm->recent_next]);
   llm->recent[llm->recent_next] = j;
   llm->recent_next = (llm->recent_next + 1) % RECENT_JOBS;
+  /* Older finished jobs drop their token events (the "done" event has the whole result); seq
+   * numbers stay, so a cursor still works. This bounds memory to the newest jobs' streams. */
+  job *old = llm->recent[(llm->recent_next + RECENT_JOBS - RECENT_WITH_TOKENS - 1) % RECENT_JOBS];
+  if (old) {
+    json_t *kept = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(old->events, i, e) {
+      if (strcmp(json_string_value(json_object_get(e, "event")), "token") != 0)
+        json_array_append(kept, e);
+    }
+    json_decref(old->events);
+    old->events = kept;
+  }
 }
 
 /* ---- terminal states ---- */
@@ -484,6 +499,10 @@ static void begin(vd_llm *llm, job *j) {
     }
     j->planned = true;
     j->messages = json_deep_copy(j->plan.messages);
+    pthread_mutex_lock(&llm->mu); /* a resumed job records the prompt it now runs with */
+    copy(j->prompt_version, sizeof j->prompt_version,
+         vd_llm_tasks_prompt_version(llm->tasks, j->task));
+    pthread_mutex_unlock(&llm->mu);
   }
   if (!j->plan.need_llm) {
     json_t *result = json_deep_copy(j->plan.partial);

@@ -177,8 +177,10 @@ bool vd_llm_wait(vd_llm *llm, const char *job_id, int64_t timeout_ms);
  *   reason}, "reset" {} (discard the tokens streamed so far: a retry or repair restarts the
  *   answer), "done" {the job's state JSON}.
  * Waits up to timeout_ms when there is nothing new; advances *cursor past the returned events;
- * sets *finished once the "done" event has been returned. A finished job no longer in memory yields
- * a single "done" event from the store. NULL (err set) for an unknown job. */
+ * sets *finished once the "done" event has been returned. The 64 most recently finished jobs keep
+ * their token events; older ones keep the others (seq numbers unchanged); a finished job no longer
+ * in memory (512 are kept) yields a single "done" event from the store. NULL (err set) for an
+ * unknown job. */
 json_t *vd_llm_events(vd_llm *llm, const char *job_id, uint64_t *cursor, int64_t timeout_ms,
                       bool *finished, vd_error *err);
 

@@ -744,6 +744,37 @@ START_TEST(test_tokens_reach_subscribers_within_milliseconds) {
 }
 END_TEST
 
+/* Finished jobs keep their token events only while they are among the 64 newest: memory stays
+ * bounded, and an old job's events still end with "done" carrying the whole result. */
+START_TEST(test_old_jobs_drop_token_events) {
+  llm_env env;
+  llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
+  env.cfg.cache_ttl_s = 0;
+  vd_llm *llm = open_llm(&env);
+  char first[VD_LLM_JOB_ID_SIZE] = "", last[VD_LLM_JOB_ID_SIZE] = "";
+  for (int i = 0; i < 66; i++) {
+    json_t *job = llm_env_run(llm, VD_LLM_TASK_ITINERARY, llm_env_kyoto_trip, NULL);
+    ck_assert_str_eq(str(job, "state"), "succeeded");
+    snprintf(i == 0 ? first : last, VD_LLM_JOB_ID_SIZE, "%s", str(job, "job_id"));
+    json_decref(job);
+  }
+  json_t *old = llm_env_events(llm, first);
+  ck_assert_int_eq(llm_env_count(old, "token"), 0);
+  ck_assert_int_eq(llm_env_count(old, "done"), 1);
+  json_t *done = json_array_get(old, json_array_size(old) - 1);
+  ck_assert_int_gt(num(done, "seq"), (json_int_t)json_array_size(old)); /* seq numbers kept */
+  ck_assert_int_eq(json_array_size(json_object_get(
+                       json_object_get(json_object_get(done, "data"), "result"), "days")),
+                   2);
+  json_t *recent = llm_env_events(llm, last);
+  ck_assert_int_eq(llm_env_count(recent, "token"), (int)pieces(llm_env_kyoto_answer, 8));
+  json_decref(old);
+  json_decref(recent);
+  vd_llm_close(llm);
+  llm_env_done(&env);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("llm_jobs");
   TCase *tc = tcase_create("jobs");
@@ -766,6 +797,7 @@ int main(void) {
   tcase_add_test(tc, test_classify_hook_and_route_check);
   tcase_add_test(tc, test_invalid_input_is_rejected_with_field);
   tcase_add_test(tc, test_tokens_reach_subscribers_within_milliseconds);
+  tcase_add_test(tc, test_old_jobs_drop_token_events);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
