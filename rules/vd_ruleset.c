@@ -263,9 +263,10 @@ static void check_enum_literal(loader *L, json_t *rule_obj, const rule *r, size_
                                const vd_schema_field *f, size_t start, size_t len) {
   size_t n = vd_schema_field_enum_count(f);
   const char *values[256];
-  for (size_t k = 0; k < n && k < 256; k++) {
-    values[k] = vd_schema_field_enum_value(f, k);
-    if (strlen(values[k]) == len && memcmp(values[k], r->when + start, len) == 0) return;
+  for (size_t k = 0; k < n; k++) {
+    const char *value = vd_schema_field_enum_value(f, k);
+    if (strlen(value) == len && memcmp(value, r->when + start, len) == 0) return;
+    if (k < 256) values[k] = value;
   }
   char literal[128];
   snprintf(literal, sizeof literal, "%.*s", (int)len, r->when + start);
