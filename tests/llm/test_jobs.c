@@ -153,7 +153,13 @@ START_TEST(test_transient_failures_are_retried) {
   json_array_foreach(events, i, e) {
     if (strcmp(str(e, "event"), "retry") != 0) continue;
     ck_assert_str_eq(str(json_object_get(e, "data"), "reason"), kinds[k]);
-    ck_assert_int_ge(num(json_object_get(e, "data"), "delay_ms"), 10);
+    /* Exponential backoff with jitter: retry n waits in [cap/2, cap], cap = 20 ms * 2^(n-1)
+     * up to 200 ms. */
+    json_int_t cap = 20 << k;
+    if (cap > 200) cap = 200;
+    json_int_t delay = num(json_object_get(e, "data"), "delay_ms");
+    ck_assert_msg(delay >= cap / 2 && delay <= cap, "retry %d waited %lld ms, cap %lld", k + 1,
+                  (long long)delay, (long long)cap);
     k++;
   }
   json_decref(events);
@@ -775,6 +781,27 @@ START_TEST(test_old_jobs_drop_token_events) {
 }
 END_TEST
 
+START_TEST(test_unreachable_provider_is_retried_then_falls_back) {
+  llm_env env;
+  llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
+  snprintf(env.cfg.providers[0].base_url, sizeof env.cfg.providers[0].base_url,
+           "http://127.0.0.1:1"); /* nothing listens on port 1 */
+  env.cfg.max_attempts = 3;
+  vd_llm *llm = open_llm(&env);
+  json_t *job = llm_env_run(llm, VD_LLM_TASK_CLASSIFY, "{\"text\": \"hello\"}", NULL);
+  ck_assert_str_eq(str(job, "state"), "fallback");
+  ck_assert_int_eq(num(job, "attempts"), 3);
+  ck_assert_msg(strstr(str(job, "reason"), "(connection) after 3 attempts"), "%s",
+                str(job, "reason"));
+  json_decref(job);
+  vd_llm_stats stats;
+  vd_llm_get_stats(llm, &stats);
+  ck_assert(stats.breaker_open[0]); /* three connection failures = the breaker threshold */
+  vd_llm_close(llm);
+  llm_env_done(&env);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("llm_jobs");
   TCase *tc = tcase_create("jobs");
@@ -798,6 +825,7 @@ int main(void) {
   tcase_add_test(tc, test_invalid_input_is_rejected_with_field);
   tcase_add_test(tc, test_tokens_reach_subscribers_within_milliseconds);
   tcase_add_test(tc, test_old_jobs_drop_token_events);
+  tcase_add_test(tc, test_unreachable_provider_is_retried_then_falls_back);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
