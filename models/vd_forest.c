@@ -190,8 +190,10 @@ static bool visit(builder *b, size_t base, size_t local, double *mean, const cha
     double *zf = realloc(b->f->zero_fractions, (b->feat_cap ? b->feat_cap : 1) * sizeof(double));
     if (!zf) return fail(err, name, "out of memory");
     b->f->zero_fractions = zf;
-    memcpy(b->f->path_features + b->feat_count, feats, d * sizeof *feats);
-    memcpy(b->f->zero_fractions + b->feat_count, z, d * sizeof *z);
+    if (d) { /* a tree that is a single leaf has no path */
+      memcpy(b->f->path_features + b->feat_count, feats, d * sizeof *feats);
+      memcpy(b->f->zero_fractions + b->feat_count, z, d * sizeof *z);
+    }
     b->f->leaves[b->leaf_count++] = (leaf){.first_step = b->step_count,
                                            .first_feature = b->feat_count,
                                            .table = SIZE_MAX,
