@@ -92,42 +92,64 @@ struct vd_cel_map {
   const vd_cel_value *values;
 };
 
-/* Constructors (no allocation; strings are borrowed). */
+/* Constructors (no allocation; strings are borrowed). They set only the fields the kind uses:
+ * zero-filling the whole struct costs more than the evaluation of a comparison. */
 static inline vd_cel_value vd_cel_null(void) {
-  vd_cel_value r = {.kind = VD_CEL_NULL};
+  vd_cel_value r;
+  r.kind = VD_CEL_NULL;
+  r.v.u = 0;
   return r;
 }
 static inline vd_cel_value vd_cel_bool(bool b) {
-  vd_cel_value r = {.kind = VD_CEL_BOOL, .v.b = b};
+  vd_cel_value r;
+  r.kind = VD_CEL_BOOL;
+  r.v.u = 0;
+  r.v.b = b;
   return r;
 }
 static inline vd_cel_value vd_cel_int(int64_t i) {
-  vd_cel_value r = {.kind = VD_CEL_INT, .v.i = i};
+  vd_cel_value r;
+  r.kind = VD_CEL_INT;
+  r.v.i = i;
   return r;
 }
 static inline vd_cel_value vd_cel_uint(uint64_t u) {
-  vd_cel_value r = {.kind = VD_CEL_UINT, .v.u = u};
+  vd_cel_value r;
+  r.kind = VD_CEL_UINT;
+  r.v.u = u;
   return r;
 }
 static inline vd_cel_value vd_cel_double(double d) {
-  vd_cel_value r = {.kind = VD_CEL_DOUBLE, .v.d = d};
+  vd_cel_value r;
+  r.kind = VD_CEL_DOUBLE;
+  r.v.d = d;
   return r;
 }
 /* s must be valid UTF-8 (see vd_cel_utf8_valid) and outlive the value. */
 static inline vd_cel_value vd_cel_string(const char *s, size_t len) {
-  vd_cel_value r = {.kind = VD_CEL_STRING, .v.str = {s, len}};
+  vd_cel_value r;
+  r.kind = VD_CEL_STRING;
+  r.v.str.data = s;
+  r.v.str.len = len;
   return r;
 }
 static inline vd_cel_value vd_cel_bytes(const void *s, size_t len) {
-  vd_cel_value r = {.kind = VD_CEL_BYTES, .v.str = {(const char *)s, len}};
+  vd_cel_value r;
+  r.kind = VD_CEL_BYTES;
+  r.v.str.data = (const char *)s;
+  r.v.str.len = len;
   return r;
 }
 static inline vd_cel_value vd_cel_list_value(const vd_cel_list *list) {
-  vd_cel_value r = {.kind = VD_CEL_LIST, .v.list = list};
+  vd_cel_value r;
+  r.kind = VD_CEL_LIST;
+  r.v.list = list;
   return r;
 }
 static inline vd_cel_value vd_cel_map_value(const vd_cel_map *map) {
-  vd_cel_value r = {.kind = VD_CEL_MAP, .v.map = map};
+  vd_cel_value r;
+  r.kind = VD_CEL_MAP;
+  r.v.map = map;
   return r;
 }
 bool vd_cel_utf8_valid(const char *s, size_t len);
