@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vd_itest.h"
@@ -477,6 +478,48 @@ START_TEST(sigterm_finishes_in_flight_and_exits_0) {
 }
 END_TEST
 
+/* Runs `verdict serve ARGS` with a shell and returns its exit status; *output gets stdout+stderr.
+ */
+static int run_serve(const char *args, char *output, size_t size) {
+  char command[1024];
+  snprintf(command, sizeof command, "'%s' serve %s 2>&1", VERDICT_EXE, args);
+  FILE *p = popen(command, "r");
+  ck_assert_ptr_nonnull(p);
+  size_t n = fread(output, 1, size - 1, p);
+  output[n] = '\0';
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(serve_usage_and_bad_configs) {
+  char out[8192];
+  ck_assert_int_eq(run_serve("--help", out, sizeof out), 0);
+  ck_assert_ptr_nonnull(strstr(out, "usage: verdict serve --config FILE"));
+  ck_assert_int_eq(run_serve("", out, sizeof out), 2);
+  ck_assert_ptr_nonnull(strstr(out, "--config FILE is required"));
+  ck_assert_int_eq(run_serve("--config /nonexistent.yaml", out, sizeof out), 2);
+  ck_assert_int_eq(run_serve("--frobnicate", out, sizeof out), 2);
+  char dir[] = "/tmp/verdict-cli-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char path[128], args[256];
+  snprintf(path, sizeof path, "%s/bad.yaml", dir);
+  FILE *f = fopen(path, "w");
+  fputs("data_dir: d\ndeployments: [x]\nlimits:\n  max_body: 10\n", f);
+  fclose(f);
+  snprintf(args, sizeof args, "--config %s", path);
+  ck_assert_int_eq(run_serve(args, out, sizeof out), 2);
+  ck_assert_msg(strstr(out, "bad.yaml:4:3: unknown key 'max_body' in limits"), "%s", out);
+  /* A deployment folder that does not load is fatal at start (exit 1), naming the file. */
+  f = fopen(path, "w");
+  fprintf(f, "data_dir: d\ndeployments: [nowhere]\n");
+  fclose(f);
+  ck_assert_int_eq(run_serve(args, out, sizeof out), 1);
+  ck_assert_msg(strstr(out, "nowhere/deployment.yaml"), "%s", out);
+  snprintf(args, sizeof args, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(args), 0);
+}
+END_TEST
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_ALL);
   Suite *s = suite_create("serve");
@@ -504,6 +547,10 @@ int main(void) {
   tcase_set_timeout(stop, 300);
   tcase_add_test(stop, sigterm_finishes_in_flight_and_exits_0);
   suite_add_tcase(s, stop);
+  TCase *cli = tcase_create("cli");
+  tcase_set_timeout(cli, 120);
+  tcase_add_test(cli, serve_usage_and_bad_configs);
+  suite_add_tcase(s, cli);
   int rc = vd_test_run(s);
   curl_global_cleanup();
   return rc;
