@@ -169,6 +169,8 @@ typedef struct reader {
   int32_t ref;
   vdx_date_expr last_anchor; /* the latest date written, for "the Monday after" */
   bool have_anchor;
+  int32_t week_monday; /* "next weekend, Friday to Sunday": the week weekdays fall in */
+  bool have_week;
 } reader;
 
 static const vdx_token *tok(const reader *r, size_t i) {
@@ -572,6 +574,8 @@ static size_t parse_range(reader *r, size_t i, vdx_dates *out) {
     between = true;
   }
   vdx_date_expr a = {0}, b = {0};
+  vdx_date_expr before = r->last_anchor;
+  bool had_before = r->have_anchor;
   size_t j = parse_expr(r, s, &a);
   bool bare_a = false;
   if (!j && weekday_full(r, s) >= 0) {
@@ -606,6 +610,14 @@ static size_t parse_range(reader *r, size_t i, vdx_dates *out) {
       end = opt_year(r, end, &b.y);
     }
   }
+  /* Weekdays of a week just named: "next weekend, Friday to Sunday" */
+  if (a.kind == VDX_E_WEEKDAY && r->have_week) {
+    int32_t day = vdx_resolve(&a, r->week_monday - 1);
+    a = (vdx_date_expr){.kind = VDX_E_FIXED, .fixed = day};
+  }
+  /* Days alone take the month of the date written before: "make that the 13th to the 16th" */
+  if (a.kind == VDX_E_DAY && b.kind == VDX_E_DAY && had_before && before.kind == VDX_E_YMD)
+    a = (vdx_date_expr){.kind = VDX_E_YMD, .y = before.y, .m = before.m, .d = a.d};
   /* Share the month and year written on one side. */
   if (a.kind == VDX_E_DAY && b.kind == VDX_E_YMD) {
     a = (vdx_date_expr){.kind = VDX_E_YMD, .y = b.y, .m = b.m, .d = a.d};
@@ -764,9 +776,17 @@ void vdx_read_dates(const vdx_text *t, const bool *is_place, int32_t reference, 
     }
     if (w) {
       int32_t sat = reference + (5 - vdx_weekday_of(reference) + 7) % 7 + 7 * weeks_ahead;
+      r.week_monday = sat - 5;
+      r.have_week = true;
       vdx_date_fact f = {.tok = i, .end_tok = w, .role = VDX_ROLE_START, .weak = true};
       f.single = (vdx_date_expr){.kind = VDX_E_FIXED, .fixed = sat};
       add_date(out, &f);
+      i = w;
+      continue;
+    }
+    if ((w = vdx_match(t, i, "next week")) && !is(&r, w, "end")) {
+      r.week_monday = reference + 7 - vdx_weekday_of(reference); /* no date, but a week */
+      r.have_week = true;
       i = w;
       continue;
     }

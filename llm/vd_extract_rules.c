@@ -467,6 +467,7 @@ static const phrase interest_phrases[] = {
     {"sport", I_SPORTS},
     {"football", I_SPORTS},
     {"footy", I_SPORTS},
+    {"ball game", I_SPORTS},
     {"soccer", I_SPORTS},
     {"rugby", I_SPORTS},
     {"cricket", I_SPORTS},
@@ -511,6 +512,7 @@ static const phrase interest_phrases[] = {
     {"wineries", I_WINE},
     {"vineyard*", I_WINE},
     {"sommelier", I_WINE},
+    {"game", I_SPORTS}, /* after "game drive" */
 };
 
 /* ---- destinations
@@ -1166,8 +1168,11 @@ static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
         p->any = true;
       }
       /* Two names: "Niccolo and Giulia here" */
-      if ((tk(c, i)->flags & VDX_CAP) && is(c, i + 1, "and") && (tk(c, i + 2)->flags & VDX_CAP) &&
-          is(c, i + 3, "here") && !c->is_place[i] && !c->is_place[i + 2]) {
+      if ((tk(c, i)->flags & VDX_CAP) && and_word(tk(c, i + 1)) &&
+          (tk(c, i + 2)->flags & VDX_CAP) &&
+          (is(c, i + 3, "here") || vdx_is_punct(tk(c, i + 3), ':') ||
+           vdx_is_punct(tk(c, i + 3), '-')) &&
+          !place_at(c, i) && !place_at(c, i + 2) && !noun_at(tk(c, i)) && !noun_at(tk(c, i + 2))) {
         p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + 2;
         p->any = true;
         i += 4;

@@ -120,6 +120,9 @@ START_TEST(relative_dates) {
   expect("next weekend", "{\"start_date\":\"2027-05-22\",\"end_date\":null,\"nights\":null}");
   expect("this coming weekend", "{\"start_date\":\"2027-05-15\",\"end_date\":null}");
   expect("the weekend after next", "{\"start_date\":\"2027-05-29\"}");
+  expect("Berlin next weekend, Friday to Sunday",
+         "{\"start_date\":\"2027-05-21\",\"end_date\":\"2027-05-23\",\"nights\":2}");
+  expect("next week, Tuesday to Thursday", "{\"start_date\":\"2027-05-18\",\"nights\":2}");
   expect("a week on Friday", "{\"start_date\":\"2027-05-21\",\"nights\":null}");
 }
 END_TEST
@@ -196,6 +199,7 @@ START_TEST(party) {
   expect("Our party: 3 grown-ups and 2 teenagers", "{\"adults\":3,\"children\":2}");
   expect("Pia and I", "{\"adults\":2,\"children\":0}");
   expect("Helene et moi", "{\"adults\":2,\"children\":0}");
+  expect("Jonas & Mia: Oslo in June", "{\"adults\":2,\"children\":0}");
   expect("My husband and our 2 teenagers", "{\"adults\":2,\"children\":2}");
   expect("Grandma, grandpa, my wife, me and our kids (2 and 5)", "{\"adults\":4,\"children\":2}");
   expect("a couple's massage", "{\"adults\":null}");
@@ -242,6 +246,7 @@ START_TEST(interests) {
          "{\"interests\":[\"art\",\"history\",\"markets\"]}");
   expect("safari, wine tasting and the opera", "{\"interests\":[\"music\",\"wildlife\",\"wine\"]}");
   expect("Disneyland and the beach", "{\"interests\":[\"beaches\",\"theme parks\"]}");
+  expect("a Red Sox game and a game drive", "{\"interests\":[\"sports\",\"wildlife\"]}");
   expect("a party of four in Rome", "{\"interests\":[]}");
   expect("pagodas, photography, ski slopes",
          "{\"interests\":[\"photography\",\"skiing\",\"temples\"]}");
@@ -294,6 +299,8 @@ START_TEST(corrections) {
          "{\"start_date\":\"2027-05-21\",\"end_date\":\"2027-05-25\",\"nights\":4}");
   expect("luxury please... actually let's keep it cheap", "{\"budget\":\"low\"}");
   expect("3 nights, no wait, make it 4", "{\"nights\":4}");
+  expect("Rome for the 12th-15th of October. Wait, make that the 13th to the 16th.",
+         "{\"start_date\":\"2027-10-13\",\"end_date\":\"2027-10-16\"}");
   expect("We were going to do Paris but now we'd rather go to Brussels",
          "{\"destinations\":[\"Brussels, Belgium\"]}");
   expect("Rome — actually make that Milan", "{\"destinations\":[\"Milan, Italy\"]}");
