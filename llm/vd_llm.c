@@ -274,7 +274,7 @@ static bool add_live(vd_llm *llm, job *j) {
   return true;
 }
 
-/* Moves a job from live to the recent ring. Caller holds llm->mu. */
+/* Moves a job from live (when it is there) to the recent ring. Caller holds llm->mu. */
 static void retire(vd_llm *llm, job *j) {
   for (size_t i = 0; i < llm->live_count; i++)
     if (llm->live[i] == j) {
@@ -1061,14 +1061,8 @@ vd_llm_submit_status vd_llm_submit(vd_llm *llm, vd_llm_task task, const json_t *
     pthread_mutex_lock(&llm->mu);
     llm->stats.submitted++;
     llm->reserved--;
-    bool ok = add_live(llm, j);
     pthread_mutex_unlock(&llm->mu);
-    if (!ok) {
-      json_decref(cached);
-      job_free(j);
-      vd_error_set(err, "out of memory");
-      return VD_LLM_REJECTED;
-    }
+    /* Never in the live list, so the worker cannot pick it up: it goes straight to the ring. */
     finish(llm, j, ST_SUCCEEDED, "cache", cached, NULL);
     return VD_LLM_CACHED;
   }
