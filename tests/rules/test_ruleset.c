@@ -245,6 +245,15 @@ START_TEST(the_example_ruleset_loads_and_passes_its_tests) {
   ck_assert_str_eq(vd_ruleset_rule_id(rs, 6), "low-uplift");
   ck_assert(vd_ruleset_stage_reads_candidate(rs, VD_STAGE_BEFORE_MODEL));
   ck_assert(!vd_ruleset_stage_reads_candidate(rs, VD_STAGE_AFTER_MODEL));
+  /* the stored canonical form loads back (with its tests) to the same version, for replay */
+  const char *canonical = vd_ruleset_canonical(rs);
+  vd_ruleset *back =
+      vd_ruleset_load_string(canonical, strlen(canonical), "ruleset.json", NULL, 0, &diags);
+  ck_assert_msg(back != NULL, "%s", join(&diags));
+  ck_assert_str_eq(vd_ruleset_version(back), vd_ruleset_version(rs));
+  ck_assert_str_eq(vd_schema_version(vd_ruleset_schema(back)),
+                   vd_schema_version(vd_ruleset_schema(rs)));
+  vd_ruleset_free(back);
   vd_ruleset_free(rs);
   vd_diags_free(&diags);
 }
