@@ -609,7 +609,6 @@ static bool adds_places(const ctx *c, size_t seg) {
 
 static json_t *destinations_json(const ctx *c, place *pl, size_t n, bool *confident) {
   bool keep[MAX_PLACES] = {0};
-  size_t last_seg = 0;
   bool have = false;
   for (size_t s = 0; s < c->nseg; s++) {
     bool any = false;
@@ -621,9 +620,7 @@ static json_t *destinations_json(const ctx *c, place *pl, size_t n, bool *confid
     for (size_t k = 0; k < n; k++)
       if (pl[k].seg == s && !pl[k].excluded) keep[k] = true;
     have = true;
-    last_seg = s;
   }
-  (void)last_seg;
   json_t *arr = json_array();
   bool fuzzy = false;
   for (size_t k = 0; k < n; k++) {
@@ -878,10 +875,9 @@ static bool determiner(const vdx_token *t) {
  * explicit_only: only numbered counts (for corrections). Returns the index after, 0 if none. */
 static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p) {
   size_t j = i;
-  bool det = false, our = false;
+  bool det = false;
   if (determiner(tk(c, j))) {
     det = true;
-    our = is(c, j, "our");
     j++;
   }
   int count = -1;
@@ -1044,7 +1040,6 @@ static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p
     default:
       break;
   }
-  (void)our;
   return end;
 }
 
