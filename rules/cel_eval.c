@@ -269,11 +269,15 @@ static vd_cel_value eval_binary(ev *e, const cel_node *n) {
 
 static vd_cel_value eval_logic(ev *e, const cel_node *n) {
   bool is_and = n->op == N_AND;
+  /* Results are rebuilt from the bool rather than copied: copying a just-written value struct
+   * stalls on store forwarding, and this is the hottest path of rule conditions. */
   vd_cel_value a = eval(e, n->a);
-  if (a.kind == VD_CEL_BOOL && a.v.b != is_and) return a; /* false && _, true || _ */
+  if (a.kind == VD_CEL_BOOL && a.v.b != is_and) return vd_cel_bool(!is_and); /* false && _ */
   vd_cel_value b = eval(e, n->b);
-  if (b.kind == VD_CEL_BOOL && b.v.b != is_and) return b; /* absorbs an error on the left */
-  if (a.kind == VD_CEL_BOOL && b.kind == VD_CEL_BOOL) return b;
+  if (b.kind == VD_CEL_BOOL) {
+    if (b.v.b != is_and) return vd_cel_bool(!is_and); /* absorbs an error on the left */
+    if (a.kind == VD_CEL_BOOL) return vd_cel_bool(is_and);
+  }
   if (a.kind == VD_CEL_ERROR) return a;
   if (b.kind == VD_CEL_ERROR) return b;
   return no_overload(e, n, is_and ? "&&" : "||", a.kind == VD_CEL_BOOL ? &b : &a, NULL);
