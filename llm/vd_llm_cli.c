@@ -31,12 +31,18 @@ static void usage(FILE *f) {
       "environment variables and the shipped defaults, data folder ./data.\n");
 }
 
-/* Makes a path from the config file relative to the file's folder. */
-static void resolve(char *path, size_t size, const char *config_dir) {
-  if (!path[0] || path[0] == '/') return;
-  char joined[VD_LLM_PATH_MAX * 2];
-  snprintf(joined, sizeof joined, "%s/%s", config_dir, path);
-  snprintf(path, size, "%s", joined);
+/* Makes a path from the config file relative to the file's folder. False when it gets too long. */
+static bool resolve(char *path, size_t size, const char *config_dir, FILE *err) {
+  if (!path[0] || path[0] == '/') return true;
+  vd_buf joined = {0};
+  vd_buf_printf(&joined, "%s/%s", config_dir, path);
+  bool fits = !joined.oom && joined.len < size;
+  if (fits)
+    memcpy(path, joined.data, joined.len + 1);
+  else
+    fprintf(err, "verdict llm: path %s/%s is too long\n", config_dir, path);
+  vd_buf_free(&joined);
+  return fits;
 }
 
 static bool load_config(vd_llm_config *cfg, const char *config_path, const char *data_dir,
@@ -65,13 +71,14 @@ static bool load_config(vd_llm_config *cfg, const char *config_path, const char 
       char copy[VD_LLM_PATH_MAX];
       snprintf(copy, sizeof copy, "%s", config_path);
       const char *dir = dirname(copy);
-      if (json_object_get(section, "data_dir")) resolve(cfg->data_dir, sizeof cfg->data_dir, dir);
-      if (json_object_get(section, "prompts_dir"))
-        resolve(cfg->prompts_dir, sizeof cfg->prompts_dir, dir);
-      if (json_object_get(section, "catalogue"))
-        resolve(cfg->catalogue_path, sizeof cfg->catalogue_path, dir);
-      if (json_object_get(section, "gazetteer"))
-        resolve(cfg->gazetteer_path, sizeof cfg->gazetteer_path, dir);
+      ok = (!json_object_get(section, "data_dir") ||
+            resolve(cfg->data_dir, sizeof cfg->data_dir, dir, err)) &&
+           (!json_object_get(section, "prompts_dir") ||
+            resolve(cfg->prompts_dir, sizeof cfg->prompts_dir, dir, err)) &&
+           (!json_object_get(section, "catalogue") ||
+            resolve(cfg->catalogue_path, sizeof cfg->catalogue_path, dir, err)) &&
+           (!json_object_get(section, "gazetteer") ||
+            resolve(cfg->gazetteer_path, sizeof cfg->gazetteer_path, dir, err));
     }
     vd_yaml_free(doc);
     if (!ok) return false;
