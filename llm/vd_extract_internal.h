@@ -170,4 +170,58 @@ typedef struct vdx_dates {
  * of a destination's name (for "and then 2 in Geneva"). */
 void vdx_read_dates(const vdx_text *t, const bool *is_place, int32_t reference, vdx_dates *out);
 
+/* ---- the orchestrator's context (vd_extract_rules.c), shared with the party reader ----------- */
+
+typedef struct vdx_ctx {
+  const vdx_text *t;
+  const vd_gazetteer *g;
+  uint8_t *seg; /* the part (between corrections) of each token */
+  size_t nseg;
+  bool *is_place; /* the token is part of a destination's name (n + 2 entries) */
+} vdx_ctx;
+
+/* Token i, or an empty punctuation token past the end (so look-ahead needs no bounds checks). */
+static inline const vdx_token *vdx_c_tok(const vdx_ctx *c, size_t i) {
+  static const vdx_token none = {.s = "", .len = 0, .kind = VDX_PUNCT};
+  return i < c->t->n ? &c->t->tok[i] : &none;
+}
+static inline bool vdx_c_is(const vdx_ctx *c, size_t i, const char *w) {
+  return vdx_is(vdx_c_tok(c, i), w);
+}
+static inline size_t vdx_c_match(const vdx_ctx *c, size_t i, const char *p) {
+  return vdx_match(c->t, i, p);
+}
+static inline bool vdx_c_place(const vdx_ctx *c, size_t i) { return i < c->t->n && c->is_place[i]; }
+
+/* ---- party (vd_extract_party.c) ----------------------------------------------------------------
+ */
+
+typedef struct vdx_party {
+  size_t last_count_tok; /* where the last count was written, for "make it 6" */
+  int adults_counted;    /* "2 adults", "two couples", "both adults" (-1 none) */
+  int children;          /* children with a known count */
+  int companions;        /* adult companions: my wife, 3 mates, our adult son */
+  int total;             /* "4 of us", "party of 4", "3 people" (-1 none) */
+  bool children_unknown;
+  bool companions_unknown;
+  bool speaker;      /* the writer travels: me, myself, solo, X and I */
+  bool speaker_with; /* ... or goes "with" someone (not said of a "we" group) */
+  bool we;
+  bool all_adults;
+  bool any;
+  bool child_mentioned;
+  bool counted_any;
+  bool family;         /* "a family of four": the split is not said */
+  int grown_offspring; /* sons and daughters of 18 or more, among the companions */
+} vdx_party;
+
+/* Reads the party of part `seg`; explicit_only: only numbered counts ("so it's two of us"), for a
+ * part that corrects an earlier one. */
+void vdx_read_party(const vdx_ctx *c, size_t seg, bool explicit_only, vdx_party *p);
+/* adults and children of one part (-1 = unknown); children_known is the final children count
+ * when this part does not say (for "N of us" minus the children). */
+void vdx_party_counts(const vdx_party *p, int children_known, int *adults, int *children);
+/* A word for a relative or friend (wife, daughter, mates...). */
+bool vdx_relation_noun(const vdx_token *t);
+
 #endif

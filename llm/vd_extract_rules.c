@@ -31,22 +31,7 @@ bool vd_extract_field_from_name(const char *name, vd_extract_field *field) {
 
 enum { MAX_SEGMENTS = 16 };
 
-typedef struct ctx {
-  const vdx_text *t;
-  const vd_gazetteer *g;
-  uint8_t *seg; /* segment of each token */
-  size_t nseg;
-  bool *is_place; /* the token is part of a destination's name (n + 2 entries) */
-} ctx;
-
-static const vdx_token *tk(const ctx *c, size_t i) {
-  static const vdx_token none = {.s = "", .len = 0, .kind = VDX_PUNCT};
-  return i < c->t->n ? &c->t->tok[i] : &none;
-}
-static bool is(const ctx *c, size_t i, const char *w) { return vdx_is(tk(c, i), w); }
-static size_t match(const ctx *c, size_t i, const char *p) { return vdx_match(c->t, i, p); }
-
-static bool place_at(const ctx *c, size_t i) { return i < c->t->n && c->is_place[i]; }
+typedef vdx_ctx ctx;
 
 /* Does a correction start at token i? Returns its kind: 1 = starts here, 2 = "instead" (the
  * clause holding it starts the correction), 0 = none. */
@@ -76,18 +61,20 @@ static int correction_at(const ctx *c, size_t i) {
                                         "would rather",
                                         "but instead"};
   for (size_t k = 0; k < sizeof markers / sizeof markers[0]; k++)
-    if (match(c, i, markers[k])) return 1;
-  if (is(c, i, "wait") && !(i > 0 && (is(c, i - 1, "can't") || is(c, i - 1, "cant") ||
-                                      is(c, i - 1, "cannot") || is(c, i - 1, "to"))))
+    if (vdx_c_match(c, i, markers[k])) return 1;
+  if (vdx_c_is(c, i, "wait") &&
+      !(i > 0 && (vdx_c_is(c, i - 1, "can't") || vdx_c_is(c, i - 1, "cant") ||
+                  vdx_c_is(c, i - 1, "cannot") || vdx_c_is(c, i - 1, "to"))))
     return 1;
-  if (is(c, i, "instead") && !is(c, i + 1, "of")) return 2;
+  if (vdx_c_is(c, i, "instead") && !vdx_c_is(c, i + 1, "of")) return 2;
   /* "Originally Madrid, but we switched to Seville", "my wife prefers Florence" */
-  if ((match(c, i, "switch* to") || match(c, i, "changed to") || match(c, i, "prefer*") ||
-       match(c, i, "go with") || match(c, i, "going with")) &&
-      (place_at(c, i + 1) || place_at(c, i + 2) || place_at(c, i + 3)))
+  if ((vdx_c_match(c, i, "switch* to") || vdx_c_match(c, i, "changed to") ||
+       vdx_c_match(c, i, "prefer*") || vdx_c_match(c, i, "go with") ||
+       vdx_c_match(c, i, "going with")) &&
+      (vdx_c_place(c, i + 1) || vdx_c_place(c, i + 2) || vdx_c_place(c, i + 3)))
     return 1;
   /* "so Florence it is" */
-  if (i > 0 && place_at(c, i - 1) && match(c, i, "it is")) return 2;
+  if (i > 0 && vdx_c_place(c, i - 1) && vdx_c_match(c, i, "it is")) return 2;
   return 0;
 }
 
@@ -100,10 +87,10 @@ static void split_segments(ctx *c) {
     if (!kind) continue;
     size_t at = i;
     if (kind == 2) {
-      while (at > 0 && !vdx_is_boundary(tk(c, at - 1)) && !is(c, at - 1, "so") &&
-             !is(c, at - 1, "but") && !is(c, at - 1, "then"))
+      while (at > 0 && !vdx_is_boundary(vdx_c_tok(c, at - 1)) && !vdx_c_is(c, at - 1, "so") &&
+             !vdx_c_is(c, at - 1, "but") && !vdx_c_is(c, at - 1, "then"))
         at--;
-      if (at > 0 && (is(c, at - 1, "so") || is(c, at - 1, "but"))) at--;
+      if (at > 0 && (vdx_c_is(c, at - 1, "so") || vdx_c_is(c, at - 1, "but"))) at--;
     }
     if (ncut && at <= cuts[ncut - 1]) continue;
     if (at == 0) continue;
@@ -121,13 +108,13 @@ static void split_segments(ctx *c) {
 static bool negated(const ctx *c, size_t i) {
   for (size_t k = i, steps = 0; k > 0 && steps < 4; steps++) {
     k--;
-    const vdx_token *t = tk(c, k);
+    const vdx_token *t = vdx_c_tok(c, k);
     if (vdx_is_boundary(t)) return false;
     if (vdx_is(t, "no") || vdx_is(t, "not") || vdx_is(t, "without") || vdx_is(t, "skip") ||
         vdx_is(t, "avoid") || vdx_is(t, "hate") || vdx_is(t, "nor") ||
         (t->len > 3 && memcmp(t->s + t->len - 3, "n't", 3) == 0) || vdx_is(t, "dont") ||
         vdx_is(t, "never"))
-      return !(k + 1 < c->t->n && is(c, k + 1, "wait"));
+      return !(k + 1 < c->t->n && vdx_c_is(c, k + 1, "wait"));
   }
   return false;
 }
@@ -242,11 +229,11 @@ static void index_phrases(const phrase *p, size_t n, phrase_index *ix) {
 /* The first phrase of the table matching at token i: its index, and *end after the match. */
 static int match_phrase(const ctx *c, size_t i, const phrase *p, const phrase_index *ix,
                         size_t *end) {
-  const vdx_token *t = tk(c, i);
+  const vdx_token *t = vdx_c_tok(c, i);
   if (t->len == 0) return -1;
   int b = bucket_of(t->s[0]);
   for (uint16_t q = ix->start[b]; q < ix->start[b + 1]; q++) {
-    size_t e = match(c, i, p[ix->order[q]].pattern);
+    size_t e = vdx_c_match(c, i, p[ix->order[q]].pattern);
     if (e) {
       *end = e;
       return ix->order[q];
@@ -526,44 +513,48 @@ typedef struct place {
   bool excluded; /* an origin, a person's name, "instead of X" */
 } place;
 
-static bool relation_noun(const vdx_token *t);
-
 static bool origin_or_excluded(const ctx *c, size_t s, size_t e) {
-  if (s > 0 && relation_noun(tk(c, s - 1))) return true; /* "my daughter Florence" */
-  if (s >= 2 && (match(c, s - 2, "instead of") || match(c, s - 2, "rather than"))) return true;
-  if (s >= 1 && (is(c, s - 1, "not") || is(c, s - 1, "except") || is(c, s - 1, "scratch") ||
-                 is(c, s - 1, "forget") || is(c, s - 1, "drop") || is(c, s - 1, "skip") ||
-                 is(c, s - 1, "cancel") || is(c, s - 1, "minus")))
+  if (s > 0 && vdx_relation_noun(vdx_c_tok(c, s - 1))) return true; /* "my daughter Florence" */
+  if (s >= 2 && (vdx_c_match(c, s - 2, "instead of") || vdx_c_match(c, s - 2, "rather than")))
+    return true;
+  if (s >= 1 &&
+      (vdx_c_is(c, s - 1, "not") || vdx_c_is(c, s - 1, "except") || vdx_c_is(c, s - 1, "scratch") ||
+       vdx_c_is(c, s - 1, "forget") || vdx_c_is(c, s - 1, "drop") || vdx_c_is(c, s - 1, "skip") ||
+       vdx_c_is(c, s - 1, "cancel") || vdx_c_is(c, s - 1, "minus")))
     return true;
   /* "heading home to Toronto": where they live */
-  if (s >= 2 && match(c, s - 2, "home to")) return true;
-  if (s >= 2 && match(c, s - 2, "no longer")) return true;
+  if (s >= 2 && vdx_c_match(c, s - 2, "home to")) return true;
+  if (s >= 2 && vdx_c_match(c, s - 2, "no longer")) return true;
   size_t p = s;
   /* "live in X", "based in X", "home in X" */
-  if (p >= 2 && (is(c, p - 1, "in") || is(c, p - 1, "of") || is(c, p - 1, "near"))) {
-    const vdx_token *v = tk(c, p - 2);
+  if (p >= 2 &&
+      (vdx_c_is(c, p - 1, "in") || vdx_c_is(c, p - 1, "of") || vdx_c_is(c, p - 1, "near"))) {
+    const vdx_token *v = vdx_c_tok(c, p - 2);
     if (vdx_is(v, "live") || vdx_is(v, "living") || vdx_is(v, "based") || vdx_is(v, "home") ||
         vdx_is(v, "lives") || vdx_is(v, "reside"))
       return true;
     if (vdx_is(v, "out") && p >= 3 &&
-        (is(c, p - 3, "flying") || is(c, p - 3, "fly") || is(c, p - 3, "based")))
+        (vdx_c_is(c, p - 3, "flying") || vdx_c_is(c, p - 3, "fly") || vdx_c_is(c, p - 3, "based")))
       return true;
   }
-  if (p >= 1 && is(c, p - 1, "from")) {
+  if (p >= 1 && vdx_c_is(c, p - 1, "from")) {
     /* "flying (in) from X (to Y)" names the origin; "from X to Y" alone is an itinerary. */
     size_t v = p - 1;
-    while (v > 0 && (is(c, v - 1, "in") || is(c, v - 1, "out") || is(c, v - 1, "over") ||
-                     is(c, v - 1, "down") || is(c, v - 1, "up")))
+    while (v > 0 &&
+           (vdx_c_is(c, v - 1, "in") || vdx_c_is(c, v - 1, "out") || vdx_c_is(c, v - 1, "over") ||
+            vdx_c_is(c, v - 1, "down") || vdx_c_is(c, v - 1, "up")))
       v--;
-    if (v > 0 && (match(c, v - 1, "fly*") || match(c, v - 1, "flight*") ||
-                  match(c, v - 1, "depart*") || is(c, v - 1, "coming") || is(c, v - 1, "come") ||
-                  is(c, v - 1, "we're") || is(c, v - 1, "i'm") || is(c, v - 1, "are") ||
-                  is(c, v - 1, "am") || is(c, v - 1, "originally")))
+    if (v > 0 &&
+        (vdx_c_match(c, v - 1, "fly*") || vdx_c_match(c, v - 1, "flight*") ||
+         vdx_c_match(c, v - 1, "depart*") || vdx_c_is(c, v - 1, "coming") ||
+         vdx_c_is(c, v - 1, "come") || vdx_c_is(c, v - 1, "we're") || vdx_c_is(c, v - 1, "i'm") ||
+         vdx_c_is(c, v - 1, "are") || vdx_c_is(c, v - 1, "am") || vdx_c_is(c, v - 1, "originally")))
       return true;
-    if (is(c, e, "to") || is(c, e, "and") || match(c, e, "down to") || match(c, e, "up to"))
+    if (vdx_c_is(c, e, "to") || vdx_c_is(c, e, "and") || vdx_c_match(c, e, "down to") ||
+        vdx_c_match(c, e, "up to"))
       return false;
-    if (p >= 2 && (is(c, p - 2, "starting") || is(c, p - 2, "start") || is(c, p - 2, "begin") ||
-                   is(c, p - 2, "beginning")))
+    if (p >= 2 && (vdx_c_is(c, p - 2, "starting") || vdx_c_is(c, p - 2, "start") ||
+                   vdx_c_is(c, p - 2, "begin") || vdx_c_is(c, p - 2, "beginning")))
       return false;
     return true;
   }
@@ -574,7 +565,7 @@ static size_t find_places(ctx *c, place *out) {
   size_t n = 0;
   for (size_t i = 0; i < c->t->n && n < MAX_PLACES;) {
     vdx_place_match m;
-    const vdx_token *t = tk(c, i);
+    const vdx_token *t = vdx_c_tok(c, i);
     bool found = vdx_gazetteer_exact(c->g, c->t, i, &m);
     if (!found && t->kind == VDX_WORD && t->len >= 5 && vdx_month(t) == 0 && vdx_weekday(t) < 0)
       found = vdx_gazetteer_fuzzy(c->g, c->t, i, &m);
@@ -600,8 +591,8 @@ static size_t find_places(ctx *c, place *out) {
 static bool adds_places(const ctx *c, size_t seg) {
   for (size_t i = 0; i < c->t->n; i++) {
     if (c->seg[i] != seg) continue;
-    if (is(c, i, "also") || is(c, i, "too") || match(c, i, "as well") || is(c, i, "add") ||
-        is(c, i, "plus"))
+    if (vdx_c_is(c, i, "also") || vdx_c_is(c, i, "too") || vdx_c_match(c, i, "as well") ||
+        vdx_c_is(c, i, "add") || vdx_c_is(c, i, "plus"))
       return true;
   }
   return false;
@@ -644,608 +635,6 @@ static json_t *destinations_json(const ctx *c, place *pl, size_t n, bool *confid
   }
   *confident = json_array_size(arr) > 0 && !fuzzy;
   return arr;
-}
-
-/* ---- party ---------------------------------------------------------------------------------- */
-
-typedef enum { N_NONE, N_ADULT, N_CHILD, N_TOTAL, N_COMPANION, N_OFFSPRING } noun_class;
-
-typedef struct noun {
-  const char *word;
-  uint8_t cls;
-  uint8_t implied; /* people in one (parents = 2, couple = 2), 0 = one per count */
-  bool plural;
-} noun;
-
-static const noun nouns[] = {
-    {"adult", N_ADULT, 0, false},
-    {"adults", N_ADULT, 0, true},
-    {"adlt", N_ADULT, 0, false},
-    {"adlts", N_ADULT, 0, true},
-    {"grownup", N_ADULT, 0, false},
-    {"grownups", N_ADULT, 0, true},
-    {"grown", N_ADULT, 0, true},
-    {"seniors", N_ADULT, 0, true},
-    {"pensioners", N_ADULT, 0, true},
-    {"people", N_TOTAL, 0, true},
-    {"persons", N_TOTAL, 0, true},
-    {"person", N_TOTAL, 0, false},
-    {"ppl", N_TOTAL, 0, true},
-    {"pax", N_TOTAL, 0, true},
-    {"travellers", N_TOTAL, 0, true},
-    {"travelers", N_TOTAL, 0, true},
-    {"traveller", N_TOTAL, 0, false},
-    {"traveler", N_TOTAL, 0, false},
-    {"guests", N_TOTAL, 0, true},
-    {"guest", N_TOTAL, 0, false},
-    {"kid", N_CHILD, 0, false},
-    {"kids", N_CHILD, 0, true},
-    {"kiddo", N_CHILD, 0, false},
-    {"kiddos", N_CHILD, 0, true},
-    {"child", N_CHILD, 0, false},
-    {"children", N_CHILD, 0, true},
-    {"littles", N_CHILD, 0, true},
-    {"little", N_NONE, 0, false},
-    {"baby", N_CHILD, 0, false},
-    {"babies", N_CHILD, 0, true},
-    {"toddler", N_CHILD, 0, false},
-    {"toddlers", N_CHILD, 0, true},
-    {"infant", N_CHILD, 0, false},
-    {"infants", N_CHILD, 0, true},
-    {"teen", N_CHILD, 0, false},
-    {"teens", N_CHILD, 0, true},
-    {"teenager", N_CHILD, 0, false},
-    {"teenagers", N_CHILD, 0, true},
-    {"minors", N_CHILD, 0, true},
-    {"twins", N_CHILD, 2, true},
-    {"son", N_OFFSPRING, 0, false},
-    {"sons", N_OFFSPRING, 0, true},
-    {"daughter", N_OFFSPRING, 0, false},
-    {"daughters", N_OFFSPRING, 0, true},
-    {"boy", N_OFFSPRING, 0, false},
-    {"boys", N_OFFSPRING, 0, true},
-    {"girl", N_OFFSPRING, 0, false},
-    {"grandchildren", N_OFFSPRING, 0, true},
-    {"grandkids", N_OFFSPRING, 0, true},
-    {"grandson", N_OFFSPRING, 0, false},
-    {"granddaughter", N_OFFSPRING, 0, false},
-    {"nephew", N_OFFSPRING, 0, false},
-    {"niece", N_OFFSPRING, 0, false},
-    {"girls", N_OFFSPRING, 0, true},
-    {"wife", N_COMPANION, 0, false},
-    {"husband", N_COMPANION, 0, false},
-    {"hubby", N_COMPANION, 0, false},
-    {"partner", N_COMPANION, 0, false},
-    {"girlfriend", N_COMPANION, 0, false},
-    {"boyfriend", N_COMPANION, 0, false},
-    {"gf", N_COMPANION, 0, false},
-    {"bf", N_COMPANION, 0, false},
-    {"fiance", N_COMPANION, 0, false},
-    {"fiancee", N_COMPANION, 0, false},
-    {"spouse", N_COMPANION, 0, false},
-    {"mum", N_COMPANION, 0, false},
-    {"mom", N_COMPANION, 0, false},
-    {"mother", N_COMPANION, 0, false},
-    {"mam", N_COMPANION, 0, false},
-    {"dad", N_COMPANION, 0, false},
-    {"father", N_COMPANION, 0, false},
-    {"parents", N_COMPANION, 2, true},
-    {"grandparents", N_COMPANION, 2, true},
-    {"grandparent", N_COMPANION, 0, false},
-    {"grandma", N_COMPANION, 0, false},
-    {"grandmother", N_COMPANION, 0, false},
-    {"grandpa", N_COMPANION, 0, false},
-    {"grandfather", N_COMPANION, 0, false},
-    {"granny", N_COMPANION, 0, false},
-    {"nan", N_COMPANION, 0, false},
-    {"nana", N_COMPANION, 0, false},
-    {"brother", N_COMPANION, 0, false},
-    {"brothers", N_COMPANION, 0, true},
-    {"sister", N_COMPANION, 0, false},
-    {"sisters", N_COMPANION, 0, true},
-    {"friend", N_COMPANION, 0, false},
-    {"friends", N_COMPANION, 0, true},
-    {"mate", N_COMPANION, 0, false},
-    {"mates", N_COMPANION, 0, true},
-    {"buddy", N_COMPANION, 0, false},
-    {"buddies", N_COMPANION, 0, true},
-    {"pal", N_COMPANION, 0, false},
-    {"pals", N_COMPANION, 0, true},
-    {"colleague", N_COMPANION, 0, false},
-    {"colleagues", N_COMPANION, 0, true},
-    {"coworkers", N_COMPANION, 0, true},
-    {"cousin", N_COMPANION, 0, false},
-    {"cousins", N_COMPANION, 0, true},
-    {"aunt", N_COMPANION, 0, false},
-    {"uncle", N_COMPANION, 0, false},
-    {"inlaws", N_COMPANION, 2, true},
-    {"bestie", N_COMPANION, 0, false},
-    {"couple", N_ADULT, 2, false},
-    {"couples", N_ADULT, 2, true},
-};
-
-static const noun *noun_at(const vdx_token *t) {
-  if (t->kind != VDX_WORD) return NULL;
-  for (size_t k = 0; k < sizeof nouns / sizeof nouns[0]; k++)
-    if (nouns[k].cls != N_NONE && vdx_is(t, nouns[k].word)) return &nouns[k];
-  return NULL;
-}
-
-static bool relation_noun(const vdx_token *t) {
-  const noun *n = noun_at(t);
-  return n && (n->cls == N_COMPANION || n->cls == N_OFFSPRING);
-}
-
-typedef struct party {
-  size_t last_count_tok; /* where the last count was written, for "make it 6" */
-  int adults_counted;    /* "2 adults", "two couples", "both adults" (-1 none) */
-  int children;          /* children with a known count */
-  int companions;        /* adult companions: my wife, 3 mates, our adult son */
-  int total;             /* "4 of us", "party of 4", "3 people" (-1 none) */
-  bool children_unknown;
-  bool companions_unknown;
-  bool speaker;      /* the writer travels: me, myself, solo, X and I */
-  bool speaker_with; /* ... or goes "with" someone (not said of a "we" group) */
-  bool we;
-  bool all_adults;
-  bool any;
-  bool child_mentioned;
-  bool counted_any;
-  bool family;         /* "a family of four": the split is not said */
-  int grown_offspring; /* sons and daughters of 18 or more, among the companions */
-} party;
-
-static void party_init(party *p) {
-  memset(p, 0, sizeof *p);
-  p->adults_counted = -1;
-  p->total = -1;
-}
-
-/* "N-year-old(s)", "N year old", "N yo", "aged N": sets *age, returns the index after, 0 if none.
- */
-static size_t age_adj(const ctx *c, size_t i, int *age) {
-  int value = 0;
-  size_t j = vdx_number(c->t, i, false, &value);
-  if (!j) return 0;
-  if (vdx_is_punct(tk(c, j), '-')) j++;
-  size_t k = match(c, j, "year old*");
-  if (!k) k = match(c, j, "years old*");
-  if (!k) k = match(c, j, "yr old*");
-  if (!k) k = match(c, j, "yo");
-  if (k) *age = value; /* only once it is an age: "12 2027" is not */
-  return k;
-}
-
-/* "(ages 6 and 9)", "aged 3, 8 and 16", "(13 and 17)", "(22)": counts the ages into adults and
- * kids. */
-static size_t age_list(const ctx *c, size_t i, int *adults, int *kids) {
-  size_t j = i;
-  bool paren = false;
-  if (vdx_is_punct(tk(c, j), ',') && (is(c, j + 1, "ages") || is(c, j + 1, "aged"))) j++;
-  if (vdx_is_punct(tk(c, j), '(')) {
-    paren = true;
-    j++;
-  }
-  bool word = false;
-  if (is(c, j, "ages") || is(c, j, "aged") || is(c, j, "age")) {
-    word = true;
-    j++;
-  }
-  if (!paren && !word) return 0;
-  int a = 0, k = 0;
-  for (;;) {
-    int v = 0;
-    size_t q = vdx_number(c->t, j, false, &v);
-    if (!q || v > 110) break;
-    if (v >= 18)
-      a++;
-    else
-      k++;
-    j = q;
-    if (is(c, j, "and") || vdx_is_punct(tk(c, j), ',') || vdx_is_punct(tk(c, j), '&')) {
-      j++;
-      continue;
-    }
-    break;
-  }
-  if (a + k == 0) return 0;
-  if (paren && vdx_is_punct(tk(c, j), ')')) j++;
-  *adults = a;
-  *kids = k;
-  return j;
-}
-
-/* Words between a determiner and its noun. */
-static bool modifier(const vdx_token *t) {
-  static const char *const words[] = {"new",     "little",   "young",    "younger", "older",
-                                      "elderly", "eldest",   "youngest", "lovely",  "two",
-                                      "teenage", "teenaged", "grown",    "baby",    "adult",
-                                      "best",    "old",      "small",    "wee",     "twin"};
-  for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
-    if (vdx_is(t, words[k])) return true;
-  return false;
-}
-
-static bool determiner(const vdx_token *t) {
-  return vdx_is(t, "my") || vdx_is(t, "our") || vdx_is(t, "his") || vdx_is(t, "her") ||
-         vdx_is(t, "their") || vdx_is(t, "the") || vdx_is(t, "a") || vdx_is(t, "an");
-}
-
-/* One noun phrase about people at i: [det] [count] [modifiers] (noun | age) [age list].
- * explicit_only: only numbered counts (for corrections). Returns the index after, 0 if none. */
-static size_t person_phrase(const ctx *c, size_t i, bool explicit_only, party *p) {
-  size_t j = i;
-  bool det = false;
-  if (determiner(tk(c, j))) {
-    det = true;
-    j++;
-  }
-  int count = -1;
-  size_t q;
-  int tmp = 0;
-  if (is(c, j, "both")) {
-    count = 2;
-    j++;
-  } else if (is(c, j, "no") || is(c, j, "zero")) {
-    count = 0; /* "no kids" says there are none */
-    j++;
-  } else if (is(c, j, "twin") || is(c, j, "twins")) {
-    if (is(c, j, "twin")) {
-      count = 2;
-      j++;
-    }
-  } else if ((q = vdx_number(c->t, j, false, &tmp)) && !age_adj(c, j, &tmp)) {
-    vdx_number(c->t, j, false, &count);
-    j = q;
-  }
-  if (det && count < 0 && (is(c, i, "a") || is(c, i, "an"))) count = 1;
-  int age = -1;
-  bool adult_word = false, baby_word = false;
-  for (int guard = 0; guard < 3; guard++) {
-    size_t a;
-    if ((a = age_adj(c, j, &age))) {
-      j = a;
-      continue;
-    }
-    if (is(c, j, "twin")) {
-      count = 2;
-      j++;
-      continue;
-    }
-    if (modifier(tk(c, j)) && noun_at(tk(c, j + 1 + (vdx_is_punct(tk(c, j + 1), '-') ? 1 : 0)))) {
-      if (is(c, j, "adult") || is(c, j, "grown")) adult_word = true;
-      if (is(c, j, "baby") || is(c, j, "teenage") || is(c, j, "teenaged") || is(c, j, "little") ||
-          is(c, j, "young") || is(c, j, "wee") || is(c, j, "small"))
-        baby_word = true;
-      j++;
-      continue;
-    }
-    break;
-  }
-  const noun *n = noun_at(tk(c, j));
-  if (n && (tk(c, j)->flags & VDX_POSS) && !n->implied)
-    return 0; /* "a girls' trip", "the kids' club", "my husband's birthday" */
-  if (n && (vdx_is(tk(c, j), "couple") || vdx_is(tk(c, j), "couples")) &&
-      ((is(c, j + 1, "of") && !is(c, j + 2, "us") && !noun_at(tk(c, j + 2))) ||
-       (tk(c, j)->flags & VDX_POSS)))
-    return 0; /* "a couple of museums", "a couple's massage" */
-  bool grown_up = false;
-  if (n && vdx_is(tk(c, j), "grown")) {
-    /* grown-ups / grown ups */
-    size_t g = match(c, j, "grown up*");
-    if (!g)
-      n = NULL;
-    else {
-      grown_up = true;
-      j = g - 1;
-    }
-  }
-  if (!n && age < 0) {
-    if (is(c, j, "little") && (is(c, j + 1, "ones") || is(c, j + 1, "one"))) {
-      static const noun little = {"little ones", N_CHILD, 0, true};
-      n = &little;
-      j++;
-    } else {
-      return 0;
-    }
-  }
-  size_t end = n ? j + 1 : j;
-  if (n && age < 0) {
-    /* "our son who is 18", "our son, 19, and ..." */
-    int a2 = -1;
-    size_t q = 0;
-    if (is(c, end, "who") && (is(c, end + 1, "is") || is(c, end + 1, "turns")))
-      q = vdx_number(c->t, end + 2, false, &a2);
-    else if (is(c, end, "who's"))
-      q = vdx_number(c->t, end + 1, false, &a2);
-    else if (vdx_is_punct(tk(c, end), ',') && tk(c, end + 1)->kind == VDX_NUM) {
-      q = vdx_number(c->t, end + 1, false, &a2);
-      const vdx_token *after = tk(c, q);
-      if (q && !(after->kind == VDX_PUNCT || vdx_is(after, "and") || q >= c->t->n)) q = 0;
-    }
-    if (q && a2 >= 0 && a2 < 110) {
-      age = a2;
-      end = q;
-    }
-  }
-  if (n && n->implied && count < 0)
-    count = n->implied; /* parents = 2, twins = 2 */
-  else if (n && n->implied && n->cls == N_ADULT)
-    count *= n->implied; /* two couples = 4 */
-  int list_adults = 0, list_kids = 0;
-  size_t l = age_list(c, end, &list_adults, &list_kids);
-  if (l) end = l;
-  if (explicit_only && count < 0 && !l) return 0;
-  if (explicit_only && n && (n->cls == N_COMPANION || n->cls == N_OFFSPRING) && count < 0) return 0;
-  /* A bare companion word needs a determiner or a count ("Solo dad" is the writer). */
-  if (!det && count < 0 && !l && n && n->cls != N_CHILD && n->cls != N_ADULT) {
-    const vdx_token *before = i > 0 ? tk(c, i - 1) : NULL;
-    /* ... or to stand in a list: "Grandma, grandpa, my wife and me" */
-    const vdx_token *after = tk(c, end);
-    bool joined =
-        vdx_is_punct(after, ',') || vdx_is(after, "and") ||
-        (before && (vdx_is(before, "and") || vdx_is(before, "n") || vdx_is_punct(before, '+') ||
-                    vdx_is_punct(before, '&') || vdx_is(before, "with") || vdx_is(before, "w") ||
-                    vdx_is(before, "plus") || vdx_is_punct(before, ',')));
-    if (!joined) return 0;
-  }
-  noun_class cls = n ? (noun_class)n->cls : N_OFFSPRING;
-  if (cls == N_OFFSPRING) {
-    /* a son or daughter is a child unless grown: "adult son", "19-year-old son", "son (22)" */
-    bool grown = adult_word || grown_up || age >= 18 ||
-                 (age < 0 && !baby_word && l && list_adults > 0 && list_kids == 0);
-    cls = grown ? N_COMPANION : N_CHILD;
-  }
-  if (cls == N_CHILD && age >= 18) cls = N_COMPANION;
-  if (count < 0 && l) count = list_adults + list_kids;
-  if (count < 0 && n && !n->plural) count = 1;
-  if (count < 0 && !n) count = 1; /* "our 15-year-old" */
-  /* "my wife", "my boyfriend": a partner travels with the writer */
-  if (n && det && is(c, i, "my")) {
-    static const char *const partners[] = {"wife",       "husband",   "hubby", "partner",
-                                           "girlfriend", "boyfriend", "gf",    "bf",
-                                           "fiance",     "fiancee",   "spouse"};
-    for (size_t k = 0; k < sizeof partners / sizeof partners[0]; k++)
-      if (vdx_is(tk(c, j), partners[k])) p->speaker_with = true;
-  }
-  p->any = true;
-  p->last_count_tok = i;
-  p->counted_any = true;
-  switch (cls) {
-    case N_ADULT:
-      if (count < 0) return end; /* "adults" with no count says nothing */
-      p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + count;
-      break;
-    case N_TOTAL:
-      if (count >= 0) p->total = count;
-      break;
-    case N_CHILD:
-      p->child_mentioned = true;
-      if (count < 0)
-        p->children_unknown = true;
-      else if (l && list_adults > 0 && count == list_adults + list_kids) {
-        p->children += list_kids;
-        p->companions += list_adults;
-      } else {
-        p->children += count;
-      }
-      break;
-    case N_COMPANION:
-      if (count < 0)
-        p->companions_unknown = true;
-      else
-        p->companions += count;
-      if (count > 0 && (!n || n->cls == N_OFFSPRING)) p->grown_offspring += count;
-      break;
-    default:
-      break;
-  }
-  return end;
-}
-
-/* "and" and the writer's "I"/"me", also as written in a few European languages ("Helene et moi",
- * "Jonas und ich"), which travellers often keep when writing in English. */
-static bool and_word(const vdx_token *t) {
-  return vdx_is(t, "and") || vdx_is(t, "n") || vdx_is_punct(t, '&') || vdx_is(t, "et") ||
-         vdx_is(t, "und") || vdx_is(t, "y") || vdx_is(t, "e") || vdx_is(t, "og") ||
-         vdx_is(t, "och") || vdx_is(t, "en");
-}
-
-static bool self_word(const vdx_token *t) {
-  return vdx_is(t, "i") || vdx_is(t, "me") || vdx_is(t, "moi") || vdx_is(t, "ich") ||
-         vdx_is(t, "yo") || vdx_is(t, "io") || vdx_is(t, "jeg") || vdx_is(t, "jag") ||
-         vdx_is(t, "ik");
-}
-
-/* The writer travels: "me", "myself", "solo", "X and I", "with my ..." */
-static bool speaker_at(const ctx *c, size_t i) {
-  const vdx_token *t = tk(c, i);
-  const vdx_token *prev = i > 0 ? tk(c, i - 1) : NULL;
-  const vdx_token *next = tk(c, i + 1);
-  if (vdx_is(t, "myself") || vdx_is(t, "solo") || vdx_is(t, "alone") || match(c, i, "on my own") ||
-      match(c, i, "by myself"))
-    return true;
-  if (vdx_is(t, "me")) {
-    if (prev && (vdx_is(prev, "just") || vdx_is(prev, "only") || vdx_is(prev, "and") ||
-                 vdx_is_punct(prev, ',') || vdx_is_punct(prev, '(') || vdx_is_punct(prev, '&') ||
-                 vdx_is_punct(prev, '+') || vdx_is(prev, "it's") || vdx_is(prev, "n")))
-      return true;
-    if (vdx_is(next, "and") || vdx_is_punct(next, ',') || vdx_is_punct(next, '+') ||
-        vdx_is(next, "n") || vdx_is_punct(next, '&') || vdx_is(next, "plus") ||
-        vdx_is_punct(next, ')') || vdx_is(next, "with") || vdx_is(next, "w"))
-      return !prev || !(vdx_is(prev, "send") || vdx_is(prev, "give") || vdx_is(prev, "tell") ||
-                        vdx_is(prev, "email") || vdx_is(prev, "call") || vdx_is(prev, "let") ||
-                        vdx_is(prev, "help") || vdx_is(prev, "show") || vdx_is(prev, "quote"));
-    if (prev && vdx_is(prev, "for") && (next->kind == VDX_PUNCT || i + 1 >= c->t->n)) return true;
-    return false;
-  }
-  if (self_word(t) && !vdx_is(t, "me") && prev && and_word(prev)) return true;
-  if (vdx_is(t, "i") && vdx_is(next, "and")) return true;
-  return false;
-}
-
-static void read_party(const ctx *c, size_t seg, bool explicit_only, party *p) {
-  party_init(p);
-  size_t n = c->t->n;
-  for (size_t i = 0; i < n;) {
-    if (c->seg[i] != seg) {
-      i++;
-      continue;
-    }
-    size_t j;
-    int v = 0;
-    /* N of us / the N of us / N of them */
-    size_t a = is(c, i, "the") || is(c, i, "all") ? i + 1 : i;
-    if ((j = vdx_number(c->t, a, false, &v)) && (match(c, j, "of us") || match(c, j, "of them"))) {
-      /* "the two of us and our baby": the others come on top */
-      const vdx_token *next = tk(c, j + 2);
-      if (vdx_is(next, "and") || vdx_is(next, "plus") || vdx_is(next, "with") ||
-          vdx_is_punct(next, '+'))
-        p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + v;
-      else
-        p->total = v;
-      p->any = true;
-      p->counted_any = true;
-      p->last_count_tok = i;
-      i = j + 2;
-      continue;
-    }
-    /* party / group / family of N; we are N */
-    if ((match(c, i, "party of") || match(c, i, "group of") || match(c, i, "family of")) &&
-        (j = vdx_number(c->t, i + 2, false, &v)) && !noun_at(tk(c, j))) {
-      p->total = v;
-      p->family = is(c, i, "family");
-      p->any = true;
-      p->counted_any = true;
-      p->last_count_tok = i;
-      i = j;
-      continue;
-    }
-    /* "us two", "we two": the writer and one more */
-    if (!explicit_only && (match(c, i, "us two") || match(c, i, "we two") || match(c, i, "us 2") ||
-                           match(c, i, "the pair of us"))) {
-      p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + 2;
-      p->any = true;
-      i += 2;
-      continue;
-    }
-    /* "a trip for 4", "a table for two": everyone */
-    if (!explicit_only &&
-        (is(c, i, "trip") || is(c, i, "holiday") || is(c, i, "getaway") || is(c, i, "break") ||
-         is(c, i, "vacation") || is(c, i, "booking") || is(c, i, "room") || is(c, i, "villa") ||
-         is(c, i, "apartment") || is(c, i, "accommodation")) &&
-        is(c, i + 1, "for") && (j = vdx_number(c->t, i + 2, false, &v)) && v >= 1 && v < 100 &&
-        (tk(c, j)->kind == VDX_PUNCT || j >= c->t->n || match(c, j, "of us"))) {
-      p->total = v;
-      p->any = true;
-      p->counted_any = true;
-      p->last_count_tok = i;
-      i = j;
-      continue;
-    }
-    if ((match(c, i, "we are") || match(c, i, "we're") || match(c, i, "there are")) &&
-        (j = vdx_number(c->t, i + (is(c, i, "we're") ? 1 : 2), false, &v)) && !noun_at(tk(c, j)) &&
-        !match(c, j, "of")) {
-      p->total = v;
-      p->any = true;
-      p->counted_any = true;
-      p->last_count_tok = i;
-      i = j;
-      continue;
-    }
-    if (!explicit_only) {
-      if (match(c, i, "all adults") || match(c, i, "all grown up*") ||
-          match(c, i, "all grownups") || match(c, i, "all over 18") ||
-          match(c, i, "all in our twenties") || match(c, i, "all in our thirties") ||
-          match(c, i, "all in our forties") || match(c, i, "all in our twenties") ||
-          match(c, i, "all adult")) {
-        p->all_adults = true;
-        p->any = true;
-      }
-      /* Two names: "Niccolo and Giulia here" */
-      if ((tk(c, i)->flags & VDX_CAP) && and_word(tk(c, i + 1)) &&
-          (tk(c, i + 2)->flags & VDX_CAP) &&
-          (is(c, i + 3, "here") || vdx_is_punct(tk(c, i + 3), ':') ||
-           vdx_is_punct(tk(c, i + 3), '-')) &&
-          !place_at(c, i) && !place_at(c, i + 2) && !noun_at(tk(c, i)) && !noun_at(tk(c, i + 2))) {
-        p->adults_counted = (p->adults_counted < 0 ? 0 : p->adults_counted) + 2;
-        p->any = true;
-        i += 4;
-        continue;
-      }
-      /* "Asa and I": a named companion */
-      if ((tk(c, i)->flags & VDX_CAP) && !(tk(c, i)->flags & VDX_SENT && determiner(tk(c, i))) &&
-          tk(c, i)->kind == VDX_WORD && !noun_at(tk(c, i)) && and_word(tk(c, i + 1)) &&
-          self_word(tk(c, i + 2)) && !c->is_place[i] && !is(c, i, "i") &&
-          !(i > 0 && relation_noun(tk(c, i - 1)))) {
-        p->companions++;
-        p->speaker = true;
-        p->any = true;
-        i += 3;
-        continue;
-      }
-      if (speaker_at(c, i)) {
-        p->speaker = true;
-        p->any = true;
-      }
-      /* "with my daughter", "w/ 3 mates", "travelling with 2 friends": the writer comes too */
-      if (is(c, i, "with") || is(c, i, "w")) {
-        size_t q = vdx_is_punct(tk(c, i + 1), '/') ? i + 2 : i + 1;
-        int count = 0;
-        if (is(c, q, "my") || vdx_number(c->t, q, true, &count) || relation_noun(tk(c, q)))
-          p->speaker_with = true;
-      }
-      const vdx_token *t = tk(c, i);
-      if (vdx_is(t, "we") || vdx_is(t, "we're") || vdx_is(t, "we'd") || vdx_is(t, "we've") ||
-          vdx_is(t, "we'll") || vdx_is(t, "us") || vdx_is(t, "our") || vdx_is(t, "ours"))
-        p->we = true;
-    }
-    if ((j = person_phrase(c, i, explicit_only, p))) {
-      i = j;
-      continue;
-    }
-    i++;
-  }
-}
-
-/* adults and children of one part (-1 = unknown); children_known is the final children count
- * when this part does not say (for "N of us" minus the children). */
-static void party_counts(const party *p, int children_known, int *adults, int *children) {
-  *adults = -1;
-  *children = -1;
-  if (!p->any) return;
-  if (p->child_mentioned)
-    *children = p->children_unknown ? -1 : p->children;
-  else if (p->all_adults || p->adults_counted >= 0 || p->speaker || p->speaker_with ||
-           p->companions || p->total >= 0)
-    *children = 0;
-  if (p->family && p->total >= 0 && !p->child_mentioned && !p->all_adults &&
-      p->adults_counted < 0) {
-    *adults = -1; /* "a family of four" could be any mix of adults and children */
-    *children = -1;
-    return;
-  }
-  int kids = *children >= 0 ? *children : children_known;
-  if (p->adults_counted >= 0) {
-    /* "2 adults: me and my wife" names the same two; a grown son comes on top ("two adults and
-     * our son who is 18") */
-    int named = (p->speaker ? 1 : 0) + p->companions - p->grown_offspring;
-    *adults = (named > p->adults_counted ? named : p->adults_counted) + p->grown_offspring;
-  } else if (p->total >= 0) {
-    if (p->all_adults) {
-      *adults = p->total;
-      *children = 0;
-    } else if (kids >= 0) {
-      *adults = p->total - kids;
-      if (*adults < 0) *adults = -1;
-    }
-  } else if (p->companions_unknown) {
-    *adults = -1;
-  } else if (p->speaker || (p->speaker_with && !p->we) || (p->we && p->companions > 0)) {
-    *adults = 1 + p->companions;
-  } else if (p->companions > 0 && !p->we) {
-    *adults = p->companions;
-  }
 }
 
 /* ---- the whole extraction -------------------------------------------------------------------- */
@@ -1453,11 +842,11 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
    * only for counts ("so it's two of us", "just one kid"). */
   int adults = -1, children = -1;
   bool party_seen = false;
-  party parts[MAX_SEGMENTS];
+  vdx_party parts[MAX_SEGMENTS];
   size_t last_count_tok = 0;
   bool have_count = false;
   for (size_t s = 0; s < c.nseg; s++) {
-    read_party(&c, s, party_seen, &parts[s]);
+    vdx_read_party(&c, s, party_seen, &parts[s]);
     if (parts[s].any) party_seen = true;
     if (parts[s].counted_any) {
       last_count_tok = parts[s].last_count_tok;
@@ -1466,12 +855,12 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
   }
   for (size_t s = 0; s < c.nseg; s++) {
     int a, k;
-    party_counts(&parts[s], -1, &a, &k);
+    vdx_party_counts(&parts[s], -1, &a, &k);
     if (k >= 0 || (parts[s].child_mentioned && parts[s].children_unknown)) children = k;
   }
   for (size_t s = 0; s < c.nseg; s++) {
     int a, k;
-    party_counts(&parts[s], children, &a, &k);
+    vdx_party_counts(&parts[s], children, &a, &k);
     if (a >= 0)
       adults = a;
     else if (parts[s].any && parts[s].companions_unknown)
@@ -1481,10 +870,11 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
   int bare_nights = -1;
   size_t bare_nights_seg = 0;
   for (size_t i = 0; i + 2 < t.n; i++) {
-    if (!(match(&c, i, "make it #") || match(&c, i, "make that #")) || seg[i] == 0) continue;
+    if (!(vdx_c_match(&c, i, "make it #") || vdx_c_match(&c, i, "make that #")) || seg[i] == 0)
+      continue;
     size_t j = i + 2;
     int v = t.tok[j].num;
-    const vdx_token *after = tk(&c, j + 1);
+    const vdx_token *after = vdx_c_tok(&c, j + 1);
     if (after->kind == VDX_WORD && !vdx_is(after, "instead")) continue; /* has its own unit */
     size_t last_nights_tok = 0;
     bool have_nights = false;
@@ -1515,8 +905,9 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
     if (k >= 0) tier = budget_phrases[k].value;
     if (!tier && budget_word(&t.tok[i])) {
       size_t j = i + 1;
-      if (is(&c, j, "is") || vdx_is_punct(tk(&c, j), ':') || is(&c, j, "of")) j++;
-      tier = budget_word_tier(tk(&c, j));
+      if (vdx_c_is(&c, j, "is") || vdx_is_punct(vdx_c_tok(&c, j), ':') || vdx_c_is(&c, j, "of"))
+        j++;
+      tier = budget_word_tier(vdx_c_tok(&c, j));
     }
     if (tier && !negated(&c, i)) budget = tier;
   }
@@ -1529,7 +920,7 @@ bool vd_extract_rules(const vd_gazetteer *gazetteer, const char *text, size_t le
     bool instead = false;
     for (size_t i = 0; i < t.n; i++) {
       if (seg[i] != s) continue;
-      if (is(&c, i, "instead")) instead = true;
+      if (vdx_c_is(&c, i, "instead")) instead = true;
       if (c.is_place[i]) continue;
       size_t e = 0;
       int k = match_phrase(&c, i, interest_phrases, &ix, &e);
