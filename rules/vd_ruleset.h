@@ -122,7 +122,9 @@ typedef struct vd_rules_frame vd_rules_frame;
 vd_rules_frame *vd_rules_frame_new(const vd_ruleset *ruleset);
 void vd_rules_frame_free(vd_rules_frame *frame);
 /* Binds subject.* and context.* from a NORMALISED request (vd_schema_validate's output). Clears
- * candidate and scores. */
+ * candidate and scores. Rules that read only subject.* and context.* are then evaluated once and
+ * their results reused for every candidate until the next bind_request (so always rebind when
+ * the request changes; never modify a bound request in place). */
 bool vd_rules_frame_bind_request(vd_rules_frame *frame, const json_t *request, vd_error *err);
 /* Binds candidate.* from one candidate object of a normalised request. Clears scores. */
 bool vd_rules_frame_bind_candidate(vd_rules_frame *frame, const json_t *candidate, vd_error *err);
