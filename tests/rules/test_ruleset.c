@@ -519,6 +519,39 @@ START_TEST(one_frame_many_candidates_and_requests) {
 }
 END_TEST
 
+START_TEST(has_lists_and_time_zones_in_conditions) {
+  /* The file's own tests must pass for it to load: has() on an absent optional field is false
+   * (no error), lists bind as CEL lists, timestamps honour a time zone. */
+  vd_ruleset *rs = load_ok(
+      "ruleset: t\n"
+      "schema: { schema: s, fields: { subject.x: int, subject.maybe: int, subject.tags: "
+      "\"list<string>\", context.now: timestamp } }\n"
+      "default_score: 0\n"
+      "rules:\n"
+      "  - { id: guarded, stage: before_model, when: \"has(subject.maybe) && subject.maybe > 1\", "
+      "then: { deny: big } }\n"
+      "  - { id: tagged, stage: before_model, when: \"has(subject.tags) && 'vip' in "
+      "subject.tags\", then: { adjust: 1 } }\n"
+      "  - { id: late, stage: before_model, when: \"has(context.now) && "
+      "context.now.getHours('America/New_York') >= 22\", then: { adjust: -1 } }\n"
+      "tests:\n"
+      "  - name: absent maybe is not an error\n"
+      "    input: { subject: { x: 1 } }\n"
+      "    expect: { eligible: true, fired: [], errors: 0 }\n"
+      "  - name: present maybe\n"
+      "    input: { subject: { x: 1, maybe: 5 } }\n"
+      "    expect: { eligible: false, decided_by: guarded }\n"
+      "  - name: vip tag\n"
+      "    input: { subject: { x: 1, tags: [a, vip] } }\n"
+      "    expect: { fired: [tagged], adjust: 1 }\n"
+      "  - name: late in New York\n"
+      "    input: { subject: { x: 1 }, context: { now: \"2026-12-04T03:30:00Z\" } }\n"
+      "    expect: { fired: [late], adjust: -1 }\n");
+  ck_assert_int_eq(vd_ruleset_test_count(rs), 4);
+  vd_ruleset_free(rs);
+}
+END_TEST
+
 /* ---- versions ------------------------------------------------------------------------------ */
 
 START_TEST(version_is_stable_under_reformatting) {
@@ -626,6 +659,7 @@ int main(void) {
   tcase_add_test(c, trace_json_lists_rules_and_values_read);
   tcase_add_test(c, misuse_is_an_error_not_a_crash);
   tcase_add_test(c, one_frame_many_candidates_and_requests);
+  tcase_add_test(c, has_lists_and_time_zones_in_conditions);
   tcase_add_test(c, version_is_stable_under_reformatting);
   tcase_add_test(c, one_ruleset_many_threads);
   suite_add_tcase(s, c);
