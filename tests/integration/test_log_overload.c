@@ -1,0 +1,148 @@
+/* When the decision log cannot store a decision — its queue is full, or its commits fail — the
+ * real server answers 503 decision_log_unavailable instead of a decision, and every decision it
+ * did answer is stored. The test stalls the log by holding SQLite's write lock on the server's
+ * decisions.db from outside, as a hung disk would. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vd_itest.h"
+#include "vd_test.h"
+
+static const char customer[] =
+    "{\"subject\": {\"id\": \"c7\", \"recency\": 6, \"history\": 329.08, \"mens\": true, "
+    "\"womens\": true, \"zip_code\": \"Rural\", \"newbie\": true, \"channel\": \"Web\", "
+    "\"marketing_opt_out\": false, \"emails_last_30d\": 1, \"country\": \"US\"}}";
+
+enum { CLIENTS = 6 };
+
+typedef struct call {
+  const vd_itest_server *server;
+  long status;
+  char code[64];
+  char id[64];
+} call;
+
+static void *score(void *arg) {
+  call *c = arg;
+  vd_itest_response r = vd_itest_call(c->server, "POST", "/v1/promotions/score", "demo-score",
+                                      customer, strlen(customer));
+  c->status = r.status;
+  const char *code = json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
+  const char *id = json_string_value(json_object_get(r.json, "decision_id"));
+  snprintf(c->code, sizeof c->code, "%s", code ? code : "");
+  snprintf(c->id, sizeof c->id, "%s", id ? id : "");
+  vd_itest_response_free(&r);
+  return NULL;
+}
+
+static sqlite3 *hold_write_lock(const vd_itest_server *s) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/decisions.db", s->data_dir);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  ck_assert_int_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+  return db;
+}
+
+static void release_write_lock(sqlite3 *db) {
+  ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+/* Scores from CLIENTS threads while the write lock is held for hold_ms; fills calls. */
+static void score_while_stalled(const vd_itest_server *s, int hold_ms, call *calls) {
+  sqlite3 *lock = hold_write_lock(s);
+  pthread_t threads[CLIENTS];
+  for (int i = 0; i < CLIENTS; i++) {
+    calls[i] = (call){.server = s};
+    pthread_create(&threads[i], NULL, score, &calls[i]);
+    usleep(20 * 1000); /* one after the other: the first stalls in a commit, the next queue */
+  }
+  usleep((useconds_t)hold_ms * 1000);
+  release_write_lock(lock);
+  for (int i = 0; i < CLIENTS; i++) pthread_join(threads[i], NULL);
+}
+
+/* Every 200 carried a decision that is stored; returns how many calls got 503 from the log. */
+static int check_answers(const vd_itest_server *s, const call *calls, int *ok) {
+  int refused = 0;
+  *ok = 0;
+  for (int i = 0; i < CLIENTS; i++) {
+    if (calls[i].status == 200) {
+      (*ok)++;
+      char path[128];
+      snprintf(path, sizeof path, "/v1/decisions/%s", calls[i].id);
+      vd_itest_response r = vd_itest_call(s, "GET", path, "demo-compliance", NULL, 0);
+      ck_assert_msg(r.status == 200, "answered decision %s is not stored", calls[i].id);
+      vd_itest_response_free(&r);
+    } else {
+      ck_assert_msg(calls[i].status == 503, "unexpected HTTP %ld", calls[i].status);
+      ck_assert_str_eq(calls[i].code, "decision_log_unavailable");
+      refused++;
+    }
+  }
+  return refused;
+}
+
+START_TEST(a_full_queue_answers_503) {
+  vd_itest_server s;
+  /* more HTTP threads than clients: every request reaches the log while it is stalled */
+  ck_assert(vd_itest_prepare(&s,
+                             "limits:\n  threads: 8\n"
+                             "decision_log:\n  queue_capacity: 1\n  busy_timeout_ms: 10000\n"));
+  ck_assert_msg(vd_itest_start(&s), "verdict serve did not become ready");
+  call calls[CLIENTS];
+  score_while_stalled(&s, 800, calls);
+  int ok = 0;
+  int refused = check_answers(&s, calls, &ok);
+  /* one decision stalled in the commit, one queued: they are answered once the lock goes;
+   * the others found the queue full */
+  ck_assert_int_ge(refused, 1);
+  ck_assert_int_ge(ok, 1);
+  ck_assert_int_eq(ok + refused, CLIENTS);
+  /* and the log serves again */
+  call after = {.server = &s};
+  score(&after);
+  ck_assert_int_eq(after.status, 200);
+  ck_assert_int_eq(vd_itest_stop(&s, SIGTERM), 0);
+  vd_itest_cleanup(&s);
+}
+END_TEST
+
+START_TEST(failing_commits_answer_503_and_recover) {
+  vd_itest_server s;
+  ck_assert(vd_itest_prepare(&s,
+                             "limits:\n  threads: 8\n"
+                             "decision_log:\n  busy_timeout_ms: 100\n"));
+  ck_assert_msg(vd_itest_start(&s), "verdict serve did not become ready");
+  call calls[CLIENTS];
+  score_while_stalled(&s, 1500, calls); /* longer than the lock wait: the commits fail */
+  int ok = 0;
+  int refused = check_answers(&s, calls, &ok);
+  ck_assert_int_eq(refused, CLIENTS);
+  call after = {.server = &s};
+  score(&after);
+  ck_assert_int_eq(after.status, 200);
+  vd_itest_response m = vd_itest_call(&s, "GET", "/metrics", NULL, NULL, 0);
+  ck_assert_ptr_nonnull(strstr(m.body, "verdict_decision_log_healthy 1"));
+  vd_itest_response_free(&m);
+  ck_assert_int_eq(vd_itest_stop(&s, SIGTERM), 0);
+  vd_itest_cleanup(&s);
+}
+END_TEST
+
+int main(void) {
+  Suite *suite = suite_create("log_overload");
+  TCase *tc = tcase_create("log_overload");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, a_full_queue_answers_503);
+  tcase_add_test(tc, failing_commits_answer_503_and_recover);
+  suite_add_tcase(suite, tc);
+  return vd_test_run(suite);
+}
