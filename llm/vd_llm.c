@@ -27,6 +27,9 @@ enum {
   POLL_MAX_MS = 100,          /* the worker re-checks timers at least this often */
 };
 
+/* A passive WAL checkpoint once a second. */
+static const uint64_t CHECKPOINT_EVERY_NS = 1000000000;
+
 typedef enum job_state { ST_QUEUED, ST_RUNNING, ST_SUCCEEDED, ST_FAILED, ST_FALLBACK } job_state;
 static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "fallback"};
 
@@ -86,7 +89,11 @@ struct job {
 
 struct vd_llm {
   vd_llm_config cfg;
-  vd_llm_store *store;
+  vd_llm_store *store;        /* the one connection every job write goes through (writers queue on
+                                 its mutex instead of sleeping in SQLite's busy handler) */
+  vd_llm_store *front;        /* = store; named for the callers' side */
+  vd_llm_store *checkpointer; /* folds the WAL back, from the worker, so no commit pays for it */
+  uint64_t last_checkpoint_ns;
   vd_llm_tasks *tasks;
   vd_uuid_gen *uuids;
   char *keys[VD_LLM_MAX_PROVIDERS]; /* API keys from the environment; NULL when unset */
@@ -200,12 +207,13 @@ static json_t *job_record(const job *j) {
   return o;
 }
 
-static void persist(vd_llm *llm, job *j) {
+/* Stores the job's record through store: llm->store on the worker, llm->front elsewhere. */
+static void persist(vd_llm *llm, job *j, vd_llm_store *store) {
   pthread_mutex_lock(&llm->mu);
   json_t *record = job_record(j);
   pthread_mutex_unlock(&llm->mu);
   vd_error err;
-  if (!vd_llm_store_put_job(llm->store, record, &err))
+  if (!vd_llm_store_put_job(store, record, &err))
     fprintf(stderr, "verdict llm: job %s not persisted: %s\n", j->id, err.message);
   json_decref(record);
 }
@@ -304,7 +312,7 @@ static void retire(vd_llm *llm, job *j) {
 /* ---- terminal states ---- */
 
 static void finish(vd_llm *llm, job *j, job_state state, const char *handled_by, json_t *result,
-                   const char *reason) {
+                   const char *reason, vd_llm_store *store) {
   pthread_mutex_lock(&llm->mu);
   j->state = state;
   copy(j->handled_by, sizeof j->handled_by, handled_by);
@@ -320,7 +328,7 @@ static void finish(vd_llm *llm, job *j, job_state state, const char *handled_by,
   json_t *snapshot = job_json(j);
   retire(llm, j);
   pthread_mutex_unlock(&llm->mu);
-  persist(llm, j);
+  persist(llm, j, store);
   if (llm->cfg.on_done) llm->cfg.on_done(llm->cfg.on_done_ctx, snapshot);
   json_decref(snapshot);
 }
@@ -328,7 +336,7 @@ static void finish(vd_llm *llm, job *j, job_state state, const char *handled_by,
 /* The task's rules answer, or "failed" when the task may not fall back or the fallback fails. */
 static void fall_back(vd_llm *llm, job *j, const char *why) {
   if (!llm->cfg.tasks[j->task].allow_fallback) {
-    finish(llm, j, ST_FAILED, "none", NULL, why);
+    finish(llm, j, ST_FAILED, "none", NULL, why, llm->store);
     return;
   }
   vd_error err;
@@ -337,10 +345,10 @@ static void fall_back(vd_llm *llm, job *j, const char *why) {
   if (!result) {
     char reason[600];
     snprintf(reason, sizeof reason, "%s; the fallback failed too: %s", why, err.message);
-    finish(llm, j, ST_FAILED, "none", NULL, reason);
+    finish(llm, j, ST_FAILED, "none", NULL, reason, llm->store);
     return;
   }
-  finish(llm, j, ST_FALLBACK, vd_llm_tasks_fallback_kind(j->task), result, why);
+  finish(llm, j, ST_FALLBACK, vd_llm_tasks_fallback_kind(j->task), result, why, llm->store);
 }
 
 /* ---- provider calls ---- */
@@ -483,7 +491,7 @@ static void begin(vd_llm *llm, job *j) {
     j->run_start_ns = vd_monotonic_ns();
     push_event(llm, j, "state", json_pack("{s:s,s:i}", "state", "running", "attempt", j->attempts));
     pthread_mutex_unlock(&llm->mu);
-    persist(llm, j);
+    persist(llm, j, llm->store);
   }
   char reason[600];
   if (vd_wall_us() >= j->deadline_us) {
@@ -507,7 +515,7 @@ static void begin(vd_llm *llm, job *j) {
   if (!j->plan.need_llm) {
     json_t *result = json_deep_copy(j->plan.partial);
     json_object_set_new(result, "source", json_string("rules"));
-    finish(llm, j, ST_SUCCEEDED, "rules", result, NULL);
+    finish(llm, j, ST_SUCCEEDED, "rules", result, NULL, llm->store);
     return;
   }
   if (!llm->cfg.tasks[j->task].enabled) {
@@ -554,7 +562,7 @@ static void begin(vd_llm *llm, job *j) {
   if (br->open_until_us) br->trial_in_flight = true; /* half-open: this call is the trial */
   pthread_mutex_unlock(&llm->mu);
   if (start_call(llm, j, &err)) {
-    persist(llm, j); /* the attempt count survives a restart */
+    persist(llm, j, llm->store); /* the attempt count survives a restart */
   } else {
     attempt_cleanup(j);
     pthread_mutex_lock(&llm->mu);
@@ -657,7 +665,7 @@ static void after_failure(vd_llm *llm, job *j, const vd_llm_failure *f) {
              json_pack("{s:i,s:I,s:s,s:s}", "attempt", j->attempts + 1, "delay_ms",
                        (json_int_t)delay, "reason", f->kind, "message", f->message));
   pthread_mutex_unlock(&llm->mu);
-  persist(llm, j);
+  persist(llm, j, llm->store);
 }
 
 static void after_answer(vd_llm *llm, job *j) {
@@ -674,7 +682,7 @@ static void after_answer(vd_llm *llm, job *j) {
         fprintf(stderr, "verdict llm: result of job %s not cached: %s\n", j->id, err.message);
     }
     vd_buf_free(&problems);
-    finish(llm, j, ST_SUCCEEDED, "llm", result, NULL);
+    finish(llm, j, ST_SUCCEEDED, "llm", result, NULL, llm->store);
     return;
   }
   const char *why = problems.data ? problems.data : "unusable answer";
@@ -821,6 +829,10 @@ static void *worker_main(void *arg) {
       end_call(llm, j, msg->data.result, NULL);
     }
     check_timeouts(llm);
+    if (vd_monotonic_ns() - llm->last_checkpoint_ns > CHECKPOINT_EVERY_NS) {
+      vd_llm_store_checkpoint(llm->checkpointer);
+      llm->last_checkpoint_ns = vd_monotonic_ns();
+    }
     int64_t wait_ms = (next_wake_us - vd_wall_us()) / 1000;
     if (wait_ms < 1) wait_ms = 1;
     if (wait_ms > POLL_MAX_MS) wait_ms = POLL_MAX_MS;
@@ -916,7 +928,9 @@ vd_llm *vd_llm_open(const vd_llm_config *cfg, vd_error *err) {
   if (!mkdir_p(cfg->data_dir, err)) goto fail;
   char path[VD_LLM_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/llm.sqlite", cfg->data_dir);
-  if (!(llm->store = vd_llm_store_open(path, err))) goto fail;
+  if (!(llm->store = vd_llm_store_open(path, false, err))) goto fail;
+  if (!(llm->checkpointer = vd_llm_store_open(path, true, err))) goto fail;
+  llm->front = llm->store;
   if (!(llm->tasks = vd_llm_tasks_load(cfg, err))) goto fail;
   if (!(llm->uuids = vd_uuid_gen_new(err))) goto fail;
   llm->rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -963,6 +977,7 @@ void vd_llm_close(vd_llm *llm) {
   if (llm->rng) gsl_rng_free(llm->rng);
   vd_uuid_gen_free(llm->uuids);
   vd_llm_tasks_free(llm->tasks);
+  vd_llm_store_close(llm->checkpointer);
   vd_llm_store_close(llm->store);
   pthread_cond_destroy(&llm->changed);
   pthread_mutex_destroy(&llm->mu);
@@ -1043,7 +1058,7 @@ vd_llm_submit_status vd_llm_submit(vd_llm *llm, vd_llm_task task, const json_t *
   json_t *cached = NULL;
   if (llm->cfg.cache_ttl_s > 0 && llm->cfg.tasks[task].enabled) {
     cache_key(llm, task, j->prompt_version, normal, j->cache_key);
-    cached = vd_llm_store_cache_get(llm->store, j->cache_key, j->created_us);
+    cached = vd_llm_store_cache_get(llm->front, j->cache_key, j->created_us);
     pthread_mutex_lock(&llm->mu);
     llm->stats.cache_lookups++;
     if (cached) llm->stats.cache_hits++;
@@ -1063,14 +1078,14 @@ vd_llm_submit_status vd_llm_submit(vd_llm *llm, vd_llm_task task, const json_t *
     llm->reserved--;
     pthread_mutex_unlock(&llm->mu);
     /* Never in the live list, so the worker cannot pick it up: it goes straight to the ring. */
-    finish(llm, j, ST_SUCCEEDED, "cache", cached, NULL);
+    finish(llm, j, ST_SUCCEEDED, "cache", cached, NULL, llm->front);
     return VD_LLM_CACHED;
   }
   pthread_mutex_lock(&llm->mu);
   push_event(llm, j, "state", json_pack("{s:s,s:i}", "state", "queued", "attempt", 0));
   json_t *record = job_record(j);
   pthread_mutex_unlock(&llm->mu);
-  bool stored = vd_llm_store_put_job(llm->store, record, err);
+  bool stored = vd_llm_store_put_job(llm->front, record, err);
   json_decref(record);
   if (!stored) {
     job_free(j);
@@ -1109,7 +1124,7 @@ json_t *vd_llm_job(vd_llm *llm, const char *job_id) {
   json_t *out = j ? job_json(j) : NULL;
   pthread_mutex_unlock(&llm->mu);
   if (out) return out;
-  json_t *record = vd_llm_store_get_job(llm->store, job_id);
+  json_t *record = vd_llm_store_get_job(llm->front, job_id);
   return record ? public_view(record) : NULL;
 }
 
@@ -1141,7 +1156,7 @@ bool vd_llm_wait(vd_llm *llm, const char *job_id, int64_t timeout_ms) {
     }
   }
   pthread_mutex_unlock(&llm->mu);
-  json_t *record = vd_llm_store_get_job(llm->store, job_id);
+  json_t *record = vd_llm_store_get_job(llm->front, job_id);
   const char *state = json_string_value(json_object_get(record, "state"));
   bool done = state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0;
   json_decref(record);
@@ -1179,7 +1194,7 @@ json_t *vd_llm_events(vd_llm *llm, const char *job_id, uint64_t *cursor, int64_t
     return copy_out;
   }
   pthread_mutex_unlock(&llm->mu);
-  json_t *record = vd_llm_store_get_job(llm->store, job_id);
+  json_t *record = vd_llm_store_get_job(llm->front, job_id);
   if (!record) {
     vd_error_set(err, "no job %s", job_id);
     return NULL;
@@ -1222,13 +1237,13 @@ void vd_llm_get_stats(vd_llm *llm, vd_llm_stats *out) {
 }
 
 json_t *vd_llm_costs(vd_llm *llm, const char *from_day, const char *to_day, vd_error *err) {
-  return vd_llm_store_costs(llm->store, from_day, to_day, err);
+  return vd_llm_store_costs(llm->front, from_day, to_day, err);
 }
 
 double vd_llm_spend_today(vd_llm *llm, const char *feature) {
   char today[16];
   today_utc(today);
-  return vd_llm_store_spend(llm->store, feature, today);
+  return vd_llm_store_spend(llm->front, feature, today);
 }
 
 static void metric(vd_buf *out, const char *name, const char *type, const char *help) {

@@ -177,7 +177,7 @@ static vd_llm_store *open_store(const vd_llm_config *cfg, FILE *err) {
   }
   fclose(f);
   vd_error e;
-  vd_llm_store *store = vd_llm_store_open(path, &e);
+  vd_llm_store *store = vd_llm_store_open(path, true, &e);
   if (!store) fprintf(err, "verdict llm: %s\n", e.message);
   return store;
 }

@@ -25,7 +25,7 @@ static const char schema_sql[] =
     "  cost_usd REAL NOT NULL, outcome TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS llm_ledger_day ON llm_ledger(day, feature);";
 
-vd_llm_store *vd_llm_store_open(const char *path, vd_error *err) {
+vd_llm_store *vd_llm_store_open(const char *path, bool checkpoints, vd_error *err) {
   vd_llm_store *s = calloc(1, sizeof *s);
   if (!s) {
     vd_error_set(err, "out of memory");
@@ -38,6 +38,8 @@ vd_llm_store *vd_llm_store_open(const char *path, vd_error *err) {
     sqlite3_busy_timeout(s->db, 5000);
     rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, &msg);
   }
+  if (rc == SQLITE_OK && !checkpoints)
+    rc = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=0;", NULL, NULL, &msg);
   if (rc != SQLITE_OK) {
     vd_error_set(err, "%s: cannot open the LLM store: %s", path, msg ? msg : sqlite3_errmsg(s->db));
     sqlite3_free(msg);
@@ -224,4 +226,8 @@ json_t *vd_llm_store_costs(vd_llm_store *s, const char *from_day, const char *to
   }
   sqlite3_finalize(st);
   return rows;
+}
+
+void vd_llm_store_checkpoint(vd_llm_store *s) {
+  sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }

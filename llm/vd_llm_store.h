@@ -2,9 +2,9 @@
  * (DATA_DIR/llm.sqlite, WAL): jobs (so a restart resumes queued and running jobs), the result cache
  * (with expiry) and the cost ledger (one row per provider call).
  *
- * Thread-safe: the connection is opened in SQLite's serialized mode and every call prepares its own
- * statement. Ownership: returned json_t values are new references the caller decrefs; arguments
- * are borrowed. */
+ * Thread-safe: each vd_llm_store is one connection in SQLite's serialized mode and every call
+ * prepares its own statement. Ownership: returned json_t values are new references the caller
+ * decrefs; arguments are borrowed. */
 #ifndef VD_LLM_STORE_H
 #define VD_LLM_STORE_H
 
@@ -16,9 +16,14 @@
 
 typedef struct vd_llm_store vd_llm_store;
 
-/* Opens (creating when absent) the store at path. */
-vd_llm_store *vd_llm_store_open(const char *path, vd_error *err);
+/* Opens (creating when absent) the store at path. Several connections may share one file; only
+ * those opened with checkpoints = true fold the WAL back into the database (SQLite's automatic
+ * checkpoint), so a latency-sensitive connection can leave that work to another. */
+vd_llm_store *vd_llm_store_open(const char *path, bool checkpoints, vd_error *err);
 void vd_llm_store_close(vd_llm_store *store);
+/* A passive WAL checkpoint: copies what it can back into the database without blocking writers
+ * (for a store opened with checkpoints = false on its writing connection). */
+void vd_llm_store_checkpoint(vd_llm_store *store);
 
 /* Jobs: a job record is a JSON object with at least job_id, state, task and created_us. */
 bool vd_llm_store_put_job(vd_llm_store *store, const json_t *record, vd_error *err);
