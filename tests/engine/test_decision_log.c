@@ -436,6 +436,14 @@ START_TEST(cursor_pagination_is_exact_and_stable) {
     ck_assert_int_eq(json_integer_value(json_array_get(t, i)), (json_int_t)(30 + 3 * i));
   json_decref(t);
 
+  /* subject and kind together: the even rows that are multiples of 3 */
+  json_t *sk = collect_pages(
+      log, (vd_decision_query){.subject_id = "a", .kind = "triage", .limit = 9}, NULL, NULL);
+  ck_assert_uint_eq(json_array_size(sk), ROWS / 6);
+  for (size_t i = 0; i < ROWS / 6; i++)
+    ck_assert_int_eq(json_integer_value(json_array_get(sk, i)), (json_int_t)(6 * i));
+  json_decref(sk);
+
   /* inserts while paging: every old row once, in order, then the new ones */
   inserter ins = {log, 1000, 2000000};
   json_t *c =
