@@ -1042,6 +1042,17 @@ const char *vd_ruleset_rule_when(const vd_ruleset *rs, size_t i) { return rs->ru
 bool vd_ruleset_stage_reads_candidate(const vd_ruleset *rs, vd_stage stage) {
   return rs->stage_reads_candidate[stage];
 }
+size_t vd_ruleset_rule_fields(const vd_ruleset *rs, size_t index, const char **fields, size_t max) {
+  const vd_cel_program *p = rs->rules[index].program;
+  size_t n = vd_cel_program_ref_count(p), count = 0;
+  const size_t *refs = vd_cel_program_refs(p);
+  for (size_t i = 0; i < n; i++) {
+    if (refs[i] >= rs->field_slots) continue;
+    if (count < max) fields[count] = vd_schema_field_path(vd_schema_field_at(rs->schema, refs[i]));
+    count++;
+  }
+  return count;
+}
 size_t vd_ruleset_test_count(const vd_ruleset *rs) { return rs->test_count; }
 
 /* ---- frames -------------------------------------------------------------------------------- */

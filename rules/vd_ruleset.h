@@ -101,6 +101,11 @@ const char *vd_ruleset_rule_when(const vd_ruleset *ruleset, size_t index);
 /* True when any rule of the stage reads a candidate.* field (otherwise the stage's outcome is the
  * same for every candidate of a request and may be computed once). */
 bool vd_ruleset_stage_reads_candidate(const vd_ruleset *ruleset, vd_stage stage);
+/* The request fields rule `index` may read (schema paths such as "subject.recency"; score.*
+ * variables are not request fields and are left out): writes up to max borrowed names into
+ * fields, returns how many there are. */
+size_t vd_ruleset_rule_fields(const vd_ruleset *ruleset, size_t index, const char **fields,
+                              size_t max);
 
 const char *vd_stage_name(vd_stage stage);    /* "before_model" */
 const char *vd_action_name(vd_action action); /* "deny" */
