@@ -9,6 +9,7 @@
  * pred_contribs needs a DMatrix, created per row. */
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,24 @@ typedef struct rows {
   json_t **requests;
   char **treatment;
 } rows;
+
+/* Bit-wise equality of two floats (the native evaluator must reproduce XGBoost exactly). */
+static bool same_bits(float a, float b) {
+  uint32_t x, y;
+  memcpy(&x, &a, sizeof x);
+  memcpy(&y, &b, sizeof y);
+  return x == y;
+}
+
+static void free_rows(rows *r) {
+  for (size_t i = 0; i < r->n; i++) {
+    json_decref(r->requests[i]);
+    free(r->treatment[i]);
+  }
+  free(r->requests);
+  free(r->treatment);
+  free(r->x);
+}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -57,7 +76,7 @@ static bool load_rows(const vd_features *f, const char *path, size_t max, rows *
     if (strcmp(cells[c], "segment") == 0) segment = c;
   r->width = vd_features_width(f);
   r->x = malloc(max * r->width * sizeof *r->x);
-  r->requests = calloc(max, sizeof *r->requests);
+  r->requests = calloc(max, sizeof(json_t *));
   r->treatment = calloc(max, sizeof *r->treatment);
   while (r->n < max && vd_csv_next(csv, &cells, &count, err) == 1) {
     json_t *req = vd_features_csv_request(f, cols, cells, count, path, vd_csv_line(csv), err);
@@ -154,6 +173,7 @@ int main(int argc, char **argv) {
   rows r = {0};
   if (!f || !load_rows(f, data, n, &r, &err)) {
     fprintf(stderr, "bench_models: %s\n", err.message);
+    free_rows(&r);
     return 1;
   }
   n = r.n;
@@ -169,6 +189,7 @@ int main(int argc, char **argv) {
       XGBoosterSetParam(x.booster, "nthread", "1") != 0 || XGProxyDMatrixCreate(&x.proxy) != 0) {
     fprintf(stderr, "bench_models: cannot load %s: %s\n", path,
             forest ? XGBGetLastError() : err.message);
+    free_rows(&r);
     return 1;
   }
   snprintf(x.config, sizeof x.config,
@@ -199,7 +220,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < n; i++) {
     const float *row = r.x + i * w;
     float p = vd_forest_transform(forest, vd_forest_margin(forest, row));
-    if (memcmp(&p, xgb_inplace(&x, row, w), sizeof p) != 0) mismatches++;
+    if (!same_bits(p, *xgb_inplace(&x, row, w))) mismatches++;
   }
   printf("native vs XGBoost in-place probabilities: %zu of %zu rows differ (bit-wise)\n\n",
          mismatches, n);
@@ -294,12 +315,6 @@ int main(int argc, char **argv) {
   free(json);
   vd_model_free(model);
   vd_features_free(f);
-  for (size_t i = 0; i < r.n; i++) {
-    json_decref(r.requests[i]);
-    free(r.treatment[i]);
-  }
-  free(r.requests);
-  free(r.treatment);
-  free(r.x);
+  free_rows(&r);
   return 0;
 }

@@ -208,7 +208,7 @@ static bool visit(builder *b, size_t base, size_t local, double *mean, const cha
   if (b->depth >= MAX_DEPTH - 1) return fail(err, name, "a tree is deeper than 255");
   double c = cover(b, local);
   if (!(c > 0.0)) return fail(err, name, "a split node has no cover (sum_hessian)");
-  double means[2];
+  double means[2] = {0, 0};
   int32_t kids[2] = {n->left, n->right};
   node copy = *n;
   for (int side = 0; side < 2; side++) {
@@ -440,7 +440,7 @@ vd_forest *vd_forest_load(const char *text, size_t size, const char *name,
     if (!load_tree(&b, json_array_get(trees, i), i, name, err)) goto fail;
   }
   if (!build_tables(f, max_table_features, name, err)) goto fail;
-  f->walk = malloc(b.node_count * sizeof *f->walk);
+  f->walk = malloc((b.node_count ? b.node_count : 1) * sizeof *f->walk);
   if (!f->walk) goto oom;
   for (size_t t = 0; t < f->tree_count; t++)
     for (size_t k = 0; k < f->trees[t].node_count; k++) {

@@ -199,7 +199,7 @@ static bool load_spec(const char *path, spec *s, vd_error *err) {
   if (v && !json_is_object(v)) return spec_error(s, root, "validation", err, "expected a mapping");
   static const char *const vkeys[] = {"fraction", "seed", "bootstrap", "selection_fraction"};
   if (v && !only_keys(s, v, vkeys, 4, err)) return false;
-  double seed, reps;
+  double seed = 1, reps = 1000;
   if (!number_in(s, v, "fraction", 0.05, 0.9, 0.3, &s->valid_fraction, err) ||
       !number_in(s, v, "selection_fraction", 0.05, 0.9, 0.25, &s->selection_fraction, err) ||
       !number_in(s, v, "seed", 0, 4294967295.0, 1, &seed, err) ||
@@ -386,8 +386,8 @@ static json_t *effective_params(const spec *s) {
 /* Trains on rows `idx` of d using the first `cols` columns; returns the model's JSON text. */
 static char *xgb_fit(const spec *s, const dataset *d, const size_t *idx, size_t n, size_t cols,
                      size_t *len, vd_error *err) {
-  float *x = malloc(n * cols * sizeof *x);
-  float *y = malloc(n * sizeof *y);
+  float *x = malloc((n ? n : 1) * cols * sizeof *x);
+  float *y = malloc((n ? n : 1) * sizeof *y);
   char *out = NULL;
   DMatrixHandle dm = NULL;
   BoosterHandle b = NULL;

@@ -65,7 +65,7 @@ bool load_hillstrom(const vd_features *features, size_t max_rows, test_rows *out
     if (out->rows == cap) {
       cap = cap ? cap * 2 : 4096;
       out->x = realloc(out->x, cap * out->width * sizeof *out->x);
-      out->requests = realloc(out->requests, cap * sizeof *out->requests);
+      out->requests = realloc(out->requests, cap * sizeof(json_t *));
       out->treatment = realloc(out->treatment, cap * sizeof *out->treatment);
       ck_assert(out->x && out->requests && out->treatment);
     }

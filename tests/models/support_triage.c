@@ -50,8 +50,8 @@ double *triage_reference_margins(const char *bundle_dir, const triage_rows *rows
   json_t *manifest = json_load_file(path, 0, NULL);
   ck_assert_ptr_nonnull(manifest);
   vd_text_config cfg;
-  ck_assert(vd_text_config_from_json(json_object_get(manifest, "featuriser"), "featuriser", &cfg,
-                                     NULL));
+  ck_assert(
+      vd_text_config_from_json(json_object_get(manifest, "featuriser"), "featuriser", &cfg, NULL));
   const json_t *columns = json_object_get(manifest, "columns");
   size_t ncol = json_array_size(columns), k = json_array_size(json_object_get(manifest, "classes"));
   size_t space = (size_t)1 << cfg.hash_bits;

@@ -87,7 +87,7 @@ START_TEST(encodes_values_and_policies) {
       0, NULL);
   ck_assert_msg(vd_features_encode(fs, r, x, &err), "%s", err.message);
   const float want[10] = {3, 10.5f, 1, 0, 1, 0, 0, 0, 1, 1};
-  ck_assert(memcmp(x, want, sizeof want) == 0);
+  for (size_t c = 0; c < 10; c++) ck_assert_msg(x[c] == want[c], "column %zu", c);
   ck_assert(vd_features_set_treatment(fs, "B", "ctl", x, &err));
   ck_assert(x[10] == 0 && x[11] == 1);
   ck_assert(vd_features_set_treatment(fs, "ctl", "ctl", x, &err));

@@ -1,11 +1,20 @@
 /* The native tree evaluator and TreeSHAP against XGBoost itself, on every Hillstrom row. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "support_models.h"
 #include "vd_forest.h"
 #include "vd_test.h"
+
+/* Bit-wise equality of two floats. */
+static bool same_bits(float a, float b) {
+  uint32_t x, y;
+  memcpy(&x, &a, sizeof x);
+  memcpy(&y, &b, sizeof y);
+  return x == y;
+}
 
 /* Compares native and XGBoost outputs: predictions on every row of x, contributions on every
  * contrib_step-th row (1 = every row). Returns the max |contribution difference|. */
@@ -19,7 +28,7 @@ static double compare_all(const char *json, size_t size, const float *x, size_t 
   float *margin = reference_predict(b, x, rows, width, 1);
   float *prob = reference_predict(b, x, rows, width, 0);
   size_t crows = (rows + contrib_step - 1) / contrib_step;
-  float *sampled = malloc(crows * width * sizeof *sampled);
+  float *sampled = malloc((crows * width + 1) * sizeof *sampled);
   for (size_t r = 0; r < crows; r++)
     memcpy(sampled + r * width, x + r * contrib_step * width, width * sizeof *sampled);
   float *contrib = reference_predict(b, sampled, crows, width, 2);
@@ -31,10 +40,10 @@ static double compare_all(const char *json, size_t size, const float *x, size_t 
     float m = vd_forest_margin(f, row);
     float p = vd_forest_transform(f, m);
     /* bit-identical: compare the bytes, not with a tolerance */
-    ck_assert_msg(memcmp(&m, &margin[r], sizeof m) == 0, "row %zu: margin %.9g vs XGBoost %.9g", r,
-                  (double)m, (double)margin[r]);
-    ck_assert_msg(memcmp(&p, &prob[r], sizeof p) == 0, "row %zu: probability %.9g vs XGBoost %.9g",
-                  r, (double)p, (double)prob[r]);
+    ck_assert_msg(same_bits(m, margin[r]), "row %zu: margin %.9g vs XGBoost %.9g", r, (double)m,
+                  (double)margin[r]);
+    ck_assert_msg(same_bits(p, prob[r]), "row %zu: probability %.9g vs XGBoost %.9g", r, (double)p,
+                  (double)prob[r]);
     if (r % contrib_step) continue;
     vd_forest_contributions(f, row, phi);
     double sum = 0;
