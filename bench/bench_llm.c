@@ -65,6 +65,10 @@ int main(int argc, char **argv) {
     lat[i] = vd_monotonic_ns() - a;
     if (st != VD_LLM_SUBMITTED) {
       fprintf(stderr, "bench_llm: submit %zu: %s\n", i, err.message);
+      free(lat);
+      free(ids);
+      json_decref(input);
+      vd_llm_close(llm);
       return 1;
     }
   }
@@ -74,10 +78,11 @@ int main(int argc, char **argv) {
   vd_llm_stats stats;
   vd_llm_get_stats(llm, &stats);
   qsort(lat, jobs, sizeof *lat, compare);
+  size_t p50 = jobs / 2, p99 = jobs * 99 / 100;
   printf("bench_llm: %zu itinerary jobs (template fallback, no provider key)\n", jobs);
   printf("  submit latency: p50 %.1f us, p99 %.1f us, max %.1f us (%.0f submits/s)\n",
-         (double)lat[jobs / 2] / 1e3, (double)lat[jobs * 99 / 100] / 1e3,
-         (double)lat[jobs - 1] / 1e3, (double)jobs / ((double)(submitted - t0) / 1e9));
+         (double)lat[p50] / 1e3, (double)lat[p99] / 1e3, (double)lat[jobs - 1] / 1e3,
+         (double)jobs / ((double)(submitted - t0) / 1e9));
   printf("  all settled %.1f ms after the first submit (%.0f jobs/s); fallback %llu\n",
          (double)(settled - t0) / 1e6, (double)jobs / ((double)(settled - t0) / 1e9),
          (unsigned long long)stats.fallback);
