@@ -31,6 +31,7 @@ struct vd_triage_scratch {
   vd_text_features *tf;
   size_t k;
   float *margins;
+  double *dmargins;
   double *probs;
   double *token_values;
   size_t token_cap;
@@ -251,7 +252,8 @@ vd_triage_scratch *vd_triage_scratch_new(const vd_triage_model *m) {
   s->tf = vd_text_features_new();
   s->margins = malloc(m->k * sizeof(float));
   s->probs = malloc(m->k * sizeof(double));
-  if (!s->tf || !s->margins || !s->probs) {
+  s->dmargins = malloc(m->k * sizeof(double));
+  if (!s->tf || !s->margins || !s->probs || !s->dmargins) {
     vd_triage_scratch_free(s);
     return NULL;
   }
@@ -263,6 +265,7 @@ void vd_triage_scratch_free(vd_triage_scratch *s) {
   vd_text_features_free(s->tf);
   free(s->margins);
   free(s->probs);
+  free(s->dmargins);
   free(s->token_values);
   free(s->tokens);
   free(s->token_text);
@@ -399,12 +402,10 @@ bool vd_triage_score(const vd_triage_model *m, vd_triage_scratch *s, const char 
   memset(r, 0, sizeof *r);
   if (!compute_margins(m, s, text, len, err)) return false;
   const size_t k = m->k;
-  double max = -INFINITY;
-  for (size_t c = 0; c < k; c++)
-    if (s->margins[c] > max) max = s->margins[c];
-  double sum = 0;
-  for (size_t c = 0; c < k; c++) sum += s->probs[c] = exp((s->margins[c] - max) / m->temperature);
-  for (size_t c = 0; c < k; c++) s->probs[c] /= sum;
+  /* The same softmax (vd_calibration.h) as training used to choose the threshold, so a request
+   * exactly at the threshold is treated the same way here and there. */
+  for (size_t c = 0; c < k; c++) s->dmargins[c] = s->margins[c];
+  vd_softmax(s->dmargins, k, m->temperature, s->probs);
   if (top_k < 1) top_k = 1;
   if (top_k > VD_TRIAGE_TOP_MAX) top_k = VD_TRIAGE_TOP_MAX;
   if (top_k > k) top_k = k;

@@ -23,17 +23,18 @@ void vd_triage_train_defaults(vd_triage_train_options *o) {
   memset(o, 0, sizeof *o);
   o->name = "triage";
   o->booster = "gblinear";
-  o->updater = "coord_descent";
+  o->updater = "shotgun";
   vd_text_config_default(&o->featuriser);
   o->min_df = 2;
-  o->rounds = 40;
-  o->eta = 0.5;
+  o->rounds = 15;
+  o->eta = 0.25;
   o->lambda = 1e-5;
   o->alpha = 1e-5;
   o->max_depth = 6;
   o->oos_weight = 1.0;
-  o->target_escalation = 0.10;
-  o->nthread = 2;
+  o->target_escalation = 0.15;
+  o->max_columns = 8000;
+  o->nthread = 1;
   o->out_of_scope = "oos";
 }
 
@@ -352,6 +353,12 @@ static json_t *point_json(const operating_point *p) {
 }
 
 /* ---- training ---- */
+
+/* The manifest names data files without their folder: it holds no paths (same bytes anywhere). */
+static const char *base_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
 
 static bool make_dir(const char *path, vd_error *err) {
   if (mkdir(path, 0777) == 0 || errno == EEXIST) return true;
@@ -688,21 +695,34 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
       labels[i] = (float)t.train_labels[i];
       weights[i] = t.train_labels[i] == t.oos ? (float)o->oos_weight : 1.0f;
     }
-    bool set = XGB_OK(XGDMatrixSetFloatInfo(t.dtrain, "label", labels, t.train.count), err) &&
+    float *val_labels = malloc(t.val.count * sizeof(float));
+    for (size_t i = 0; val_labels && i < t.val.count; i++) val_labels[i] = (float)t.val_labels[i];
+    bool set = val_labels &&
+               XGB_OK(XGDMatrixSetFloatInfo(t.dval, "label", val_labels, t.val.count), err) &&
+               XGB_OK(XGDMatrixSetFloatInfo(t.dtrain, "label", labels, t.train.count), err) &&
                XGB_OK(XGDMatrixSetFloatInfo(t.dtrain, "weight", weights, t.train.count), err);
     free(labels);
     free(weights);
-    if (!set) goto done;
+    free(val_labels);
+    if (!set) {
+      if (!val_labels) vd_error_set(err, "out of memory");
+      goto done;
+    }
   }
   if (!XGB_OK(XGBoosterCreate(&t.dtrain, 1, &t.booster), err) ||
       !configure_booster(t.booster, o, t.k, err))
     goto done;
   for (unsigned r = 0; r < o->rounds; r++) {
     if (!XGB_OK(XGBoosterUpdateOneIter(t.booster, (int)r, t.dtrain), err)) goto done;
-    if (log && (r + 1) % 10 == 0 && r + 1 < o->rounds)
-      fprintf(log, "  round %u/%u, %.1f s\n", r + 1, o->rounds,
-              (double)(vd_monotonic_ns() - t1) / 1e9),
-          fflush(log);
+    if (log && ((r + 1) % 5 == 0 || r + 1 == o->rounds)) {
+      const char *names[] = {"val"};
+      const char *eval = NULL;
+      if (XGBoosterEvalOneIter(t.booster, (int)r, &t.dval, names, 1, &eval) == 0)
+        fprintf(log, "  round %u/%u, %.1f s, %s\n", r + 1, o->rounds,
+                (double)(vd_monotonic_ns() - t1) / 1e9,
+                strchr(eval, '\t') ? strchr(eval, '\t') + 1 : eval);
+      fflush(log);
+    }
   }
   uint64_t t2 = vd_monotonic_ns();
   if (log)
@@ -730,12 +750,12 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
                   version, "task", "multiclass", "kind", "text", "booster", o->booster,
                   "featuriser", vd_text_config_to_json(&o->featuriser), "columns", columns_json(&t),
                   "classes", classes, "out_of_scope_class", o->out_of_scope);
-    json_object_set_new(
-        t.manifest, "training",
-        json_pack("{s:{s:s, s:I, s:s}, s:{s:s, s:I, s:s}, s:o}", "train", "file", o->train_path,
-                  "rows", (json_int_t)t.train.count, "sha256", t.train.sha256, "val", "file",
-                  o->val_path, "rows", (json_int_t)t.val.count, "sha256", t.val.sha256,
-                  "parameters", train_params_json(o, t.k)));
+    json_object_set_new(t.manifest, "training",
+                        json_pack("{s:{s:s, s:I, s:s}, s:{s:s, s:I, s:s}, s:o}", "train", "file",
+                                  base_name(o->train_path), "rows", (json_int_t)t.train.count,
+                                  "sha256", t.train.sha256, "val", "file", base_name(o->val_path),
+                                  "rows", (json_int_t)t.val.count, "sha256", t.val.sha256,
+                                  "parameters", train_params_json(o, t.k)));
   }
   json_t *metrics = json_object();
   json_object_set_new(t.manifest, "metrics", metrics);
@@ -791,9 +811,10 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"out", true, NULL, "bundle folder to write (required)"},
       {"name", true, NULL, "model name in the manifest (default triage)"},
       {"booster", true, NULL, "gblinear (default) or gbtree"},
-      {"updater", true, NULL, "gblinear updater: coord_descent (default) or shotgun (1 thread)"},
-      {"rounds", true, NULL, "boosting rounds (default 40)"},
-      {"eta", true, NULL, "learning rate (default 0.5)"},
+      {"updater", true, NULL,
+       "gblinear updater: shotgun (default; deterministic with 1 thread) or coord_descent"},
+      {"rounds", true, NULL, "boosting rounds (default 15)"},
+      {"eta", true, NULL, "learning rate (default 0.25)"},
       {"lambda", true, NULL, "L2 regularisation (default 1e-5)"},
       {"alpha", true, NULL, "L1 regularisation, gblinear (default 1e-5)"},
       {"max-depth", true, NULL, "tree depth, gbtree (default 6)"},
@@ -801,13 +822,14 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"word-ngrams", true, NULL, "longest word n-gram (default 2)"},
       {"char-min", true, NULL, "shortest character n-gram, 0 = none (default 3)"},
       {"char-max", true, NULL, "longest character n-gram, 0 = none (default 5)"},
-      {"char-weight", true, NULL, "value of a character n-gram (default 0.5)"},
+      {"char-weight", true, NULL, "value of a character n-gram (default 0.3)"},
       {"min-df", true, NULL, "keep buckets in at least N training texts (default 2)"},
-      {"max-columns", true, NULL, "then keep the N buckets with the best chi-squared (0 = all)"},
+      {"max-columns", true, NULL,
+       "then keep the N buckets with the best chi-squared (default 8000; 0 = all)"},
       {"oos-weight", true, NULL, "sample weight of out-of-scope examples (default 1)"},
-      {"target-escalation", true, NULL, "share of in-scope requests to escalate (default 0.10)"},
+      {"target-escalation", true, NULL, "share of in-scope requests to escalate (default 0.15)"},
       {"out-of-scope", true, NULL, "the out-of-scope intent label (default oos)"},
-      {"nthread", true, NULL, "XGBoost threads (default 2)"},
+      {"nthread", true, NULL, "XGBoost threads (default 1: shotgun is deterministic only so)"},
       {"max-rows", true, NULL, "use every ceil(rows/N)-th training row (default all)"},
   };
   size_t nopts = sizeof opts / sizeof opts[0];
