@@ -25,6 +25,12 @@ static const vd_verb verbs[] = {
      vd_verb_score},
     {"llm", "Run an LLM job, show a job, read the cost ledger: verdict llm run|job|costs",
      vd_verb_llm},
+    {"explain", "Explain a stored decision: verdict explain ID [--format text|html|json]",
+     vd_verb_explain},
+    {"replay", "Re-run stored decisions on their versions: verdict replay ID | --since T",
+     vd_verb_replay},
+    {"shadow", "What-if: re-decide logged traffic with new rules: verdict shadow --deployment DIR",
+     vd_verb_shadow},
 };
 
 static const size_t verb_count = sizeof verbs / sizeof verbs[0];

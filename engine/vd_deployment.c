@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "vd_buf.h"
+#include "vd_hash.h"
 #include "vd_store.h"
 #include "vd_time.h"
 #include "vd_yaml.h"
@@ -20,6 +21,7 @@ struct vd_deployment {
   char *dir;
   vd_ruleset *ruleset;
   vd_model *model;
+  vd_triage_model *triage; /* kind triage: the text model (model stays NULL) */
   char *model_error;
   size_t max_results;
   unsigned model_budget_us;
@@ -28,6 +30,7 @@ struct vd_deployment {
   json_t *candidate_doc; /* owns the candidate objects the defs point into */
   json_t *warmup;
   int64_t loaded_us;
+  char version[VD_SHA256_HEX_SIZE]; /* SHA-256 of the canonical form (canonical_json) */
 };
 
 static void deployment_free(vd_deployment *d) {
@@ -36,6 +39,7 @@ static void deployment_free(vd_deployment *d) {
   free(d->dir);
   vd_ruleset_free(d->ruleset);
   vd_model_free(d->model);
+  vd_triage_free(d->triage);
   free(d->model_error);
   free(d->candidates);
   json_decref(d->candidate_doc);
@@ -202,19 +206,38 @@ static bool store_ruleset(const char *data_dir, const vd_ruleset *rs, vd_diags *
   return ok;
 }
 
+/* A triage bundle goes to the same content-addressed store as the promotions bundles
+ * (DATA_DIR/models/<version>/), for replay. */
+static bool store_triage_model(const char *data_dir, const char *bundle,
+                               const vd_triage_model *triage, vd_diags *diags) {
+  vd_error e = {0};
+  vd_store_txn *t = vd_store_begin(data_dir, "models", vd_triage_version(triage), &e);
+  bool ok = t && vd_store_add_tree(t, "", bundle, &e);
+  if (t && !ok) vd_store_abort(t);
+  if (ok) ok = vd_store_commit(t, NULL, 0, &e);
+  if (!ok) add_diag(diags, &e);
+  return ok;
+}
+
 static bool load_model(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
                        const vd_deployment_load_options *options, vd_diags *diags) {
-  const char *model = string_field(doc, root, "model", false, diags);
+  const char *model = options && options->model_dir
+                          ? options->model_dir
+                          : string_field(doc, root, "model", false, diags);
   if (!model) {
     if (json_object_get(root, "model") && !json_is_null(json_object_get(root, "model")))
       return false;
     d->model_error = strdup("the deployment names no model");
     return true;
   }
-  char *bundle = join_path(d->dir, model);
+  char *bundle = options && options->model_dir ? strdup(model) : join_path(d->dir, model);
   vd_error e;
-  d->model = bundle ? vd_model_load(bundle, vd_ruleset_schema(d->ruleset), &e) : NULL;
-  if (!d->model && bundle) {
+  bool triage = strcmp(d->kind, "triage") == 0;
+  if (triage)
+    d->triage = bundle ? vd_triage_load(bundle, &e) : NULL;
+  else
+    d->model = bundle ? vd_model_load(bundle, vd_ruleset_schema(d->ruleset), &e) : NULL;
+  if (!d->model && !d->triage && bundle) {
     char text[VD_ERROR_MESSAGE_MAX + 64];
     vd_error_format(&e, text, sizeof text);
     if (options && options->require_model) {
@@ -237,8 +260,61 @@ static bool load_model(vd_deployment *d, const vd_yaml_doc *doc, const json_t *r
     free(bundle);
     return false;
   }
+  if (d->triage && options && options->data_dir &&
+      !store_triage_model(options->data_dir, bundle, d->triage, diags)) {
+    vd_triage_free(d->triage);
+    d->triage = NULL;
+    free(bundle);
+    return false;
+  }
   free(bundle);
-  return d->model != NULL || d->model_error != NULL;
+  return d->model != NULL || d->triage != NULL || d->model_error != NULL;
+}
+
+/* The canonical form of what decides (everything but the folder and the warm-up): settings,
+ * candidates with their treatments, and the ruleset and model versions. Its SHA-256 is the
+ * deployment's version; the text is stored under DATA_DIR/deployments/<version>/deployment.json
+ * (JSON, which the YAML loader reads) so vd_deployment_load_stored can rebuild it for replay. */
+static char *canonical_text(const vd_deployment *d) {
+  json_t *candidates = json_array();
+  for (size_t i = 0; i < d->candidate_count; i++) {
+    json_t *c = json_deep_copy(d->candidates[i].fields);
+    if (d->candidates[i].treatment)
+      json_object_set_new(c, "treatment", json_string(d->candidates[i].treatment));
+    json_array_append_new(candidates, c);
+  }
+  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:s, s:o, s:o}", "name", d->name, "kind",
+                        d->kind, "max_results", (json_int_t)d->max_results, "model_budget_us",
+                        (json_int_t)d->model_budget_us, "candidates", candidates, "ruleset",
+                        vd_ruleset_version(d->ruleset), "model",
+                        d->model    ? json_string(vd_model_version(d->model))
+                        : d->triage ? json_string(vd_triage_version(d->triage))
+                                    : json_null(),
+                        "model_error", d->model_error ? json_string(d->model_error) : json_null());
+  char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) : NULL;
+  json_decref(o);
+  return text;
+}
+
+/* Computes the version and, with a data folder, stores the canonical form. */
+static bool seal(vd_deployment *d, const char *data_dir, vd_diags *diags) {
+  char *text = canonical_text(d);
+  if (!text) return false;
+  vd_sha256_hex(text, strlen(text), d->version);
+  vd_error e = {0};
+  bool ok = true;
+  if (data_dir) {
+    vd_store_txn *t = vd_store_begin(data_dir, "deployments", d->version, &e);
+    ok = t && vd_store_add_bytes(t, "deployment.json", text, strlen(text), &e);
+    if (t && !ok) vd_store_abort(t);
+    if (ok) ok = vd_store_commit(t, NULL, 0, &e);
+    if (!ok) {
+      vd_error_prefix(&e, "cannot store deployment %s", d->version);
+      add_diag(diags, &e);
+    }
+  }
+  free(text);
+  return ok;
 }
 
 static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
@@ -274,7 +350,8 @@ static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *ro
   else if (warmup)
     d->warmup = json_deep_copy(warmup);
 
-  char *rules_path = join_path(d->dir, rules);
+  bool override_rules = options && options->rules_path;
+  char *rules_path = override_rules ? strdup(options->rules_path) : join_path(d->dir, rules);
   size_t before = diags ? diags->count : 0;
   d->ruleset = rules_path ? vd_ruleset_load(rules_path, diags) : NULL;
   free(rules_path);
@@ -286,7 +363,7 @@ static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *ro
     }
     return false;
   }
-  if (schema) {
+  if (schema && !override_rules) {
     char *schema_path = join_path(d->dir, schema);
     vd_schema *s = schema_path ? vd_schema_load(schema_path, diags) : NULL;
     if (!s)
@@ -302,6 +379,7 @@ static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *ro
   if (ok && options && options->data_dir && !store_ruleset(options->data_dir, d->ruleset, diags))
     ok = false;
   if (ok && !load_model(d, doc, root, options, diags)) ok = false;
+  if (ok && !seal(d, options ? options->data_dir : NULL, diags)) ok = false;
   return ok;
 }
 
@@ -330,8 +408,92 @@ vd_deployment *vd_deployment_load(const char *dir, const vd_deployment_load_opti
   return d;
 }
 
+/* Rebuilds a stored deployment version: its settings and candidates from deployment.json, the
+ * ruleset and the model from their own stores. Any missing or altered piece is an error. */
+static bool load_stored_body(vd_deployment *d, const char *data_dir, const vd_yaml_doc *doc,
+                             const json_t *root, vd_diags *diags) {
+  vd_error e = {0};
+  const char *name = json_string_value(json_object_get(root, "name"));
+  const char *kind = json_string_value(json_object_get(root, "kind"));
+  const char *ruleset = json_string_value(json_object_get(root, "ruleset"));
+  const char *model = json_string_value(json_object_get(root, "model"));
+  const char *model_error = json_string_value(json_object_get(root, "model_error"));
+  if (!name || !kind || !ruleset)
+    return yaml_diag(diags, doc, NULL, NULL, 0, "a stored deployment needs name, kind, ruleset");
+  d->name = strdup(name);
+  d->kind = strdup(kind);
+  d->max_results = (size_t)json_integer_value(json_object_get(root, "max_results"));
+  d->model_budget_us = (unsigned)json_integer_value(json_object_get(root, "model_budget_us"));
+  char path[4096];
+  if (!vd_store_path(data_dir, "rulesets", ruleset, path, sizeof path, &e)) {
+    add_diag(diags, &e);
+    return false;
+  }
+  strncat(path, "/ruleset.json", sizeof path - strlen(path) - 1);
+  d->ruleset = vd_ruleset_load(path, diags);
+  if (!d->ruleset) return false;
+  if (strcmp(vd_ruleset_version(d->ruleset), ruleset) != 0) {
+    vd_error_set(&e, "stored ruleset %s loads as version %s: the store was altered", ruleset,
+                 vd_ruleset_version(d->ruleset));
+    add_diag(diags, &e);
+    return false;
+  }
+  if (!load_candidates(d, doc, root, diags)) return false;
+  if (model) {
+    d->model = vd_model_store_load(data_dir, model, vd_ruleset_schema(d->ruleset), &e);
+    if (!d->model) {
+      add_diag(diags, &e);
+      return false;
+    }
+  } else {
+    d->model_error = strdup(model_error ? model_error : "the deployment names no model");
+  }
+  return true;
+}
+
+vd_deployment *vd_deployment_load_stored(const char *data_dir, const char *version,
+                                         vd_diags *diags) {
+  vd_deployment *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  atomic_init(&d->refs, 1);
+  d->loaded_us = vd_wall_us();
+  vd_error e = {0};
+  char dir[4096];
+  vd_yaml_doc *doc = NULL;
+  bool ok = vd_store_path(data_dir, "deployments", version, dir, sizeof dir, &e);
+  if (ok) {
+    d->dir = strdup(dir);
+    char *path = join_path(dir, "deployment.json");
+    doc = path ? vd_yaml_load_file(path, &e) : NULL;
+    free(path);
+    ok = doc != NULL;
+  }
+  if (!ok) add_diag(diags, &e);
+  ok = ok && load_stored_body(d, data_dir, doc, vd_yaml_root(doc), diags);
+  vd_yaml_free(doc);
+  if (ok) {
+    char *text = canonical_text(d);
+    ok = text != NULL;
+    if (ok) vd_sha256_hex(text, strlen(text), d->version);
+    free(text);
+    if (ok && strcmp(d->version, version) != 0) {
+      vd_error_set(&e, "stored deployment %s rebuilds as version %s: the store was altered",
+                   version, d->version);
+      add_diag(diags, &e);
+      ok = false;
+    }
+  }
+  if (!ok) {
+    deployment_free(d);
+    return NULL;
+  }
+  return d;
+}
+
+const char *vd_deployment_version(const vd_deployment *d) { return d->version; }
 const char *vd_deployment_name(const vd_deployment *d) { return d->name; }
 const char *vd_deployment_kind(const vd_deployment *d) { return d->kind; }
+const vd_triage_model *vd_deployment_triage(const vd_deployment *d) { return d->triage; }
 const char *vd_deployment_dir(const vd_deployment *d) { return d->dir; }
 const vd_ruleset *vd_deployment_ruleset(const vd_deployment *d) { return d->ruleset; }
 const vd_schema *vd_deployment_schema(const vd_deployment *d) {
@@ -362,16 +524,18 @@ json_t *vd_deployment_describe(const vd_deployment *d) {
   json_t *candidates = json_array();
   for (size_t i = 0; i < d->candidate_count; i++)
     json_array_append_new(candidates, json_string(d->candidates[i].id));
-  json_t *model = d->model ? json_pack("{s:s, s:s}", "name", vd_model_name(d->model), "version",
-                                       vd_model_version(d->model))
-                           : json_null();
-  return json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o}", "name",
-                   d->name, "kind", d->kind, "dir", d->dir, "loaded_at", loaded, "ruleset", "name",
-                   vd_ruleset_name(d->ruleset), "version", vd_ruleset_version(d->ruleset), "schema",
-                   "name", vd_schema_name(schema), "version", vd_schema_version(schema), "model",
-                   model, "model_error",
-                   d->model ? json_null() : json_string(d->model_error ? d->model_error : ""),
-                   "candidates", candidates);
+  json_t *model = d->model    ? json_pack("{s:s, s:s}", "name", vd_model_name(d->model), "version",
+                                          vd_model_version(d->model))
+                  : d->triage ? json_pack("{s:s, s:s}", "name", vd_triage_name(d->triage),
+                                          "version", vd_triage_version(d->triage))
+                              : json_null();
+  return json_pack(
+      "{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:o, s:o, s:o}", "name", d->name, "kind",
+      d->kind, "dir", d->dir, "loaded_at", loaded, "ruleset", "name", vd_ruleset_name(d->ruleset),
+      "version", vd_ruleset_version(d->ruleset), "schema", "name", vd_schema_name(schema),
+      "version", vd_schema_version(schema), "model", model, "model_error",
+      d->model || d->triage ? json_null() : json_string(d->model_error ? d->model_error : ""),
+      "candidates", candidates);
 }
 
 /* ---- Registry ------------------------------------------------------------------------------ */

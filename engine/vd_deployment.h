@@ -39,6 +39,7 @@
 #include "vd_error.h"
 #include "vd_model.h"
 #include "vd_ruleset.h"
+#include "vd_triage.h"
 
 typedef struct vd_deployment vd_deployment;
 
@@ -55,20 +56,37 @@ typedef struct vd_deployment_load_options {
   const char *data_dir;
   /* True for a reload: a model that fails to load is then an error instead of a fallback. */
   bool require_model;
+  /* What-if evaluation (verdict shadow): a rule file and/or model bundle used instead of the ones
+   * deployment.yaml names (paths as given; NULL = deployment.yaml's). With rules_path, the
+   * deployment's `schema:` is not compared (the candidate rule file names its own). */
+  const char *rules_path;
+  const char *model_dir;
 } vd_deployment_load_options;
 
 vd_deployment *vd_deployment_load(const char *dir, const vd_deployment_load_options *options,
                                   vd_diags *diags);
+/* Rebuilds the deployment version `version` exactly as it served, from the data folder's
+ * content-addressed store (DATA_DIR/deployments/<version>/deployment.json, which names the
+ * stored ruleset and model versions), for replay. NULL + diags when a piece is missing or its
+ * content no longer hashes to its version. */
+vd_deployment *vd_deployment_load_stored(const char *data_dir, const char *version,
+                                         vd_diags *diags);
 vd_deployment *vd_deployment_retain(vd_deployment *d);
 void vd_deployment_release(vd_deployment *d);
 
 const char *vd_deployment_name(const vd_deployment *d);
 const char *vd_deployment_kind(const vd_deployment *d);
+/* SHA-256 of the canonical form of everything that decides: settings, candidates (with
+ * treatments), ruleset version and model version. In every trace as deployment.version. */
+const char *vd_deployment_version(const vd_deployment *d);
 const char *vd_deployment_dir(const vd_deployment *d);
 const vd_ruleset *vd_deployment_ruleset(const vd_deployment *d);
 const vd_schema *vd_deployment_schema(const vd_deployment *d);
 /* The model, or NULL when serving rules-only. */
 const vd_model *vd_deployment_model(const vd_deployment *d);
+/* kind triage: the text model (models/vd_triage.h), or NULL when serving rules-only (then
+ * vd_deployment_model_error says why). vd_deployment_model is always NULL for triage. */
+const vd_triage_model *vd_deployment_triage(const vd_deployment *d);
 /* Why there is no model ("model bundle model/: manifest.json: ..."), or NULL. */
 const char *vd_deployment_model_error(const vd_deployment *d);
 size_t vd_deployment_max_results(const vd_deployment *d);

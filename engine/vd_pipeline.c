@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_reasons.h"
+#include "vd_suggest.h"
 #include "vd_time.h"
 
-enum { MAX_REASONS = 3, MAX_FIRED = 256 };
+enum { MAX_FIRED = 256 };
 
 /* Everything the pipeline knows about one candidate while deciding. */
 typedef struct candidate_state {
@@ -101,9 +103,33 @@ static json_t *resolve_candidates(const vd_deployment *d, const json_t *request,
   return effective;
 }
 
+/* The request's top-level keys: the schema's sections and the API options. Anything else is
+ * refused (typo safety, as inside a section), so nothing unchecked — of any size or depth —
+ * reaches the trace and the decision log. */
+static bool known_keys(const json_t *request, vd_diags *diags) {
+  static const char *const known[] = {"subject",    "context", "candidate",
+                                      "candidates", "explain", "max_results"};
+  const size_t count = sizeof known / sizeof known[0];
+  bool ok = true;
+  const char *key;
+  const json_t *value;
+  json_object_foreach((json_t *)request, key, value) {
+    size_t i = 0;
+    while (i < count && strcmp(key, known[i]) != 0) i++;
+    if (i < count) continue;
+    const char *near = vd_suggest(key, known, count);
+    violation(diags, key,
+              "unknown request key%s%s%s (expected subject, context, candidates, explain, "
+              "max_results)",
+              near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+    ok = false;
+  }
+  return ok;
+}
+
 /* Request-level API options: explain and max_results. */
 static bool api_options(const json_t *request, bool *full, size_t *max_results, vd_diags *diags) {
-  bool ok = true;
+  bool ok = known_keys(request, diags);
   const json_t *explain = json_object_get(request, "explain");
   *full = false;
   if (explain && !json_is_null(explain)) {
@@ -128,13 +154,6 @@ static bool api_options(const json_t *request, bool *full, size_t *max_results, 
   return ok;
 }
 
-static size_t rule_index(const vd_ruleset *rs, const char *id) {
-  size_t n = vd_ruleset_rule_count(rs);
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(vd_ruleset_rule_id(rs, i), id) == 0) return i;
-  return n;
-}
-
 /* Model scoring for one open candidate; on failure records the fallback reason. */
 static void score_candidate(const vd_model *model, const json_t *request, candidate_state *c,
                             vd_model_result *result) {
@@ -156,45 +175,15 @@ static void score_candidate(const vd_model *model, const json_t *request, candid
   c->uplift = result->uplift;
   c->margin = result->margin;
   c->model_json = vd_model_result_to_json(model, result);
-  c->model_reasons = vd_model_reasons(model, result, request, MAX_REASONS);
+  c->model_reasons = vd_model_reasons(model, result, request, vd_reasons_model_wanted(model));
 }
 
-/* The reasons of one result: the deciding rule, adjust rules that fired, then the model's
- * strongest contributions, at most MAX_REASONS. */
+/* The reasons of one result (explain/vd_reasons.h decides what they say). */
 static json_t *reasons_of(const vd_ruleset *rs, const candidate_state *c) {
-  json_t *reasons = json_array();
-  const char *by = vd_rules_outcome_decided_by(c->outcome);
-  if (by) {
-    const char *text = vd_rules_outcome_reason(c->outcome);
-    json_array_append_new(reasons, json_pack("{s:s, s:s}", "code", by, "text", text ? text : ""));
-    if (!c->eligible) return reasons; /* a denial has one reason: the rule that denied */
-  }
-  const char *fired[MAX_FIRED];
-  size_t n = vd_rules_outcome_fired(c->outcome, fired, MAX_FIRED);
-  for (size_t i = 0; i < n && i < MAX_FIRED && json_array_size(reasons) < MAX_REASONS; i++) {
-    size_t r = rule_index(rs, fired[i]);
-    if (r == vd_ruleset_rule_count(rs) || vd_ruleset_rule_action(rs, r) != VD_ACTION_ADJUST)
-      continue;
-    const char *description = vd_ruleset_rule_description(rs, r);
-    json_array_append_new(reasons,
-                          json_pack("{s:s, s:s, s:f}", "code", fired[i], "text",
-                                    description && *description ? description : fired[i], "adjust",
-                                    json_number_value(vd_ruleset_rule_argument(rs, r))));
-  }
-  size_t i;
-  json_t *r;
-  json_array_foreach(c->model_reasons, i, r) {
-    if (json_array_size(reasons) >= MAX_REASONS) break;
-    const char *feature = json_string_value(json_object_get(r, "feature"));
-    const char *direction = json_string_value(json_object_get(r, "direction"));
-    char code[160];
-    snprintf(code, sizeof code, "model:%s:%s", feature ? feature : "?",
-             direction ? direction : "?");
-    json_array_append_new(
-        reasons, json_pack("{s:s, s:O, s:O}", "code", code, "text", json_object_get(r, "text"),
-                           "contribution", json_object_get(r, "contribution")));
-  }
-  return reasons;
+  return vd_reasons_build(&(vd_reasons_input){.ruleset = rs,
+                                              .outcome = c->outcome,
+                                              .model_reasons = c->model_reasons,
+                                              .selected = c->eligible && c->rank > 0});
 }
 
 /* Settles eligibility, action and score from the rule outcome and the model. */
@@ -430,6 +419,8 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
                             .kind = vd_deployment_kind(d),
                             .timestamp_us = now,
                             .deployment = vd_deployment_name(d),
+                            .deployment_version = vd_deployment_version(d),
+                            .max_results_cap = in->max_results,
                             .ruleset_name = vd_ruleset_name(rs),
                             .ruleset_version = vd_ruleset_version(rs),
                             .schema_name = vd_schema_name(schema),

@@ -19,9 +19,11 @@
 #include "vd_cel.h"
 #include "vd_decision_log.h"
 #include "vd_deployment.h"
+#include "vd_explain.h"
 #include "vd_metrics.h"
 #include "vd_pipeline.h"
 #include "vd_server.h"
+#include "vd_store.h"
 #include "vd_time.h"
 #include "vd_uuid.h"
 
@@ -291,8 +293,54 @@ done:
   vd_deployment_release(d);
 }
 
+/* GET /v1/decisions/{id}/explanation?format=text|html|json: the trace rendered for a compliance
+ * reader (explain/vd_explain.h), with rule descriptions from the stored ruleset it names. */
+static void respond_explanation(vd_service *s, const vd_http_request *req, json_t *trace,
+                                vd_http_response *resp) {
+  const char *name = vd_http_query(req, "format");
+  vd_explain_format format = VD_EXPLAIN_HTML;
+  if (name && !vd_explain_format_parse(name, &format)) {
+    vd_http_respond_error(resp, 400, "bad_request", "format", NULL,
+                          "format must be text, html or json, got '%s'", name);
+    return;
+  }
+  vd_ruleset *rs = NULL;
+  const char *version =
+      json_string_value(json_object_get(json_object_get(trace, "ruleset"), "version"));
+  char path[4096];
+  vd_error err = {0};
+  if (version && vd_store_path(s->config->data_dir, "rulesets", version, path, sizeof path, &err) &&
+      strlen(path) + 14 < sizeof path) {
+    strcat(path, "/ruleset.json");
+    rs = vd_ruleset_load(path, NULL);
+  }
+  vd_buf b = {0};
+  if (!vd_explain_render(trace, rs, format, &b, &err)) {
+    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
+  } else {
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = vd_explain_content_type(format);
+    resp->body_size = b.len;
+    resp->body = vd_buf_take(&b);
+  }
+  vd_buf_free(&b);
+  vd_ruleset_free(rs);
+}
+
 static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
-  const char *id = vd_http_path(req) + strlen("/v1/decisions/");
+  char id[64];
+  const char *rest = vd_http_path(req) + strlen("/v1/decisions/");
+  const char *slash = strchr(rest, '/');
+  bool explanation = slash && strcmp(slash, "/explanation") == 0;
+  size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+  snprintf(id, sizeof id, "%.*s", (int)(len < sizeof id ? len : sizeof id - 1), rest);
+  if ((slash && !explanation) || len >= sizeof id) {
+    vd_http_respond_error(
+        resp, 404, "not_found", NULL, NULL,
+        "no such resource (GET /v1/decisions/ID or /v1/decisions/ID/explanation)");
+    return;
+  }
   if (!vd_uuid_valid(id)) {
     vd_http_respond_error(resp, 400, "bad_request", "id", NULL,
                           "'%s' is not a decision id (a UUID)", id);
@@ -301,7 +349,10 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
   json_t *trace = NULL;
   vd_error err = {0};
   vd_log_status st = vd_decision_log_get(s->log, id, &trace, &err);
-  if (st == VD_LOG_OK)
+  if (st == VD_LOG_OK && explanation) {
+    respond_explanation(s, req, trace, resp);
+    json_decref(trace);
+  } else if (st == VD_LOG_OK)
     vd_http_respond_json(resp, 200, trace);
   else if (st == VD_LOG_NOT_FOUND)
     vd_http_respond_error(resp, 404, "not_found", "id", NULL, "no decision with id %s", id);
@@ -544,7 +595,11 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
     }
     vd_deployment_load_options options = {.data_dir = c->data_dir, .require_model = had_model};
     out[i] = vd_deployment_load(c->deployments[i], &options, diags);
-    if (!out[i] || !warm_up(s, out[i], diags)) ok = false;
+    if (!out[i] ||
+        !vd_trace_mask_check(&s->mask, vd_deployment_ruleset(out[i]), vd_deployment_model(out[i]),
+                             diags) ||
+        !warm_up(s, out[i], diags))
+      ok = false;
   }
   for (size_t i = 0; ok && i < c->deployment_count; i++)
     for (size_t j = 0; j < i; j++)

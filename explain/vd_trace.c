@@ -52,6 +52,56 @@ json_t *vd_trace_mask_request(const json_t *request, const vd_trace_mask *mask) 
   return copy;
 }
 
+/* True when masking `mask` hides `field` (the same path, or a section/object above it). */
+static bool covers(const char *mask, const char *field) {
+  size_t n = strlen(mask);
+  return strncmp(mask, field, n) == 0 && (field[n] == '\0' || field[n] == '.');
+}
+
+static void refuse(vd_diags *diags, const char *masked, const char *field, const char *reader) {
+  char what[512];
+  if (strcmp(masked, field) == 0)
+    snprintf(what, sizeof what, "%s", field);
+  else
+    snprintf(what, sizeof what, "%s (which covers %s)", masked, field);
+  vd_error e;
+  vd_error_field(&e, "mask_fields",
+                 "mask_fields: %s is read by %s; a masked value cannot be replayed, so a field "
+                 "that rules or the model read cannot be masked (remove it from mask_fields)",
+                 what, reader);
+  if (diags) vd_diags_add(diags, &e);
+}
+
+bool vd_trace_mask_check(const vd_trace_mask *mask, const vd_ruleset *rs, const vd_model *model,
+                         vd_diags *diags) {
+  if (!mask) return true;
+  bool ok = true;
+  enum { MAX_FIELDS = 64 };
+  for (size_t m = 0; m < mask->field_count; m++) {
+    const char *masked = mask->fields[m];
+    for (size_t r = 0; rs && r < vd_ruleset_rule_count(rs); r++) {
+      const char *fields[MAX_FIELDS];
+      size_t n = vd_ruleset_rule_fields(rs, r, fields, MAX_FIELDS);
+      for (size_t k = 0; k < n && k < MAX_FIELDS; k++) {
+        if (!covers(masked, fields[k])) continue;
+        char reader[300];
+        snprintf(reader, sizeof reader, "rule %s", vd_ruleset_rule_id(rs, r));
+        refuse(diags, masked, fields[k], reader);
+        ok = false;
+      }
+    }
+    for (size_t f = 0; model && f < vd_model_feature_count(model); f++) {
+      const char *source = vd_model_feature_source(model, f);
+      if (!source || !covers(masked, source)) continue;
+      char reader[300];
+      snprintf(reader, sizeof reader, "model feature %s", vd_model_feature_name(model, f));
+      refuse(diags, masked, source, reader);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 static json_t *string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
 json_t *vd_trace_begin(const vd_trace_header *h, const json_t *request, const vd_trace_mask *mask) {
@@ -64,13 +114,20 @@ json_t *vd_trace_begin(const vd_trace_header *h, const json_t *request, const vd
   json_t *fallback = h->fallback_reason ? json_pack("{s:s, s:o}", "reason", h->fallback_reason,
                                                     "message", string_or_null(h->fallback_message))
                                         : json_null();
-  return json_pack(
-      "{s:i, s:s, s:s, s:s, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:o, s:o, s:[]}", "trace_version",
-      VD_TRACE_VERSION, "id", h->id, "kind", h->kind, "timestamp", timestamp, "deployment",
-      string_or_null(h->deployment), "request", vd_trace_mask_request(request, mask), "ruleset",
-      "name", string_or_null(h->ruleset_name), "version", string_or_null(h->ruleset_version),
-      "schema", "name", string_or_null(h->schema_name), "version",
-      string_or_null(h->schema_version), "model", model, "fallback", fallback, "candidates");
+  json_t *trace = json_pack(
+      "{s:i, s:s, s:s, s:s, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:o, s:o, s:[]}",
+      "trace_version", VD_TRACE_VERSION, "id", h->id, "kind", h->kind, "timestamp", timestamp,
+      "deployment", "name", string_or_null(h->deployment), "version",
+      string_or_null(h->deployment_version), "request", vd_trace_mask_request(request, mask),
+      "ruleset", "name", string_or_null(h->ruleset_name), "version",
+      string_or_null(h->ruleset_version), "schema", "name", string_or_null(h->schema_name),
+      "version", string_or_null(h->schema_version), "model", model, "fallback", fallback,
+      "candidates");
+  if (trace)
+    json_object_set_new(
+        trace, "max_results_cap",
+        h->max_results_cap ? json_integer((json_int_t)h->max_results_cap) : json_null());
+  return trace;
 }
 
 void vd_trace_add_candidate(json_t *trace, json_t *candidate) {
@@ -83,4 +140,68 @@ void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double
   json_object_set_new(trace, "timings_us",
                       json_pack("{s:f, s:f, s:f, s:f}", "validate", validate_us, "rules", rules_us,
                                 "model", model_us, "total", total_us));
+}
+
+typedef struct diff_state {
+  json_t *out;
+  size_t max, total;
+} diff_state;
+
+static void diff_add(diff_state *st, const char *path, const json_t *a, const json_t *b) {
+  st->total++;
+  if (json_array_size(st->out) >= st->max) return;
+  json_t *d = json_pack("{s:s, s:O, s:O}", "path", *path ? path : "(root)", "before",
+                        a ? a : json_null(), "after", b ? b : json_null());
+  if (!a || !b) json_object_set_new(d, "missing", json_string(a ? "after" : "before"));
+  json_array_append_new(st->out, d);
+}
+
+static void diff_walk(diff_state *st, const char *path, const json_t *a, const json_t *b) {
+  if (json_is_object(a) && json_is_object(b)) {
+    const char *key;
+    json_t *va;
+    json_object_foreach((json_t *)a, key, va) {
+      if (!*path && strcmp(key, "timings_us") == 0) continue;
+      size_t n = strlen(path) + strlen(key) + 2;
+      char *sub = malloc(n);
+      if (!sub) return;
+      snprintf(sub, n, "%s%s%s", path, *path ? "." : "", key);
+      const json_t *vb = json_object_get(b, key);
+      if (vb)
+        diff_walk(st, sub, va, vb);
+      else
+        diff_add(st, sub, va, NULL);
+      free(sub);
+    }
+    json_t *vb;
+    json_object_foreach((json_t *)b, key, vb) {
+      if ((!*path && strcmp(key, "timings_us") == 0) || json_object_get(a, key)) continue;
+      size_t n = strlen(path) + strlen(key) + 2;
+      char *sub = malloc(n);
+      if (!sub) return;
+      snprintf(sub, n, "%s%s%s", path, *path ? "." : "", key);
+      diff_add(st, sub, NULL, vb);
+      free(sub);
+    }
+    return;
+  }
+  if (json_is_array(a) && json_is_array(b) && json_array_size(a) == json_array_size(b)) {
+    for (size_t i = 0; i < json_array_size(a); i++) {
+      size_t n = strlen(path) + 24;
+      char *sub = malloc(n);
+      if (!sub) return;
+      snprintf(sub, n, "%s[%zu]", path, i);
+      diff_walk(st, sub, json_array_get(a, i), json_array_get(b, i));
+      free(sub);
+    }
+    return;
+  }
+  if (!json_equal((json_t *)a, (json_t *)b)) diff_add(st, path, a, b);
+}
+
+json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, size_t *total) {
+  diff_state st = {json_array(), max, 0};
+  diff_walk(&st, "", before, after);
+  if (total) *total = st.total;
+  return st.out;
 }

@@ -2,7 +2,7 @@
  *
  * Shape (trace_version 1):
  *   {"trace_version": 1, "id": UUIDv7, "kind": "promotions", "timestamp": RFC 3339 (µs, UTC),
- *    "deployment": NAME,
+ *    "deployment": {"name", "version"} (vd_deployment_version: settings, candidates, versions),
  *    "request": the request as received, configured fields masked (see vd_trace_mask),
  *    "ruleset": {"name", "version"}, "schema": {"name", "version"},
  *    "model": {"name", "version"} | null,
@@ -14,6 +14,7 @@
  *                  "p_treatment", "p_control", "uplift", "bias", "contributions": {COLUMN: PHI}}),
  *        "reasons": [{"code", "text"}],
  *        "outcome": {"eligible", "action", "score", "rank", "decided_by"}}],
+ *    "max_results_cap": the server's cap on results | null (replay applies it again),
  *    "response": the response body as sent,
  *    "timings_us": {"validate", "rules", "model", "total"}}
  *
@@ -29,8 +30,13 @@
 #define VD_TRACE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "vd_error.h"
+#include "vd_model.h"
+#include "vd_ruleset.h"
 
 enum { VD_TRACE_VERSION = 1 };
 
@@ -43,6 +49,15 @@ typedef struct vd_trace_mask {
   size_t field_count;
 } vd_trace_mask;
 
+/* Masking and replay: a masked value cannot be read back, so a field that a rule or the model
+ * reads must never be masked — replay would decide on the HMAC instead of the value. verdict
+ * refuses such a configuration when a deployment loads: vd_trace_mask_check appends one error
+ * per (masked field, reader), naming both ("mask_fields: subject.country is read by rule
+ * region-restriction; ..."), and returns false. A mask entry covers the field and everything
+ * under it ("subject" masks every subject.* field). model may be NULL. */
+bool vd_trace_mask_check(const vd_trace_mask *mask, const vd_ruleset *ruleset,
+                         const vd_model *model, vd_diags *diags);
+
 /* A deep copy of request with every configured field masked. mask may be NULL (plain copy). */
 json_t *vd_trace_mask_request(const json_t *request, const vd_trace_mask *mask);
 /* The masked text of one value ("hmac-sha256:..."). */
@@ -53,9 +68,11 @@ typedef struct vd_trace_header {
   const char *kind;
   int64_t timestamp_us;
   const char *deployment;
+  const char *deployment_version;
   const char *ruleset_name, *ruleset_version;
   const char *schema_name, *schema_version;
   const char *model_name, *model_version; /* NULL: no model */
+  size_t max_results_cap;                 /* the server's cap on results (0: none), for replay */
   const char *fallback_reason;            /* NULL: no fallback */
   const char *fallback_message;
 } vd_trace_header;
@@ -69,5 +86,11 @@ void vd_trace_add_candidate(json_t *trace, json_t *candidate);
 /* Adds the response (borrowed: a reference is taken) and the timings in microseconds. */
 void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double rules_us,
                      double model_us, double total_us);
+
+/* The differences between two traces of one decision (replay, shadow evaluation), ignoring
+ * "timings_us": [{"path": "candidates[1].outcome.action", "before": V, "after": V}] with at
+ * most max entries (the count of all differences goes to *total when non-NULL). A missing value
+ * is JSON null with "missing": "before"|"after". New array. */
+json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, size_t *total);
 
 #endif

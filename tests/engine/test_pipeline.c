@@ -9,6 +9,7 @@
 
 #include "vd_deployment.h"
 #include "vd_pipeline.h"
+#include "vd_reasons.h"
 #include "vd_test.h"
 
 static const char *example = VERDICT_SOURCE_DIR "/examples/promotions";
@@ -120,7 +121,7 @@ START_TEST(scores_rank_and_combine) {
   json_t *model = json_object_get(top, "model");
   ck_assert_double_eq_tol(json_real_value(json_object_get(top, "score")),
                           json_real_value(json_object_get(model, "uplift")), 1e-12);
-  ck_assert_int_eq(json_array_size(json_object_get(top, "reasons")), 3);
+  ck_assert_int_eq(json_array_size(json_object_get(top, "reasons")), VD_REASONS_MAX);
   /* The trace: every rule evaluated per candidate, the model's vector and contributions. */
   json_t *c0 = json_array_get(json_object_get(trace, "candidates"), 0);
   size_t rules = vd_ruleset_rule_count(vd_deployment_ruleset(d));

@@ -1,0 +1,421 @@
+#include "vd_replay.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vd_args.h"
+#include "vd_buf.h"
+#include "vd_cel.h"
+#include "vd_config.h"
+#include "vd_explain.h"
+#include "vd_pipeline.h"
+#include "vd_reasons.h"
+#include "vd_store.h"
+#include "vd_trace.h"
+
+enum { MAX_CACHED = 16, PAGE = 500, SHOWN_DIFFERENCES = 20 };
+
+vd_decision_log *vd_replay_open_log(const char *data_dir, const char *config_path,
+                                    char *data_dir_out, size_t size, vd_error *err) {
+  char log_path[4096];
+  vd_config *config = NULL;
+  if (config_path) {
+    config = vd_config_load(config_path, err);
+    if (!config) return NULL;
+    if (data_dir && !vd_config_override(config, NULL, data_dir, err)) {
+      vd_config_free(config);
+      return NULL;
+    }
+    snprintf(data_dir_out, size, "%s", config->data_dir);
+    if (config->decision_log_path)
+      snprintf(log_path, sizeof log_path, "%s", config->decision_log_path);
+    else
+      snprintf(log_path, sizeof log_path, "%s/decisions.db", config->data_dir);
+  } else {
+    snprintf(data_dir_out, size, "%s", data_dir);
+    snprintf(log_path, sizeof log_path, "%s/decisions.db", data_dir);
+  }
+  vd_decision_log *log = NULL;
+  if (access(log_path, R_OK) != 0) {
+    vd_error_set(err, "no decision log at %s (is the data folder right?)", log_path);
+  } else {
+    vd_decision_log_config cfg = config ? config->decision_log : (vd_decision_log_config){0};
+    cfg.path = log_path;
+    cfg.retention_days = 0; /* a tool never deletes decisions */
+    log = vd_decision_log_open(&cfg, err);
+  }
+  vd_config_free(config);
+  return log;
+}
+
+bool vd_replay_parse_time(const char *text, int64_t *us, vd_error *err) {
+  vd_cel_value t;
+  if (!text || !vd_cel_timestamp_parse(text, strlen(text), &t, NULL))
+    return vd_error_set(err, "expected an RFC 3339 time such as 2026-12-03T13:00:00Z, got '%s'",
+                        text ? text : "");
+  *us = t.v.time.seconds * 1000000 + t.v.time.nanos / 1000;
+  return true;
+}
+
+json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_error *err) {
+  const char *id = json_string_value(json_object_get(trace, "id"));
+  int64_t now = 0;
+  if (!id ||
+      !vd_replay_parse_time(json_string_value(json_object_get(trace, "timestamp")), &now, err)) {
+    if (!id) vd_error_set(err, "the trace has no id");
+    return NULL;
+  }
+  json_int_t cap = json_integer_value(json_object_get(trace, "max_results_cap"));
+  vd_pipeline_input in = {.request = json_object_get(trace, "request"),
+                          .decision_id = id,
+                          .now_us = now,
+                          .max_results = cap > 0 ? (size_t)cap : 0};
+  vd_decision decision = {0};
+  vd_diags violations = {0};
+  vd_pipeline_status st = vd_pipeline_decide(d, &in, &decision, &violations, err);
+  if (st == VD_PIPELINE_INVALID) {
+    char first[VD_ERROR_MESSAGE_MAX] = "";
+    if (violations.count) vd_error_format(&violations.items[0], first, sizeof first);
+    vd_error_set(err, "the stored request does not validate on this version: %s", first);
+  }
+  vd_diags_free(&violations);
+  if (st != VD_PIPELINE_OK) return NULL;
+  json_t *out = json_incref(decision.trace);
+  vd_decision_clear(&decision);
+  return out;
+}
+
+struct vd_replayer {
+  char *data_dir;
+  vd_deployment *cached[MAX_CACHED];
+  size_t count, next;
+};
+
+vd_replayer *vd_replayer_new(const char *data_dir) {
+  vd_replayer *r = calloc(1, sizeof *r);
+  if (r) r->data_dir = strdup(data_dir);
+  if (r && !r->data_dir) {
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+void vd_replayer_free(vd_replayer *r) {
+  if (!r) return;
+  for (size_t i = 0; i < r->count; i++) vd_deployment_release(r->cached[i]);
+  free(r->data_dir);
+  free(r);
+}
+
+static const vd_deployment *stored_version(vd_replayer *r, const char *version, vd_error *err) {
+  for (size_t i = 0; i < r->count; i++)
+    if (strcmp(vd_deployment_version(r->cached[i]), version) == 0) return r->cached[i];
+  vd_diags diags = {0};
+  vd_deployment *d = vd_deployment_load_stored(r->data_dir, version, &diags);
+  if (!d) {
+    char first[VD_ERROR_MESSAGE_MAX] = "unknown error";
+    if (diags.count) vd_error_format(&diags.items[0], first, sizeof first);
+    vd_error_set(err, "deployment version %s cannot be rebuilt: %s", version, first);
+    vd_diags_free(&diags);
+    return NULL;
+  }
+  vd_diags_free(&diags);
+  size_t slot;
+  if (r->count < MAX_CACHED) {
+    slot = r->count++;
+  } else { /* full: replace the oldest */
+    slot = r->next;
+    r->next = (r->next + 1) % MAX_CACHED;
+    vd_deployment_release(r->cached[slot]);
+  }
+  r->cached[slot] = d;
+  return d;
+}
+
+json_t *vd_replayer_decide(vd_replayer *r, const json_t *trace, vd_error *err) {
+  const char *version =
+      json_string_value(json_object_get(json_object_get(trace, "deployment"), "version"));
+  if (!version) {
+    vd_error_set(err, "the trace names no deployment version (written before replay existed?)");
+    return NULL;
+  }
+  const vd_deployment *d = stored_version(r, version, err);
+  return d ? vd_replay_decide_on(d, trace, err) : NULL;
+}
+
+/* ---- shared verb plumbing ------------------------------------------------------------------ */
+
+static int usage(FILE *err, const char *verb, const char *message) {
+  fprintf(err, "verdict %s: %s (see 'verdict %s --help')\n", verb, message, verb);
+  return 2;
+}
+
+static void print_options(FILE *out, const vd_option *options, size_t count) {
+  fprintf(out, "\noptions:\n");
+  for (size_t i = 0; i < count; i++)
+    fprintf(out, "  --%-16s %s\n", options[i].name, options[i].help);
+}
+
+static void print_value(FILE *f, const json_t *v) {
+  char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) : NULL;
+  fputs(text ? text : "(absent)", f);
+  free(text);
+}
+
+/* ---- verdict replay ------------------------------------------------------------------------ */
+
+/* Replays one trace; prints "identical" or the differences. 0 identical, 1 different, -1 failed. */
+static int replay_one(vd_replayer *r, const json_t *trace, bool quiet, FILE *out) {
+  vd_error e = {0};
+  json_t *again = vd_replayer_decide(r, trace, &e);
+  const char *id = json_string_value(json_object_get(trace, "id"));
+  if (!again) {
+    fprintf(out, "%s: cannot replay: %s\n", id ? id : "?", e.message);
+    return -1;
+  }
+  size_t total = 0;
+  json_t *diff = vd_trace_diff(trace, again, SHOWN_DIFFERENCES, &total);
+  json_decref(again);
+  if (total == 0) {
+    if (!quiet) fprintf(out, "%s: identical\n", id);
+    json_decref(diff);
+    return 0;
+  }
+  fprintf(out, "%s: %zu difference%s\n", id, total, total == 1 ? "" : "s");
+  size_t i;
+  json_t *d;
+  json_array_foreach(diff, i, d) {
+    fprintf(out, "  %s: ", json_string_value(json_object_get(d, "path")));
+    print_value(out, json_object_get(d, "before"));
+    fputs(" -> ", out);
+    print_value(out, json_object_get(d, "after"));
+    fputc('\n', out);
+  }
+  if (total > json_array_size(diff))
+    fprintf(out, "  ... and %zu more\n", total - json_array_size(diff));
+  json_decref(diff);
+  return 1;
+}
+
+int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
+  vd_option options[] = {
+      {"data-dir", true, NULL, "the data folder (decision log and version store)"},
+      {"config", true, NULL, "the server's config file (its data_dir and decision_log)"},
+      {"since", true, NULL, "replay every decision from this RFC 3339 time on"},
+      {"until", true, NULL, "... up to (not including) this time"},
+      {"kind", true, NULL, "only decisions of this kind (promotions, triage)"},
+      {"quiet", false, NULL, "with --since: print only the differences and the counts"},
+  };
+  size_t n = sizeof options / sizeof options[0];
+  const char *pos[1];
+  size_t npos = 0;
+  bool help = false;
+  vd_error e = {0};
+  if (!vd_args_parse(argc, argv, 1, options, n, pos, 1, &npos, &help, &e))
+    return usage(err, "replay", e.message);
+  if (help) {
+    fprintf(out,
+            "usage: verdict replay ID [--data-dir DIR | --config FILE]\n"
+            "       verdict replay --since T [--until T] [--kind K] [--quiet] [--data-dir DIR]\n\n"
+            "Re-runs stored decisions on the exact versions that made them (deployment settings,\n"
+            "rule set, schema and model, kept content-addressed in the data folder) with the same\n"
+            "request, decision id and time, and compares the new trace with the stored one\n"
+            "(timings aside). Prints `identical`, or every difference as PATH: BEFORE -> AFTER.\n");
+    print_options(out, options, n);
+    fprintf(out, "\nexit status: 0 all identical, 1 some differ or cannot be replayed, 2 usage\n");
+    return 0;
+  }
+  const char *since = vd_args_get(options, n, "since");
+  const char *until = vd_args_get(options, n, "until");
+  const char *data_dir = vd_args_get(options, n, "data-dir");
+  const char *config = vd_args_get(options, n, "config");
+  if (!data_dir && !config) return usage(err, "replay", "give --data-dir DIR or --config FILE");
+  if ((npos == 1) == (since != NULL))
+    return usage(err, "replay", "give either a decision ID or --since T");
+  if (until && !since) return usage(err, "replay", "--until needs --since");
+  int64_t since_us = 0, until_us = 0;
+  if (since && (!vd_replay_parse_time(since, &since_us, &e) ||
+                (until && !vd_replay_parse_time(until, &until_us, &e))))
+    return usage(err, "replay", e.message);
+  char dir[4096];
+  vd_decision_log *log = vd_replay_open_log(data_dir, config, dir, sizeof dir, &e);
+  if (!log) {
+    fprintf(err, "verdict replay: %s\n", e.message);
+    return 1;
+  }
+  vd_replayer *r = vd_replayer_new(dir);
+  int code = 1;
+  if (npos == 1) {
+    json_t *trace = NULL;
+    vd_log_status st = vd_decision_log_get(log, pos[0], &trace, &e);
+    if (st == VD_LOG_OK) {
+      int result = replay_one(r, trace, false, out);
+      code = result == 0 ? 0 : 1;
+    } else if (st == VD_LOG_NOT_FOUND) {
+      fprintf(err, "verdict replay: no decision with id %s\n", pos[0]);
+    } else {
+      fprintf(err, "verdict replay: %s\n", e.message);
+    }
+    json_decref(trace);
+  } else {
+    size_t identical = 0, different = 0, failed = 0;
+    char *cursor = NULL;
+    bool ok = true;
+    do {
+      vd_decision_query q = {.kind = vd_args_get(options, n, "kind"),
+                             .since_us = since_us,
+                             .until_us = until_us,
+                             .limit = PAGE,
+                             .cursor = cursor};
+      json_t *page = NULL;
+      char *next = NULL;
+      ok = vd_decision_log_list(log, &q, &page, &next, &e);
+      free(cursor);
+      cursor = next;
+      size_t i;
+      json_t *trace;
+      json_array_foreach(page, i, trace) {
+        int result = replay_one(r, trace, vd_args_get(options, n, "quiet") != NULL, out);
+        if (result == 0)
+          identical++;
+        else if (result == 1)
+          different++;
+        else
+          failed++;
+      }
+      json_decref(page);
+    } while (ok && cursor);
+    free(cursor);
+    if (!ok) fprintf(err, "verdict replay: reading the decision log: %s\n", e.message);
+    fprintf(out,
+            "replayed %zu decisions: %zu identical, %zu different, %zu could not be replayed\n",
+            identical + different + failed, identical, different, failed);
+    code = ok && different == 0 && failed == 0 ? 0 : 1;
+  }
+  vd_replayer_free(r);
+  vd_decision_log_close(log);
+  return code;
+}
+
+/* ---- verdict explain ----------------------------------------------------------------------- */
+
+static int missing_reasons(const char *dir, FILE *out, FILE *err) {
+  vd_diags diags = {0};
+  vd_deployment *d = vd_deployment_load(dir, &(vd_deployment_load_options){0}, &diags);
+  if (!d) {
+    for (size_t i = 0; i < diags.count; i++) {
+      char line[VD_ERROR_MESSAGE_MAX];
+      vd_error_format(&diags.items[i], line, sizeof line);
+      fprintf(err, "%s\n", line);
+    }
+    vd_diags_free(&diags);
+    return 2;
+  }
+  vd_diags_free(&diags);
+  const vd_model *model = vd_deployment_model(d);
+  int code = 0;
+  if (!model) {
+    fprintf(out, "%s: no model (%s): reasons come from rules only\n", dir,
+            vd_deployment_model_error(d));
+  } else {
+    json_t *missing = vd_reasons_missing(model);
+    if (json_array_size(missing) == 0) {
+      fprintf(out, "%s: every model feature has a reason text for both directions\n", dir);
+    } else {
+      fprintf(out,
+              "%s: %zu reason text%s missing from the model manifest (add them under \"reasons\"; "
+              "until then this generated text is used):\n",
+              dir, json_array_size(missing), json_array_size(missing) == 1 ? " is" : "s are");
+      size_t i;
+      json_t *m;
+      json_array_foreach(missing, i, m)
+          fprintf(out, "  %s %s: \"%s\"\n", json_string_value(json_object_get(m, "feature")),
+                  json_string_value(json_object_get(m, "direction")),
+                  json_string_value(json_object_get(m, "generated")));
+      code = 1;
+    }
+    json_decref(missing);
+  }
+  vd_deployment_release(d);
+  return code;
+}
+
+/* The stored ruleset a trace names (for rule descriptions), or NULL. */
+static vd_ruleset *stored_ruleset(const char *data_dir, const json_t *trace) {
+  const char *version =
+      json_string_value(json_object_get(json_object_get(trace, "ruleset"), "version"));
+  char path[4096];
+  vd_error e;
+  if (!version || !vd_store_path(data_dir, "rulesets", version, path, sizeof path, &e)) return NULL;
+  strncat(path, "/ruleset.json", sizeof path - strlen(path) - 1);
+  return vd_ruleset_load(path, NULL);
+}
+
+int vd_verb_explain(int argc, char **argv, FILE *out, FILE *err) {
+  vd_option options[] = {
+      {"format", true, NULL, "text (default), html or json"},
+      {"data-dir", true, NULL, "the data folder (decision log and version store)"},
+      {"config", true, NULL, "the server's config file (its data_dir and decision_log)"},
+      {"missing-reasons", true, NULL, "DEPLOYMENT: list the model features without a reason text"},
+  };
+  size_t n = sizeof options / sizeof options[0];
+  const char *pos[1];
+  size_t npos = 0;
+  bool help = false;
+  vd_error e = {0};
+  if (!vd_args_parse(argc, argv, 1, options, n, pos, 1, &npos, &help, &e))
+    return usage(err, "explain", e.message);
+  if (help) {
+    fprintf(out,
+            "usage: verdict explain ID [--format text|html|json] [--data-dir DIR | --config FILE]\n"
+            "       verdict explain --missing-reasons DEPLOYMENT_DIR\n\n"
+            "Prints a stored decision for a compliance reader: the outcome of every candidate,\n"
+            "the principal reasons, the model's estimate and contributions (a bar chart; inline\n"
+            "SVG in HTML), every rule checked with the values it read, and the exact versions.\n"
+            "--missing-reasons lists the model features whose reason text is generated because\n"
+            "the manifest has none (exit 1 when any is missing).\n");
+    print_options(out, options, n);
+    return 0;
+  }
+  const char *dir = vd_args_get(options, n, "missing-reasons");
+  if (dir) {
+    if (npos) return usage(err, "explain", "--missing-reasons takes no decision ID");
+    return missing_reasons(dir, out, err);
+  }
+  vd_explain_format format = VD_EXPLAIN_TEXT;
+  const char *format_name = vd_args_get(options, n, "format");
+  if (format_name && !vd_explain_format_parse(format_name, &format))
+    return usage(err, "explain", "--format must be text, html or json");
+  const char *data_dir = vd_args_get(options, n, "data-dir");
+  const char *config = vd_args_get(options, n, "config");
+  if (npos != 1) return usage(err, "explain", "give the decision ID");
+  if (!data_dir && !config) return usage(err, "explain", "give --data-dir DIR or --config FILE");
+  char data[4096];
+  vd_decision_log *log = vd_replay_open_log(data_dir, config, data, sizeof data, &e);
+  if (!log) {
+    fprintf(err, "verdict explain: %s\n", e.message);
+    return 1;
+  }
+  json_t *trace = NULL;
+  vd_log_status st = vd_decision_log_get(log, pos[0], &trace, &e);
+  vd_decision_log_close(log);
+  if (st == VD_LOG_NOT_FOUND) {
+    fprintf(err, "verdict explain: no decision with id %s\n", pos[0]);
+    return 1;
+  }
+  if (st != VD_LOG_OK) {
+    fprintf(err, "verdict explain: %s\n", e.message);
+    return 1;
+  }
+  vd_ruleset *rs = stored_ruleset(data, trace);
+  vd_buf b = {0};
+  bool ok = vd_explain_render(trace, rs, format, &b, &e);
+  if (ok) fwrite(b.data, 1, b.len, out);
+  if (!ok) fprintf(err, "verdict explain: %s\n", e.message);
+  vd_buf_free(&b);
+  vd_ruleset_free(rs);
+  json_decref(trace);
+  return ok ? 0 : 1;
+}

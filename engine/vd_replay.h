@@ -1,0 +1,48 @@
+/* vd_replay: re-deciding logged decisions — exact replay on the stored versions (`verdict
+ * replay`), readable explanations from the log (`verdict explain`) and what-if evaluation of a
+ * candidate rule file / model on logged traffic (`verdict shadow`, engine/vd_shadow.c).
+ *
+ * A trace names its deployment version (vd_deployment_version); the data folder keeps that
+ * version's settings and candidates, its ruleset and its model content-addressed
+ * (DATA_DIR/deployments|rulesets|models/<version>/), so vd_replayer rebuilds exactly what decided
+ * and runs the stored request through the same pipeline (vd_pipeline_decide) with the same
+ * decision id, the same decision time (`now`), the same server cap on results and no masking
+ * (the stored request is already masked, and no masked field is read: vd_trace_mask_check).
+ * A decision whose model ran out of its time budget (fallback "model_budget_exceeded") depends
+ * on timing and may replay differently; the difference is then reported like any other.
+ *
+ * Ownership: vd_replayer_new returns a replayer the caller frees (it caches the deployment
+ * versions it rebuilt); returned traces and difference lists are new jansson references.
+ * Not thread-safe (one replayer per thread).
+ */
+#ifndef VD_REPLAY_H
+#define VD_REPLAY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vd_decision_log.h"
+#include "vd_deployment.h"
+#include "vd_error.h"
+
+/* The decision log a tool reads: with config_path, the config's data_dir and decision_log.path;
+ * else DATA_DIR/decisions.db. data_dir_out gets the data folder. Refuses a log file that does not
+ * exist (a tool never creates an empty one). */
+vd_decision_log *vd_replay_open_log(const char *data_dir, const char *config_path,
+                                    char *data_dir_out, size_t size, vd_error *err);
+/* An RFC 3339 time ("2026-12-03T13:00:00Z") → Unix µs. */
+bool vd_replay_parse_time(const char *text, int64_t *us, vd_error *err);
+
+/* Re-decides a stored trace on deployment d (the candidate version, for shadow evaluation):
+ * the new trace, or NULL + err (e.g. the stored request no longer validates). */
+json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_error *err);
+
+typedef struct vd_replayer vd_replayer;
+vd_replayer *vd_replayer_new(const char *data_dir);
+void vd_replayer_free(vd_replayer *r);
+/* Re-decides a stored trace on the versions it names: the new trace, or NULL + err (a version
+ * missing from the store...). */
+json_t *vd_replayer_decide(vd_replayer *r, const json_t *trace, vd_error *err);
+
+#endif

@@ -1,0 +1,415 @@
+/* verdict shadow: what-if evaluation of a candidate rule file (and model) on logged traffic.
+ * See vd_replay.h and README "Explanations, replay and shadow evaluation". */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vd_args.h"
+#include "vd_replay.h"
+#include "vd_trace.h"
+
+enum { PAGE = 500, MAX_KEYS = 512, DEFAULT_SAMPLE = 3 };
+
+/* A tally of string keys ("mens-email\toffer\tdeny", "rule-id"). */
+typedef struct tally {
+  char *keys[MAX_KEYS];
+  size_t counts[MAX_KEYS];
+  size_t n;
+} tally;
+
+static void tally_add(tally *t, const char *key) {
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->keys[i], key) == 0) {
+      t->counts[i]++;
+      return;
+    }
+  if (t->n == MAX_KEYS) return;
+  t->keys[t->n] = strdup(key);
+  if (t->keys[t->n]) t->counts[t->n++] = 1;
+}
+
+static void tally_free(tally *t) {
+  for (size_t i = 0; i < t->n; i++) free(t->keys[i]);
+}
+
+/* Sorts by count, largest first (stable by first appearance). */
+static void tally_sort(tally *t) {
+  for (size_t i = 1; i < t->n; i++)
+    for (size_t j = i; j > 0 && t->counts[j] > t->counts[j - 1]; j--) {
+      char *k = t->keys[j];
+      size_t c = t->counts[j];
+      t->keys[j] = t->keys[j - 1];
+      t->counts[j] = t->counts[j - 1];
+      t->keys[j - 1] = k;
+      t->counts[j - 1] = c;
+    }
+}
+
+typedef struct scores {
+  double *v;
+  size_t n, cap;
+} scores;
+
+static void scores_add(scores *s, double x) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 256;
+    double *v = realloc(s->v, cap * sizeof *v);
+    if (!v) return;
+    s->v = v;
+    s->cap = cap;
+  }
+  s->v[s->n++] = x;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double quantile(const scores *s, double q) {
+  if (!s->n) return NAN;
+  size_t i = (size_t)floor(q * (double)(s->n - 1) + 0.5);
+  return s->v[i];
+}
+
+static double mean(const scores *s) {
+  double sum = 0;
+  for (size_t i = 0; i < s->n; i++) sum += s->v[i];
+  return s->n ? sum / (double)s->n : NAN;
+}
+
+static const json_t *candidate_record(const json_t *trace, const char *id) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(trace, "candidates"), i, c) {
+    const char *cid = json_string_value(json_object_get(c, "candidate"));
+    if (cid && strcmp(cid, id) == 0) return c;
+  }
+  return NULL;
+}
+
+static const json_t *rule_entry(const json_t *candidate, const char *id) {
+  size_t i;
+  json_t *r;
+  json_array_foreach(json_object_get(json_object_get(candidate, "rules"), "rules"), i, r) {
+    const char *rid = json_string_value(json_object_get(r, "id"));
+    if (rid && strcmp(rid, id) == 0) return r;
+  }
+  return NULL;
+}
+
+static const char *action_of(const json_t *candidate) {
+  const char *a =
+      json_string_value(json_object_get(json_object_get(candidate, "outcome"), "action"));
+  return a ? a : "absent";
+}
+
+/* The rules behind one candidate's change: every rule whose `matched` differs between the two
+ * traces (a rule evaluated on one side only counts as not matched on the other), labelled new
+ * (absent from the logged version) or removed (absent from the candidate). */
+static void attribute(const json_t *before, const json_t *after, const json_t *old_rules,
+                      const json_t *new_rules, tally *causes) {
+  const json_t *sides[2] = {after, before};
+  for (int side = 0; side < 2; side++) {
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(json_object_get(sides[side], "rules"), "rules"), i, r) {
+      const char *id = json_string_value(json_object_get(r, "id"));
+      const json_t *other = rule_entry(sides[1 - side], id);
+      bool here = json_is_true(json_object_get(r, "matched"));
+      bool there = other && json_is_true(json_object_get(other, "matched"));
+      if (here == there || (side == 1 && other)) continue; /* both sides: counted once */
+      bool now = side == 0 ? here : there;
+      const char *label = !json_object_get(old_rules, id)   ? " (new)"
+                          : !json_object_get(new_rules, id) ? " (removed)"
+                                                            : "";
+      char key[320];
+      snprintf(key, sizeof key, "%s%s %s", id, label, now ? "now applies" : "no longer applies");
+      tally_add(causes, key);
+    }
+  }
+}
+
+/* Rule ids evaluated for any candidate of a trace, as a set (object). */
+static void rule_ids(const json_t *trace, json_t *set) {
+  size_t i, k;
+  json_t *c, *r;
+  json_array_foreach(json_object_get(trace, "candidates"), i, c)
+      json_array_foreach(json_object_get(json_object_get(c, "rules"), "rules"), k, r) {
+    const char *id = json_string_value(json_object_get(r, "id"));
+    if (id) json_object_set_new(set, id, json_true());
+  }
+}
+
+static int usage(FILE *err, const char *message) {
+  fprintf(err, "verdict shadow: %s (see 'verdict shadow --help')\n", message);
+  return 2;
+}
+
+static void print_candidate_change(FILE *out, const json_t *b, const json_t *a) {
+  const json_t *ob = json_object_get(b, "outcome"), *oa = json_object_get(a, "outcome");
+  fprintf(out, "    %s: %s (score %.4f, decided by %s) -> %s (score %.4f, decided by %s)\n",
+          json_string_value(json_object_get(b, "candidate")), action_of(b),
+          json_number_value(json_object_get(ob, "score")),
+          json_is_string(json_object_get(ob, "decided_by"))
+              ? json_string_value(json_object_get(ob, "decided_by"))
+              : "the model",
+          action_of(a), json_number_value(json_object_get(oa, "score")),
+          json_is_string(json_object_get(oa, "decided_by"))
+              ? json_string_value(json_object_get(oa, "decided_by"))
+              : "the model");
+}
+
+int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
+  vd_option options[] = {
+      {"deployment", true, NULL, "the deployment folder (its deployment.yaml: candidates...)"},
+      {"rules", true, NULL, "the candidate rule file (default: the deployment's)"},
+      {"model", true, NULL, "the candidate model bundle folder (default: the deployment's)"},
+      {"since", true, NULL, "logged decisions from this RFC 3339 time on"},
+      {"until", true, NULL, "... up to (not including) this time"},
+      {"limit", true, NULL, "at most this many decisions (oldest first; default all)"},
+      {"sample", true, NULL, "changed decisions shown in full (default 3)"},
+      {"data-dir", true, NULL, "the data folder (decision log)"},
+      {"config", true, NULL, "the server's config file (its data_dir and decision_log)"},
+      {"json", false, NULL, "print the report as JSON (samples with both full traces)"},
+  };
+  size_t n = sizeof options / sizeof options[0];
+  size_t npos = 0;
+  bool help = false;
+  vd_error e = {0};
+  if (!vd_args_parse(argc, argv, 1, options, n, NULL, 0, &npos, &help, &e))
+    return usage(err, e.message);
+  if (help) {
+    fprintf(
+        out,
+        "usage: verdict shadow --deployment DIR --rules NEW.yaml [--model NEWDIR] [--since T]\n"
+        "                      [--until T] [--limit N] [--data-dir DIR | --config FILE]\n\n"
+        "Re-decides logged decisions of DIR's deployment with a candidate rule file and/or\n"
+        "model (the stored requests, same decision time) and reports, before anything ships:\n"
+        "how many decisions change, by candidate and action (\"mens-email: 312 offer -> deny\"),\n"
+        "which new or changed rules caused it, a sample of changed decisions, and how the\n"
+        "score distribution shifts. Nothing is written: the log and the store stay as they are.\n");
+    fprintf(out, "\noptions:\n");
+    for (size_t i = 0; i < n; i++) fprintf(out, "  --%-12s %s\n", options[i].name, options[i].help);
+    fprintf(
+        out,
+        "\nexit status: 0 report printed, 1 the candidate or the log cannot be read, 2 usage\n");
+    return 0;
+  }
+  const char *dir = vd_args_get(options, n, "deployment");
+  const char *rules = vd_args_get(options, n, "rules");
+  const char *model = vd_args_get(options, n, "model");
+  const char *data_dir = vd_args_get(options, n, "data-dir");
+  const char *config = vd_args_get(options, n, "config");
+  bool as_json = vd_args_get(options, n, "json") != NULL;
+  if (!dir) return usage(err, "--deployment DIR is required");
+  if (!rules && !model) return usage(err, "give --rules NEW.yaml and/or --model NEWDIR");
+  if (!data_dir && !config) return usage(err, "give --data-dir DIR or --config FILE");
+  int64_t since_us = 0, until_us = 0;
+  if ((vd_args_get(options, n, "since") &&
+       !vd_replay_parse_time(vd_args_get(options, n, "since"), &since_us, &e)) ||
+      (vd_args_get(options, n, "until") &&
+       !vd_replay_parse_time(vd_args_get(options, n, "until"), &until_us, &e)))
+    return usage(err, e.message);
+  size_t limit = 0, sample = DEFAULT_SAMPLE;
+  const char *numbers[2] = {vd_args_get(options, n, "limit"), vd_args_get(options, n, "sample")};
+  size_t *targets[2] = {&limit, &sample};
+  for (int i = 0; i < 2; i++) {
+    if (!numbers[i]) continue;
+    char *end = NULL;
+    long long v = strtoll(numbers[i], &end, 10);
+    if (end == numbers[i] || *end || v < (i == 0 ? 1 : 0))
+      return usage(err,
+                   i == 0 ? "--limit must be an integer >= 1" : "--sample must be an integer >= 0");
+    *targets[i] = (size_t)v;
+  }
+
+  vd_diags diags = {0};
+  vd_deployment *candidate = vd_deployment_load(
+      dir, &(vd_deployment_load_options){.rules_path = rules, .model_dir = model}, &diags);
+  if (!candidate) {
+    fprintf(err, "verdict shadow: the candidate version does not load:\n");
+    for (size_t i = 0; i < diags.count; i++) {
+      char line[VD_ERROR_MESSAGE_MAX];
+      vd_error_format(&diags.items[i], line, sizeof line);
+      fprintf(err, "  %s\n", line);
+    }
+    vd_diags_free(&diags);
+    return 1;
+  }
+  vd_diags_free(&diags);
+  char data[4096];
+  vd_decision_log *log = vd_replay_open_log(data_dir, config, data, sizeof data, &e);
+  if (!log) {
+    fprintf(err, "verdict shadow: %s\n", e.message);
+    vd_deployment_release(candidate);
+    return 1;
+  }
+  json_t *new_rules = json_object();
+  const vd_ruleset *rs = vd_deployment_ruleset(candidate);
+  for (size_t i = 0; i < vd_ruleset_rule_count(rs); i++)
+    json_object_set_new(new_rules, vd_ruleset_rule_id(rs, i), json_true());
+
+  size_t compared = 0, changed = 0, failed = 0, candidates_changed = 0;
+  tally transitions = {0}, causes = {0};
+  scores before_scores = {0}, after_scores = {0};
+  json_t *samples = json_array();
+  char *cursor = NULL;
+  bool ok = true, done = false;
+  do {
+    vd_decision_query q = {.kind = vd_deployment_kind(candidate),
+                           .since_us = since_us,
+                           .until_us = until_us,
+                           .limit = PAGE,
+                           .cursor = cursor};
+    json_t *page = NULL;
+    char *next = NULL;
+    ok = vd_decision_log_list(log, &q, &page, &next, &e);
+    free(cursor);
+    cursor = next;
+    size_t i;
+    json_t *trace;
+    json_array_foreach(page, i, trace) {
+      const char *name =
+          json_string_value(json_object_get(json_object_get(trace, "deployment"), "name"));
+      if (!name || strcmp(name, vd_deployment_name(candidate)) != 0) continue;
+      if (limit && compared + failed >= limit) {
+        done = true;
+        break;
+      }
+      vd_error de = {0};
+      json_t *again = vd_replay_decide_on(candidate, trace, &de);
+      if (!again) {
+        failed++;
+        continue;
+      }
+      compared++;
+      json_t *old_rules = json_object();
+      rule_ids(trace, old_rules);
+      bool decision_changed = false;
+      size_t k;
+      json_t *b;
+      json_array_foreach(json_object_get(trace, "candidates"), k, b) {
+        const char *id = json_string_value(json_object_get(b, "candidate"));
+        const json_t *a = candidate_record(again, id);
+        const json_t *ob = json_object_get(b, "outcome");
+        const json_t *oa = json_object_get(a, "outcome");
+        if (json_is_number(json_object_get(ob, "score")))
+          scores_add(&before_scores, json_number_value(json_object_get(ob, "score")));
+        if (json_is_number(json_object_get(oa, "score")))
+          scores_add(&after_scores, json_number_value(json_object_get(oa, "score")));
+        if (a && strcmp(action_of(b), action_of(a)) == 0 &&
+            json_equal(json_object_get(ob, "rank"), json_object_get(oa, "rank")))
+          continue;
+        decision_changed = true;
+        candidates_changed++;
+        char key[512];
+        snprintf(key, sizeof key, "%s: %s -> %s", id, action_of(b), action_of(a));
+        tally_add(&transitions, key);
+        if (a) attribute(b, a, old_rules, new_rules, &causes);
+      }
+      json_decref(old_rules);
+      if (decision_changed) {
+        changed++;
+        if (json_array_size(samples) < sample)
+          json_array_append_new(samples, json_pack("{s:O, s:O}", "before", trace, "after", again));
+      }
+      json_decref(again);
+    }
+    json_decref(page);
+  } while (ok && cursor && !done);
+  free(cursor);
+  vd_decision_log_close(log);
+  if (!ok) fprintf(err, "verdict shadow: reading the decision log: %s\n", e.message);
+
+  tally_sort(&transitions);
+  tally_sort(&causes);
+  qsort(before_scores.v, before_scores.n, sizeof(double), cmp_double);
+  qsort(after_scores.v, after_scores.n, sizeof(double), cmp_double);
+  static const double qs[] = {0.1, 0.5, 0.9};
+  if (as_json) {
+    json_t *t = json_array(), *c = json_array(), *dist = json_object();
+    for (size_t i = 0; i < transitions.n; i++) {
+      char *key = transitions.keys[i];
+      char *colon = strstr(key, ": "), *arrow = strstr(key, " -> ");
+      json_array_append_new(
+          t, json_pack("{s:s%, s:s%, s:s, s:I}", "candidate", key, (size_t)(colon - key), "before",
+                       colon + 2, (size_t)(arrow - colon - 2), "after", arrow + 4, "count",
+                       (json_int_t)transitions.counts[i]));
+    }
+    for (size_t i = 0; i < causes.n; i++)
+      json_array_append_new(c, json_pack("{s:s, s:I}", "rule", causes.keys[i], "candidates",
+                                         (json_int_t)causes.counts[i]));
+    const scores *sets[2] = {&before_scores, &after_scores};
+    const char *names[2] = {"before", "after"};
+    for (int s = 0; s < 2; s++)
+      json_object_set_new(
+          dist, names[s],
+          json_pack("{s:I, s:f, s:f, s:f, s:f}", "count", (json_int_t)sets[s]->n, "mean",
+                    isnan(mean(sets[s])) ? 0.0 : mean(sets[s]), "p10",
+                    isnan(quantile(sets[s], 0.1)) ? 0.0 : quantile(sets[s], 0.1), "p50",
+                    isnan(quantile(sets[s], 0.5)) ? 0.0 : quantile(sets[s], 0.5), "p90",
+                    isnan(quantile(sets[s], 0.9)) ? 0.0 : quantile(sets[s], 0.9)));
+    json_t *report = json_pack(
+        "{s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:O}", "compared", (json_int_t)compared, "changed",
+        (json_int_t)changed, "candidates_changed", (json_int_t)candidates_changed, "failed",
+        (json_int_t)failed, "transitions", t, "causes", c, "scores", dist, "samples", samples);
+    char *text = json_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+    if (text) fprintf(out, "%s\n", text);
+    free(text);
+    json_decref(report);
+  } else {
+    fprintf(out, "shadow evaluation of %s%s%s%s%s on %zu logged decisions of %s\n",
+            rules ? "rules " : "", rules ? rules : "", rules && model ? " and " : "",
+            model ? "model " : "", model ? model : "", compared, vd_deployment_name(candidate));
+    fprintf(out, "  rule set %s -> candidate %s\n", "(as logged)", vd_ruleset_version(rs));
+    fprintf(out, "decisions changed: %zu of %zu (%.1f%%); candidates changed: %zu\n", changed,
+            compared, compared ? 100.0 * (double)changed / (double)compared : 0.0,
+            candidates_changed);
+    if (failed)
+      fprintf(out,
+              "decisions that could not be re-decided (request invalid on the candidate): %zu\n",
+              failed);
+    if (transitions.n) fprintf(out, "\nby candidate and action:\n");
+    for (size_t i = 0; i < transitions.n; i++) {
+      char *key = transitions.keys[i];
+      char *colon = strstr(key, ": ");
+      fprintf(out, "  %.*s: %zu %s\n", (int)(colon - key), key, transitions.counts[i], colon + 2);
+    }
+    if (causes.n) fprintf(out, "\ncaused by (candidates affected):\n");
+    for (size_t i = 0; i < causes.n; i++)
+      fprintf(out, "  %-60s %zu\n", causes.keys[i], causes.counts[i]);
+    fprintf(out, "\nscore distribution (all candidates)   mean      p10       p50       p90\n");
+    const scores *sets[2] = {&before_scores, &after_scores};
+    const char *names[2] = {"before", "after "};
+    for (int s = 0; s < 2; s++) {
+      fprintf(out, "  %s (%6zu scores)          %+8.4f", names[s], sets[s]->n, mean(sets[s]));
+      for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++)
+        fprintf(out, "  %+8.4f", quantile(sets[s], qs[q]));
+      fputc('\n', out);
+    }
+    fprintf(out, "  shift of the mean: %+.4f\n", mean(&after_scores) - mean(&before_scores));
+    size_t i;
+    json_t *s;
+    if (json_array_size(samples)) fprintf(out, "\nsample of changed decisions:\n");
+    json_array_foreach(samples, i, s) {
+      const json_t *b = json_object_get(s, "before"), *a = json_object_get(s, "after");
+      fprintf(out, "  %s\n", json_string_value(json_object_get(b, "id")));
+      size_t k;
+      json_t *cb;
+      json_array_foreach(json_object_get(b, "candidates"), k, cb) {
+        const json_t *ca = candidate_record(a, json_string_value(json_object_get(cb, "candidate")));
+        if (ca) print_candidate_change(out, cb, ca);
+      }
+    }
+    if (json_array_size(samples)) fprintf(out, "  (both full traces of each: --json)\n");
+  }
+  json_decref(samples);
+  json_decref(new_rules);
+  tally_free(&transitions);
+  tally_free(&causes);
+  free(before_scores.v);
+  free(after_scores.v);
+  vd_deployment_release(candidate);
+  return ok ? 0 : 1;
+}

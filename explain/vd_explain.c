@@ -1,0 +1,592 @@
+#include "vd_explain.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BAR_HALF = 24, MAX_BARS = 64 };
+
+bool vd_explain_format_parse(const char *name, vd_explain_format *format) {
+  static const char *const names[] = {"text", "html", "json"};
+  for (int i = 0; i < 3; i++)
+    if (name && strcmp(name, names[i]) == 0) {
+      *format = (vd_explain_format)i;
+      return true;
+    }
+  return false;
+}
+
+const char *vd_explain_content_type(vd_explain_format format) {
+  switch (format) {
+    case VD_EXPLAIN_TEXT:
+      return "text/plain; charset=utf-8";
+    case VD_EXPLAIN_HTML:
+      return "text/html; charset=utf-8";
+    case VD_EXPLAIN_JSON:
+      break;
+  }
+  return "application/json";
+}
+
+/* ---- shared wording ------------------------------------------------------------------------ */
+
+static const char *str(const json_t *o, const char *key) {
+  const char *s = json_string_value(json_object_get(o, key));
+  return s ? s : "";
+}
+
+static bool is_masked(const json_t *v) {
+  return json_is_string(v) && strncmp(json_string_value(v), "hmac-sha256:", 12) == 0;
+}
+
+/* A request or rule value in plain words. */
+static void value_words(const json_t *v, char *buf, size_t size) {
+  if (!v || json_is_null(v))
+    snprintf(buf, size, "(not given)");
+  else if (is_masked(v))
+    snprintf(buf, size, "(masked)");
+  else if (json_is_string(v))
+    snprintf(buf, size, "%s", json_string_value(v));
+  else if (json_is_boolean(v))
+    snprintf(buf, size, "%s", json_is_true(v) ? "yes" : "no");
+  else if (json_is_integer(v))
+    snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+  else if (json_is_real(v))
+    snprintf(buf, size, "%.6g", json_real_value(v));
+  else {
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    snprintf(buf, size, "%s", text ? text : "?");
+    free(text);
+  }
+}
+
+static const char *stage_words(const char *stage) {
+  return strcmp(stage, "after_model") == 0 ? "after the model's estimate" : "before the model";
+}
+
+/* What a rule does when it applies. */
+static void action_words(const char *action, const char *id, const vd_ruleset *rs, char *buf,
+                         size_t size) {
+  const json_t *argument = NULL;
+  for (size_t i = 0; rs && i < vd_ruleset_rule_count(rs); i++)
+    if (strcmp(vd_ruleset_rule_id(rs, i), id) == 0) argument = vd_ruleset_rule_argument(rs, i);
+  char arg[256] = "";
+  if (argument) value_words(argument, arg, sizeof arg);
+  if (strcmp(action, "deny") == 0)
+    snprintf(buf, size, "declines the offer%s%s%s", *arg ? " (\"" : "", arg, *arg ? "\")" : "");
+  else if (strcmp(action, "allow") == 0)
+    snprintf(buf, size, "approves the offer without the model");
+  else if (strcmp(action, "adjust") == 0)
+    snprintf(buf, size, "changes the score by %s", *arg ? arg : "an amount");
+  else if (strcmp(action, "route") == 0)
+    snprintf(buf, size, "routes it to %s", *arg ? arg : "a queue");
+  else if (strcmp(action, "priority") == 0)
+    snprintf(buf, size, "sets the priority to %s", *arg ? arg : "a level");
+  else
+    snprintf(buf, size, "%s%s%s", action, *arg ? " " : "", arg);
+}
+
+static const char *rule_description(const vd_ruleset *rs, const char *id) {
+  for (size_t i = 0; rs && i < vd_ruleset_rule_count(rs); i++)
+    if (strcmp(vd_ruleset_rule_id(rs, i), id) == 0) {
+      const char *d = vd_ruleset_rule_description(rs, i);
+      return d && *d ? d : NULL;
+    }
+  return NULL;
+}
+
+/* The outcome headline: "OFFERED (rank 1)", "NOT OFFERED — declined by rule X". */
+static void outcome_words(const json_t *candidate, char *buf, size_t size) {
+  const json_t *o = json_object_get(candidate, "outcome");
+  const char *action = str(o, "action");
+  const char *by = str(o, "decided_by");
+  json_int_t rank = json_integer_value(json_object_get(o, "rank"));
+  if (strcmp(action, "offer") == 0)
+    snprintf(buf, size, "OFFERED (rank %lld)", (long long)rank);
+  else if (strcmp(action, "allow") == 0)
+    snprintf(buf, size, "OFFERED (rank %lld), approved by rule %s", (long long)rank, by);
+  else if (strcmp(action, "route") == 0)
+    snprintf(buf, size, "ROUTED by rule %s (rank %lld)", by, (long long)rank);
+  else if (strcmp(action, "deny") == 0)
+    snprintf(buf, size, "NOT OFFERED: declined by rule %s", by);
+  else if (strcmp(action, "capped") == 0)
+    snprintf(buf, size,
+             "NOT OFFERED: eligible, but others ranked higher and only the top ones are "
+             "sent");
+  else
+    snprintf(buf, size, "%s", action);
+}
+
+static double num(const json_t *o, const char *key) {
+  return json_number_value(json_object_get(o, key));
+}
+
+/* The model's column contributions, largest |value| first (zero ones left out). */
+typedef struct bar {
+  const char *label;
+  double value;
+} bar;
+
+static int by_size(const void *a, const void *b) {
+  double x = fabs(((const bar *)a)->value), y = fabs(((const bar *)b)->value);
+  return x > y ? -1 : x < y;
+}
+
+static size_t bars_of(const json_t *model, bar *bars, double *largest) {
+  size_t n = 0;
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)json_object_get(model, "contributions"), key, v) {
+    if (n == MAX_BARS || json_number_value(v) == 0.0) continue;
+    bars[n++] = (bar){key, json_number_value(v)};
+  }
+  qsort(bars, n, sizeof *bars, by_size);
+  *largest = n ? fabs(bars[0].value) : 0.0;
+  return n;
+}
+
+static const char *subject_id(const json_t *trace) {
+  const json_t *id =
+      json_object_get(json_object_get(json_object_get(trace, "request"), "subject"), "id");
+  if (is_masked(id)) return "(masked)";
+  return json_is_string(id) ? json_string_value(id) : "(none given)";
+}
+
+/* "2026-12-03T14:37:50.733284Z" → "2026-12-03 at 14:37:50 UTC". */
+static void when_words(const char *ts, char *buf, size_t size) {
+  if (strlen(ts) >= 19)
+    snprintf(buf, size, "%.10s at %.8s UTC", ts, ts + 11);
+  else
+    snprintf(buf, size, "%s", ts);
+}
+
+static void fallback_words(const json_t *fallback, char *buf, size_t size) {
+  const char *reason = str(fallback, "reason");
+  const char *why = strcmp(reason, "model_unavailable") == 0       ? "the model was not available"
+                    : strcmp(reason, "model_budget_exceeded") == 0 ? "the model ran out of time"
+                    : strcmp(reason, "model_error") == 0           ? "the model failed"
+                                                                   : reason;
+  snprintf(buf, size,
+           "%s (%s), so the candidates it did not score were decided by the rules alone, each "
+           "with the rule set's default score",
+           why, str(fallback, "message"));
+}
+
+/* ---- text ---------------------------------------------------------------------------------- */
+
+static void text_rules(vd_buf *b, const json_t *candidate, const vd_ruleset *rs) {
+  const json_t *rules = json_object_get(json_object_get(candidate, "rules"), "rules");
+  vd_buf_printf(b, "  Rules checked, in the order they ran (%zu):\n", json_array_size(rules));
+  size_t i;
+  json_t *r;
+  json_array_foreach(rules, i, r) {
+    char action[512];
+    action_words(str(r, "action"), str(r, "id"), rs, action, sizeof action);
+    const char *applied = json_object_get(r, "error")                   ? "could not be evaluated"
+                          : json_is_true(json_object_get(r, "matched")) ? "APPLIED"
+                                                                        : "did not apply";
+    vd_buf_printf(b, "    - %s: %s\n", str(r, "id"), applied);
+    const char *description = rule_description(rs, str(r, "id"));
+    if (description) vd_buf_printf(b, "        %s\n", description);
+    vd_buf_printf(b, "        checked %s; when it applies it %s\n", stage_words(str(r, "stage")),
+                  action);
+    if (json_object_get(r, "error"))
+      vd_buf_printf(b, "        evaluation error: %s\n", str(r, "error"));
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "read"), key, v) {
+      char value[256];
+      value_words(v, value, sizeof value);
+      vd_buf_printf(b, "        looked at %s = %s\n", key, value);
+    }
+  }
+}
+
+static void text_bars(vd_buf *b, const json_t *model) {
+  bar bars[MAX_BARS];
+  double largest;
+  size_t n = bars_of(model, bars, &largest);
+  if (!n) return;
+  vd_buf_printf(b,
+                "  What moved the model's estimate (each input's contribution; right = raised it, "
+                "left = lowered it;\n  they add up from the starting point %+.3f to %+.3f, in "
+                "log-odds):\n",
+                num(model, "bias"), num(model, "margin"));
+  for (size_t i = 0; i < n; i++) {
+    int len = (int)lround(fabs(bars[i].value) / largest * BAR_HALF);
+    char left[BAR_HALF + 1], right[BAR_HALF + 1];
+    memset(left, ' ', BAR_HALF);
+    memset(right, ' ', BAR_HALF);
+    left[BAR_HALF] = right[BAR_HALF] = '\0';
+    if (bars[i].value < 0)
+      memset(left + BAR_HALF - len, '#', (size_t)len);
+    else
+      memset(right, '#', (size_t)len);
+    size_t end = strlen(right);
+    while (end > 0 && right[end - 1] == ' ') right[--end] = '\0';
+    vd_buf_printf(b, "    %-26s %+8.3f  %s|%s\n", bars[i].label, bars[i].value, left, right);
+  }
+}
+
+static void text_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
+  char headline[512];
+  outcome_words(c, headline, sizeof headline);
+  vd_buf_printf(b, "\nCANDIDATE %s: %s\n", str(c, "candidate"), headline);
+  const json_t *reasons = json_object_get(c, "reasons");
+  const json_t *outcome = json_object_get(c, "outcome");
+  bool selected = json_integer_value(json_object_get(outcome, "rank")) > 0;
+  if (json_array_size(reasons)) {
+    vd_buf_printf(b, "  Principal reasons %s:\n", selected ? "for this outcome" : "against it");
+    size_t i;
+    json_t *r;
+    json_array_foreach(reasons, i, r) {
+      if (strcmp(str(r, "kind"), "model") == 0)
+        vd_buf_printf(b, "    %zu. %s (model, %+.3f)\n", i + 1, str(r, "text"),
+                      num(r, "contribution"));
+      else
+        vd_buf_printf(b, "    %zu. %s (rule %s)\n", i + 1, str(r, "text"), str(r, "code"));
+    }
+  }
+  const json_t *model = json_object_get(c, "model");
+  if (json_is_object(model)) {
+    vd_buf_printf(b, "  Model estimate:\n");
+    vd_buf_printf(b, "    chance of a response with this offer:   %6.2f%%\n",
+                  100 * num(model, "p_treatment"));
+    vd_buf_printf(b, "    chance of a response without any offer: %6.2f%%\n",
+                  100 * num(model, "p_control"));
+    vd_buf_printf(b, "    expected difference (uplift):           %+6.2f percentage points\n",
+                  100 * num(model, "uplift"));
+  } else if (json_is_object(json_object_get(c, "fallback"))) {
+    const json_t *f = json_object_get(c, "fallback");
+    vd_buf_printf(b,
+                  "  The model did not score this candidate (%s: %s); it got the rule set's "
+                  "default score.\n",
+                  str(f, "reason"), str(f, "message"));
+  } else {
+    vd_buf_printf(b, "  The model was not consulted: a rule settled this candidate first.\n");
+  }
+  if (json_is_number(json_object_get(outcome, "score")))
+    vd_buf_printf(b, "  Final score: %.4f\n", num(outcome, "score"));
+  text_rules(b, c, rs);
+  if (json_is_object(model)) text_bars(b, model);
+}
+
+static void text_versions(vd_buf *b, const json_t *t) {
+  const json_t *d = json_object_get(t, "deployment");
+  const json_t *m = json_object_get(t, "model");
+  vd_buf_printf(b, "\nVERSIONS USED (exact, content-addressed; replay re-runs on these)\n");
+  vd_buf_printf(b, "  deployment  %-14s %s\n", str(d, "name"), str(d, "version"));
+  vd_buf_printf(b, "  rule set    %-14s %s\n", str(json_object_get(t, "ruleset"), "name"),
+                str(json_object_get(t, "ruleset"), "version"));
+  vd_buf_printf(b, "  schema      %-14s %s\n", str(json_object_get(t, "schema"), "name"),
+                str(json_object_get(t, "schema"), "version"));
+  if (json_is_object(m))
+    vd_buf_printf(b, "  model       %-14s %s\n", str(m, "name"), str(m, "version"));
+  else
+    vd_buf_printf(b, "  model       (none: rules only)\n");
+  vd_buf_printf(b, "  trace format %lld\n",
+                (long long)json_integer_value(json_object_get(t, "trace_version")));
+  const json_t *tm = json_object_get(t, "timings_us");
+  if (tm)
+    vd_buf_printf(b,
+                  "\nTIMINGS (microseconds): validation %.0f, rules %.0f, model %.0f, total %.0f\n",
+                  num(tm, "validate"), num(tm, "rules"), num(tm, "model"), num(tm, "total"));
+}
+
+static void render_text(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
+  char when[64];
+  when_words(str(t, "timestamp"), when, sizeof when);
+  vd_buf_printf(b, "DECISION %s\n", str(t, "id"));
+  vd_buf_printf(b, "  What:     a %s decision (deployment %s)\n", str(t, "kind"),
+                str(json_object_get(t, "deployment"), "name"));
+  vd_buf_printf(b, "  When:     %s\n", when);
+  vd_buf_printf(b, "  Customer: %s\n", subject_id(t));
+  const json_t *fallback = json_object_get(t, "fallback");
+  if (json_is_object(fallback)) {
+    char words[1024];
+    fallback_words(fallback, words, sizeof words);
+    vd_buf_printf(b, "  Note:     %s.\n", words);
+  }
+  vd_buf_printf(b, "\nOUTCOME\n");
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(t, "candidates"), i, c) {
+    char headline[512];
+    outcome_words(c, headline, sizeof headline);
+    vd_buf_printf(b, "  %-16s %s\n", str(c, "candidate"), headline);
+  }
+  json_array_foreach(json_object_get(t, "candidates"), i, c) text_candidate(b, c, rs);
+  text_versions(b, t);
+}
+
+/* ---- HTML ---------------------------------------------------------------------------------- */
+
+static void esc(vd_buf *b, const char *s) {
+  for (; *s; s++) switch (*s) {
+      case '<':
+        vd_buf_puts(b, "&lt;");
+        break;
+      case '>':
+        vd_buf_puts(b, "&gt;");
+        break;
+      case '&':
+        vd_buf_puts(b, "&amp;");
+        break;
+      case '"':
+        vd_buf_puts(b, "&quot;");
+        break;
+      case '\'':
+        vd_buf_puts(b, "&#39;");
+        break;
+      default:
+        vd_buf_append(b, s, 1);
+    }
+}
+
+static void html_bars(vd_buf *b, const json_t *model) {
+  bar bars[MAX_BARS];
+  double largest;
+  size_t n = bars_of(model, bars, &largest);
+  if (!n) return;
+  const int label_w = 210, half = 200, row = 22, value_w = 70;
+  const int width = label_w + 2 * half + value_w, height = (int)n * row + 30;
+  vd_buf_printf(b,
+                "<h4>What moved the model's estimate</h4><p class=\"note\">Each bar is one input's "
+                "contribution: <span class=\"up\">green to the right raised</span> the estimated "
+                "chance of a response, <span class=\"down\">red to the left lowered</span> it. "
+                "They add up from the starting point %+.3f to %+.3f (log-odds).</p>\n",
+                num(model, "bias"), num(model, "margin"));
+  vd_buf_printf(b,
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
+                "aria-label=\"contributions bar chart\" font-family=\"sans-serif\" "
+                "font-size=\"13\">\n",
+                width, height);
+  int axis = label_w + half;
+  for (size_t i = 0; i < n; i++) {
+    int y = (int)i * row + 4;
+    double w = fabs(bars[i].value) / largest * (half - 10);
+    double x = bars[i].value < 0 ? axis - w : axis;
+    vd_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", label_w - 8, y + 15);
+    esc(b, bars[i].label);
+    vd_buf_printf(b, "</text><rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"16\" fill=\"%s\"/>",
+                  x, y + 2, w < 1 ? 1 : w, bars[i].value < 0 ? "#c0392b" : "#2e8b57");
+    vd_buf_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%+.3f</text>\n", width - 4,
+                  y + 15, bars[i].value);
+  }
+  vd_buf_printf(b,
+                "<line x1=\"%d\" y1=\"0\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>"
+                "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#555\">lowered</text>"
+                "<text x=\"%d\" y=\"%d\" fill=\"#555\">raised</text></svg>\n",
+                axis, axis, height - 22, axis - 6, height - 6, axis + 6, height - 6);
+}
+
+static void html_rules(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
+  const json_t *rules = json_object_get(json_object_get(c, "rules"), "rules");
+  vd_buf_puts(b,
+              "<h4>Rules checked, in the order they ran</h4>\n<table><tr><th>Rule</th><th>What "
+              "it does when it applies</th><th>Values it looked at</th><th>Result</th></tr>\n");
+  size_t i;
+  json_t *r;
+  json_array_foreach(rules, i, r) {
+    char action[512];
+    action_words(str(r, "action"), str(r, "id"), rs, action, sizeof action);
+    bool matched = json_is_true(json_object_get(r, "matched"));
+    bool error = json_object_get(r, "error") != NULL;
+    vd_buf_puts(b, matched ? "<tr class=\"applied\"><td><b>" : "<tr><td><b>");
+    esc(b, str(r, "id"));
+    vd_buf_puts(b, "</b>");
+    const char *description = rule_description(rs, str(r, "id"));
+    if (description) {
+      vd_buf_puts(b, "<br><span class=\"note\">");
+      esc(b, description);
+      vd_buf_puts(b, "</span>");
+    }
+    vd_buf_puts(b, "</td><td>Checked ");
+    esc(b, stage_words(str(r, "stage")));
+    vd_buf_puts(b, "; ");
+    esc(b, action);
+    vd_buf_puts(b, "</td><td>");
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "read"), key, v) {
+      char value[256];
+      value_words(v, value, sizeof value);
+      vd_buf_puts(b, "<code>");
+      esc(b, key);
+      vd_buf_puts(b, "</code> = ");
+      esc(b, value);
+      vd_buf_puts(b, "<br>");
+    }
+    vd_buf_puts(b, "</td><td>");
+    if (error) {
+      vd_buf_puts(b, "could not be evaluated: ");
+      esc(b, str(r, "error"));
+    } else {
+      vd_buf_puts(b, matched ? "<b>applied</b>" : "did not apply");
+    }
+    vd_buf_puts(b, "</td></tr>\n");
+  }
+  vd_buf_puts(b, "</table>\n");
+}
+
+static void html_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
+  char headline[512];
+  outcome_words(c, headline, sizeof headline);
+  const json_t *outcome = json_object_get(c, "outcome");
+  bool selected = json_integer_value(json_object_get(outcome, "rank")) > 0;
+  vd_buf_printf(b, "<section class=\"candidate %s\"><h3>", selected ? "offered" : "declined");
+  esc(b, str(c, "candidate"));
+  vd_buf_puts(b, ": ");
+  esc(b, headline);
+  vd_buf_puts(b, "</h3>\n");
+  const json_t *reasons = json_object_get(c, "reasons");
+  if (json_array_size(reasons)) {
+    vd_buf_printf(b, "<h4>Principal reasons %s</h4><ol>\n",
+                  selected ? "for this outcome" : "against it");
+    size_t i;
+    json_t *r;
+    json_array_foreach(reasons, i, r) {
+      vd_buf_puts(b, "<li>");
+      esc(b, str(r, "text"));
+      if (strcmp(str(r, "kind"), "model") == 0)
+        vd_buf_printf(b, " <span class=\"note\">(model, %+.3f)</span>", num(r, "contribution"));
+      else {
+        vd_buf_puts(b, " <span class=\"note\">(rule ");
+        esc(b, str(r, "code"));
+        vd_buf_puts(b, ")</span>");
+      }
+      vd_buf_puts(b, "</li>\n");
+    }
+    vd_buf_puts(b, "</ol>\n");
+  }
+  const json_t *model = json_object_get(c, "model");
+  if (json_is_object(model)) {
+    vd_buf_printf(b,
+                  "<h4>Model estimate</h4><table class=\"estimate\"><tr><td>Chance of a response "
+                  "with this offer</td><td>%.2f%%</td></tr><tr><td>Chance of a response without "
+                  "any offer</td><td>%.2f%%</td></tr><tr><td>Expected difference "
+                  "(uplift)</td><td>%+.2f percentage points</td></tr></table>\n",
+                  100 * num(model, "p_treatment"), 100 * num(model, "p_control"),
+                  100 * num(model, "uplift"));
+  } else if (json_is_object(json_object_get(c, "fallback"))) {
+    const json_t *f = json_object_get(c, "fallback");
+    vd_buf_puts(b, "<p>The model did not score this candidate (");
+    esc(b, str(f, "reason"));
+    vd_buf_puts(b, ": ");
+    esc(b, str(f, "message"));
+    vd_buf_puts(b, "); it got the rule set's default score.</p>\n");
+  } else {
+    vd_buf_puts(b, "<p>The model was not consulted: a rule settled this candidate first.</p>\n");
+  }
+  if (json_is_number(json_object_get(outcome, "score")))
+    vd_buf_printf(b, "<p>Final score: <b>%.4f</b></p>\n", num(outcome, "score"));
+  html_rules(b, c, rs);
+  if (json_is_object(model)) html_bars(b, model);
+  vd_buf_puts(b, "</section>\n");
+}
+
+static void html_row(vd_buf *b, const char *what, const char *name, const char *version) {
+  vd_buf_puts(b, "<tr><td>");
+  esc(b, what);
+  vd_buf_puts(b, "</td><td>");
+  esc(b, name);
+  vd_buf_puts(b, "</td><td><code>");
+  esc(b, version);
+  vd_buf_puts(b, "</code></td></tr>\n");
+}
+
+static void render_html(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
+  char when[64];
+  when_words(str(t, "timestamp"), when, sizeof when);
+  vd_buf_puts(b,
+              "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Decision ");
+  esc(b, str(t, "id"));
+  vd_buf_puts(
+      b,
+      "</title><style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222;"
+      "line-height:1.4}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
+      "padding:4px 8px;text-align:left;vertical-align:top}th{background:#f2f2f2}"
+      ".note{color:#555;font-size:.9em}.up{color:#2e8b57}.down{color:#c0392b}"
+      "tr.applied{background:#fff6d5}section.candidate{border-left:6px solid #999;padding:0 1em;"
+      "margin:1.5em 0}section.offered{border-color:#2e8b57}section.declined{border-color:#c0392b}"
+      "code{font-size:.85em;word-break:break-all}</style></head><body>\n<h1>Decision ");
+  esc(b, str(t, "id"));
+  vd_buf_puts(b, "</h1>\n<table><tr><td>What</td><td>A ");
+  esc(b, str(t, "kind"));
+  vd_buf_puts(b, " decision (deployment ");
+  esc(b, str(json_object_get(t, "deployment"), "name"));
+  vd_buf_puts(b, ")</td></tr><tr><td>When</td><td>");
+  esc(b, when);
+  vd_buf_puts(b, "</td></tr><tr><td>Customer</td><td>");
+  esc(b, subject_id(t));
+  vd_buf_puts(b, "</td></tr></table>\n");
+  const json_t *fallback = json_object_get(t, "fallback");
+  if (json_is_object(fallback)) {
+    char words[1024];
+    fallback_words(fallback, words, sizeof words);
+    vd_buf_puts(b, "<p><b>Note:</b> ");
+    esc(b, words);
+    vd_buf_puts(b, ".</p>\n");
+  }
+  vd_buf_puts(b, "<h2>Outcome</h2>\n<table><tr><th>Candidate</th><th>Outcome</th></tr>\n");
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(t, "candidates"), i, c) {
+    char headline[512];
+    outcome_words(c, headline, sizeof headline);
+    vd_buf_puts(b, "<tr><td>");
+    esc(b, str(c, "candidate"));
+    vd_buf_puts(b, "</td><td>");
+    esc(b, headline);
+    vd_buf_puts(b, "</td></tr>\n");
+  }
+  vd_buf_puts(b, "</table>\n<h2>Why, candidate by candidate</h2>\n");
+  json_array_foreach(json_object_get(t, "candidates"), i, c) html_candidate(b, c, rs);
+  vd_buf_puts(b,
+              "<h2>Versions used</h2><p class=\"note\">Exact versions, kept in the data folder; "
+              "a replay re-runs the decision on them.</p>\n<table><tr><th>Part</th><th>Name</th>"
+              "<th>Version</th></tr>\n");
+  html_row(b, "Deployment", str(json_object_get(t, "deployment"), "name"),
+           str(json_object_get(t, "deployment"), "version"));
+  html_row(b, "Rule set", str(json_object_get(t, "ruleset"), "name"),
+           str(json_object_get(t, "ruleset"), "version"));
+  html_row(b, "Schema", str(json_object_get(t, "schema"), "name"),
+           str(json_object_get(t, "schema"), "version"));
+  const json_t *m = json_object_get(t, "model");
+  if (json_is_object(m))
+    html_row(b, "Model", str(m, "name"), str(m, "version"));
+  else
+    html_row(b, "Model", "(none: rules only)", "");
+  char tv[32];
+  snprintf(tv, sizeof tv, "%lld",
+           (long long)json_integer_value(json_object_get(t, "trace_version")));
+  html_row(b, "Trace format", "", tv);
+  vd_buf_puts(b, "</table>\n</body></html>\n");
+}
+
+bool vd_explain_render(const json_t *trace, const vd_ruleset *ruleset, vd_explain_format format,
+                       vd_buf *out, vd_error *err) {
+  if (!json_is_object(trace) || !json_is_integer(json_object_get(trace, "trace_version")) ||
+      !json_is_array(json_object_get(trace, "candidates")))
+    return vd_error_set(err, "not a decision trace (no trace_version or candidates)");
+  if (ruleset &&
+      strcmp(vd_ruleset_version(ruleset), str(json_object_get(trace, "ruleset"), "version")) != 0)
+    ruleset = NULL; /* descriptions only from the version that decided */
+  switch (format) {
+    case VD_EXPLAIN_TEXT:
+      render_text(out, trace, ruleset);
+      break;
+    case VD_EXPLAIN_HTML:
+      render_html(out, trace, ruleset);
+      break;
+    case VD_EXPLAIN_JSON: {
+      char *text = json_dumps(trace, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+      if (!text) return vd_error_set(err, "out of memory");
+      vd_buf_puts(out, text);
+      vd_buf_puts(out, "\n");
+      free(text);
+      break;
+    }
+  }
+  return true;
+}
