@@ -478,6 +478,23 @@ static bool check_itinerary_days(const json_t *input, const json_t *result, vd_b
   return true;
 }
 
+/* True when answer[field] is in input[list] (or equals also_allowed), or no list was given. */
+static bool one_of(const json_t *input, const char *list, const json_t *answer, const char *field,
+                   const char *also_allowed, vd_buf *problems) {
+  const json_t *allowed = json_object_get(input, list);
+  const char *value = json_string_value(json_object_get(answer, field));
+  if (!allowed || json_array_size(allowed) == 0 || !value) return true;
+  if (also_allowed && strcmp(value, also_allowed) == 0) return true;
+  size_t i;
+  json_t *a;
+  json_array_foreach(allowed, i, a) {
+    if (strcmp(json_string_value(a), value) == 0) return true;
+  }
+  vd_buf_printf(problems, "%s%s: \"%s\" is not one of the allowed %s", problems->len ? "; " : "",
+                field, value, list);
+  return false;
+}
+
 json_t *vd_llm_tasks_accept(const vd_llm_tasks *t, vd_llm_task task, const json_t *input,
                             const vd_llm_plan *plan, const char *text, vd_buf *problems) {
   json_t *answer = answer_object(text, problems);
@@ -495,20 +512,9 @@ json_t *vd_llm_tasks_accept(const vd_llm_tasks *t, vd_llm_task task, const json_
   describe(problems, &diags);
   vd_diags_free(&diags);
   if (ok && task == VD_LLM_TASK_ITINERARY) ok = check_itinerary_days(input, answer, problems);
-  if (ok && task == VD_LLM_TASK_CLASSIFY) {
-    const json_t *routes = json_object_get(input, "routes");
-    const char *route = json_string_value(json_object_get(answer, "route"));
-    bool allowed = !routes || json_array_size(routes) == 0;
-    size_t i;
-    json_t *r;
-    json_array_foreach(routes, i, r) {
-      if (strcmp(json_string_value(r), route) == 0) allowed = true;
-    }
-    if (!allowed) {
-      vd_buf_printf(problems, "route: \"%s\" is not one of the allowed routes", route);
-      ok = false;
-    }
-  }
+  if (ok && task == VD_LLM_TASK_CLASSIFY)
+    ok = one_of(input, "routes", answer, "route", NULL, problems) &&
+         one_of(input, "intents", answer, "intent", "oos", problems);
   if (!ok) {
     json_decref(answer);
     return NULL;

@@ -174,6 +174,20 @@ START_TEST(test_answers_and_classify_fallback) {
       vd_llm_tasks_accept(t, VD_LLM_TASK_CLASSIFY, in, &plan,
                           "{\"intent\": \"oos\", \"route\": \"x\", \"confidence\": 7}", &problems));
   ck_assert_str_eq(problems.data, "confidence: 7 is above the maximum 1");
+  /* Allowed intents (plus "oos") and routes restrict the answer. */
+  json_t *limited = json_pack("{s:s,s:[s],s:[s,s]}", "text", "book me a flight", "intents",
+                              "book_flight", "routes", "travel_desk", "human_review");
+  vd_buf_reset(&problems);
+  ck_assert_ptr_null(vd_llm_tasks_accept(
+      t, VD_LLM_TASK_CLASSIFY, limited, &plan,
+      "{\"intent\": \"book_hotel\", \"route\": \"travel_desk\", \"confidence\": 0.9}", &problems));
+  ck_assert_str_eq(problems.data, "intent: \"book_hotel\" is not one of the allowed intents");
+  ok = vd_llm_tasks_accept(
+      t, VD_LLM_TASK_CLASSIFY, limited, &plan,
+      "{\"intent\": \"oos\", \"route\": \"human_review\", \"confidence\": 0.9}", &problems);
+  ck_assert_ptr_nonnull(ok);
+  json_decref(ok);
+  json_decref(limited);
   vd_buf_free(&problems);
   json_t *fb = vd_llm_tasks_fallback(t, VD_LLM_TASK_CLASSIFY, in, &plan, &err);
   ck_assert_str_eq(str(fb, "route"), "human_review");
