@@ -130,6 +130,7 @@ typedef struct vd_triage_train_options {
   unsigned rounds;           /* boosting rounds */
   double eta, lambda, alpha; /* gblinear: learning rate, L2, L1 (per row-normalised data) */
   unsigned max_depth;        /* gbtree */
+  double min_child_weight;   /* gbtree */
   double oos_weight;         /* sample weight of out-of-scope training rows */
   double target_escalation;  /* share of in-scope val requests the threshold may escalate */
   unsigned nthread;          /* XGBoost threads; gblinear uses coord_descent (deterministic) */

@@ -31,6 +31,7 @@ void vd_triage_train_defaults(vd_triage_train_options *o) {
   o->lambda = 1e-5;
   o->alpha = 1e-5;
   o->max_depth = 6;
+  o->min_child_weight = 0.01;
   o->oos_weight = 1.0;
   o->target_escalation = 0.15;
   o->max_columns = 8000;
@@ -240,6 +241,7 @@ static json_t *train_params_json(const vd_triage_train_options *o, size_t k) {
   } else {
     json_object_set_new(p, "tree_method", json_string("hist"));
     json_object_set_new(p, "max_depth", json_integer(o->max_depth));
+    json_object_set_new(p, "min_child_weight", json_real(o->min_child_weight));
     json_object_set_new(p, "lambda", json_real(o->lambda));
   }
   return p;
@@ -264,7 +266,10 @@ static bool configure_booster(BoosterHandle b, const vd_triage_train_options *o,
   }
   if (XGBoosterSetParam(b, "tree_method", "hist") != 0)
     return vd_error_set(err, "XGBoost: %s", XGBGetLastError());
-  return set_param(b, "max_depth", "%.0f", (double)o->max_depth, err);
+  /* Softmax hessians are about 2p(1 - p) ≈ 2 / classes per row at the start: the default
+   * min_child_weight of 1 would forbid nearly every split with 151 classes. */
+  return set_param(b, "max_depth", "%.0f", (double)o->max_depth, err) &&
+         set_param(b, "min_child_weight", "%.17g", o->min_child_weight, err);
 }
 
 /* margins[n × k] from XGBoost's own predictor. */
@@ -818,6 +823,7 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"lambda", true, NULL, "L2 regularisation (default 1e-5)"},
       {"alpha", true, NULL, "L1 regularisation, gblinear (default 1e-5)"},
       {"max-depth", true, NULL, "tree depth, gbtree (default 6)"},
+      {"min-child-weight", true, NULL, "least hessian in a leaf, gbtree (default 0.01)"},
       {"hash-bits", true, NULL, "feature hashing space 2^N (default 18)"},
       {"word-ngrams", true, NULL, "longest word n-gram (default 2)"},
       {"char-min", true, NULL, "shortest character n-gram, 0 = none (default 3)"},
@@ -869,6 +875,8 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
   if (ok && (v = vd_args_get(opts, nopts, "eta"))) ok = parse_double(v, "eta", &o.eta, &e);
   if (ok && (v = vd_args_get(opts, nopts, "lambda"))) ok = parse_double(v, "lambda", &o.lambda, &e);
   if (ok && (v = vd_args_get(opts, nopts, "alpha"))) ok = parse_double(v, "alpha", &o.alpha, &e);
+  if (ok && (v = vd_args_get(opts, nopts, "min-child-weight")))
+    ok = parse_double(v, "min-child-weight", &o.min_child_weight, &e);
   if (ok && (v = vd_args_get(opts, nopts, "max-depth")))
     ok = parse_uint(v, "max-depth", &o.max_depth, &e);
   if (ok && (v = vd_args_get(opts, nopts, "hash-bits")))
