@@ -1201,10 +1201,12 @@ json_t *vd_llm_events(vd_llm *llm, const char *job_id, uint64_t *cursor, int64_t
   }
   json_t *out = json_array();
   const char *state = json_string_value(json_object_get(record, "state"));
-  if (state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0 && *cursor < 1) {
-    json_array_append_new(out, json_pack("{s:i,s:s,s:o}", "seq", 1, "event", "done", "data",
-                                         public_view(json_incref(record))));
-    *cursor = 1;
+  if (state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0) {
+    /* Whatever the cursor (a client resuming with its Last-Event-ID), the stream ends with the
+     * job's final state. */
+    json_array_append_new(out, json_pack("{s:I,s:s,s:o}", "seq", (json_int_t)(*cursor + 1), "event",
+                                         "done", "data", public_view(json_incref(record))));
+    *cursor += 1;
     *finished = true;
   }
   json_decref(record);

@@ -589,6 +589,13 @@ START_TEST(test_restart_resumes_running_jobs) {
   ck_assert(finished);
   ck_assert_int_eq(json_array_size(events), 1);
   json_decref(events);
+  /* A client resuming mid-stream (Last-Event-ID 40) still gets the end. */
+  cursor = 40;
+  events = vd_llm_events(llm, id, &cursor, 10, &finished, &err);
+  ck_assert(finished);
+  ck_assert_int_eq(json_array_size(events), 1);
+  ck_assert_int_eq(num(json_array_get(events, 0), "seq"), 41);
+  json_decref(events);
   ck_assert_ptr_null(vd_llm_events(llm, "no-such-job", &cursor, 10, &finished, &err));
   ck_assert_ptr_nonnull(strstr(err.message, "no job"));
   vd_llm_close(llm);
