@@ -1,13 +1,16 @@
 /* The decision pipeline alone (no HTTP, no decision log): examples/promotions over real Hillstrom
- * rows, every row against both candidates, with exact contributions and the full trace.
- * Prints p50/p99 per decision and the cost of serialising the trace.
- *   build/bench_pipeline [ROWS]        (default 10000) */
+ * rows, every row against every candidate of the deployment, with exact contributions and the
+ * full trace. Prints p50/p99/p99.9 per decision and the cost of serialising the trace, and one
+ * machine-readable `RESULT key=value ...` line (bench/run reads it).
+ *   bench_pipeline [--rows N] [--deployment DIR] [ROWS]     (default 10000 rows, the example) */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_args.h"
 #include "vd_deployment.h"
+#include "vd_json_write.h"
 #include "vd_pipeline.h"
 #include "vd_time.h"
 
@@ -50,10 +53,29 @@ static json_t *request_of(char *line, size_t row) {
 }
 
 int main(int argc, char **argv) {
-  size_t rows = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 10000;
+  vd_option options[] = {
+      {"rows", true, NULL, "Hillstrom rows to decide (default 10000)"},
+      {"deployment", true, NULL, "deployment folder (default examples/promotions)"},
+  };
+  const size_t n_options = sizeof options / sizeof options[0];
+  const char *positionals[1];
+  size_t npos = 0;
+  bool help = false;
+  vd_error arg_err = {0};
+  if (!vd_args_parse(argc, argv, 1, options, n_options, positionals, 1, &npos, &help, &arg_err) ||
+      help) {
+    fprintf(help ? stdout : stderr, "usage: bench_pipeline [--rows N] [--deployment DIR]\n%s\n",
+            help ? "" : arg_err.message);
+    return help ? 0 : 2;
+  }
+  const char *rows_arg = vd_args_get(options, n_options, "rows");
+  if (!rows_arg && npos) rows_arg = positionals[0];
+  size_t rows = rows_arg ? (size_t)strtoul(rows_arg, NULL, 10) : 10000;
   if (rows == 0) rows = 10000;
+  const char *dir = vd_args_get(options, n_options, "deployment");
   vd_diags diags = {0};
-  vd_deployment *d = vd_deployment_load(VERDICT_SOURCE_DIR "/examples/promotions", NULL, &diags);
+  vd_deployment *d =
+      vd_deployment_load(dir ? dir : VERDICT_SOURCE_DIR "/examples/promotions", NULL, &diags);
   if (!d) {
     for (size_t i = 0; i < diags.count; i++) fprintf(stderr, "%s\n", diags.items[i].message);
     return 1;
@@ -80,9 +102,12 @@ int main(int argc, char **argv) {
   fclose(csv);
   uint64_t *decide = n ? calloc(n, sizeof(uint64_t)) : NULL;
   uint64_t *dump = n ? calloc(n, sizeof(uint64_t)) : NULL;
-  if (!decide || !dump) {
+  uint64_t *total = n ? calloc(n, sizeof(uint64_t)) : NULL;
+  size_t trace_bytes = 0;
+  if (!decide || !dump || !total) {
     free(decide);
     free(dump);
+    free(total);
     free(requests);
     return 1;
   }
@@ -97,29 +122,52 @@ int main(int argc, char **argv) {
       fprintf(stderr, "row %zu: %s\n", i, err.message);
       free(decide);
       free(dump);
+      free(total);
       free(requests);
       return 1;
     }
     uint64_t t1 = vd_monotonic_ns();
-    char *text = json_dumps(out.trace, JSON_COMPACT);
+    char *text = vd_json_dumps_compact(out.trace, NULL); /* what `verdict serve` logs */
     uint64_t t2 = vd_monotonic_ns();
+    char *reference = json_dumps(out.trace, JSON_COMPACT);
+    if (!text || !reference || strcmp(text, reference) != 0) {
+      fprintf(stderr, "row %zu: the trace text differs from json_dumps\n", i);
+      return 1;
+    }
+    free(reference);
     decide[i] = t1 - t0;
     dump[i] = t2 - t1;
+    total[i] = t2 - t0;
+    trace_bytes += strlen(text);
     offers += strstr(text, "\"offer\"") != NULL;
     free(text);
     vd_decision_clear(&out);
   }
   qsort(decide, n, sizeof *decide, compare_u64);
   qsort(dump, n, sizeof *dump, compare_u64);
-  printf("pipeline over %zu Hillstrom rows x 2 candidates (%zu with an offer):\n", n, offers);
-  printf("  decide (rules + model + contributions + trace): p50 %.1f us, p99 %.1f us\n",
-         percentile(decide, n, 50), percentile(decide, n, 99));
+  qsort(total, n, sizeof *total, compare_u64);
+  size_t candidates = vd_deployment_candidate_count(d);
+  printf("pipeline over %zu Hillstrom rows x %zu candidates (%zu with an offer):\n", n, candidates,
+         offers);
+  printf(
+      "  decide (rules + model + contributions + trace): p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
+      percentile(decide, n, 50), percentile(decide, n, 99), percentile(decide, n, 99.9));
   printf("  serialise the trace:                            p50 %.1f us, p99 %.1f us\n",
          percentile(dump, n, 50), percentile(dump, n, 99));
+  printf("  trace size: %.0f bytes on average\n", (double)trace_bytes / (double)n);
+  printf(
+      "RESULT rows=%zu candidates=%zu decide_p50_us=%.2f decide_p99_us=%.2f decide_p999_us=%.2f "
+      "serialise_p50_us=%.2f serialise_p99_us=%.2f total_p50_us=%.2f total_p99_us=%.2f "
+      "total_p999_us=%.2f trace_bytes=%.0f\n",
+      n, candidates, percentile(decide, n, 50), percentile(decide, n, 99),
+      percentile(decide, n, 99.9), percentile(dump, n, 50), percentile(dump, n, 99),
+      percentile(total, n, 50), percentile(total, n, 99), percentile(total, n, 99.9),
+      (double)trace_bytes / (double)n);
   for (size_t i = 0; i < n; i++) json_decref(requests[i]);
   free(requests);
   free(decide);
   free(dump);
+  free(total);
   vd_deployment_release(d);
   return 0;
 }

@@ -5,13 +5,18 @@
  * bind the candidate, evaluate before_model and, unless the rules settled it, bind model scores
  * and evaluate after_model. Validation against the schema is timed separately.
  *
- * usage: bench_rules [ROWS]   (default 10000; reads
- * VERDICT_SHARED_DIR/data/hillstrom/hillstrom.csv)
+ * usage: bench_rules [--rows N] [--ruleset FILE] [ROWS]   (default 10000 rows, the example
+ * promotions ruleset; reads VERDICT_SHARED_DIR/data/hillstrom/hillstrom.csv). Another ruleset
+ * must use the promotions schema (bench/run generates 10, 100 and 1,000-rule files) or the triage
+ * one: a ruleset on the `triage` schema is fed the CLINC150 validation texts
+ * (VERDICT_SHARED_DIR/data/clinc150/val.jsonl, one candidate "request", score.intent = the
+ * text's labelled intent). The last line, `RESULT key=value ...`, is for bench/run.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_args.h"
 #include "vd_csv.h"
 #include "vd_ruleset.h"
 #include "vd_schema.h"
@@ -42,9 +47,69 @@ static json_t *request_from_row(const char *const *f, size_t row) {
                    "mens-email", "id", "womens-email", "context", "now", "2026-12-03T13:00:00Z");
 }
 
+/* Triage requests: one per CLINC150 line, as the triage pipeline maps the API body. */
+static size_t triage_requests(const vd_schema *schema, size_t rows, json_t **requests,
+                              const char **intents, uint64_t *validate_ns, vd_diags *diags) {
+  static const char *const channels[] = {"web", "email", "chat", "phone", "app"};
+  static const char *const tiers[] = {"standard", "gold", "platinum"};
+  FILE *f = fopen(VERDICT_SHARED_DIR "/data/clinc150/val.jsonl", "r");
+  if (!f) {
+    fprintf(stderr, "bench_rules: the shared CLINC150 file is absent\n");
+    exit(1);
+  }
+  char line[4096];
+  size_t n = 0;
+  while (n < rows && fgets(line, sizeof line, f)) {
+    json_t *row = json_loads(line, 0, NULL);
+    const char *text = json_string_value(json_object_get(row, "text"));
+    if (!text) {
+      json_decref(row);
+      continue;
+    }
+    char id[32];
+    snprintf(id, sizeof id, "t%zu", n);
+    json_t *raw =
+        json_pack("{s{ssss}s{ssss}s[{ss}]}", "context", "text", text, "channel", channels[n % 5],
+                  "subject", "id", id, "tier", tiers[n % 3], "candidates", "id", "request");
+    uint64_t t0 = vd_monotonic_ns();
+    requests[n] = vd_schema_validate_at(schema, raw, 0, diags);
+    validate_ns[n] = vd_monotonic_ns() - t0;
+    json_decref(raw);
+    if (!requests[n]) {
+      fprintf(stderr, "bench_rules: CLINC150 line %zu does not validate: %s\n", n + 1,
+              diags->count ? diags->items[0].message : "?");
+      exit(1);
+    }
+    intents[n] = strdup(json_string_value(json_object_get(row, "intent")));
+    json_decref(row);
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+
 int main(int argc, char **argv) {
-  size_t rows = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 10000;
+  vd_option options[] = {
+      {"rows", true, NULL, "Hillstrom rows to evaluate (default 10000)"},
+      {"ruleset", true, NULL, "rule file (default examples/promotions/rules.yaml)"},
+  };
+  const size_t n_options = sizeof options / sizeof options[0];
+  const char *positionals[1];
+  size_t npos = 0;
+  bool help = false;
+  vd_error arg_err = {0};
+  if (!vd_args_parse(argc, argv, 1, options, n_options, positionals, 1, &npos, &help, &arg_err) ||
+      help) {
+    fprintf(help ? stdout : stderr, "usage: bench_rules [--rows N] [--ruleset FILE]\n%s\n",
+            help ? "" : arg_err.message);
+    return help ? 0 : 2;
+  }
+  const char *rows_arg = vd_args_get(options, n_options, "rows");
+  if (!rows_arg && npos) rows_arg = positionals[0];
+  size_t rows = rows_arg ? (size_t)strtoul(rows_arg, NULL, 10) : 10000;
   if (rows == 0) rows = 10000;
+  const char *ruleset_path = vd_args_get(options, n_options, "ruleset");
+  if (!ruleset_path) ruleset_path = VERDICT_SOURCE_DIR "/examples/promotions/rules.yaml";
   const char *data = VERDICT_SHARED_DIR "/data/hillstrom/hillstrom.csv";
   vd_error err;
   vd_csv *csv = vd_csv_open(data, 64 * 1024 * 1024, &err);
@@ -53,9 +118,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   vd_diags diags = {0};
-  vd_ruleset *rs = vd_ruleset_load(VERDICT_SOURCE_DIR "/examples/promotions/rules.yaml", &diags);
+  vd_ruleset *rs = vd_ruleset_load(ruleset_path, &diags);
   if (!rs) {
-    fprintf(stderr, "bench_rules: the example ruleset does not load\n");
+    fprintf(stderr, "bench_rules: %s does not load: %s\n", ruleset_path,
+            diags.count ? diags.items[0].message : "?");
     vd_csv_close(csv);
     return 1;
   }
@@ -63,10 +129,13 @@ int main(int argc, char **argv) {
   json_t **requests = calloc(rows, sizeof(json_t *));
   uint64_t *validate_ns = calloc(rows, sizeof *validate_ns);
   uint64_t *eval_ns = calloc(rows, sizeof *eval_ns);
+  const char **intents = calloc(rows, sizeof(const char *));
   const char *const *fields;
   size_t count, n = 0;
+  bool triage = strcmp(vd_schema_name(schema), "triage") == 0;
+  if (triage) n = triage_requests(schema, rows, requests, intents, validate_ns, &diags);
   vd_csv_next(csv, &fields, &count, &err); /* header */
-  while (n < rows && vd_csv_next(csv, &fields, &count, &err) == 1 && count >= 8) {
+  while (!triage && n < rows && vd_csv_next(csv, &fields, &count, &err) == 1 && count >= 8) {
     json_t *raw = request_from_row(fields, n);
     uint64_t t0 = vd_monotonic_ns();
     requests[n] = vd_schema_validate_at(schema, raw, 0, &diags);
@@ -95,6 +164,8 @@ int main(int argc, char **argv) {
         if (!vd_rules_outcome_settled(outcome)) {
           double uplift = (double)((i * 7 + c * 3) % 40) / 1000.0; /* 0 .. 0.039 */
           vd_rules_scores scores = {.uplift = uplift, .value = uplift};
+          if (triage)
+            scores = (vd_rules_scores){.value = 0.9, .confidence = 0.9, .intent = intents[i]};
           vd_rules_frame_bind_scores(frame, &scores);
           vd_ruleset_eval_stage(rs, frame, VD_STAGE_AFTER_MODEL, outcome, &err);
         }
@@ -114,12 +185,23 @@ int main(int argc, char **argv) {
       "evaluated per candidate, %.1f %% denied\n",
       n, candidates, vd_ruleset_rule_count(rs), (double)evaluated / (double)candidates,
       100.0 * (double)denied / (double)candidates);
-  printf("rules per request (2 candidates, both stages): p50 %.3f us  p99 %.3f us\n",
+  printf("rules per request (all candidates, both stages): p50 %.3f us  p99 %.3f us\n",
          percentile_us(eval_ns, n, 0.50), percentile_us(eval_ns, n, 0.99));
   printf("schema validation per request:                 p50 %.3f us  p99 %.3f us\n",
          percentile_us(validate_ns, n, 0.50), percentile_us(validate_ns, n, 0.99));
-  for (size_t i = 0; i < n; i++) json_decref(requests[i]);
+  printf(
+      "RESULT rules=%zu evaluated_per_candidate=%.2f eval_p50_us=%.3f eval_p99_us=%.3f "
+      "eval_p999_us=%.3f validate_p50_us=%.3f validate_p99_us=%.3f\n",
+      vd_ruleset_rule_count(rs), (double)evaluated / (double)candidates,
+      percentile_us(eval_ns, n, 0.50), percentile_us(eval_ns, n, 0.99),
+      percentile_us(eval_ns, n, 0.999), percentile_us(validate_ns, n, 0.50),
+      percentile_us(validate_ns, n, 0.99));
+  for (size_t i = 0; i < n; i++) {
+    json_decref(requests[i]);
+    free((char *)intents[i]);
+  }
   free(requests);
+  free(intents);
   free(eval_ns);
   free(validate_ns);
   vd_rules_outcome_free(outcome);

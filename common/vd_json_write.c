@@ -1,0 +1,367 @@
+#include "vd_json_write.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes jansson escapes in a string without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH: '"', '\\' and
+ * the control characters; bytes >= 0x80 start a UTF-8 sequence that must be valid. */
+static bool needs_care(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
+
+/* Length of the valid UTF-8 sequence at s (at most `left` bytes), 0 when invalid — the same
+ * acceptance as jansson's utf8_check_full (no overlongs, no surrogates, <= U+10FFFF). */
+static size_t utf8_sequence(const unsigned char *s, size_t left) {
+  unsigned char c = s[0];
+  size_t n;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    cp = c & 0x1Fu;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    cp = c & 0x0Fu;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    cp = c & 0x07u;
+  } else {
+    return 0;
+  }
+  if (n > left) return 0;
+  for (size_t i = 1; i < n; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3Fu);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return n;
+}
+
+/* Makes room for `extra` more bytes and the NUL after them (vd_buf's contract). */
+static bool grow(vd_buf *b, size_t extra) {
+  if (b->oom) return false;
+  size_t capacity = b->capacity ? b->capacity : 1024;
+  while (capacity < b->len + extra + 1) capacity *= 2;
+  char *data = realloc(b->data, capacity);
+  if (!data) {
+    b->oom = true;
+    return false;
+  }
+  b->data = data;
+  b->capacity = capacity;
+  return true;
+}
+
+static inline bool room(vd_buf *b, size_t extra) {
+  return b->len + extra + 1 <= b->capacity || grow(b, extra);
+}
+
+static inline void put(vd_buf *b, const char *s, size_t n) {
+  memcpy(b->data + b->len, s, n);
+  b->len += n;
+}
+
+static bool write_string(const char *str, size_t len, vd_buf *out) {
+  const unsigned char *s = (const unsigned char *)str;
+  if (!room(out, len + 2)) return false; /* escapes make more room as they come */
+  out->data[out->len++] = '"';
+  size_t run = 0; /* start of the bytes not yet copied */
+  for (size_t i = 0; i < len;) {
+    unsigned char c = s[i];
+    if (!needs_care(c)) {
+      i++;
+      continue;
+    }
+    if (c >= 0x80) {
+      size_t n = utf8_sequence(s + i, len - i);
+      if (!n) return false;
+      i += n;
+      continue;
+    }
+    put(out, str + run, i - run);
+    if (!room(out, 6 + (len - i) + 1)) return false;
+    char *p = out->data + out->len;
+    p[0] = '\\';
+    out->len += 2;
+    switch (c) {
+      case '"':
+        p[1] = '"';
+        break;
+      case '\\':
+        p[1] = '\\';
+        break;
+      case '\b':
+        p[1] = 'b';
+        break;
+      case '\f':
+        p[1] = 'f';
+        break;
+      case '\n':
+        p[1] = 'n';
+        break;
+      case '\r':
+        p[1] = 'r';
+        break;
+      case '\t':
+        p[1] = 't';
+        break;
+      default: {
+        static const char hex[] = "0123456789ABCDEF"; /* jansson writes \\u%04X */
+        memcpy(p, "\\u00", 4);
+        p[4] = hex[c >> 4];
+        p[5] = hex[c & 15];
+        out->len += 4;
+      }
+    }
+    run = ++i;
+  }
+  put(out, str + run, len - run);
+  out->data[out->len++] = '"';
+  return true;
+}
+
+/* Decimal digits of v ending at `end`; returns the first digit. */
+static char *digits_of(uint64_t v, char *end) {
+  do {
+    *--end = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return end;
+}
+
+static void write_integer(json_int_t v, vd_buf *out) {
+  char buf[24];
+  uint64_t magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  char *p = digits_of(magnitude, buf + sizeof buf);
+  if (v < 0) *--p = '-';
+  put(out, p, (size_t)(buf + sizeof buf - p));
+}
+
+/* %.17g without printf for 1e-6 <= |v| < 1e17 (most trace numbers): the 17 significant digits
+ * are round-half-even(|v| * 10^k) with k = 16 - X, computed exactly in 128-bit integers
+ * (mantissa < 2^53, 10^k <= 10^22 < 2^74); then glibc's %g layout. Returns the length written
+ * to buf (>= 32 bytes), 0 when v is outside the range (the caller uses snprintf). */
+static size_t format_g17(double v, char *buf) {
+  double a = fabs(v);
+  if (!(a >= 1e-6 && a < 1e17)) return 0;
+  int exp2;
+  double frac = frexp(a, &exp2); /* a = frac * 2^exp2, frac in [0.5, 1) */
+  uint64_t mantissa = (uint64_t)ldexp(frac, 53);
+  int shift = 53 - exp2; /* a = mantissa * 2^-shift */
+  int x = (int)floor(log10(a));
+  static const uint64_t p10[] = {1u,
+                                 10u,
+                                 100u,
+                                 1000u,
+                                 10000u,
+                                 100000u,
+                                 1000000u,
+                                 10000000u,
+                                 100000000u,
+                                 1000000000u,
+                                 10000000000u,
+                                 100000000000u,
+                                 1000000000000u,
+                                 10000000000000u,
+                                 100000000000000u,
+                                 1000000000000000u,
+                                 10000000000000000u,
+                                 100000000000000000u,
+                                 1000000000000000000u,
+                                 10000000000000000000u};
+  uint64_t q = 0;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    int k = 16 - x;
+    if (k < 0 || k > 22) return 0;
+    unsigned __int128 scaled =
+        (unsigned __int128)mantissa * (k > 19 ? (unsigned __int128)p10[19] * p10[k - 19] : p10[k]);
+    unsigned __int128 whole, rest = 0, half = 0;
+    if (shift > 0) {
+      if (shift >= 127) return 0;
+      whole = scaled >> shift;
+      rest = scaled & ((((unsigned __int128)1) << shift) - 1);
+      half = ((unsigned __int128)1) << (shift - 1);
+    } else {
+      if (-shift > 10) return 0;
+      whole = scaled << -shift;
+    }
+    if (whole >= p10[17]) {
+      x++;
+      continue;
+    }
+    if (whole < p10[16]) {
+      x--;
+      continue;
+    }
+    q = (uint64_t)whole;
+    if (shift > 0 && (rest > half || (rest == half && (q & 1)))) q++;
+    break;
+  }
+  if (!q) return 0;
+  if (q == p10[17]) {
+    q = p10[16];
+    x++;
+  }
+  if (x >= 17 || x < -6) return 0;
+  char digits[17];
+  for (int i = 16; i >= 0; i--) {
+    digits[i] = (char)('0' + q % 10);
+    q /= 10;
+  }
+  int last = 16; /* %g drops trailing zeros */
+  while (last > 0 && digits[last] == '0') last--;
+  size_t n = 0;
+  if (signbit(v)) buf[n++] = '-';
+  if (x < -4) { /* d.ddde-0X, jansson strips the exponent's leading zero */
+    buf[n++] = digits[0];
+    if (last > 0) {
+      buf[n++] = '.';
+      memcpy(buf + n, digits + 1, (size_t)last);
+      n += (size_t)last;
+    }
+    buf[n++] = 'e';
+    buf[n++] = '-';
+    buf[n++] = (char)('0' - x);
+    return n;
+  }
+  if (x < 0) {
+    buf[n++] = '0';
+    buf[n++] = '.';
+    for (int i = 0; i < -x - 1; i++) buf[n++] = '0';
+    memcpy(buf + n, digits, (size_t)last + 1);
+    return n + (size_t)last + 1;
+  }
+  memcpy(buf + n, digits, (size_t)x + 1);
+  n += (size_t)x + 1;
+  if (last > x) {
+    buf[n++] = '.';
+    memcpy(buf + n, digits + x + 1, (size_t)(last - x));
+    n += (size_t)(last - x);
+  } else {
+    memcpy(buf + n, ".0", 2); /* jansson: a real always shows a '.' or an 'e' */
+    n += 2;
+  }
+  return n;
+}
+
+/* jansson's jsonp_dtostr with precision 17: "%.17g", ".0" appended when the text has neither '.'
+ * nor 'e', and the exponent stripped of its '+' and leading zeros. Integral values below 1e17
+ * print as their digits under %.17g, so they skip snprintf. Needs 40 bytes of room. */
+static void write_real(double v, vd_buf *out) {
+  if (v == floor(v) && fabs(v) < 1e17) {
+    char buf[28];
+    char *end = buf + 24;
+    char *p = digits_of((uint64_t)fabs(v), end);
+    if (signbit(v)) *--p = '-';
+    memcpy(end, ".0", 2);
+    put(out, p, (size_t)(end + 2 - p));
+    return;
+  }
+  char *buf = out->data + out->len;
+  size_t fast = format_g17(v, buf);
+  if (fast) {
+    out->len += fast;
+    return;
+  }
+  int n = snprintf(buf, 40, "%.17g", v);
+  if (n < 0 || n >= 40) {
+    out->oom = true;
+    return;
+  }
+  size_t len = (size_t)n;
+  char *e = memchr(buf, 'e', len);
+  if (!e) {
+    if (!memchr(buf, '.', len)) {
+      memcpy(buf + len, ".0", 2);
+      len += 2;
+    }
+  } else {
+    char *start = e + 1, *end = e + 2;
+    if (*start == '-') start++;
+    while (*end == '0') end++;
+    if (end != start) {
+      memmove(start, end, (size_t)(buf + len - end));
+      len -= (size_t)(end - start);
+    }
+  }
+  out->len += len;
+}
+
+static bool write_value(const json_t *json, vd_buf *out) {
+  if (!room(out, 40)) return false; /* any scalar but a string, or one bracket */
+  switch (json_typeof(json)) {
+    case JSON_NULL:
+      put(out, "null", 4);
+      break;
+    case JSON_TRUE:
+      put(out, "true", 4);
+      break;
+    case JSON_FALSE:
+      put(out, "false", 5);
+      break;
+    case JSON_INTEGER:
+      write_integer(json_integer_value(json), out);
+      break;
+    case JSON_REAL:
+      write_real(json_real_value(json), out);
+      break;
+    case JSON_STRING:
+      return write_string(json_string_value(json), json_string_length(json), out);
+    case JSON_ARRAY: {
+      out->data[out->len++] = '[';
+      size_t n = json_array_size(json);
+      for (size_t i = 0; i < n; i++) {
+        if (i) {
+          if (!room(out, 1)) return false;
+          out->data[out->len++] = ',';
+        }
+        if (!write_value(json_array_get(json, i), out)) return false;
+      }
+      if (!room(out, 1)) return false;
+      out->data[out->len++] = ']';
+      break;
+    }
+    case JSON_OBJECT: {
+      out->data[out->len++] = '{';
+      bool first = true;
+      /* json_object_iter walks insertion order, which is what json_dumps writes. */
+      for (void *it = json_object_iter((json_t *)json); it;
+           it = json_object_iter_next((json_t *)json, it)) {
+        if (!first) {
+          if (!room(out, 1)) return false;
+          out->data[out->len++] = ',';
+        }
+        first = false;
+        if (!write_string(json_object_iter_key(it), json_object_iter_key_len(it), out) ||
+            !room(out, 1))
+          return false;
+        out->data[out->len++] = ':';
+        if (!write_value(json_object_iter_value(it), out)) return false;
+      }
+      if (!room(out, 1)) return false;
+      out->data[out->len++] = '}';
+      break;
+    }
+    default:
+      return false;
+  }
+  return !out->oom;
+}
+
+bool vd_json_write_compact(const json_t *json, vd_buf *out) {
+  bool ok = json && write_value(json, out);
+  if (out->data) out->data[out->len] = '\0';
+  return ok && !out->oom;
+}
+
+char *vd_json_dumps_compact(const json_t *json, size_t *len) {
+  vd_buf b = {0};
+  if (!vd_json_write_compact(json, &b)) {
+    vd_buf_free(&b);
+    return NULL;
+  }
+  if (len) *len = b.len;
+  return vd_buf_take(&b);
+}

@@ -1,0 +1,170 @@
+/* vd_json_write: the fast serialiser writes exactly what json_dumps(JSON_COMPACT) writes. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vd_json_write.h"
+#include "vd_test.h"
+
+/* Both serialisations of json, asserted equal byte for byte (and in length). */
+static void assert_same_as_jansson(const json_t *json) {
+  char *expected = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+  size_t len = 0;
+  char *got = vd_json_dumps_compact(json, &len);
+  ck_assert_ptr_nonnull(expected);
+  ck_assert_ptr_nonnull(got);
+  ck_assert_uint_eq(len, strlen(expected));
+  ck_assert_str_eq(got, expected);
+  free(expected);
+  free(got);
+}
+
+START_TEST(reals_format_like_jansson) {
+  const double values[] = {0.0,
+                           -0.0,
+                           1.0,
+                           -1.0,
+                           0.1,
+                           0.01,
+                           1e-5,
+                           1.5e-7,
+                           123.456,
+                           1e16,
+                           1e17,
+                           -1e17,
+                           1e21,
+                           1e22,
+                           1e100,
+                           -2.5e-300,
+                           DBL_MIN,
+                           DBL_MAX,
+                           5e-324,
+                           3.0e15,
+                           9007199254740993.0,
+                           0.30000000000000004,
+                           650.0,
+                           1.0 / 3,
+                           -123456789012.25,
+                           99999999999999999.0};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    json_t *r = json_real(values[i]);
+    assert_same_as_jansson(r);
+    json_decref(r);
+  }
+  /* Random bit patterns cover every exponent, subnormals included. */
+  uint64_t state = 0x9E3779B97F4A7C15u;
+  for (int i = 0; i < 20000; i++) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    double d;
+    memcpy(&d, &state, sizeof d);
+    if (!isfinite(d)) continue;
+    json_t *r = json_real(i % 3 ? d : floor(d / 1e3)); /* a third integral */
+    assert_same_as_jansson(r);
+    json_decref(r);
+  }
+}
+END_TEST
+
+/* The printf-free path covers 1e-6 <= |v| < 1e17: many random values on every decade of it, and
+ * values on the quarter grid near 1e15 where the 18th digit is an exact tie (half to even). */
+START_TEST(reals_in_the_fast_range_format_like_jansson) {
+  uint64_t state = 0x2545F4914F6CDD1Du;
+  for (int i = 0; i < 60000; i++) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    double unit = (double)(state >> 11) / 9007199254740992.0; /* [0, 1) */
+    int decade = (int)(state % 25) - 8;                       /* 1e-8 .. 1e16 */
+    double v = (1.0 + 9.0 * unit) * pow(10.0, decade);
+    if (i % 4 == 0) v = 1e15 + (double)(state % 4000000) * 0.25;
+    if (i % 2) v = -v;
+    json_t *r = json_real(v);
+    assert_same_as_jansson(r);
+    json_decref(r);
+  }
+}
+END_TEST
+
+START_TEST(integers_format_like_jansson) {
+  const json_int_t values[] = {0, 1, -1, 42, -42, 1000000007, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    json_t *n = json_integer(values[i]);
+    assert_same_as_jansson(n);
+    json_decref(n);
+  }
+}
+END_TEST
+
+START_TEST(strings_escape_like_jansson) {
+  char every_ascii[128];
+  for (int c = 1; c < 128; c++) every_ascii[c - 1] = (char)c;
+  every_ascii[127] = '\0';
+  json_t *values[] = {json_string(""),
+                      json_string(every_ascii),
+                      json_string("quote \" backslash \\ slash / tab \t newline \n"),
+                      json_string("Zürich — Wrocław 🚀 \xe2\x80\xa8 end"),
+                      json_stringn("nul\0inside", 10),
+                      json_string("\x1f\x7f\x01")};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    ck_assert_ptr_nonnull(values[i]);
+    assert_same_as_jansson(values[i]);
+    json_decref(values[i]);
+  }
+}
+END_TEST
+
+START_TEST(trees_keep_insertion_order) {
+  json_error_t error;
+  json_t *tree = json_loads(
+      "{\"z\": 1, \"a\": [true, false, null, [], {}, [[1.5]]], \"k\\\"ey\": {\"\\n\": \"v\"},"
+      " \"m\": {\"b\": 2.0, \"a\": -0.0, \"c\": \"é\"}, \"empty\": \"\"}",
+      0, &error);
+  ck_assert_ptr_nonnull(tree);
+  json_object_set_new(tree, "added", json_pack("{s:i, s:f}", "x", 1, "y", 0.25));
+  json_object_del(tree, "z");
+  json_object_set_new(tree, "z", json_integer(3)); /* re-added: now last */
+  assert_same_as_jansson(tree);
+  json_decref(tree);
+}
+END_TEST
+
+START_TEST(invalid_utf8_is_refused_like_jansson) {
+  json_t *bad = json_stringn_nocheck("ab\xc3(", 4);
+  ck_assert_ptr_null(json_dumps(bad, JSON_ENCODE_ANY));
+  ck_assert_ptr_null(vd_json_dumps_compact(bad, NULL));
+  json_t *surrogate = json_string_nocheck("\xed\xa0\x80");
+  ck_assert_ptr_null(json_dumps(surrogate, JSON_ENCODE_ANY));
+  ck_assert_ptr_null(vd_json_dumps_compact(surrogate, NULL));
+  json_decref(bad);
+  json_decref(surrogate);
+}
+END_TEST
+
+START_TEST(appends_to_an_existing_buffer) {
+  vd_buf b = {0};
+  vd_buf_puts(&b, "trace=");
+  json_t *v = json_pack("[i, s]", 7, "x");
+  ck_assert(vd_json_write_compact(v, &b));
+  ck_assert_str_eq(b.data, "trace=[7,\"x\"]");
+  json_decref(v);
+  vd_buf_free(&b);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("json_write");
+  TCase *tc = tcase_create("json_write");
+  tcase_add_test(tc, reals_format_like_jansson);
+  tcase_add_test(tc, reals_in_the_fast_range_format_like_jansson);
+  tcase_add_test(tc, integers_format_like_jansson);
+  tcase_add_test(tc, strings_escape_like_jansson);
+  tcase_add_test(tc, trees_keep_insertion_order);
+  tcase_add_test(tc, invalid_utf8_is_refused_like_jansson);
+  tcase_add_test(tc, appends_to_an_existing_buffer);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}
