@@ -6,6 +6,7 @@
 
 #include "vd_args.h"
 #include "vd_replay.h"
+#include "vd_store.h"
 #include "vd_trace.h"
 
 enum { PAGE = 500, MAX_KEYS = 512, DEFAULT_SAMPLE = 3 };
@@ -106,7 +107,8 @@ static const char *action_of(const json_t *candidate) {
 
 /* The rules behind one candidate's change: every rule whose `matched` differs between the two
  * traces (a rule evaluated on one side only counts as not matched on the other), labelled new
- * (absent from the logged version) or removed (absent from the candidate). */
+ * (absent from the logged version), removed (absent from the candidate) or changed (its stage,
+ * condition or action differ). old_rules / new_rules: id → rule_definition(). */
 static void attribute(const json_t *before, const json_t *after, const json_t *old_rules,
                       const json_t *new_rules, tally *causes) {
   const json_t *sides[2] = {after, before};
@@ -120,9 +122,12 @@ static void attribute(const json_t *before, const json_t *after, const json_t *o
       bool there = other && json_is_true(json_object_get(other, "matched"));
       if (here == there || (side == 1 && other)) continue; /* both sides: counted once */
       bool now = side == 0 ? here : there;
-      const char *label = !json_object_get(old_rules, id)   ? " (new)"
-                          : !json_object_get(new_rules, id) ? " (removed)"
-                                                            : "";
+      const json_t *was = json_object_get(old_rules, id), *is = json_object_get(new_rules, id);
+      const char *label = !was  ? " (new)"
+                          : !is ? " (removed)"
+                          : json_is_string(was) && json_is_string(is) && !json_equal(was, is)
+                              ? " (changed)"
+                              : "";
       char key[320];
       snprintf(key, sizeof key, "%s%s %s", id, label, now ? "now applies" : "no longer applies");
       tally_add(causes, key);
@@ -130,15 +135,60 @@ static void attribute(const json_t *before, const json_t *after, const json_t *o
   }
 }
 
-/* Rule ids evaluated for any candidate of a trace, as a set (object). */
-static void rule_ids(const json_t *trace, json_t *set) {
+/* id → "stage|when|action|argument" for every rule of a ruleset, into defs. */
+static void rule_definitions(const vd_ruleset *rs, json_t *defs) {
+  for (size_t i = 0; i < vd_ruleset_rule_count(rs); i++) {
+    char *argument = json_dumps(vd_ruleset_rule_argument(rs, i), JSON_ENCODE_ANY | JSON_COMPACT);
+    size_t n = strlen(vd_ruleset_rule_when(rs, i)) + (argument ? strlen(argument) : 0) + 64;
+    char *text = malloc(n);
+    if (text) {
+      snprintf(text, n, "%s|%s|%s|%s", vd_stage_name(vd_ruleset_rule_stage(rs, i)),
+               vd_ruleset_rule_when(rs, i), vd_action_name(vd_ruleset_rule_action(rs, i)),
+               argument ? argument : "");
+      json_object_set_new(defs, vd_ruleset_rule_id(rs, i), json_string(text));
+    }
+    free(text);
+    free(argument);
+  }
+}
+
+/* The logged ruleset's definitions (from the store), cached by version; when the store lacks it,
+ * the rule ids the trace evaluated (then no rule can be called "changed"). */
+typedef struct logged_rules {
+  char version[80];
+  json_t *defs;
+} logged_rules;
+
+static const json_t *logged_definitions(logged_rules *cache, const char *data_dir,
+                                        const json_t *trace) {
+  const char *version =
+      json_string_value(json_object_get(json_object_get(trace, "ruleset"), "version"));
+  if (!version) version = "";
+  if (cache->defs && strcmp(cache->version, version) == 0) return cache->defs;
+  json_decref(cache->defs);
+  cache->defs = json_object();
+  snprintf(cache->version, sizeof cache->version, "%s", version);
+  char path[4096];
+  vd_error e;
+  vd_ruleset *rs = NULL;
+  if (*version && vd_store_path(data_dir, "rulesets", version, path, sizeof path, &e) &&
+      strlen(path) + 14 < sizeof path) {
+    strcat(path, "/ruleset.json");
+    rs = vd_ruleset_load(path, NULL);
+  }
+  if (rs) {
+    rule_definitions(rs, cache->defs);
+    vd_ruleset_free(rs);
+    return cache->defs;
+  }
   size_t i, k;
   json_t *c, *r;
   json_array_foreach(json_object_get(trace, "candidates"), i, c)
       json_array_foreach(json_object_get(json_object_get(c, "rules"), "rules"), k, r) {
     const char *id = json_string_value(json_object_get(r, "id"));
-    if (id) json_object_set_new(set, id, json_true());
+    if (id) json_object_set_new(cache->defs, id, json_true());
   }
+  return cache->defs;
 }
 
 static int usage(FILE *err, const char *message) {
@@ -247,8 +297,10 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
   }
   json_t *new_rules = json_object();
   const vd_ruleset *rs = vd_deployment_ruleset(candidate);
-  for (size_t i = 0; i < vd_ruleset_rule_count(rs); i++)
-    json_object_set_new(new_rules, vd_ruleset_rule_id(rs, i), json_true());
+  rule_definitions(rs, new_rules);
+  logged_rules logged = {0};
+  char first_version[80] = "";
+  size_t other_versions = 0;
 
   size_t compared = 0, changed = 0, failed = 0, candidates_changed = 0;
   tally transitions = {0}, causes = {0};
@@ -284,8 +336,11 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
         continue;
       }
       compared++;
-      json_t *old_rules = json_object();
-      rule_ids(trace, old_rules);
+      const json_t *old_rules = logged_definitions(&logged, data, trace);
+      if (!*first_version)
+        snprintf(first_version, sizeof first_version, "%s", logged.version);
+      else if (strcmp(first_version, logged.version) != 0)
+        other_versions++;
       bool decision_changed = false;
       size_t k;
       json_t *b;
@@ -308,7 +363,6 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
         tally_add(&transitions, key);
         if (a) attribute(b, a, old_rules, new_rules, &causes);
       }
-      json_decref(old_rules);
       if (decision_changed) {
         changed++;
         if (json_array_size(samples) < sample)
@@ -362,7 +416,8 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     fprintf(out, "shadow evaluation of %s%s%s%s%s on %zu logged decisions of %s\n",
             rules ? "rules " : "", rules ? rules : "", rules && model ? " and " : "",
             model ? "model " : "", model ? model : "", compared, vd_deployment_name(candidate));
-    fprintf(out, "  rule set %s -> candidate %s\n", "(as logged)", vd_ruleset_version(rs));
+    fprintf(out, "  rule set as logged %.12s…%s -> candidate %.12s…\n", first_version,
+            other_versions ? " (and others)" : "", vd_ruleset_version(rs));
     fprintf(out, "decisions changed: %zu of %zu (%.1f%%); candidates changed: %zu\n", changed,
             compared, compared ? 100.0 * (double)changed / (double)compared : 0.0,
             candidates_changed);
@@ -406,6 +461,7 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
   }
   json_decref(samples);
   json_decref(new_rules);
+  json_decref(logged.defs);
   tally_free(&transitions);
   tally_free(&causes);
   free(before_scores.v);
