@@ -36,6 +36,8 @@ void vd_config_free(vd_config *c) {
   free_strings(c->mask_fields, c->mask_field_count);
   free(c->mask_key_file);
   free(c->decision_log_path);
+  json_decref(c->llm);
+  free(c->base_dir);
   free(c);
 }
 
@@ -302,13 +304,35 @@ static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
   return true;
 }
 
+/* The `llm:` section is the LLM layer's to check (vd_llm_config_from_json, at start); here it
+ * must be a mapping and its paths are resolved like every other path in the file. */
+static bool parse_llm(const loader *ld, const json_t *root, vd_config *c) {
+  c->base_dir = strdup(ld->base_dir ? ld->base_dir : ".");
+  const json_t *v = json_object_get(root, "llm");
+  if (!v || json_is_null(v)) return true;
+  if (!json_is_object(v))
+    return vd_yaml_error(ld->doc, root, "llm", 0, ld->err,
+                         "'llm' must be a mapping (see README \"LLM layer\")");
+  c->llm = json_deep_copy(v);
+  static const char *const paths[] = {"data_dir", "prompts_dir", "catalogue", "gazetteer"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    const char *path = json_string_value(json_object_get(c->llm, paths[i]));
+    if (!path) continue;
+    char *resolved = resolve_path(ld, path);
+    if (resolved) json_object_set_new(c->llm, paths[i], json_string(resolved));
+    free(resolved);
+  }
+  return true;
+}
+
 static bool parse_root(const loader *ld, const json_t *root, vd_config *c) {
   if (!json_is_object(root))
     return vd_yaml_error(ld->doc, NULL, NULL, 0, ld->err, "the config must be a mapping");
-  static const char *const allowed[] = {"listen", "data_dir",     "deployments",
-                                        "keys",   "mask_fields",  "mask_key_file",
-                                        "limits", "decision_log", NULL};
+  static const char *const allowed[] = {
+      "listen",        "data_dir", "deployments",  "keys", "mask_fields",
+      "mask_key_file", "limits",   "decision_log", "llm",  NULL};
   if (!only_keys(ld, root, "the config", allowed)) return false;
+  if (!parse_llm(ld, root, c)) return false;
   const char *listen = NULL, *data_dir = NULL, *mask_key = NULL;
   if (!get_string(ld, root, "listen", &listen) || !get_string(ld, root, "data_dir", &data_dir) ||
       !get_string(ld, root, "mask_key_file", &mask_key))

@@ -12,6 +12,7 @@
 #ifndef VD_CONFIG_H
 #define VD_CONFIG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -64,6 +65,12 @@ typedef struct vd_config {
    * DATA_DIR/decisions.db. */
   vd_decision_log_config decision_log;
   char *decision_log_path;
+  /* The `llm:` mapping as written (handed to vd_llm_config_from_json, which checks every key),
+   * with its paths (data_dir, prompts_dir, catalogue, gazetteer) resolved against the config
+   * file's folder; NULL when the file has no `llm:`. */
+  json_t *llm;
+  /* The folder holding the config file (the LLM layer's default paths are relative to it). */
+  char *base_dir;
 } vd_config;
 
 /* Loads and checks a config file. NULL with err (file:line:col) on any mistake. */

@@ -41,7 +41,13 @@ static const char schema_sql[] =
     " trace TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS decisions_time ON decisions(ts_us, id);"
     "CREATE INDEX IF NOT EXISTS decisions_subject ON decisions(subject_id, ts_us, id);"
-    "CREATE INDEX IF NOT EXISTS decisions_kind ON decisions(kind, ts_us, id);";
+    "CREATE INDEX IF NOT EXISTS decisions_kind ON decisions(kind, ts_us, id);"
+    "CREATE TABLE IF NOT EXISTS amendments ("
+    " seq INTEGER PRIMARY KEY,"
+    " decision_id TEXT NOT NULL,"
+    " ts_us INTEGER NOT NULL,"
+    " body TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS amendments_decision ON amendments(decision_id, seq);";
 
 static const char insert_sql[] =
     "INSERT INTO decisions(id, kind, subject_id, ts_us, ruleset_version, model_version, trace)"
@@ -50,6 +56,10 @@ static const char purge_sql[] =
     "DELETE FROM decisions WHERE seq IN"
     " (SELECT seq FROM decisions WHERE ts_us < ?1 ORDER BY ts_us LIMIT ?2)";
 static const char get_sql[] = "SELECT trace FROM decisions WHERE id = ?1";
+static const char amend_sql[] =
+    "INSERT INTO amendments(decision_id, ts_us, body) VALUES (?1, ?2, ?3)";
+static const char amendments_sql[] =
+    "SELECT ts_us, body FROM amendments WHERE decision_id = ?1 ORDER BY seq";
 
 /* One append waiting for its commit; lives on the appending thread's stack. */
 typedef struct pending {
@@ -76,6 +86,7 @@ typedef struct purge_request {
 typedef struct reader {
   sqlite3 *db;
   sqlite3_stmt *get;
+  sqlite3_stmt *amendments;
   struct reader *next;
 } reader;
 
@@ -465,6 +476,7 @@ static bool open_writer(vd_decision_log *log, vd_error *err) {
 
 static void close_reader(reader *r) {
   sqlite3_finalize(r->get);
+  sqlite3_finalize(r->amendments);
   sqlite3_close(r->db);
   free(r);
 }
@@ -633,7 +645,9 @@ static reader *acquire_reader(vd_decision_log *log, vd_error *err) {
   int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(log->path, &r->db, flags, NULL) != SQLITE_OK ||
       sqlite3_prepare_v3(r->db, get_sql, -1, SQLITE_PREPARE_PERSISTENT, &r->get, NULL) !=
-          SQLITE_OK) {
+          SQLITE_OK ||
+      sqlite3_prepare_v3(r->db, amendments_sql, -1, SQLITE_PREPARE_PERSISTENT, &r->amendments,
+                         NULL) != SQLITE_OK) {
     sqlite_fail(err, r->db, log->path, "cannot open a reader");
     close_reader(r);
     return NULL;
@@ -660,6 +674,75 @@ static json_t *parse_trace(sqlite3_stmt *st, int column, vd_error *err) {
   return trace;
 }
 
+/* Adds the decision's amendments, oldest first, as trace.amendments (absent when none). */
+static bool attach_amendments(vd_decision_log *log, reader *r, const char *id, json_t *trace,
+                              vd_error *err) {
+  sqlite3_bind_text(r->amendments, 1, id, -1, SQLITE_STATIC);
+  json_t *list = json_array();
+  int rc;
+  bool ok = true;
+  while ((rc = sqlite3_step(r->amendments)) == SQLITE_ROW) {
+    json_t *body = parse_trace(r->amendments, 1, err);
+    if (!body) {
+      ok = false;
+      break;
+    }
+    char at[40];
+    vd_format_rfc3339_us(sqlite3_column_int64(r->amendments, 0), at, sizeof at);
+    json_object_set_new(body, "amended_at", json_string(at));
+    json_array_append_new(list, body);
+  }
+  if (ok && rc != SQLITE_DONE) ok = sqlite_fail(err, r->db, log->path, "cannot read amendments");
+  sqlite3_reset(r->amendments);
+  sqlite3_clear_bindings(r->amendments);
+  if (ok && json_array_size(list)) json_object_set(trace, "amendments", list);
+  json_decref(list);
+  return ok;
+}
+
+vd_log_status vd_decision_log_amend(vd_decision_log *log, const char *id, const json_t *amendment,
+                                    vd_error *err) {
+  if (!id || !id[0] || strlen(id) > ID_MAX || !json_is_object(amendment)) {
+    vd_error_set(err, "decision log: an amendment needs a decision id and a JSON object");
+    return VD_LOG_INVALID;
+  }
+  char *body = json_dumps(amendment, JSON_COMPACT | JSON_SORT_KEYS);
+  if (!body) {
+    vd_error_set(err, "out of memory");
+    return VD_LOG_FAILED;
+  }
+  /* Its own short-lived connection: amendments are rare (one per LLM classification) and must
+   * not queue behind, or slow down, the group commits of the hot path. */
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  vd_log_status status = VD_LOG_FAILED;
+  if (sqlite3_open_v2(log->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+      SQLITE_OK) {
+    sqlite_fail(err, db, log->path, "cannot open for an amendment");
+    goto done;
+  }
+  sqlite3_busy_timeout(db, (int)log->config.busy_timeout_ms);
+  const char *sync = log->config.durability == VD_DURABILITY_FSYNC ? "PRAGMA synchronous=FULL"
+                                                                   : "PRAGMA synchronous=NORMAL";
+  if (sqlite3_exec(db, sync, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, amend_sql, -1, &st, NULL) != SQLITE_OK) {
+    sqlite_fail(err, db, log->path, "cannot prepare an amendment");
+    goto done;
+  }
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, vd_wall_us());
+  sqlite3_bind_text(st, 3, body, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    sqlite_fail(err, db, log->path, "cannot store an amendment");
+  else
+    status = VD_LOG_OK;
+done:
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  free(body);
+  return status;
+}
+
 vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
                                   vd_error *err) {
   *trace = NULL;
@@ -670,7 +753,13 @@ vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t *
   vd_log_status status = VD_LOG_OK;
   if (rc == SQLITE_ROW) {
     *trace = parse_trace(r->get, 0, err);
-    if (!*trace) status = VD_LOG_FAILED;
+    if (!*trace)
+      status = VD_LOG_FAILED;
+    else if (!attach_amendments(log, r, id, *trace, err)) {
+      json_decref(*trace);
+      *trace = NULL;
+      status = VD_LOG_FAILED;
+    }
   } else if (rc == SQLITE_DONE) {
     vd_error_set(err, "no decision with id %s", id);
     status = VD_LOG_NOT_FOUND;

@@ -106,6 +106,16 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
 vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
                                   vd_error *err);
 
+/* Appends an amendment to decision `id` — a later fact about it, e.g. the LLM classification of
+ * a triage request whose route was provisional — without ever changing the stored trace:
+ * amendments are append-only rows of their own, committed before this returns (VD_LOG_OK), and
+ * vd_decision_log_get returns them with the trace as "amendments": [{...amendment,
+ * "amended_at": RFC 3339}], oldest first. The decision need not be stored yet (an amendment may
+ * race its decision's commit); amendments are not listed by vd_decision_log_list and retention
+ * does not delete them. amendment is borrowed. VD_LOG_INVALID for a bad id or a non-object. */
+vd_log_status vd_decision_log_amend(vd_decision_log *log, const char *id, const json_t *amendment,
+                                    vd_error *err);
+
 enum { VD_DECISION_LIST_DEFAULT = 100, VD_DECISION_LIST_MAX = 1000 };
 
 typedef struct vd_decision_query {

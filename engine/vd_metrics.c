@@ -18,7 +18,8 @@ enum { STATUSES = sizeof known_statuses / sizeof known_statuses[0] + 1 };
 
 static const char *const endpoint_names[VD_ENDPOINT_COUNT] = {
     "score",   "decision_get", "decision_list", "admin_reload", "admin_versions",
-    "healthz", "readyz",       "metrics",       "other"};
+    "healthz", "readyz",       "metrics",       "triage",       "itineraries",
+    "job_get", "job_events",   "other"};
 
 typedef struct histogram {
   atomic_uint_fast64_t buckets[BUCKETS + 1]; /* non-cumulative; the last one is +Inf */

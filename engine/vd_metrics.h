@@ -31,7 +31,11 @@ typedef enum vd_endpoint {
   VD_ENDPOINT_HEALTHZ,
   VD_ENDPOINT_READYZ,
   VD_ENDPOINT_METRICS,
-  VD_ENDPOINT_OTHER, /* unknown paths (404s) and anything not routed */
+  VD_ENDPOINT_TRIAGE,      /* POST /v1/triage */
+  VD_ENDPOINT_ITINERARIES, /* POST /v1/itineraries */
+  VD_ENDPOINT_JOB_GET,     /* GET /v1/jobs/{id} */
+  VD_ENDPOINT_JOB_EVENTS,  /* GET /v1/jobs/{id}/events (SSE; its latency is time to headers) */
+  VD_ENDPOINT_OTHER,       /* unknown paths (404s) and anything not routed */
   VD_ENDPOINT_COUNT
 } vd_endpoint;
 

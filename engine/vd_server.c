@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,10 @@
 
 #include "vd_buf.h"
 #include "vd_time.h"
+
+/* A chunked body up to this many times max_body_bytes is read and dropped to answer 413; a
+ * longer one closes the connection. */
+enum { DRAIN_FACTOR = 4 };
 
 struct vd_server {
   struct MHD_Daemon *daemon;
@@ -32,9 +37,8 @@ struct vd_http_request {
   const char *method;
   const char *path;
   vd_buf body;
+  size_t received; /* body bytes seen (kept in body only up to max_body_bytes) */
   uint64_t started_ns;
-  bool too_large; /* the rest of the body is read and dropped, then 413 */
-  bool timed_out; /* likewise, then 408 */
 };
 
 const char *vd_http_method(const vd_http_request *req) { return req->method; }
@@ -127,11 +131,123 @@ void vd_http_add_header(vd_http_response *resp, const char *name, const char *va
   resp->header_count++;
 }
 
+/* ---- Streamed responses ------------------------------------------------------------------
+ * A producer thread fills `pending`; libmicrohttpd's reader callback drains it. While nothing is
+ * pending the reader suspends the connection (no polling) and the producer resumes it after
+ * each call of the stream function (with new bytes, or just so a closed client is noticed). Two
+ * owners (producer, response): the last to let go frees. */
+typedef struct http_stream {
+  pthread_mutex_t lock;
+  vd_buf pending;
+  size_t sent; /* bytes of pending already handed to libmicrohttpd */
+  bool finished, suspended, gone;
+  int owners;
+  vd_server *server;
+  struct MHD_Connection *connection;
+  void (*next)(void *, vd_buf *, bool *);
+  void (*free_ctx)(void *);
+  void *ctx;
+} http_stream;
+
+static void stream_unref(http_stream *st) {
+  pthread_mutex_lock(&st->lock);
+  bool last = --st->owners == 0;
+  pthread_mutex_unlock(&st->lock);
+  if (!last) return;
+  vd_buf_free(&st->pending);
+  pthread_mutex_destroy(&st->lock);
+  free(st);
+}
+
+static void *stream_produce(void *arg) {
+  http_stream *st = arg;
+  bool finished = false;
+  vd_buf chunk = {0};
+  while (!finished) {
+    vd_buf_reset(&chunk);
+    st->next(st->ctx, &chunk, &finished);
+    pthread_mutex_lock(&st->lock);
+    if (atomic_load(&st->server->quiesced) || chunk.oom) finished = true;
+    if (st->gone) finished = true;
+    vd_buf_append(&st->pending, chunk.data ? chunk.data : "", chunk.len);
+    st->finished = finished;
+    if (st->suspended && !st->gone) {
+      st->suspended = false;
+      MHD_resume_connection(st->connection);
+    }
+    pthread_mutex_unlock(&st->lock);
+  }
+  vd_buf_free(&chunk);
+  st->free_ctx(st->ctx);
+  stream_unref(st);
+  return NULL;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  http_stream *st = cls;
+  pthread_mutex_lock(&st->lock);
+  ssize_t n = 0;
+  size_t left = st->pending.len - st->sent;
+  if (left) {
+    n = (ssize_t)(left < max ? left : max);
+    memcpy(buf, st->pending.data + st->sent, (size_t)n);
+    st->sent += (size_t)n;
+    if (st->sent == st->pending.len) {
+      vd_buf_reset(&st->pending);
+      st->sent = 0;
+    }
+  } else if (st->finished) {
+    n = MHD_CONTENT_READER_END_OF_STREAM;
+  } else {
+    st->suspended = true;
+    MHD_suspend_connection(st->connection);
+  }
+  pthread_mutex_unlock(&st->lock);
+  return n;
+}
+
+static void stream_done(void *cls) {
+  http_stream *st = cls;
+  pthread_mutex_lock(&st->lock);
+  st->gone = true;
+  pthread_mutex_unlock(&st->lock);
+  stream_unref(st);
+}
+
+static struct MHD_Response *stream_response(vd_http_request *req, vd_http_response *resp) {
+  http_stream *st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  pthread_mutex_init(&st->lock, NULL);
+  st->owners = 2;
+  st->server = req->server;
+  st->connection = req->connection;
+  st->next = resp->stream;
+  st->free_ctx = resp->stream_free;
+  st->ctx = resp->stream_ctx;
+  struct MHD_Response *r =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_done);
+  pthread_t thread;
+  if (!r || pthread_create(&thread, NULL, stream_produce, st) != 0) {
+    if (r)
+      MHD_destroy_response(r); /* runs stream_done: one owner left */
+    else
+      st->owners = 1;
+    st->free_ctx(st->ctx);
+    stream_unref(st);
+    return NULL;
+  }
+  pthread_detach(thread);
+  resp->stream = NULL;
+  return r;
+}
+
 static enum MHD_Result queue(vd_http_request *req, vd_http_response *resp) {
   vd_server *server = req->server;
   int status = resp->status ? resp->status : 500;
   struct MHD_Response *r =
-      resp->body
+      resp->stream ? stream_response(req, resp)
+      : resp->body
           ? MHD_create_response_from_buffer(resp->body_size, resp->body, MHD_RESPMEM_MUST_FREE)
           : MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
   if (!r) {
@@ -186,29 +302,33 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
     return MHD_YES;
   }
   if (*upload_data_size) {
-    if (!req->too_large && !req->timed_out) {
-      if (req->body.len + *upload_data_size > o->max_body_bytes) {
-        req->too_large = true;
-        vd_buf_free(&req->body);
-      } else if (o->request_timeout_ms &&
-                 vd_monotonic_ns() - req->started_ns > (uint64_t)o->request_timeout_ms * 1000000u) {
-        req->timed_out = true;
-        vd_buf_free(&req->body);
-      } else {
-        vd_buf_append(&req->body, upload_data, *upload_data_size);
-      }
+    /* The request timeout and the size limit bound every body: a body still arriving after
+     * request_timeout_ms, or more than DRAIN_FACTOR times over max_body_bytes (chunked, so not
+     * refused up front), closes the connection at once — libmicrohttpd 0.9.75 cannot answer
+     * mid-body, and waiting for the end would let a slow or endless body hold the connection.
+     * A body only somewhat over the limit is read and dropped, then answered 413. */
+    const char *why = NULL;
+    req->received += *upload_data_size;
+    if (o->request_timeout_ms &&
+        vd_monotonic_ns() - req->started_ns > (uint64_t)o->request_timeout_ms * 1000000u)
+      why = "the request body is still arriving after request_timeout_ms";
+    else if (req->received > DRAIN_FACTOR * o->max_body_bytes)
+      why = "the request body is far over max_body_bytes";
+    if (why) {
+      fprintf(stderr, "verdict: http: closing a connection: %s\n", why);
+      return MHD_NO;
     }
+    if (req->received > o->max_body_bytes)
+      vd_buf_free(&req->body);
+    else
+      vd_buf_append(&req->body, upload_data, *upload_data_size);
     *upload_data_size = 0;
     return MHD_YES;
   }
   vd_http_response resp = {0};
-  if (req->too_large)
+  if (req->received > o->max_body_bytes)
     vd_http_respond_error(&resp, 413, "payload_too_large", NULL, NULL,
                           "request body is over the limit of %zu bytes", o->max_body_bytes);
-  else if (req->timed_out)
-    vd_http_respond_error(&resp, 408, "request_timeout", NULL, NULL,
-                          "the request body took longer than %u ms to arrive",
-                          o->request_timeout_ms);
   else if (req->body.oom)
     vd_http_respond_error(&resp, 503, "overloaded", NULL, NULL, "out of memory reading the body");
   else
@@ -306,7 +426,7 @@ vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
   /* The per-connection memory pool holds the request line and headers plus libmicrohttpd's own
    * bookkeeping and read buffer; headers beyond the limit are refused with 431. */
   size_t pool = o->max_header_bytes + 8 * 1024;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG | MHD_USE_TURBO;
   if (o->threads == 1) flags &= ~(unsigned)MHD_USE_TURBO;
   server->daemon = MHD_start_daemon(

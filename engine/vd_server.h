@@ -2,9 +2,11 @@
  *
  * It owns sockets, the worker thread pool, keep-alive, timeouts and the size limits, and hands each
  * complete request (method, path, headers, query, body) to one handler function, which fills a
- * vd_http_response. Requests that break a limit never reach the handler: a body over the limit gets
- * 413, a body that takes longer than the request timeout gets 408, both as JSON errors; headers
- * over the header limit are refused by libmicrohttpd (431). Idle connections are closed after the
+ * vd_http_response. Requests that break a limit never reach the handler: a body whose declared
+ * length is over the limit gets 413 (JSON) before any of it is read; a chunked body over it is
+ * read and dropped, then 413, unless it grows past 4x the limit; a body over 4x the limit or still
+ * arriving after the request timeout closes the connection at once (libmicrohttpd cannot answer
+ * mid-body, and waiting for the end would let a slow or endless client hold it); headers over the header limit are refused by libmicrohttpd (431). Idle connections are closed after the
  * connection timeout.
  *
  * Graceful stop: vd_server_quiesce stops accepting new connections (the listening socket is
@@ -23,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vd_buf.h"
 #include "vd_error.h"
 
 typedef struct vd_http_request vd_http_request;
@@ -55,6 +58,16 @@ typedef struct vd_http_response {
     const char *value;
   } headers[VD_HTTP_MAX_EXTRA_HEADERS];
   size_t header_count;
+  /* A streamed response (Server-Sent Events) instead of body: when `stream` is set, the server
+   * starts one producer thread for the response that calls stream(stream_ctx, out, &finished)
+   * over and over; each call may block for a short while (well under a second: it is how
+   * quickly the stream notices a stop) and appends what it has to out. Whatever was appended is
+   * sent at once (the connection is suspended, not polled, while there is nothing to send).
+   * The response ends after the call that sets finished, when the client goes away, or when
+   * the server quiesces; then stream_free(stream_ctx) runs once (on the producer thread). */
+  void (*stream)(void *stream_ctx, vd_buf *out, bool *finished);
+  void (*stream_free)(void *stream_ctx);
+  void *stream_ctx;
 } vd_http_response;
 
 /* Sets the response to status with body = the compact serialisation of json (reference stolen). */
@@ -69,7 +82,7 @@ void vd_http_add_header(vd_http_response *resp, const char *name, const char *va
 
 /* The handler: must fill resp. Called on a worker thread; many calls run concurrently. */
 typedef void (*vd_http_handler)(void *ctx, const vd_http_request *req, vd_http_response *resp);
-/* Called once per answered request (also for 408/413 produced by the server), for metrics. */
+/* Called once per answered request (also for a 413 produced by the server), for metrics. */
 typedef void (*vd_http_observer)(void *ctx, const vd_http_request *req, int status,
                                  uint64_t elapsed_ns);
 

@@ -22,8 +22,15 @@ START_TEST(loads_the_example_config) {
   ck_assert_str_eq(c->listen_host, "127.0.0.1");
   ck_assert_int_eq(c->listen_port, 8080);
   ck_assert_str_eq(c->data_dir, VERDICT_SOURCE_DIR "/examples/../data");
-  ck_assert_int_eq(c->deployment_count, 1);
+  ck_assert_int_eq(c->deployment_count, 2);
   ck_assert_str_eq(c->deployments[0], VERDICT_SOURCE_DIR "/examples/promotions");
+  ck_assert_str_eq(c->deployments[1], VERDICT_SOURCE_DIR "/examples/triage");
+  /* the llm: section is kept for the LLM layer, its paths resolved against the file's folder */
+  ck_assert_ptr_nonnull(c->llm);
+  ck_assert_str_eq(json_string_value(json_object_get(c->llm, "prompts_dir")),
+                   VERDICT_SOURCE_DIR "/examples/prompts");
+  ck_assert_str_eq(json_string_value(json_object_get(c->llm, "gazetteer")),
+                   VERDICT_SOURCE_DIR "/examples/triage/gazetteer.tsv");
   ck_assert_int_eq(c->key_count, 3);
   ck_assert_str_eq(c->keys[0].name, "demo-score");
   ck_assert_uint_eq(c->keys[0].roles, VD_ROLE_SCORE);
@@ -117,6 +124,32 @@ START_TEST(mistakes_name_file_line_and_column) {
   ck_assert_msg(err.line == m->line && err.column == m->column, "%s: at %d:%d, expected %d:%d",
                 err.message, err.line, err.column, m->line, m->column);
   ck_assert_msg(strstr(err.message, m->says), "'%s' does not say '%s'", err.message, m->says);
+}
+END_TEST
+
+START_TEST(llm_section_is_kept_with_resolved_paths) {
+  vd_error err = {0};
+  vd_config *c = load(base, &err);
+  ck_assert_msg(c != NULL, "%s", err.message);
+  ck_assert_ptr_null(c->llm); /* no llm: section, no LLM layer */
+  ck_assert_str_eq(c->base_dir, "/etc/verdict");
+  vd_config_free(c);
+  char text[512];
+  snprintf(text, sizeof text,
+           "%sllm:\n  data_dir: llm-data\n  gazetteer: /abs/g.tsv\n  "
+           "queue_capacity: 8\n",
+           base);
+  c = load(text, &err);
+  ck_assert_msg(c != NULL, "%s", err.message);
+  ck_assert_str_eq(json_string_value(json_object_get(c->llm, "data_dir")), "/etc/verdict/llm-data");
+  ck_assert_str_eq(json_string_value(json_object_get(c->llm, "gazetteer")), "/abs/g.tsv");
+  ck_assert_int_eq(json_integer_value(json_object_get(c->llm, "queue_capacity")), 8);
+  vd_config_free(c);
+  snprintf(text, sizeof text, "%sllm: 3\n", base);
+  c = load(text, &err);
+  ck_assert_ptr_null(c);
+  ck_assert_int_eq(err.line, 4);
+  ck_assert_msg(strstr(err.message, "'llm' must be a mapping"), "%s", err.message);
 }
 END_TEST
 
@@ -271,6 +304,7 @@ int main(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("config");
   tcase_add_test(tc, loads_the_example_config);
+  tcase_add_test(tc, llm_section_is_kept_with_resolved_paths);
   tcase_add_test(tc, defaults_and_relative_paths);
   tcase_add_test(tc, every_setting_is_read);
   tcase_add_loop_test(tc, mistakes_name_file_line_and_column, 0,

@@ -138,6 +138,48 @@ START_TEST(append_then_get_returns_the_trace) {
 }
 END_TEST
 
+START_TEST(amendments_are_appended_and_returned_with_the_trace) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_error err = {0};
+  /* an amendment may land before its decision (an LLM answer racing the decision's commit) */
+  json_t *first = json_pack("{s:s, s:s}", "type", "llm_escalation", "final_route", "payments");
+  ck_assert_int_eq(vd_decision_log_amend(log, "id-a", first, &err), VD_LOG_OK);
+  ck_assert_int_eq(append_one(log, "id-a", "triage", "c1", 0, 1, &err), VD_LOG_OK);
+  ck_assert_int_eq(append_one(log, "id-b", "triage", "c1", 0, 2, &err), VD_LOG_OK);
+  json_t *second = json_pack("{s:s, s:i}", "type", "note", "n", 2);
+  ck_assert_int_eq(vd_decision_log_amend(log, "id-a", second, &err), VD_LOG_OK);
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "id-a", &trace, &err), VD_LOG_OK);
+  json_t *list = json_object_get(trace, "amendments");
+  ck_assert_uint_eq(json_array_size(list), 2); /* oldest first, the trace itself unchanged */
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "final_route")),
+                   "payments");
+  ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(list, 1), "n")), 2);
+  ck_assert(json_is_string(json_object_get(json_array_get(list, 1), "amended_at")));
+  ck_assert_int_eq(json_integer_value(json_object_get(trace, "n")), 1);
+  json_decref(trace);
+  ck_assert_int_eq(vd_decision_log_get(log, "id-b", &trace, &err), VD_LOG_OK);
+  ck_assert_ptr_null(json_object_get(trace, "amendments")); /* none: no key */
+  json_decref(trace);
+  ck_assert_int_eq(vd_decision_log_amend(log, "", first, &err), VD_LOG_INVALID);
+  json_t *not_object = json_string("x");
+  ck_assert_int_eq(vd_decision_log_amend(log, "id-a", not_object, &err), VD_LOG_INVALID);
+  json_decref(not_object);
+  json_decref(first);
+  json_decref(second);
+  vd_decision_log_close(log);
+  /* durable: still there after a reopen */
+  log = open_log(&(vd_decision_log_config){.path = f.path});
+  ck_assert_int_eq(vd_decision_log_get(log, "id-a", &trace, &err), VD_LOG_OK);
+  ck_assert_uint_eq(json_array_size(json_object_get(trace, "amendments")), 2);
+  json_decref(trace);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(invalid_and_duplicate_records_are_refused) {
   fixture f;
   fixture_init(&f);
@@ -734,6 +776,7 @@ int main(void) {
   TCase *tc = tcase_create("decision_log");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, append_then_get_returns_the_trace);
+  tcase_add_test(tc, amendments_are_appended_and_returned_with_the_trace);
   tcase_add_test(tc, invalid_and_duplicate_records_are_refused);
   tcase_add_test(tc, concurrent_appends_are_group_committed);
   tcase_add_test(tc, a_full_queue_is_a_distinct_overload_error);
