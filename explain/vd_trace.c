@@ -66,7 +66,7 @@ static void refuse(vd_diags *diags, const char *masked, const char *field, const
     snprintf(what, sizeof what, "%s (which covers %s)", masked, field);
   vd_error e;
   vd_error_field(&e, "mask_fields",
-                 "mask_fields: %s is read by %s; a masked value cannot be replayed, so a field "
+                 "%s is read by %s; a masked value cannot be replayed, so a field "
                  "that rules or the model read cannot be masked (remove it from mask_fields)",
                  what, reader);
   if (diags) vd_diags_add(diags, &e);
