@@ -6,8 +6,9 @@
  * length is over the limit gets 413 (JSON) before any of it is read; a chunked body over it is
  * read and dropped, then 413, unless it grows past 4x the limit; a body over 4x the limit or still
  * arriving after the request timeout closes the connection at once (libmicrohttpd cannot answer
- * mid-body, and waiting for the end would let a slow or endless client hold it); headers over the header limit are refused by libmicrohttpd (431). Idle connections are closed after the
- * connection timeout.
+ * mid-body, and waiting for the end would let a slow or endless client hold it); headers over the
+ * header limit are refused by libmicrohttpd (431). Idle connections are closed after the connection
+ * timeout.
  *
  * Graceful stop: vd_server_quiesce stops accepting new connections (the listening socket is
  * closed), responses from then on carry "Connection: close", and vd_server_drain waits until the

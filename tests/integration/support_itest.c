@@ -31,6 +31,10 @@ static int run(const char *command) {
 }
 
 bool vd_itest_prepare(vd_itest_server *s, const char *extra_config) {
+  return vd_itest_prepare_keys(s, demo_keys, extra_config);
+}
+
+bool vd_itest_prepare_keys(vd_itest_server *s, const char *keys, const char *extra_config) {
   memset(s, 0, sizeof *s);
   s->pid = -1;
   s->stdout_fd = -1;
@@ -45,7 +49,7 @@ bool vd_itest_prepare(vd_itest_server *s, const char *extra_config) {
   if (run(command) != 0) return false;
   FILE *f = fopen(s->config, "w");
   if (!f) return false;
-  fprintf(f, "listen: 127.0.0.1:0\ndata_dir: data\ndeployments: [promotions]\n%s%s\n", demo_keys,
+  fprintf(f, "listen: 127.0.0.1:0\ndata_dir: data\ndeployments: [promotions]\n%s%s\n", keys,
           extra_config ? extra_config : "");
   return fclose(f) == 0;
 }
@@ -77,6 +81,10 @@ bool vd_itest_start(vd_itest_server *s) {
   if (pid < 0) return false;
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
+    if (s->stderr_path[0]) {
+      int fd = open(s->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (fd >= 0) dup2(fd, STDERR_FILENO);
+    }
     execl(VERDICT_EXE, "verdict", "serve", "--config", s->config, (char *)NULL);
     _exit(127);
   }
@@ -142,7 +150,12 @@ vd_itest_response vd_itest_call_typed(const vd_itest_server *s, const char *meth
   CURL *curl = curl_easy_init();
   if (!curl) return r;
   char url[512];
-  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+  snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", s->ca_file[0] ? "https" : "http", s->port, path);
+  if (s->ca_file[0]) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, s->ca_file);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L); /* the certificate names IP 127.0.0.1 */
+  }
   struct curl_slist *headers = NULL;
   char auth[256];
   if (key) {

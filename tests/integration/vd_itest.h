@@ -20,11 +20,19 @@ typedef struct vd_itest_server {
   pid_t pid;
   int port;
   int stdout_fd; /* the child's stdout (its first line names the port) */
+  /* When set (after vd_itest_prepare, before vd_itest_start), the child's stderr is appended to
+   * this file instead of the test's stderr (to check what the server logs). */
+  char stderr_path[320];
+  /* When set, the server is reached over HTTPS and its certificate is checked against this CA
+   * file (the config must name tls_cert/tls_key). */
+  char ca_file[320];
 } vd_itest_server;
 
 /* Creates the temp folder with a copy of examples/promotions and a config serving it, with the
  * demo keys. extra_config (may be NULL) is appended to the config (e.g. a limits: block). */
 bool vd_itest_prepare(vd_itest_server *s, const char *extra_config);
+/* The same with keys (a `keys:` YAML block) instead of the demo keys. */
+bool vd_itest_prepare_keys(vd_itest_server *s, const char *keys, const char *extra_config);
 /* Starts `verdict serve` on 127.0.0.1:0 and waits until /readyz answers 200 (up to 30 s). */
 bool vd_itest_start(vd_itest_server *s);
 /* Sends sig and waits for the child; returns its exit status (128+signal when killed), -1 on

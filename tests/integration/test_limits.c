@@ -1,0 +1,291 @@
+/* The server's limits against the real `verdict serve`, with raw sockets: many idle connections,
+ * slow clients dribbling headers or a body (slowloris), oversized headers and bodies. Each is
+ * bounded by the config (connection_timeout_s, request_timeout_ms, max_header_bytes,
+ * max_body_bytes, max_connections) and the server keeps answering other clients quickly meanwhile.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vd_itest.h"
+#include "vd_test.h"
+
+static vd_itest_server server;
+
+static const char customer[] =
+    "{\"subject\": {\"id\": \"c42\", \"recency\": 6, \"history\": 329.08, \"mens\": true, "
+    "\"womens\": true, \"zip_code\": \"Rural\", \"newbie\": true, \"channel\": \"Web\", "
+    "\"marketing_opt_out\": false, \"emails_last_30d\": 1, \"country\": \"US\"}}";
+
+static void start_server(void) {
+  ck_assert(vd_itest_prepare(&server,
+                             "limits:\n"
+                             "  connection_timeout_s: 2\n"
+                             "  request_timeout_ms: 1500\n"
+                             "  max_connections: 600\n"
+                             "  max_header_bytes: 8192\n"
+                             "  max_body_bytes: 65536\n"));
+  ck_assert_msg(vd_itest_start(&server), "verdict serve did not become ready");
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < 2048 && rl.rlim_max >= 2048) {
+    rl.rlim_cur = 2048;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static void stop_server(void) {
+  if (server.pid > 0) vd_itest_stop(&server, SIGTERM);
+  vd_itest_cleanup(&server);
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int connect_raw(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
+  return fd;
+}
+
+static void send_all(int fd, const char *data, size_t size) {
+  while (size) {
+    ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    if (n <= 0) return; /* the server may close on us: the caller checks the answer */
+    data += n;
+    size -= (size_t)n;
+  }
+}
+
+/* Reads until the peer closes or timeout_s passes; returns the bytes read (NUL-terminated) and
+ * sets *closed when the server closed the connection. */
+static char *read_answer(int fd, double timeout_s, bool *closed) {
+  size_t cap = 1 << 16, len = 0;
+  char *buf = calloc(1, cap + 1);
+  double deadline = now_s() + timeout_s;
+  *closed = false;
+  while (now_s() < deadline && len < cap) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int ms = (int)((deadline - now_s()) * 1000);
+    if (poll(&p, 1, ms > 0 ? ms : 0) <= 0) break;
+    ssize_t n = recv(fd, buf + len, cap - len, 0);
+    if (n <= 0) {
+      *closed = true;
+      break;
+    }
+    len += (size_t)n;
+    if (strstr(buf, "\r\n\r\n") && strstr(buf, "Content-Length: ")) {
+      const char *cl = strstr(buf, "Content-Length: ");
+      size_t body = strtoul(cl + 16, NULL, 10);
+      const char *start = strstr(buf, "\r\n\r\n") + 4;
+      if ((size_t)(buf + len - start) >= body) break;
+    }
+  }
+  return buf;
+}
+
+/* A normal scoring request must still be answered 200 within a second. */
+static void expect_serving(const char *while_what) {
+  double t0 = now_s();
+  vd_itest_response r = vd_itest_call(&server, "POST", "/v1/promotions/score", "demo-score",
+                                      customer, strlen(customer));
+  double elapsed = now_s() - t0;
+  ck_assert_msg(r.status == 200, "while %s: HTTP %ld", while_what, r.status);
+  ck_assert_msg(elapsed < 1.0, "while %s: a request took %.2f s", while_what, elapsed);
+  vd_itest_response_free(&r);
+}
+
+START_TEST(idle_connections_are_bounded_and_closed) {
+  enum { IDLE = 400 };
+  int fds[IDLE];
+  for (int i = 0; i < IDLE; i++) fds[i] = connect_raw();
+  usleep(200 * 1000);
+  expect_serving("400 connections sit idle");
+  /* connection_timeout_s = 2: every idle connection is closed by the server. */
+  double t0 = now_s();
+  int closed_count = 0;
+  for (int i = 0; i < IDLE; i++) {
+    bool closed = false;
+    free(read_answer(fds[i], 6.0 - (now_s() - t0), &closed));
+    closed_count += closed;
+    close(fds[i]);
+  }
+  ck_assert_int_eq(closed_count, IDLE);
+  ck_assert_msg(now_s() - t0 < 6.0, "idle connections closed after %.1f s", now_s() - t0);
+  expect_serving("after the idle connections");
+}
+END_TEST
+
+typedef struct dribble {
+  atomic_bool stop;
+  atomic_int closed; /* connections the server closed (or answered) on the slow client */
+} dribble;
+
+/* slowloris: 100 connections each sending one header byte every 0.5 s. */
+static void *slow_headers(void *arg) {
+  dribble *d = arg;
+  enum { SLOW = 100 };
+  int fds[SLOW];
+  bool open_[SLOW];
+  for (int i = 0; i < SLOW; i++) {
+    fds[i] = connect_raw();
+    open_[i] = true;
+  }
+  static const char request[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaa";
+  for (size_t at = 0; !atomic_load(&d->stop) && at < sizeof request - 1; at++) {
+    for (int i = 0; i < SLOW; i++)
+      if (open_[i] && send(fds[i], request + at, 1, MSG_NOSIGNAL) != 1) {
+        open_[i] = false;
+        atomic_fetch_add(&d->closed, 1);
+      }
+    usleep(500 * 1000);
+  }
+  for (int i = 0; i < SLOW; i++) close(fds[i]);
+  return NULL;
+}
+
+START_TEST(slow_header_clients_do_not_block_others) {
+  dribble d = {0};
+  pthread_t t;
+  pthread_create(&t, NULL, slow_headers, &d);
+  usleep(500 * 1000);
+  for (int i = 0; i < 20; i++) {
+    expect_serving("100 clients dribble their headers");
+    usleep(100 * 1000);
+  }
+  atomic_store(&d.stop, true);
+  pthread_join(t, NULL);
+}
+END_TEST
+
+START_TEST(slow_body_is_cut_off) {
+  int fd = connect_raw();
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "POST /v1/promotions/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                   "demo-score\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                   strlen(customer));
+  send_all(fd, head, (size_t)n);
+  /* One byte every 100 ms: the body cannot arrive within request_timeout_ms (1.5 s); the server
+   * closes the connection at the first byte after it, while serving others meanwhile. */
+  double t0 = now_s();
+  bool closed = false;
+  for (size_t i = 0; i < strlen(customer) && !closed && now_s() - t0 < 10; i++) {
+    if (send(fd, customer + i, 1, MSG_NOSIGNAL) != 1) break;
+    if (i % 5 == 0) expect_serving("a client dribbles its body");
+    char *answer = read_answer(fd, 0.1, &closed);
+    ck_assert_msg(answer[0] == '\0', "slow body answered: %.300s", answer);
+    free(answer);
+  }
+  ck_assert_msg(closed, "a slow body kept its connection for %.1f s", now_s() - t0);
+  double took = now_s() - t0;
+  ck_assert_msg(took >= 1.4 && took < 3.0, "closed after %.1f s (request_timeout_ms 1500)", took);
+  close(fd);
+  expect_serving("after the slow body");
+}
+END_TEST
+
+START_TEST(oversized_headers_get_431) {
+  /* One huge header, then many small ones: both over max_header_bytes = 8192. */
+  for (int variant = 0; variant < 2; variant++) {
+    size_t cap = 64 * 1024, len = 0;
+    char *req = malloc(cap);
+    len += (size_t)snprintf(req, cap, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    if (variant == 0) {
+      len += (size_t)snprintf(req + len, cap - len, "X-Big: ");
+      memset(req + len, 'a', 20000);
+      len += 20000;
+      len += (size_t)snprintf(req + len, cap - len, "\r\n");
+    } else {
+      for (int i = 0; i < 1500; i++)
+        len += (size_t)snprintf(req + len, cap - len, "X-H%d: v\r\n", i);
+    }
+    len += (size_t)snprintf(req + len, cap - len, "\r\n");
+    int fd = connect_raw();
+    send_all(fd, req, len);
+    bool closed = false;
+    char *answer = read_answer(fd, 5.0, &closed);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 431", 12) == 0, "variant %d: %.200s", variant, answer);
+    free(answer);
+    free(req);
+    close(fd);
+    expect_serving("after oversized headers");
+  }
+}
+END_TEST
+
+START_TEST(oversized_bodies_get_413) {
+  /* Declared too large (refused before the body is read), and chunked without a length. */
+  int fd = connect_raw();
+  static const char declared[] =
+      "POST /v1/promotions/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-score\r\n"
+      "Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n";
+  send_all(fd, declared, sizeof declared - 1);
+  bool closed = false;
+  char *answer = read_answer(fd, 5.0, &closed);
+  ck_assert_msg(strncmp(answer, "HTTP/1.1 413", 12) == 0, "declared: %.200s", answer);
+  free(answer);
+  close(fd);
+
+  static const char chunked[] =
+      "POST /v1/promotions/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-score\r\n"
+      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+  char chunk[8192 + 16];
+  int head = snprintf(chunk, sizeof chunk, "2000\r\n");
+  memset(chunk + head, ' ', 8192);
+  memcpy(chunk + head + 8192, "\r\n", 2);
+  /* Somewhat over the limit (80 KiB chunked): read, dropped, answered 413. */
+  fd = connect_raw();
+  send_all(fd, chunked, sizeof chunked - 1);
+  for (int i = 0; i < 10; i++) send_all(fd, chunk, (size_t)head + 8192 + 2);
+  send_all(fd, "0\r\n\r\n", 5);
+  answer = read_answer(fd, 5.0, &closed);
+  ck_assert_msg(strncmp(answer, "HTTP/1.1 413", 12) == 0, "chunked 80 KiB: %.200s", answer);
+  ck_assert_ptr_nonnull(strstr(answer, "payload_too_large"));
+  free(answer);
+  close(fd);
+
+  fd = connect_raw();
+  send_all(fd, chunked, sizeof chunked - 1);
+  for (int i = 0; i < 40; i++) send_all(fd, chunk, (size_t)head + 8192 + 2); /* 320 KiB */
+  send_all(fd, "0\r\n\r\n", 5);
+  /* A chunked body growing past 4x max_body_bytes closes the connection, unanswered. */
+  answer = read_answer(fd, 5.0, &closed);
+  ck_assert_msg(closed && answer[0] == '\0', "chunked: %.200s", answer);
+  free(answer);
+  close(fd);
+  expect_serving("after oversized bodies");
+}
+END_TEST
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  Suite *s = suite_create("limits");
+  TCase *tc = tcase_create("limits");
+  tcase_set_timeout(tc, 120);
+  tcase_add_unchecked_fixture(tc, start_server, stop_server);
+  tcase_add_test(tc, idle_connections_are_bounded_and_closed);
+  tcase_add_test(tc, slow_header_clients_do_not_block_others);
+  tcase_add_test(tc, slow_body_is_cut_off);
+  tcase_add_test(tc, oversized_headers_get_431);
+  tcase_add_test(tc, oversized_bodies_get_413);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}
