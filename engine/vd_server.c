@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vd_buf.h"
+#include "vd_json_write.h"
 #include "vd_time.h"
 
 /* A chunked body up to this many times max_body_bytes is read and dropped to answer 413; a
@@ -104,8 +105,9 @@ void vd_http_respond_json(vd_http_response *resp, int status, json_t *json) {
   free(resp->body);
   resp->status = status;
   resp->content_type = "application/json";
-  resp->body = json ? json_dumps(json, JSON_COMPACT) : NULL;
-  resp->body_size = resp->body ? strlen(resp->body) : 0;
+  size_t size = 0; /* the same bytes as json_dumps(JSON_COMPACT), a quarter of the instructions */
+  resp->body = json ? vd_json_dumps_compact(json, &size) : NULL;
+  resp->body_size = resp->body ? size : 0;
   json_decref(json);
   if (json && !resp->body) resp->status = 500; /* out of memory while serialising */
 }
