@@ -507,7 +507,8 @@ static void render_html(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
       "line-height:1.4}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;"
       "padding:4px 8px;text-align:left;vertical-align:top}th{background:#f2f2f2}"
       ".note{color:#555;font-size:.9em}.up{color:#2e8b57}.down{color:#c0392b}"
-      "tr.applied{background:#fff6d5}td.result{white-space:nowrap}section.candidate{border-left:6px solid #999;padding:0 1em;"
+      "tr.applied{background:#fff6d5}td.result{white-space:nowrap}section.candidate{border-left:"
+      "6px solid #999;padding:0 1em;"
       "margin:1.5em 0}section.offered{border-color:#2e8b57}section.declined{border-color:#c0392b}"
       "code{font-size:.85em;word-break:break-all}</style></head><body>\n<h1>Decision ");
   esc(b, str(t, "id"));
