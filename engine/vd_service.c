@@ -20,12 +20,15 @@
 #include "vd_decision_log.h"
 #include "vd_deployment.h"
 #include "vd_explain.h"
+#include "vd_extract_rules.h"
 #include "vd_json_write.h"
+#include "vd_llm.h"
 #include "vd_metrics.h"
 #include "vd_pipeline.h"
 #include "vd_server.h"
 #include "vd_store.h"
 #include "vd_time.h"
+#include "vd_triage_pipeline.h"
 #include "vd_uuid.h"
 
 #ifndef VERDICT_VERSION
@@ -46,6 +49,9 @@ struct vd_service {
   vd_server *server;
   pthread_mutex_t reload_lock; /* one reload at a time (SIGHUP and POST /v1/admin/reload) */
   atomic_bool ready;
+  vd_llm *llm;             /* the LLM job service; NULL when the config has no `llm:` */
+  vd_gazetteer *gazetteer; /* places for itinerary escalations (the LLM layer's gazetteer) */
+  atomic_uint streams;     /* SSE streams still able to call into llm */
 };
 
 static void event(vd_service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -132,6 +138,13 @@ static vd_endpoint endpoint_of(const char *path) {
   if (strcmp(path, "/healthz") == 0) return VD_ENDPOINT_HEALTHZ;
   if (strcmp(path, "/readyz") == 0) return VD_ENDPOINT_READYZ;
   if (strcmp(path, "/metrics") == 0) return VD_ENDPOINT_METRICS;
+  if (strcmp(path, "/v1/triage") == 0) return VD_ENDPOINT_TRIAGE;
+  if (strcmp(path, "/v1/itineraries") == 0) return VD_ENDPOINT_ITINERARIES;
+  if (strncmp(path, "/v1/jobs/", 9) == 0) {
+    size_t n = strlen(path);
+    return n > 16 && strcmp(path + n - 7, "/events") == 0 ? VD_ENDPOINT_JOB_EVENTS
+                                                          : VD_ENDPOINT_JOB_GET;
+  }
   return VD_ENDPOINT_OTHER;
 }
 
@@ -480,10 +493,279 @@ static void handle_metrics(vd_service *s, vd_http_response *resp) {
   vd_decision_log_stats_get(s->log, &stats);
   vd_buf out = {0};
   vd_metrics_render(s->metrics, &stats, &out);
+  if (s->llm) vd_llm_metrics_text(s->llm, &out);
   resp->status = out.oom ? 503 : 200;
   resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
   resp->body_size = out.len;
   resp->body = vd_buf_take(&out);
+}
+
+/* ---- Triage and the LLM endpoints ---------------------------------------------------------- */
+
+/* Stores the decision (committed before the answer) and answers it: shared by both kinds. */
+static void log_and_answer(vd_service *s, const char *id, const char *kind, int64_t now,
+                           const char *subject_id, const char *ruleset_version,
+                           const char *model_version, const json_t *trace, json_t *response,
+                           vd_http_response *resp) {
+  vd_error err = {0};
+  char *text = json_dumps(trace, JSON_COMPACT);
+  if (!text) {
+    vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
+    return;
+  }
+  vd_decision_record record = {.id = id,
+                               .kind = kind,
+                               .subject_id = subject_id,
+                               .timestamp_us = now,
+                               .ruleset_version = ruleset_version,
+                               .model_version = model_version,
+                               .trace_json = text,
+                               .trace_len = strlen(text)};
+  vd_log_status logged = vd_decision_log_append(s->log, &record, &err);
+  free(text);
+  if (logged == VD_LOG_OK) {
+    vd_http_respond_json(resp, 200, json_incref(response));
+    return;
+  }
+  vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,
+                        "the decision could not be stored (%s): try again",
+                        vd_log_status_name(logged));
+  vd_http_add_header(resp, "Retry-After", "1");
+}
+
+/* Hands the escalation to the LLM layer without waiting for it. A refusal (queue full, no LLM
+ * layer, invalid input) never fails the decision: the escalation records the error and the
+ * provisional route stands. */
+static void submit_escalation(vd_service *s, vd_triage_decision *d, const char *decision_id) {
+  vd_llm_task task;
+  if (!vd_llm_task_parse(d->escalate, &task)) {
+    vd_triage_record_escalation(d, NULL, "unknown LLM task");
+    return;
+  }
+  if (!s->llm) {
+    vd_triage_record_escalation(d, NULL, "llm_unavailable: the config has no llm: section");
+    return;
+  }
+  char job_id[VD_LLM_JOB_ID_SIZE] = "";
+  vd_error err = {0};
+  vd_llm_submit_opts opts = {.feature = "triage", .ref = decision_id};
+  vd_llm_submit_status st = vd_llm_submit(s->llm, task, d->escalation_input, &opts, job_id, &err);
+  char why[VD_ERROR_MESSAGE_MAX + 32];
+  switch (st) {
+    case VD_LLM_SUBMITTED:
+    case VD_LLM_CACHED:
+      vd_triage_record_escalation(d, job_id, NULL);
+      return;
+    case VD_LLM_QUEUE_FULL:
+      vd_triage_record_escalation(d, NULL, "queue_full: the LLM job queue is full");
+      return;
+    case VD_LLM_REJECTED:
+      snprintf(why, sizeof why, "rejected: %s", err.message);
+      vd_triage_record_escalation(d, NULL, why);
+      return;
+  }
+}
+
+static void handle_triage(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
+  json_t *request = parse_body(req, resp);
+  if (!request) return;
+  vd_deployment *d = vd_registry_acquire_kind(s->registry, "triage");
+  if (!d) {
+    json_decref(request);
+    vd_http_respond_error(resp, 503, "not_ready", NULL, NULL, "no triage deployment is loaded");
+    return;
+  }
+  char id[VD_UUID_STRING_SIZE];
+  vd_error err = {0};
+  vd_triage_decision decision = {0};
+  vd_diags violations = {0};
+  if (!vd_uuid_v7(s->ids, id, &err)) {
+    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
+    goto done;
+  }
+  int64_t now = vd_wall_us();
+  vd_triage_input input = {.request = request,
+                           .decision_id = id,
+                           .now_us = now,
+                           .mask = &s->mask,
+                           .gazetteer = s->gazetteer};
+  vd_pipeline_status status = vd_triage_decide(d, &input, &decision, &violations, &err);
+  if (status == VD_PIPELINE_INVALID) {
+    respond_violations(resp, &violations);
+    goto done;
+  }
+  if (status != VD_PIPELINE_OK) {
+    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "decision failed: %s", err.message);
+    goto done;
+  }
+  if (decision.escalate) submit_escalation(s, &decision, id);
+  char label[64];
+  snprintf(label, sizeof label, "triage_%s",
+           json_string_value(json_object_get(decision.response, "handled_by")));
+  vd_metrics_count(s->metrics, VD_FAMILY_DECISIONS, label, 1);
+  log_and_answer(s, id, "triage", now, decision.subject_id, decision.ruleset_version,
+                 decision.model_version, decision.trace, decision.response, resp);
+done:
+  vd_triage_decision_clear(&decision);
+  vd_diags_free(&violations);
+  json_decref(request);
+  vd_deployment_release(d);
+}
+
+/* on_done hook of the LLM layer (its worker thread): a classify job's answer is stored on the
+ * triage decision it came from, as an amendment beside the provisional route. */
+static void on_llm_done(void *ctx, const json_t *job) {
+  vd_service *s = ctx;
+  const char *task = json_string_value(json_object_get(job, "task"));
+  const char *ref = json_string_value(json_object_get(job, "ref"));
+  if (!task || !ref || !ref[0]) return;
+  const json_t *result = json_object_get(job, "result");
+  json_t *amendment = json_pack(
+      "{s:s, s:s, s:O, s:O, s:O, s:O}", "type", "llm_escalation", "task", task, "job_id",
+      json_object_get(job, "job_id"), "state", json_object_get(job, "state"), "handled_by",
+      json_object_get(job, "handled_by"), "result", result ? result : json_null());
+  if (strcmp(task, "classify") == 0 && json_is_object(result)) {
+    json_object_set(amendment, "final_route", json_object_get(result, "route"));
+    json_object_set(amendment, "final_intent", json_object_get(result, "intent"));
+  }
+  vd_error err = {0};
+  if (amendment && vd_decision_log_amend(s->log, ref, amendment, &err) != VD_LOG_OK)
+    event(s, "cannot store the %s result of job %s on decision %s: %s", task,
+          json_string_value(json_object_get(job, "job_id")), ref, err.message);
+  json_decref(amendment);
+}
+
+static void handle_itinerary(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
+  json_t *request = parse_body(req, resp);
+  if (!request) return;
+  if (!s->llm) {
+    json_decref(request);
+    vd_http_respond_error(resp, 503, "llm_unavailable", NULL, NULL,
+                          "the LLM layer is not configured (the config has no llm: section)");
+    return;
+  }
+  char job_id[VD_LLM_JOB_ID_SIZE] = "";
+  vd_error err = {0};
+  vd_llm_submit_opts opts = {.feature = "itineraries"};
+  vd_llm_submit_status st =
+      vd_llm_submit(s->llm, VD_LLM_TASK_ITINERARY, request, &opts, job_id, &err);
+  json_decref(request);
+  switch (st) {
+    case VD_LLM_SUBMITTED: {
+      char events[96];
+      snprintf(events, sizeof events, "/v1/jobs/%s/events", job_id);
+      vd_http_respond_json(
+          resp, 202,
+          json_pack("{s:s, s:s, s:s}", "job_id", job_id, "state", "queued", "events", events));
+      return;
+    }
+    case VD_LLM_CACHED: {
+      json_t *job = vd_llm_job(s->llm, job_id);
+      if (job)
+        vd_http_respond_json(resp, 200, job);
+      else
+        vd_http_respond_error(resp, 500, "internal", NULL, NULL, "cached job %s vanished", job_id);
+      return;
+    }
+    case VD_LLM_QUEUE_FULL:
+      vd_http_respond_error(resp, 429, "queue_full", NULL, NULL,
+                            "the LLM job queue is full: try again shortly");
+      vd_http_add_header(resp, "Retry-After", "1");
+      return;
+    case VD_LLM_REJECTED:
+      if (err.field[0])
+        vd_http_respond_error(resp, 400, "invalid_request", err.field, NULL, "%s", err.message);
+      else
+        vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
+      return;
+  }
+}
+
+/* One SSE stream: relays a job's events until its "done" event. */
+typedef struct job_stream {
+  vd_service *service;
+  char id[VD_LLM_JOB_ID_SIZE];
+  uint64_t cursor;
+  uint64_t last_write_ns;
+} job_stream;
+
+enum { STREAM_WAIT_MS = 250, STREAM_KEEPALIVE_S = 15 };
+
+static void job_stream_next(void *ctx, vd_buf *out, bool *finished) {
+  job_stream *js = ctx;
+  vd_error err = {0};
+  json_t *events =
+      vd_llm_events(js->service->llm, js->id, &js->cursor, STREAM_WAIT_MS, finished, &err);
+  if (!events) {
+    vd_buf_printf(out, "event: error\ndata: {\"message\": \"job %s is gone\"}\n\n", js->id);
+    *finished = true;
+    return;
+  }
+  size_t i;
+  json_t *e;
+  json_array_foreach(events, i, e) vd_llm_event_sse(e, out);
+  json_decref(events);
+  uint64_t now = vd_monotonic_ns();
+  if (out->len) {
+    js->last_write_ns = now;
+  } else if (now - js->last_write_ns > (uint64_t)STREAM_KEEPALIVE_S * 1000000000u) {
+    vd_buf_puts(out, ": keep-alive\n\n"); /* proxies close idle streams */
+    js->last_write_ns = now;
+  }
+}
+
+static void job_stream_free(void *ctx) {
+  job_stream *js = ctx;
+  atomic_fetch_sub(&js->service->streams, 1);
+  free(js);
+}
+
+static void handle_job(vd_service *s, const vd_http_request *req, bool events,
+                       vd_http_response *resp) {
+  const char *path = vd_http_path(req) + strlen("/v1/jobs/");
+  size_t len = events ? strlen(path) - strlen("/events") : strlen(path);
+  char id[VD_LLM_JOB_ID_SIZE];
+  if (len != VD_LLM_JOB_ID_SIZE - 1) {
+    vd_http_respond_error(resp, 400, "bad_request", "id", NULL, "'%.*s' is not a job id",
+                          (int)(len > 64 ? 64 : len), path);
+    return;
+  }
+  memcpy(id, path, len);
+  id[len] = '\0';
+  if (!s->llm) {
+    vd_http_respond_error(resp, 503, "llm_unavailable", NULL, NULL,
+                          "the LLM layer is not configured (the config has no llm: section)");
+    return;
+  }
+  json_t *job = vd_llm_job(s->llm, id);
+  if (!job) {
+    vd_http_respond_error(resp, 404, "not_found", "id", NULL, "no job with id %s", id);
+    return;
+  }
+  if (!events) {
+    vd_http_respond_json(resp, 200, job);
+    return;
+  }
+  json_decref(job);
+  job_stream *js = calloc(1, sizeof *js);
+  if (!js) {
+    vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
+    return;
+  }
+  js->service = s;
+  memcpy(js->id, id, sizeof id);
+  js->last_write_ns = vd_monotonic_ns();
+  /* A reconnecting client resumes after the last event it saw. */
+  const char *last = vd_http_header(req, "Last-Event-ID");
+  if (last && *last) js->cursor = strtoull(last, NULL, 10);
+  atomic_fetch_add(&s->streams, 1);
+  resp->status = 200;
+  resp->content_type = "text/event-stream";
+  vd_http_add_header(resp, "Cache-Control", "no-cache");
+  vd_http_add_header(resp, "X-Accel-Buffering", "no");
+  resp->stream = job_stream_next;
+  resp->stream_free = job_stream_free;
+  resp->stream_ctx = js;
 }
 
 typedef struct route {
@@ -501,6 +783,10 @@ static const route routes[] = {
     {"GET", VD_ENDPOINT_HEALTHZ, 0},
     {"GET", VD_ENDPOINT_READYZ, 0},
     {"GET", VD_ENDPOINT_METRICS, 0},
+    {"POST", VD_ENDPOINT_TRIAGE, VD_ROLE_SCORE},
+    {"POST", VD_ENDPOINT_ITINERARIES, VD_ROLE_SCORE},
+    {"GET", VD_ENDPOINT_JOB_GET, VD_ROLE_SCORE},
+    {"GET", VD_ENDPOINT_JOB_EVENTS, VD_ROLE_SCORE},
 };
 
 static void handle(void *ctx, const vd_http_request *req, vd_http_response *resp) {
@@ -550,6 +836,16 @@ static void handle(void *ctx, const vd_http_request *req, vd_http_response *resp
     case VD_ENDPOINT_METRICS:
       handle_metrics(s, resp);
       break;
+    case VD_ENDPOINT_TRIAGE:
+      handle_triage(s, req, resp);
+      break;
+    case VD_ENDPOINT_ITINERARIES:
+      handle_itinerary(s, req, resp);
+      break;
+    case VD_ENDPOINT_JOB_GET:
+    case VD_ENDPOINT_JOB_EVENTS:
+      handle_job(s, req, endpoint == VD_ENDPOINT_JOB_EVENTS, resp);
+      break;
     default:
       vd_http_respond_error(resp, 404, "not_found", NULL, NULL, "no such endpoint");
       break;
@@ -558,11 +854,44 @@ static void handle(void *ctx, const vd_http_request *req, vd_http_response *resp
 
 /* ---- Loading and reloading ----------------------------------------------------------------- */
 
+/* The triage warm-up: the deployment's warmup request in the schema's shape ({context: {text,
+ * channel}, subject}) is sent as the API body {text, channel, subject}. */
+static bool warm_up_triage(vd_service *s, const vd_deployment *d, const json_t *warmup,
+                           vd_diags *diags) {
+  const json_t *context = json_object_get(warmup, "context");
+  json_t *body =
+      json_pack("{s:O?, s:O?, s:O?}", "text", json_object_get(context, "text"), "channel",
+                json_object_get(context, "channel"), "subject", json_object_get(warmup, "subject"));
+  vd_triage_input input = {.request = body,
+                           .decision_id = "00000000-0000-7000-8000-000000000000",
+                           .mask = &s->mask,
+                           .gazetteer = s->gazetteer};
+  vd_triage_decision decision = {0};
+  vd_diags violations = {0};
+  vd_error err = {0};
+  vd_pipeline_status st = vd_triage_decide(d, &input, &decision, &violations, &err);
+  vd_triage_decision_clear(&decision);
+  json_decref(body);
+  bool ok = st == VD_PIPELINE_OK;
+  if (!ok) {
+    vd_error e;
+    if (st == VD_PIPELINE_INVALID && violations.count)
+      vd_error_set(&e, "%s/deployment.yaml: the warmup request breaks the schema: %s: %s",
+                   vd_deployment_dir(d), violations.items[0].field, violations.items[0].message);
+    else
+      vd_error_set(&e, "%s: warm-up failed: %s", vd_deployment_dir(d), err.message);
+    if (diags) vd_diags_add(diags, &e);
+  }
+  vd_diags_free(&violations);
+  return ok;
+}
+
 /* Scores the deployment's warm-up request once (nothing is logged), so the first real request
  * does not pay for cold caches, and a warm-up request the schema refuses is a load error. */
 static bool warm_up(vd_service *s, const vd_deployment *d, vd_diags *diags) {
   const json_t *warmup = vd_deployment_warmup(d);
   if (!warmup) return true;
+  if (strcmp(vd_deployment_kind(d), "triage") == 0) return warm_up_triage(s, d, warmup, diags);
   vd_pipeline_input input = {
       .request = warmup, .decision_id = "00000000-0000-7000-8000-000000000000", .mask = &s->mask};
   vd_decision decision = {0};
@@ -653,7 +982,33 @@ bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   return ok;
 }
 
+/* The LLM layer, when the config has an `llm:` section: its data in the data folder, prompts,
+ * catalogue and gazetteer next to the config file unless the section says otherwise. */
+static bool open_llm(vd_service *s, vd_error *err) {
+  const vd_config *c = s->config;
+  if (!c->llm) return true;
+  vd_llm_config lc;
+  vd_llm_config_defaults(&lc);
+  snprintf(lc.data_dir, sizeof lc.data_dir, "%s", c->data_dir);
+  snprintf(lc.prompts_dir, sizeof lc.prompts_dir, "%s/prompts", c->base_dir);
+  snprintf(lc.catalogue_path, sizeof lc.catalogue_path, "%s/itineraries/catalogue.json",
+           c->base_dir);
+  snprintf(lc.gazetteer_path, sizeof lc.gazetteer_path, "%s/triage/gazetteer.tsv", c->base_dir);
+  if (!vd_llm_config_from_json(&lc, c->llm, err)) {
+    vd_error_prefix(err, "%s", c->path);
+    return false;
+  }
+  lc.on_done = on_llm_done;
+  lc.on_done_ctx = s;
+  if (lc.gazetteer_path[0] && !(s->gazetteer = vd_gazetteer_load(lc.gazetteer_path, err)))
+    return false;
+  s->llm = vd_llm_open(&lc, err);
+  return s->llm != NULL;
+}
+
 static void service_free(vd_service *s) {
+  vd_llm_close(s->llm); /* no on_done hook runs after this */
+  vd_gazetteer_free(s->gazetteer);
   vd_registry_free(s->registry);
   if (s->log) vd_decision_log_close(s->log);
   vd_metrics_free(s->metrics);
@@ -694,6 +1049,7 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
   }
   s->log = vd_decision_log_open(&log_config, err);
   if (!s->log) goto fail;
+  if (!open_llm(s, err)) goto fail;
 
   vd_deployment **loaded = calloc(c->deployment_count, sizeof(vd_deployment *));
   if (!loaded) goto fail;
@@ -748,6 +1104,8 @@ bool vd_service_stop(vd_service *s) {
     event(s, "%u requests still in flight after %u ms; closing them",
           vd_server_in_flight(s->server), s->config->limits.shutdown_timeout_ms);
   vd_server_stop(s->server);
+  /* a stream's producer may still be inside vd_llm_events for one more wait */
+  for (int i = 0; i < 200 && atomic_load(&s->streams) > 0; i++) usleep(10000);
   service_free(s); /* closes the decision log: every queued decision is committed first */
   return drained;
 }
