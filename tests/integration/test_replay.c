@@ -238,11 +238,27 @@ START_TEST(every_decision_replays_identically_and_shadow_counts_are_exact) {
 }
 END_TEST
 
+START_TEST(serve_refuses_masking_a_field_a_rule_reads) {
+  vd_itest_server s;
+  ck_assert(vd_itest_prepare(&s, "mask_fields: [subject.id, subject.country]\n"));
+  char cmd[1024], *out = NULL;
+  snprintf(cmd, sizeof cmd, "%s serve --config %s 2>&1", VERDICT_EXE, s.config);
+  int status = run(cmd, &out);
+  ck_assert_int_eq(status, 1);
+  ck_assert_msg(strstr(out, "mask_fields: subject.country is read by rule region-restriction"),
+                "%s", out);
+  ck_assert_ptr_null(strstr(out, "subject.id is read"));
+  free(out);
+  vd_itest_cleanup(&s);
+}
+END_TEST
+
 int main(void) {
   Suite *suite = suite_create("replay");
   TCase *tc = tcase_create("replay");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, every_decision_replays_identically_and_shadow_counts_are_exact);
+  tcase_add_test(tc, serve_refuses_masking_a_field_a_rule_reads);
   suite_add_tcase(suite, tc);
   return vd_test_run(suite);
 }
