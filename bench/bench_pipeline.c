@@ -2,17 +2,21 @@
  * rows, every row against every candidate of the deployment, with exact contributions and the
  * full trace. Prints p50/p99/p99.9 per decision and the cost of serialising the trace, and one
  * machine-readable `RESULT key=value ...` line (bench/run reads it).
- *   bench_pipeline [--rows N] [--deployment DIR] [ROWS]     (default 10000 rows, the example) */
+ *   bench_pipeline [--rows N] [--deployment DIR] [ROWS]     (default 10000 rows, the example)
+ * With a triage deployment (--deployment examples/triage) it decides CLINC150 validation texts
+ * through vd_triage_decide instead. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vd_args.h"
+#include "vd_buf.h"
 #include "vd_deployment.h"
 #include "vd_json_write.h"
 #include "vd_pipeline.h"
 #include "vd_time.h"
+#include "vd_triage_pipeline.h"
 
 static int compare_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -52,6 +56,71 @@ static json_t *request_of(char *line, size_t row) {
                    0, "emails_last_30d", (int)(row % 5), "country", "US");
 }
 
+/* --deployment examples/triage: vd_triage_decide over the CLINC150 validation texts (the text
+ * masked, rules, the model with token contributions, the trace), the same figures. */
+static int bench_triage_deployment(const vd_deployment *d, size_t rows) {
+  vd_error err = {0};
+  size_t size = 0;
+  char *data = vd_read_file(VERDICT_SHARED_DIR "/data/clinc150/val.jsonl", 64u << 20, &size, &err);
+  if (!data) {
+    fprintf(stderr, "SKIP: %s\n", err.message);
+    return 0;
+  }
+  json_t **requests = calloc(rows, sizeof(json_t *));
+  uint64_t *decide = calloc(rows, sizeof(uint64_t)), *dump = calloc(rows, sizeof(uint64_t));
+  if (!requests || !decide || !dump) return 1;
+  size_t texts = 0;
+  for (char *line = strtok(data, "\n"); line && texts < rows; line = strtok(NULL, "\n")) {
+    json_t *row = json_loads(line, 0, NULL);
+    if (json_is_string(json_object_get(row, "text")))
+      requests[texts++] = json_pack("{s:O, s:s, s:{s:s}}", "text", json_object_get(row, "text"),
+                                    "channel", "web", "subject", "id", "bench");
+    json_decref(row);
+  }
+  free(data);
+  size_t n = 0, escalated = 0, trace_bytes = 0;
+  while (n < rows && texts) { /* cycle over the texts up to `rows` decisions */
+    vd_triage_input in = {.request = requests[n % texts],
+                          .decision_id = "01a23c2a-7289-7441-81f8-c38f843ea62d"};
+    vd_triage_decision out = {0};
+    uint64_t t0 = vd_monotonic_ns();
+    if (vd_triage_decide(d, &in, &out, NULL, &err) != VD_PIPELINE_OK) {
+      fprintf(stderr, "text %zu: %s\n", n, err.message);
+      return 1;
+    }
+    uint64_t t1 = vd_monotonic_ns();
+    char *text = vd_json_dumps_compact(out.trace, NULL);
+    uint64_t t2 = vd_monotonic_ns();
+    decide[n] = t1 - t0;
+    dump[n] = t2 - t1;
+    trace_bytes += text ? strlen(text) : 0;
+    escalated += out.escalate != NULL;
+    free(text);
+    vd_triage_decision_clear(&out);
+    n++;
+  }
+  qsort(decide, n, sizeof *decide, compare_u64);
+  qsort(dump, n, sizeof *dump, compare_u64);
+  printf("triage pipeline over %zu decisions (%zu CLINC150 validation texts, %.1f %% escalated):\n",
+         n, texts < rows ? texts : rows, 100.0 * (double)escalated / (double)n);
+  printf(
+      "  decide (mask + rules + model + contributions + trace): p50 %.1f us, p99 %.1f us, "
+      "p99.9 %.1f us\n",
+      percentile(decide, n, 50), percentile(decide, n, 99), percentile(decide, n, 99.9));
+  printf("  serialise the trace: p50 %.1f us, p99 %.1f us; %.0f bytes on average\n",
+         percentile(dump, n, 50), percentile(dump, n, 99), (double)trace_bytes / (double)n);
+  printf(
+      "RESULT kind=triage decisions=%zu decide_p50_us=%.2f decide_p99_us=%.2f "
+      "decide_p999_us=%.2f serialise_p99_us=%.2f\n",
+      n, percentile(decide, n, 50), percentile(decide, n, 99), percentile(decide, n, 99.9),
+      percentile(dump, n, 99));
+  for (size_t i = 0; i < texts; i++) json_decref(requests[i]);
+  free(requests);
+  free(decide);
+  free(dump);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   vd_option options[] = {
       {"rows", true, NULL, "Hillstrom rows to decide (default 10000)"},
@@ -79,6 +148,11 @@ int main(int argc, char **argv) {
   if (!d) {
     for (size_t i = 0; i < diags.count; i++) fprintf(stderr, "%s\n", diags.items[i].message);
     return 1;
+  }
+  if (strcmp(vd_deployment_kind(d), "triage") == 0) {
+    int rc = bench_triage_deployment(d, rows);
+    vd_deployment_release(d);
+    return rc;
   }
   FILE *csv = fopen(VERDICT_SHARED_DIR "/data/hillstrom/hillstrom.csv", "r");
   if (!csv) {

@@ -1,5 +1,6 @@
 -- wrk script: POST /v1/promotions/score with a rotating set of real Hillstrom-shaped customers.
 -- usage: wrk -t2 -c32 -d10s -s bench/http/score.lua http://127.0.0.1:8080  (see bench/run_http)
+--        ENDPOINT=triage bench/run_http ...   (POST /v1/triage instead, see below)
 wrk.method = "POST"
 wrk.path = "/v1/promotions/score"
 wrk.headers["Content-Type"] = "application/json"
@@ -25,6 +26,29 @@ local connections = tonumber(os.getenv("CONNECTIONS") or "1")
 if rate and rate > 0 then
   local pause = connections * 1000 / rate
   delay = function() return pause end
+end
+
+-- ENDPOINT=triage: POST /v1/triage instead, with request texts covering every route (model
+-- answers, phrase rules, and extract / itinerary / classify escalations, which are submitted to
+-- the LLM layer but never awaited).
+if os.getenv("ENDPOINT") == "triage" then
+  wrk.path = "/v1/triage"
+  local texts = {
+    "my luggage never showed up after my flight", "I lost my credit card",
+    "why was my card declined at the store", "I want to open a chargeback for this order",
+    "book a flight to Lisbon from May 3 to May 7 for two adults",
+    "I need a hotel in Rome for three nights", "rent a car in Denver next weekend",
+    "what are fun things to do in Paris from June 3 to June 6",
+    "how do I grow tomatoes on my balcony", "is my flight to denver on time",
+    "what is my credit score", "how many vacation days do I have left",
+    "set a timer for ten minutes", "what is the exchange rate between dollars and euros",
+    "can you tell me a joke", "someone charged my card 4111 1111 1111 1111 twice",
+  }
+  bodies = {}
+  for i = 1, #texts * 4 do
+    bodies[i] = string.format('{"text":"%s","channel":"web","subject":{"id":"bench-%d"}}',
+      texts[((i - 1) % #texts) + 1], i)
+  end
 end
 
 local n = 0
