@@ -177,6 +177,32 @@ START_TEST(the_replay_verb_reads_the_log) {
   ck_assert_int_eq(vd_verb_replay(4, missing, stdout, errf), 1);
   char *nolog[] = {"replay", (char *)ids[0], "--data-dir", "/nonexistent", NULL};
   ck_assert_int_eq(vd_verb_replay(4, nolog, stdout, errf), 1);
+  /* verdict explain on the same log: text by default, json is the trace; usage mistakes exit 2. */
+  char *explain[] = {"explain", (char *)ids[1], "--data-dir", data, NULL};
+  out = open_memstream(&out_text, &out_size);
+  ck_assert_int_eq(vd_verb_explain(4, explain, out, errf), 0);
+  fclose(out);
+  ck_assert_ptr_nonnull(strstr(out_text,
+                               "mens-email       NOT OFFERED: declined by rule "
+                               "frequency-cap"));
+  ck_assert_ptr_nonnull(strstr(out_text, "At most four marketing e-mails in 30 days."));
+  free(out_text);
+  char *as_json[] = {"explain", (char *)ids[0], "--format", "json", "--data-dir", data, NULL};
+  out = open_memstream(&out_text, &out_size);
+  ck_assert_int_eq(vd_verb_explain(6, as_json, out, errf), 0);
+  fclose(out);
+  json_t *parsed = json_loads(out_text, 0, NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(parsed, "id")), ids[0]);
+  json_decref(parsed);
+  free(out_text);
+  char *bad_format[] = {"explain", (char *)ids[0], "--format", "pdf", "--data-dir", data, NULL};
+  ck_assert_int_eq(vd_verb_explain(6, bad_format, stdout, errf), 2);
+  char *no_rules[] = {"shadow", "--deployment", (char *)example, "--data-dir", data, NULL};
+  ck_assert_int_eq(vd_verb_shadow(5, no_rules, stdout, errf), 2);
+  char *bad_rules[] = {
+      "shadow", "--deployment", (char *)example, "--rules", "/nonexistent.yaml", "--data-dir", data,
+      NULL};
+  ck_assert_int_eq(vd_verb_shadow(7, bad_rules, stdout, errf), 1);
   fclose(errf);
   vd_diags_free(&diags);
   vd_deployment_release(d);
