@@ -496,7 +496,7 @@ bool vd_text_featurise(const vd_text_config *c, const char *text, size_t len, vd
   if (!tokenise(f, text, len) || !word_ngrams(f, c) || !char_ngrams(f, c))
     return vd_error_set(err, "out of memory featurising a text of %zu bytes", len);
   if (f->norm) f->norm[f->norm_len] = '\0';
-  qsort(f->emits, f->emit_count, sizeof(emission), emission_cmp);
+  if (f->emit_count) qsort(f->emits, f->emit_count, sizeof(emission), emission_cmp);
   if (!grow((void **)&f->indices, &f->feature_cap, f->emit_count + 1, sizeof(uint32_t)))
     return vd_error_set(err, "out of memory");
   size_t cap = f->feature_cap;

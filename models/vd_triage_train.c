@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xgboost/c_api.h>
 
 #include "vd_args.h"
@@ -573,6 +574,14 @@ static bool evaluate(trainer *t, const char *model_path, json_t *metrics, vd_err
   double ece_after = vd_calibration_ece(conf, correct, n, VD_CALIBRATION_ECE_BINS);
   double nll_before = vd_calibration_nll(t->val_margins, t->val_labels, n, k, 1.0);
   double nll_after = vd_calibration_nll(t->val_margins, t->val_labels, n, k, temperature);
+  /* A model far worse than guessing uniformly (log k) has diverged: refuse to write it. */
+  if (!isfinite(nll_before) || nll_before > 4 * log((double)k)) {
+    ok = vd_error_set(err,
+                      "training diverged (validation log-loss %.3g, uniform guessing gives %.3g): "
+                      "raise --lambda or lower --eta",
+                      nll_before, log((double)k));
+    goto done;
+  }
   evaluation e = {t->val_labels, pred, conf, n, t->oos};
   double threshold = choose_threshold(&e, t->o->target_escalation);
   operating_point chosen = at_threshold(&e, threshold);
@@ -641,8 +650,34 @@ static bool native_check(trainer *t, const char *out_dir, double *max_diff, vd_e
   return ok;
 }
 
+static const char *const BUNDLE_FILES[] = {"model.json", "manifest.json"};
+
+/* Moves the staged files into the bundle folder (model first: a reader in between sees a version
+ * mismatch, which the loader refuses, never a silently wrong pair). */
+static bool publish(const char *staging, const char *out_dir, vd_error *err) {
+  for (size_t i = 0; i < 2; i++) {
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s/%s", staging, BUNDLE_FILES[i]);
+    snprintf(to, sizeof to, "%s/%s", out_dir, BUNDLE_FILES[i]);
+    if (rename(from, to) != 0)
+      return vd_error_set(err, "cannot move %s to %s: %s", from, to, strerror(errno));
+  }
+  rmdir(staging);
+  return true;
+}
+
+static void discard(const char *staging) {
+  for (size_t i = 0; i < 2; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", staging, BUNDLE_FILES[i]);
+    unlink(path);
+  }
+  rmdir(staging);
+}
+
 bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err) {
   trainer t = {.o = o, .log = log};
+  char staging[4096] = "";
   bool ok = false;
   uint64_t t0 = vd_monotonic_ns();
   bool linear = strcmp(o->booster, "gblinear") == 0;
@@ -740,10 +775,16 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
   }
   if (!xgb_margins(t.booster, t.dval, t.val.count, t.k, t.val_margins, err)) goto done;
 
-  if (!make_dir(o->out_dir, err)) goto done;
-  char model_path[4096], manifest_path[4096];
-  snprintf(model_path, sizeof model_path, "%s/model.json", o->out_dir);
-  snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", o->out_dir);
+  /* The bundle is written and checked in a staging folder inside out_dir and only then moved in,
+   * so a failed training never leaves a broken or mismatched bundle behind. */
+  char model_path[4200], manifest_path[4200];
+  if ((size_t)snprintf(staging, sizeof staging, "%s/.staging", o->out_dir) >= sizeof staging) {
+    vd_error_set(err, "path too long: %s", o->out_dir);
+    goto done;
+  }
+  if (!make_dir(o->out_dir, err) || !make_dir(staging, err)) goto done;
+  snprintf(model_path, sizeof model_path, "%s/model.json", staging);
+  snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", staging);
   if (!XGB_OK(XGBoosterSaveModel(t.booster, model_path), err)) goto done;
   char version[VD_SHA256_HEX_SIZE];
   if (!vd_sha256_file_hex(model_path, version, err)) goto done;
@@ -768,7 +809,7 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
   if (!write_json(manifest_path, t.manifest, err)) goto done;
   if (linear) {
     double diff;
-    if (!native_check(&t, o->out_dir, &diff, err)) goto done;
+    if (!native_check(&t, staging, &diff, err)) goto done;
     if (log)
       fprintf(log, "native scoring vs XGBoost on %zu validation rows: max |diff| = %.3g\n",
               t.val.count, diff);
@@ -777,11 +818,13 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
       goto done;
     }
   }
+  if (!publish(staging, o->out_dir, err)) goto done;
   if (log)
     fprintf(log, "bundle written to %s (version %.12s) in %.2f s total\n", o->out_dir, version,
             (double)(vd_monotonic_ns() - t0) / 1e9);
   ok = true;
 done:
+  if (!ok && staging[0]) discard(staging);
   vd_text_features_free(tf);
   trainer_free(&t);
   return ok;

@@ -27,7 +27,7 @@ bool triage_read_rows(const char *name, triage_rows *rows) {
     }
     rows->text[rows->count] = strdup(json_string_value(json_object_get(j, "text")));
     rows->intent[rows->count] = strdup(json_string_value(json_object_get(j, "intent")));
-    rows->count++;
+    rows->total = ++rows->count;
     json_decref(j);
   }
   free(data);
@@ -35,7 +35,7 @@ bool triage_read_rows(const char *name, triage_rows *rows) {
 }
 
 void triage_free_rows(triage_rows *rows) {
-  for (size_t i = 0; i < rows->count; i++) {
+  for (size_t i = 0; i < rows->total; i++) {
     free(rows->text[i]);
     free(rows->intent[i]);
   }

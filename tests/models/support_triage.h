@@ -11,7 +11,8 @@
 #define TRIAGE_SHIPPED_BUNDLE VERDICT_SOURCE_DIR "/examples/triage/model"
 
 typedef struct triage_rows {
-  size_t count;
+  size_t count; /* rows in use (a test may lower it to sample) */
+  size_t total; /* rows read (freed) */
   char **text;
   char **intent;
 } triage_rows;

@@ -285,6 +285,40 @@ START_TEST(load_refuses_altered_or_broken_bundles) {
 }
 END_TEST
 
+/* Words only, no regularisation, full Newton steps: the coordinate updater diverges, and the
+ * trainer refuses to write the bundle. */
+START_TEST(training_refuses_a_diverged_model) {
+  if (!have_data) return;
+  char train_path[4096], val_path[4096], out[256];
+  vd_test_shared_path("data/clinc150/train.jsonl", train_path, sizeof train_path);
+  vd_test_shared_path("data/clinc150/val.jsonl", val_path, sizeof val_path);
+  snprintf(out, sizeof out, "/tmp/vd-triage-test-XXXXXX");
+  ck_assert(mkdtemp(out) != NULL);
+  vd_triage_train_options o;
+  vd_triage_train_defaults(&o);
+  o.train_path = train_path;
+  o.val_path = val_path;
+  o.out_dir = out;
+  o.max_train_rows = 3000;
+  o.max_columns = 3000;
+  o.rounds = 10;
+  o.eta = 1.0;
+  o.lambda = 0;
+  o.alpha = 0;
+  o.featuriser.char_ngram_min = o.featuriser.char_ngram_max = 0;
+  vd_error err = {0};
+  ck_assert(!vd_triage_train(&o, NULL, &err));
+  ck_assert_msg(strstr(err.message, "diverged"), "%s", err.message);
+  /* Nothing is left behind: no manifest, no model, no staging folder. */
+  const char *names[] = {"manifest.json", "model.json", ".staging"};
+  for (size_t i = 0; i < 3; i++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", out, names[i]);
+    ck_assert_msg(access(path, F_OK) != 0, "%s was left behind", path);
+  }
+}
+END_TEST
+
 typedef struct worker {
   vd_triage_model *model;
   size_t from;
@@ -333,6 +367,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, training_is_deterministic);
   tcase_add_test(tc, load_refuses_altered_or_broken_bundles);
   tcase_add_test(tc, one_model_scores_from_many_threads);
+  tcase_add_test(tc, training_refuses_a_diverged_model);
   suite_add_tcase(s, tc);
   return s;
 }
