@@ -43,9 +43,8 @@ static size_t gather(const char *text, const group *g, size_t a, size_t b, char 
 }
 
 static void emit_mask(vd_buf *out, const char *digits, size_t n) {
-  vd_buf_puts(out, "[card ending ");
+  vd_buf_puts(out, "****");
   vd_buf_append(out, digits + n - 4, 4);
-  vd_buf_puts(out, "]");
 }
 
 /* Masks the PANs inside one run of digit groups text[g[0].start .. g[count-1].end), copying the

@@ -9,8 +9,11 @@
  * a reference number, not a card, and is left alone; so are Luhn-invalid numbers (order numbers,
  * phone numbers).
  *
- * Each PAN is replaced by "[card ending DDDD]" (the last four digits, which PCI DSS allows to be
- * shown), so the text keeps its meaning for the model and a human, and no full number survives.
+ * Each PAN is replaced by "****DDDD" (the last four digits, which PCI DSS allows to be shown):
+ * a human still sees which card, the text model sees a number where there was one (its
+ * featuriser reads "****1111" like the digits it replaces, so masking does not move the
+ * predicted intent; a wordy placeholder such as "[card ending 1111]" would pull requests towards
+ * card intents), and no full number survives.
  *
  * Stateless and thread-safe; the output buffer is the caller's.
  */

@@ -304,7 +304,7 @@ START_TEST(card_numbers_never_reach_the_data_folder) {
     if (jobs[i]) json_decref(wait_job(&server, jobs[i])); /* the LLM store has its input too */
     json_t *trace = decision(&server, str(rs[i].json, "decision_id"));
     char *text = json_dumps(trace, JSON_COMPACT);
-    ck_assert_ptr_nonnull(strstr(text, "[card ending "));
+    ck_assert_ptr_nonnull(strstr(text, "****"));
     free(text);
     json_decref(trace);
     vd_itest_response_free(&rs[i]);
@@ -318,7 +318,7 @@ START_TEST(card_numbers_never_reach_the_data_folder) {
   for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
     ck_assert_msg(!folder_contains(server.data_dir, numbers[i]), "%s is in %s", numbers[i],
                   server.data_dir);
-  ck_assert(folder_contains(server.data_dir, "[card ending 1111]")); /* the grep can find */
+  ck_assert(folder_contains(server.data_dir, "****1111")); /* the grep can find */
 }
 END_TEST
 
