@@ -23,6 +23,9 @@ int vd_verb_score(int argc, char **argv, FILE *out, FILE *err);
 
 /* llm/vd_llm_cli.c (LLM jobs, vd_llm.h) */
 int vd_verb_llm(int argc, char **argv, FILE *out, FILE *err);
+/* llm/vd_prompts_cli.c and llm/vd_eval.c (prompt registry and golden-set evals, vd_eval.h) */
+int vd_verb_prompts(int argc, char **argv, FILE *out, FILE *err);
+int vd_verb_eval(int argc, char **argv, FILE *out, FILE *err);
 
 /* engine/vd_replay.c and engine/vd_shadow.c (re-deciding logged decisions, vd_replay.h) */
 int vd_verb_explain(int argc, char **argv, FILE *out, FILE *err);

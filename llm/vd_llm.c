@@ -17,6 +17,7 @@
 #include "vd_hash.h"
 #include "vd_llm_store.h"
 #include "vd_llm_tasks.h"
+#include "vd_prompts.h"
 #include "vd_time.h"
 #include "vd_uuid.h"
 
@@ -417,8 +418,11 @@ static bool start_call(vd_llm *llm, job *j, vd_error *err) {
   char url[VD_LLM_PATH_MAX + 64];
   if (!vd_llm_endpoint_url(pc->wire, pc->base_url, url, sizeof url))
     return vd_error_set(err, "provider %s: base URL too long", pc->name);
-  json_t *body = vd_llm_request_body(pc->wire, tier->model, j->plan.system, j->messages,
-                                     tier->max_output_tokens, llm->cfg.tasks[j->task].temperature);
+  const vd_prompt *prompt = vd_llm_tasks_prompt(llm->tasks, j->task);
+  json_t *body =
+      vd_llm_request_body(pc->wire, tier->model, j->plan.system, j->messages,
+                          prompt ? vd_prompt_max_tokens(prompt) : tier->max_output_tokens,
+                          llm->cfg.tasks[j->task].temperature);
   j->body = json_dumps(body, JSON_COMPACT);
   json_decref(body);
   j->easy = curl_easy_init();
@@ -932,6 +936,13 @@ vd_llm *vd_llm_open(const vd_llm_config *cfg, vd_error *err) {
   if (!(llm->checkpointer = vd_llm_store_open(path, true, err))) goto fail;
   llm->front = llm->store;
   if (!(llm->tasks = vd_llm_tasks_load(cfg, err))) goto fail;
+  for (int t = 0; t < VD_LLM_TASK_COUNT;
+       t++) { /* the prompt's header decides tier and temperature */
+    const vd_prompt *prompt = vd_llm_tasks_prompt(llm->tasks, (vd_llm_task)t);
+    if (!prompt) continue;
+    llm->cfg.tasks[t].tier = vd_prompt_tier(prompt);
+    llm->cfg.tasks[t].temperature = vd_prompt_temperature(prompt);
+  }
   if (!(llm->uuids = vd_uuid_gen_new(err))) goto fail;
   llm->rng = gsl_rng_alloc(gsl_rng_mt19937);
   gsl_rng_set(llm->rng, cfg->jitter_seed ? cfg->jitter_seed : (unsigned long)vd_monotonic_ns());

@@ -8,6 +8,7 @@
 #include "vd_args.h"
 #include "vd_buf.h"
 #include "vd_llm.h"
+#include "vd_llm_cli.h"
 #include "vd_llm_store.h"
 #include "vd_time.h"
 #include "vd_yaml.h"
@@ -45,8 +46,8 @@ static bool resolve(char *path, size_t size, const char *config_dir, FILE *err) 
   return fits;
 }
 
-static bool load_config(vd_llm_config *cfg, const char *config_path, const char *data_dir,
-                        FILE *err) {
+bool vd_llm_config_load_file(vd_llm_config *cfg, const char *config_path, const char *data_dir,
+                             FILE *err) {
   vd_llm_config_defaults(cfg);
   if (config_path) {
     vd_error e;
@@ -211,8 +212,8 @@ int vd_verb_llm(int argc, char **argv, FILE *out, FILE *err) {
     return 2;
   }
   vd_llm_config *cfg = malloc(sizeof *cfg);
-  if (!cfg || !load_config(cfg, vd_args_get(options, n, "config"),
-                           vd_args_get(options, n, "data-dir"), err)) {
+  if (!cfg || !vd_llm_config_load_file(cfg, vd_args_get(options, n, "config"),
+                                       vd_args_get(options, n, "data-dir"), err)) {
     free(cfg);
     return 2;
   }

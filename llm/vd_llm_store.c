@@ -228,6 +228,44 @@ json_t *vd_llm_store_costs(vd_llm_store *s, const char *from_day, const char *to
   return rows;
 }
 
+json_t *vd_llm_store_prompt_stats(vd_llm_store *s, const char *task, vd_error *err) {
+  /* Per job first (its calls' cost and tokens from the ledger), then per prompt version. A job
+   * failed validation when its first answer needed a repair or it fell back for invalid output. */
+  sqlite3_stmt *st = prepare(
+      s,
+      "WITH j AS (SELECT json_extract(record, '$.prompt_version') AS pv,"
+      "  json_extract(record, '$.latency_ms') AS latency,"
+      "  (json_extract(record, '$.repaired') = 1 OR json_extract(record, '$.reason') LIKE "
+      "   'the answer failed validation%') AS invalid,"
+      "  (SELECT COUNT(*) FROM llm_ledger l WHERE l.job_id = llm_jobs.job_id) AS calls,"
+      "  (SELECT COALESCE(SUM(cost_usd), 0) FROM llm_ledger l WHERE l.job_id = llm_jobs.job_id)"
+      "   AS cost,"
+      "  (SELECT COALESCE(SUM(input_tokens), 0) FROM llm_ledger l"
+      "   WHERE l.job_id = llm_jobs.job_id) AS tin"
+      "  FROM llm_jobs WHERE task = ? AND state IN ('succeeded', 'fallback', 'failed'))"
+      "SELECT pv, COUNT(*), SUM(calls > 0), SUM(calls), SUM(cost), AVG(latency),"
+      "  SUM(CASE WHEN calls > 0 THEN invalid ELSE 0 END), SUM(tin) FROM j"
+      "  GROUP BY pv ORDER BY pv",
+      err);
+  if (!st) return NULL;
+  sqlite3_bind_text(st, 1, task, -1, SQLITE_TRANSIENT);
+  json_t *rows = json_array();
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const unsigned char *pv = sqlite3_column_text(st, 0);
+    json_array_append_new(
+        rows,
+        json_pack("{s:s,s:I,s:I,s:I,s:f,s:f,s:I,s:I}", "prompt_version", pv ? (const char *)pv : "",
+                  "jobs", (json_int_t)sqlite3_column_int64(st, 1), "jobs_with_calls",
+                  (json_int_t)sqlite3_column_int64(st, 2), "calls",
+                  (json_int_t)sqlite3_column_int64(st, 3), "cost_usd", sqlite3_column_double(st, 4),
+                  "mean_latency_ms", sqlite3_column_double(st, 5), "validation_failures",
+                  (json_int_t)sqlite3_column_int64(st, 6), "input_tokens",
+                  (json_int_t)sqlite3_column_int64(st, 7)));
+  }
+  sqlite3_finalize(st);
+  return rows;
+}
+
 void vd_llm_store_checkpoint(vd_llm_store *s) {
   sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }

@@ -64,4 +64,9 @@ double vd_llm_store_spend(vd_llm_store *store, const char *feature, const char *
 json_t *vd_llm_store_costs(vd_llm_store *store, const char *from_day, const char *to_day,
                            vd_error *err);
 
+/* Per prompt version of task's finished jobs: [{prompt_version, jobs, jobs_with_calls, calls,
+ * cost_usd, mean_latency_ms, validation_failures (jobs with calls whose first answer failed
+ * validation), input_tokens}] — for `verdict prompts stats`. */
+json_t *vd_llm_store_prompt_stats(vd_llm_store *store, const char *task, vd_error *err);
+
 #endif

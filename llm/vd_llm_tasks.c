@@ -10,11 +10,12 @@
 #include "vd_extract_rules.h"
 #include "vd_hash.h"
 #include "vd_json_schema.h"
+#include "vd_prompts.h"
 
-enum { PROMPT_MAX_BYTES = 256 * 1024, CATALOGUE_MAX_BYTES = 4 * 1024 * 1024 };
+enum { CATALOGUE_MAX_BYTES = 4 * 1024 * 1024 };
 
 struct vd_llm_tasks {
-  char *prompts[VD_LLM_TASK_COUNT];
+  vd_prompt *prompts[VD_LLM_TASK_COUNT]; /* the registry's active version (NULL: disabled) */
   char prompt_versions[VD_LLM_TASK_COUNT][VD_LLM_NAME_MAX + 16];
   json_t *output_schemas[VD_LLM_TASK_COUNT];
   json_t *input_schemas[VD_LLM_TASK_COUNT];
@@ -146,6 +147,8 @@ static json_t *parse_builtin(const char *text) {
   return doc;
 }
 
+/* The task's prompt from the registry: the version the data folder's history activated, else
+ * the config's prompt_version. An inline output schema in its header replaces the built-in one. */
 static bool load_prompt(vd_llm_tasks *t, const vd_llm_config *cfg, vd_llm_task task,
                         vd_error *err) {
   const vd_llm_task_config *tc = &cfg->tasks[task];
@@ -153,24 +156,24 @@ static bool load_prompt(vd_llm_tasks *t, const vd_llm_config *cfg, vd_llm_task t
     snprintf(t->prompt_versions[task], sizeof t->prompt_versions[task], "none");
     return true;
   }
-  for (const char *c = tc->prompt_version; *c; c++)
-    if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
-      return vd_error_field(err, "llm.tasks.prompt_version",
-                            "prompt version \"%s\" may hold only letters, digits, '.', '-', '_'",
-                            tc->prompt_version);
-  char path[VD_LLM_PATH_MAX * 2];
-  snprintf(path, sizeof path, "%s/%s/%s.md", cfg->prompts_dir, vd_llm_task_name(task),
-           tc->prompt_version);
-  size_t size = 0;
-  t->prompts[task] = vd_read_file(path, PROMPT_MAX_BYTES, &size, err);
-  if (!t->prompts[task]) {
+  char active[VD_PROMPT_ID_SIZE];
+  vd_error history_err = {0};
+  if (!vd_prompts_active(cfg->data_dir, task, active, &history_err) && history_err.message[0]) {
+    *err = history_err;
+    return false;
+  }
+  const char *version = active[0] ? active : tc->prompt_version;
+  if (!(t->prompts[task] = vd_prompt_open(cfg->prompts_dir, task, version, err))) {
     vd_error_prefix(err, "prompt for task %s", vd_llm_task_name(task));
     return false;
   }
-  char hex[VD_SHA256_HEX_SIZE];
-  vd_sha256_hex(t->prompts[task], size, hex);
-  snprintf(t->prompt_versions[task], sizeof t->prompt_versions[task], "%s@%.12s",
-           tc->prompt_version, hex);
+  snprintf(t->prompt_versions[task], sizeof t->prompt_versions[task], "%s",
+           vd_prompt_id(t->prompts[task]));
+  const json_t *schema = vd_prompt_output_schema(t->prompts[task]);
+  if (schema) {
+    json_decref(t->output_schemas[task]);
+    t->output_schemas[task] = json_deep_copy(schema);
+  }
   return true;
 }
 
@@ -217,7 +220,7 @@ fail:
 void vd_llm_tasks_free(vd_llm_tasks *t) {
   if (!t) return;
   for (int i = 0; i < VD_LLM_TASK_COUNT; i++) {
-    free(t->prompts[i]);
+    vd_prompt_free(t->prompts[i]);
     json_decref(t->output_schemas[i]);
     json_decref(t->input_schemas[i]);
   }
@@ -228,6 +231,10 @@ void vd_llm_tasks_free(vd_llm_tasks *t) {
 
 const char *vd_llm_tasks_prompt_version(const vd_llm_tasks *t, vd_llm_task task) {
   return t->prompt_versions[task];
+}
+
+const vd_prompt *vd_llm_tasks_prompt(const vd_llm_tasks *t, vd_llm_task task) {
+  return t->prompts[task];
 }
 
 const json_t *vd_llm_tasks_output_schema(const vd_llm_tasks *t, vd_llm_task task) {
@@ -347,12 +354,13 @@ fail:
 
 /* ---- plans ---- */
 
+/* The task's wording is the prompt file (the user message); the system prompt only fixes the
+ * answer's form. */
 static char *system_prompt(const vd_llm_tasks *t, vd_llm_task task) {
   vd_buf b = {0};
-  vd_buf_puts(&b, t->prompts[task] ? t->prompts[task] : "");
   char *schema = json_dumps(t->output_schemas[task], JSON_COMPACT);
   vd_buf_printf(&b,
-                "\n\nReply with one JSON object and nothing else. It must satisfy this JSON "
+                "Reply with one JSON object and nothing else. It must satisfy this JSON "
                 "Schema:\n%s\n",
                 schema ? schema : "{}");
   free(schema);
@@ -385,35 +393,34 @@ bool vd_llm_tasks_plan(const vd_llm_tasks *t, vd_llm_task task, const json_t *in
   plan->need_llm = true;
   char *in = json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS);
   if (!in) return vd_error_set(err, "cannot encode the job input");
-  vd_buf content = {0};
+  json_t *vars = json_pack("{s:s}", "request", in);
   if (task == VD_LLM_TASK_EXTRACT) {
     plan->partial = rules_extract(t, input, &plan->confident, err);
     if (!plan->partial) {
       free(in);
+      json_decref(vars);
       return false;
     }
     json_t *missing = vd_extract_missing_fields(plan->confident);
     plan->need_llm = json_array_size(missing) > 0;
     char *known = json_dumps(plan->partial, JSON_COMPACT | JSON_SORT_KEYS);
     char *want = json_dumps(missing, JSON_COMPACT);
-    vd_buf_printf(
-        &content,
-        "Request: %s\n\nFields the rules extracted (those not listed below are final): %s\n\n"
-        "Fill only these fields (null or [] when the text does not say): %s\n"
-        "Answer with the complete object of all eight fields.",
-        in, known ? known : "{}", want ? want : "[]");
+    json_object_set_new(vars, "known_fields", json_string(known ? known : "{}"));
+    json_object_set_new(vars, "missing_fields", json_string(want ? want : "[]"));
     free(known);
     free(want);
     json_decref(missing);
-  } else if (task == VD_LLM_TASK_ITINERARY) {
-    vd_buf_printf(&content, "Trip request: %s", in);
-  } else {
-    vd_buf_printf(&content, "Request to classify: %s", in);
   }
   free(in);
+  char *content = t->prompts[task] ? vd_prompt_render(t->prompts[task], vars, err) : strdup("");
+  json_decref(vars);
+  if (!content) {
+    vd_llm_plan_free(plan);
+    return false;
+  }
   plan->system = system_prompt(t, task);
-  plan->messages = user_message(content.data ? content.data : "");
-  vd_buf_free(&content);
+  plan->messages = user_message(content);
+  free(content);
   return true;
 }
 

@@ -12,8 +12,9 @@
  *              → {intent, route, confidence}. Fallback: the provisional decision (or route
  *              "human_review"), marked "source": "rules".
  *
- * Prompts: prompts_dir/<task>/<version>.md is the system prompt (the whole file); the version is
- * the file stem, recorded with the first 12 hex digits of its SHA-256 ("v1@3f2a…").
+ * Prompts come from the registry (vd_prompts.h): the active version's rendered template is the
+ * user message, the system prompt asks for one JSON object meeting the output schema; jobs record
+ * the prompt's id ("v1@3f2a…", version and the first 12 hex digits of its SHA-256).
  *
  * Ownership: a vd_llm_tasks is immutable after load and safe to share between threads; free with
  * vd_llm_tasks_free. Returned json_t are new references; arguments are borrowed. */
@@ -35,6 +36,9 @@ void vd_llm_tasks_free(vd_llm_tasks *tasks);
 
 /* "v1@<12 hex>" for an enabled task, "none" otherwise. */
 const char *vd_llm_tasks_prompt_version(const vd_llm_tasks *tasks, vd_llm_task task);
+/* The task's prompt (borrowed; NULL for a disabled task): tier, max tokens, temperature. */
+typedef struct vd_prompt vd_prompt;
+const vd_prompt *vd_llm_tasks_prompt(const vd_llm_tasks *tasks, vd_llm_task task);
 /* The task's output schema (borrowed). */
 const json_t *vd_llm_tasks_output_schema(const vd_llm_tasks *tasks, vd_llm_task task);
 

@@ -31,6 +31,8 @@ struct fake_provider {
   int chars_per_event;
   bool crlf;
   fake_fault down;
+  fake_responder responder; /* answers depending on the request (NULL: the default answer) */
+  void *responder_ctx;
   step steps[MAX_STEPS];
   int step_head, step_count;
   int requests;
@@ -275,6 +277,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     fp->step_count--;
     answer_copy = st.answer; /* ownership moves here */
   }
+  if (!answer_copy && fp->responder && body) answer_copy = fp->responder(fp->responder_ctx, body);
   const char *answer = answer_copy ? answer_copy : fp->answer;
   size_t input_tokens = up->body.len / 4 ? up->body.len / 4 : 1;
   stream *s = NULL;
@@ -340,6 +343,13 @@ void fake_provider_stop(fake_provider *fp) {
 
 const char *fake_provider_anthropic_url(const fake_provider *fp) { return fp->anthropic_url; }
 const char *fake_provider_openai_url(const fake_provider *fp) { return fp->openai_url; }
+
+void fake_provider_set_responder(fake_provider *fp, fake_responder fn, void *ctx) {
+  pthread_mutex_lock(&fp->mu);
+  fp->responder = fn;
+  fp->responder_ctx = ctx;
+  pthread_mutex_unlock(&fp->mu);
+}
 
 void fake_provider_set_answer(fake_provider *fp, const char *text) {
   pthread_mutex_lock(&fp->mu);

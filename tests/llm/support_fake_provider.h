@@ -42,6 +42,11 @@ const char *fake_provider_openai_url(const fake_provider *fp);
 
 /* The answer streamed when a step gives none. */
 void fake_provider_set_answer(fake_provider *fp, const char *text);
+/* Scripted answers that depend on the request (e.g. on the prompt version it carries): for a
+ * request no pushed step answers, fn(ctx, parsed request body) returns the answer text (malloc'd,
+ * the fake frees it) or NULL for the default answer. Called with the fake's lock held. */
+typedef char *(*fake_responder)(void *ctx, const json_t *body);
+void fake_provider_set_responder(fake_provider *fp, fake_responder fn, void *ctx);
 /* Delay before every text event (ms), and characters per text event. */
 void fake_provider_set_pacing(fake_provider *fp, int token_delay_ms, int chars_per_event);
 /* Use CRLF line ends in the event stream (both are valid SSE). */

@@ -161,7 +161,9 @@ START_TEST(test_answers_and_classify_fallback) {
   vd_llm_plan plan;
   ck_assert(vd_llm_tasks_plan(t, VD_LLM_TASK_CLASSIFY, in, &plan, &err));
   ck_assert(plan.need_llm);
-  ck_assert_ptr_nonnull(strstr(plan.system, "You triage customer requests"));
+  ck_assert_ptr_nonnull(
+      strstr(json_string_value(json_object_get(json_array_get(plan.messages, 0), "content")),
+             "You triage customer requests"));
   vd_buf problems = {0};
   json_t *ok = vd_llm_tasks_accept(t, VD_LLM_TASK_CLASSIFY, in, &plan,
                                    "Here you go:\n```json\n{\"intent\": \"oos\", \"route\": "
