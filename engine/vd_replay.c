@@ -58,6 +58,61 @@ bool vd_replay_parse_time(const char *text, int64_t *us, vd_error *err) {
   return true;
 }
 
+/* A valid stand-in for a masked value. No rule or model reads a masked field
+ * (vd_trace_mask_check), so any value the schema accepts decides the same; the stored (masked)
+ * request is put back into the replayed trace afterwards. */
+static json_t *stand_in(const vd_schema_field *f, const char *masked) {
+  double bound = 0;
+  switch (vd_schema_field_type(f)) {
+    case VD_FIELD_ENUM:
+      return vd_schema_field_enum_count(f) ? json_string(vd_schema_field_enum_value(f, 0)) : NULL;
+    case VD_FIELD_INT:
+      if (!vd_schema_field_min(f, &bound)) bound = 0;
+      return json_integer((json_int_t)bound);
+    case VD_FIELD_DOUBLE:
+      if (!vd_schema_field_min(f, &bound)) bound = 0;
+      return json_real(bound);
+    case VD_FIELD_BOOL:
+      return json_false();
+    case VD_FIELD_STRING: { /* short, still distinct per value */
+      char text[17];
+      snprintf(text, sizeof text, "%s", masked + strlen("hmac-sha256:"));
+      return json_string(text);
+    }
+    default:
+      return NULL;
+  }
+}
+
+static void unmask_section(const vd_schema *schema, const char *section, json_t *object) {
+  const char *key;
+  json_t *value;
+  void *tmp;
+  json_object_foreach_safe(object, tmp, key, value) {
+    const char *text = json_string_value(value);
+    if (!text || strncmp(text, "hmac-sha256:", 12) != 0) continue;
+    char path[512];
+    snprintf(path, sizeof path, "%s.%s", section, key);
+    const vd_schema_field *f = vd_schema_find(schema, path);
+    json_t *replacement = f ? stand_in(f, text) : NULL;
+    if (replacement) json_object_set_new(object, key, replacement);
+  }
+}
+
+/* The stored request with every masked value (top-level fields of each section) replaced. */
+static json_t *unmasked_request(const vd_deployment *d, const json_t *stored) {
+  const vd_schema *schema = vd_deployment_schema(d);
+  json_t *request = json_deep_copy(stored);
+  unmask_section(schema, "subject", json_object_get(request, "subject"));
+  unmask_section(schema, "context", json_object_get(request, "context"));
+  unmask_section(schema, "candidate", json_object_get(request, "candidate"));
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(request, "candidates"), i, c)
+      unmask_section(schema, "candidate", c);
+  return request;
+}
+
 json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_error *err) {
   const char *id = json_string_value(json_object_get(trace, "id"));
   int64_t now = 0;
@@ -67,7 +122,9 @@ json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_erro
     return NULL;
   }
   json_int_t cap = json_integer_value(json_object_get(trace, "max_results_cap"));
-  vd_pipeline_input in = {.request = json_object_get(trace, "request"),
+  const json_t *stored = json_object_get(trace, "request");
+  json_t *request = unmasked_request(d, stored);
+  vd_pipeline_input in = {.request = request,
                           .decision_id = id,
                           .now_us = now,
                           .max_results = cap > 0 ? (size_t)cap : 0};
@@ -80,8 +137,10 @@ json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_erro
     vd_error_set(err, "the stored request does not validate on this version: %s", first);
   }
   vd_diags_free(&violations);
+  json_decref(request);
   if (st != VD_PIPELINE_OK) return NULL;
   json_t *out = json_incref(decision.trace);
+  json_object_set_new(out, "request", json_deep_copy(stored)); /* as stored: masked */
   vd_decision_clear(&decision);
   return out;
 }

@@ -7,7 +7,9 @@
  * (DATA_DIR/deployments|rulesets|models/<version>/), so vd_replayer rebuilds exactly what decided
  * and runs the stored request through the same pipeline (vd_pipeline_decide) with the same
  * decision id, the same decision time (`now`), the same server cap on results and no masking
- * (the stored request is already masked, and no masked field is read: vd_trace_mask_check).
+ * (the stored request is already masked). No rule or model reads a masked field
+ * (vd_trace_mask_check refuses that), so a masked value is replaced by a stand-in the schema
+ * accepts (decisions cannot depend on it) and the replayed trace gets the stored request back.
  * A decision whose model ran out of its time budget (fallback "model_budget_exceeded") depends
  * on timing and may replay differently; the difference is then reported like any other.
  *

@@ -24,8 +24,10 @@ static json_t *customer(const char *id, int emails) {
                    "country", "US");
 }
 
-static json_t *decide(const vd_deployment *d, json_t *request, const char *id, int64_t now) {
-  vd_pipeline_input in = {.request = request, .decision_id = id, .now_us = now, .max_results = 1};
+static json_t *decide_masked(const vd_deployment *d, json_t *request, const char *id, int64_t now,
+                             const vd_trace_mask *mask) {
+  vd_pipeline_input in = {
+      .request = request, .decision_id = id, .now_us = now, .max_results = 1, .mask = mask};
   vd_decision out = {0};
   vd_diags violations = {0};
   vd_error err = {0};
@@ -36,6 +38,10 @@ static json_t *decide(const vd_deployment *d, json_t *request, const char *id, i
   vd_decision_clear(&out);
   json_decref(request);
   return trace;
+}
+
+static json_t *decide(const vd_deployment *d, json_t *request, const char *id, int64_t now) {
+  return decide_masked(d, request, id, now, NULL);
 }
 
 static char *temp_dir(void) {
@@ -79,6 +85,23 @@ START_TEST(a_stored_deployment_rebuilds_to_the_same_version_and_replays_identica
   json_decref(vd_trace_diff(trace, again, 10, &total));
   ck_assert_int_eq(total, 0);
   json_decref(again);
+  /* A trace with a masked subject.id (a 76-character HMAC where the schema allows 64) still
+   * replays identically: no rule reads it, so a stand-in decides the same. */
+  const vd_trace_mask mask = {(const unsigned char *)"k", 1, (const char *const[]){"subject.id"},
+                              1};
+  json_t *masked = decide_masked(d, customer("c1", 1), "01a23c2a-7289-7441-81f8-c38f843ea62e",
+                                 1764000000123456, &mask);
+  ck_assert_int_eq(
+      strncmp(json_string_value(json_object_get(
+                  json_object_get(json_object_get(masked, "request"), "subject"), "id")),
+              "hmac-sha256:", 12),
+      0);
+  again = vd_replayer_decide(r, masked, &err);
+  ck_assert_msg(again != NULL, "%s", err.message);
+  json_decref(vd_trace_diff(masked, again, 10, &total));
+  ck_assert_int_eq(total, 0);
+  json_decref(again);
+  json_decref(masked);
   /* A stored request that differs (here: edited) replays to a different decision. */
   json_t *edited = json_deep_copy(trace);
   json_object_set_new(json_object_get(json_object_get(edited, "request"), "subject"),
