@@ -492,7 +492,8 @@ START_TEST(eval_time_zones) {
   /* a zone without transitions: only its POSIX rule (Etc/GMT+5 is UTC-5) */
   EXPECT("timestamp('2026-07-01T12:00:00Z').getHours('Etc/GMT+5')", INT(7));
   EXPECT_PREFIX("now.getHours('')", "compile 1:14: time zone: not a time-zone name");
-  EXPECT_PREFIX("now.getHours('../../etc/passwd')", "compile 1:14: time zone: not a time-zone name");
+  EXPECT_PREFIX("now.getHours('../../etc/passwd')",
+                "compile 1:14: time zone: not a time-zone name");
   /* a zone computed at run time */
   EXPECT("now.getHours(subject.country == 'US' ? 'America/Chicago' : 'UTC')", INT(7));
   EXPECT_PREFIX("now.getHours(subject.country + '/../etc/passwd')",
