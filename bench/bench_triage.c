@@ -23,9 +23,10 @@ static void report(const char *what, uint64_t *ns, size_t n) {
   qsort(ns, n, sizeof *ns, compare_u64);
   double total = 0;
   for (size_t i = 0; i < n; i++) total += (double)ns[i];
+  const size_t p50 = n / 2, p99 = (size_t)(0.99 * (double)(n - 1) + 0.5);
   printf("%-34s n=%zu  mean %.2f us  p50 %.2f us  p99 %.2f us  max %.2f us\n", what, n,
-         total / (double)n / 1000.0, (double)ns[n / 2] / 1000.0,
-         (double)ns[(size_t)(0.99 * (double)(n - 1) + 0.5)] / 1000.0, (double)ns[n - 1] / 1000.0);
+         total / (double)n / 1000.0, (double)ns[p50] / 1000.0, (double)ns[p99] / 1000.0,
+         (double)ns[n - 1] / 1000.0);
 }
 
 int main(int argc, char **argv) {
@@ -62,6 +63,13 @@ int main(int argc, char **argv) {
     json_decref(j);
   }
   size_t n = count * passes;
+  if (n == 0) {
+    fprintf(stderr, "bench_triage: no texts in the validation file\n");
+    free(texts);
+    free(data);
+    vd_triage_free(m);
+    return 1;
+  }
   uint64_t *feat = malloc(n * sizeof *feat), *score = malloc(n * sizeof *score),
            *traced = malloc(n * sizeof *traced);
   vd_triage_scratch *s = vd_triage_scratch_new(m);

@@ -331,10 +331,8 @@ static char_class classify(uint32_t cp, char out[8], size_t *out_len) {
       (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFF65) ||
       (cp >= 0x1F000 && cp <= 0x1FAFF) || cp == 0xFFFD || cp == 0xFEFF)
     return CHAR_SEPARATOR; /* punctuation, symbols, arrows, emoji, ideographic punctuation */
-  if (cp >= 0x0391 && cp <= 0x03AB && cp != 0x03A2)
-    cp += 0x20; /* Greek capitals */
-  else if (cp >= 0x0410 && cp <= 0x042F)
-    cp += 0x20; /* Cyrillic capitals */
+  if ((cp >= 0x0391 && cp <= 0x03AB && cp != 0x03A2) || (cp >= 0x0410 && cp <= 0x042F))
+    cp += 0x20; /* Greek and Cyrillic capitals */
   else if (cp >= 0x0400 && cp <= 0x040F)
     cp += 0x50;
   *out_len = utf8_put(cp, out);

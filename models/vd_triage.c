@@ -409,7 +409,7 @@ bool vd_triage_score(const vd_triage_model *m, vd_triage_scratch *s, const char 
   if (top_k < 1) top_k = 1;
   if (top_k > VD_TRIAGE_TOP_MAX) top_k = VD_TRIAGE_TOP_MAX;
   if (top_k > k) top_k = k;
-  int chosen[VD_TRIAGE_TOP_MAX];
+  int chosen[VD_TRIAGE_TOP_MAX] = {0};
   for (size_t t = 0; t < top_k; t++) {
     int best = -1;
     for (size_t c = 0; c < k; c++) {

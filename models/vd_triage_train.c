@@ -78,18 +78,21 @@ static bool read_jsonl(const char *path, size_t max_rows, dataset *d, vd_error *
       json_t *row = json_loadb(p, len, 0, &je);
       const char *text = json_string_value(json_object_get(row, "text"));
       const char *intent = json_string_value(json_object_get(row, "intent"));
-      if (!row)
-        ok = vd_error_at(err, path, (int)line, je.column, "invalid JSON: %s", je.text);
-      else if (!text || !intent)
-        ok =
-            vd_error_at(err, path, (int)line, 1, "expected {\"text\": string, \"intent\": string}");
-      else if (d->count == cap) {
+      if (!row) {
+        vd_error_at(err, path, (int)line, je.column, "invalid JSON: %s", je.text);
+        ok = false;
+      } else if (!text || !intent) {
+        vd_error_at(err, path, (int)line, 1, "expected {\"text\": string, \"intent\": string}");
+        ok = false;
+      } else if (d->count == cap) {
         cap = cap ? cap * 2 : 1024;
         example *rows = realloc(d->rows, cap * sizeof *rows);
-        if (!rows)
-          ok = vd_error_set(err, "out of memory");
-        else
+        if (rows) {
           d->rows = rows;
+        } else {
+          vd_error_set(err, "out of memory");
+          ok = false;
+        }
       }
       if (ok) {
         d->rows[d->count].text = strdup(text);
@@ -942,7 +945,7 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
   if (ok && (v = vd_args_get(opts, nopts, "nthread")))
     ok = parse_uint(v, "nthread", &o.nthread, &e);
   if (ok && (v = vd_args_get(opts, nopts, "max-rows"))) {
-    unsigned rows;
+    unsigned rows = 0;
     ok = parse_uint(v, "max-rows", &rows, &e);
     o.max_train_rows = rows;
   }
