@@ -258,7 +258,8 @@ static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
   if (!v || json_is_null(v)) return true;
   static const char *const allowed[] = {
       "path",        "durability",      "overload",       "queue_capacity", "max_batch",
-      "max_wait_ms", "busy_timeout_ms", "retention_days", "max_bytes",      NULL};
+      "max_wait_ms", "busy_timeout_ms", "retention_days", "max_bytes",      "min_free_bytes",
+      NULL};
   if (!want_object(ld, root, "decision_log", v, "'decision_log'") ||
       !only_keys(ld, v, "decision_log", allowed))
     return false;
@@ -290,10 +291,12 @@ static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
                            "full) or 'wait' (wait up to max_wait_ms, then 503), got '%s'",
                            overload);
   }
-  unsigned long long queue = log->queue_capacity, batch = log->max_batch, bytes = log->max_bytes;
+  unsigned long long queue = log->queue_capacity, batch = log->max_batch, bytes = log->max_bytes,
+                     min_free = log->min_free_bytes;
   if (!get_uint(ld, v, "queue_capacity", 1, 10000000, &queue) ||
       !get_uint(ld, v, "max_batch", 1, 100000, &batch) ||
       !get_uint(ld, v, "max_bytes", 0, 1ull << 50, &bytes) ||
+      !get_uint(ld, v, "min_free_bytes", 0, 1ull << 50, &min_free) ||
       !get_unsigned(ld, v, "max_wait_ms", 1, 600000, &log->max_wait_ms) ||
       !get_unsigned(ld, v, "busy_timeout_ms", 1, 600000, &log->busy_timeout_ms) ||
       !get_unsigned(ld, v, "retention_days", 0, 100000, &log->retention_days))
@@ -301,6 +304,7 @@ static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
   log->queue_capacity = (size_t)queue;
   log->max_batch = (size_t)batch;
   log->max_bytes = bytes;
+  log->min_free_bytes = min_free;
   return true;
 }
 

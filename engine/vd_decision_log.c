@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ enum {
   DEFAULT_BATCH = 512,
   DEFAULT_WAIT_MS = 100,
   DEFAULT_BUSY_MS = 5000,
+  DEFAULT_MIN_FREE_BYTES = 32 << 20, /* twice a WAL of WAL_RESET_PAGES 4 KiB pages */
 };
 static const unsigned default_retention_interval_ms = 3600000;
 static const int64_t us_per_day = INT64_C(86400000000);
@@ -98,6 +100,7 @@ struct vd_decision_log {
   sqlite3_stmt *insert;
   sqlite3_stmt *purge;
   pthread_t thread;
+  char *folder; /* the folder holding the file: its file system's free space is checked */
 
   pthread_mutex_t lock; /* guards everything below */
   pthread_cond_t work;  /* the writer waits for appends, purges or stop */
@@ -180,10 +183,38 @@ static void record_latency(vd_decision_log_stats *s, double seconds) {
   s->commit_latency[i]++;
 }
 
+static void wake_checkpointer(vd_decision_log *log);
+
+/* Disk-full safety: the WAL can only be copied back into the database (and so start over) while
+ * the file system has room for the pages it holds. Were commits allowed to take the last free
+ * bytes, the WAL would hold them and no checkpoint could ever run again — not even once space
+ * returns, since the WAL keeps taking what is freed. So commits stop (503) while less than
+ * min_free_bytes is free, and the checkpointer is woken to make progress with what is left. */
+static bool enough_space(vd_decision_log *log, char *fatal) {
+  struct statvfs fs;
+  if (statvfs(log->folder, &fs) != 0) return true; /* cannot tell: let SQLite find out */
+  uint64_t free_bytes = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+  if (free_bytes >= log->config.min_free_bytes) return true;
+  snprintf(fatal, MESSAGE_MAX,
+           "only %" PRIu64
+           " bytes free on the decision log's file system (%s), under "
+           "min_free_bytes %" PRIu64,
+           free_bytes, log->folder, log->config.min_free_bytes);
+  wake_checkpointer(log);
+  return false;
+}
+
 /* Inserts and commits one batch; sets each entry's status. Called without the lock. */
 static void commit_batch(vd_decision_log *log, pending *batch) {
   sqlite3 *db = log->writer;
   char fatal[MESSAGE_MAX] = "";
+  if (!enough_space(log, fatal)) {
+    for (pending *p = batch; p; p = p->next) {
+      p->status = VD_LOG_FAILED;
+      copy_message(p->message, fatal);
+    }
+    return;
+  }
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     snprintf(fatal, sizeof fatal, "cannot begin a transaction: %s", sqlite3_errmsg(db));
   for (pending *p = batch; p && !fatal[0]; p = p->next) {
@@ -354,13 +385,16 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
   vd_decision_log *log = arg;
   if (pages >= WAL_RESET_PAGES)
     sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-  if (pages >= CHECKPOINT_PAGES) {
-    pthread_mutex_lock(&log->checkpoint_lock);
-    log->checkpoint_due = true;
-    pthread_cond_signal(&log->checkpoint_wanted);
-    pthread_mutex_unlock(&log->checkpoint_lock);
-  }
+  if (pages >= CHECKPOINT_PAGES) wake_checkpointer(log);
   return SQLITE_OK;
+}
+
+static void wake_checkpointer(vd_decision_log *log) {
+  if (!log->checkpoint_started) return;
+  pthread_mutex_lock(&log->checkpoint_lock);
+  log->checkpoint_due = true;
+  pthread_cond_signal(&log->checkpoint_wanted);
+  pthread_mutex_unlock(&log->checkpoint_lock);
 }
 
 static void *checkpoint_main(void *arg) {
@@ -415,6 +449,7 @@ static void apply_defaults(vd_decision_log_config *c) {
   if (!c->max_wait_ms) c->max_wait_ms = DEFAULT_WAIT_MS;
   if (!c->busy_timeout_ms) c->busy_timeout_ms = DEFAULT_BUSY_MS;
   if (!c->retention_interval_ms) c->retention_interval_ms = default_retention_interval_ms;
+  if (!c->min_free_bytes) c->min_free_bytes = DEFAULT_MIN_FREE_BYTES;
 }
 
 static int64_t pragma_int(sqlite3 *db, const char *sql) {
@@ -501,6 +536,7 @@ static void free_log(vd_decision_log *log) {
   pthread_cond_destroy(&log->work);
   pthread_cond_destroy(&log->done);
   pthread_cond_destroy(&log->space);
+  free(log->folder);
   free(log->path);
   free(log);
 }
@@ -519,6 +555,15 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
   log->config = *config;
   log->config.path = log->path;
   apply_defaults(&log->config);
+  char *copy = strdup(log->path);
+  log->folder = copy ? strdup(dirname(copy)) : NULL;
+  free(copy);
+  if (!log->folder) {
+    free(log->path);
+    free(log);
+    vd_error_set(err, "out of memory");
+    return NULL;
+  }
   pthread_mutex_init(&log->lock, NULL);
   pthread_mutex_init(&log->readers_lock, NULL);
   pthread_cond_init(&log->work, NULL);

@@ -62,6 +62,10 @@ typedef struct vd_decision_log_config {
   unsigned retention_days;  /* delete decisions older than this; 0 keeps them forever */
   unsigned retention_interval_ms; /* how often retention runs; default 3600000 (hourly) */
   uint64_t max_bytes;             /* refuse appends once the file is this big; 0 = no limit */
+  /* Refuse appends (VD_LOG_FAILED) while the file system holding the log has less free space
+   * than this, so the WAL can always be checkpointed back into the database and the log
+   * recovers by itself when space returns; default 32 MiB (0 takes the default). */
+  uint64_t min_free_bytes;
 } vd_decision_log_config;
 
 typedef enum vd_log_status {
