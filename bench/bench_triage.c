@@ -1,6 +1,8 @@
 /* bench_triage: in-process latency of the triage model over the validation texts — featurise
  * alone, featurise + score (top 3), and featurise + score + token contributions (what a traced
- * request does) — p50/p99/max per request, one thread.
+ * request does) — p50/p99/max per request, one thread. Each is measured twice: wall time (what a
+ * caller waits, including preemption on a busy machine) and the thread's CPU time (the work
+ * itself, independent of other load).
  *
  * usage: bench_triage [BUNDLE_DIR] [PASSES]   (default examples/triage/model, 3 passes over
  * VERDICT_SHARED_DIR/data/clinc150/val.jsonl)
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vd_buf.h"
 #include "vd_text_features.h"
@@ -17,6 +20,12 @@
 static int compare_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
+}
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void report(const char *what, uint64_t *ns, size_t n) {
@@ -71,7 +80,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   uint64_t *feat = malloc(n * sizeof *feat), *score = malloc(n * sizeof *score),
-           *traced = malloc(n * sizeof *traced);
+           *traced = malloc(n * sizeof *traced), *cpu_score = malloc(n * sizeof *cpu_score),
+           *cpu_traced = malloc(n * sizeof *cpu_traced);
   vd_triage_scratch *s = vd_triage_scratch_new(m);
   vd_text_features *tf = vd_text_features_new();
   vd_triage_result r;
@@ -88,6 +98,13 @@ int main(int argc, char **argv) {
       uint64_t c = vd_monotonic_ns();
       vd_triage_score(m, s, texts[i], len, 3, true, &r, NULL);
       uint64_t d = vd_monotonic_ns();
+      uint64_t e = thread_cpu_ns();
+      vd_triage_score(m, s, texts[i], len, 3, false, &r, NULL);
+      uint64_t f = thread_cpu_ns();
+      vd_triage_score(m, s, texts[i], len, 3, true, &r, NULL);
+      uint64_t g = thread_cpu_ns();
+      cpu_score[at] = f - e;
+      cpu_traced[at] = g - f;
       feat[at] = b - a;
       score[at] = c - b;
       traced[at] = d - c;
@@ -99,6 +116,8 @@ int main(int argc, char **argv) {
   report("featurise", feat, n);
   report("featurise + score (top 3)", score, n);
   report("featurise + score + contributions", traced, n);
+  report("cpu: featurise + score (top 3)", cpu_score, n);
+  report("cpu: featurise + score + contribs", cpu_traced, n);
   vd_text_features_free(tf);
   vd_triage_scratch_free(s);
   vd_triage_free(m);
@@ -107,6 +126,8 @@ int main(int argc, char **argv) {
   free(feat);
   free(score);
   free(traced);
+  free(cpu_score);
+  free(cpu_traced);
   free(data);
   return 0;
 }
