@@ -464,6 +464,25 @@ START_TEST(triage_latency_does_not_depend_on_the_provider) {
 }
 END_TEST
 
+/* A reload with a broken triage bundle is refused; the model that serves keeps serving. */
+START_TEST(a_broken_model_on_reload_is_refused) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/triage/model/manifest.json", server.root);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("{\"broken\": true}", f);
+  fclose(f);
+  vd_itest_response r = vd_itest_call(&server, "POST", "/v1/admin/reload", "demo-admin", NULL, 0);
+  ck_assert_msg(r.status == 422, "%ld %s", r.status, r.body);
+  vd_itest_response_free(&r);
+  r = triage(&server, "my luggage never showed up after my flight");
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(str(r.json, "handled_by"), "model");
+  ck_assert_str_eq(str(r.json, "route"), "baggage_support");
+  vd_itest_response_free(&r);
+}
+END_TEST
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   Suite *s = suite_create("triage");
@@ -477,6 +496,7 @@ int main(void) {
   tcase_add_test(tc, itinerary_streams_over_sse_as_it_is_generated);
   tcase_add_test(tc, a_full_queue_answers_429_and_triage_still_decides);
   tcase_add_test(tc, triage_latency_does_not_depend_on_the_provider);
+  tcase_add_test(tc, a_broken_model_on_reload_is_refused);
   suite_add_tcase(s, tc);
   int rc = vd_test_run(s);
   curl_global_cleanup();
