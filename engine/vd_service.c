@@ -956,6 +956,13 @@ bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   if (!fresh) return false;
   pthread_mutex_lock(&s->reload_lock);
   bool ok = load_all(s, true, fresh, diags);
+  json_t *prompts = NULL; /* the LLM prompts the registry now has active, swapped in with the rules */
+  if (ok && s->llm) {
+    vd_error perr = {0};
+    ok = vd_llm_reload_prompts(s->llm, &prompts, &perr);
+    if (!ok && diags) vd_diags_add(diags, &perr);
+    for (size_t i = 0; !ok && i < n; i++) vd_deployment_release(fresh[i]);
+  }
   if (ok)
     for (size_t i = 0; i < n; i++) vd_registry_install(s->registry, fresh[i]);
   pthread_mutex_unlock(&s->reload_lock);
@@ -972,9 +979,10 @@ bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
                                   : "none (rules only)");
     }
     if (report)
-      *report = json_pack("{s:o}", "reloaded", versions);
+      *report = json_pack("{s:o,s:o*}", "reloaded", versions, "prompts", prompts);
     else
       json_decref(versions);
+    if (!report) json_decref(prompts);
   } else {
     event(s, "reload refused (%zu error%s); the previous versions keep serving",
           diags ? diags->count : 0, diags && diags->count == 1 ? "" : "s");

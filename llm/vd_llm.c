@@ -95,7 +95,9 @@ struct vd_llm {
   vd_llm_store *front;        /* = store; named for the callers' side */
   vd_llm_store *checkpointer; /* folds the WAL back, from the worker, so no commit pays for it */
   uint64_t last_checkpoint_ns;
-  vd_llm_tasks *tasks;
+  vd_llm_tasks *_Atomic tasks; /* swapped whole by vd_llm_reload_prompts */
+  vd_llm_tasks **retired;      /* replaced ones, freed at close: a job may still hold one */
+  size_t retired_count;
   vd_uuid_gen *uuids;
   char *keys[VD_LLM_MAX_PROVIDERS]; /* API keys from the environment; NULL when unset */
   breaker breakers[VD_LLM_MAX_PROVIDERS];
@@ -116,6 +118,12 @@ struct vd_llm {
 };
 
 /* ---- small helpers ---- */
+
+/* The active prompt's header decides the task's tier (the config's applies without a prompt). */
+static vd_llm_tier task_tier(const vd_llm *llm, vd_llm_task task) {
+  const vd_prompt *prompt = vd_llm_tasks_prompt(((vd_llm *)llm)->tasks, task);
+  return prompt ? vd_prompt_tier(prompt) : llm->cfg.tasks[task].tier;
+}
 
 static void today_utc(char out[16]) {
   time_t now = (time_t)(vd_wall_us() / 1000000);
@@ -414,15 +422,15 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx) {
 
 static bool start_call(vd_llm *llm, job *j, vd_error *err) {
   const vd_llm_provider_config *pc = &llm->cfg.providers[j->provider_index];
-  const vd_llm_tier_config *tier = &llm->cfg.tiers[llm->cfg.tasks[j->task].tier];
+  const vd_llm_tier_config *tier = &llm->cfg.tiers[task_tier(llm, j->task)];
   char url[VD_LLM_PATH_MAX + 64];
   if (!vd_llm_endpoint_url(pc->wire, pc->base_url, url, sizeof url))
     return vd_error_set(err, "provider %s: base URL too long", pc->name);
   const vd_prompt *prompt = vd_llm_tasks_prompt(llm->tasks, j->task);
-  json_t *body =
-      vd_llm_request_body(pc->wire, tier->model, j->plan.system, j->messages,
-                          prompt ? vd_prompt_max_tokens(prompt) : tier->max_output_tokens,
-                          llm->cfg.tasks[j->task].temperature);
+  json_t *body = vd_llm_request_body(
+      pc->wire, tier->model, j->plan.system, j->messages,
+      prompt ? vd_prompt_max_tokens(prompt) : tier->max_output_tokens,
+      prompt ? vd_prompt_temperature(prompt) : llm->cfg.tasks[j->task].temperature);
   j->body = json_dumps(body, JSON_COMPACT);
   json_decref(body);
   j->easy = curl_easy_init();
@@ -541,7 +549,7 @@ static void begin(vd_llm *llm, job *j) {
       return;
     }
   }
-  int p = provider_for_tier(llm, llm->cfg.tasks[j->task].tier);
+  int p = provider_for_tier(llm, task_tier(llm, j->task));
   j->provider_index = p;
   const vd_llm_provider_config *pc = &llm->cfg.providers[p];
   if (!llm->keys[p] && !pc->key_optional) {
@@ -591,7 +599,7 @@ static void breaker_result(vd_llm *llm, int p, bool ok) {
 }
 
 static void record_cost(vd_llm *llm, job *j, const char *outcome) {
-  const vd_llm_tier_config *tier = &llm->cfg.tiers[llm->cfg.tasks[j->task].tier];
+  const vd_llm_tier_config *tier = &llm->cfg.tiers[task_tier(llm, j->task)];
   int64_t in = j->stream.input_tokens, out = j->stream.output_tokens;
   double cost =
       ((double)in * tier->usd_per_mtok_input + (double)out * tier->usd_per_mtok_output) / 1e6;
@@ -936,13 +944,6 @@ vd_llm *vd_llm_open(const vd_llm_config *cfg, vd_error *err) {
   if (!(llm->checkpointer = vd_llm_store_open(path, true, err))) goto fail;
   llm->front = llm->store;
   if (!(llm->tasks = vd_llm_tasks_load(cfg, err))) goto fail;
-  for (int t = 0; t < VD_LLM_TASK_COUNT;
-       t++) { /* the prompt's header decides tier and temperature */
-    const vd_prompt *prompt = vd_llm_tasks_prompt(llm->tasks, (vd_llm_task)t);
-    if (!prompt) continue;
-    llm->cfg.tasks[t].tier = vd_prompt_tier(prompt);
-    llm->cfg.tasks[t].temperature = vd_prompt_temperature(prompt);
-  }
   if (!(llm->uuids = vd_uuid_gen_new(err))) goto fail;
   llm->rng = gsl_rng_alloc(gsl_rng_mt19937);
   gsl_rng_set(llm->rng, cfg->jitter_seed ? cfg->jitter_seed : (unsigned long)vd_monotonic_ns());
@@ -988,6 +989,8 @@ void vd_llm_close(vd_llm *llm) {
   if (llm->rng) gsl_rng_free(llm->rng);
   vd_uuid_gen_free(llm->uuids);
   vd_llm_tasks_free(llm->tasks);
+  for (size_t i = 0; i < llm->retired_count; i++) vd_llm_tasks_free(llm->retired[i]);
+  free(llm->retired);
   vd_llm_store_close(llm->checkpointer);
   vd_llm_store_close(llm->store);
   pthread_cond_destroy(&llm->changed);
@@ -995,11 +998,43 @@ void vd_llm_close(vd_llm *llm) {
   free(llm);
 }
 
+bool vd_llm_reload_prompts(vd_llm *llm, json_t **versions, vd_error *err) {
+  vd_llm_tasks *fresh = vd_llm_tasks_load(&llm->cfg, err);
+  if (!fresh) return false;
+  for (int t = 0; t < VD_LLM_TASK_COUNT; t++) {
+    const vd_prompt *prompt = vd_llm_tasks_prompt(fresh, (vd_llm_task)t);
+    if (prompt && provider_for_tier(llm, vd_prompt_tier(prompt)) < 0) {
+      vd_error_set(err, "prompt for task %s: its tier has no provider",
+                   vd_llm_task_name((vd_llm_task)t));
+      vd_llm_tasks_free(fresh);
+      return false;
+    }
+  }
+  pthread_mutex_lock(&llm->mu);
+  vd_llm_tasks **grown = realloc(llm->retired, (llm->retired_count + 1) * sizeof *grown);
+  if (!grown) {
+    pthread_mutex_unlock(&llm->mu);
+    vd_llm_tasks_free(fresh);
+    return vd_error_set(err, "out of memory");
+  }
+  llm->retired = grown;
+  llm->retired[llm->retired_count++] = llm->tasks;
+  llm->tasks = fresh;
+  pthread_mutex_unlock(&llm->mu);
+  if (versions) {
+    *versions = json_object();
+    for (int t = 0; t < VD_LLM_TASK_COUNT; t++)
+      json_object_set_new(*versions, vd_llm_task_name((vd_llm_task)t),
+                          json_string(vd_llm_tasks_prompt_version(fresh, (vd_llm_task)t)));
+  }
+  return true;
+}
+
 /* ---- submit ---- */
 
 static void cache_key(const vd_llm *llm, vd_llm_task task, const char *prompt_version,
                       const json_t *input, char out[VD_SHA256_HEX_SIZE]) {
-  const vd_llm_tier_config *tier = &llm->cfg.tiers[llm->cfg.tasks[task].tier];
+  const vd_llm_tier_config *tier = &llm->cfg.tiers[task_tier(llm, task)];
   char *canonical = json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS);
   vd_buf b = {0};
   vd_buf_printf(&b, "%s", vd_llm_task_name(task));
@@ -1077,7 +1112,7 @@ vd_llm_submit_status vd_llm_submit(vd_llm *llm, vd_llm_task task, const json_t *
   }
   copy(job_id, VD_LLM_JOB_ID_SIZE, j->id);
   if (cached) {
-    const vd_llm_tier_config *tier = &llm->cfg.tiers[llm->cfg.tasks[task].tier];
+    const vd_llm_tier_config *tier = &llm->cfg.tiers[task_tier(llm, task)];
     copy(j->provider, sizeof j->provider, tier->provider);
     copy(j->model, sizeof j->model, tier->model);
     j->cache_hit = true;

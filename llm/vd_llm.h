@@ -145,6 +145,12 @@ vd_llm *vd_llm_open(const vd_llm_config *cfg, vd_error *err);
  * resumed by the next vd_llm_open) and frees everything. NULL is fine. */
 void vd_llm_close(vd_llm *llm);
 
+/* Reloads every task's prompt from the registry (the versions the data folder's history made
+ * active) and swaps them in atomically: jobs planned from now on use them, running ones finish
+ * with what they planned with. On error (err: file:line:col) the previous prompts keep serving.
+ * versions (may be NULL) receives {task: prompt id}. Thread-safe; call it from the admin reload. */
+bool vd_llm_reload_prompts(vd_llm *llm, json_t **versions, vd_error *err);
+
 typedef enum vd_llm_submit_status {
   VD_LLM_SUBMITTED = 0,  /* queued: answer 202 {job_id} */
   VD_LLM_CACHED = 1,     /* answered from the cache: the job is already succeeded (200) */

@@ -150,6 +150,7 @@ END_TEST
 
 typedef struct script {
   json_t *cases; /* text -> {index, slice, intent, route} */
+  json_t *asked; /* text -> times asked (for the "flaky" script) */
 } script;
 
 static void script_load(script *s) {
@@ -157,6 +158,7 @@ static void script_load(script *s) {
   json_t *golden = vd_eval_load_golden(VD_LLM_TASK_CLASSIFY, classify_golden, &err);
   ck_assert_msg(golden != NULL, "%s", err.message);
   s->cases = json_object();
+  s->asked = json_object();
   size_t i;
   json_t *c;
   json_array_foreach(golden, i, c) {
@@ -188,6 +190,13 @@ static char *respond(void *ctx, const json_t *body) {
   bool right = true;
   if (strstr(content, "script: base")) right = index % 4 != 0;
   if (strstr(content, "script: skewed")) right = !(routing && index % 2 == 0);
+  if (strstr(content, "script: flaky")) { /* right the first time a case is asked, then wrong */
+    char key[16];
+    snprintf(key, sizeof key, "%d", index);
+    json_int_t n = json_integer_value(json_object_get(s->asked, key));
+    json_object_set_new(s->asked, key, json_integer(n + 1));
+    right = n % 2 == 0;
+  }
   const char *intent = json_string_value(json_object_get(c, "intent"));
   const char *route = json_string_value(json_object_get(c, "route"));
   if (!right) {
@@ -206,7 +215,7 @@ typedef struct eval_env {
   llm_env env;
   script script;
   char prompts[300], config[300], data[300], out[300];
-  char ids[3][VD_PROMPT_ID_SIZE];
+  char ids[4][VD_PROMPT_ID_SIZE];
 } eval_env;
 
 static void eval_env_init(eval_env *e) {
@@ -220,8 +229,8 @@ static void eval_env_init(eval_env *e) {
   snprintf(dir, sizeof dir, "%s/classify", e->prompts);
   ck_assert_int_eq(mkdir(e->prompts, 0755), 0);
   ck_assert_int_eq(mkdir(dir, 0755), 0);
-  static const char *const names[] = {"base", "skewed", "better"};
-  for (int v = 0; v < 3; v++) {
+  static const char *const names[] = {"base", "skewed", "better", "flaky"};
+  for (int v = 0; v < 4; v++) {
     char path[500], text[1024];
     snprintf(path, sizeof path, "%s/v%d.md", dir, v + 1);
     snprintf(text, sizeof text, "%sscript: %s\nRequest to classify: {{request}}\n", header,
@@ -257,6 +266,7 @@ static void eval_env_init(eval_env *e) {
 static void eval_env_done(eval_env *e) {
   fake_provider_set_responder(e->env.fake, NULL, NULL);
   json_decref(e->script.cases);
+  json_decref(e->script.asked);
   llm_env_done(&e->env);
 }
 
@@ -328,6 +338,25 @@ START_TEST(test_gate_blocks_a_slice_regression_and_passes_a_uniform_gain) {
                    "PASS");
   ck_assert(rate_of(better, NULL) == 1.0);
   json_decref(better);
+
+  /* --repeat: a prompt whose answers change between runs is measured as unstable. */
+  char *rep_argv[] = {"eval",     "--task",   "classify", "--golden", (char *)classify_golden,
+                      "--prompt", "v4",       "--config", e.config,   "--out",
+                      e.out,      "--repeat", "3",        NULL};
+  captured r = call(vd_verb_eval, 13, rep_argv);
+  ck_assert_msg(r.rc == 0, "%s", r.err);
+  release(&r);
+  char path[400];
+  snprintf(path, sizeof path, "%s/report.json", e.out);
+  json_t *flaky = json_load_file(path, 0, NULL);
+  const json_t *st = json_object_get(flaky, "stability");
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "runs")), 3);
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "differing")), 24);
+  ck_assert(json_number_value(json_object_get(st, "share")) == 1.0);
+  json_decref(flaky);
+  json_t *stable = run_eval(&e, "v3", NULL, &rc);
+  ck_assert_ptr_null(json_object_get(stable, "stability"));
+  json_decref(stable);
 
   /* A looser margin does not excuse the newly failing cases. */
   char *argv[] = {"eval",     "--task", "classify",   "--golden", (char *)classify_golden,
@@ -424,6 +453,60 @@ START_TEST(test_activate_and_rollback_restore_the_old_behaviour) {
   vd_llm *llm = vd_llm_open(&cfg, &err);
   ck_assert_ptr_null(llm);
   ck_assert_msg(strstr(err.message, "changed since"), "%s", err.message);
+  eval_env_done(&e);
+}
+END_TEST
+
+static json_t *classify_on(vd_llm *llm, const char *text) {
+  json_t *in = json_pack("{s:s}", "text", text);
+  char *input = json_dumps(in, 0);
+  json_t *job = llm_env_run(llm, VD_LLM_TASK_CLASSIFY, input, NULL);
+  free(input);
+  json_decref(in);
+  return job;
+}
+
+START_TEST(test_reload_swaps_prompts_atomically) {
+  eval_env e;
+  eval_env_init(&e);
+  const char *text = "I want to cancel my flight and get a refund";
+  vd_llm_config cfg = e.env.cfg;
+  cfg.tasks[VD_LLM_TASK_EXTRACT].enabled = cfg.tasks[VD_LLM_TASK_ITINERARY].enabled = false;
+  cfg.cache_ttl_s = 0;
+  snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", e.data);
+  snprintf(cfg.prompts_dir, sizeof cfg.prompts_dir, "%s", e.prompts);
+  vd_error err;
+  vd_llm *llm = vd_llm_open(&cfg, &err);
+  ck_assert_msg(llm != NULL, "%s", err.message);
+  json_t *job = classify_on(llm, text);
+  ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[0]);
+  json_decref(job);
+  /* Activated while serving: nothing changes until the reload. */
+  ck_assert(vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v2", "ana", "try", &err));
+  job = classify_on(llm, text);
+  ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[0]);
+  json_decref(job);
+  json_t *versions = NULL;
+  ck_assert_msg(vd_llm_reload_prompts(llm, &versions, &err), "%s", err.message);
+  ck_assert_str_eq(json_string_value(json_object_get(versions, "classify")), e.ids[1]);
+  json_decref(versions);
+  job = classify_on(llm, text);
+  ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[1]);
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "result"), "intent")),
+                   "oos");
+  json_decref(job);
+  /* A broken activated file is refused with its position; the served prompt stays. */
+  char path[500];
+  snprintf(path, sizeof path, "%s/classify/v4.md", e.prompts);
+  write_file(path,
+             "---\ntask: classify\ntier: small\nmax_tokens: 256\ntemperature: 0\n"
+             "output_schema: builtin\n---\n{{request}} {{oops}}\n");
+  ck_assert(!vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v4", "ana", "x", &err));
+  ck_assert_int_eq(err.line, 8);
+  job = classify_on(llm, text);
+  ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[1]);
+  json_decref(job);
+  vd_llm_close(llm);
   eval_env_done(&e);
 }
 END_TEST
@@ -600,6 +683,7 @@ int main(void) {
   tcase_add_test(tc, test_ids_render_and_inline_schema);
   tcase_add_test(tc, test_gate_blocks_a_slice_regression_and_passes_a_uniform_gain);
   tcase_add_test(tc, test_activate_and_rollback_restore_the_old_behaviour);
+  tcase_add_test(tc, test_reload_swaps_prompts_atomically);
   tcase_add_test(tc, test_list_show_diff);
   tcase_add_test(tc, test_stats_from_the_ledger);
   tcase_add_test(tc, test_statistics);
