@@ -35,6 +35,8 @@ void vd_config_free(vd_config *c) {
   free(c->keys);
   free_strings(c->mask_fields, c->mask_field_count);
   free(c->mask_key_file);
+  free(c->tls_cert);
+  free(c->tls_key);
   free(c->decision_log_path);
   json_decref(c->llm);
   free(c->base_dir);
@@ -333,14 +335,24 @@ static bool parse_root(const loader *ld, const json_t *root, vd_config *c) {
   if (!json_is_object(root))
     return vd_yaml_error(ld->doc, NULL, NULL, 0, ld->err, "the config must be a mapping");
   static const char *const allowed[] = {
-      "listen",        "data_dir", "deployments",  "keys", "mask_fields",
-      "mask_key_file", "limits",   "decision_log", "llm",  NULL};
+      "listen", "data_dir",     "deployments", "keys",     "mask_fields", "mask_key_file",
+      "limits", "decision_log", "llm",         "tls_cert", "tls_key",     NULL};
   if (!only_keys(ld, root, "the config", allowed)) return false;
   if (!parse_llm(ld, root, c)) return false;
-  const char *listen = NULL, *data_dir = NULL, *mask_key = NULL;
+  const char *listen = NULL, *data_dir = NULL, *mask_key = NULL, *tls_cert = NULL, *tls_key = NULL;
   if (!get_string(ld, root, "listen", &listen) || !get_string(ld, root, "data_dir", &data_dir) ||
-      !get_string(ld, root, "mask_key_file", &mask_key))
+      !get_string(ld, root, "mask_key_file", &mask_key) ||
+      !get_string(ld, root, "tls_cert", &tls_cert) || !get_string(ld, root, "tls_key", &tls_key))
     return false;
+  if (!tls_cert != !tls_key)
+    return vd_yaml_error(ld->doc, root, tls_cert ? "tls_cert" : "tls_key", 0, ld->err,
+                         "HTTPS needs both 'tls_cert' (PEM certificate chain) and 'tls_key' (PEM "
+                         "private key); only '%s' is given",
+                         tls_cert ? "tls_cert" : "tls_key");
+  if (tls_cert) {
+    c->tls_cert = resolve_path(ld, tls_cert);
+    c->tls_key = resolve_path(ld, tls_key);
+  }
   if (listen) {
     free(c->listen_host);
     c->listen_host = NULL;

@@ -2,8 +2,8 @@
  *
  * Every mistake in the file is reported as file:line:col with what was expected; unknown keys are
  * errors too (a misspelt limit must not silently fall back to its default). Relative paths in the
- * file (data_dir, deployments, mask_key_file, decision_log.path) are resolved against the folder
- * holding the config file, so a config works from any working directory.
+ * file (data_dir, deployments, mask_key_file, tls_cert, tls_key, decision_log.path) are resolved
+ * against the folder holding the config file, so a config works from any working directory.
  *
  * vd_config is a plain record of settings (no behaviour, no invariants beyond those checked at
  * load), so its fields are public. Ownership: vd_config_load returns a config the caller frees with
@@ -59,6 +59,9 @@ typedef struct vd_config {
   char **mask_fields; /* request field paths masked in traces ("subject.id") */
   size_t mask_field_count;
   char *mask_key_file; /* HMAC key for masking; NULL = DATA_DIR/mask.key (created on first use) */
+  /* HTTPS: PEM certificate (chain) and private key files; both NULL = plain HTTP. */
+  char *tls_cert;
+  char *tls_key;
   vd_config_limits limits;
   /* The decision log's settings (durability, queue, overload, retention); decision_log.path
    * points at decision_log_path when the file names one, else it is NULL and the log lives at

@@ -431,14 +431,30 @@ vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_USE_ERROR_LOG | MHD_USE_TURBO;
   if (o->threads == 1) flags &= ~(unsigned)MHD_USE_TURBO;
+  struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+  if (o->tls_cert_pem || o->tls_key_pem) {
+    if (!o->tls_cert_pem || !o->tls_key_pem || !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+      vd_error_set(err, !o->tls_cert_pem || !o->tls_key_pem
+                            ? "HTTPS needs both a certificate and a private key"
+                            : "this libmicrohttpd was built without TLS support");
+      close(server->listen_fd);
+      free(server);
+      return NULL;
+    }
+    flags |= MHD_USE_TLS;
+    tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem};
+    tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem};
+  }
   server->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_access, server, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-      MHD_OPTION_LISTEN_SOCKET, server->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, o->threads,
-      MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      flags, 0, NULL, NULL, on_access, server, MHD_OPTION_ARRAY, tls, MHD_OPTION_EXTERNAL_LOGGER,
+      on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, server->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+      o->threads, MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
       o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_END);
   if (!server->daemon) {
-    vd_error_set(err, "cannot start the HTTP server on port %d", server->port);
+    vd_error_set(err, "cannot start the HTTP%s server on port %d%s", o->tls_cert_pem ? "S" : "",
+                 server->port,
+                 o->tls_cert_pem ? " (is tls_cert a PEM certificate and tls_key its key?)" : "");
     close(server->listen_fd);
     free(server);
     return NULL;

@@ -96,6 +96,10 @@ typedef struct vd_server_options {
   unsigned request_timeout_ms;   /* the whole body must arrive within this; 0 = no limit */
   size_t max_body_bytes;         /* 0 = 64 KiB */
   size_t max_header_bytes;       /* 0 = 16 KiB */
+  /* HTTPS (libmicrohttpd with GnuTLS): PEM text of the certificate chain and of the private key
+   * (borrowed; copied by libmicrohttpd at start). Both NULL = plain HTTP. */
+  const char *tls_cert_pem;
+  const char *tls_key_pem;
   vd_http_handler handler;
   vd_http_observer observer; /* may be NULL */
   void *ctx;                 /* passed to handler and observer */

@@ -47,6 +47,7 @@ struct vd_service {
   char mask_key[2 * MASK_KEY_BYTES + 1]; /* hex text; its bytes are the HMAC key */
   vd_trace_mask mask;
   vd_server *server;
+  char *tls_cert_pem, *tls_key_pem; /* HTTPS: read from the config's tls_cert/tls_key */
   pthread_mutex_t reload_lock; /* one reload at a time (SIGHUP and POST /v1/admin/reload) */
   atomic_bool ready;
   vd_llm *llm;             /* the LLM job service; NULL when the config has no `llm:` */
@@ -1021,6 +1022,9 @@ static void service_free(vd_service *s) {
   if (s->log) vd_decision_log_close(s->log);
   vd_metrics_free(s->metrics);
   vd_uuid_gen_free(s->ids);
+  free(s->tls_cert_pem);
+  if (s->tls_key_pem) explicit_bzero(s->tls_key_pem, strlen(s->tls_key_pem)); /* a secret */
+  free(s->tls_key_pem);
   pthread_mutex_destroy(&s->reload_lock);
   free(s);
 }
@@ -1081,6 +1085,13 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     threads = 4 * (cores > 0 ? (unsigned)cores : 1);
   }
+  if (c->tls_cert) {
+    size_t size = 0;
+    s->tls_cert_pem = vd_read_file(c->tls_cert, 1 << 20, &size, err);
+    if (!s->tls_cert_pem) goto fail;
+    s->tls_key_pem = vd_read_file(c->tls_key, 1 << 20, &size, err);
+    if (!s->tls_key_pem) goto fail;
+  }
   vd_server_options options = {.host = c->listen_host,
                                .port = c->listen_port,
                                .threads = threads,
@@ -1089,6 +1100,8 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
                                .request_timeout_ms = c->limits.request_timeout_ms,
                                .max_body_bytes = c->limits.max_body_bytes,
                                .max_header_bytes = c->limits.max_header_bytes,
+                               .tls_cert_pem = s->tls_cert_pem,
+                               .tls_key_pem = s->tls_key_pem,
                                .handler = handle,
                                .observer = observe,
                                .ctx = s};
@@ -1193,8 +1206,8 @@ int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err) {
   vd_diags_free(&diags);
   const char *host = config->listen_host;
   bool v6 = strchr(host, ':') != NULL;
-  fprintf(out, "verdict: listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
-          vd_service_port(service));
+  fprintf(out, "verdict: listening on %s://%s%s%s:%d\n", config->tls_cert ? "https" : "http",
+          v6 ? "[" : "", host, v6 ? "]" : "", vd_service_port(service));
   fflush(out);
   for (;;) {
     int sig = 0;
