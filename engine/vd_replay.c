@@ -194,6 +194,12 @@ static const vd_deployment *stored_version(vd_replayer *r, const char *version, 
 }
 
 json_t *vd_replayer_decide(vd_replayer *r, const json_t *trace, vd_error *err) {
+  const char *kind = json_string_value(json_object_get(trace, "kind"));
+  if (!kind || strcmp(kind, "promotions") != 0) {
+    vd_error_set(err, "only promotions decisions are replayed yet (this one is a %s decision)",
+                 kind ? kind : "kind-less");
+    return NULL;
+  }
   const char *version =
       json_string_value(json_object_get(json_object_get(trace, "deployment"), "version"));
   if (!version) {
@@ -264,7 +270,7 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
       {"config", true, NULL, "the server's config file (its data_dir and decision_log)"},
       {"since", true, NULL, "replay every decision from this RFC 3339 time on"},
       {"until", true, NULL, "... up to (not including) this time"},
-      {"kind", true, NULL, "only decisions of this kind (promotions, triage)"},
+      {"kind", true, NULL, "decisions of this kind (default promotions, the replayable one)"},
       {"quiet", false, NULL, "with --since: print only the differences and the counts"},
   };
   size_t n = sizeof options / sizeof options[0];
@@ -320,10 +326,12 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
     json_decref(trace);
   } else {
     size_t identical = 0, different = 0, failed = 0;
+    const char *kind = vd_args_get(options, n, "kind");
+    if (!kind) kind = "promotions"; /* the kind whose decisions can be re-run */
     char *cursor = NULL;
     bool ok = true;
     do {
-      vd_decision_query q = {.kind = vd_args_get(options, n, "kind"),
+      vd_decision_query q = {.kind = kind,
                              .since_us = since_us,
                              .until_us = until_us,
                              .limit = PAGE,

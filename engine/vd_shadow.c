@@ -288,6 +288,10 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     return 1;
   }
   vd_diags_free(&diags);
+  if (strcmp(vd_deployment_kind(candidate), "promotions") != 0) {
+    vd_deployment_release(candidate);
+    return usage(err, "shadow evaluation re-decides promotions deployments only");
+  }
   char data[4096];
   vd_decision_log *log = vd_replay_open_log(data_dir, config, data, sizeof data, &e);
   if (!log) {

@@ -101,7 +101,10 @@ static void outcome_words(const json_t *candidate, char *buf, size_t size) {
   const char *action = str(o, "action");
   const char *by = str(o, "decided_by");
   json_int_t rank = json_integer_value(json_object_get(o, "rank"));
-  if (strcmp(action, "offer") == 0)
+  if (!*action && json_is_string(json_object_get(o, "route"))) /* a triage request */
+    snprintf(buf, size, "ROUTED to %s (priority %s), handled by %s", str(o, "route"),
+             str(o, "priority"), str(o, "handled_by"));
+  else if (strcmp(action, "offer") == 0)
     snprintf(buf, size, "OFFERED (rank %lld)", (long long)rank);
   else if (strcmp(action, "allow") == 0)
     snprintf(buf, size, "OFFERED (rank %lld), approved by rule %s", (long long)rank, by);
@@ -121,6 +124,13 @@ static double num(const json_t *o, const char *key) {
   return json_number_value(json_object_get(o, key));
 }
 
+/* Whether the candidate got what it was considered for (an offer, or a triage route). */
+static bool selected_of(const json_t *candidate) {
+  const json_t *o = json_object_get(candidate, "outcome");
+  return json_integer_value(json_object_get(o, "rank")) > 0 ||
+         json_is_string(json_object_get(o, "route"));
+}
+
 /* The model's column contributions, largest |value| first (zero ones left out). */
 typedef struct bar {
   const char *label;
@@ -136,6 +146,11 @@ static size_t bars_of(const json_t *model, bar *bars, double *largest) {
   size_t n = 0;
   const char *key;
   json_t *v;
+  size_t i;
+  json_array_foreach(json_object_get(model, "tokens"), i, v) { /* a text model: per token */
+    if (n < MAX_BARS && json_number_value(json_object_get(v, "value")) != 0.0)
+      bars[n++] = (bar){str(v, "token"), json_number_value(json_object_get(v, "value"))};
+  }
   json_object_foreach((json_t *)json_object_get(model, "contributions"), key, v) {
     if (n == MAX_BARS || json_number_value(v) == 0.0) continue;
     bars[n++] = (bar){key, json_number_value(v)};
@@ -234,7 +249,7 @@ static void text_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
   vd_buf_printf(b, "\nCANDIDATE %s: %s\n", str(c, "candidate"), headline);
   const json_t *reasons = json_object_get(c, "reasons");
   const json_t *outcome = json_object_get(c, "outcome");
-  bool selected = json_integer_value(json_object_get(outcome, "rank")) > 0;
+  bool selected = selected_of(c);
   if (json_array_size(reasons)) {
     vd_buf_printf(b, "  Principal reasons %s:\n", selected ? "for this outcome" : "against it");
     size_t i;
@@ -248,7 +263,12 @@ static void text_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
     }
   }
   const json_t *model = json_object_get(c, "model");
-  if (json_is_object(model)) {
+  if (json_is_object(model) && json_object_get(model, "intent")) {
+    vd_buf_printf(b, "  Model: recognised the request as \"%s\" with %.1f%% confidence%s%s\n",
+                  str(model, "intent"), 100 * num(model, "confidence"),
+                  json_is_string(json_object_get(model, "reason")) ? "; escalated: " : "",
+                  str(model, "reason"));
+  } else if (json_is_object(model)) {
     vd_buf_printf(b, "  Model estimate:\n");
     vd_buf_printf(b, "    chance of a response with this offer:   %6.2f%%\n",
                   100 * num(model, "p_treatment"));
@@ -433,7 +453,7 @@ static void html_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
   char headline[512];
   outcome_words(c, headline, sizeof headline);
   const json_t *outcome = json_object_get(c, "outcome");
-  bool selected = json_integer_value(json_object_get(outcome, "rank")) > 0;
+  bool selected = selected_of(c);
   vd_buf_printf(b, "<section class=\"candidate %s\"><h3>", selected ? "offered" : "declined");
   esc(b, str(c, "candidate"));
   vd_buf_puts(b, ": ");
@@ -460,7 +480,16 @@ static void html_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
     vd_buf_puts(b, "</ol>\n");
   }
   const json_t *model = json_object_get(c, "model");
-  if (json_is_object(model)) {
+  if (json_is_object(model) && json_object_get(model, "intent")) {
+    vd_buf_puts(b, "<p>The model recognised the request as <b>");
+    esc(b, str(model, "intent"));
+    vd_buf_printf(b, "</b> with %.1f%% confidence", 100 * num(model, "confidence"));
+    if (json_is_string(json_object_get(model, "reason"))) {
+      vd_buf_puts(b, "; escalated: ");
+      esc(b, str(model, "reason"));
+    }
+    vd_buf_puts(b, ".</p>\n");
+  } else if (json_is_object(model)) {
     vd_buf_printf(b,
                   "<h4>Model estimate</h4><table class=\"estimate\"><tr><td>Chance of a response "
                   "with this offer</td><td>%.2f%%</td></tr><tr><td>Chance of a response without "
