@@ -148,8 +148,8 @@ static size_t bars_of(const json_t *model, bar *bars, double *largest) {
   json_t *v;
   size_t i;
   json_array_foreach(json_object_get(model, "tokens"), i, v) { /* a text model: per token */
-    if (n < MAX_BARS && json_number_value(json_object_get(v, "value")) != 0.0)
-      bars[n++] = (bar){str(v, "token"), json_number_value(json_object_get(v, "value"))};
+    if (n < MAX_BARS && json_number_value(json_object_get(v, "contribution")) != 0.0)
+      bars[n++] = (bar){str(v, "token"), json_number_value(json_object_get(v, "contribution"))};
   }
   json_object_foreach((json_t *)json_object_get(model, "contributions"), key, v) {
     if (n == MAX_BARS || json_number_value(v) == 0.0) continue;
