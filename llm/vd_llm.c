@@ -943,7 +943,8 @@ vd_llm *vd_llm_open(const vd_llm_config *cfg, vd_error *err) {
   if (!(llm->store = vd_llm_store_open(path, false, err))) goto fail;
   if (!(llm->checkpointer = vd_llm_store_open(path, true, err))) goto fail;
   llm->front = llm->store;
-  if (!(llm->tasks = vd_llm_tasks_load(cfg, err))) goto fail;
+  llm->tasks = vd_llm_tasks_load(cfg, err);
+  if (!llm->tasks) goto fail;
   if (!(llm->uuids = vd_uuid_gen_new(err))) goto fail;
   llm->rng = gsl_rng_alloc(gsl_rng_mt19937);
   gsl_rng_set(llm->rng, cfg->jitter_seed ? cfg->jitter_seed : (unsigned long)vd_monotonic_ns());

@@ -438,6 +438,9 @@ static size_t active_stack(const json_t *history, const char **stack, size_t cap
     if (action && strcmp(action, "rollback") == 0) {
       if (depth > 1) depth--;
     } else if (version && depth < cap) {
+      /* the first activation remembers what served before it (the config's version) */
+      const char *previous = json_string_value(json_object_get(e, "previous"));
+      if (depth == 0 && previous && cap > 1) stack[depth++] = previous;
       stack[depth++] = version;
     }
   }
@@ -448,6 +451,7 @@ enum { STACK_MAX = 4096 };
 
 bool vd_prompts_active(const char *data_dir, vd_llm_task task, char *version, vd_error *err) {
   version[0] = '\0';
+  err->message[0] = '\0';
   json_t *history = vd_prompts_history(data_dir, task, err);
   if (!history) return false;
   const char **stack = malloc(STACK_MAX * sizeof *stack);
@@ -505,11 +509,24 @@ static bool check_who_why(const char *who, const char *why, vd_error *err) {
 }
 
 bool vd_prompts_activate(const char *data_dir, const char *prompts_dir, vd_llm_task task,
-                         const char *version, const char *who, const char *why, vd_error *err) {
+                         const char *version, const char *initial, const char *who, const char *why,
+                         vd_error *err) {
   if (!check_who_why(who, why, err)) return false;
+  char active[VD_PROMPT_ID_SIZE];
+  if (!vd_prompts_active(data_dir, task, active, err) && err->message[0]) return false;
+  char previous[VD_PROMPT_ID_SIZE] = "";
+  if (active[0]) {
+    snprintf(previous, sizeof previous, "%s", active);
+  } else if (initial && *initial) { /* pin the config's version by its content id */
+    vd_error ignored;
+    vd_prompt *before = vd_prompt_open(prompts_dir, task, initial, &ignored);
+    snprintf(previous, sizeof previous, "%s", before ? vd_prompt_id(before) : initial);
+    vd_prompt_free(before);
+  }
   vd_prompt *p = vd_prompt_open(prompts_dir, task, version, err);
   if (!p) return false;
   json_t *entry = entry_for(task, "activate", p, who, why);
+  if (previous[0]) json_object_set_new(entry, "previous", json_string(previous));
   bool ok = append_history(data_dir, entry, err);
   json_decref(entry);
   vd_prompt_free(p);

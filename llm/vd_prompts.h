@@ -19,7 +19,8 @@
  *
  * Activation history: DATA_DIR/prompts/history.jsonl, one JSON object per line, appended under
  * an exclusive lock and fsync'ed: {at, task, action ("activate"|"rollback"), version, id, who,
- * why}. The active version is computed by replaying it as a stack per task: activate pushes,
+ * why, previous (activate: the id active before)}. The active version is computed by replaying
+ * it as a stack per task: activate pushes (the first one on top of its previous),
  * rollback pops (back to the previously active version). No entry: the config's prompt_version is
  * active.
  *
@@ -81,9 +82,13 @@ json_t *vd_prompts_history(const char *data_dir, vd_llm_task task, vd_error *err
 /* The active version id ("v2@<hex>") from the history into version (size VD_PROMPT_ID_SIZE); false
  * and an empty string when the history names none (err is set only on a read error). */
 bool vd_prompts_active(const char *data_dir, vd_llm_task task, char *version, vd_error *err);
-/* Checks that the version loads, then appends an "activate" entry. who and why are required. */
+/* Checks that the version loads, then appends an "activate" entry {.., previous: the id active
+ * until now}. initial is the version active when the history is empty (the config's
+ * prompt_version; may be NULL), so that the first activation can be rolled back too. who and why
+ * are required. */
 bool vd_prompts_activate(const char *data_dir, const char *prompts_dir, vd_llm_task task,
-                         const char *version, const char *who, const char *why, vd_error *err);
+                         const char *version, const char *initial, const char *who, const char *why,
+                         vd_error *err);
 /* Returns to the previously active version (which must still load): appends a "rollback" entry
  * and writes the restored version into restored (size VD_PROMPT_ID_SIZE). */
 bool vd_prompts_rollback(const char *data_dir, const char *prompts_dir, vd_llm_task task,

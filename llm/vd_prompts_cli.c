@@ -286,7 +286,8 @@ int vd_verb_prompts(int argc, char **argv, FILE *out, FILE *err) {
     case 2:
       return diff(&cfg, task, pos[2], pos[3], out, err);
     case 3:
-      if (!vd_prompts_activate(cfg.data_dir, cfg.prompts_dir, task, pos[2], who, why, &e)) {
+      if (!vd_prompts_activate(cfg.data_dir, cfg.prompts_dir, task, pos[2],
+                               cfg.tasks[task].prompt_version, who, why, &e)) {
         print_error("activate", &e, err);
         return 1;
       }

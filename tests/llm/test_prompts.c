@@ -394,11 +394,13 @@ START_TEST(test_activate_and_rollback_restore_the_old_behaviour) {
   /* case 18 of the golden set: base answers it right, skewed wrong */
   const char *text = "I want to cancel my flight and get a refund";
   vd_error err;
-  ck_assert(!vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v1", "ana", "", &err));
-  ck_assert(strstr(err.message, "why"));
-  ck_assert(!vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v9", "ana", "x", &err));
   ck_assert(
-      vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v1", "ana", "first", &err));
+      !vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v1", NULL, "ana", "", &err));
+  ck_assert(strstr(err.message, "why"));
+  ck_assert(
+      !vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v9", NULL, "ana", "x", &err));
+  ck_assert(vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v1", NULL, "ana", "first",
+                                &err));
   json_t *job = classify_once(&e, text);
   ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[0]);
   ck_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "result"), "intent")),
@@ -482,7 +484,8 @@ START_TEST(test_reload_swaps_prompts_atomically) {
   ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[0]);
   json_decref(job);
   /* Activated while serving: nothing changes until the reload. */
-  ck_assert(vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v2", "ana", "try", &err));
+  ck_assert(
+      vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v2", "v1", "ana", "try", &err));
   job = classify_on(llm, text);
   ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[0]);
   json_decref(job);
@@ -501,8 +504,17 @@ START_TEST(test_reload_swaps_prompts_atomically) {
   write_file(path,
              "---\ntask: classify\ntier: small\nmax_tokens: 256\ntemperature: 0\n"
              "output_schema: builtin\n---\n{{request}} {{oops}}\n");
-  ck_assert(!vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v4", "ana", "x", &err));
+  ck_assert(
+      !vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v4", "v1", "ana", "x", &err));
   ck_assert_int_eq(err.line, 8);
+  /* The first activation can be rolled back: it remembered the config's version. */
+  char restored[VD_PROMPT_ID_SIZE];
+  ck_assert_msg(
+      vd_prompts_rollback(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "ana", "undo", restored, &err),
+      "%s", err.message);
+  ck_assert_str_eq(restored, e.ids[0]);
+  ck_assert(vd_prompts_activate(e.data, e.prompts, VD_LLM_TASK_CLASSIFY, "v2", "v1", "ana", "redo",
+                                &err));
   job = classify_on(llm, text);
   ck_assert_str_eq(json_string_value(json_object_get(job, "prompt_version")), e.ids[1]);
   json_decref(job);
