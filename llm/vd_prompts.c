@@ -217,7 +217,7 @@ vd_prompt *vd_prompt_load_string(const char *text, size_t len, const char *name,
                 VD_LLM_NAME_MAX - 1);
     goto fail;
   }
-  snprintf(p->version, sizeof p->version, "%s", stem);
+  snprintf(p->version, sizeof p->version, "%.*s", (int)sizeof p->version - 1, stem);
   if (strncmp(p->text, "---\n", 4) != 0) {
     vd_error_at(err, name, 1, 1, "a prompt file starts with a `---` line, then its header");
     goto fail;
@@ -350,10 +350,11 @@ json_t *vd_prompts_list(const char *prompts_dir, vd_llm_task task, vd_error *err
     char **grown = realloc(names, (count + 1) * sizeof *names);
     if (!grown) break;
     names = grown;
-    names[count++] = strdup(e->d_name);
+    if (!(names[count] = strdup(e->d_name))) break;
+    count++;
   }
   closedir(d);
-  qsort(names, count, sizeof *names, compare_strings);
+  if (names) qsort(names, count, sizeof *names, compare_strings);
   json_t *list = json_array();
   for (size_t i = 0; i < count; i++) {
     vd_buf path = {0};
