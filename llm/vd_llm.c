@@ -1012,7 +1012,7 @@ bool vd_llm_reload_prompts(vd_llm *llm, json_t **versions, vd_error *err) {
     }
   }
   pthread_mutex_lock(&llm->mu);
-  vd_llm_tasks **grown = realloc(llm->retired, (llm->retired_count + 1) * sizeof *grown);
+  vd_llm_tasks **grown = realloc(llm->retired, (llm->retired_count + 1) * sizeof(vd_llm_tasks *));
   if (!grown) {
     pthread_mutex_unlock(&llm->mu);
     vd_llm_tasks_free(fresh);
