@@ -21,7 +21,7 @@
 #include "vd_llm_tasks.h"
 #include "vd_prompts.h"
 
-enum { GOLDEN_MAX_CASES = 100000, WAIT_MS = 120000 };
+enum { GOLDEN_MAX_CASES = 100000, EVAL_DEADLINE_MS = 30 * 60 * 1000 };
 
 /* ---- statistics ---- */
 
@@ -296,6 +296,10 @@ static json_t *run_cases(const eval_opts *o, const char *version, const json_t *
   cfg.budget_count = 0;
   cfg.queue_capacity = json_array_size(cases) + 16;
   cfg.tasks[o->task].allow_fallback = true;
+  /* All cases are queued at once, so a case may wait behind the others: the deadline covers the
+   * whole run instead of one job (a production job is submitted alone). */
+  if (cfg.tasks[o->task].deadline_ms < EVAL_DEADLINE_MS)
+    cfg.tasks[o->task].deadline_ms = EVAL_DEADLINE_MS;
   for (int t = 0; t < VD_LLM_TASK_COUNT; t++) /* only the task under test needs its prompt */
     if (t != (int)o->task) cfg.tasks[t].enabled = false;
   if (o->provider && strcmp(o->provider, "none") == 0) {
@@ -340,7 +344,7 @@ static json_t *run_cases(const eval_opts *o, const char *version, const json_t *
     json_array_foreach(cases, i, c) {
       json_t *job = NULL;
       if (ids[i][0]) {
-        vd_llm_wait(llm, ids[i], WAIT_MS);
+        vd_llm_wait(llm, ids[i], cfg.tasks[o->task].deadline_ms + 10000);
         job = vd_llm_job(llm, ids[i]);
       }
       json_array_append_new(jobs, job ? job : json_pack("{s:s}", "state", "rejected"));
