@@ -358,6 +358,26 @@ START_TEST(test_gate_blocks_a_slice_regression_and_passes_a_uniform_gain) {
   ck_assert_ptr_null(json_object_get(stable, "stability"));
   json_decref(stable);
 
+  /* --provider names a configured provider, or none for the fallback alone. */
+  char *named[] = {"eval",     "--task",     "classify", "--golden", (char *)classify_golden,
+                   "--prompt", "v3",         "--config", e.config,   "--out",
+                   e.out,      "--provider", "fake",     NULL};
+  captured pn = call(vd_verb_eval, 13, named);
+  ck_assert_msg(pn.rc == 0 && strstr(pn.out, "24/24"), "%s%s", pn.out, pn.err);
+  release(&pn);
+  named[12] = "nosuch";
+  pn = call(vd_verb_eval, 13, named);
+  ck_assert_int_eq(pn.rc, 2);
+  ck_assert(strstr(pn.err, "--provider nosuch"));
+  release(&pn);
+  named[12] = "none";
+  int before = fake_provider_request_count(e.env.fake);
+  pn = call(vd_verb_eval, 13, named);
+  ck_assert_int_eq(pn.rc, 0);
+  ck_assert_int_eq(fake_provider_request_count(e.env.fake), before); /* no call at all */
+  ck_assert_msg(strstr(pn.out, "13/24"), "%s", pn.out);              /* the provisional decisions */
+  release(&pn);
+
   /* A looser margin does not excuse the newly failing cases. */
   char *argv[] = {"eval",     "--task", "classify",   "--golden", (char *)classify_golden,
                   "--prompt", "v2",     "--baseline", "v1",       "--config",
