@@ -15,6 +15,7 @@
 #include "vd_eval.h"
 #include "vd_extract_rules.h"
 #include "vd_llm_store.h"
+#include "vd_llm_tasks.h"
 #include "vd_prompts.h"
 #include "vd_test.h"
 
@@ -687,6 +688,64 @@ START_TEST(test_extract_rules_fallback_matches_the_rules_evaluator) {
 }
 END_TEST
 
+START_TEST(test_itinerary_checks) {
+  llm_env env;
+  llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
+  vd_error err;
+  vd_llm_tasks *tasks = vd_llm_tasks_load(&env.cfg, &err);
+  ck_assert_msg(tasks != NULL, "%s", err.message);
+  const json_t *schema = vd_llm_tasks_output_schema(tasks, VD_LLM_TASK_ITINERARY);
+  json_t *input = json_loads(llm_env_kyoto_trip, 0, NULL);
+  json_object_set_new(input, "interests", json_pack("[s,s]", "food", "temples"));
+  json_t *c = json_pack("{s:s,s:s,s:O,s:{s:i}}", "id", "k", "slice", "s", "input", input,
+                        "expected", "max_activities_per_day", 2);
+  json_t *good = json_loads(llm_env_kyoto_answer, 0, NULL);
+  json_object_set_new(good, "source", json_string("llm")); /* the job's marker is not checked */
+  json_t *sc = vd_eval_score(VD_LLM_TASK_ITINERARY, schema, c, good);
+  ck_assert_msg(json_is_true(json_object_get(sc, "pass")), "%s", json_dumps(sc, 0));
+  json_decref(sc);
+  /* a missing day fails days and dates; an unknown key fails the schema */
+  json_t *bad = json_deep_copy(good);
+  json_array_remove(json_object_get(bad, "days"), 1);
+  json_object_set_new(bad, "hotel", json_string("x"));
+  sc = vd_eval_score(VD_LLM_TASK_ITINERARY, schema, c, bad);
+  const json_t *f = json_object_get(sc, "fields");
+  ck_assert(json_is_false(json_object_get(f, "schema")) &&
+            json_is_false(json_object_get(f, "days")) &&
+            json_is_false(json_object_get(f, "dates")));
+  json_decref(sc);
+  json_decref(bad);
+  /* a requested interest no activity serves, a wrong date, too many activities */
+  bad = json_deep_copy(good);
+  json_t *day1 = json_array_get(json_object_get(bad, "days"), 0);
+  json_t *acts = json_object_get(day1, "activities");
+  json_object_del(json_array_get(acts, 1), "interest");
+  json_array_append_new(acts, json_pack("{s:s,s:s}", "time", "afternoon", "title", "Walk"));
+  json_object_set_new(json_array_get(json_object_get(bad, "days"), 1), "date",
+                      json_string("2027-03-14"));
+  sc = vd_eval_score(VD_LLM_TASK_ITINERARY, schema, c, bad);
+  f = json_object_get(sc, "fields");
+  ck_assert(json_is_true(json_object_get(f, "schema")) && json_is_true(json_object_get(f, "days")));
+  ck_assert(json_is_false(json_object_get(f, "dates")));
+  ck_assert(json_is_false(json_object_get(f, "constraints")));
+  char *diff = json_dumps(json_object_get(json_object_get(sc, "diff"), "constraints"), 0);
+  ck_assert_msg(strstr(diff, "interest food is not served") && strstr(diff, "day 1 has 3"), "%s",
+                diff);
+  free(diff);
+  json_decref(sc);
+  /* no result at all (a failed job): every check fails */
+  sc = vd_eval_score(VD_LLM_TASK_ITINERARY, schema, c, NULL);
+  ck_assert(json_is_false(json_object_get(sc, "pass")));
+  json_decref(sc);
+  json_decref(bad);
+  json_decref(good);
+  json_decref(c);
+  json_decref(input);
+  vd_llm_tasks_free(tasks);
+  llm_env_done(&env);
+}
+END_TEST
+
 START_TEST(test_bad_usage_and_golden_errors) {
   char *none[] = {"eval", "--task", "extract", NULL};
   captured c = call(vd_verb_eval, 3, none);
@@ -720,6 +779,7 @@ int main(void) {
   tcase_add_test(tc, test_stats_from_the_ledger);
   tcase_add_test(tc, test_statistics);
   tcase_add_test(tc, test_extract_rules_fallback_matches_the_rules_evaluator);
+  tcase_add_test(tc, test_itinerary_checks);
   tcase_add_test(tc, test_bad_usage_and_golden_errors);
   suite_add_tcase(s, tc);
   SRunner *r = srunner_create(s);
