@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vd_args.h"
 #include "vd_buf.h"
@@ -170,8 +171,12 @@ static int stats(const vd_llm_config *cfg, vd_llm_task task, FILE *out, FILE *er
   }
   vd_buf path = {0};
   vd_buf_printf(&path, "%s/llm.sqlite", cfg->data_dir);
-  vd_llm_store *store = vd_llm_store_open(path.data, false, &e);
-  json_t *rows = store ? vd_llm_store_prompt_stats(store, vd_llm_task_name(task), &e) : NULL;
+  /* No store yet (no job has run with this data folder): every version has no calls. */
+  bool exists = access(path.data, F_OK) == 0;
+  vd_llm_store *store = exists ? vd_llm_store_open(path.data, false, &e) : NULL;
+  json_t *rows = !exists ? json_array()
+                 : store ? vd_llm_store_prompt_stats(store, vd_llm_task_name(task), &e)
+                         : NULL;
   vd_llm_store_close(store);
   vd_buf_free(&path);
   if (!rows) {
