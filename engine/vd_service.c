@@ -48,7 +48,7 @@ struct vd_service {
   vd_trace_mask mask;
   vd_server *server;
   char *tls_cert_pem, *tls_key_pem; /* HTTPS: read from the config's tls_cert/tls_key */
-  pthread_mutex_t reload_lock; /* one reload at a time (SIGHUP and POST /v1/admin/reload) */
+  pthread_mutex_t reload_lock;      /* one reload at a time (SIGHUP and POST /v1/admin/reload) */
   atomic_bool ready;
   vd_llm *llm;             /* the LLM job service; NULL when the config has no `llm:` */
   vd_gazetteer *gazetteer; /* places for itinerary escalations (the LLM layer's gazetteer) */
@@ -957,7 +957,8 @@ bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   if (!fresh) return false;
   pthread_mutex_lock(&s->reload_lock);
   bool ok = load_all(s, true, fresh, diags);
-  json_t *prompts = NULL; /* the LLM prompts the registry now has active, swapped in with the rules */
+  json_t *prompts =
+      NULL; /* the LLM prompts the registry now has active, swapped in with the rules */
   if (ok && s->llm) {
     vd_error perr = {0};
     ok = vd_llm_reload_prompts(s->llm, &prompts, &perr);

@@ -114,8 +114,8 @@ START_TEST(huge_numbers_are_400) {
   /* Representable but out of the schema's range. */
   size_t size = 0;
   char body[1024];
-  size = (size_t)snprintf(
-      body, sizeof body, "{\"subject\": {%s}, \"candidates\": [{\"id\": \"mens-email\"}]}", fields);
+  snprintf(body, sizeof body, "{\"subject\": {%s}, \"candidates\": [{\"id\": \"mens-email\"}]}",
+           fields);
   char *at = strstr(body, "\"recency\": 6");
   char patched[1024];
   size = (size_t)snprintf(patched, sizeof patched, "%.*s\"recency\": 9223372036854775807%s",

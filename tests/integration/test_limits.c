@@ -250,7 +250,8 @@ START_TEST(oversized_bodies_get_413) {
   char chunk[8192 + 16];
   int head = snprintf(chunk, sizeof chunk, "2000\r\n");
   memset(chunk + head, ' ', 8192);
-  memcpy(chunk + head + 8192, "\r\n", 2);
+  chunk[head + 8192] = '\r';
+  chunk[head + 8193] = '\n';
   /* Somewhat over the limit (80 KiB chunked): read, dropped, answered 413. */
   fd = connect_raw();
   send_all(fd, chunked, sizeof chunked - 1);

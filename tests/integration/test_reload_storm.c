@@ -43,7 +43,7 @@ typedef struct storm {
 
 static int marker_of(const char *text) {
   const char *at = text ? strstr(text, "(generation ") : NULL;
-  return at ? atoi(at + strlen("(generation ")) : -1;
+  return at ? (int)strtol(at + strlen("(generation "), NULL, 10) : -1;
 }
 
 static void *client(void *arg) {
