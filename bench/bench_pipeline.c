@@ -68,7 +68,12 @@ static int bench_triage_deployment(const vd_deployment *d, size_t rows) {
   }
   json_t **requests = calloc(rows, sizeof(json_t *));
   uint64_t *decide = calloc(rows, sizeof(uint64_t)), *dump = calloc(rows, sizeof(uint64_t));
-  if (!requests || !decide || !dump) return 1;
+  if (!requests || !decide || !dump) {
+    free(requests);
+    free(decide);
+    free(dump);
+    return 1;
+  }
   size_t texts = 0;
   for (char *line = strtok(data, "\n"); line && texts < rows; line = strtok(NULL, "\n")) {
     json_t *row = json_loads(line, 0, NULL);
@@ -86,6 +91,10 @@ static int bench_triage_deployment(const vd_deployment *d, size_t rows) {
     uint64_t t0 = vd_monotonic_ns();
     if (vd_triage_decide(d, &in, &out, NULL, &err) != VD_PIPELINE_OK) {
       fprintf(stderr, "text %zu: %s\n", n, err.message);
+      for (size_t i = 0; i < texts; i++) json_decref(requests[i]);
+      free(requests);
+      free(decide);
+      free(dump);
       return 1;
     }
     uint64_t t1 = vd_monotonic_ns();
@@ -206,6 +215,13 @@ int main(int argc, char **argv) {
     char *reference = json_dumps(out.trace, JSON_COMPACT);
     if (!text || !reference || strcmp(text, reference) != 0) {
       fprintf(stderr, "row %zu: the trace text differs from json_dumps\n", i);
+      free(text);
+      free(reference);
+      vd_decision_clear(&out);
+      free(decide);
+      free(dump);
+      free(total);
+      free(requests);
       return 1;
     }
     free(reference);

@@ -109,7 +109,9 @@ static bool write_string(const char *str, size_t len, vd_buf *out) {
         break;
       default: {
         static const char hex[] = "0123456789ABCDEF"; /* jansson writes \\u%04X */
-        memcpy(p, "\\u00", 4);
+        p[1] = 'u';
+        p[2] = '0';
+        p[3] = '0';
         p[4] = hex[c >> 4];
         p[5] = hex[c & 15];
         out->len += 4;
@@ -240,8 +242,8 @@ static size_t format_g17(double v, char *buf) {
     memcpy(buf + n, digits + x + 1, (size_t)(last - x));
     n += (size_t)(last - x);
   } else {
-    memcpy(buf + n, ".0", 2); /* jansson: a real always shows a '.' or an 'e' */
-    n += 2;
+    buf[n++] = '.'; /* jansson: a real always shows a '.' or an 'e' */
+    buf[n++] = '0';
   }
   return n;
 }
@@ -255,7 +257,8 @@ static void write_real(double v, vd_buf *out) {
     char *end = buf + 24;
     char *p = digits_of((uint64_t)fabs(v), end);
     if (signbit(v)) *--p = '-';
-    memcpy(end, ".0", 2);
+    end[0] = '.';
+    end[1] = '0';
     put(out, p, (size_t)(end + 2 - p));
     return;
   }
@@ -274,8 +277,8 @@ static void write_real(double v, vd_buf *out) {
   char *e = memchr(buf, 'e', len);
   if (!e) {
     if (!memchr(buf, '.', len)) {
-      memcpy(buf + len, ".0", 2);
-      len += 2;
+      buf[len++] = '.';
+      buf[len++] = '0';
     }
   } else {
     char *start = e + 1, *end = e + 2;
