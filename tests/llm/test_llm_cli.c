@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "support_llm_env.h"
 #include "vd_test.h"
@@ -111,10 +112,16 @@ START_TEST(test_usage_errors) {
   ck_assert_int_eq(c.rc, 2);
   ck_assert_ptr_nonnull(strstr(c.err, "--input (argument):1:"));
   release(&c);
-  char engine_config[512];
-  snprintf(engine_config, sizeof engine_config, "%s/examples/verdict.yaml", VERDICT_SOURCE_DIR);
+  /* A server config without an `llm:` mapping is refused by name. */
+  char engine_config[] = "/tmp/vd-llm-cli-XXXXXX";
+  int fd = mkstemp(engine_config);
+  ck_assert_int_ge(fd, 0);
+  const char *text = "listen: 127.0.0.1:0\n";
+  ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
   char *no_section[] = {"llm", "costs", "--config", engine_config, NULL};
   c = call(4, no_section);
+  unlink(engine_config);
   ck_assert_int_eq(c.rc, 2);
   ck_assert_ptr_nonnull(strstr(c.err, "has no `llm:` section"));
   release(&c);
