@@ -234,6 +234,7 @@ static bool parse_limits(const loader *ld, const json_t *root, vd_config_limits 
   if (!v || json_is_null(v)) return true;
   static const char *const allowed[] = {"threads",
                                         "max_connections",
+                                        "max_connections_per_ip",
                                         "connection_timeout_s",
                                         "request_timeout_ms",
                                         "shutdown_timeout_ms",
@@ -246,6 +247,7 @@ static bool parse_limits(const loader *ld, const json_t *root, vd_config_limits 
   unsigned long long body = l->max_body_bytes, header = l->max_header_bytes;
   return get_unsigned(ld, v, "threads", 0, 1024, &l->threads) &&
          get_unsigned(ld, v, "max_connections", 1, 1000000, &l->max_connections) &&
+         get_unsigned(ld, v, "max_connections_per_ip", 0, 1000000, &l->max_connections_per_ip) &&
          get_unsigned(ld, v, "connection_timeout_s", 0, 86400, &l->connection_timeout_s) &&
          get_unsigned(ld, v, "request_timeout_ms", 0, 3600000, &l->request_timeout_ms) &&
          get_unsigned(ld, v, "shutdown_timeout_ms", 0, 3600000, &l->shutdown_timeout_ms) &&

@@ -37,13 +37,14 @@ typedef struct vd_config_key {
 } vd_config_key;
 
 typedef struct vd_config_limits {
-  unsigned threads;              /* HTTP worker threads; 0 = four per online core */
-  unsigned max_connections;      /* concurrent connections */
-  unsigned connection_timeout_s; /* idle keep-alive connections are closed after this */
-  unsigned request_timeout_ms;   /* a request body must arrive within this */
-  unsigned shutdown_timeout_ms;  /* SIGTERM waits this long for requests in flight */
-  size_t max_body_bytes;         /* larger bodies get 413 */
-  size_t max_header_bytes;       /* larger headers get 431 */
+  unsigned threads;                /* HTTP worker threads; 0 = four per online core */
+  unsigned max_connections;        /* concurrent connections */
+  unsigned max_connections_per_ip; /* concurrent connections from one address; 0 = no cap */
+  unsigned connection_timeout_s;   /* idle keep-alive connections are closed after this */
+  unsigned request_timeout_ms;     /* a request body must arrive within this */
+  unsigned shutdown_timeout_ms;    /* SIGTERM waits this long for requests in flight */
+  size_t max_body_bytes;           /* larger bodies get 413 */
+  size_t max_header_bytes;         /* larger headers get 431 */
   unsigned max_results; /* cap on a request's `max_results` (0 = none beyond deployments') */
 } vd_config_limits;
 

@@ -448,7 +448,8 @@ vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
   server->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, server, MHD_OPTION_ARRAY, tls, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, server->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-      o->threads, MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+      o->threads, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
       o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_END);
   if (!server->daemon) {

@@ -88,14 +88,15 @@ typedef void (*vd_http_observer)(void *ctx, const vd_http_request *req, int stat
                                  uint64_t elapsed_ns);
 
 typedef struct vd_server_options {
-  const char *host;              /* an IPv4 or IPv6 literal, or "localhost"; NULL = 0.0.0.0 */
-  int port;                      /* 0 picks a free port (see vd_server_port) */
-  unsigned threads;              /* worker threads; 0 = the number of online cores */
-  unsigned max_connections;      /* 0 = 1024 */
-  unsigned connection_timeout_s; /* idle keep-alive connections are closed after this; 0 = none */
-  unsigned request_timeout_ms;   /* the whole body must arrive within this; 0 = no limit */
-  size_t max_body_bytes;         /* 0 = 64 KiB */
-  size_t max_header_bytes;       /* 0 = 16 KiB */
+  const char *host;                /* an IPv4 or IPv6 literal, or "localhost"; NULL = 0.0.0.0 */
+  int port;                        /* 0 picks a free port (see vd_server_port) */
+  unsigned threads;                /* worker threads; 0 = the number of online cores */
+  unsigned max_connections;        /* 0 = 1024 */
+  unsigned max_connections_per_ip; /* from one client address; 0 = no cap beyond the above */
+  unsigned connection_timeout_s;   /* idle keep-alive connections are closed after this; 0 = none */
+  unsigned request_timeout_ms;     /* the whole body must arrive within this; 0 = no limit */
+  size_t max_body_bytes;           /* 0 = 64 KiB */
+  size_t max_header_bytes;         /* 0 = 16 KiB */
   /* HTTPS (libmicrohttpd with GnuTLS): PEM text of the certificate chain and of the private key
    * (borrowed; copied by libmicrohttpd at start). Both NULL = plain HTTP. */
   const char *tls_cert_pem;

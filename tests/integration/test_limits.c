@@ -56,14 +56,21 @@ static double now_s(void) {
   return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static int connect_raw(void) {
+/* A TCP connection to the server from the loopback address source (127.0.0.x: all of 127/8 is
+ * the loopback interface, so one machine can act as several clients). */
+static int connect_from(const char *source) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert_int_ge(fd, 0);
+  struct sockaddr_in from = {.sin_family = AF_INET};
+  inet_pton(AF_INET, source, &from.sin_addr);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&from, sizeof from), 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server.port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
   return fd;
 }
+
+static int connect_raw(void) { return connect_from("127.0.0.1"); }
 
 static void send_all(int fd, const char *data, size_t size) {
   while (size) {
@@ -276,6 +283,39 @@ START_TEST(oversized_bodies_get_413) {
 }
 END_TEST
 
+START_TEST(one_client_cannot_take_every_connection) {
+  /* max_connections_per_ip = 20: a client at 127.0.0.2 holding 20 idle connections gets its
+   * 21st closed at once, while other clients (127.0.0.1) are served. */
+  vd_itest_server limited;
+  ck_assert(vd_itest_prepare(&limited, "limits:\n  max_connections_per_ip: 20\n"));
+  ck_assert(vd_itest_start(&limited));
+  vd_itest_server saved = server;
+  server = limited; /* connect_from and expect_serving talk to `server` */
+  int fds[20];
+  for (int i = 0; i < 20; i++) fds[i] = connect_from("127.0.0.2");
+  usleep(200 * 1000);
+  int extra = connect_from("127.0.0.2");
+  send_all(extra, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 35);
+  bool closed = false;
+  char *answer = read_answer(extra, 3.0, &closed);
+  ck_assert_msg(closed && answer[0] == '\0', "the 21st connection was served: %.100s", answer);
+  free(answer);
+  close(extra);
+  expect_serving("one client holds its 20 connections");
+  for (int i = 0; i < 20; i++) close(fds[i]);
+  usleep(200 * 1000);
+  int again = connect_from("127.0.0.2");
+  send_all(again, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 35);
+  answer = read_answer(again, 3.0, &closed);
+  ck_assert_msg(strncmp(answer, "HTTP/1.1 200", 12) == 0, "after closing: %.100s", answer);
+  free(answer);
+  close(again);
+  server = saved;
+  ck_assert_int_eq(vd_itest_stop(&limited, SIGTERM), 0);
+  vd_itest_cleanup(&limited);
+}
+END_TEST
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   Suite *s = suite_create("limits");
@@ -287,6 +327,7 @@ int main(void) {
   tcase_add_test(tc, slow_body_is_cut_off);
   tcase_add_test(tc, oversized_headers_get_431);
   tcase_add_test(tc, oversized_bodies_get_413);
+  tcase_add_test(tc, one_client_cannot_take_every_connection);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
