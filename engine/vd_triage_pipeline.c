@@ -249,7 +249,7 @@ vd_pipeline_status vd_triage_decide(const vd_deployment *d, const vd_triage_inpu
                                           model_error ? model_error : "the deployment has no model")
                               : json_null();
   out->response =
-      json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:n, s:{s:s, s:s}, s:O, s:O}", "decision_id",
+      json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:n, s:{s:s, s:s}, s:o, s:o}", "decision_id",
                 in->decision_id, "intent", scored ? json_string(result.top[0].intent) : json_null(),
                 "confidence", scored ? json_real(result.confidence) : json_null(), "top", top,
                 "route", route, "priority", priority, "handled_by", handled_by, "escalation",
