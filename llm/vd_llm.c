@@ -1251,7 +1251,7 @@ json_t *vd_llm_events(vd_llm *llm, const char *job_id, uint64_t *cursor, int64_t
   if (state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0) {
     /* Whatever the cursor (a client resuming with its Last-Event-ID), the stream ends with the
      * job's final state. */
-    json_array_append_new(out, json_pack("{s:I,s:s,s:o}", "seq", (json_int_t)(*cursor + 1), "event",
+    json_array_append_new(out, json_pack("{s:I,s:s,s:o}", "seq", (json_int_t)*cursor + 1, "event",
                                          "done", "data", public_view(json_incref(record))));
     *cursor += 1;
     *finished = true;

@@ -70,8 +70,8 @@ START_TEST(every_valid_number_is_masked_in_context) {
       x = x * 1103515245u + 12345u;
       pan[i] = (char)('0' + (x >> 16) % 10);
     }
-    for (char d = '0'; d <= '9'; d++) { /* the check digit that makes it valid */
-      pan[len - 1] = d;
+    for (int d = '0'; d <= '9'; d++) { /* the check digit that makes it valid */
+      pan[len - 1] = (char)d;
       if (vd_luhn_valid(pan, len)) break;
     }
     pan[len] = '\0';

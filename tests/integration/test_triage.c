@@ -12,9 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The LLM tests' fake provider (L's, tests/llm/), compiled into this test only. */
-#include "../llm/support_fake_provider.c"
+#include "vd_buf.h"
+#include "vd_fake_provider.h" /* the fake LLM provider */
 #include "vd_itest.h"
+#include "vd_time.h"
 #include "vd_test.h"
 
 static vd_itest_server server;

@@ -3,7 +3,7 @@
 #ifndef SUPPORT_LLM_ENV_H
 #define SUPPORT_LLM_ENV_H
 
-#include "support_fake_provider.h"
+#include "vd_fake_provider.h"
 #include "vd_llm.h"
 
 typedef struct llm_env {

@@ -1,4 +1,4 @@
-#include "support_fake_provider.h"
+#include "vd_fake_provider.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
