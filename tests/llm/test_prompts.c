@@ -238,7 +238,7 @@ static void eval_env_init(eval_env *e) {
              names[v]);
     write_file(path, text);
     vd_error err;
-    char version[8];
+    char version[16];
     snprintf(version, sizeof version, "v%d", v + 1);
     vd_prompt *p = vd_prompt_open(e->prompts, VD_LLM_TASK_CLASSIFY, version, &err);
     ck_assert_msg(p != NULL, "%s", err.message);
