@@ -15,8 +15,8 @@
 #include "vd_buf.h"
 #include "vd_fake_provider.h" /* the fake LLM provider */
 #include "vd_itest.h"
-#include "vd_time.h"
 #include "vd_test.h"
+#include "vd_time.h"
 
 static vd_itest_server server;
 static fake_provider *fake;
