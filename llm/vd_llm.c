@@ -73,6 +73,8 @@ struct job {
   vd_llm_plan plan;
   json_t *messages; /* the conversation sent (grows by one exchange on repair) */
   int provider_index;
+  int budget_index;    /* the feature's budget in cfg.budgets, -1 for none */
+  double reserved_usd; /* the worst-case cost of the call in flight, held against the budget */
   uint64_t run_start_ns;
   bool tokens_sent; /* tokens of the current attempt reached subscribers */
   CURL *easy;
@@ -114,6 +116,9 @@ struct vd_llm {
   size_t recent_next;
   int in_flight;
   size_t reserved; /* queue slots taken by submissions being stored */
+  /* Worst-case cost of the calls in flight per budget (worker thread only): a call starts only
+   * when today's spend plus these plus its own worst case stays within the budget. */
+  double budget_reserved_usd[VD_LLM_MAX_BUDGETS];
   vd_llm_stats stats;
 };
 
@@ -157,10 +162,10 @@ static int provider_for_tier(const vd_llm *llm, vd_llm_tier tier) {
   return -1;
 }
 
-static const vd_llm_budget *budget_for(const vd_llm *llm, const char *feature) {
+static int budget_for(const vd_llm *llm, const char *feature) {
   for (size_t i = 0; i < llm->cfg.budget_count; i++)
-    if (strcmp(llm->cfg.budgets[i].feature, feature) == 0) return &llm->cfg.budgets[i];
-  return NULL;
+    if (strcmp(llm->cfg.budgets[i].feature, feature) == 0) return (int)i;
+  return -1;
 }
 
 static void rfc3339_or_null(json_t *obj, const char *key, int64_t us) {
@@ -241,6 +246,7 @@ static job *job_new(vd_llm *llm) {
   j->ttft_ms = -1;
   j->latency_ms = -1;
   j->provider_index = -1;
+  j->budget_index = -1;
   j->owner = llm;
   return j;
 }
@@ -420,19 +426,65 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx) {
   return len;
 }
 
+/* The next call's request body (into j->body) and the most that call can cost: every byte of the
+ * body an input token (tokenizers map each token to at least one byte) and max_tokens of output
+ * (the provider stops there). */
+static bool build_body(vd_llm *llm, job *j, double *worst_usd) {
+  const vd_llm_provider_config *pc = &llm->cfg.providers[j->provider_index];
+  const vd_llm_tier_config *tier = &llm->cfg.tiers[task_tier(llm, j->task)];
+  const vd_prompt *prompt = vd_llm_tasks_prompt(llm->tasks, j->task);
+  int max_tokens = prompt ? vd_prompt_max_tokens(prompt) : tier->max_output_tokens;
+  json_t *body = vd_llm_request_body(
+      pc->wire, tier->model, j->plan.system, j->messages, max_tokens,
+      prompt ? vd_prompt_temperature(prompt) : llm->cfg.tasks[j->task].temperature);
+  free(j->body);
+  j->body = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  if (!j->body) return false;
+  *worst_usd = ((double)strlen(j->body) * tier->usd_per_mtok_input +
+                (double)max_tokens * tier->usd_per_mtok_output) /
+               1e6;
+  return true;
+}
+
+/* Holds the call's worst-case cost against its feature's budget, or says why it may not start:
+ * with what today's ledger has and what the calls in flight may still cost, a budget is never
+ * exceeded (not even by calls that started before it ran out). Worker thread only. */
+static bool reserve_budget(vd_llm *llm, job *j, double worst_usd, char *reason, size_t size) {
+  j->budget_index = budget_for(llm, j->feature);
+  if (j->budget_index < 0) return true;
+  const vd_llm_budget *b = &llm->cfg.budgets[j->budget_index];
+  char today[16];
+  today_utc(today);
+  double spent = vd_llm_store_spend(llm->store, j->feature, today);
+  double held = llm->budget_reserved_usd[j->budget_index];
+  if (spent + held + worst_usd <= b->daily_usd) {
+    llm->budget_reserved_usd[j->budget_index] += worst_usd;
+    j->reserved_usd = worst_usd;
+    return true;
+  }
+  snprintf(reason, size,
+           "daily LLM budget of feature %s spent: $%.4f of $%.4f on %s (calls in flight hold "
+           "$%.4f; this call could cost up to $%.4f)",
+           j->feature, spent, b->daily_usd, today, held, worst_usd);
+  return false;
+}
+
+static void release_budget(vd_llm *llm, job *j) {
+  if (j->budget_index >= 0) {
+    double *held = &llm->budget_reserved_usd[j->budget_index];
+    *held -= j->reserved_usd;
+    if (*held < 1e-12) *held = 0; /* no drift from the sums */
+  }
+  j->reserved_usd = 0;
+}
+
 static bool start_call(vd_llm *llm, job *j, vd_error *err) {
   const vd_llm_provider_config *pc = &llm->cfg.providers[j->provider_index];
   const vd_llm_tier_config *tier = &llm->cfg.tiers[task_tier(llm, j->task)];
   char url[VD_LLM_PATH_MAX + 64];
   if (!vd_llm_endpoint_url(pc->wire, pc->base_url, url, sizeof url))
     return vd_error_set(err, "provider %s: base URL too long", pc->name);
-  const vd_prompt *prompt = vd_llm_tasks_prompt(llm->tasks, j->task);
-  json_t *body = vd_llm_request_body(
-      pc->wire, tier->model, j->plan.system, j->messages,
-      prompt ? vd_prompt_max_tokens(prompt) : tier->max_output_tokens,
-      prompt ? vd_prompt_temperature(prompt) : llm->cfg.tasks[j->task].temperature);
-  j->body = json_dumps(body, JSON_COMPACT);
-  json_decref(body);
   j->easy = curl_easy_init();
   j->sse = vd_sse_parser_new(on_sse, j, 0);
   if (!j->body || !j->easy || !j->sse) return vd_error_set(err, "out of memory");
@@ -534,27 +586,25 @@ static void begin(vd_llm *llm, job *j) {
     fall_back(llm, j, "the task's LLM calls are disabled in the config");
     return;
   }
-  if (j->attempts == 0) {
-    const vd_llm_budget *b = budget_for(llm, j->feature);
-    char today[16];
-    today_utc(today);
-    double spent = b ? vd_llm_store_spend(llm->store, j->feature, today) : 0;
-    if (b && spent >= b->daily_usd) {
-      snprintf(reason, sizeof reason, "daily LLM budget of feature %s spent: $%.4f of $%.4f on %s",
-               j->feature, spent, b->daily_usd, today);
-      pthread_mutex_lock(&llm->mu);
-      llm->stats.budget_fallbacks++;
-      pthread_mutex_unlock(&llm->mu);
-      fall_back(llm, j, reason);
-      return;
-    }
-  }
   int p = provider_for_tier(llm, task_tier(llm, j->task));
   j->provider_index = p;
   const vd_llm_provider_config *pc = &llm->cfg.providers[p];
   if (!llm->keys[p] && !pc->key_optional) {
     snprintf(reason, sizeof reason, "no API key for provider %s: %s is not set", pc->name,
              pc->api_key_env[0] ? pc->api_key_env : "(no api_key_env configured)");
+    fall_back(llm, j, reason);
+    return;
+  }
+  double worst_usd = 0;
+  if (!build_body(llm, j, &worst_usd)) {
+    fall_back(llm, j, "out of memory building the request");
+    return;
+  }
+  /* Every call, retries and repairs included, must fit in the budget. */
+  if (!reserve_budget(llm, j, worst_usd, reason, sizeof reason)) {
+    pthread_mutex_lock(&llm->mu);
+    llm->stats.budget_fallbacks++;
+    pthread_mutex_unlock(&llm->mu);
     fall_back(llm, j, reason);
     return;
   }
@@ -567,16 +617,21 @@ static void begin(vd_llm *llm, job *j) {
     pthread_mutex_lock(&llm->mu);
     llm->stats.breaker_fallbacks++;
     pthread_mutex_unlock(&llm->mu);
+    release_budget(llm, j);
     fall_back(llm, j, reason);
     return;
   }
   pthread_mutex_lock(&llm->mu);
-  if (br->open_until_us) br->trial_in_flight = true; /* half-open: this call is the trial */
+  if (br->open_until_us) { /* half-open: this call is the trial */
+    br->trial_in_flight = true;
+    llm->stats.breaker_trials++;
+  }
   pthread_mutex_unlock(&llm->mu);
   if (start_call(llm, j, &err)) {
     persist(llm, j, llm->store); /* the attempt count survives a restart */
   } else {
     attempt_cleanup(j);
+    release_budget(llm, j);
     pthread_mutex_lock(&llm->mu);
     br->trial_in_flight = false;
     pthread_mutex_unlock(&llm->mu);
@@ -592,6 +647,7 @@ static void breaker_result(vd_llm *llm, int p, bool ok) {
     br->consecutive_failures = 0;
     br->open_until_us = 0;
   } else if (++br->consecutive_failures >= llm->cfg.breaker_failures || br->open_until_us) {
+    if (!br->open_until_us) llm->stats.breaker_trips++; /* closed → open */
     br->open_until_us = vd_wall_us() + llm->cfg.breaker_cooldown_ms * 1000;
   }
   llm->stats.breaker_open[p] = br->open_until_us != 0;
@@ -755,6 +811,7 @@ static void end_call(vd_llm *llm, job *j, CURLcode rc, const vd_llm_failure *for
     failed = false;
   }
   if (j->stream.usage_seen || !failed) record_cost(llm, j, failed ? f.kind : "ok");
+  release_budget(llm, j); /* after the ledger has the call's real cost */
   if (failed)
     after_failure(llm, j, &f);
   else
@@ -798,6 +855,23 @@ static void check_timeouts(vd_llm *llm) {
   }
 }
 
+/* When the call in flight runs out of time (wall clock, µs): its job's deadline, or its first-token
+ * or idle timeout. The worker wakes then, so a timeout fires when configured, however short.
+ * Caller holds llm->mu. */
+static int64_t call_expiry_us(const vd_llm *llm, const job *j, int64_t now_us, uint64_t now_ns) {
+  int64_t at = j->deadline_us;
+  int64_t idle_left_us =
+      ((int64_t)j->last_byte_ns + llm->cfg.idle_timeout_ms * 1000000 - (int64_t)now_ns) / 1000;
+  if (now_us + idle_left_us < at) at = now_us + idle_left_us;
+  if (!j->first_token_ns) {
+    int64_t first_left_us = ((int64_t)j->attempt_start_ns +
+                             llm->cfg.first_token_timeout_ms * 1000000 - (int64_t)now_ns) /
+                            1000;
+    if (now_us + first_left_us < at) at = now_us + first_left_us;
+  }
+  return at;
+}
+
 static void *worker_main(void *arg) {
   vd_llm *llm = arg;
   job **due = NULL;
@@ -816,9 +890,14 @@ static void *worker_main(void *arg) {
       if (grown) due = grown, due_capacity = llm->live_count;
     }
     int slots = llm->cfg.max_in_flight - llm->in_flight;
+    uint64_t now_ns = vd_monotonic_ns();
     for (size_t i = 0; i < llm->live_count && due_count < due_capacity; i++) {
       job *j = llm->live[i];
-      if (j->in_flight) continue;
+      if (j->in_flight) {
+        int64_t expiry = call_expiry_us(llm, j, now, now_ns);
+        if (expiry < next_wake_us) next_wake_us = expiry;
+        continue;
+      }
       if (j->not_before_us > now) {
         if (j->not_before_us < next_wake_us) next_wake_us = j->not_before_us;
         continue;
@@ -1353,6 +1432,14 @@ void vd_llm_metrics_text(vd_llm *llm, vd_buf *out) {
   for (size_t p = 0; p < llm->cfg.provider_count; p++)
     vd_buf_printf(out, "verdict_llm_breaker_open{provider=\"%s\"} %d\n", llm->cfg.providers[p].name,
                   st.breaker_open[p] ? 1 : 0);
+  metric(out, "verdict_llm_breaker_trips_total", "counter",
+         "Times a provider's circuit breaker opened from closed.");
+  vd_buf_printf(out, "verdict_llm_breaker_trips_total %llu\n",
+                (unsigned long long)st.breaker_trips);
+  metric(out, "verdict_llm_breaker_trials_total", "counter",
+         "Half-open trial calls made while a breaker was open.");
+  vd_buf_printf(out, "verdict_llm_breaker_trials_total %llu\n",
+                (unsigned long long)st.breaker_trials);
   metric(out, "verdict_llm_ttft_ms_mean", "gauge", "Mean time to first token of provider calls.");
   vd_buf_printf(out, "verdict_llm_ttft_ms_mean %.3f\n",
                 st.ttft_count ? (double)st.ttft_ms_sum / (double)st.ttft_count : 0.0);

@@ -199,6 +199,8 @@ typedef struct vd_llm_stats {
   uint64_t provider_calls, provider_failures, retries, repairs;
   uint64_t cache_lookups, cache_hits;
   uint64_t budget_fallbacks, breaker_fallbacks;
+  uint64_t breaker_trips;  /* times a provider's breaker opened from closed */
+  uint64_t breaker_trials; /* half-open trial calls */
   int64_t input_tokens, output_tokens;
   double cost_usd;
   size_t queued, running;                  /* right now */

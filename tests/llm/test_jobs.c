@@ -282,6 +282,32 @@ START_TEST(test_slow_first_token_times_out_and_retries) {
 }
 END_TEST
 
+/* A short timeout fires when configured, not at the worker's next routine wake-up (it polls at
+ * least every 100 ms): compressed-time drills and tight production timeouts depend on it. */
+START_TEST(test_short_timeouts_fire_on_time) {
+  llm_env env;
+  llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
+  env.cfg.max_attempts = 1;
+  env.cfg.first_token_timeout_ms = 30;
+  env.cfg.cache_ttl_s = 0;
+  fake_provider_set_mode(env.fake, FAKE_SLOW_FIRST_TOKEN, 2000, NULL);
+  vd_llm *llm = open_llm(&env);
+  json_int_t fastest = 1000000;
+  for (int i = 0; i < 3; i++) {
+    json_t *j = llm_env_run(llm, VD_LLM_TASK_ITINERARY, llm_env_kyoto_trip, NULL);
+    ck_assert_str_eq(str(j, "state"), "fallback");
+    ck_assert_ptr_nonnull(strstr(str(j, "reason"), "first_token_timeout"));
+    if (num(j, "latency_ms") < fastest) fastest = num(j, "latency_ms");
+    json_decref(j);
+  }
+  ck_assert_msg(fastest >= 30 && fastest < 75, "a 30 ms timeout fired after %lld ms",
+                (long long)fastest);
+  fake_provider_set_down(env.fake, FAKE_OK);
+  vd_llm_close(llm);
+  llm_env_done(&env);
+}
+END_TEST
+
 START_TEST(test_deadline_ends_in_fallback) {
   llm_env env;
   llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
@@ -427,29 +453,69 @@ START_TEST(test_daily_budget_sends_jobs_to_fallback) {
   llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
   env.cfg.budget_count = 1;
   snprintf(env.cfg.budgets[0].feature, sizeof env.cfg.budgets[0].feature, "itineraries");
-  env.cfg.budgets[0].daily_usd = 0.000001;
+  /* A call may cost up to (body bytes) x $3 + 4096 (the prompt's max_tokens) x $15 per Mtok:
+   * ~$0.068 for this trip. $0.1 holds one such call, never two at once. */
+  env.cfg.budgets[0].daily_usd = 0.1;
   vd_llm *llm = open_llm(&env);
   json_t *a = llm_env_run(llm, VD_LLM_TASK_ITINERARY, llm_env_kyoto_trip, "itineraries");
   ck_assert_str_eq(str(a, "state"), "succeeded");
-  ck_assert(vd_llm_spend_today(llm, "itineraries") > 0.000001);
+  double spent = vd_llm_spend_today(llm, "itineraries");
+  ck_assert(spent > 0 && spent < 0.01);
+  /* Two calls at once: the second would overrun the budget if both wrote their maximum, so it
+   * goes to the fallback without a call while the first is in flight. */
   const char *other =
       "{\"destination\": \"Paris, France\", \"start_date\": \"2027-05-01\", "
       "\"end_date\": \"2027-05-01\"}";
+  fake_provider_set_pacing(env.fake, 20, 8);
   fake_provider_push(env.fake, FAKE_OK, paris_answer, 0, NULL);
-  json_t *b = llm_env_run(llm, VD_LLM_TASK_ITINERARY, other, "itineraries");
+  vd_error err;
+  char slow_id[VD_LLM_JOB_ID_SIZE], over_id[VD_LLM_JOB_ID_SIZE];
+  vd_llm_submit_opts opts = {.feature = "itineraries"};
+  json_t *slow_in = json_loads(other, 0, NULL);
+  ck_assert_int_eq(vd_llm_submit(llm, VD_LLM_TASK_ITINERARY, slow_in, &opts, slow_id, &err),
+                   VD_LLM_SUBMITTED);
+  json_t *over_in = json_loads(llm_env_kyoto_trip, 0, NULL);
+  json_object_set_new(over_in, "travelers", json_integer(3)); /* not the cached trip */
+  ck_assert_int_eq(vd_llm_submit(llm, VD_LLM_TASK_ITINERARY, over_in, &opts, over_id, &err),
+                   VD_LLM_SUBMITTED);
+  ck_assert(vd_llm_wait(llm, slow_id, 20000) && vd_llm_wait(llm, over_id, 20000));
+  json_t *b = vd_llm_job(llm, over_id);
   ck_assert_str_eq(str(b, "state"), "fallback");
   ck_assert_ptr_nonnull(strstr(str(b, "reason"), "daily LLM budget of feature itineraries spent"));
+  ck_assert_ptr_nonnull(strstr(str(b, "reason"), "calls in flight hold $0.06"));
   ck_assert_int_eq(num(b, "attempts"), 0);
-  /* Another feature has no budget and still calls the provider. */
-  json_t *c = llm_env_run(llm, VD_LLM_TASK_ITINERARY, other, "partners");
-  ck_assert_str_eq(str(c, "handled_by"), "llm");
+  json_t *slow = vd_llm_job(llm, slow_id);
+  ck_assert_str_eq(str(slow, "handled_by"), "llm");
   ck_assert_int_eq(fake_provider_request_count(env.fake), 2);
+  ck_assert(vd_llm_spend_today(llm, "itineraries") <= 0.1);
+  fake_provider_set_pacing(env.fake, 0, 8);
+  /* Another feature has no budget and still calls the provider. */
+  char *over_text = json_dumps(over_in, JSON_COMPACT);
+  json_t *c = llm_env_run(llm, VD_LLM_TASK_ITINERARY, over_text, "partners");
+  free(over_text);
+  ck_assert_str_eq(str(c, "handled_by"), "llm");
+  ck_assert_int_eq(fake_provider_request_count(env.fake), 3);
   vd_llm_stats stats;
   vd_llm_get_stats(llm, &stats);
   ck_assert_uint_eq(stats.budget_fallbacks, 1);
+  vd_llm_close(llm);
+  /* A budget smaller than one call's worst case allows no call at all. */
+  env.cfg.budgets[0].daily_usd = 0.01;
+  llm = open_llm(&env);
+  const char *fresh = /* not in the cache */
+      "{\"destination\": \"Paris, France\", \"start_date\": \"2027-05-01\", "
+      "\"end_date\": \"2027-05-01\", \"travelers\": 5}";
+  json_t *d = llm_env_run(llm, VD_LLM_TASK_ITINERARY, fresh, "itineraries");
+  ck_assert_str_eq(str(d, "state"), "fallback");
+  ck_assert_ptr_nonnull(strstr(str(d, "reason"), "this call could cost up to $0.06"));
+  ck_assert_int_eq(fake_provider_request_count(env.fake), 3);
+  json_decref(slow_in);
+  json_decref(over_in);
   json_decref(a);
   json_decref(b);
+  json_decref(slow);
   json_decref(c);
+  json_decref(d);
   vd_llm_close(llm);
   llm_env_done(&env);
 }
@@ -488,6 +554,12 @@ START_TEST(test_circuit_breaker_opens_and_recovers) {
   vd_llm_get_stats(llm, &stats);
   ck_assert(!stats.breaker_open[0]);
   ck_assert_uint_eq(stats.breaker_fallbacks, 1);
+  ck_assert_uint_eq(stats.breaker_trips, 1);  /* opened once */
+  ck_assert_uint_eq(stats.breaker_trials, 1); /* the one half-open call */
+  vd_buf metrics = {0};
+  vd_llm_metrics_text(llm, &metrics);
+  ck_assert_ptr_nonnull(strstr(metrics.data, "verdict_llm_breaker_trips_total 1\n"));
+  vd_buf_free(&metrics);
   vd_llm_close(llm);
   llm_env_done(&env);
 }
@@ -824,6 +896,7 @@ int main(void) {
   tcase_add_test(tc, test_invalid_output_gets_one_repair);
   tcase_add_test(tc, test_cache_hits_and_ttl);
   tcase_add_test(tc, test_daily_budget_sends_jobs_to_fallback);
+  tcase_add_test(tc, test_short_timeouts_fire_on_time);
   tcase_add_test(tc, test_circuit_breaker_opens_and_recovers);
   tcase_add_test(tc, test_no_key_means_fallback_without_a_call);
   tcase_add_test(tc, test_queue_is_bounded_and_submit_does_not_block);

@@ -4,15 +4,22 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vd_buf.h"
 #include "vd_time.h"
 
-enum { MAX_STEPS = 64 };
+enum { MAX_STEPS = 64, MAX_RETIRED = 64 };
+
+/* What a model says when it does not follow the instructions, for FAKE_NOT_JSON and
+ * FAKE_WRONG_SHAPE. */
+static const char prose_answer[] = "I'm sorry, I can't help with that request right now.";
+static const char wrong_shape_answer[] = "{\"answer\": [1, 2, 3], \"note\": {\"ok\": true}}";
 
 typedef struct step {
   fake_fault fault;
@@ -22,7 +29,11 @@ typedef struct step {
 } step;
 
 struct fake_provider {
-  struct MHD_Daemon *daemon;
+  struct MHD_Daemon *daemon;               /* NULL while refusing connections */
+  struct MHD_Daemon *retired[MAX_RETIRED]; /* stopped listening; finish their calls until stop */
+  int retired_count;
+  uint16_t port;
+  atomic_bool stopping; /* cuts every scripted delay short */
   char anthropic_url[64];
   char openai_url[64];
   pthread_mutex_t mu;
@@ -31,6 +42,9 @@ struct fake_provider {
   int chars_per_event;
   bool crlf;
   fake_fault down;
+  int down_delay_ms;
+  char down_retry_after[32];
+  int fault_counts[FAKE_FAULT_COUNT];
   fake_responder responder; /* answers depending on the request (NULL: the default answer) */
   void *responder_ctx;
   step steps[MAX_STEPS];
@@ -61,10 +75,15 @@ typedef struct upload {
   vd_buf body;
 } upload;
 
-static void sleep_ms(int ms) {
-  if (ms <= 0) return;
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
+/* Sleeps ms in short steps, returning early once the fake is stopping (so a stop never waits for
+ * a scripted delay). */
+static void sleep_ms(fake_provider *fp, int ms) {
+  while (ms > 0 && !atomic_load(&fp->stopping)) {
+    int step = ms < 5 ? ms : 5;
+    struct timespec ts = {0, (long)step * 1000000L};
+    nanosleep(&ts, NULL);
+    ms -= step;
+  }
 }
 
 static void add_segment(stream *s, bool crlf, int delay_ms, const char *event, const char *data) {
@@ -100,7 +119,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
   if (s->index == s->count)
     return s->cut ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
   segment *seg = &s->segs[s->index];
-  if (s->offset == 0) sleep_ms(seg->delay_ms);
+  if (s->offset == 0) sleep_ms(s->owner, seg->delay_ms);
   if (s->offset == 0 && seg->text) {
     fake_provider *fp = s->owner;
     pthread_mutex_lock(&fp->mu);
@@ -140,7 +159,8 @@ static stream *build_stream(bool openai, const char *answer, size_t input_tokens
   for (size_t i = 0; i < stop_at; i++) {
     size_t at = i * (size_t)chars_per_event;
     size_t n = len - at < (size_t)chars_per_event ? len - at : (size_t)chars_per_event;
-    int delay = token_delay_ms + (i == 0 && st->fault == FAKE_SLOW_FIRST_TOKEN ? st->delay_ms : 0);
+    bool slow = st->fault == FAKE_SLOW_DRIP || (i == 0 && st->fault == FAKE_SLOW_FIRST_TOKEN);
+    int delay = token_delay_ms + (slow ? st->delay_ms : 0);
     if (openai)
       add_json(s, crlf, delay, NULL,
                json_pack("{s:s,s:s,s:[{s:i,s:{s:s%},s:n}],s:n}", "id", "chatcmpl-fake", "object",
@@ -269,7 +289,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
       json_pack("{s:s,s:o,s:s,s:s,s:s}", "path", url, "body", body ? body : json_null(),
                 "x_api_key", header(c, "x-api-key"), "authorization", header(c, "Authorization"),
                 "anthropic_version", header(c, "anthropic-version"));
-  step st = {.fault = fp->down};
+  step st = {.fault = fp->down, .delay_ms = fp->down_delay_ms};
+  snprintf(st.retry_after, sizeof st.retry_after, "%s", fp->down_retry_after);
   char *answer_copy = NULL;
   if (fp->down == FAKE_OK && fp->step_count > 0) {
     st = fp->steps[fp->step_head];
@@ -278,7 +299,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     answer_copy = st.answer; /* ownership moves here */
   }
   if (!answer_copy && fp->responder && body) answer_copy = fp->responder(fp->responder_ctx, body);
+  if (st.fault == FAKE_REFUSE) { /* a kept-alive connection to a daemon that stopped listening */
+    pthread_mutex_unlock(&fp->mu);
+    free(answer_copy);
+    return MHD_NO; /* closes the connection without an answer */
+  }
   const char *answer = answer_copy ? answer_copy : fp->answer;
+  if (st.fault == FAKE_NOT_JSON) answer = prose_answer;
+  if (st.fault == FAKE_WRONG_SHAPE) answer = wrong_shape_answer;
+  if (st.fault >= 0 && st.fault < FAKE_FAULT_COUNT) fp->fault_counts[st.fault]++;
   size_t input_tokens = up->body.len / 4 ? up->body.len / 4 : 1;
   stream *s = NULL;
   bool is_error = st.fault >= FAKE_HTTP_429 && st.fault <= FAKE_SPEND_LIMIT;
@@ -309,23 +338,31 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
   *con_cls = NULL;
 }
 
+/* A daemon listening on 127.0.0.1:port (0: an ephemeral port). The address may be reused so the
+ * fake can stop listening (FAKE_REFUSE) and listen on the same port again. */
+static struct MHD_Daemon *listen_on(fake_provider *fp, uint16_t port) {
+  struct sockaddr_in loopback = {.sin_family = AF_INET, .sin_port = htons(port)};
+  loopback.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                              MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                          0, NULL, NULL, handle, fp, MHD_OPTION_NOTIFY_COMPLETED, completed, fp,
+                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&loopback,
+                          MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+}
+
 fake_provider *fake_provider_start(void) {
   fake_provider *fp = calloc(1, sizeof *fp);
   pthread_mutex_init(&fp->mu, NULL);
   fp->answer = strdup("{}");
   fp->chars_per_event = 8;
-  struct sockaddr_in loopback = {.sin_family = AF_INET, .sin_port = 0};
-  loopback.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  fp->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
-      NULL, handle, fp, MHD_OPTION_NOTIFY_COMPLETED, completed, fp, MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&loopback, MHD_OPTION_END);
+  fp->daemon = listen_on(fp, 0);
   if (!fp->daemon) {
     free(fp->answer);
     free(fp);
     return NULL;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(fp->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  fp->port = info->port;
   snprintf(fp->anthropic_url, sizeof fp->anthropic_url, "http://127.0.0.1:%u", info->port);
   snprintf(fp->openai_url, sizeof fp->openai_url, "http://127.0.0.1:%u/v1", info->port);
   return fp;
@@ -333,7 +370,9 @@ fake_provider *fake_provider_start(void) {
 
 void fake_provider_stop(fake_provider *fp) {
   if (!fp) return;
-  MHD_stop_daemon(fp->daemon);
+  atomic_store(&fp->stopping, true);
+  if (fp->daemon) MHD_stop_daemon(fp->daemon);
+  for (int i = 0; i < fp->retired_count; i++) MHD_stop_daemon(fp->retired[i]);
   for (int i = 0; i < fp->step_count; i++) free(fp->steps[(fp->step_head + i) % MAX_STEPS].answer);
   json_decref(fp->last_request);
   free(fp->answer);
@@ -385,9 +424,39 @@ void fake_provider_push(fake_provider *fp, fake_fault fault, const char *answer,
 }
 
 void fake_provider_set_down(fake_provider *fp, fake_fault fault) {
+  fake_provider_set_mode(fp, fault, 0, NULL);
+}
+
+void fake_provider_set_mode(fake_provider *fp, fake_fault fault, int delay_ms,
+                            const char *retry_after) {
   pthread_mutex_lock(&fp->mu);
   fp->down = fault;
+  fp->down_delay_ms = delay_ms;
+  snprintf(fp->down_retry_after, sizeof fp->down_retry_after, "%s",
+           retry_after ? retry_after : "1");
   pthread_mutex_unlock(&fp->mu);
+  if (fault == FAKE_REFUSE && fp->daemon && fp->retired_count < MAX_RETIRED) {
+    /* Stop accepting: later connects are refused; the daemon finishes the calls it has. */
+    MHD_socket listener = MHD_quiesce_daemon(fp->daemon);
+    if (listener != MHD_INVALID_SOCKET) close(listener);
+    fp->retired[fp->retired_count++] = fp->daemon;
+    fp->daemon = NULL;
+  } else if (fault != FAKE_REFUSE && !fp->daemon) {
+    fp->daemon = listen_on(fp, fp->port);
+    if (!fp->daemon) fprintf(stderr, "fake provider: cannot listen on port %u again\n", fp->port);
+  }
+  if (fault == FAKE_REFUSE) {
+    pthread_mutex_lock(&fp->mu);
+    fp->fault_counts[FAKE_REFUSE]++; /* counts the outages: refused connects never arrive here */
+    pthread_mutex_unlock(&fp->mu);
+  }
+}
+
+int fake_provider_fault_count(fake_provider *fp, fake_fault fault) {
+  pthread_mutex_lock(&fp->mu);
+  int n = fault >= 0 && fault < FAKE_FAULT_COUNT ? fp->fault_counts[fault] : 0;
+  pthread_mutex_unlock(&fp->mu);
+  return n;
 }
 
 int fake_provider_request_count(fake_provider *fp) {

@@ -29,6 +29,12 @@ typedef enum fake_fault {
   FAKE_ERROR_EVENT,      /* an overloaded_error event after half the answer */
   FAKE_MALFORMED_EVENT,  /* an event whose data is not JSON */
   FAKE_SLOW_FIRST_TOKEN, /* the first text arrives after delay_ms */
+  FAKE_REFUSE,           /* provider down: the listening socket is closed (connection refused);
+                            only as a mode (fake_provider_set_mode), never as a pushed step */
+  FAKE_SLOW_DRIP,        /* every text event arrives delay_ms after the previous one */
+  FAKE_NOT_JSON,         /* a complete, well-formed stream whose answer text is not JSON */
+  FAKE_WRONG_SHAPE,      /* a complete stream whose answer is valid JSON of the wrong structure */
+  FAKE_FAULT_COUNT
 } fake_fault;
 
 typedef struct fake_provider fake_provider;
@@ -59,8 +65,16 @@ void fake_provider_push(fake_provider *fp, fake_fault fault, const char *answer,
                         const char *retry_after);
 /* Makes every request fail with fault until cleared with FAKE_OK. */
 void fake_provider_set_down(fake_provider *fp, fake_fault fault);
+/* The same with the fault's parameters (delay_ms and retry_after as in fake_provider_push).
+ * FAKE_REFUSE closes the listening socket (calls in progress finish); leaving it listens again on
+ * the same port. Pushed steps wait while a mode other than FAKE_OK is set. */
+void fake_provider_set_mode(fake_provider *fp, fake_fault fault, int delay_ms,
+                            const char *retry_after);
 
 int fake_provider_request_count(fake_provider *fp);
+/* Requests answered with fault (FAKE_OK: normal answers) since the start; for FAKE_REFUSE, how
+ * many times the fake stopped listening (a refused connect never reaches it). */
+int fake_provider_fault_count(fake_provider *fp, fake_fault fault);
 /* The last request: {path, body (parsed), x_api_key, authorization, anthropic_version}. */
 json_t *fake_provider_last_request(fake_provider *fp);
 
