@@ -39,25 +39,39 @@ typedef struct step {
 
 typedef struct leaf {
   size_t first_step;
-  size_t first_feature;     /* into path_features / zero_fractions */
-  size_t table;             /* offset into tables, or SIZE_MAX when computed on the fly */
-  size_t first_pad_step;    /* fast trees: into pad_steps (tree->pad_steps per leaf) */
-  size_t first_pad_feature; /* fast trees: into pad_features (tree->pad_features per leaf) */
+  size_t first_feature; /* into path_features / zero_fractions */
+  size_t table;         /* offset into tables, or SIZE_MAX when computed on the fly */
+  uint32_t node;        /* the leaf's node index inside its tree */
   uint16_t steps;
   uint16_t features;
   double value;
 } leaf;
 
+/* A grouped tree (≤ 64 nodes, depth ≤ GROUP_MAX_BITS) is cut into subtrees small enough that the
+ * TreeSHAP weights of all their leaves together depend on at most GROUP_MAX_BITS split decisions
+ * (the subtree root's ancestors and the subtree's own splits). Each group tabulates, for every
+ * combination of those decisions, the summed contributions of its leaves per feature: a row then
+ * costs one table row per group instead of one per leaf (a depth-4 tree: 4 rows, not 16). */
+typedef struct group {
+  size_t table;         /* offset into tables; row stride is the tree's pad_width */
+  size_t first_bit;     /* into group_bits: the node index of each decision, pad_bits of them */
+  size_t first_feature; /* into group_features: pad_width feature indices */
+} group;
+
+enum { GROUP_MAX_BITS = 6 };
+
 typedef struct tree {
   size_t first_node;
   size_t node_count;
   size_t depth;
-  /* A fast tree (≤ 64 nodes, every leaf tabulated) pads each leaf to the same number of steps
-   * and path features, so the per-leaf loops have one trip count per tree: no mispredicted loop
-   * exits. A padding step clears bit 63 (unused: ≤ 32 path features), a padding feature adds 0
-   * to the bias slot (overwritten at the end). */
-  bool fast;
-  uint16_t pad_steps, pad_features;
+  /* Groups pad their decisions and features to one count per tree so the per-group loops have
+   * one trip count per tree: a padding decision reads a leaf's node (always 0), a padding
+   * feature adds 0 to the bias slot (overwritten at the end). */
+  bool grouped;
+  uint16_t pad_bits, pad_width;
+  size_t first_group;
+  size_t group_count;
+  uint64_t split_mask; /* trees of ≤ 64 nodes: bit k set when node k is a split */
   size_t first_leaf;
   size_t leaf_count;
   double root_mean; /* expected value of the tree under the cover distribution */
@@ -75,8 +89,10 @@ struct vd_forest {
   walk_node *walk;
   leaf *leaves;
   step *steps;
-  step *pad_steps;
-  uint32_t *pad_features;
+  group *groups;
+  size_t group_count;
+  uint8_t *group_bits;
+  uint32_t *group_features;
   uint32_t *path_features;
   double *zero_fractions;
   float *tables;
@@ -197,6 +213,7 @@ static bool visit(builder *b, size_t base, size_t local, double *mean, const cha
     b->f->leaves[b->leaf_count++] = (leaf){.first_step = b->step_count,
                                            .first_feature = b->feat_count,
                                            .table = SIZE_MAX,
+                                           .node = (uint32_t)local,
                                            .steps = (uint16_t)b->depth,
                                            .features = (uint16_t)d,
                                            .value = (double)n->value};
@@ -296,6 +313,8 @@ static bool load_tree(builder *b, const json_t *t, size_t index, const char *nam
   if (!ok) return false;
   b->node_count += n;
   tree *tr = &b->f->trees[index];
+  for (size_t i = 0; i < n && n <= 64; i++)
+    if (b->f->nodes[base + i].left >= 0) tr->split_mask |= (uint64_t)1 << i;
   tr->first_node = base;
   tr->node_count = n;
   tr->first_leaf = b->leaf_count;
@@ -309,58 +328,197 @@ static bool load_tree(builder *b, const json_t *t, size_t index, const char *nam
   return true;
 }
 
-static bool build_tables(vd_forest *f, unsigned max_table_features, const char *name,
-                         vd_error *err) {
-  size_t total = 0, pad_steps = 0, pad_features = 0;
-  for (size_t t = 0; t < f->tree_count; t++) {
-    tree *tr = &f->trees[t];
-    tr->fast = tr->node_count <= 64;
-    size_t p = 0;
+/* ---------- precomputation ---------- */
+
+/* One group being planned: its decisions (node indices) and the features its leaves read. */
+typedef struct group_plan {
+  uint32_t root;
+  uint8_t bits, width;
+  uint8_t node[GROUP_MAX_BITS];
+  uint32_t feature[GROUP_MAX_BITS];
+} group_plan;
+
+static size_t internal_nodes(const node *nodes, size_t local) {
+  if (nodes[local].left < 0) return 0;
+  return 1 + internal_nodes(nodes, (size_t)nodes[local].left) +
+         internal_nodes(nodes, (size_t)nodes[local].right);
+}
+
+static void collect_internal(const node *nodes, size_t local, group_plan *g) {
+  if (nodes[local].left < 0) return;
+  g->node[g->bits++] = (uint8_t)local;
+  collect_internal(nodes, (size_t)nodes[local].left, g);
+  collect_internal(nodes, (size_t)nodes[local].right, g);
+}
+
+static bool leaf_under(const vd_forest *f, const leaf *l, uint32_t root) {
+  if (l->node == root) return true;
+  for (size_t k = 0; k < l->steps; k++)
+    if (f->steps[l->first_step + k].node == root) return true;
+  return false;
+}
+
+/* Cuts the subtree at `local` (whose `depth` ancestors are in `above`) into groups: the highest
+ * nodes whose ancestors plus own splits fit in GROUP_MAX_BITS decisions. */
+static void plan_groups(const vd_forest *f, const tree *tr, size_t local, uint8_t *above,
+                        size_t depth, group_plan *plans, size_t *count) {
+  const node *nodes = f->nodes + tr->first_node;
+  if (depth + internal_nodes(nodes, local) > GROUP_MAX_BITS) {
+    above[depth] = (uint8_t)local;
+    plan_groups(f, tr, (size_t)nodes[local].left, above, depth + 1, plans, count);
+    plan_groups(f, tr, (size_t)nodes[local].right, above, depth + 1, plans, count);
+    return;
+  }
+  group_plan *g = &plans[(*count)++];
+  *g = (group_plan){.root = (uint32_t)local, .bits = (uint8_t)depth};
+  memcpy(g->node, above, depth);
+  collect_internal(nodes, local, g);
+  for (size_t i = 0; i < tr->leaf_count; i++) {
+    const leaf *l = &f->leaves[tr->first_leaf + i];
+    if (!leaf_under(f, l, g->root)) continue;
+    for (size_t j = 0; j < l->features; j++) {
+      uint32_t feat = f->path_features[l->first_feature + j];
+      size_t u = 0;
+      while (u < g->width && g->feature[u] != feat) u++;
+      if (u == g->width) g->feature[g->width++] = feat;
+    }
+  }
+}
+
+static size_t index_of(const uint8_t *a, size_t n, uint32_t v) {
+  size_t i = 0;
+  while (i < n && a[i] != v) i++;
+  return i;
+}
+
+/* The group's table: for every combination `bits` of its decisions (bit p = the row went left
+ * at node g->node[p]), the summed TreeSHAP weights of its leaves per feature. */
+static void fill_group_table(const vd_forest *f, const tree *tr, const group_plan *g,
+                             float *table) {
+  double w[MAX_PATH_FEATURES], sum[GROUP_MAX_BITS];
+  for (uint64_t bits = 0; bits < ((uint64_t)1 << g->bits); bits++) {
+    memset(sum, 0, sizeof sum);
     for (size_t i = 0; i < tr->leaf_count; i++) {
       const leaf *l = &f->leaves[tr->first_leaf + i];
-      if (l->features > max_table_features) tr->fast = false;
-      if (l->features > p) p = l->features;
+      if (!leaf_under(f, l, g->root)) continue;
+      uint64_t h = ((uint64_t)1 << l->features) - 1;
+      for (size_t k = 0; k < l->steps; k++) {
+        const step *s = &f->steps[l->first_step + k];
+        uint64_t went_left = (bits >> index_of(g->node, g->bits, s->node)) & 1u;
+        if (went_left != s->left) h &= ~((uint64_t)1 << s->slot);
+      }
+      path_shap(f->zero_fractions + l->first_feature, l->features, h, l->value, w);
+      for (size_t j = 0; j < l->features; j++) {
+        uint32_t feat = f->path_features[l->first_feature + j];
+        size_t u = 0;
+        while (g->feature[u] != feat) u++;
+        sum[u] += w[j];
+      }
     }
-    tr->pad_steps = (uint16_t)tr->depth;
-    tr->pad_features = (uint16_t)p;
+    for (size_t u = 0; u < g->width; u++) table[bits * tr->pad_width + u] = (float)sum[u];
+  }
+}
+
+/* Plans every grouped tree's groups (into f->groups, sized) and returns the table floats they
+ * need; plans are kept in `plans` (one array of up to 64 per tree) for filling. */
+static bool build_groups(vd_forest *f, unsigned max_table_features, group_plan **plans_out,
+                         size_t *floats, const char *name, vd_error *err) {
+  group_plan *plans = NULL;
+  size_t plan_count = 0, plan_cap = 0, bits = 0, feats = 0;
+  for (size_t t = 0; t < f->tree_count; t++) {
+    tree *tr = &f->trees[t];
+    size_t widest = 0;
+    for (size_t i = 0; i < tr->leaf_count; i++)
+      if (f->leaves[tr->first_leaf + i].features > widest)
+        widest = f->leaves[tr->first_leaf + i].features;
+    tr->grouped = tr->node_count <= 64 && tr->depth <= GROUP_MAX_BITS && tr->node_count > 1 &&
+                  widest <= max_table_features;
+    if (!tr->grouped) continue;
+    if (!grow((void **)&plans, &plan_cap, plan_count + 64, sizeof *plans)) {
+      free(plans);
+      return fail(err, name, "out of memory for the TreeSHAP tables");
+    }
+    uint8_t above[GROUP_MAX_BITS];
+    size_t n = 0;
+    plan_groups(f, tr, 0, above, 0, plans + plan_count, &n);
+    tr->first_group = plan_count;
+    tr->group_count = n;
+    for (size_t i = 0; i < n; i++) {
+      const group_plan *g = &plans[plan_count + i];
+      if (g->bits > tr->pad_bits) tr->pad_bits = g->bits;
+      if (g->width > tr->pad_width) tr->pad_width = g->width;
+    }
+    for (size_t i = 0; i < n; i++)
+      *floats += ((size_t)1 << plans[plan_count + i].bits) * tr->pad_width;
+    bits += n * tr->pad_bits;
+    feats += n * tr->pad_width;
+    plan_count += n;
+  }
+  f->group_count = plan_count;
+  f->groups = calloc(plan_count ? plan_count : 1, sizeof *f->groups);
+  f->group_bits = calloc(bits ? bits : 1, sizeof *f->group_bits);
+  f->group_features = calloc(feats ? feats : 1, sizeof *f->group_features);
+  *plans_out = plans;
+  if (!f->groups || !f->group_bits || !f->group_features)
+    return fail(err, name, "out of memory for the TreeSHAP tables");
+  return true;
+}
+
+static bool build_tables(vd_forest *f, unsigned max_table_features, const char *name,
+                         vd_error *err) {
+  group_plan *plans = NULL;
+  size_t total = 0;
+  if (!build_groups(f, max_table_features, &plans, &total, name, err)) {
+    free(plans);
+    return false;
+  }
+  for (size_t t = 0; t < f->tree_count; t++) {
+    const tree *tr = &f->trees[t];
+    if (tr->grouped) continue;
     for (size_t i = 0; i < tr->leaf_count; i++) {
       leaf *l = &f->leaves[tr->first_leaf + i];
       if (l->features > max_table_features) continue;
       l->table = total;
-      total += ((size_t)1 << l->features) * (tr->fast ? p : l->features);
-      if (tr->fast) {
-        l->first_pad_step = pad_steps;
-        l->first_pad_feature = pad_features;
-        pad_steps += tr->pad_steps;
-        pad_features += p;
-      }
+      total += ((size_t)1 << l->features) * l->features;
     }
   }
   f->table_floats = total;
   f->tables = calloc(total ? total : 1, sizeof *f->tables);
-  f->pad_steps = calloc(pad_steps ? pad_steps : 1, sizeof *f->pad_steps);
-  f->pad_features = calloc(pad_features ? pad_features : 1, sizeof *f->pad_features);
-  if (!f->tables || !f->pad_steps || !f->pad_features)
+  if (!f->tables) {
+    free(plans);
     return fail(err, name, "out of memory for the TreeSHAP tables");
+  }
+  size_t table = 0, bit = 0, feat = 0;
+  for (size_t t = 0; t < f->tree_count; t++) {
+    const tree *tr = &f->trees[t];
+    if (!tr->grouped) continue;
+    /* any leaf's node: the row never "goes left" there, so a padding decision reads 0 */
+    uint8_t leaf_node = (uint8_t)f->leaves[tr->first_leaf].node;
+    for (size_t i = 0; i < tr->group_count; i++) {
+      const group_plan *g = &plans[tr->first_group + i];
+      group *out = &f->groups[tr->first_group + i];
+      *out = (group){.table = table, .first_bit = bit, .first_feature = feat};
+      for (size_t p = 0; p < tr->pad_bits; p++)
+        f->group_bits[bit++] = p < g->bits ? g->node[p] : leaf_node;
+      for (size_t u = 0; u < tr->pad_width; u++)
+        f->group_features[feat++] = u < g->width ? g->feature[u] : (uint32_t)f->feature_count;
+      fill_group_table(f, tr, g, f->tables + table); /* the padding stays 0 */
+      table += ((size_t)1 << g->bits) * tr->pad_width;
+    }
+  }
+  free(plans);
   double w[MAX_PATH_FEATURES];
   for (size_t t = 0; t < f->tree_count; t++) {
     const tree *tr = &f->trees[t];
+    if (tr->grouped) continue;
     for (size_t i = 0; i < tr->leaf_count; i++) {
       const leaf *l = &f->leaves[tr->first_leaf + i];
       if (l->table == SIZE_MAX) continue;
-      size_t stride = tr->fast ? tr->pad_features : l->features;
       for (uint64_t h = 0; h < ((uint64_t)1 << l->features); h++) {
         path_shap(f->zero_fractions + l->first_feature, l->features, h, l->value, w);
         for (size_t j = 0; j < l->features; j++)
-          f->tables[l->table + h * stride + j] = (float)w[j]; /* the padding stays 0 */
+          f->tables[l->table + h * l->features + j] = (float)w[j];
       }
-      if (!tr->fast) continue;
-      for (size_t k = 0; k < tr->pad_steps; k++)
-        f->pad_steps[l->first_pad_step + k] =
-            k < l->steps ? f->steps[l->first_step + k] : (step){.node = 0, .left = 0, .slot = 63};
-      for (size_t j = 0; j < tr->pad_features; j++)
-        f->pad_features[l->first_pad_feature + j] =
-            j < l->features ? f->path_features[l->first_feature + j] : (uint32_t)f->feature_count;
     }
   }
   return true;
@@ -471,8 +629,9 @@ void vd_forest_free(vd_forest *f) {
   free(f->path_features);
   free(f->zero_fractions);
   free(f->tables);
-  free(f->pad_steps);
-  free(f->pad_features);
+  free(f->groups);
+  free(f->group_bits);
+  free(f->group_features);
   free(f);
 }
 
@@ -541,26 +700,23 @@ void vd_forest_contributions(const vd_forest *f, const float *row, double *phi) 
     /* Trees of at most 64 nodes: decide every split once, as bits, instead of once per leaf. */
     bool small = tr->node_count <= 64;
     uint64_t went_left = 0;
-    if (small) {
-      const node *nodes = f->nodes + tr->first_node;
+    if (small) { /* branch-free over every node; the leaves' bits are then cleared */
+      const walk_node *nodes = f->walk + tr->first_node;
       for (size_t k = 0; k < tr->node_count; k++)
-        if (nodes[k].left >= 0)
-          went_left |=
-              (uint64_t)goes_left(row[nodes[k].feature], nodes[k].value, nodes[k].default_left)
-              << k;
+        went_left |= (uint64_t)went_left_at(&nodes[k], row) << k;
+      went_left &= tr->split_mask;
     }
-    if (tr->fast) {
-      const size_t ns = tr->pad_steps, nf = tr->pad_features;
-      for (size_t i = 0; i < tr->leaf_count; i++) {
-        const leaf *l = &f->leaves[tr->first_leaf + i];
-        const step *s = f->pad_steps + l->first_pad_step;
-        uint64_t h = ((uint64_t)1 << l->features) - 1; /* features <= 32 here */
-        for (size_t k = 0; k < ns; k++)
-          h &= ~((uint64_t)(((went_left >> s[k].node) & 1u) != s[k].left) << s[k].slot);
-        h &= ((uint64_t)1 << l->features) - 1;
-        const float *entry = f->tables + l->table + h * nf;
-        const uint32_t *feats = f->pad_features + l->first_pad_feature;
-        for (size_t j = 0; j < nf; j++) phi[feats[j]] += (double)entry[j];
+    if (tr->grouped) {
+      const size_t nb = tr->pad_bits, nw = tr->pad_width;
+      for (size_t i = 0; i < tr->group_count; i++) {
+        const group *g = &f->groups[tr->first_group + i];
+        const uint8_t *decisions = f->group_bits + g->first_bit;
+        size_t row_index = 0;
+        for (size_t p = 0; p < nb; p++)
+          row_index |= (size_t)((went_left >> decisions[p]) & 1u) << p;
+        const float *entry = f->tables + g->table + row_index * nw;
+        const uint32_t *feats = f->group_features + g->first_feature;
+        for (size_t j = 0; j < nw; j++) phi[feats[j]] += (double)entry[j];
       }
       continue;
     }

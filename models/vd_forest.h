@@ -3,12 +3,14 @@
  * path-dependent TreeSHAP contributions equal to XGBoost's pred_contribs.
  *
  * Predictions walk the trees and add leaf values in float, in tree order, onto the float base
- * margin — exactly XGBoost's arithmetic. Contributions use per-leaf precomputation: for every leaf
- * the unique features on its path and their cover fractions are fixed at load, so the only thing a
- * row decides is which of those features it "agrees" with (a bit mask H). For leaves with at most
- * `max_table_features` unique features the TreeSHAP weights of every H are tabulated at load
- * (Fast TreeSHAP v2 style), making a row's contributions O(leaves × depth) additions; other
- * leaves run the exact extend/unwind path algorithm for their H at call time.
+ * margin — exactly XGBoost's arithmetic. Contributions use precomputation at load: for every leaf
+ * the unique features on its path and their cover fractions are fixed, so a row only decides
+ * which of them it "agrees" with (a bit mask H), and the TreeSHAP weights of every H can be
+ * tabulated (Fast TreeSHAP v2 style). Small trees (≤ 64 nodes, depth ≤ 6) go one step further:
+ * they are cut into subtrees whose leaves together depend on ≤ 6 split decisions, and one table
+ * row per subtree holds the summed weights of all its leaves — a depth-4 tree costs 4 table rows
+ * per row instead of 16. Other trees tabulate per leaf (leaves with at most `max_table_features`
+ * unique features) or run the exact extend/unwind path algorithm for their H at call time.
  *
  * Ownership: vd_forest_load returns an immutable forest freed with vd_forest_free; every
  * function taking a const forest is safe to call from any number of threads at once. */

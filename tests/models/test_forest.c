@@ -95,8 +95,8 @@ START_TEST(shipped_model_matches_xgboost_on_every_row) {
 }
 END_TEST
 
-/* A deeper model with missing values (NaN → default branches) and a non-0.5 base score, checked
- * with tabulated leaves and with every leaf computed on the fly. */
+/* Deeper models with missing values (NaN → default branches) and a non-0.5 base score, checked
+ * with tabulated subtrees, tabulated leaves and with every leaf computed on the fly. */
 static char *train_model(const float *x, size_t rows, size_t width, const float *y,
                          const char *depth, const char *base_score, size_t *size) {
   DMatrixHandle dm;
@@ -152,6 +152,11 @@ START_TEST(deep_model_with_missing_values_matches_xgboost) {
   vd_forest_free(probe);
   compare_all(json, size, rows.x, rows.rows, rows.width, 8, 1); /* tables and on the fly */
   compare_all(json, size, rows.x, rows.rows, rows.width, 0, 1); /* every leaf on the fly */
+  free(json);
+  /* depth 5 (≤ 63 nodes): every tree is cut into tabulated subtrees, with NaN defaults and
+   * features repeated along paths */
+  json = train_model(rows.x, rows.rows, rows.width, y, "5", "0.3", &size);
+  compare_all(json, size, rows.x, rows.rows, rows.width, 8, 1);
   free(json);
   free(y);
   free_rows(&rows);
