@@ -70,7 +70,8 @@ typedef struct pending {
   struct pending *next;
   vd_log_status status;
   bool done;
-  pthread_cond_t committed; /* signalled for this append alone: no herd of woken waiters */
+  pthread_cond_t committed; /* signalled for this append alone: committed, or the connection is
+                             * handed to it (release_connection); no herd of woken waiters */
   char message[MESSAGE_MAX];
 } pending;
 
@@ -103,9 +104,13 @@ struct vd_decision_log {
   char *folder; /* the folder holding the file: its file system's free space is checked */
 
   pthread_mutex_t lock; /* guards everything below */
-  pthread_cond_t work;  /* the writer waits for appends, purges or stop */
-  pthread_cond_t done;  /* purgers wait for their purge (appenders have their own) */
+  pthread_cond_t work;  /* the purge thread waits for purges, retention, the connection or stop */
+  pthread_cond_t done;  /* purgers wait for their purge, close for the last commit */
   pthread_cond_t space; /* appenders wait for queue space (WAIT policy) */
+  /* The writer connection is used by one thread at a time: whoever holds `committing` — an
+   * appending thread leading a group commit, or the purge thread for one chunk. */
+  bool committing;
+  bool purger_waiting; /* the purge thread waits for the connection: wake it on release */
   pending *head, *tail;
   size_t depth;            /* queued, not yet taken by the writer */
   size_t in_flight;        /* queued or being committed */
@@ -335,15 +340,46 @@ static void finish_purge(vd_decision_log *log, purge_request *req) {
   pthread_cond_broadcast(&log->done);
 }
 
-static void *writer_main(void *arg) {
+/* Work for the purge thread now: an explicit purge, or a due retention pass. */
+static bool purge_due(vd_decision_log *log, int64_t now_us) {
+  return log->purges || (log->config.retention_days > 0 &&
+                         (log->retention_active || now_us >= log->next_retention_us));
+}
+
+/* Gives up the writer connection (lock held). The oldest queued append — whose thread waits on
+ * its own condition variable — takes it over and commits everything queued by then; with nothing
+ * queued, a waiting purge thread gets it. Either way one thread is woken, and none when idle. */
+static void release_connection(vd_decision_log *log) {
+  log->committing = false;
+  if (log->head)
+    pthread_cond_signal(&log->head->committed);
+  else if (log->purger_waiting)
+    pthread_cond_signal(&log->work);
+  if (log->stopping) pthread_cond_broadcast(&log->done);
+}
+
+/* Group commit, led by an appending thread (lock held, connection taken): commits what is queued,
+ * up to max_batch rows, and wakes the other callers of that batch. The lock is dropped around the
+ * SQLite work, so appends arriving meanwhile queue up for the next batch. */
+static void lead_commit(vd_decision_log *log) {
+  pending *batch = take_batch(log);
+  pthread_mutex_unlock(&log->lock);
+  uint64_t start = vd_monotonic_ns();
+  commit_batch(log, batch);
+  double seconds = (double)(vd_monotonic_ns() - start) / 1e9;
+  pthread_mutex_lock(&log->lock);
+  finish_batch(log, batch, seconds);
+}
+
+/* Retention and explicit purges run here, one chunk at a time and only while no append is queued
+ * (appends go first); commits themselves run on the appending threads (lead_commit). */
+static void *purge_main(void *arg) {
   vd_decision_log *log = arg;
   pthread_mutex_lock(&log->lock);
   for (;;) {
     int64_t now = vd_wall_us();
-    /* appends first; retention waits while appends are queued and stops at shutdown */
-    purge_request *purge = log->head || log->stopping ? NULL : next_purge(log, now);
-    if (!log->head && !purge) {
-      if (log->stopping) break;
+    if (log->stopping) break;
+    if (!purge_due(log, now)) {
       if (log->config.retention_days > 0) {
         struct timespec deadline;
         abs_deadline(&deadline, log->next_retention_us);
@@ -353,21 +389,20 @@ static void *writer_main(void *arg) {
       }
       continue;
     }
-    if (log->head) {
-      pending *batch = take_batch(log);
-      pthread_mutex_unlock(&log->lock);
-      uint64_t start = vd_monotonic_ns();
-      commit_batch(log, batch);
-      double seconds = (double)(vd_monotonic_ns() - start) / 1e9;
-      pthread_mutex_lock(&log->lock);
-      finish_batch(log, batch, seconds);
+    if (log->committing || log->head) {
+      log->purger_waiting = true;
+      pthread_cond_wait(&log->work, &log->lock);
+      log->purger_waiting = false;
       continue;
     }
-    /* one chunk of a purge, then look at the queue again (appends go first) */
+    purge_request *purge = next_purge(log, now);
+    if (!purge) continue;
+    log->committing = true;
     pthread_mutex_unlock(&log->lock);
     purge_chunk(log, purge);
     pthread_mutex_lock(&log->lock);
     if (purge->done) finish_purge(log, purge);
+    release_connection(log);
   }
   pthread_mutex_unlock(&log->lock);
   return NULL;
@@ -578,9 +613,9 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
     free_log(log);
     return NULL;
   }
-  int rc = pthread_create(&log->thread, NULL, writer_main, log);
+  int rc = pthread_create(&log->thread, NULL, purge_main, log);
   if (rc != 0) {
-    vd_error_set(err, "decision log: cannot start the writer thread: %s", strerror(rc));
+    vd_error_set(err, "decision log: cannot start the purge thread: %s", strerror(rc));
     free_log(log);
     return NULL;
   }
@@ -593,6 +628,8 @@ void vd_decision_log_close(vd_decision_log *log) {
   log->stopping = true;
   pthread_cond_broadcast(&log->work);
   pthread_cond_broadcast(&log->space);
+  /* appends already queued are committed by their own threads before they return */
+  while (log->in_flight > 0 || log->committing) pthread_cond_wait(&log->done, &log->lock);
   pthread_mutex_unlock(&log->lock);
   pthread_join(log->thread, NULL);
   free_log(log);
@@ -638,9 +675,21 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
   log->tail = &p;
   log->depth++;
   log->in_flight++;
-  pthread_cond_signal(&log->work);
-  while (!p.done) pthread_cond_wait(&p.committed, &log->lock);
+  /* No hand-off to another thread: with the connection free, this thread commits (its own row
+   * and whatever else is queued); otherwise it waits until its row is committed or until the
+   * connection is handed to it (release_connection). */
+  while (!p.done) {
+    if (log->committing) {
+      pthread_cond_wait(&p.committed, &log->lock);
+      continue;
+    }
+    log->committing = true;
+    do lead_commit(log); /* more than max_batch rows ahead of this one: several batches */
+    while (!p.done);
+    release_connection(log);
+  }
   log->in_flight--;
+  if (log->stopping && log->in_flight == 0) pthread_cond_broadcast(&log->done);
   pthread_mutex_unlock(&log->lock);
   pthread_cond_destroy(&p.committed);
   if (p.status != VD_LOG_OK) vd_error_set(err, "decision log %s: %s", log->path, p.message);
