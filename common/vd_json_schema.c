@@ -16,22 +16,49 @@ static bool known_type(const char *name) {
   return false;
 }
 
-static bool check_at(const json_t *schema, vd_buf *path, vd_error *err);
+static bool check_at(const json_t *root, const json_t *schema, vd_buf *path, vd_error *err);
+
+/* The target of a local reference "#/$defs/NAME", or NULL. */
+static const json_t *resolve_ref(const json_t *root, const char *ref) {
+  static const char prefix[] = "#/$defs/";
+  if (!ref || strncmp(ref, prefix, sizeof prefix - 1) != 0) return NULL;
+  return json_object_get(json_object_get(root, "$defs"), ref + sizeof prefix - 1);
+}
 
 static bool fail_at(vd_error *err, const vd_buf *path, const char *what, const char *key) {
   return vd_error_field(err, path->len ? path->data : "(root)", "schema: %s \"%s\"", what, key);
 }
 
-static bool check_child(const json_t *child, vd_buf *path, const char *segment, vd_error *err) {
+/* True when following $ref / allOf / if / then / else from schema (applicators that validate the
+ * same instance, so a cycle through them would never end) goes deeper than any sane schema. */
+static bool applicator_cycle(const json_t *root, const json_t *schema, int depth) {
+  if (!json_is_object(schema)) return false;
+  if (depth > 64) return true;
+  const json_t *ref = json_object_get(schema, "$ref");
+  if (ref && applicator_cycle(root, resolve_ref(root, json_string_value(ref)), depth + 1))
+    return true;
+  size_t i;
+  json_t *sub;
+  json_array_foreach(json_object_get(schema, "allOf"), i, sub) {
+    if (applicator_cycle(root, sub, depth + 1)) return true;
+  }
+  static const char *const branches[] = {"if", "then", "else"};
+  for (size_t b = 0; b < 3; b++)
+    if (applicator_cycle(root, json_object_get(schema, branches[b]), depth + 1)) return true;
+  return false;
+}
+
+static bool check_child(const json_t *root, const json_t *child, vd_buf *path, const char *segment,
+                        vd_error *err) {
   size_t saved = path->len;
   vd_buf_printf(path, "%s%s", path->len ? "." : "", segment);
-  bool ok = check_at(child, path, err);
+  bool ok = check_at(root, child, path, err);
   path->len = saved;
   if (path->data) path->data[saved] = '\0';
   return ok;
 }
 
-static bool check_at(const json_t *schema, vd_buf *path, vd_error *err) {
+static bool check_at(const json_t *root, const json_t *schema, vd_buf *path, vd_error *err) {
   if (!json_is_object(schema)) return fail_at(err, path, "expected an object for", "schema");
   const char *key;
   json_t *value;
@@ -57,7 +84,7 @@ static bool check_at(const json_t *schema, vd_buf *path, vd_error *err) {
       json_object_foreach(value, name, sub) {
         char segment[300];
         snprintf(segment, sizeof segment, "properties.%s", name);
-        if (!check_child(sub, path, segment, err)) return false;
+        if (!check_child(root, sub, path, segment, err)) return false;
       }
     } else if (strcmp(key, "required") == 0) {
       if (!json_is_array(value)) return fail_at(err, path, "expected a list of names for", key);
@@ -68,9 +95,9 @@ static bool check_at(const json_t *schema, vd_buf *path, vd_error *err) {
       }
     } else if (strcmp(key, "additionalProperties") == 0) {
       if (json_is_false(value) || json_is_true(value)) continue;
-      if (!check_child(value, path, "additionalProperties", err)) return false;
+      if (!check_child(root, value, path, "additionalProperties", err)) return false;
     } else if (strcmp(key, "items") == 0) {
-      if (!check_child(value, path, "items", err)) return false;
+      if (!check_child(root, value, path, "items", err)) return false;
     } else if (strcmp(key, "enum") == 0) {
       if (!json_is_array(value) || json_array_size(value) == 0)
         return fail_at(err, path, "expected a non-empty list for", key);
@@ -80,6 +107,38 @@ static bool check_at(const json_t *schema, vd_buf *path, vd_error *err) {
                strcmp(key, "minLength") == 0 || strcmp(key, "maxLength") == 0) {
       if (!json_is_integer(value) || json_integer_value(value) < 0)
         return fail_at(err, path, "expected a non-negative integer for", key);
+    } else if (strcmp(key, "$defs") == 0) {
+      if (path->len) return fail_at(err, path, "only the root may hold", key);
+      if (!json_is_object(value)) return fail_at(err, path, "expected an object for", key);
+      const char *name;
+      json_t *sub;
+      json_object_foreach(value, name, sub) {
+        char segment[300];
+        snprintf(segment, sizeof segment, "$defs.%s", name);
+        if (!check_child(root, sub, path, segment, err)) return false;
+      }
+    } else if (strcmp(key, "$ref") == 0) {
+      if (!resolve_ref(root, json_string_value(value)))
+        return fail_at(err, path, "a $ref must name an entry of the root's $defs (#/$defs/NAME):",
+                       json_is_string(value) ? json_string_value(value) : "?");
+      if (applicator_cycle(root, schema, 0))
+        return fail_at(err, path, "references that validate the same value in a cycle:",
+                       json_string_value(value));
+    } else if (strcmp(key, "allOf") == 0) {
+      if (!json_is_array(value) || json_array_size(value) == 0)
+        return fail_at(err, path, "expected a non-empty list of schemas for", key);
+      size_t i;
+      json_t *sub;
+      json_array_foreach(value, i, sub) {
+        char segment[32];
+        snprintf(segment, sizeof segment, "allOf[%zu]", i);
+        if (!check_child(root, sub, path, segment, err)) return false;
+      }
+    } else if (strcmp(key, "if") == 0 || strcmp(key, "then") == 0 || strcmp(key, "else") == 0) {
+      if (!json_object_get(schema, "if")) return fail_at(err, path, "no \"if\" for", key);
+      if (!check_child(root, value, path, key, err)) return false;
+    } else if (strcmp(key, "const") == 0) {
+      continue; /* any JSON value */
     } else if (strcmp(key, "title") == 0 || strcmp(key, "description") == 0 ||
                strcmp(key, "$schema") == 0) {
       continue;
@@ -92,7 +151,7 @@ static bool check_at(const json_t *schema, vd_buf *path, vd_error *err) {
 
 bool vd_json_schema_check(const json_t *schema, vd_error *err) {
   vd_buf path = {0};
-  bool ok = check_at(schema, &path, err);
+  bool ok = check_at(schema, schema, &path, err);
   vd_buf_free(&path);
   return ok;
 }
@@ -152,7 +211,8 @@ static size_t utf8_length(const char *s, size_t n) {
   return count;
 }
 
-static void validate_at(const json_t *schema, const json_t *v, vd_buf *path, vd_diags *diags);
+static void validate_at(const json_t *root, const json_t *schema, const json_t *v, vd_buf *path,
+                        vd_diags *diags);
 
 static void push_key(vd_buf *path, const char *key) {
   vd_buf_printf(path, "%s%s", path->len ? "." : "", key);
@@ -163,7 +223,8 @@ static void restore(vd_buf *path, size_t saved) {
   if (path->data) path->data[saved] = '\0';
 }
 
-static void validate_object(const json_t *schema, const json_t *v, vd_buf *path, vd_diags *diags) {
+static void validate_object(const json_t *root, const json_t *schema, const json_t *v, vd_buf *path,
+                            vd_diags *diags) {
   const json_t *props = json_object_get(schema, "properties");
   const json_t *required = json_object_get(schema, "required");
   const json_t *additional = json_object_get(schema, "additionalProperties");
@@ -185,17 +246,47 @@ static void validate_object(const json_t *schema, const json_t *v, vd_buf *path,
     size_t saved = path->len;
     push_key(path, key);
     if (sub) {
-      validate_at(sub, child, path, diags);
+      validate_at(root, sub, child, path, diags);
     } else if (json_is_false(additional)) {
       add(diags, path, "unexpected field (allowed: only the declared properties)");
     } else if (json_is_object(additional)) {
-      validate_at(additional, child, path, diags);
+      validate_at(root, additional, child, path, diags);
     }
     restore(path, saved);
   }
 }
 
-static void validate_at(const json_t *schema, const json_t *v, vd_buf *path, vd_diags *diags) {
+/* The applicators: $ref, allOf and if/then/else (each validates v against further schemas). */
+static void validate_applicators(const json_t *root, const json_t *schema, const json_t *v,
+                                 vd_buf *path, vd_diags *diags) {
+  const json_t *ref = json_object_get(schema, "$ref");
+  if (ref) validate_at(root, resolve_ref(root, json_string_value(ref)), v, path, diags);
+  size_t i;
+  json_t *sub;
+  json_array_foreach(json_object_get(schema, "allOf"), i, sub)
+      validate_at(root, sub, v, path, diags);
+  const json_t *cond = json_object_get(schema, "if");
+  if (cond) {
+    vd_diags probe = {0};
+    validate_at(root, cond, v, path, &probe);
+    const json_t *branch = json_object_get(schema, probe.count == 0 ? "then" : "else");
+    vd_diags_free(&probe);
+    if (branch) validate_at(root, branch, v, path, diags);
+  }
+}
+
+static void validate_at(const json_t *root, const json_t *schema, const json_t *v, vd_buf *path,
+                        vd_diags *diags) {
+  if (!schema) return;
+  validate_applicators(root, schema, v, path, diags);
+  const json_t *constant = json_object_get(schema, "const");
+  if (constant && !json_equal(constant, v)) {
+    char *want = json_dumps(constant, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *got = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    add(diags, path, "expected %s, got %s", want ? want : "?", got ? got : "?");
+    free(want);
+    free(got);
+  }
   const json_t *type = json_object_get(schema, "type");
   if (type) {
     bool ok = false;
@@ -285,18 +376,18 @@ static void validate_at(const json_t *schema, const json_t *v, vd_buf *path, vd_
       json_array_foreach(v, i, item) {
         size_t saved = path->len;
         vd_buf_printf(path, "[%zu]", i);
-        validate_at(items, item, path, diags);
+        validate_at(root, items, item, path, diags);
         restore(path, saved);
       }
     }
   }
-  if (json_is_object(v)) validate_object(schema, v, path, diags);
+  if (json_is_object(v)) validate_object(root, schema, v, path, diags);
 }
 
 bool vd_json_schema_validate(const json_t *schema, const json_t *instance, vd_diags *diags) {
   size_t before = diags->count;
   vd_buf path = {0};
-  validate_at(schema, instance, &path, diags);
+  validate_at(schema, schema, instance, &path, diags);
   vd_buf_free(&path);
   return diags->count == before;
 }

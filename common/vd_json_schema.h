@@ -2,7 +2,9 @@
  * keywords every LLM task's output schema uses:
  *   type (a name or a list of names: object, array, string, integer, number, boolean, null),
  *   properties, required, additionalProperties (false or a schema), items, minItems, maxItems,
- *   enum, minimum, maximum, minLength, maxLength (in UTF-8 code points).
+ *   enum, minimum, maximum, minLength, maxLength (in UTF-8 code points); and, for documents of
+ *   several shapes (the decision trace, one shape per kind), const, allOf, if/then/else and
+ *   $ref to an entry of the root's $defs ("#/$defs/NAME"; no other references).
  * "title", "description" and "$schema" are accepted and ignored. Any other keyword makes
  * vd_json_schema_check fail, so a schema never silently means less than it says.
  *

@@ -983,3 +983,30 @@ bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json
   *traces = list;
   return true;
 }
+
+bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *query,
+                             vd_decision_visit visit, void *ctx, vd_error *err) {
+  vd_decision_query q = *query;
+  if (!q.limit) q.limit = VD_DECISION_LIST_MAX;
+  char *cursor = q.cursor && *q.cursor ? strdup(q.cursor) : NULL;
+  bool ok = true, more = true;
+  while (ok && more) {
+    q.cursor = cursor;
+    json_t *page = NULL;
+    char *next = NULL;
+    ok = vd_decision_log_list(log, &q, &page, &next, err);
+    free(cursor);
+    cursor = next;
+    more = cursor != NULL;
+    size_t i;
+    json_t *trace;
+    json_array_foreach(page, i, trace) {
+      if (visit(ctx, trace)) continue;
+      more = false;
+      break;
+    }
+    json_decref(page);
+  }
+  free(cursor);
+  return ok;
+}

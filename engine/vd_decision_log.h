@@ -138,6 +138,14 @@ typedef struct vd_decision_query {
 bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *query, json_t **traces,
                           char **next_cursor, vd_error *err);
 
+/* Calls visit(ctx, trace) for every decision matching query (subject, kind, since, until),
+ * oldest first, reading keyset-paged (vd_decision_log_list) with query->limit rows a page
+ * (0: VD_DECISION_LIST_MAX) from query->cursor on. trace is borrowed for the call. visit returns
+ * false to stop early (then this returns true). False with err when a page cannot be read. */
+typedef bool (*vd_decision_visit)(void *ctx, const json_t *trace);
+bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *query,
+                             vd_decision_visit visit, void *ctx, vd_error *err);
+
 /* Deletes decisions with a timestamp before older_than_us now (the writer thread does it, between
  * append batches); *deleted (may be NULL) gets the count. */
 bool vd_decision_log_purge(vd_decision_log *log, int64_t older_than_us, uint64_t *deleted,

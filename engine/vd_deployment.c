@@ -439,7 +439,18 @@ static bool load_stored_body(vd_deployment *d, const char *data_dir, const vd_ya
     return false;
   }
   if (!load_candidates(d, doc, root, diags)) return false;
-  if (model) {
+  if (model && strcmp(kind, "triage") == 0) { /* the text model, from the same store */
+    char bundle[4096];
+    if (vd_store_path(data_dir, "models", model, bundle, sizeof bundle, &e))
+      d->triage = vd_triage_load(bundle, &e);
+    if (d->triage && strcmp(vd_triage_version(d->triage), model) != 0)
+      vd_error_set(&e, "stored model %s loads as version %s: the store was altered", model,
+                   vd_triage_version(d->triage));
+    if (!d->triage || strcmp(vd_triage_version(d->triage), model) != 0) {
+      add_diag(diags, &e);
+      return false;
+    }
+  } else if (model) {
     d->model = vd_model_store_load(data_dir, model, vd_ruleset_schema(d->ruleset), &e);
     if (!d->model) {
       add_diag(diags, &e);

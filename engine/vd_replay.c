@@ -13,6 +13,7 @@
 #include "vd_reasons.h"
 #include "vd_store.h"
 #include "vd_trace.h"
+#include "vd_triage_pipeline.h"
 
 enum { MAX_CACHED = 16, PAGE = 500, SHOWN_DIFFERENCES = 20 };
 
@@ -113,17 +114,9 @@ static json_t *unmasked_request(const vd_deployment *d, const json_t *stored) {
   return request;
 }
 
-json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_error *err) {
-  const char *id = json_string_value(json_object_get(trace, "id"));
-  int64_t now = 0;
-  if (!id ||
-      !vd_replay_parse_time(json_string_value(json_object_get(trace, "timestamp")), &now, err)) {
-    if (!id) vd_error_set(err, "the trace has no id");
-    return NULL;
-  }
+static json_t *replay_promotions(const vd_deployment *d, const json_t *trace, const char *id,
+                                 int64_t now, json_t *request, vd_error *err) {
   json_int_t cap = json_integer_value(json_object_get(trace, "max_results_cap"));
-  const json_t *stored = json_object_get(trace, "request");
-  json_t *request = unmasked_request(d, stored);
   vd_pipeline_input in = {.request = request,
                           .decision_id = id,
                           .now_us = now,
@@ -137,11 +130,67 @@ json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_erro
     vd_error_set(err, "the stored request does not validate on this version: %s", first);
   }
   vd_diags_free(&violations);
-  json_decref(request);
-  if (st != VD_PIPELINE_OK) return NULL;
-  json_t *out = json_incref(decision.trace);
-  json_object_set_new(out, "request", json_deep_copy(stored)); /* as stored: masked */
+  json_t *out = st == VD_PIPELINE_OK ? json_incref(decision.trace) : NULL;
   vd_decision_clear(&decision);
+  return out;
+}
+
+static const vd_gazetteer *stored_gazetteer(vd_replayer *r, const char *version, vd_error *err);
+
+/* The triage hot path again: rules + model on the stored (masked) text, the same id and time,
+ * the gazetteer version the trace names; the escalation it asks for is recorded as requested
+ * (no job id: nothing is ever submitted to the LLM layer). */
+static json_t *replay_triage(vd_replayer *r, const vd_deployment *d, const json_t *trace,
+                             const char *id, int64_t now, json_t *request, vd_error *err) {
+  const json_t *record = json_array_get(json_object_get(trace, "candidates"), 0);
+  const char *gz_version =
+      json_string_value(json_object_get(json_object_get(trace, "gazetteer"), "version"));
+  const vd_gazetteer *gz = NULL;
+  if (gz_version && !(gz = stored_gazetteer(r, gz_version, err))) return NULL;
+  vd_triage_input in = {
+      .request = request,
+      .decision_id = id,
+      .now_us = now,
+      .gazetteer = gz,
+      .gazetteer_version = gz_version,
+      .text_masked = true,
+      .cards_masked = (size_t)json_integer_value(json_object_get(record, "cards_masked"))};
+  vd_triage_decision decision = {0};
+  vd_diags violations = {0};
+  vd_pipeline_status st = vd_triage_decide(d, &in, &decision, &violations, err);
+  if (st == VD_PIPELINE_INVALID) {
+    char first[VD_ERROR_MESSAGE_MAX] = "";
+    if (violations.count) vd_error_format(&violations.items[0], first, sizeof first);
+    vd_error_set(err, "the stored request does not validate on this version: %s", first);
+  }
+  vd_diags_free(&violations);
+  if (st == VD_PIPELINE_OK && decision.escalate) vd_triage_record_escalation(&decision, NULL, NULL);
+  json_t *out = st == VD_PIPELINE_OK ? json_incref(decision.trace) : NULL;
+  vd_triage_decision_clear(&decision);
+  return out;
+}
+
+json_t *vd_replayer_decide_on(vd_replayer *r, const vd_deployment *d, const json_t *trace,
+                              vd_error *err) {
+  const char *id = json_string_value(json_object_get(trace, "id"));
+  const char *kind = json_string_value(json_object_get(trace, "kind"));
+  int64_t now = 0;
+  if (!id ||
+      !vd_replay_parse_time(json_string_value(json_object_get(trace, "timestamp")), &now, err)) {
+    if (!id) vd_error_set(err, "the trace has no id");
+    return NULL;
+  }
+  if (!kind || strcmp(kind, vd_deployment_kind(d)) != 0) {
+    vd_error_set(err, "a %s decision cannot be re-decided on a %s deployment",
+                 kind ? kind : "kind-less", vd_deployment_kind(d));
+    return NULL;
+  }
+  const json_t *stored = json_object_get(trace, "request");
+  json_t *request = unmasked_request(d, stored);
+  json_t *out = strcmp(kind, "triage") == 0 ? replay_triage(r, d, trace, id, now, request, err)
+                                            : replay_promotions(d, trace, id, now, request, err);
+  json_decref(request);
+  if (out) json_object_set_new(out, "request", json_deep_copy(stored)); /* as stored: masked */
   return out;
 }
 
@@ -149,6 +198,8 @@ struct vd_replayer {
   char *data_dir;
   vd_deployment *cached[MAX_CACHED];
   size_t count, next;
+  vd_gazetteer *gazetteer; /* the last stored gazetteer version used */
+  char gazetteer_version[VD_SHA256_HEX_SIZE];
 };
 
 vd_replayer *vd_replayer_new(const char *data_dir) {
@@ -164,6 +215,7 @@ vd_replayer *vd_replayer_new(const char *data_dir) {
 void vd_replayer_free(vd_replayer *r) {
   if (!r) return;
   for (size_t i = 0; i < r->count; i++) vd_deployment_release(r->cached[i]);
+  vd_gazetteer_free(r->gazetteer);
   free(r->data_dir);
   free(r);
 }
@@ -193,13 +245,20 @@ static const vd_deployment *stored_version(vd_replayer *r, const char *version, 
   return d;
 }
 
-json_t *vd_replayer_decide(vd_replayer *r, const json_t *trace, vd_error *err) {
-  const char *kind = json_string_value(json_object_get(trace, "kind"));
-  if (!kind || strcmp(kind, "promotions") != 0) {
-    vd_error_set(err, "only promotions decisions are replayed yet (this one is a %s decision)",
-                 kind ? kind : "kind-less");
+static const vd_gazetteer *stored_gazetteer(vd_replayer *r, const char *version, vd_error *err) {
+  if (r->gazetteer && strcmp(r->gazetteer_version, version) == 0) return r->gazetteer;
+  vd_gazetteer *g = vd_triage_gazetteer_stored(r->data_dir, version, err);
+  if (!g) {
+    vd_error_prefix(err, "gazetteer version %s cannot be rebuilt", version);
     return NULL;
   }
+  vd_gazetteer_free(r->gazetteer);
+  r->gazetteer = g;
+  snprintf(r->gazetteer_version, sizeof r->gazetteer_version, "%s", version);
+  return g;
+}
+
+json_t *vd_replayer_decide(vd_replayer *r, const json_t *trace, vd_error *err) {
   const char *version =
       json_string_value(json_object_get(json_object_get(trace, "deployment"), "version"));
   if (!version) {
@@ -207,7 +266,7 @@ json_t *vd_replayer_decide(vd_replayer *r, const json_t *trace, vd_error *err) {
     return NULL;
   }
   const vd_deployment *d = stored_version(r, version, err);
-  return d ? vd_replay_decide_on(d, trace, err) : NULL;
+  return d ? vd_replayer_decide_on(r, d, trace, err) : NULL;
 }
 
 /* ---- shared verb plumbing ------------------------------------------------------------------ */
@@ -231,37 +290,100 @@ static void print_value(FILE *f, const json_t *v) {
 
 /* ---- verdict replay ------------------------------------------------------------------------ */
 
-/* Replays one trace; prints "identical" or the differences. 0 identical, 1 different, -1 failed. */
-static int replay_one(vd_replayer *r, const json_t *trace, bool quiet, FILE *out) {
+/* For a triage decision replayed on its own: what was compared, and what was not and why. */
+static void print_triage_notes(FILE *out, const json_t *trace) {
+  fprintf(out,
+          "  compared: the rules and the values they read, the model (intent, confidence, top "
+          "3, contributions), route, priority, handled_by, the escalation task\n");
+  const json_t *esc = json_object_get(trace, "escalation");
+  if (json_is_object(esc)) {
+    fprintf(out, "  not compared (per run): the %s job's id ",
+            json_string_value(json_object_get(esc, "task")));
+    print_value(out, json_object_get(esc, "job_id"));
+    if (json_object_get(esc, "error")) {
+      fputs(" and its submission error ", out);
+      print_value(out, json_object_get(esc, "error"));
+    }
+    fputc('\n', out);
+  }
+  size_t i;
+  json_t *a;
+  json_array_foreach(json_object_get(trace, "amendments"), i, a) {
+    fprintf(out, "  amendment of %s (the LLM's answer, stored later; shown, not compared): %s %s",
+            json_string_value(json_object_get(a, "amended_at")),
+            json_string_value(json_object_get(a, "task")),
+            json_string_value(json_object_get(a, "state")));
+    if (json_object_get(a, "final_intent"))
+      fprintf(out, ", intent %s, route %s", json_string_value(json_object_get(a, "final_intent")),
+              json_string_value(json_object_get(a, "final_route")));
+    fputc('\n', out);
+  }
+  fprintf(out, "  carried over as stored: cards_masked = %lld (the raw text is never stored)\n",
+          (long long)json_integer_value(json_object_get(
+              json_array_get(json_object_get(trace, "candidates"), 0), "cards_masked")));
+}
+
+typedef struct replay_counts {
+  size_t identical, different, failed;
+  size_t triage, triage_identical, escalations;
+} replay_counts;
+
+/* Replays one trace; prints "identical" or the differences (and, with notes, what a triage
+ * replay does not compare). */
+static void replay_one(vd_replayer *r, const json_t *trace, bool quiet, bool notes,
+                       replay_counts *counts, FILE *out) {
   vd_error e = {0};
   json_t *again = vd_replayer_decide(r, trace, &e);
   const char *id = json_string_value(json_object_get(trace, "id"));
+  const char *kind = json_string_value(json_object_get(trace, "kind"));
+  bool triage = kind && strcmp(kind, "triage") == 0;
+  counts->triage += triage;
+  counts->escalations += triage && json_is_object(json_object_get(trace, "escalation"));
   if (!again) {
     fprintf(out, "%s: cannot replay: %s\n", id ? id : "?", e.message);
-    return -1;
+    counts->failed++;
+    return;
   }
   size_t total = 0;
-  json_t *diff = vd_trace_diff(trace, again, SHOWN_DIFFERENCES, &total);
+  json_t *before = vd_trace_decision_view(trace), *after = vd_trace_decision_view(again);
+  json_t *diff = vd_trace_diff(before, after, SHOWN_DIFFERENCES, &total);
+  json_decref(before);
+  json_decref(after);
   json_decref(again);
   if (total == 0) {
+    counts->identical++;
+    counts->triage_identical += triage;
     if (!quiet) fprintf(out, "%s: identical\n", id);
-    json_decref(diff);
-    return 0;
+  } else {
+    counts->different++;
+    fprintf(out, "%s: %zu difference%s\n", id, total, total == 1 ? "" : "s");
+    size_t i;
+    json_t *d;
+    json_array_foreach(diff, i, d) {
+      fprintf(out, "  %s: ", json_string_value(json_object_get(d, "path")));
+      print_value(out, json_object_get(d, "before"));
+      fputs(" -> ", out);
+      print_value(out, json_object_get(d, "after"));
+      fputc('\n', out);
+    }
+    if (total > json_array_size(diff))
+      fprintf(out, "  ... and %zu more\n", total - json_array_size(diff));
   }
-  fprintf(out, "%s: %zu difference%s\n", id, total, total == 1 ? "" : "s");
-  size_t i;
-  json_t *d;
-  json_array_foreach(diff, i, d) {
-    fprintf(out, "  %s: ", json_string_value(json_object_get(d, "path")));
-    print_value(out, json_object_get(d, "before"));
-    fputs(" -> ", out);
-    print_value(out, json_object_get(d, "after"));
-    fputc('\n', out);
-  }
-  if (total > json_array_size(diff))
-    fprintf(out, "  ... and %zu more\n", total - json_array_size(diff));
   json_decref(diff);
-  return 1;
+  if (triage && notes) print_triage_notes(out, trace);
+}
+
+typedef struct replay_range {
+  vd_replayer *replayer;
+  bool quiet;
+  replay_counts counts;
+  FILE *out;
+} replay_range;
+
+static bool replay_visit(void *ctx, const json_t *trace) {
+  replay_range *rr = ctx;
+  replay_one(rr->replayer, trace, rr->quiet, false, &rr->counts, rr->out);
+  return true;
 }
 
 int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
@@ -270,7 +392,7 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
       {"config", true, NULL, "the server's config file (its data_dir and decision_log)"},
       {"since", true, NULL, "replay every decision from this RFC 3339 time on"},
       {"until", true, NULL, "... up to (not including) this time"},
-      {"kind", true, NULL, "decisions of this kind (default promotions, the replayable one)"},
+      {"kind", true, NULL, "only decisions of this kind (promotions or triage; default both)"},
       {"quiet", false, NULL, "with --since: print only the differences and the counts"},
   };
   size_t n = sizeof options / sizeof options[0];
@@ -285,9 +407,14 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
             "usage: verdict replay ID [--data-dir DIR | --config FILE]\n"
             "       verdict replay --since T [--until T] [--kind K] [--quiet] [--data-dir DIR]\n\n"
             "Re-runs stored decisions on the exact versions that made them (deployment settings,\n"
-            "rule set, schema and model, kept content-addressed in the data folder) with the same\n"
-            "request, decision id and time, and compares the new trace with the stored one\n"
-            "(timings aside). Prints `identical`, or every difference as PATH: BEFORE -> AFTER.\n");
+            "rule set, schema, model and, for triage, the gazetteer, kept content-addressed in\n"
+            "the data folder) with the same request, decision id and time, and compares the new\n"
+            "trace with the stored one (timings aside). Prints `identical`, or every difference\n"
+            "as PATH: BEFORE -> AFTER.\n\n"
+            "Triage decisions: the hot path (rules, model, route, priority, handled_by, the\n"
+            "escalation task) is re-run on the stored masked text; no LLM job is submitted. The\n"
+            "escalation's job id and the LLM's later answer (an amendment) cannot be re-created\n"
+            "and are shown, not compared; cards_masked is carried over as stored.\n");
     print_options(out, options, n);
     fprintf(out, "\nexit status: 0 all identical, 1 some differ or cannot be replayed, 2 usage\n");
     return 0;
@@ -296,10 +423,13 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
   const char *until = vd_args_get(options, n, "until");
   const char *data_dir = vd_args_get(options, n, "data-dir");
   const char *config = vd_args_get(options, n, "config");
+  const char *kind = vd_args_get(options, n, "kind");
   if (!data_dir && !config) return usage(err, "replay", "give --data-dir DIR or --config FILE");
   if ((npos == 1) == (since != NULL))
     return usage(err, "replay", "give either a decision ID or --since T");
   if (until && !since) return usage(err, "replay", "--until needs --since");
+  if (kind && strcmp(kind, "promotions") != 0 && strcmp(kind, "triage") != 0)
+    return usage(err, "replay", "--kind must be promotions or triage");
   int64_t since_us = 0, until_us = 0;
   if (since && (!vd_replay_parse_time(since, &since_us, &e) ||
                 (until && !vd_replay_parse_time(until, &until_us, &e))))
@@ -316,8 +446,9 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
     json_t *trace = NULL;
     vd_log_status st = vd_decision_log_get(log, pos[0], &trace, &e);
     if (st == VD_LOG_OK) {
-      int result = replay_one(r, trace, false, out);
-      code = result == 0 ? 0 : 1;
+      replay_counts counts = {0};
+      replay_one(r, trace, false, true, &counts, out);
+      code = counts.identical == 1 ? 0 : 1;
     } else if (st == VD_LOG_NOT_FOUND) {
       fprintf(err, "verdict replay: no decision with id %s\n", pos[0]);
     } else {
@@ -325,41 +456,22 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
     }
     json_decref(trace);
   } else {
-    size_t identical = 0, different = 0, failed = 0;
-    const char *kind = vd_args_get(options, n, "kind");
-    if (!kind) kind = "promotions"; /* the kind whose decisions can be re-run */
-    char *cursor = NULL;
-    bool ok = true;
-    do {
-      vd_decision_query q = {.kind = kind,
-                             .since_us = since_us,
-                             .until_us = until_us,
-                             .limit = PAGE,
-                             .cursor = cursor};
-      json_t *page = NULL;
-      char *next = NULL;
-      ok = vd_decision_log_list(log, &q, &page, &next, &e);
-      free(cursor);
-      cursor = next;
-      size_t i;
-      json_t *trace;
-      json_array_foreach(page, i, trace) {
-        int result = replay_one(r, trace, vd_args_get(options, n, "quiet") != NULL, out);
-        if (result == 0)
-          identical++;
-        else if (result == 1)
-          different++;
-        else
-          failed++;
-      }
-      json_decref(page);
-    } while (ok && cursor);
-    free(cursor);
+    replay_range rr = {
+        .replayer = r, .quiet = vd_args_get(options, n, "quiet") != NULL, .out = out};
+    vd_decision_query q = {.kind = kind, .since_us = since_us, .until_us = until_us, .limit = PAGE};
+    bool ok = vd_decision_log_foreach(log, &q, replay_visit, &rr, &e);
     if (!ok) fprintf(err, "verdict replay: reading the decision log: %s\n", e.message);
+    const replay_counts *c = &rr.counts;
     fprintf(out,
             "replayed %zu decisions: %zu identical, %zu different, %zu could not be replayed\n",
-            identical + different + failed, identical, different, failed);
-    code = ok && different == 0 && failed == 0 ? 0 : 1;
+            c->identical + c->different + c->failed, c->identical, c->different, c->failed);
+    if (c->triage)
+      fprintf(out,
+              "  of them triage: %zu, %zu identical (hot path compared; not compared: the job "
+              "ids of %zu escalations and the LLM's answers stored as amendments; cards_masked "
+              "carried over as stored)\n",
+              c->triage, c->triage_identical, c->escalations);
+    code = ok && c->different == 0 && c->failed == 0 ? 0 : 1;
   }
   vd_replayer_free(r);
   vd_decision_log_close(log);

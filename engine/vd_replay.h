@@ -13,6 +13,15 @@
  * A decision whose model ran out of its time budget (fallback "model_budget_exceeded") depends
  * on timing and may replay differently; the difference is then reported like any other.
  *
+ * Triage decisions: the hot path — rules, the text model, route, priority, handled_by and the
+ * escalation task asked for — is re-run by vd_triage_decide on the stored text exactly as it
+ * was featurised (already masked: it is never masked again, see vd_triage_pipeline.h) with the
+ * stored gazetteer version (DATA_DIR/gazetteers/<version>/) for itinerary escalations. Nothing
+ * is submitted to the LLM layer. What a run cannot re-create is not compared
+ * (vd_trace_decision_view): the escalation's job id and submission error, and the amendments
+ * (the LLM's later classification), which the replay verb shows as such. "cards_masked" is
+ * carried over from the stored trace: the raw text it counts is never stored.
+ *
  * Ownership: vd_replayer_new returns a replayer the caller frees (it caches the deployment
  * versions it rebuilt); returned traces and difference lists are new jansson references.
  * Not thread-safe (one replayer per thread).
@@ -36,11 +45,13 @@ vd_decision_log *vd_replay_open_log(const char *data_dir, const char *config_pat
 /* An RFC 3339 time ("2026-12-03T13:00:00Z") → Unix µs. */
 bool vd_replay_parse_time(const char *text, int64_t *us, vd_error *err);
 
-/* Re-decides a stored trace on deployment d (the candidate version, for shadow evaluation):
- * the new trace, or NULL + err (e.g. the stored request no longer validates). */
-json_t *vd_replay_decide_on(const vd_deployment *d, const json_t *trace, vd_error *err);
-
 typedef struct vd_replayer vd_replayer;
+/* Re-decides a stored trace on deployment d (of the trace's kind; the candidate version, for
+ * shadow evaluation), taking stored auxiliary versions (the gazetteer) from r's data folder:
+ * the new trace, or NULL + err (e.g. the stored request no longer validates). */
+json_t *vd_replayer_decide_on(vd_replayer *r, const vd_deployment *d, const json_t *trace,
+                              vd_error *err);
+
 vd_replayer *vd_replayer_new(const char *data_dir);
 void vd_replayer_free(vd_replayer *r);
 /* Re-decides a stored trace on the versions it names: the new trace, or NULL + err (a version

@@ -52,6 +52,7 @@ struct vd_service {
   atomic_bool ready;
   vd_llm *llm;             /* the LLM job service; NULL when the config has no `llm:` */
   vd_gazetteer *gazetteer; /* places for itinerary escalations (the LLM layer's gazetteer) */
+  char gazetteer_version[VD_SHA256_HEX_SIZE]; /* its SHA-256, stored for replay */
   atomic_uint streams;     /* SSE streams still able to call into llm */
 };
 
@@ -589,7 +590,8 @@ static void handle_triage(vd_service *s, const vd_http_request *req, vd_http_res
                            .decision_id = id,
                            .now_us = now,
                            .mask = &s->mask,
-                           .gazetteer = s->gazetteer};
+                           .gazetteer = s->gazetteer,
+                           .gazetteer_version = s->gazetteer_version};
   vd_pipeline_status status = vd_triage_decide(d, &input, &decision, &violations, &err);
   if (status == VD_PIPELINE_INVALID) {
     respond_violations(resp, &violations);
@@ -866,7 +868,8 @@ static bool warm_up_triage(vd_service *s, const vd_deployment *d, const json_t *
   vd_triage_input input = {.request = body,
                            .decision_id = "00000000-0000-7000-8000-000000000000",
                            .mask = &s->mask,
-                           .gazetteer = s->gazetteer};
+                           .gazetteer = s->gazetteer,
+                           .gazetteer_version = s->gazetteer_version};
   vd_triage_decision decision = {0};
   vd_diags violations = {0};
   vd_error err = {0};
@@ -1010,7 +1013,8 @@ static bool open_llm(vd_service *s, vd_error *err) {
   }
   lc.on_done = on_llm_done;
   lc.on_done_ctx = s;
-  if (lc.gazetteer_path[0] && !(s->gazetteer = vd_gazetteer_load(lc.gazetteer_path, err)))
+  if (lc.gazetteer_path[0] && !(s->gazetteer = vd_triage_gazetteer_open(
+                                    lc.gazetteer_path, c->data_dir, s->gazetteer_version, err)))
     return false;
   s->llm = vd_llm_open(&lc, err);
   return s->llm != NULL;

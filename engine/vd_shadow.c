@@ -9,7 +9,7 @@
 #include "vd_store.h"
 #include "vd_trace.h"
 
-enum { PAGE = 500, MAX_KEYS = 512, DEFAULT_SAMPLE = 3 };
+enum { MAX_KEYS = 512, DEFAULT_SAMPLE = 3 };
 
 /* A tally of string keys ("mens-email\toffer\tdeny", "rule-id"). */
 typedef struct tally {
@@ -99,10 +99,34 @@ static const json_t *rule_entry(const json_t *candidate, const char *id) {
   return NULL;
 }
 
-static const char *action_of(const json_t *candidate) {
-  const char *a =
-      json_string_value(json_object_get(json_object_get(candidate, "outcome"), "action"));
-  return a ? a : "absent";
+/* What a decision's outcome is made of, per kind: a promotions candidate's action (and its
+ * rank, which counts as a change but is not a transition of its own); a triage request's route,
+ * priority, handled_by and the escalation task it asks for. A transition is labelled with the
+ * candidate id (promotions: "mens-email: offer -> deny") or the field (triage: "route:
+ * general_support -> payments"). */
+typedef struct outcome_kind {
+  const char *fields[4];
+  size_t field_count;
+  bool label_by_candidate;
+} outcome_kind;
+
+static const outcome_kind promotions_outcome = {{"action"}, 1, true};
+static const outcome_kind triage_outcome = {
+    {"route", "priority", "handled_by", "escalate"}, 4, false};
+
+static const char *field_of(const json_t *candidate, const char *field) {
+  const json_t *v = json_object_get(json_object_get(candidate, "outcome"), field);
+  return json_is_string(v) ? json_string_value(v) : json_is_null(v) ? "none" : "absent";
+}
+
+static const char *action_of(const json_t *candidate) { return field_of(candidate, "action"); }
+
+/* The score whose distribution is reported: a promotions candidate's final score, a triage
+ * request's model confidence (absent when the rules settled it before the model). */
+static const json_t *score_of(const json_t *candidate) {
+  const json_t *o = json_object_get(candidate, "outcome");
+  if (json_object_get(o, "score")) return json_object_get(o, "score");
+  return json_object_get(json_object_get(candidate, "model"), "confidence");
 }
 
 /* The rules behind one candidate's change: every rule whose `matched` differs between the two
@@ -196,18 +220,107 @@ static int usage(FILE *err, const char *message) {
   return 2;
 }
 
-static void print_candidate_change(FILE *out, const json_t *b, const json_t *a) {
-  const json_t *ob = json_object_get(b, "outcome"), *oa = json_object_get(a, "outcome");
-  fprintf(out, "    %s: %s (score %.4f, decided by %s) -> %s (score %.4f, decided by %s)\n",
-          json_string_value(json_object_get(b, "candidate")), action_of(b),
-          json_number_value(json_object_get(ob, "score")),
-          json_is_string(json_object_get(ob, "decided_by"))
-              ? json_string_value(json_object_get(ob, "decided_by"))
-              : "the model",
-          action_of(a), json_number_value(json_object_get(oa, "score")),
-          json_is_string(json_object_get(oa, "decided_by"))
-              ? json_string_value(json_object_get(oa, "decided_by"))
-              : "the model");
+static const char *decided_by(const json_t *outcome) {
+  const json_t *by = json_object_get(outcome, "decided_by");
+  return json_is_string(by) ? json_string_value(by) : "the model";
+}
+
+static void print_candidate_change(FILE *out, const outcome_kind *k, const json_t *b,
+                                   const json_t *a) {
+  if (k == &promotions_outcome) {
+    const json_t *ob = json_object_get(b, "outcome"), *oa = json_object_get(a, "outcome");
+    fprintf(out, "    %s: %s (score %.4f, decided by %s) -> %s (score %.4f, decided by %s)\n",
+            json_string_value(json_object_get(b, "candidate")), action_of(b),
+            json_number_value(json_object_get(ob, "score")), decided_by(ob), action_of(a),
+            json_number_value(json_object_get(oa, "score")), decided_by(oa));
+    return;
+  }
+  for (size_t f = 0; f < k->field_count; f++) {
+    const char *before = field_of(b, k->fields[f]), *after = field_of(a, k->fields[f]);
+    fprintf(out, "    %-10s %s%s%s\n", k->fields[f], before, strcmp(before, after) ? " -> " : "",
+            strcmp(before, after) ? after : "");
+  }
+}
+
+/* Everything the report counts. */
+typedef struct shadow_run {
+  const vd_deployment *candidate;
+  const outcome_kind *kind;
+  vd_replayer *replayer;
+  const char *data_dir;
+  json_t *new_rules;
+  logged_rules logged;
+  char first_version[80];
+  size_t other_versions;
+  size_t limit, sample;
+  size_t compared, changed, failed, candidates_changed;
+  size_t field_changed[4]; /* decisions whose outcome field f changed */
+  tally transitions, causes;
+  scores before_scores, after_scores;
+  json_t *samples;
+} shadow_run;
+
+static void add_score(scores *s, const json_t *candidate) {
+  const json_t *v = candidate ? score_of(candidate) : NULL;
+  if (json_is_number(v)) scores_add(s, json_number_value(v));
+}
+
+/* One logged decision re-decided on the candidate version. */
+static bool shadow_visit(void *ctx, const json_t *trace) {
+  shadow_run *run = ctx;
+  const char *name =
+      json_string_value(json_object_get(json_object_get(trace, "deployment"), "name"));
+  if (!name || strcmp(name, vd_deployment_name(run->candidate)) != 0) return true;
+  if (run->limit && run->compared + run->failed >= run->limit) return false;
+  vd_error de = {0};
+  json_t *again = vd_replayer_decide_on(run->replayer, run->candidate, trace, &de);
+  if (!again) {
+    run->failed++;
+    return true;
+  }
+  run->compared++;
+  const json_t *old_rules = logged_definitions(&run->logged, run->data_dir, trace);
+  if (!*run->first_version)
+    snprintf(run->first_version, sizeof run->first_version, "%s", run->logged.version);
+  else if (strcmp(run->first_version, run->logged.version) != 0)
+    run->other_versions++;
+  const outcome_kind *k = run->kind;
+  bool decision_changed = false, field_changed[4] = {false};
+  size_t i;
+  json_t *b;
+  json_array_foreach(json_object_get(trace, "candidates"), i, b) {
+    const char *id = json_string_value(json_object_get(b, "candidate"));
+    const json_t *a = candidate_record(again, id);
+    add_score(&run->before_scores, b);
+    add_score(&run->after_scores, a);
+    bool changed = !a || !json_equal(json_object_get(json_object_get(b, "outcome"), "rank"),
+                                     json_object_get(json_object_get(a, "outcome"), "rank"));
+    bool transition = false;
+    for (size_t f = 0; f < k->field_count; f++) {
+      const char *before = field_of(b, k->fields[f]);
+      const char *after = a ? field_of(a, k->fields[f]) : "absent";
+      if (strcmp(before, after) == 0 && !(changed && k->label_by_candidate && !transition))
+        continue; /* (a rank-only change of a candidate still shows as "offer -> offer") */
+      if (strcmp(before, after) != 0) field_changed[f] = true;
+      changed = transition = true;
+      char key[512];
+      snprintf(key, sizeof key, "%s: %s -> %s", k->label_by_candidate ? id : k->fields[f], before,
+               after);
+      tally_add(&run->transitions, key);
+    }
+    if (!changed) continue;
+    decision_changed = true;
+    run->candidates_changed++;
+    if (a) attribute(b, a, old_rules, run->new_rules, &run->causes);
+  }
+  for (size_t f = 0; f < k->field_count; f++) run->field_changed[f] += field_changed[f];
+  if (decision_changed) {
+    run->changed++;
+    if (json_array_size(run->samples) < run->sample)
+      json_array_append_new(run->samples, json_pack("{s:O, s:O}", "before", trace, "after", again));
+  }
+  json_decref(again);
+  return true;
 }
 
 int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
@@ -237,8 +350,11 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
         "Re-decides logged decisions of DIR's deployment with a candidate rule file and/or\n"
         "model (the stored requests, same decision time) and reports, before anything ships:\n"
         "how many decisions change, by candidate and action (\"mens-email: 312 offer -> deny\"),\n"
-        "which new or changed rules caused it, a sample of changed decisions, and how the\n"
-        "score distribution shifts. Nothing is written: the log and the store stay as they are.\n");
+        "or for a triage deployment by route, priority, handled_by and escalation task\n"
+        "(\"route: 12 general_support -> payments\"), which new or changed rules caused it, a\n"
+        "sample of changed decisions, and how the score (triage: model confidence)\n"
+        "distribution shifts. Nothing is written and no LLM job is submitted: the log and the\n"
+        "store stay as they are.\n");
     fprintf(out, "\noptions:\n");
     for (size_t i = 0; i < n; i++) fprintf(out, "  --%-12s %s\n", options[i].name, options[i].help);
     fprintf(
@@ -288,10 +404,6 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     return 1;
   }
   vd_diags_free(&diags);
-  if (strcmp(vd_deployment_kind(candidate), "promotions") != 0) {
-    vd_deployment_release(candidate);
-    return usage(err, "shadow evaluation re-decides promotions deployments only");
-  }
   char data[4096];
   vd_decision_log *log = vd_replay_open_log(data_dir, config, data, sizeof data, &e);
   if (!log) {
@@ -299,106 +411,53 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     vd_deployment_release(candidate);
     return 1;
   }
-  json_t *new_rules = json_object();
   const vd_ruleset *rs = vd_deployment_ruleset(candidate);
-  rule_definitions(rs, new_rules);
-  logged_rules logged = {0};
-  char first_version[80] = "";
-  size_t other_versions = 0;
-
-  size_t compared = 0, changed = 0, failed = 0, candidates_changed = 0;
-  tally transitions = {0}, causes = {0};
-  scores before_scores = {0}, after_scores = {0};
-  json_t *samples = json_array();
-  char *cursor = NULL;
-  bool ok = true, done = false;
-  do {
-    vd_decision_query q = {.kind = vd_deployment_kind(candidate),
-                           .since_us = since_us,
-                           .until_us = until_us,
-                           .limit = PAGE,
-                           .cursor = cursor};
-    json_t *page = NULL;
-    char *next = NULL;
-    ok = vd_decision_log_list(log, &q, &page, &next, &e);
-    free(cursor);
-    cursor = next;
-    size_t i;
-    json_t *trace;
-    json_array_foreach(page, i, trace) {
-      const char *name =
-          json_string_value(json_object_get(json_object_get(trace, "deployment"), "name"));
-      if (!name || strcmp(name, vd_deployment_name(candidate)) != 0) continue;
-      if (limit && compared + failed >= limit) {
-        done = true;
-        break;
-      }
-      vd_error de = {0};
-      json_t *again = vd_replay_decide_on(candidate, trace, &de);
-      if (!again) {
-        failed++;
-        continue;
-      }
-      compared++;
-      const json_t *old_rules = logged_definitions(&logged, data, trace);
-      if (!*first_version)
-        snprintf(first_version, sizeof first_version, "%s", logged.version);
-      else if (strcmp(first_version, logged.version) != 0)
-        other_versions++;
-      bool decision_changed = false;
-      size_t k;
-      json_t *b;
-      json_array_foreach(json_object_get(trace, "candidates"), k, b) {
-        const char *id = json_string_value(json_object_get(b, "candidate"));
-        const json_t *a = candidate_record(again, id);
-        const json_t *ob = json_object_get(b, "outcome");
-        const json_t *oa = json_object_get(a, "outcome");
-        if (json_is_number(json_object_get(ob, "score")))
-          scores_add(&before_scores, json_number_value(json_object_get(ob, "score")));
-        if (json_is_number(json_object_get(oa, "score")))
-          scores_add(&after_scores, json_number_value(json_object_get(oa, "score")));
-        if (a && strcmp(action_of(b), action_of(a)) == 0 &&
-            json_equal(json_object_get(ob, "rank"), json_object_get(oa, "rank")))
-          continue;
-        decision_changed = true;
-        candidates_changed++;
-        char key[512];
-        snprintf(key, sizeof key, "%s: %s -> %s", id, action_of(b), action_of(a));
-        tally_add(&transitions, key);
-        if (a) attribute(b, a, old_rules, new_rules, &causes);
-      }
-      if (decision_changed) {
-        changed++;
-        if (json_array_size(samples) < sample)
-          json_array_append_new(samples, json_pack("{s:O, s:O}", "before", trace, "after", again));
-      }
-      json_decref(again);
-    }
-    json_decref(page);
-  } while (ok && cursor && !done);
-  free(cursor);
+  bool triage = strcmp(vd_deployment_kind(candidate), "triage") == 0;
+  shadow_run run = {.candidate = candidate,
+                    .kind = triage ? &triage_outcome : &promotions_outcome,
+                    .replayer = vd_replayer_new(data),
+                    .data_dir = data,
+                    .new_rules = json_object(),
+                    .limit = limit,
+                    .sample = sample,
+                    .samples = json_array()};
+  rule_definitions(rs, run.new_rules);
+  vd_decision_query q = {
+      .kind = vd_deployment_kind(candidate), .since_us = since_us, .until_us = until_us};
+  bool ok = run.replayer && vd_decision_log_foreach(log, &q, shadow_visit, &run, &e);
   vd_decision_log_close(log);
   if (!ok) fprintf(err, "verdict shadow: reading the decision log: %s\n", e.message);
 
-  tally_sort(&transitions);
-  tally_sort(&causes);
-  qsort(before_scores.v, before_scores.n, sizeof(double), cmp_double);
-  qsort(after_scores.v, after_scores.n, sizeof(double), cmp_double);
+  tally *transitions = &run.transitions, *causes = &run.causes;
+  scores *before_scores = &run.before_scores, *after_scores = &run.after_scores;
+  size_t compared = run.compared, changed = run.changed, failed = run.failed;
+  size_t candidates_changed = run.candidates_changed;
+  json_t *samples = run.samples;
+  const outcome_kind *k = run.kind;
+  tally_sort(transitions);
+  tally_sort(causes);
+  qsort(before_scores->v, before_scores->n, sizeof(double), cmp_double);
+  qsort(after_scores->v, after_scores->n, sizeof(double), cmp_double);
   static const double qs[] = {0.1, 0.5, 0.9};
+  const char *score_name = triage ? "model confidence" : "score";
   if (as_json) {
-    json_t *t = json_array(), *c = json_array(), *dist = json_object();
-    for (size_t i = 0; i < transitions.n; i++) {
-      char *key = transitions.keys[i];
+    json_t *t = json_array(), *c = json_array(), *dist = json_object(), *by = json_object();
+    for (size_t i = 0; i < transitions->n; i++) {
+      char *key = transitions->keys[i];
       char *colon = strstr(key, ": "), *arrow = strstr(key, " -> ");
-      json_array_append_new(
-          t, json_pack("{s:s%, s:s%, s:s, s:I}", "candidate", key, (size_t)(colon - key), "before",
-                       colon + 2, (size_t)(arrow - colon - 2), "after", arrow + 4, "count",
-                       (json_int_t)transitions.counts[i]));
+      json_t *entry =
+          json_pack("{s:s%, s:s%, s:s, s:I}", k->label_by_candidate ? "candidate" : "field", key,
+                    (size_t)(colon - key), "before", colon + 2, (size_t)(arrow - colon - 2),
+                    "after", arrow + 4, "count", (json_int_t)transitions->counts[i]);
+      if (k->label_by_candidate) json_object_set_new(entry, "field", json_string(k->fields[0]));
+      json_array_append_new(t, entry);
     }
-    for (size_t i = 0; i < causes.n; i++)
-      json_array_append_new(c, json_pack("{s:s, s:I}", "rule", causes.keys[i], "candidates",
-                                         (json_int_t)causes.counts[i]));
-    const scores *sets[2] = {&before_scores, &after_scores};
+    for (size_t f = 0; f < k->field_count; f++)
+      json_object_set_new(by, k->fields[f], json_integer((json_int_t)run.field_changed[f]));
+    for (size_t i = 0; i < causes->n; i++)
+      json_array_append_new(c, json_pack("{s:s, s:I}", "rule", causes->keys[i], "candidates",
+                                         (json_int_t)causes->counts[i]));
+    const scores *sets[2] = {before_scores, after_scores};
     const char *names[2] = {"before", "after"};
     for (int s = 0; s < 2; s++)
       json_object_set_new(
@@ -408,10 +467,12 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
                     isnan(quantile(sets[s], 0.1)) ? 0.0 : quantile(sets[s], 0.1), "p50",
                     isnan(quantile(sets[s], 0.5)) ? 0.0 : quantile(sets[s], 0.5), "p90",
                     isnan(quantile(sets[s], 0.9)) ? 0.0 : quantile(sets[s], 0.9)));
+    json_object_set_new(dist, "of", json_string(score_name));
     json_t *report = json_pack(
-        "{s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:O}", "compared", (json_int_t)compared, "changed",
-        (json_int_t)changed, "candidates_changed", (json_int_t)candidates_changed, "failed",
-        (json_int_t)failed, "transitions", t, "causes", c, "scores", dist, "samples", samples);
+        "{s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:O}", "kind", vd_deployment_kind(candidate),
+        "compared", (json_int_t)compared, "changed", (json_int_t)changed, "candidates_changed",
+        (json_int_t)candidates_changed, "failed", (json_int_t)failed, "changed_by_field", by,
+        "transitions", t, "causes", c, "scores", dist, "samples", samples);
     char *text = json_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     if (text) fprintf(out, "%s\n", text);
     free(text);
@@ -420,26 +481,35 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     fprintf(out, "shadow evaluation of %s%s%s%s%s on %zu logged decisions of %s\n",
             rules ? "rules " : "", rules ? rules : "", rules && model ? " and " : "",
             model ? "model " : "", model ? model : "", compared, vd_deployment_name(candidate));
-    fprintf(out, "  rule set as logged %.12s…%s -> candidate %.12s…\n", first_version,
-            other_versions ? " (and others)" : "", vd_ruleset_version(rs));
-    fprintf(out, "decisions changed: %zu of %zu (%.1f%%); candidates changed: %zu\n", changed,
-            compared, compared ? 100.0 * (double)changed / (double)compared : 0.0,
-            candidates_changed);
+    fprintf(out, "  rule set as logged %.12s…%s -> candidate %.12s…\n", run.first_version,
+            run.other_versions ? " (and others)" : "", vd_ruleset_version(rs));
+    fprintf(out, "decisions changed: %zu of %zu (%.1f%%)", changed, compared,
+            compared ? 100.0 * (double)changed / (double)compared : 0.0);
+    if (triage) {
+      for (size_t f = 0; f < k->field_count; f++)
+        fprintf(out, "%s%s %zu", f ? ", " : "; by field: ", k->fields[f], run.field_changed[f]);
+      fputc('\n', out);
+    } else {
+      fprintf(out, "; candidates changed: %zu\n", candidates_changed);
+    }
     if (failed)
       fprintf(out,
               "decisions that could not be re-decided (request invalid on the candidate): %zu\n",
               failed);
-    if (transitions.n) fprintf(out, "\nby candidate and action:\n");
-    for (size_t i = 0; i < transitions.n; i++) {
-      char *key = transitions.keys[i];
+    if (transitions->n)
+      fprintf(out, "\n%s:\n", triage ? "by field (decisions)" : "by candidate and action");
+    for (size_t i = 0; i < transitions->n; i++) {
+      char *key = transitions->keys[i];
       char *colon = strstr(key, ": ");
-      fprintf(out, "  %.*s: %zu %s\n", (int)(colon - key), key, transitions.counts[i], colon + 2);
+      fprintf(out, "  %.*s: %zu %s\n", (int)(colon - key), key, transitions->counts[i], colon + 2);
     }
-    if (causes.n) fprintf(out, "\ncaused by (candidates affected):\n");
-    for (size_t i = 0; i < causes.n; i++)
-      fprintf(out, "  %-60s %zu\n", causes.keys[i], causes.counts[i]);
-    fprintf(out, "\nscore distribution (all candidates)   mean      p10       p50       p90\n");
-    const scores *sets[2] = {&before_scores, &after_scores};
+    if (causes->n)
+      fprintf(out, "\ncaused by (%s affected):\n", triage ? "decisions" : "candidates");
+    for (size_t i = 0; i < causes->n; i++)
+      fprintf(out, "  %-60s %zu\n", causes->keys[i], causes->counts[i]);
+    fprintf(out, "\n%s distribution%s   mean      p10       p50       p90\n", score_name,
+            triage ? " (model-scored)" : " (all candidates)");
+    const scores *sets[2] = {before_scores, after_scores};
     const char *names[2] = {"before", "after "};
     for (int s = 0; s < 2; s++) {
       fprintf(out, "  %s (%6zu scores)          %+8.4f", names[s], sets[s]->n, mean(sets[s]));
@@ -447,29 +517,30 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
         fprintf(out, "  %+8.4f", quantile(sets[s], qs[q]));
       fputc('\n', out);
     }
-    fprintf(out, "  shift of the mean: %+.4f\n", mean(&after_scores) - mean(&before_scores));
+    fprintf(out, "  shift of the mean: %+.4f\n", mean(after_scores) - mean(before_scores));
     size_t i;
     json_t *s;
     if (json_array_size(samples)) fprintf(out, "\nsample of changed decisions:\n");
     json_array_foreach(samples, i, s) {
       const json_t *b = json_object_get(s, "before"), *a = json_object_get(s, "after");
       fprintf(out, "  %s\n", json_string_value(json_object_get(b, "id")));
-      size_t k;
+      size_t j;
       json_t *cb;
-      json_array_foreach(json_object_get(b, "candidates"), k, cb) {
+      json_array_foreach(json_object_get(b, "candidates"), j, cb) {
         const json_t *ca = candidate_record(a, json_string_value(json_object_get(cb, "candidate")));
-        if (ca) print_candidate_change(out, cb, ca);
+        if (ca) print_candidate_change(out, k, cb, ca);
       }
     }
     if (json_array_size(samples)) fprintf(out, "  (both full traces of each: --json)\n");
   }
   json_decref(samples);
-  json_decref(new_rules);
-  json_decref(logged.defs);
-  tally_free(&transitions);
-  tally_free(&causes);
-  free(before_scores.v);
-  free(after_scores.v);
+  json_decref(run.new_rules);
+  json_decref(run.logged.defs);
+  tally_free(transitions);
+  tally_free(causes);
+  free(before_scores->v);
+  free(after_scores->v);
+  vd_replayer_free(run.replayer);
   vd_deployment_release(candidate);
   return ok ? 0 : 1;
 }

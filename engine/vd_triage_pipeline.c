@@ -6,6 +6,7 @@
 
 #include "vd_buf.h"
 #include "vd_pan.h"
+#include "vd_store.h"
 #include "vd_time.h"
 
 enum { TOP_K = 3, TRACE_FEATURES = 10 };
@@ -151,10 +152,14 @@ vd_pipeline_status vd_triage_decide(const vd_deployment *d, const vd_triage_inpu
 
   /* 1. Mask card numbers first: everything below sees only the masked text. */
   const char *raw = json_string_value(json_object_get(in->request, "text"));
+  size_t raw_len = json_string_length(json_object_get(in->request, "text"));
   vd_buf masked = {0};
-  if (raw)
-    out->cards_masked =
-        vd_pan_mask(raw, json_string_length(json_object_get(in->request, "text")), &masked);
+  if (raw && in->text_masked) { /* replay: the stored text as is (masking is not idempotent) */
+    vd_buf_append(&masked, raw, raw_len);
+    out->cards_masked = in->cards_masked;
+  } else if (raw) {
+    out->cards_masked = vd_pan_mask(raw, raw_len, &masked);
+  }
   vd_buf_append(&masked, "", 0);
   if (masked.oom) {
     vd_buf_free(&masked);
@@ -272,6 +277,10 @@ vd_pipeline_status vd_triage_decide(const vd_deployment *d, const vd_triage_inpu
                             .fallback_reason = fallback ? "model_unavailable" : NULL,
                             .fallback_message = fallback ? model_error : NULL};
   out->trace = vd_trace_begin(&header, received, in->mask);
+  json_object_set_new(out->trace, "gazetteer",
+                      in->gazetteer && in->gazetteer_version
+                          ? json_pack("{s:s}", "version", in->gazetteer_version)
+                          : json_null());
   json_t *record =
       json_pack("{s:s, s:o, s:o, s:{s:s, s:s, s:o, s:s}}", "candidate", "request", "rules",
                 vd_rules_outcome_to_json(outcome), "model",
@@ -328,4 +337,38 @@ void vd_triage_decision_clear(vd_triage_decision *d) {
   json_decref(d->trace);
   json_decref(d->escalation_input);
   memset(d, 0, sizeof *d);
+}
+
+vd_gazetteer *vd_triage_gazetteer_open(const char *path, const char *data_dir,
+                                       char version[VD_SHA256_HEX_SIZE], vd_error *err) {
+  size_t size = 0;
+  char *text = vd_read_file(path, (size_t)64 << 20, &size, err);
+  if (!text) return NULL;
+  vd_sha256_hex(text, size, version);
+  bool ok = true;
+  if (data_dir) {
+    vd_store_txn *t = vd_store_begin(data_dir, "gazetteers", version, err);
+    ok = t && vd_store_add_bytes(t, "gazetteer.tsv", text, size, err);
+    if (t && !ok) vd_store_abort(t);
+    if (ok) ok = vd_store_commit(t, NULL, 0, err);
+    if (!ok) vd_error_prefix(err, "cannot store gazetteer %s for replay", path);
+  }
+  vd_gazetteer *g = ok ? vd_gazetteer_load_string(text, size, path, err) : NULL;
+  free(text);
+  return g;
+}
+
+vd_gazetteer *vd_triage_gazetteer_stored(const char *data_dir, const char *version, vd_error *err) {
+  char dir[4096];
+  if (!vd_store_path(data_dir, "gazetteers", version, dir, sizeof dir, err)) return NULL;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/gazetteer.tsv", dir);
+  char stored[VD_SHA256_HEX_SIZE];
+  vd_gazetteer *g = vd_triage_gazetteer_open(path, NULL, stored, err);
+  if (g && strcmp(stored, version) != 0) {
+    vd_gazetteer_free(g);
+    vd_error_set(err, "stored gazetteer %s hashes to %s: the store was altered", version, stored);
+    return NULL;
+  }
+  return g;
 }

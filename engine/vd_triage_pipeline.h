@@ -32,10 +32,19 @@
  * {name, version} | null, "fallback": null | {reason, message}}. intent and confidence are null
  * when the rules decided before the model (or in fallback).
  *
- * Trace: vd_trace.h's shape with kind "triage"; its one candidate record ("request") holds the
- * rules (every rule with the values it read), "model": vd_triage_result_to_json (top intents,
- * margin, bias, token and feature contributions) and "outcome" {route, priority, escalate,
- * handled_by}; "request" is the body as received with the text masked.
+ * Trace (explain/trace.schema.json, kind "triage"): vd_trace.h's header; "gazetteer": null |
+ * {"version"} (the places file itinerary escalations were checked against); one candidate
+ * record ("request") with the rules (every rule with the values it read), "model":
+ * vd_triage_result_to_json (top intents, margin, bias, token and feature contributions) | null,
+ * "outcome" {route, priority, escalate, handled_by} and "cards_masked"; "escalation": null |
+ * {job_id, task, error?} (vd_triage_record_escalation), "escalation_note" when an itinerary
+ * became an extract; "request" is the body as received with the text masked — exactly the text
+ * the rules and the model read.
+ *
+ * Replay (engine/vd_replay.h): with text_masked the request's text is used as given, never
+ * masked again — masking is not idempotent ("****1111 1234 5678 9012" may hold a new
+ * Luhn-valid run once the first card is masked) — and cards_masked is taken as stored (the raw
+ * text, and so the count, is never kept). No LLM job is submitted by this function in any case.
  *
  * Thread-safe: any number of threads may decide on one deployment at once.
  * Ownership: every json_t in vd_triage_decision belongs to it (vd_triage_decision_clear); the
@@ -51,6 +60,7 @@
 #include "vd_deployment.h"
 #include "vd_error.h"
 #include "vd_extract_rules.h"
+#include "vd_hash.h"
 #include "vd_pipeline.h"
 #include "vd_trace.h"
 
@@ -60,6 +70,9 @@ typedef struct vd_triage_input {
   int64_t now_us;                /* 0 = now */
   const vd_trace_mask *mask;     /* configured masked fields; NULL = none */
   const vd_gazetteer *gazetteer; /* for itinerary escalations; NULL: they become extract */
+  const char *gazetteer_version; /* its SHA-256 (vd_triage_gazetteer_open), for the trace */
+  bool text_masked;              /* replay: the text is the stored, already masked one */
+  size_t cards_masked;           /* with text_masked: the stored count */
 } vd_triage_input;
 
 typedef struct vd_triage_decision {
@@ -80,5 +93,14 @@ vd_pipeline_status vd_triage_decide(const vd_deployment *deployment, const vd_tr
 void vd_triage_record_escalation(vd_triage_decision *decision, const char *job_id,
                                  const char *error);
 void vd_triage_decision_clear(vd_triage_decision *decision);
+
+/* The gazetteer file read once: its SHA-256 into version, its bytes stored content-addressed
+ * (DATA_DIR/gazetteers/<version>/gazetteer.tsv, when data_dir is not NULL) so a replay checks
+ * itinerary escalations against the same places, and the gazetteer loaded from those bytes.
+ * NULL + err when it cannot be read, stored or parsed. The caller frees it (vd_gazetteer_free). */
+vd_gazetteer *vd_triage_gazetteer_open(const char *path, const char *data_dir,
+                                       char version[VD_SHA256_HEX_SIZE], vd_error *err);
+/* A stored gazetteer version (see above), or NULL + err. */
+vd_gazetteer *vd_triage_gazetteer_stored(const char *data_dir, const char *version, vd_error *err);
 
 #endif

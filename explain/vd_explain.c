@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BAR_HALF = 24, MAX_BARS = 64 };
+enum { BAR_HALF = 24, MAX_BARS = 64, TRIAGE_BARS = 10 };
 
 bool vd_explain_format_parse(const char *name, vd_explain_format *format) {
   static const char *const names[] = {"text", "html", "json"};
@@ -29,6 +29,19 @@ const char *vd_explain_content_type(vd_explain_format format) {
 }
 
 /* ---- shared wording ------------------------------------------------------------------------ */
+
+/* A triage decision (one request routed) is laid out by text_triage / html_triage; the rest of
+ * this file lays out promotions decisions (candidates offered or not). */
+static void text_triage(vd_buf *b, const json_t *t, const vd_ruleset *rs);
+static void html_triage(vd_buf *b, const json_t *t, const vd_ruleset *rs);
+static void html_candidates(vd_buf *b, const json_t *t, const json_t *fallback,
+                            const vd_ruleset *rs);
+static void html_versions(vd_buf *b, const json_t *t);
+
+static bool is_triage(const json_t *trace) {
+  const char *kind = json_string_value(json_object_get(trace, "kind"));
+  return kind && strcmp(kind, "triage") == 0;
+}
 
 static const char *str(const json_t *o, const char *key) {
   const char *s = json_string_value(json_object_get(o, key));
@@ -82,6 +95,9 @@ static void action_words(const char *action, const char *id, const vd_ruleset *r
     snprintf(buf, size, "routes it to %s", *arg ? arg : "a queue");
   else if (strcmp(action, "priority") == 0)
     snprintf(buf, size, "sets the priority to %s", *arg ? arg : "a level");
+  else if (strcmp(action, "escalate") == 0)
+    snprintf(buf, size, "asks the LLM layer for a \"%s\" job (off the hot path)",
+             *arg ? arg : "follow-up");
   else
     snprintf(buf, size, "%s%s%s", action, *arg ? " " : "", arg);
 }
@@ -142,7 +158,7 @@ static int by_size(const void *a, const void *b) {
   return x > y ? -1 : x < y;
 }
 
-static size_t bars_of(const json_t *model, bar *bars, double *largest) {
+static size_t bars_of(const json_t *model, bar *bars, size_t max, double *largest) {
   size_t n = 0;
   const char *key;
   json_t *v;
@@ -157,7 +173,7 @@ static size_t bars_of(const json_t *model, bar *bars, double *largest) {
   }
   qsort(bars, n, sizeof *bars, by_size);
   *largest = n ? fabs(bars[0].value) : 0.0;
-  return n;
+  return n < max ? n : max;
 }
 
 static const char *subject_id(const json_t *trace) {
@@ -217,16 +233,24 @@ static void text_rules(vd_buf *b, const json_t *candidate, const vd_ruleset *rs)
   }
 }
 
-static void text_bars(vd_buf *b, const json_t *model) {
+static void text_bars(vd_buf *b, const json_t *model, size_t max) {
   bar bars[MAX_BARS];
   double largest;
-  size_t n = bars_of(model, bars, &largest);
+  size_t n = bars_of(model, bars, max, &largest);
   if (!n) return;
-  vd_buf_printf(b,
-                "  What moved the model's estimate (each input's contribution; right = raised it, "
-                "left = lowered it;\n  they add up from the starting point %+.3f to %+.3f, in "
-                "log-odds):\n",
-                num(model, "bias"), num(model, "margin"));
+  if (json_object_get(model, "tokens"))
+    vd_buf_printf(b,
+                  "  The words that drove it (each word's share of the score for \"%s\"; right = "
+                  "pointed towards it,\n  left = away from it; the %zu strongest of %zu, from the "
+                  "starting point %+.3f to %+.3f):\n",
+                  str(model, "intent"), n, json_array_size(json_object_get(model, "tokens")),
+                  num(model, "bias"), num(model, "margin"));
+  else
+    vd_buf_printf(b,
+                  "  What moved the model's estimate (each input's contribution; right = raised "
+                  "it, left = lowered it;\n  they add up from the starting point %+.3f to %+.3f, "
+                  "in log-odds):\n",
+                  num(model, "bias"), num(model, "margin"));
   for (size_t i = 0; i < n; i++) {
     int len = (int)lround(fabs(bars[i].value) / largest * BAR_HALF);
     char left[BAR_HALF + 1], right[BAR_HALF + 1];
@@ -288,7 +312,7 @@ static void text_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
   if (json_is_number(json_object_get(outcome, "score")))
     vd_buf_printf(b, "  Final score: %.4f\n", num(outcome, "score"));
   text_rules(b, c, rs);
-  if (json_is_object(model)) text_bars(b, model);
+  if (json_is_object(model)) text_bars(b, model, MAX_BARS);
 }
 
 static void text_versions(vd_buf *b, const json_t *t) {
@@ -304,6 +328,9 @@ static void text_versions(vd_buf *b, const json_t *t) {
     vd_buf_printf(b, "  model       %-14s %s\n", str(m, "name"), str(m, "version"));
   else
     vd_buf_printf(b, "  model       (none: rules only)\n");
+  if (json_is_object(json_object_get(t, "gazetteer")))
+    vd_buf_printf(b, "  gazetteer   %-14s %s\n", "places",
+                  str(json_object_get(t, "gazetteer"), "version"));
   vd_buf_printf(b, "  trace format %lld\n",
                 (long long)json_integer_value(json_object_get(t, "trace_version")));
   const json_t *tm = json_object_get(t, "timings_us");
@@ -321,6 +348,11 @@ static void render_text(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
                 str(json_object_get(t, "deployment"), "name"));
   vd_buf_printf(b, "  When:     %s\n", when);
   vd_buf_printf(b, "  Customer: %s\n", subject_id(t));
+  if (is_triage(t)) {
+    text_triage(b, t, rs);
+    text_versions(b, t);
+    return;
+  }
   const json_t *fallback = json_object_get(t, "fallback");
   if (json_is_object(fallback)) {
     char words[1024];
@@ -363,19 +395,33 @@ static void esc(vd_buf *b, const char *s) {
     }
 }
 
-static void html_bars(vd_buf *b, const json_t *model) {
+static void html_bars(vd_buf *b, const json_t *model, size_t max) {
   bar bars[MAX_BARS];
   double largest;
-  size_t n = bars_of(model, bars, &largest);
+  size_t n = bars_of(model, bars, max, &largest);
   if (!n) return;
   const int label_w = 210, half = 200, row = 22, value_w = 70;
   const int width = label_w + 2 * half + value_w, height = (int)n * row + 30;
-  vd_buf_printf(b,
-                "<h4>What moved the model's estimate</h4><p class=\"note\">Each bar is one input's "
-                "contribution: <span class=\"up\">green to the right raised</span> the estimated "
-                "chance of a response, <span class=\"down\">red to the left lowered</span> it. "
-                "They add up from the starting point %+.3f to %+.3f (log-odds).</p>\n",
-                num(model, "bias"), num(model, "margin"));
+  if (json_object_get(model, "tokens")) {
+    vd_buf_puts(b,
+                "<h4>The words that drove it</h4><p class=\"note\">Each bar is one word's "
+                "share of the score for <b>");
+    esc(b, str(model, "intent"));
+    vd_buf_printf(b,
+                  "</b>: <span class=\"up\">green to the right pointed towards it</span>, <span "
+                  "class=\"down\">red to the left away from it</span>. The %zu strongest of %zu "
+                  "words; they add up from the starting point %+.3f to %+.3f.</p>\n",
+                  n, json_array_size(json_object_get(model, "tokens")), num(model, "bias"),
+                  num(model, "margin"));
+  } else {
+    vd_buf_printf(b,
+                  "<h4>What moved the model's estimate</h4><p class=\"note\">Each bar is one "
+                  "input's contribution: <span class=\"up\">green to the right raised</span> the "
+                  "estimated chance of a response, <span class=\"down\">red to the left "
+                  "lowered</span> it. They add up from the starting point %+.3f to %+.3f "
+                  "(log-odds).</p>\n",
+                  num(model, "bias"), num(model, "margin"));
+  }
   vd_buf_printf(b,
                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
                 "aria-label=\"contributions bar chart\" font-family=\"sans-serif\" "
@@ -510,7 +556,7 @@ static void html_candidate(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
   if (json_is_number(json_object_get(outcome, "score")))
     vd_buf_printf(b, "<p>Final score: <b>%.4f</b></p>\n", num(outcome, "score"));
   html_rules(b, c, rs);
-  if (json_is_object(model)) html_bars(b, model);
+  if (json_is_object(model)) html_bars(b, model, MAX_BARS);
   vd_buf_puts(b, "</section>\n");
 }
 
@@ -539,7 +585,9 @@ static void render_html(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
       "tr.applied{background:#fff6d5}td.result{white-space:nowrap}section.candidate{border-left:"
       "6px solid #999;padding:0 1em;"
       "margin:1.5em 0}section.offered{border-color:#2e8b57}section.declined{border-color:#c0392b}"
-      "code{font-size:.85em;word-break:break-all}</style></head><body>\n<h1>Decision ");
+      "code{font-size:.85em;word-break:break-all}blockquote.request{border-left:4px solid #999;"
+      "margin:.5em 0;padding:.3em "
+      "1em;background:#f7f7f7;white-space:pre-wrap}</style></head><body>\n<h1>Decision ");
   esc(b, str(t, "id"));
   vd_buf_puts(b, "</h1>\n<table><tr><td>What</td><td>A ");
   esc(b, str(t, "kind"));
@@ -551,6 +599,16 @@ static void render_html(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
   esc(b, subject_id(t));
   vd_buf_puts(b, "</td></tr></table>\n");
   const json_t *fallback = json_object_get(t, "fallback");
+  if (is_triage(t)) {
+    html_triage(b, t, rs);
+  } else {
+    html_candidates(b, t, fallback, rs);
+  }
+  html_versions(b, t);
+}
+
+static void html_candidates(vd_buf *b, const json_t *t, const json_t *fallback,
+                            const vd_ruleset *rs) {
   if (json_is_object(fallback)) {
     char words[1024];
     fallback_words(fallback, words, sizeof words);
@@ -572,6 +630,9 @@ static void render_html(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
   }
   vd_buf_puts(b, "</table>\n<h2>Why, candidate by candidate</h2>\n");
   json_array_foreach(json_object_get(t, "candidates"), i, c) html_candidate(b, c, rs);
+}
+
+static void html_versions(vd_buf *b, const json_t *t) {
   vd_buf_puts(b,
               "<h2>Versions used</h2><p class=\"note\">Exact versions, kept in the data folder; "
               "a replay re-runs the decision on them.</p>\n<table><tr><th>Part</th><th>Name</th>"
@@ -587,11 +648,219 @@ static void render_html(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
     html_row(b, "Model", str(m, "name"), str(m, "version"));
   else
     html_row(b, "Model", "(none: rules only)", "");
+  if (json_is_object(json_object_get(t, "gazetteer")))
+    html_row(b, "Gazetteer", "places for itineraries",
+             str(json_object_get(t, "gazetteer"), "version"));
   char tv[32];
   snprintf(tv, sizeof tv, "%lld",
            (long long)json_integer_value(json_object_get(t, "trace_version")));
   html_row(b, "Trace format", "", tv);
   vd_buf_puts(b, "</table>\n</body></html>\n");
+}
+
+/* ---- triage decisions ---------------------------------------------------------------------- */
+
+/* One triage decision in plain words: every sentence both formats say. */
+typedef struct triage_words {
+  char route[512], priority[512], handled[512], escalation[1024], answer[1024], note[768];
+  char request_note[160];
+  bool amended;
+} triage_words;
+
+/* The first rule that applied with this action (the one whose value stands: rules run in order
+ * and the first match of each action wins), or NULL. */
+static const char *rule_setting(const json_t *record, const char *action) {
+  size_t i;
+  json_t *r;
+  json_array_foreach(json_object_get(json_object_get(record, "rules"), "rules"), i, r) {
+    if (json_is_true(json_object_get(r, "matched")) && strcmp(str(r, "action"), action) == 0)
+      return str(r, "id");
+  }
+  return NULL;
+}
+
+static void triage_describe(const json_t *t, triage_words *w) {
+  const json_t *record = json_array_get(json_object_get(t, "candidates"), 0);
+  const json_t *o = json_object_get(record, "outcome");
+  const char *by = rule_setting(record, "route");
+  if (by)
+    snprintf(w->route, sizeof w->route, "%s (set by rule %s)", str(o, "route"), by);
+  else
+    snprintf(w->route, sizeof w->route, "%s (the default: no rule set a route)", str(o, "route"));
+  by = rule_setting(record, "priority");
+  if (by)
+    snprintf(w->priority, sizeof w->priority, "%s (set by rule %s)", str(o, "priority"), by);
+  else
+    snprintf(w->priority, sizeof w->priority, "%s (the default: no rule set a priority)",
+             str(o, "priority"));
+  const char *handled = str(o, "handled_by");
+  snprintf(w->handled, sizeof w->handled, "%s",
+           strcmp(handled, "rules") == 0 ? "the rules alone, before the model (\"rules\")"
+           : strcmp(handled, "model") == 0
+               ? "the model's reading of the text and the rules after it (\"model\")"
+               : "provisionally; an LLM classification was requested and decides the final route "
+                 "(\"llm_pending\")");
+  const json_t *esc_json = json_object_get(t, "escalation");
+  /* the task handed over (an itinerary the text cannot fill became an extract, see the note) */
+  const char *task = json_is_string(json_object_get(esc_json, "task")) ? str(esc_json, "task")
+                                                                       : str(o, "escalate");
+  const char *asked_by = rule_setting(record, "escalate");
+  char why[300];
+  if (asked_by)
+    snprintf(why, sizeof why, "asked for by rule %s", asked_by);
+  else
+    snprintf(why, sizeof why, "asked for because the model was not available");
+  if (!*task)
+    snprintf(w->escalation, sizeof w->escalation, "none");
+  else if (json_is_string(json_object_get(esc_json, "job_id")))
+    snprintf(w->escalation, sizeof w->escalation,
+             "an LLM \"%s\" job, %s; handed to the LLM layer as job %s (never awaited by the "
+             "decision)",
+             task, why, str(esc_json, "job_id"));
+  else if (json_is_string(json_object_get(esc_json, "error")))
+    snprintf(w->escalation, sizeof w->escalation,
+             "an LLM \"%s\" job, %s; it could not be submitted (%s), so the route above stands",
+             task, why, str(esc_json, "error"));
+  else
+    snprintf(w->escalation, sizeof w->escalation, "an LLM \"%s\" job, %s (not submitted)", task,
+             why);
+  const json_t *amendments = json_object_get(t, "amendments");
+  const json_t *last = json_array_get(amendments, json_array_size(amendments) - 1);
+  w->amended = last != NULL;
+  if (last) {
+    char when[64];
+    when_words(str(last, "amended_at"), when, sizeof when);
+    if (json_is_string(json_object_get(last, "final_route")))
+      snprintf(w->answer, sizeof w->answer, "on %s the \"%s\" job %s: intent %s, route %s%s", when,
+               str(last, "task"), str(last, "state"), str(last, "final_intent"),
+               str(last, "final_route"),
+               strcmp(str(last, "final_route"), str(o, "route")) != 0
+                   ? " (this replaces the provisional route above)"
+                   : " (the same as the provisional route)");
+    else
+      snprintf(w->answer, sizeof w->answer, "on %s the \"%s\" job ended: %s (handled by %s)", when,
+               str(last, "task"), str(last, "state"), str(last, "handled_by"));
+  } else if (*task) {
+    snprintf(w->answer, sizeof w->answer, "no answer stored on the decision yet");
+  }
+  const json_t *note = json_object_get(t, "escalation_note");
+  if (note)
+    snprintf(w->note, sizeof w->note, "an itinerary was asked for, but %s", str(note, "why"));
+  json_int_t cards = json_integer_value(json_object_get(record, "cards_masked"));
+  if (cards)
+    snprintf(w->request_note, sizeof w->request_note,
+             "%lld payment card number%s masked (****DDDD) before anything read the text",
+             (long long)cards, cards == 1 ? " was" : "s were");
+}
+
+static const char *model_reason_words(const json_t *model) {
+  const char *reason = str(model, "reason");
+  if (strcmp(reason, "out_of_scope") == 0)
+    return "the request looks like nothing this service handles (out of scope)";
+  if (strcmp(reason, "low_confidence") == 0)
+    return "its confidence is below the threshold at which it answers on its own";
+  return NULL;
+}
+
+static void text_triage(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
+  const json_t *request = json_object_get(t, "request");
+  const json_t *record = json_array_get(json_object_get(t, "candidates"), 0);
+  triage_words w = {0};
+  triage_describe(t, &w);
+  char channel[128];
+  value_words(json_object_get(request, "channel"), channel, sizeof channel);
+  vd_buf_printf(b, "  Channel:  %s\n  Request:  \"%s\"\n", channel, str(request, "text"));
+  if (*w.request_note) vd_buf_printf(b, "            (%s)\n", w.request_note);
+  vd_buf_printf(b, "\nOUTCOME\n  Route:       %s\n  Priority:    %s\n  Decided by:  %s\n", w.route,
+                w.priority, w.handled);
+  vd_buf_printf(b, "  Escalation:  %s\n", w.escalation);
+  if (*w.answer) vd_buf_printf(b, "  LLM answer:  %s\n", w.answer);
+  if (*w.note) vd_buf_printf(b, "  Note:        %s\n", w.note);
+  const json_t *model = json_object_get(record, "model");
+  vd_buf_printf(b, "\nWHAT THE MODEL READ\n");
+  if (json_is_object(model)) {
+    vd_buf_printf(b, "  It recognised the request as \"%s\" with %.1f%% confidence.\n",
+                  str(model, "intent"), 100 * num(model, "confidence"));
+    const char *why = model_reason_words(model);
+    if (why) vd_buf_printf(b, "  It did not decide alone: %s.\n", why);
+    vd_buf_printf(b, "  Most likely intents:");
+    size_t i;
+    json_t *top;
+    json_array_foreach(json_object_get(model, "top"), i, top)
+        vd_buf_printf(b, "%s %zu. %s %.1f%%", i ? "," : "", i + 1, str(top, "intent"),
+                      100 * num(top, "probability"));
+    vd_buf_puts(b, "\n");
+    text_bars(b, model, TRIAGE_BARS);
+  } else if (json_is_object(json_object_get(t, "fallback"))) {
+    vd_buf_printf(b, "  The model was not available (%s), so the rules after it could not run.\n",
+                  str(json_object_get(t, "fallback"), "message"));
+  } else {
+    vd_buf_printf(b, "  The model was not consulted: rule %s settled the request first.\n",
+                  rule_setting(record, "route") ? rule_setting(record, "route") : "(a rule)");
+  }
+  vd_buf_puts(b, "\n");
+  text_rules(b, record, rs);
+}
+
+static void html_triage(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
+  const json_t *request = json_object_get(t, "request");
+  const json_t *record = json_array_get(json_object_get(t, "candidates"), 0);
+  triage_words w = {0};
+  triage_describe(t, &w);
+  char channel[128];
+  value_words(json_object_get(request, "channel"), channel, sizeof channel);
+  vd_buf_puts(b, "<h2>The request</h2><blockquote class=\"request\">");
+  esc(b, str(request, "text"));
+  vd_buf_puts(b, "</blockquote><p class=\"note\">Channel: ");
+  esc(b, channel);
+  if (*w.request_note) {
+    vd_buf_puts(b, ". ");
+    esc(b, w.request_note);
+  }
+  vd_buf_puts(b, ".</p>\n<h2>Outcome</h2>\n<table>");
+  const char *rows[][2] = {{"Route", w.route},        {"Priority", w.priority},
+                           {"Decided by", w.handled}, {"Escalation", w.escalation},
+                           {"LLM answer", w.answer},  {"Note", w.note}};
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    if (!*rows[i][1]) continue;
+    vd_buf_puts(b, "<tr><td>");
+    esc(b, rows[i][0]);
+    vd_buf_puts(b, i == 0 || (i == 4 && w.amended) ? "</td><td><b>" : "</td><td>");
+    esc(b, rows[i][1]);
+    vd_buf_puts(b, i == 0 || (i == 4 && w.amended) ? "</b></td></tr>\n" : "</td></tr>\n");
+  }
+  vd_buf_puts(b, "</table>\n<h2>What the model read</h2>\n");
+  const json_t *model = json_object_get(record, "model");
+  if (json_is_object(model)) {
+    vd_buf_puts(b, "<p>It recognised the request as <b>");
+    esc(b, str(model, "intent"));
+    vd_buf_printf(b, "</b> with %.1f%% confidence.", 100 * num(model, "confidence"));
+    const char *why = model_reason_words(model);
+    if (why) {
+      vd_buf_puts(b, " It did not decide alone: ");
+      esc(b, why);
+      vd_buf_puts(b, ".");
+    }
+    vd_buf_puts(b, "</p>\n<table><tr><th>Most likely intents</th><th>Probability</th></tr>\n");
+    size_t i;
+    json_t *top;
+    json_array_foreach(json_object_get(model, "top"), i, top) {
+      vd_buf_puts(b, "<tr><td>");
+      esc(b, str(top, "intent"));
+      vd_buf_printf(b, "</td><td>%.1f%%</td></tr>\n", 100 * num(top, "probability"));
+    }
+    vd_buf_puts(b, "</table>\n");
+    html_bars(b, model, TRIAGE_BARS);
+  } else if (json_is_object(json_object_get(t, "fallback"))) {
+    vd_buf_puts(b, "<p>The model was not available (");
+    esc(b, str(json_object_get(t, "fallback"), "message"));
+    vd_buf_puts(b, "), so the rules after it could not run.</p>\n");
+  } else {
+    vd_buf_puts(b, "<p>The model was not consulted: rule ");
+    esc(b, rule_setting(record, "route") ? rule_setting(record, "route") : "(a rule)");
+    vd_buf_puts(b, " settled the request first.</p>\n");
+  }
+  html_rules(b, record, rs);
 }
 
 bool vd_explain_render(const json_t *trace, const vd_ruleset *ruleset, vd_explain_format format,

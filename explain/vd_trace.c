@@ -205,3 +205,19 @@ json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, siz
   if (total) *total = st.total;
   return st.out;
 }
+
+static void drop_submission(json_t *escalation) {
+  if (!json_is_object(escalation)) return;
+  json_object_del(escalation, "job_id");
+  json_object_del(escalation, "error");
+}
+
+json_t *vd_trace_decision_view(const json_t *trace) {
+  json_t *view = json_deep_copy(trace);
+  if (!json_is_object(view)) return view;
+  json_object_del(view, "timings_us");
+  json_object_del(view, "amendments");
+  drop_submission(json_object_get(view, "escalation"));
+  drop_submission(json_object_get(json_object_get(view, "response"), "escalation"));
+  return view;
+}

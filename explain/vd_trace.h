@@ -93,4 +93,11 @@ void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double
  * is JSON null with "missing": "before"|"after". New array. */
 json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, size_t *total);
 
+/* What replay compares: a copy of trace without what is not part of the decision itself —
+ * "timings_us", "amendments" (later facts, such as an LLM classification, stored beside the
+ * decision) and the outcome of handing an escalation to the LLM layer ("job_id", "error" in
+ * "escalation" and "response.escalation": the job's id is per run and the submission depends on
+ * the queue, not on the request); the requested task stays. New reference. */
+json_t *vd_trace_decision_view(const json_t *trace);
+
 #endif

@@ -533,6 +533,58 @@ START_TEST(bad_cursor_and_limit_are_field_errors) {
 }
 END_TEST
 
+typedef struct visits {
+  json_int_t seen[64];
+  size_t count, stop_after;
+} visits;
+
+static bool note_visit(void *ctx, const json_t *trace) {
+  visits *v = ctx;
+  v->seen[v->count++] = json_integer_value(json_object_get(trace, "n"));
+  return v->stop_after == 0 || v->count < v->stop_after;
+}
+
+START_TEST(foreach_visits_every_matching_decision_across_pages) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  int64_t t0 = INT64_C(1764000000000000);
+  for (int i = 0; i < 25; i++) {
+    char id[40];
+    snprintf(id, sizeof id, "01a23c2a-7289-7441-81f8-%012d", i);
+    vd_error err = {0};
+    ck_assert_int_eq(append_one(log, id, i % 2 ? "triage" : "promotions", "s", t0 + i, i, &err),
+                     VD_LOG_OK);
+  }
+  /* pages of 4: every row in [t0 + 3, t0 + 21), oldest first */
+  visits v = {0};
+  vd_error err = {0};
+  vd_decision_query q = {.since_us = t0 + 3, .until_us = t0 + 21, .limit = 4};
+  ck_assert_msg(vd_decision_log_foreach(log, &q, note_visit, &v, &err), "%s", err.message);
+  ck_assert_uint_eq(v.count, 18);
+  for (size_t i = 0; i < v.count; i++) ck_assert_int_eq(v.seen[i], (json_int_t)(3 + i));
+  /* a kind, the default page size */
+  v = (visits){0};
+  q = (vd_decision_query){.kind = "triage"};
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert_uint_eq(v.count, 12);
+  ck_assert_int_eq(v.seen[11], 23);
+  /* the visitor stops it */
+  v = (visits){.stop_after = 7};
+  q = (vd_decision_query){.limit = 3};
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert_uint_eq(v.count, 7);
+  /* a bad page size is the list's error */
+  v = (visits){0};
+  q = (vd_decision_query){.limit = VD_DECISION_LIST_MAX + 1};
+  ck_assert(!vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert_str_eq(err.field, "limit");
+  ck_assert_uint_eq(v.count, 0);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(retention_deletes_old_decisions_periodically) {
   fixture f;
   fixture_init(&f);
@@ -793,6 +845,7 @@ int main(void) {
   tcase_add_test(tc, a_missing_folder_is_an_error);
   tcase_add_test(tc, cursor_pagination_is_exact_and_stable);
   tcase_add_test(tc, bad_cursor_and_limit_are_field_errors);
+  tcase_add_test(tc, foreach_visits_every_matching_decision_across_pages);
   tcase_add_test(tc, retention_deletes_old_decisions_periodically);
   tcase_add_test(tc, close_commits_everything_and_folds_the_wal);
   tcase_add_test(tc, the_wal_stays_bounded_under_continuous_writes);

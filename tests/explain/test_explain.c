@@ -1,5 +1,6 @@
-/* explain/: the trace's JSON Schema against real traces from the pipeline, reason codes, masking
- * refused on fields rules or the model read, the text and HTML explanations, and trace diffs. */
+/* explain/: the trace's JSON Schema against real promotions traces from the pipeline, reason codes,
+ * masking refused on fields rules or the model read, the text and HTML explanations, and trace
+ * diffs. (Triage decisions: test_triage_explain.c.) */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
@@ -13,7 +14,6 @@
 #include "vd_reasons.h"
 #include "vd_test.h"
 #include "vd_trace.h"
-#include "vd_triage_pipeline.h"
 
 static const char *example = VERDICT_SOURCE_DIR "/examples/promotions";
 
@@ -371,35 +371,6 @@ START_TEST(trace_diff_names_each_difference_and_ignores_timings) {
 }
 END_TEST
 
-START_TEST(a_triage_decision_reads_as_a_route) {
-  vd_diags diags = {0};
-  vd_deployment *d = vd_deployment_load(VERDICT_SOURCE_DIR "/examples/triage", NULL, &diags);
-  ck_assert_msg(d != NULL, "%s", diags.count ? diags.items[0].message : "?");
-  json_t *request =
-      json_pack("{s:s, s:s, s:{s:s}}", "text", "my luggage never showed up after my flight",
-                "channel", "web", "subject", "id", "u1");
-  vd_triage_input in = {.request = request,
-                        .decision_id = "01a23c2a-7289-7441-81f8-c38f843ea62d",
-                        .now_us = 1764000000000000};
-  vd_triage_decision out = {0};
-  vd_error err = {0};
-  ck_assert_msg(vd_triage_decide(d, &in, &out, &diags, &err) == VD_PIPELINE_OK, "%s", err.message);
-  char *text = render(out.trace, vd_deployment_ruleset(d), VD_EXPLAIN_TEXT);
-  ck_assert_msg(strstr(text, "ROUTED to baggage_support"), "%s", text);
-  ck_assert_ptr_nonnull(strstr(text, "recognised the request as \"lost_luggage\""));
-  ck_assert_ptr_nonnull(strstr(text, "looked at context.text = my luggage never showed up"));
-  ck_assert_ptr_nonnull(strstr(text, "|#")); /* token contributions as bars */
-  free(text);
-  char *html = render(out.trace, NULL, VD_EXPLAIN_HTML);
-  ck_assert_ptr_nonnull(strstr(html, "<svg"));
-  free(html);
-  vd_triage_decision_clear(&out);
-  json_decref(request);
-  vd_diags_free(&diags);
-  vd_deployment_release(d);
-}
-END_TEST
-
 int main(void) {
   Suite *s = suite_create("explain");
   TCase *tc = tcase_create("explain");
@@ -411,7 +382,6 @@ int main(void) {
   tcase_add_test(tc, text_explanation_reads_for_a_compliance_reader);
   tcase_add_test(tc, html_explanation_is_self_contained_and_escaped);
   tcase_add_test(tc, trace_diff_names_each_difference_and_ignores_timings);
-  tcase_add_test(tc, a_triage_decision_reads_as_a_route);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
