@@ -154,6 +154,24 @@ static bool api_options(const json_t *request, bool *full, size_t *max_results, 
   return ok;
 }
 
+/* The model reads the request and the treatment only, so candidates sharing a treatment share
+ * its result: the first scored candidate j < i with i's treatment, or NULL. */
+static const candidate_state *scored_same_treatment(const candidate_state *cs, size_t i) {
+  for (size_t j = 0; j < i; j++)
+    if (cs[j].scored && strcmp(cs[j].def->treatment, cs[i].def->treatment) == 0) return &cs[j];
+  return NULL;
+}
+
+static void reuse_score(candidate_state *c, const candidate_state *from) {
+  c->scored = true;
+  c->p_treatment = from->p_treatment;
+  c->p_control = from->p_control;
+  c->uplift = from->uplift;
+  c->margin = from->margin;
+  c->model_json = json_incref(from->model_json); /* read-only from here on */
+  c->model_reasons = json_incref(from->model_reasons);
+}
+
 /* Model scoring for one open candidate; on failure records the fallback reason. */
 static void score_candidate(const vd_model *model, const json_t *request, candidate_state *c,
                             vd_model_result *result) {
@@ -337,8 +355,12 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
   for (size_t i = 0; i < n; i++) {
     candidate_state *c = &cs[i];
     if (vd_rules_outcome_settled(c->outcome)) continue;
-    /* The first open candidate is always scored; the budget bounds the ones after it. */
-    if (model && budget_ns && scored_any && vd_monotonic_ns() - t_model > budget_ns) {
+    const candidate_state *same = model && c->def->treatment ? scored_same_treatment(cs, i) : NULL;
+    /* The first open candidate is always scored; the budget bounds the ones after it (a shared
+     * result costs nothing). */
+    if (same) {
+      reuse_score(c, same);
+    } else if (model && budget_ns && scored_any && vd_monotonic_ns() - t_model > budget_ns) {
       c->fallback = "model_budget_exceeded";
       snprintf(c->model_error, sizeof c->model_error,
                "the model's budget of %u us per decision was spent before this candidate",

@@ -311,6 +311,37 @@ START_TEST(model_budget_spent_falls_back_for_the_rest) {
 }
 END_TEST
 
+/* The model reads only the request and the treatment: a candidate whose treatment was already
+ * scored in this decision shares that result — identical figures, and no budget spent on it. */
+START_TEST(candidates_sharing_a_treatment_share_its_score) {
+  char *dir = temp_deployment(
+      "name: p\nkind: promotions\nrules: rules.yaml\nmodel: model\nmodel_budget_us: 1\n"
+      "candidates:\n  - {id: mens-email, treatment: Mens E-Mail}\n"
+      "  - {id: womens-email, treatment: Womens E-Mail}\n"
+      "  - {id: mens-summer, treatment: Mens E-Mail}\n");
+  char command[1024]; /* the schema names the candidate ids a deployment may have */
+  snprintf(command, sizeof command,
+           "sed -i 's/values: \\[mens-email, womens-email\\]/values: [mens-email, womens-email, "
+           "mens-summer]/' '%s/schema.yaml'",
+           dir);
+  ck_assert_int_eq(system(command), 0);
+  vd_diags diags = {0};
+  vd_deployment *d = vd_deployment_load(dir, NULL, &diags);
+  ck_assert_msg(d != NULL, "%s", diags.count ? diags.items[0].message : "?");
+  json_t *r = decide(d, customer("c9", 6, false, false), NULL, NULL);
+  json_t *first = json_object_get(result_for(r, "mens-email"), "model");
+  json_t *shared = json_object_get(result_for(r, "mens-summer"), "model");
+  ck_assert_ptr_nonnull(first);
+  ck_assert_msg(shared != NULL, "the budget was spent on a treatment already scored");
+  ck_assert(json_equal(first, shared));
+  ck_assert_ptr_null(json_object_get(result_for(r, "womens-email"), "model"));
+  json_decref(r);
+  vd_deployment_release(d);
+  vd_diags_free(&diags);
+  remove_dir(dir);
+}
+END_TEST
+
 typedef struct bad_deployment {
   const char *yaml;
   const char *says;
@@ -401,6 +432,7 @@ int main(void) {
   tcase_add_test(tc, masked_fields_are_keyed_hmacs_in_the_trace);
   tcase_add_test(tc, missing_model_serves_rules_only_with_fallback);
   tcase_add_test(tc, model_budget_spent_falls_back_for_the_rest);
+  tcase_add_test(tc, candidates_sharing_a_treatment_share_its_score);
   tcase_add_loop_test(tc, deployment_mistakes_are_named, 0, sizeof bad / sizeof bad[0]);
   tcase_add_test(tc, a_rule_file_failing_its_tests_is_refused);
   tcase_add_test(tc, registry_swaps_while_holders_keep_their_version);
