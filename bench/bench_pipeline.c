@@ -11,22 +11,13 @@
 #include <string.h>
 
 #include "vd_args.h"
+#include "vd_bench.h"
 #include "vd_buf.h"
 #include "vd_deployment.h"
 #include "vd_json_write.h"
 #include "vd_pipeline.h"
 #include "vd_time.h"
 #include "vd_triage_pipeline.h"
-
-static int compare_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
-static double percentile(uint64_t *v, size_t n, double p) {
-  size_t i = (size_t)(p / 100.0 * (double)(n - 1));
-  return (double)v[i] / 1e3;
-}
 
 /* One Hillstrom CSV line → request (quoted history_segment handled). */
 static json_t *request_of(char *line, size_t row) {
@@ -108,21 +99,23 @@ static int bench_triage_deployment(const vd_deployment *d, size_t rows) {
     vd_triage_decision_clear(&out);
     n++;
   }
-  qsort(decide, n, sizeof *decide, compare_u64);
-  qsort(dump, n, sizeof *dump, compare_u64);
+  vd_bench_sort(decide, n);
+  vd_bench_sort(dump, n);
   printf("triage pipeline over %zu decisions (%zu CLINC150 validation texts, %.1f %% escalated):\n",
          n, texts < rows ? texts : rows, 100.0 * (double)escalated / (double)n);
   printf(
       "  decide (mask + rules + model + contributions + trace): p50 %.1f us, p99 %.1f us, "
       "p99.9 %.1f us\n",
-      percentile(decide, n, 50), percentile(decide, n, 99), percentile(decide, n, 99.9));
+      vd_bench_percentile_us(decide, n, 50), vd_bench_percentile_us(decide, n, 99),
+      vd_bench_percentile_us(decide, n, 99.9));
   printf("  serialise the trace: p50 %.1f us, p99 %.1f us; %.0f bytes on average\n",
-         percentile(dump, n, 50), percentile(dump, n, 99), (double)trace_bytes / (double)n);
+         vd_bench_percentile_us(dump, n, 50), vd_bench_percentile_us(dump, n, 99),
+         (double)trace_bytes / (double)n);
   printf(
       "RESULT kind=triage decisions=%zu decide_p50_us=%.2f decide_p99_us=%.2f "
       "decide_p999_us=%.2f serialise_p99_us=%.2f\n",
-      n, percentile(decide, n, 50), percentile(decide, n, 99), percentile(decide, n, 99.9),
-      percentile(dump, n, 99));
+      n, vd_bench_percentile_us(decide, n, 50), vd_bench_percentile_us(decide, n, 99),
+      vd_bench_percentile_us(decide, n, 99.9), vd_bench_percentile_us(dump, n, 99));
   for (size_t i = 0; i < texts; i++) json_decref(requests[i]);
   free(requests);
   free(decide);
@@ -136,20 +129,10 @@ int main(int argc, char **argv) {
       {"deployment", true, NULL, "deployment folder (default examples/promotions)"},
   };
   const size_t n_options = sizeof options / sizeof options[0];
-  const char *positionals[1];
-  size_t npos = 0;
-  bool help = false;
-  vd_error arg_err = {0};
-  if (!vd_args_parse(argc, argv, 1, options, n_options, positionals, 1, &npos, &help, &arg_err) ||
-      help) {
-    fprintf(help ? stdout : stderr, "usage: bench_pipeline [--rows N] [--deployment DIR]\n%s\n",
-            help ? "" : arg_err.message);
-    return help ? 0 : 2;
-  }
-  const char *rows_arg = vd_args_get(options, n_options, "rows");
-  if (!rows_arg && npos) rows_arg = positionals[0];
-  size_t rows = rows_arg ? (size_t)strtoul(rows_arg, NULL, 10) : 10000;
-  if (rows == 0) rows = 10000;
+  size_t rows;
+  int rc = vd_bench_parse(argc, argv, "bench_pipeline [--rows N] [--deployment DIR]", options,
+                          n_options, 10000, &rows);
+  if (rc >= 0) return rc;
   const char *dir = vd_args_get(options, n_options, "deployment");
   vd_diags diags = {0};
   vd_deployment *d =
@@ -233,25 +216,27 @@ int main(int argc, char **argv) {
     free(text);
     vd_decision_clear(&out);
   }
-  qsort(decide, n, sizeof *decide, compare_u64);
-  qsort(dump, n, sizeof *dump, compare_u64);
-  qsort(total, n, sizeof *total, compare_u64);
+  vd_bench_sort(decide, n);
+  vd_bench_sort(dump, n);
+  vd_bench_sort(total, n);
   size_t candidates = vd_deployment_candidate_count(d);
   printf("pipeline over %zu Hillstrom rows x %zu candidates (%zu with an offer):\n", n, candidates,
          offers);
   printf(
       "  decide (rules + model + contributions + trace): p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
-      percentile(decide, n, 50), percentile(decide, n, 99), percentile(decide, n, 99.9));
+      vd_bench_percentile_us(decide, n, 50), vd_bench_percentile_us(decide, n, 99),
+      vd_bench_percentile_us(decide, n, 99.9));
   printf("  serialise the trace:                            p50 %.1f us, p99 %.1f us\n",
-         percentile(dump, n, 50), percentile(dump, n, 99));
+         vd_bench_percentile_us(dump, n, 50), vd_bench_percentile_us(dump, n, 99));
   printf("  trace size: %.0f bytes on average\n", (double)trace_bytes / (double)n);
   printf(
       "RESULT rows=%zu candidates=%zu decide_p50_us=%.2f decide_p99_us=%.2f decide_p999_us=%.2f "
       "serialise_p50_us=%.2f serialise_p99_us=%.2f total_p50_us=%.2f total_p99_us=%.2f "
       "total_p999_us=%.2f trace_bytes=%.0f\n",
-      n, candidates, percentile(decide, n, 50), percentile(decide, n, 99),
-      percentile(decide, n, 99.9), percentile(dump, n, 50), percentile(dump, n, 99),
-      percentile(total, n, 50), percentile(total, n, 99), percentile(total, n, 99.9),
+      n, candidates, vd_bench_percentile_us(decide, n, 50), vd_bench_percentile_us(decide, n, 99),
+      vd_bench_percentile_us(decide, n, 99.9), vd_bench_percentile_us(dump, n, 50),
+      vd_bench_percentile_us(dump, n, 99), vd_bench_percentile_us(total, n, 50),
+      vd_bench_percentile_us(total, n, 99), vd_bench_percentile_us(total, n, 99.9),
       (double)trace_bytes / (double)n);
   for (size_t i = 0; i < n; i++) json_decref(requests[i]);
   free(requests);

@@ -17,20 +17,11 @@
 #include <string.h>
 
 #include "vd_args.h"
+#include "vd_bench.h"
 #include "vd_csv.h"
 #include "vd_ruleset.h"
 #include "vd_schema.h"
 #include "vd_time.h"
-
-static int compare_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double percentile_us(uint64_t *ns, size_t n, double p) {
-  size_t index = (size_t)(p * (double)(n - 1) + 0.5);
-  return (double)ns[index] / 1000.0;
-}
 
 /* A request from one CSV row; the marketing fields vary deterministically with the row so every
  * rule of the ruleset fires on some requests. */
@@ -94,20 +85,10 @@ int main(int argc, char **argv) {
       {"ruleset", true, NULL, "rule file (default examples/promotions/rules.yaml)"},
   };
   const size_t n_options = sizeof options / sizeof options[0];
-  const char *positionals[1];
-  size_t npos = 0;
-  bool help = false;
-  vd_error arg_err = {0};
-  if (!vd_args_parse(argc, argv, 1, options, n_options, positionals, 1, &npos, &help, &arg_err) ||
-      help) {
-    fprintf(help ? stdout : stderr, "usage: bench_rules [--rows N] [--ruleset FILE]\n%s\n",
-            help ? "" : arg_err.message);
-    return help ? 0 : 2;
-  }
-  const char *rows_arg = vd_args_get(options, n_options, "rows");
-  if (!rows_arg && npos) rows_arg = positionals[0];
-  size_t rows = rows_arg ? (size_t)strtoul(rows_arg, NULL, 10) : 10000;
-  if (rows == 0) rows = 10000;
+  size_t rows;
+  int rc = vd_bench_parse(argc, argv, "bench_rules [--rows N] [--ruleset FILE]", options, n_options,
+                          10000, &rows);
+  if (rc >= 0) return rc;
   const char *ruleset_path = vd_args_get(options, n_options, "ruleset");
   if (!ruleset_path) ruleset_path = VERDICT_SOURCE_DIR "/examples/promotions/rules.yaml";
   const char *data = VERDICT_SHARED_DIR "/data/hillstrom/hillstrom.csv";
@@ -178,24 +159,24 @@ int main(int argc, char **argv) {
       eval_ns[i] = vd_monotonic_ns() - t0;
     }
   }
-  qsort(eval_ns, n, sizeof *eval_ns, compare_u64);
-  qsort(validate_ns, n, sizeof *validate_ns, compare_u64);
+  vd_bench_sort(eval_ns, n);
+  vd_bench_sort(validate_ns, n);
   printf(
       "bench_rules: %zu requests (Hillstrom rows), %zu candidates, %zu rules, %.2f rules "
       "evaluated per candidate, %.1f %% denied\n",
       n, candidates, vd_ruleset_rule_count(rs), (double)evaluated / (double)candidates,
       100.0 * (double)denied / (double)candidates);
   printf("rules per request (all candidates, both stages): p50 %.3f us  p99 %.3f us\n",
-         percentile_us(eval_ns, n, 0.50), percentile_us(eval_ns, n, 0.99));
+         vd_bench_percentile_us(eval_ns, n, 50), vd_bench_percentile_us(eval_ns, n, 99));
   printf("schema validation per request:                 p50 %.3f us  p99 %.3f us\n",
-         percentile_us(validate_ns, n, 0.50), percentile_us(validate_ns, n, 0.99));
+         vd_bench_percentile_us(validate_ns, n, 50), vd_bench_percentile_us(validate_ns, n, 99));
   printf(
       "RESULT rules=%zu evaluated_per_candidate=%.2f eval_p50_us=%.3f eval_p99_us=%.3f "
       "eval_p999_us=%.3f validate_p50_us=%.3f validate_p99_us=%.3f\n",
       vd_ruleset_rule_count(rs), (double)evaluated / (double)candidates,
-      percentile_us(eval_ns, n, 0.50), percentile_us(eval_ns, n, 0.99),
-      percentile_us(eval_ns, n, 0.999), percentile_us(validate_ns, n, 0.50),
-      percentile_us(validate_ns, n, 0.99));
+      vd_bench_percentile_us(eval_ns, n, 50), vd_bench_percentile_us(eval_ns, n, 99),
+      vd_bench_percentile_us(eval_ns, n, 99.9), vd_bench_percentile_us(validate_ns, n, 50),
+      vd_bench_percentile_us(validate_ns, n, 99));
   for (size_t i = 0; i < n; i++) {
     json_decref(requests[i]);
     free((char *)intents[i]);
