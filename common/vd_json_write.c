@@ -141,11 +141,14 @@ static void write_integer(json_int_t v, vd_buf *out) {
   put(out, p, (size_t)(buf + sizeof buf - p));
 }
 
-/* %.17g without printf for 1e-6 <= |v| < 1e17 (most trace numbers): the 17 significant digits
- * are round-half-even(|v| * 10^k) with k = 16 - X, computed exactly in 128-bit integers
- * (mantissa < 2^53, 10^k <= 10^22 < 2^74); then glibc's %g layout. Returns the length written
- * to buf (>= 32 bytes), 0 when v is outside the range (the caller uses snprintf). */
-static size_t format_g17(double v, char *buf) {
+/* %.17g without printf for 1e-6 <= |v| < 1e17 (most trace numbers): the P = 17 significant
+ * digits are round-half-even(|v| * 10^k) with k = P - 1 - X, computed exactly in 128-bit integers
+ * (mantissa < 2^53, 10^k <= 10^22 < 2^74); then glibc's %g layout (for P = 17). With a smaller
+ * precision and must_round_trip, the digits are kept only when they read back as v: the digits
+ * c (< 2^53) and 10^k are exact doubles, so c / 10^k is one correctly rounded division — what
+ * strtod returns for the text. Returns the length written to buf (>= 32 bytes), 0 when v is
+ * outside the range or (must_round_trip) the digits do not read back as v. */
+static size_t format_g(double v, int precision, bool must_round_trip, char *buf) {
   double a = fabs(v);
   if (!(a >= 1e-6 && a < 1e17)) return 0;
   int exp2;
@@ -174,8 +177,10 @@ static size_t format_g17(double v, char *buf) {
                                  1000000000000000000u,
                                  10000000000000000000u};
   uint64_t q = 0;
+  const uint64_t top = p10[precision], bottom = p10[precision - 1];
+  int k = 0;
   for (int attempt = 0; attempt < 3; attempt++) {
-    int k = 16 - x;
+    k = precision - 1 - x;
     if (k < 0 || k > 22) return 0;
     unsigned __int128 scaled =
         (unsigned __int128)mantissa * (k > 19 ? (unsigned __int128)p10[19] * p10[k - 19] : p10[k]);
@@ -189,11 +194,11 @@ static size_t format_g17(double v, char *buf) {
       if (-shift > 10) return 0;
       whole = scaled << -shift;
     }
-    if (whole >= p10[17]) {
+    if (whole >= top) {
       x++;
       continue;
     }
-    if (whole < p10[16]) {
+    if (whole < bottom) {
       x--;
       continue;
     }
@@ -202,13 +207,20 @@ static size_t format_g17(double v, char *buf) {
     break;
   }
   if (!q) return 0;
-  if (q == p10[17]) {
-    q = p10[16];
+  if (must_round_trip) {
+    static const double p10d[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (q > (UINT64_C(1) << 53) || k < 0 || k > 22 || (double)q / p10d[k] != a) return 0;
+  }
+  if (q == top) {
+    q = bottom;
     x++;
   }
   if (x >= 17 || x < -6) return 0;
   char digits[17];
-  for (int i = 16; i >= 0; i--) {
+  for (int i = 16; i >= precision; i--) digits[i] = '0';
+  for (int i = precision - 1; i >= 0; i--) {
     digits[i] = (char)('0' + q % 10);
     q /= 10;
   }
@@ -248,10 +260,23 @@ static size_t format_g17(double v, char *buf) {
   return n;
 }
 
+/* The shortest of %.15g, %.16g and %.17g that reads back as v (%.15g is the shortest form
+ * whenever any of at most 15 digits is: %g drops trailing zeros), with snprintf + strtod: the
+ * values format_g cannot take. Returns the length written to buf (40 bytes of room), 0 on error. */
+static size_t format_shortest(double v, char *buf) {
+  for (int precision = 15; precision <= 17; precision++) {
+    int n = snprintf(buf, 40, "%.*g", precision, v);
+    if (n > 0 && n < 40 && (precision == 17 || strtod(buf, NULL) == v)) return (size_t)n;
+  }
+  return 0;
+}
+
 /* jansson's jsonp_dtostr with precision 17: "%.17g", ".0" appended when the text has neither '.'
  * nor 'e', and the exponent stripped of its '+' and leading zeros. Integral values below 1e17
- * print as their digits under %.17g, so they skip snprintf. Needs 40 bytes of room. */
-static void write_real(double v, vd_buf *out) {
+ * print as their digits under %.17g, so they skip snprintf. Needs 40 bytes of room. With
+ * `shortest`, the digits are the shortest that read back as v (format_shortest), laid out the
+ * same way. */
+static void write_real(double v, bool shortest, vd_buf *out) {
   if (v == floor(v) && fabs(v) < 1e17) {
     char buf[28];
     char *end = buf + 24;
@@ -263,13 +288,15 @@ static void write_real(double v, vd_buf *out) {
     return;
   }
   char *buf = out->data + out->len;
-  size_t fast = format_g17(v, buf);
+  size_t fast = shortest ? format_g(v, 15, true, buf) : format_g(v, 17, false, buf);
+  if (!fast && shortest) fast = format_g(v, 16, true, buf);
+  if (!fast) fast = format_g(v, 17, false, buf);
   if (fast) {
     out->len += fast;
     return;
   }
-  int n = snprintf(buf, 40, "%.17g", v);
-  if (n < 0 || n >= 40) {
+  int n = shortest ? (int)format_shortest(v, buf) : snprintf(buf, 40, "%.17g", v);
+  if (n <= 0 || n >= 40) {
     out->oom = true;
     return;
   }
@@ -292,7 +319,7 @@ static void write_real(double v, vd_buf *out) {
   out->len += len;
 }
 
-static bool write_value(const json_t *json, vd_buf *out) {
+static bool write_value(const json_t *json, bool shortest, vd_buf *out) {
   if (!room(out, 40)) return false; /* any scalar but a string, or one bracket */
   switch (json_typeof(json)) {
     case JSON_NULL:
@@ -308,7 +335,7 @@ static bool write_value(const json_t *json, vd_buf *out) {
       write_integer(json_integer_value(json), out);
       break;
     case JSON_REAL:
-      write_real(json_real_value(json), out);
+      write_real(json_real_value(json), shortest, out);
       break;
     case JSON_STRING:
       return write_string(json_string_value(json), json_string_length(json), out);
@@ -320,7 +347,7 @@ static bool write_value(const json_t *json, vd_buf *out) {
           if (!room(out, 1)) return false;
           out->data[out->len++] = ',';
         }
-        if (!write_value(json_array_get(json, i), out)) return false;
+        if (!write_value(json_array_get(json, i), shortest, out)) return false;
       }
       if (!room(out, 1)) return false;
       out->data[out->len++] = ']';
@@ -341,7 +368,7 @@ static bool write_value(const json_t *json, vd_buf *out) {
             !room(out, 1))
           return false;
         out->data[out->len++] = ':';
-        if (!write_value(json_object_iter_value(it), out)) return false;
+        if (!write_value(json_object_iter_value(it), shortest, out)) return false;
       }
       if (!room(out, 1)) return false;
       out->data[out->len++] = '}';
@@ -353,18 +380,26 @@ static bool write_value(const json_t *json, vd_buf *out) {
   return !out->oom;
 }
 
-bool vd_json_write_compact(const json_t *json, vd_buf *out) {
-  bool ok = json && write_value(json, out);
+static bool write_text(const json_t *json, bool shortest, vd_buf *out) {
+  bool ok = json && write_value(json, shortest, out);
   if (out->data) out->data[out->len] = '\0';
   return ok && !out->oom;
 }
 
-char *vd_json_dumps_compact(const json_t *json, size_t *len) {
+static char *dumps(const json_t *json, bool shortest, size_t *len) {
   vd_buf b = {0};
-  if (!vd_json_write_compact(json, &b)) {
+  if (!write_text(json, shortest, &b)) {
     vd_buf_free(&b);
     return NULL;
   }
   if (len) *len = b.len;
   return vd_buf_take(&b);
 }
+
+bool vd_json_write_compact(const json_t *json, vd_buf *out) { return write_text(json, false, out); }
+
+char *vd_json_dumps_compact(const json_t *json, size_t *len) { return dumps(json, false, len); }
+
+bool vd_json_write_shortest(const json_t *json, vd_buf *out) { return write_text(json, true, out); }
+
+char *vd_json_dumps_shortest(const json_t *json, size_t *len) { return dumps(json, true, len); }

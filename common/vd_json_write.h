@@ -28,4 +28,12 @@ bool vd_json_write_compact(const json_t *json, vd_buf *out);
  * not NULL; NULL on failure. Drop-in for json_dumps(json, JSON_COMPACT). */
 char *vd_json_dumps_compact(const json_t *json, size_t *len);
 
+/* The same compact text, but every real in the shortest form that reads back as the same double
+ * (the fewest of 15, 16 or 17 significant digits, e.g. 0.06285524368286133 where %.17g writes
+ * 0.062855243682861328), laid out like jansson's (".0" on integral values, "1e-5"). What
+ * `verdict serve` writes for stored traces and every JSON response: one writer for both, and
+ * the values parse back exactly. */
+bool vd_json_write_shortest(const json_t *json, vd_buf *out);
+char *vd_json_dumps_shortest(const json_t *json, size_t *len);
+
 #endif

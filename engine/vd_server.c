@@ -105,8 +105,8 @@ void vd_http_respond_json(vd_http_response *resp, int status, json_t *json) {
   free(resp->body);
   resp->status = status;
   resp->content_type = "application/json";
-  size_t size = 0; /* the same bytes as json_dumps(JSON_COMPACT), a quarter of the instructions */
-  resp->body = json ? vd_json_dumps_compact(json, &size) : NULL;
+  size_t size = 0; /* compact, reals in their shortest form: the writer of the stored traces */
+  resp->body = json ? vd_json_dumps_shortest(json, &size) : NULL;
   resp->body_size = resp->body ? size : 0;
   json_decref(json);
   if (json && !resp->body) resp->status = 500; /* out of memory while serialising */

@@ -71,7 +71,8 @@ typedef struct vd_http_response {
   void *stream_ctx;
 } vd_http_response;
 
-/* Sets the response to status with body = the compact serialisation of json (reference stolen). */
+/* Sets the response to status with body = the compact serialisation of json, reals in their
+ * shortest round-trip form (vd_json_dumps_shortest, as stored traces) (reference stolen). */
 void vd_http_respond_json(vd_http_response *resp, int status, json_t *json);
 /* Sets the response to status and {"error": {"code", "message", "field"}}; field may be NULL
  * (it is then JSON null). extra (may be NULL) is merged into the error object (stolen). */

@@ -53,7 +53,7 @@ struct vd_service {
   vd_llm *llm;             /* the LLM job service; NULL when the config has no `llm:` */
   vd_gazetteer *gazetteer; /* places for itinerary escalations (the LLM layer's gazetteer) */
   char gazetteer_version[VD_SHA256_HEX_SIZE]; /* its SHA-256, stored for replay */
-  atomic_uint streams;     /* SSE streams still able to call into llm */
+  atomic_uint streams;                        /* SSE streams still able to call into llm */
 };
 
 static void event(vd_service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -243,72 +243,6 @@ static json_t *diags_json(const vd_diags *diags) {
 }
 
 /* ---- Endpoints ----------------------------------------------------------------------------- */
-
-static void handle_score(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
-  json_t *request = parse_body(req, resp);
-  if (!request) return;
-  vd_deployment *d = vd_registry_acquire_kind(s->registry, "promotions");
-  if (!d) {
-    json_decref(request);
-    vd_http_respond_error(resp, 503, "not_ready", NULL, NULL, "no promotions deployment is loaded");
-    return;
-  }
-  char id[VD_UUID_STRING_SIZE];
-  vd_error err = {0};
-  vd_decision decision = {0};
-  vd_diags violations = {0};
-  if (!vd_uuid_v7(s->ids, id, &err)) {
-    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
-    goto done;
-  }
-  int64_t now = vd_wall_us();
-  vd_pipeline_input input = {.request = request,
-                             .decision_id = id,
-                             .now_us = now,
-                             .max_results = s->config->limits.max_results,
-                             .mask = &s->mask,
-                             .metrics = s->metrics};
-  vd_pipeline_status status = vd_pipeline_decide(d, &input, &decision, &violations, &err);
-  if (status == VD_PIPELINE_INVALID) {
-    respond_violations(resp, &violations);
-    goto done;
-  }
-  if (status != VD_PIPELINE_OK) {
-    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "decision failed: %s", err.message);
-    goto done;
-  }
-  char *trace =
-      vd_json_dumps_compact(decision.trace, NULL); /* = json_dumps(JSON_COMPACT), faster */
-  if (!trace) {
-    vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
-    goto done;
-  }
-  vd_decision_record record = {.id = id,
-                               .kind = vd_deployment_kind(d),
-                               .subject_id = decision.subject_id,
-                               .timestamp_us = now,
-                               .ruleset_version = decision.ruleset_version,
-                               .model_version = decision.model_version,
-                               .trace_json = trace,
-                               .trace_len = strlen(trace)};
-  vd_log_status logged = vd_decision_log_append(s->log, &record, &err);
-  free(trace);
-  if (logged == VD_LOG_OK) {
-    vd_http_respond_json(resp, 200, json_incref(decision.response));
-  } else {
-    /* Never answer a decision that was not stored (issue: "a decision whose response was sent
-     * is never lost"). */
-    vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,
-                          "the decision could not be stored (%s): try again",
-                          vd_log_status_name(logged));
-    vd_http_add_header(resp, "Retry-After", "1");
-  }
-done:
-  vd_decision_clear(&decision);
-  vd_diags_free(&violations);
-  json_decref(request);
-  vd_deployment_release(d);
-}
 
 /* GET /v1/decisions/{id}/explanation?format=text|html|json: the trace rendered for a compliance
  * reader (explain/vd_explain.h), with rule descriptions from the stored ruleset it names. */
@@ -504,37 +438,6 @@ static void handle_metrics(vd_service *s, vd_http_response *resp) {
 
 /* ---- Triage and the LLM endpoints ---------------------------------------------------------- */
 
-/* Stores the decision (committed before the answer) and answers it: shared by both kinds. */
-static void log_and_answer(vd_service *s, const char *id, const char *kind, int64_t now,
-                           const char *subject_id, const char *ruleset_version,
-                           const char *model_version, const json_t *trace, json_t *response,
-                           vd_http_response *resp) {
-  vd_error err = {0};
-  char *text = json_dumps(trace, JSON_COMPACT);
-  if (!text) {
-    vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
-    return;
-  }
-  vd_decision_record record = {.id = id,
-                               .kind = kind,
-                               .subject_id = subject_id,
-                               .timestamp_us = now,
-                               .ruleset_version = ruleset_version,
-                               .model_version = model_version,
-                               .trace_json = text,
-                               .trace_len = strlen(text)};
-  vd_log_status logged = vd_decision_log_append(s->log, &record, &err);
-  free(text);
-  if (logged == VD_LOG_OK) {
-    vd_http_respond_json(resp, 200, json_incref(response));
-    return;
-  }
-  vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,
-                        "the decision could not be stored (%s): try again",
-                        vd_log_status_name(logged));
-  vd_http_add_header(resp, "Retry-After", "1");
-}
-
 /* Hands the escalation to the LLM layer without waiting for it. A refusal (queue full, no LLM
  * layer, invalid input) never fails the decision: the escalation records the error and the
  * provisional route stands. */
@@ -568,48 +471,135 @@ static void submit_escalation(vd_service *s, vd_triage_decision *d, const char *
   }
 }
 
-static void handle_triage(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
-  json_t *request = parse_body(req, resp);
-  if (!request) return;
-  vd_deployment *d = vd_registry_acquire_kind(s->registry, "triage");
-  if (!d) {
-    json_decref(request);
-    vd_http_respond_error(resp, 503, "not_ready", NULL, NULL, "no triage deployment is loaded");
-    return;
-  }
-  char id[VD_UUID_STRING_SIZE];
-  vd_error err = {0};
-  vd_triage_decision decision = {0};
-  vd_diags violations = {0};
-  if (!vd_uuid_v7(s->ids, id, &err)) {
-    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
-    goto done;
-  }
-  int64_t now = vd_wall_us();
+/* ---- Serving a decision (every kind) -------------------------------------------------------
+ * request -> deployment of the kind -> UUIDv7 -> decide -> log (committed) -> answer. A kind
+ * supplies only its decide step and where its outcome lives. */
+
+/* What a decided request hands to the log and the answer (borrowed from the kind's state). */
+typedef struct decided {
+  const json_t *trace;
+  const json_t *response;
+  const char *subject_id, *ruleset_version, *model_version;
+} decided;
+
+typedef struct decision_kind {
+  const char *name; /* the deployment kind, also the decision log's `kind` */
+  /* Runs the kind's pipeline on request into its own state; on VD_PIPELINE_OK fills out. */
+  vd_pipeline_status (*decide)(vd_service *s, const vd_deployment *d, const json_t *request,
+                               const char *id, int64_t now, void *state, decided *out,
+                               vd_diags *violations, vd_error *err);
+  void (*clear)(void *state);
+} decision_kind;
+
+static vd_pipeline_status decide_promotions(vd_service *s, const vd_deployment *d,
+                                            const json_t *request, const char *id, int64_t now,
+                                            void *state, decided *out, vd_diags *violations,
+                                            vd_error *err) {
+  vd_decision *decision = state;
+  vd_pipeline_input input = {.request = request,
+                             .decision_id = id,
+                             .now_us = now,
+                             .max_results = s->config->limits.max_results,
+                             .mask = &s->mask,
+                             .metrics = s->metrics};
+  vd_pipeline_status status = vd_pipeline_decide(d, &input, decision, violations, err);
+  *out = (decided){decision->trace, decision->response, decision->subject_id,
+                   decision->ruleset_version, decision->model_version};
+  return status;
+}
+
+static void clear_promotions(void *state) { vd_decision_clear(state); }
+
+static vd_pipeline_status decide_triage(vd_service *s, const vd_deployment *d,
+                                        const json_t *request, const char *id, int64_t now,
+                                        void *state, decided *out, vd_diags *violations,
+                                        vd_error *err) {
+  vd_triage_decision *decision = state;
   vd_triage_input input = {.request = request,
                            .decision_id = id,
                            .now_us = now,
                            .mask = &s->mask,
                            .gazetteer = s->gazetteer,
                            .gazetteer_version = s->gazetteer_version};
-  vd_pipeline_status status = vd_triage_decide(d, &input, &decision, &violations, &err);
-  if (status == VD_PIPELINE_INVALID) {
-    respond_violations(resp, &violations);
-    goto done;
-  }
-  if (status != VD_PIPELINE_OK) {
-    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "decision failed: %s", err.message);
-    goto done;
-  }
-  if (decision.escalate) submit_escalation(s, &decision, id);
+  vd_pipeline_status status = vd_triage_decide(d, &input, decision, violations, err);
+  if (status != VD_PIPELINE_OK) return status;
+  if (decision->escalate) submit_escalation(s, decision, id);
   char label[64];
   snprintf(label, sizeof label, "triage_%s",
-           json_string_value(json_object_get(decision.response, "handled_by")));
+           json_string_value(json_object_get(decision->response, "handled_by")));
   vd_metrics_count(s->metrics, VD_FAMILY_DECISIONS, label, 1);
-  log_and_answer(s, id, "triage", now, decision.subject_id, decision.ruleset_version,
-                 decision.model_version, decision.trace, decision.response, resp);
-done:
-  vd_triage_decision_clear(&decision);
+  *out = (decided){decision->trace, decision->response, decision->subject_id,
+                   decision->ruleset_version, decision->model_version};
+  return status;
+}
+
+static void clear_triage(void *state) { vd_triage_decision_clear(state); }
+
+static const decision_kind promotions_kind = {"promotions", decide_promotions, clear_promotions};
+static const decision_kind triage_kind = {"triage", decide_triage, clear_triage};
+
+/* Stores the decision — committed before the answer — and answers it; a decision that could not
+ * be stored is never answered (503): "a decision whose response was sent is never lost". The
+ * trace and the response go through one writer (shortest round-trip reals). */
+static void log_and_answer(vd_service *s, const char *id, const char *kind, int64_t now,
+                           const decided *out, vd_http_response *resp) {
+  size_t len = 0;
+  char *text = vd_json_dumps_shortest(out->trace, &len);
+  if (!text) {
+    vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
+    return;
+  }
+  vd_decision_record record = {.id = id,
+                               .kind = kind,
+                               .subject_id = out->subject_id,
+                               .timestamp_us = now,
+                               .ruleset_version = out->ruleset_version,
+                               .model_version = out->model_version,
+                               .trace_json = text,
+                               .trace_len = len};
+  vd_error err = {0};
+  vd_log_status logged = vd_decision_log_append(s->log, &record, &err);
+  free(text);
+  if (logged == VD_LOG_OK) {
+    vd_http_respond_json(resp, 200, json_incref((json_t *)out->response));
+    return;
+  }
+  vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,
+                        "the decision could not be stored (%s): try again",
+                        vd_log_status_name(logged));
+  vd_http_add_header(resp, "Retry-After", "1");
+}
+
+/* state: the kind's zeroed decision struct (a vd_decision, a vd_triage_decision). */
+static void serve_decision(vd_service *s, const vd_http_request *req, vd_http_response *resp,
+                           const decision_kind *kind, void *state) {
+  json_t *request = parse_body(req, resp);
+  if (!request) return;
+  vd_deployment *d = vd_registry_acquire_kind(s->registry, kind->name);
+  if (!d) {
+    json_decref(request);
+    vd_http_respond_error(resp, 503, "not_ready", NULL, NULL, "no %s deployment is loaded",
+                          kind->name);
+    return;
+  }
+  char id[VD_UUID_STRING_SIZE];
+  vd_error err = {0};
+  vd_diags violations = {0};
+  decided out = {0};
+  if (!vd_uuid_v7(s->ids, id, &err)) {
+    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
+  } else {
+    int64_t now = vd_wall_us();
+    vd_pipeline_status status =
+        kind->decide(s, d, request, id, now, state, &out, &violations, &err);
+    if (status == VD_PIPELINE_INVALID)
+      respond_violations(resp, &violations);
+    else if (status != VD_PIPELINE_OK)
+      vd_http_respond_error(resp, 500, "internal", NULL, NULL, "decision failed: %s", err.message);
+    else
+      log_and_answer(s, id, kind->name, now, &out, resp);
+  }
+  kind->clear(state);
   vd_diags_free(&violations);
   json_decref(request);
   vd_deployment_release(d);
@@ -814,7 +804,7 @@ static void handle(void *ctx, const vd_http_request *req, vd_http_response *resp
   if (r->role && !authorize(s, req, r->role, resp)) return;
   switch (endpoint) {
     case VD_ENDPOINT_SCORE:
-      handle_score(s, req, resp);
+      serve_decision(s, req, resp, &promotions_kind, &(vd_decision){0});
       break;
     case VD_ENDPOINT_DECISION_GET:
       handle_decision_get(s, req, resp);
@@ -840,7 +830,7 @@ static void handle(void *ctx, const vd_http_request *req, vd_http_response *resp
       handle_metrics(s, resp);
       break;
     case VD_ENDPOINT_TRIAGE:
-      handle_triage(s, req, resp);
+      serve_decision(s, req, resp, &triage_kind, &(vd_triage_decision){0});
       break;
     case VD_ENDPOINT_ITINERARIES:
       handle_itinerary(s, req, resp);
@@ -954,6 +944,22 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
   return ok;
 }
 
+/* One line per deployment (of versions_json): what serves each kind, with every version. */
+static void log_deployments(vd_service *s, const char *verb, const json_t *versions) {
+  size_t i;
+  const json_t *v;
+  json_array_foreach(versions, i, v) {
+    const json_t *model = json_object_get(v, "model");
+#define VERSION_OF(part) json_string_value(json_object_get(json_object_get(v, part), "version"))
+    event(s, "%s deployment %s (kind %s, folder %s): ruleset %s, schema %s, model %s", verb,
+          json_string_value(json_object_get(v, "name")),
+          json_string_value(json_object_get(v, "kind")),
+          json_string_value(json_object_get(v, "dir")), VERSION_OF("ruleset"), VERSION_OF("schema"),
+          json_is_object(model) ? VERSION_OF("model") : "none (rules only)");
+#undef VERSION_OF
+  }
+}
+
 bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   size_t n = s->config->deployment_count;
   vd_deployment **fresh = calloc(n, sizeof(vd_deployment *));
@@ -974,15 +980,7 @@ bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   free(fresh);
   if (ok) {
     json_t *versions = versions_json(s);
-    size_t i;
-    json_t *v;
-    json_array_foreach(versions, i, v) {
-      json_t *model = json_object_get(v, "model");
-      event(s, "reloaded %s: ruleset %s, model %s", json_string_value(json_object_get(v, "name")),
-            json_string_value(json_object_get(json_object_get(v, "ruleset"), "version")),
-            json_is_object(model) ? json_string_value(json_object_get(model, "version"))
-                                  : "none (rules only)");
-    }
+    log_deployments(s, "reloaded", versions);
     if (report)
       *report = json_pack("{s:o,s:o*}", "reloaded", versions, "prompts", prompts);
     else
@@ -1032,6 +1030,32 @@ static void service_free(vd_service *s) {
   free(s->tls_key_pem);
   pthread_mutex_destroy(&s->reload_lock);
   free(s);
+}
+
+/* What an operator needs to know the server is the one they meant: where it listens and stores,
+ * what each deployment serves, how it commits. Key names and hashes are never logged. */
+static void log_start(vd_service *s, const vd_decision_log_config *log, unsigned threads) {
+  const vd_config *c = s->config;
+  bool v6 = strchr(c->listen_host, ':') != NULL;
+  event(s, "version %s, listening on %s://%s%s%s:%d", VERDICT_VERSION,
+        c->tls_cert ? "https" : "http", v6 ? "[" : "", c->listen_host, v6 ? "]" : "",
+        vd_server_port(s->server));
+  event(s, "data folder %s, decision log %s", c->data_dir, log->path);
+  json_t *versions = versions_json(s);
+  log_deployments(s, "serving", versions);
+  json_decref(versions);
+  char retention[48] = "kept forever";
+  if (log->retention_days)
+    snprintf(retention, sizeof retention, "deleted after %u days", log->retention_days);
+  event(
+      s,
+      "%u HTTP threads, up to %u connections; durability %s (%s), overload %s, decisions %s; "
+      "%zu API keys; LLM layer %s",
+      threads, c->limits.max_connections ? c->limits.max_connections : 1024,
+      log->durability == VD_DURABILITY_FSYNC ? "fsync" : "normal",
+      log->durability == VD_DURABILITY_FSYNC ? "survives power loss" : "survives a killed process",
+      log->overload == VD_LOG_OVERLOAD_WAIT ? "wait" : "reject", retention, c->key_count,
+      s->llm ? "on" : "off");
 }
 
 vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, vd_error *err) {
@@ -1113,6 +1137,7 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
                                .ctx = s};
   s->server = vd_server_start(&options, err);
   if (!s->server) goto fail;
+  log_start(s, &log_config, threads);
   atomic_store(&s->ready, true);
   return s;
 fail:

@@ -144,6 +144,84 @@ START_TEST(invalid_utf8_is_refused_like_jansson) {
 }
 END_TEST
 
+/* The shortest writer: every real reads back as the same double, never takes more digits than
+ * %.17g, and takes the %.15g digits whenever those read back (the shortest form then). */
+static void assert_shortest(double v) {
+  json_t *real = json_real(v);
+  size_t len = 0;
+  char *got = vd_json_dumps_shortest(real, &len);
+  char *full = vd_json_dumps_compact(real, NULL);
+  ck_assert_ptr_nonnull(got);
+  ck_assert_uint_eq(len, strlen(got));
+  ck_assert_msg(strtod(got, NULL) == v, "%s does not read back as %.17g", got, v);
+  ck_assert_uint_le(len, strlen(full));
+  char p15[40];
+  snprintf(p15, sizeof p15, "%.15g", v);
+  if (strtod(p15, NULL) == v && v != floor(v)) { /* integral reals print all their digits */
+    /* the same digits as %.15g (jansson's layout may add ".0" or strip the exponent) */
+    json_t *again = json_loads(got, JSON_DECODE_ANY, NULL);
+    ck_assert_ptr_nonnull(again);
+    char digits_got[40] = "", digits_ref[40] = "";
+    for (const char *s = got, *end = strpbrk(got, "e"); *s && s != end; s++)
+      if (*s >= '1' && *s <= '9') snprintf(digits_got + strlen(digits_got), 2, "%c", *s);
+    for (const char *s = p15, *end = strpbrk(p15, "e"); *s && s != end; s++)
+      if (*s >= '1' && *s <= '9') snprintf(digits_ref + strlen(digits_ref), 2, "%c", *s);
+    ck_assert_msg(strcmp(digits_got, digits_ref) == 0, "%.17g: %s, %%.15g %s", v, got, p15);
+    json_decref(again);
+  }
+  free(got);
+  free(full);
+  json_decref(real);
+}
+
+START_TEST(shortest_reals_read_back_exactly) {
+  const double values[] = {0.1,
+                           0.062855243682861328,
+                           -1.3202805519104004,
+                           1e-5,
+                           1.5e-7,
+                           123.456,
+                           1e16,
+                           1e17,
+                           1e22,
+                           1e100,
+                           -2.5e-300,
+                           5e-324,
+                           DBL_MAX,
+                           DBL_MIN,
+                           0.30000000000000004,
+                           2.0 / 3.0,
+                           1234567890123456.5,
+                           9.999999999999999e-7};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) assert_shortest(values[i]);
+  unsigned seed = 7;
+  int rounds = getenv("VERDICT_UNDER_SANITIZER") ? 4000 : 20000;
+  for (int i = 0; i < rounds; i++) {
+    uint64_t bits =
+        ((uint64_t)rand_r(&seed) << 42) ^ ((uint64_t)rand_r(&seed) << 21) ^ (uint64_t)rand_r(&seed);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    if (isfinite(v)) assert_shortest(v);
+    /* values of every decade around the trace's range, and float32 values as the model gives */
+    double scaled = ldexp((double)rand_r(&seed) / RAND_MAX, (rand_r(&seed) % 80) - 40);
+    assert_shortest(scaled);
+    assert_shortest((double)(float)scaled);
+  }
+}
+END_TEST
+
+START_TEST(shortest_reals_examples) {
+  json_t *tree = json_pack("{s:f, s:f, s:f, s:f, s:i, s:f}", "a", 0.062855243682861328, "b", 0.1,
+                           "c", 3.0, "d", 1e-5, "e", 7, "f", -1.3202805519104004);
+  char *text = vd_json_dumps_shortest(tree, NULL);
+  ck_assert_str_eq(text,
+                   "{\"a\":0.06285524368286133,\"b\":0.1,\"c\":3.0,\"d\":1e-5,\"e\":7,"
+                   "\"f\":-1.3202805519104004}");
+  free(text);
+  json_decref(tree);
+}
+END_TEST
+
 START_TEST(appends_to_an_existing_buffer) {
   vd_buf b = {0};
   vd_buf_puts(&b, "trace=");
@@ -165,6 +243,8 @@ int main(void) {
   tcase_add_test(tc, trees_keep_insertion_order);
   tcase_add_test(tc, invalid_utf8_is_refused_like_jansson);
   tcase_add_test(tc, appends_to_an_existing_buffer);
+  tcase_add_test(tc, shortest_reals_read_back_exactly);
+  tcase_add_test(tc, shortest_reals_examples);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }

@@ -46,6 +46,7 @@ static const char customer[] =
 
 static vd_itest_server server;
 static char secrets[ROLES][65];
+static char hashes[ROLES][VD_SHA256_HEX_SIZE];
 static char stderr_log[320];
 
 static void start_server(void) {
@@ -54,7 +55,7 @@ static void start_server(void) {
     unsigned char raw[24];
     ck_assert_int_eq(getrandom(raw, sizeof raw, 0), (ssize_t)sizeof raw);
     for (size_t i = 0; i < sizeof raw; i++) sprintf(secrets[r] + 2 * i, "%02x", raw[i]);
-    char hash[VD_SHA256_HEX_SIZE];
+    char *hash = hashes[r];
     vd_sha256_hex(secrets[r], strlen(secrets[r]), hash);
     size_t n = strlen(keys);
     snprintf(keys + n, sizeof keys - n, "  - {name: %s-team, sha256: %s, roles: [%s]}\n",
@@ -223,6 +224,45 @@ START_TEST(secrets_never_reach_logs_or_traces) {
 }
 END_TEST
 
+/* The start-up log says where the server listens and stores, what each deployment serves
+ * (kind and every version, as /v1/admin/versions reports them), threads and durability — and
+ * names no key: neither a secret, nor its hash, nor its name. */
+START_TEST(the_start_up_log_says_what_serves_and_no_key) {
+  char line[512];
+  snprintf(line, sizeof line, "listening on http://127.0.0.1:%d", server.port);
+  ck_assert_msg(file_contains(stderr_log, line), "no '%s' in the start-up log", line);
+  snprintf(line, sizeof line, "data folder %s", server.data_dir);
+  ck_assert_msg(file_contains(stderr_log, line), "no '%s' in the start-up log", line);
+  vd_itest_response r =
+      vd_itest_call(&server, "GET", "/v1/admin/versions", secrets[ROLE_ADMIN], NULL, 0);
+  ck_assert_int_eq(r.status, 200);
+  size_t i;
+  json_t *d;
+  json_array_foreach(json_object_get(r.json, "deployments"), i, d) {
+    const char *parts[] = {"ruleset", "schema", "model"};
+    snprintf(line, sizeof line, "serving deployment %s (kind %s",
+             json_string_value(json_object_get(d, "name")),
+             json_string_value(json_object_get(d, "kind")));
+    ck_assert_msg(file_contains(stderr_log, line), "no '%s' in the start-up log", line);
+    for (size_t p = 0; p < 3; p++) {
+      snprintf(line, sizeof line, "%s %s", parts[p],
+               json_string_value(json_object_get(json_object_get(d, parts[p]), "version")));
+      ck_assert_msg(file_contains(stderr_log, line), "no '%s' in the start-up log", line);
+    }
+  }
+  ck_assert_uint_gt(i, 0);
+  vd_itest_response_free(&r);
+  ck_assert(file_contains(stderr_log, "HTTP threads"));
+  ck_assert(file_contains(stderr_log, "durability normal"));
+  for (int role = 0; role < ROLES; role++) {
+    ck_assert(!file_contains(stderr_log, secrets[role]));
+    ck_assert(!file_contains(stderr_log, hashes[role]));
+    snprintf(line, sizeof line, "%s-team", role_names[role]);
+    ck_assert(!file_contains(stderr_log, line));
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("access");
   TCase *tc = tcase_create("access");
@@ -231,6 +271,7 @@ int main(void) {
   tcase_add_test(tc, every_endpoint_checks_its_role);
   tcase_add_test(tc, malformed_authorization_is_401);
   tcase_add_test(tc, secrets_never_reach_logs_or_traces);
+  tcase_add_test(tc, the_start_up_log_says_what_serves_and_no_key);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
