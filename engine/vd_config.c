@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_suggest.h"
 #include "vd_yaml.h"
 
 const char *vd_role_name(vd_role role) {
@@ -75,6 +76,13 @@ static bool only_keys(const loader *ld, const json_t *obj, const char *what,
       }
       int line = 0, col = 0;
       vd_yaml_where_key(ld->doc, obj, key, &line, &col);
+      size_t count = 0;
+      while (allowed[count]) count++;
+      const char *near = vd_suggest(key, allowed, count);
+      if (near)
+        return vd_error_at(ld->err, vd_yaml_name(ld->doc), line, col,
+                           "unknown key '%s' in %s (did you mean '%s'?; expected one of: %s)", key,
+                           what, near, list);
       return vd_error_at(ld->err, vd_yaml_name(ld->doc), line, col,
                          "unknown key '%s' in %s (expected one of: %s)", key, what, list);
     }

@@ -95,6 +95,9 @@ struct vd_llm {
   vd_llm_store *store;        /* the one connection every job write goes through (writers queue on
                                  its mutex instead of sleeping in SQLite's busy handler) */
   vd_llm_store *front;        /* = store; named for the callers' side */
+  vd_llm_store *reader;       /* reads for the callers' side (cache lookups on submit, job
+                                 records, costs): in WAL mode a read neither waits for the
+                                 worker's writes nor holds them up */
   vd_llm_store *checkpointer; /* folds the WAL back, from the worker, so no commit pays for it */
   uint64_t last_checkpoint_ns;
   vd_llm_tasks *_Atomic tasks; /* swapped whole by vd_llm_reload_prompts */
@@ -119,6 +122,10 @@ struct vd_llm {
   /* Worst-case cost of the calls in flight per budget (worker thread only): a call starts only
    * when today's spend plus these plus its own worst case stays within the budget. */
   double budget_reserved_usd[VD_LLM_MAX_BUDGETS];
+  /* Today's spend per budget, from the ledger once a day and then kept up to date by every call
+   * this process records (worker thread only): no growing SUM over the ledger per call. */
+  double budget_spent_usd[VD_LLM_MAX_BUDGETS];
+  char budget_day[16];
   vd_llm_stats stats;
 };
 
@@ -456,7 +463,12 @@ static bool reserve_budget(vd_llm *llm, job *j, double worst_usd, char *reason, 
   const vd_llm_budget *b = &llm->cfg.budgets[j->budget_index];
   char today[16];
   today_utc(today);
-  double spent = vd_llm_store_spend(llm->store, j->feature, today);
+  if (strcmp(today, llm->budget_day) != 0) {
+    for (size_t i = 0; i < llm->cfg.budget_count; i++)
+      llm->budget_spent_usd[i] = vd_llm_store_spend(llm->store, llm->cfg.budgets[i].feature, today);
+    copy(llm->budget_day, sizeof llm->budget_day, today);
+  }
+  double spent = llm->budget_spent_usd[j->budget_index];
   double held = llm->budget_reserved_usd[j->budget_index];
   if (spent + held + worst_usd <= b->daily_usd) {
     llm->budget_reserved_usd[j->budget_index] += worst_usd;
@@ -676,6 +688,8 @@ static void record_cost(vd_llm *llm, job *j, const char *outcome) {
   vd_error err;
   if (!vd_llm_store_ledger_add(llm->store, &row, &err))
     fprintf(stderr, "verdict llm: cost of job %s not recorded: %s\n", j->id, err.message);
+  int b = budget_for(llm, j->feature);
+  if (b >= 0 && strcmp(today, llm->budget_day) == 0) llm->budget_spent_usd[b] += cost;
   pthread_mutex_lock(&llm->mu);
   j->input_tokens += in;
   j->output_tokens += out;
@@ -697,8 +711,11 @@ static int64_t backoff_ms(vd_llm *llm, int failures, int64_t retry_after_ms) {
 }
 
 static void after_failure(vd_llm *llm, job *j, const vd_llm_failure *f) {
-  bool provider_health = f->retryable || f->http_status == 0;
-  breaker_result(llm, j->provider_index, !provider_health);
+  /* Evidence against the provider: transient and transport errors, and a call the job's deadline
+   * cut short (a provider too slow to finish in time is not healthy, even while its bytes trickle
+   * in: otherwise a slow-drip trial call would close an open breaker). A 4xx is not. */
+  bool provider_trouble = f->retryable || f->http_status == 0 || strcmp(f->kind, "deadline") == 0;
+  breaker_result(llm, j->provider_index, !provider_trouble);
   pthread_mutex_lock(&llm->mu);
   llm->stats.provider_failures++;
   j->failed_calls++;
@@ -1022,6 +1039,7 @@ vd_llm *vd_llm_open(const vd_llm_config *cfg, vd_error *err) {
   if (!(llm->store = vd_llm_store_open(path, false, err))) goto fail;
   if (!(llm->checkpointer = vd_llm_store_open(path, true, err))) goto fail;
   llm->front = llm->store;
+  if (!(llm->reader = vd_llm_store_open(path, false, err))) goto fail;
   llm->tasks = vd_llm_tasks_load(cfg, err);
   if (!llm->tasks) goto fail;
   if (!(llm->uuids = vd_uuid_gen_new(err))) goto fail;
@@ -1072,6 +1090,7 @@ void vd_llm_close(vd_llm *llm) {
   for (size_t i = 0; i < llm->retired_count; i++) vd_llm_tasks_free(llm->retired[i]);
   free(llm->retired);
   vd_llm_store_close(llm->checkpointer);
+  vd_llm_store_close(llm->reader);
   vd_llm_store_close(llm->store);
   pthread_cond_destroy(&llm->changed);
   pthread_mutex_destroy(&llm->mu);
@@ -1184,7 +1203,7 @@ vd_llm_submit_status vd_llm_submit(vd_llm *llm, vd_llm_task task, const json_t *
   json_t *cached = NULL;
   if (llm->cfg.cache_ttl_s > 0 && llm->cfg.tasks[task].enabled) {
     cache_key(llm, task, j->prompt_version, normal, j->cache_key);
-    cached = vd_llm_store_cache_get(llm->front, j->cache_key, j->created_us);
+    cached = vd_llm_store_cache_get(llm->reader, j->cache_key, j->created_us);
     pthread_mutex_lock(&llm->mu);
     llm->stats.cache_lookups++;
     if (cached) llm->stats.cache_hits++;
@@ -1250,7 +1269,7 @@ json_t *vd_llm_job(vd_llm *llm, const char *job_id) {
   json_t *out = j ? job_json(j) : NULL;
   pthread_mutex_unlock(&llm->mu);
   if (out) return out;
-  json_t *record = vd_llm_store_get_job(llm->front, job_id);
+  json_t *record = vd_llm_store_get_job(llm->reader, job_id);
   return record ? public_view(record) : NULL;
 }
 
@@ -1282,7 +1301,7 @@ bool vd_llm_wait(vd_llm *llm, const char *job_id, int64_t timeout_ms) {
     }
   }
   pthread_mutex_unlock(&llm->mu);
-  json_t *record = vd_llm_store_get_job(llm->front, job_id);
+  json_t *record = vd_llm_store_get_job(llm->reader, job_id);
   const char *state = json_string_value(json_object_get(record, "state"));
   bool done = state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0;
   json_decref(record);
@@ -1320,7 +1339,7 @@ json_t *vd_llm_events(vd_llm *llm, const char *job_id, uint64_t *cursor, int64_t
     return copy_out;
   }
   pthread_mutex_unlock(&llm->mu);
-  json_t *record = vd_llm_store_get_job(llm->front, job_id);
+  json_t *record = vd_llm_store_get_job(llm->reader, job_id);
   if (!record) {
     vd_error_set(err, "no job %s", job_id);
     return NULL;
@@ -1365,13 +1384,13 @@ void vd_llm_get_stats(vd_llm *llm, vd_llm_stats *out) {
 }
 
 json_t *vd_llm_costs(vd_llm *llm, const char *from_day, const char *to_day, vd_error *err) {
-  return vd_llm_store_costs(llm->front, from_day, to_day, err);
+  return vd_llm_store_costs(llm->reader, from_day, to_day, err);
 }
 
 double vd_llm_spend_today(vd_llm *llm, const char *feature) {
   char today[16];
   today_utc(today);
-  return vd_llm_store_spend(llm->front, feature, today);
+  return vd_llm_store_spend(llm->reader, feature, today);
 }
 
 static void metric(vd_buf *out, const char *name, const char *type, const char *help) {

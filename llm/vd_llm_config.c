@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vd_llm.h"
+#include "vd_suggest.h"
 
 static const char *const task_names[VD_LLM_TASK_COUNT] = {"extract", "itinerary", "classify"};
 static const char *const tier_names[VD_LLM_TIER_COUNT] = {"small", "large"};
@@ -146,7 +147,14 @@ static bool only_keys(reader *r, const json_t *obj, const char *const *allowed) 
     bool ok = false;
     for (const char *const *a = allowed; *a; a++)
       if (strcmp(*a, key) == 0) ok = true;
-    if (!ok) return field_error(r, key, "unknown key%s", "");
+    if (!ok) {
+      size_t count = 0;
+      while (allowed[count]) count++;
+      const char *near = vd_suggest(key, allowed, count);
+      char hint[VD_LLM_NAME_MAX + 32] = "";
+      if (near) snprintf(hint, sizeof hint, " (did you mean \"%s\"?)", near);
+      return field_error(r, key, "unknown key%s", hint);
+    }
   }
   return true;
 }

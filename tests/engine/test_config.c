@@ -102,8 +102,11 @@ typedef struct mistake {
 } mistake;
 
 static const mistake mistakes[] = {
-    {"limits: {max_body_byte: 10}\n", 4, 10, "unknown key 'max_body_byte' in limits"},
-    {"listn: 1\n", 4, 1, "unknown key 'listn'"},
+    {"limits: {max_body_byte: 10}\n", 4, 10,
+     "unknown key 'max_body_byte' in limits (did you mean 'max_body_bytes'?"},
+    {"listn: 1\n", 4, 1, "unknown key 'listn' in the config (did you mean 'listen'?"},
+    {"decision_log: {durabilty: fsync}\n", 4, 16, "(did you mean 'durability'?"},
+    {"frobnicate: 1\n", 4, 1, "unknown key 'frobnicate' in the config (expected one of: "},
     {"keys:\n  - {name: a, sha256: abc, roles: [score]}\n", 5, 23, "64 hex digits"},
     {"keys:\n  - name: a\n    sha256: "
      "cc6594d5f799f85b0b8f016df22a918956c40f456836aa95cd6765bd67a4eefb\n    roles: [scorer]\n",

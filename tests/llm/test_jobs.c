@@ -308,6 +308,31 @@ START_TEST(test_short_timeouts_fire_on_time) {
 }
 END_TEST
 
+/* A provider that trickles its answer slower than the job's deadline counts against its breaker:
+ * tokens arriving is not health when the answer never completes in time. */
+START_TEST(test_slow_drip_past_the_deadline_opens_the_breaker) {
+  llm_env env;
+  llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
+  env.cfg.tasks[VD_LLM_TASK_ITINERARY].deadline_ms = 300;
+  env.cfg.breaker_failures = 1;
+  env.cfg.breaker_cooldown_ms = 60000;
+  env.cfg.cache_ttl_s = 0;
+  fake_provider_set_mode(env.fake, FAKE_SLOW_DRIP, 40, NULL); /* under the 2 s idle timeout */
+  vd_llm *llm = open_llm(&env);
+  json_t *a = llm_env_run(llm, VD_LLM_TASK_ITINERARY, llm_env_kyoto_trip, NULL);
+  ck_assert_str_eq(str(a, "state"), "fallback");
+  ck_assert_ptr_nonnull(strstr(str(a, "reason"), "deadline"));
+  json_t *b = llm_env_run(llm, VD_LLM_TASK_ITINERARY, llm_env_kyoto_trip, NULL);
+  ck_assert_ptr_nonnull(strstr(str(b, "reason"), "circuit breaker open"));
+  ck_assert_int_eq(fake_provider_request_count(env.fake), 1);
+  json_decref(a);
+  json_decref(b);
+  fake_provider_set_down(env.fake, FAKE_OK);
+  vd_llm_close(llm);
+  llm_env_done(&env);
+}
+END_TEST
+
 START_TEST(test_deadline_ends_in_fallback) {
   llm_env env;
   llm_env_init(&env, VD_LLM_WIRE_ANTHROPIC);
@@ -897,6 +922,7 @@ int main(void) {
   tcase_add_test(tc, test_cache_hits_and_ttl);
   tcase_add_test(tc, test_daily_budget_sends_jobs_to_fallback);
   tcase_add_test(tc, test_short_timeouts_fire_on_time);
+  tcase_add_test(tc, test_slow_drip_past_the_deadline_opens_the_breaker);
   tcase_add_test(tc, test_circuit_breaker_opens_and_recovers);
   tcase_add_test(tc, test_no_key_means_fallback_without_a_call);
   tcase_add_test(tc, test_queue_is_bounded_and_submit_does_not_block);

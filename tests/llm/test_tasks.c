@@ -282,6 +282,27 @@ START_TEST(test_config_section) {
 }
 END_TEST
 
+/* A misspelt key is named with the key it was probably meant to be. */
+START_TEST(test_config_typos_get_did_you_mean) {
+  static const char *const cases[][2] = {
+      {"{\"max_attempt\": 3}", "llm.max_attempt: unknown key (did you mean \"max_attempts\"?)"},
+      {"{\"tiers\": {\"smal\": {}}}", "llm.tiers.smal: unknown key (did you mean \"small\"?)"},
+      {"{\"tasks\": {\"classify\": {\"dedline_ms\": 5}}}",
+       "llm.tasks.classify.dedline_ms: unknown key (did you mean \"deadline_ms\"?)"},
+      {"{\"colour\": 1}", "llm.colour: unknown key"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    vd_llm_config cfg;
+    vd_llm_config_defaults(&cfg);
+    json_t *section = json_loads(cases[i][0], 0, NULL);
+    vd_error err;
+    ck_assert(!vd_llm_config_from_json(&cfg, section, &err));
+    ck_assert_str_eq(err.message, cases[i][1]);
+    json_decref(section);
+  }
+}
+END_TEST
+
 START_TEST(test_openai_defaults_when_only_its_key_is_set) {
   unsetenv("ANTHROPIC_API_KEY");
   setenv("OPENAI_API_KEY", "sk-x", 1);
@@ -302,6 +323,7 @@ int main(void) {
   tcase_add_test(tc, test_template_itinerary);
   tcase_add_test(tc, test_answers_and_classify_fallback);
   tcase_add_test(tc, test_config_section);
+  tcase_add_test(tc, test_config_typos_get_did_you_mean);
   tcase_add_test(tc, test_openai_defaults_when_only_its_key_is_set);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
