@@ -293,8 +293,10 @@ static bool shadow_visit(void *ctx, const json_t *trace) {
     const json_t *a = candidate_record(again, id);
     add_score(&run->before_scores, b);
     add_score(&run->after_scores, a);
-    bool changed = !a || !json_equal(json_object_get(json_object_get(b, "outcome"), "rank"),
-                                     json_object_get(json_object_get(a, "outcome"), "rank"));
+    const json_t *rank_b = json_object_get(json_object_get(b, "outcome"), "rank");
+    const json_t *rank_a = json_object_get(json_object_get(a, "outcome"), "rank");
+    bool changed =
+        !a || (rank_b || rank_a ? !rank_b || !rank_a || !json_equal(rank_b, rank_a) : false);
     bool transition = false;
     for (size_t f = 0; f < k->field_count; f++) {
       const char *before = field_of(b, k->fields[f]);

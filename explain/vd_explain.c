@@ -96,7 +96,7 @@ static void action_words(const char *action, const char *id, const vd_ruleset *r
   else if (strcmp(action, "priority") == 0)
     snprintf(buf, size, "sets the priority to %s", *arg ? arg : "a level");
   else if (strcmp(action, "escalate") == 0)
-    snprintf(buf, size, "asks the LLM layer for a \"%s\" job (off the hot path)",
+    snprintf(buf, size, "asks the LLM layer for the \"%s\" task (off the hot path)",
              *arg ? arg : "follow-up");
   else
     snprintf(buf, size, "%s%s%s", action, *arg ? " " : "", arg);
@@ -203,6 +203,24 @@ static void fallback_words(const json_t *fallback, char *buf, size_t size) {
            why, str(fallback, "message"));
 }
 
+/* For a rule that applied and sets a value (route, priority, escalate) that another rule had
+ * already set — the first one that applies wins — the winning rule's id, else NULL. */
+static const char *overridden_by(const json_t *candidate, const json_t *rule) {
+  const char *action = str(rule, "action");
+  if (!json_is_true(json_object_get(rule, "matched")) ||
+      (strcmp(action, "route") != 0 && strcmp(action, "priority") != 0 &&
+       strcmp(action, "escalate") != 0))
+    return NULL;
+  size_t i;
+  json_t *r;
+  json_array_foreach(json_object_get(json_object_get(candidate, "rules"), "rules"), i, r) {
+    if (r == rule) return NULL;
+    if (json_is_true(json_object_get(r, "matched")) && strcmp(str(r, "action"), action) == 0)
+      return str(r, "id");
+  }
+  return NULL;
+}
+
 /* ---- text ---------------------------------------------------------------------------------- */
 
 static void text_rules(vd_buf *b, const json_t *candidate, const vd_ruleset *rs) {
@@ -216,7 +234,12 @@ static void text_rules(vd_buf *b, const json_t *candidate, const vd_ruleset *rs)
     const char *applied = json_object_get(r, "error")                   ? "could not be evaluated"
                           : json_is_true(json_object_get(r, "matched")) ? "APPLIED"
                                                                         : "did not apply";
-    vd_buf_printf(b, "    - %s: %s\n", str(r, "id"), applied);
+    const char *winner = overridden_by(candidate, r);
+    if (winner)
+      vd_buf_printf(b, "    - %s: applied, but rule %s had already set the %s (the first wins)\n",
+                    str(r, "id"), winner, str(r, "action"));
+    else
+      vd_buf_printf(b, "    - %s: %s\n", str(r, "id"), applied);
     const char *description = rule_description(rs, str(r, "id"));
     if (description) vd_buf_printf(b, "        %s\n", description);
     vd_buf_printf(b, "        checked %s; when it applies it %s\n", stage_words(str(r, "stage")),
@@ -344,8 +367,9 @@ static void render_text(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
   char when[64];
   when_words(str(t, "timestamp"), when, sizeof when);
   vd_buf_printf(b, "DECISION %s\n", str(t, "id"));
-  vd_buf_printf(b, "  What:     a %s decision (deployment %s)\n", str(t, "kind"),
-                str(json_object_get(t, "deployment"), "name"));
+  vd_buf_printf(b, "  What:     a %s decision (deployment %s)%s\n", str(t, "kind"),
+                str(json_object_get(t, "deployment"), "name"),
+                is_triage(t) ? ": where a customer's request goes" : "");
   vd_buf_printf(b, "  When:     %s\n", when);
   vd_buf_printf(b, "  Customer: %s\n", subject_id(t));
   if (is_triage(t)) {
@@ -488,7 +512,16 @@ static void html_rules(vd_buf *b, const json_t *c, const vd_ruleset *rs) {
       vd_buf_puts(b, "could not be evaluated: ");
       esc(b, str(r, "error"));
     } else {
-      vd_buf_puts(b, matched ? "<b>applied</b>" : "did not apply");
+      const char *winner = overridden_by(c, r);
+      if (winner) {
+        vd_buf_puts(b, "applied, but rule ");
+        esc(b, winner);
+        vd_buf_puts(b, " had already set the ");
+        esc(b, str(r, "action"));
+        vd_buf_puts(b, " (the first wins)");
+      } else {
+        vd_buf_puts(b, matched ? "<b>applied</b>" : "did not apply");
+      }
     }
     vd_buf_puts(b, "</td></tr>\n");
   }
@@ -730,16 +763,24 @@ static void triage_describe(const json_t *t, triage_words *w) {
   if (last) {
     char when[64];
     when_words(str(last, "amended_at"), when, sizeof when);
+    const char *state = str(last, "state");
+    char ended[160];
+    if (strcmp(state, "succeeded") == 0)
+      snprintf(ended, sizeof ended, "was answered by the LLM");
+    else if (strcmp(state, "fallback") == 0)
+      snprintf(ended, sizeof ended, "got no LLM answer and fell back to the %s",
+               *str(last, "handled_by") ? str(last, "handled_by") : "rules");
+    else
+      snprintf(ended, sizeof ended, "%s", state);
     if (json_is_string(json_object_get(last, "final_route")))
       snprintf(w->answer, sizeof w->answer, "on %s the \"%s\" job %s: intent %s, route %s%s", when,
-               str(last, "task"), str(last, "state"), str(last, "final_intent"),
-               str(last, "final_route"),
+               str(last, "task"), ended, str(last, "final_intent"), str(last, "final_route"),
                strcmp(str(last, "final_route"), str(o, "route")) != 0
                    ? " (this replaces the provisional route above)"
                    : " (the same as the provisional route)");
     else
-      snprintf(w->answer, sizeof w->answer, "on %s the \"%s\" job ended: %s (handled by %s)", when,
-               str(last, "task"), str(last, "state"), str(last, "handled_by"));
+      snprintf(w->answer, sizeof w->answer, "on %s the \"%s\" job %s", when, str(last, "task"),
+               ended);
   } else if (*task) {
     snprintf(w->answer, sizeof w->answer, "no answer stored on the decision yet");
   }

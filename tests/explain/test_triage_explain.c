@@ -480,6 +480,16 @@ START_TEST(a_triage_explanation_reads_for_a_compliance_reader) {
   ck_assert_ptr_nonnull(strstr(text, "Escalation:  none"));
   free(text);
   json_decref(t);
+  /* two route rules apply: the first one's route stands, the other says so */
+  t = served(&f, f.d, "please plan my trip, or I open a chargeback", 4, NULL, NULL, "x");
+  text = render(t, rs, VD_EXPLAIN_TEXT);
+  ck_assert_msg(strstr(text,
+                       "- test-trip-route: applied, but rule fraud-phrase-route had already "
+                       "set the route (the first wins)"),
+                "%s", text);
+  ck_assert_ptr_nonnull(strstr(text, "Route:       payments (set by rule fraud-phrase-route)"));
+  free(text);
+  json_decref(t);
   /* no model: a classify escalation, then the LLM's answer stored as an amendment */
   t = served(&f, f.fallback, "my luggage never showed up", 2, NULL,
              "0193a0f0-0000-7000-8000-000000000001", NULL);
@@ -501,7 +511,7 @@ START_TEST(a_triage_explanation_reads_for_a_compliance_reader) {
   text = render(t, rs, VD_EXPLAIN_TEXT);
   ck_assert_msg(strstr(text,
                        "LLM answer:  on 2026-12-03 at 14:00:05 UTC the \"classify\" job "
-                       "succeeded: intent lost_luggage, route baggage_support (this "
+                       "was answered by the LLM: intent lost_luggage, route baggage_support (this "
                        "replaces the provisional route above)"),
                 "%s", text);
   free(text);

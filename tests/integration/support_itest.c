@@ -54,6 +54,44 @@ bool vd_itest_prepare_keys(vd_itest_server *s, const char *keys, const char *ext
   return fclose(f) == 0;
 }
 
+bool vd_itest_prepare_triage(vd_itest_server *s, const char *llm_base_url, int queue_capacity) {
+  if (!vd_itest_prepare(s, NULL)) return false;
+  char command[1024];
+  snprintf(command, sizeof command, "cp -r '%s/examples/triage' '%s/triage'", VERDICT_SOURCE_DIR,
+           s->root);
+  if (run(command) != 0) return false;
+  FILE *f = fopen(s->config, "r");
+  if (!f) return false;
+  char config[8192];
+  size_t n = fread(config, 1, sizeof config - 1, f);
+  fclose(f);
+  config[n] = '\0';
+  static const char served[] = "deployments: [promotions]";
+  char *at = strstr(config, served);
+  if (!at || !(f = fopen(s->config, "w"))) return false;
+  fprintf(f, "%.*sdeployments: [promotions, triage]%s", (int)(at - config), config,
+          at + strlen(served));
+  fprintf(f,
+          "llm:\n"
+          "  prompts_dir: %s/examples/prompts\n"
+          "  catalogue: %s/examples/itineraries/catalogue.json\n"
+          "  gazetteer: %s/examples/triage/gazetteer.tsv\n"
+          "  queue_capacity: %d\n"
+          "  max_attempts: 1\n"
+          "  first_token_timeout_ms: 3000\n"
+          "  cache_ttl_s: 0\n"
+          "  providers:\n"
+          "    fake: {wire: anthropic, base_url: \"%s\", api_key_env: VD_ITEST_FAKE_KEY}\n"
+          "  tiers:\n"
+          "    small: {provider: fake, model: fake-small, usd_per_mtok_input: 1, "
+          "usd_per_mtok_output: 5, max_output_tokens: 1024}\n"
+          "    large: {provider: fake, model: fake-large, usd_per_mtok_input: 3, "
+          "usd_per_mtok_output: 15, max_output_tokens: 4096}\n",
+          VERDICT_SOURCE_DIR, VERDICT_SOURCE_DIR, VERDICT_SOURCE_DIR, queue_capacity, llm_base_url);
+  setenv("VD_ITEST_FAKE_KEY", "fake-key", 1);
+  return fclose(f) == 0;
+}
+
 static bool read_port(vd_itest_server *s) {
   char line[512];
   size_t len = 0;

@@ -36,40 +36,8 @@ static const char classify_answer[] =
 
 /* A config serving promotions and triage with the LLM layer on the fake provider. */
 static void start_with(vd_itest_server *s, int queue_capacity) {
-  ck_assert_msg(vd_itest_prepare(s, NULL), "cannot prepare a temp folder");
-  char command[1024];
-  snprintf(command, sizeof command, "cp -r '%s/examples/triage' '%s/triage'", VERDICT_SOURCE_DIR,
-           s->root);
-  ck_assert_int_eq(system(command), 0);
-  size_t size = 0;
-  char *config = vd_read_file(s->config, 1 << 20, &size, NULL);
-  ck_assert_ptr_nonnull(config);
-  char *at = strstr(config, "deployments: [promotions]");
-  ck_assert_ptr_nonnull(at);
-  FILE *f = fopen(s->config, "w");
-  fprintf(f, "%.*sdeployments: [promotions, triage]%s", (int)(at - config), config,
-          at + strlen("deployments: [promotions]"));
-  fprintf(f,
-          "llm:\n"
-          "  prompts_dir: %s/examples/prompts\n"
-          "  catalogue: %s/examples/itineraries/catalogue.json\n"
-          "  gazetteer: %s/examples/triage/gazetteer.tsv\n"
-          "  queue_capacity: %d\n"
-          "  max_attempts: 1\n"
-          "  first_token_timeout_ms: 3000\n"
-          "  cache_ttl_s: 0\n"
-          "  providers:\n"
-          "    fake: {wire: anthropic, base_url: \"%s\", api_key_env: VD_ITEST_FAKE_KEY}\n"
-          "  tiers:\n"
-          "    small: {provider: fake, model: fake-small, usd_per_mtok_input: 1, "
-          "usd_per_mtok_output: 5, max_output_tokens: 1024}\n"
-          "    large: {provider: fake, model: fake-large, usd_per_mtok_input: 3, "
-          "usd_per_mtok_output: 15, max_output_tokens: 4096}\n",
-          VERDICT_SOURCE_DIR, VERDICT_SOURCE_DIR, VERDICT_SOURCE_DIR, queue_capacity,
-          fake_provider_anthropic_url(fake));
-  fclose(f);
-  free(config);
-  setenv("VD_ITEST_FAKE_KEY", "fake-key", 1);
+  ck_assert_msg(vd_itest_prepare_triage(s, fake_provider_anthropic_url(fake), queue_capacity),
+                "cannot prepare a temp folder");
   ck_assert_msg(vd_itest_start(s), "verdict serve did not become ready");
 }
 

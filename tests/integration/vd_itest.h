@@ -31,6 +31,11 @@ typedef struct vd_itest_server {
 /* Creates the temp folder with a copy of examples/promotions and a config serving it, with the
  * demo keys. extra_config (may be NULL) is appended to the config (e.g. a limits: block). */
 bool vd_itest_prepare(vd_itest_server *s, const char *extra_config);
+/* vd_itest_prepare plus a copy of examples/triage (root/triage) served too, and an `llm:` section
+ * whose providers are one fake at llm_base_url (tests/support/vd_fake_provider.h; its key env var
+ * VD_ITEST_FAKE_KEY is set), the shipped prompts, catalogue and gazetteer, one attempt per job, no
+ * cache, queue_capacity jobs. */
+bool vd_itest_prepare_triage(vd_itest_server *s, const char *llm_base_url, int queue_capacity);
 /* The same with keys (a `keys:` YAML block) instead of the demo keys. */
 bool vd_itest_prepare_keys(vd_itest_server *s, const char *keys, const char *extra_config);
 /* Starts `verdict serve` on 127.0.0.1:0 and waits until /readyz answers 200 (up to 30 s). */
