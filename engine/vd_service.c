@@ -21,6 +21,7 @@
 #include "vd_deployment.h"
 #include "vd_explain.h"
 #include "vd_extract_rules.h"
+#include "vd_json_hint.h"
 #include "vd_json_write.h"
 #include "vd_llm.h"
 #include "vd_metrics.h"
@@ -195,11 +196,14 @@ static json_t *parse_body(const vd_http_request *req, vd_http_response *resp) {
   json_error_t jerr;
   json_t *json = json_loadb(body, size, JSON_REJECT_DUPLICATES, &jerr);
   if (!json) {
-    vd_http_respond_error(resp, 400, "bad_json", NULL,
-                          json_pack("{s:i, s:i, s:i}", "line", jerr.line, "column", jerr.column,
-                                    "position", jerr.position),
-                          "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
-                          jerr.text);
+    char hint[160]; /* the probable cause: "a trailing comma before '}'?" */
+    bool hinted = vd_json_error_hint(body, size, &jerr, hint, sizeof hint);
+    vd_http_respond_error(
+        resp, 400, "bad_json", NULL,
+        json_pack("{s:i, s:i, s:i, s:s?}", "line", jerr.line, "column", jerr.column, "position",
+                  jerr.position, "hint", hinted ? hint : NULL),
+        "invalid JSON at line %d, column %d: %s%s%s", jerr.line, jerr.column, jerr.text,
+        hinted ? " — " : "", hinted ? hint : "");
     return NULL;
   }
   if (!json_is_object(json)) {

@@ -203,6 +203,39 @@ START_TEST(long_strings_are_400_or_413) {
 }
 END_TEST
 
+/* A hand-edited body's syntax error names where and the probable cause, in the message and in
+ * the error's details, over HTTP (triage and scoring share the parser). */
+START_TEST(syntax_errors_name_their_cause) {
+  static const struct {
+    const char *path, *body, *message;
+  } cases[] = {
+      {"/v1/promotions/score", "{\"subject\": {\"id\": \"c1\",}}",
+       "invalid JSON at line 1, column 25: string or '}' expected near '}' — a trailing comma "
+       "before '}'?"},
+      {"/v1/triage", "{\"text\": \"where is my bag, \"channel\": \"web\"}",
+       "— a missing ',' between members?"},
+      {"/v1/triage", "{\"text\": \"where is my bag", "— an unterminated string (no closing '\"')?"},
+      {"/v1/triage", "{'text': 'where is my bag'}", "— keys and strings take double quotes, not '"},
+      {"/v1/promotions/score", "{\"subject\": {\"id\": \"c1\", \"mens\": True}}",
+       "— JSON's literals are lower case: true, false, null"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    vd_itest_response r = vd_itest_call(&server, "POST", cases[i].path, "demo-score", cases[i].body,
+                                        strlen(cases[i].body));
+    ck_assert_msg(r.status == 400, "%s: HTTP %ld", cases[i].body, r.status);
+    json_t *error = json_object_get(r.json, "error");
+    const char *message = json_string_value(json_object_get(error, "message"));
+    ck_assert_msg(message && strstr(message, cases[i].message), "%s: '%s' does not say '%s'",
+                  cases[i].body, message, cases[i].message);
+    const char *hint = strstr(cases[i].message, "— ") + strlen("— ");
+    const char *detail = json_string_value(json_object_get(error, "hint"));
+    ck_assert_msg(detail && strcmp(detail, hint) == 0, "%s: error.hint in %s", cases[i].body,
+                  r.body);
+    vd_itest_response_free(&r);
+  }
+}
+END_TEST
+
 START_TEST(wide_candidate_lists_are_bounded) {
   /* As many candidates as fit in the body limit: refused (unknown ids) or capped, quickly. */
   size_t cap = 64000, size = 0;
@@ -227,6 +260,7 @@ int main(void) {
   tcase_add_test(tc, duplicate_keys_are_400);
   tcase_add_test(tc, long_strings_are_400_or_413);
   tcase_add_test(tc, wide_candidate_lists_are_bounded);
+  tcase_add_test(tc, syntax_errors_name_their_cause);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
