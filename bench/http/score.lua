@@ -20,12 +20,16 @@ for i = 1, 256 do
 end
 
 -- RATE=N (requests/s over all connections) paces each connection with a think time, so the run
--- holds a fixed offered load instead of saturating; CONNECTIONS must match wrk's -c.
+-- holds a fixed offered load instead of saturating; CONNECTIONS must match wrk's -c. The think
+-- times are exponential (mean CONNECTIONS / RATE), so the connections' requests arrive like a
+-- Poisson stream: a constant think time keeps every connection in step, and the server then sees
+-- bursts of CONNECTIONS requests at once and nothing in between (a queue at any mean rate).
 local rate = tonumber(os.getenv("RATE") or "")
 local connections = tonumber(os.getenv("CONNECTIONS") or "1")
 if rate and rate > 0 then
   local pause = connections * 1000 / rate
-  delay = function() return pause end
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000003)
+  delay = function() return -math.log(1 - math.random()) * pause end
 end
 
 -- ENDPOINT=triage: POST /v1/triage instead, with request texts covering every route (model
