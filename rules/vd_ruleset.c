@@ -599,6 +599,9 @@ static void check_rule_reference(loader *L, const json_t *container, const char 
                vd_yaml_kind(value));
     return;
   }
+  /* Without a schema the rules were not loaded (the schema's errors say why): every reference
+   * would be reported missing, burying the real mistake under follow-on errors. */
+  if (!L->rs->env) return;
   const char *id = json_string_value(value);
   if (find_rule(L->rs, id) >= 0) return;
   const char *ids[512];

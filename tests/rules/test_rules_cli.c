@@ -124,6 +124,33 @@ START_TEST(check_reports_errors_in_the_schema_file_it_names) {
 }
 END_TEST
 
+/* A broken schema is the one error: the rules cannot be loaded without it, so their tests'
+ * references to rule ids are not reported as missing too. */
+START_TEST(check_stops_at_a_broken_schema) {
+  write_file("schema.yaml", "schema: s\nfields:\n  subject.x: { type: integr }\n");
+  const char *path = write_file("r.yaml",
+                                "ruleset: t\nschema: schema.yaml\ndefault_score: 0\n"
+                                "rules:\n"
+                                "  - id: big-x\n"
+                                "    stage: before_model\n"
+                                "    when: subject.x > 3\n"
+                                "    then: { deny: big }\n"
+                                "tests:\n"
+                                "  - name: a big x is denied\n"
+                                "    input: { subject: { x: 4 }, candidate: { id: c } }\n"
+                                "    expect: { eligible: false, fired: [big-x] }\n");
+  const char *argv[] = {"rules", "check", path};
+  result r = run(3, argv);
+  ck_assert_int_eq(r.code, 1);
+  ck_assert_msg(strstr(r.err, "schema.yaml:3:"), "%s", r.err);
+  ck_assert_msg(!strstr(r.err, "no rule has id"), "%s", r.err);
+  char summary[256];
+  snprintf(summary, sizeof summary, "%s: 1 error\n", path);
+  ck_assert_msg(strstr(r.err, summary), "%s", r.err);
+  result_free(&r);
+}
+END_TEST
+
 START_TEST(test_prints_pass_lines_and_the_summary) {
   const char *argv[] = {"rules", "test", EXAMPLE};
   result r = run(3, argv);
@@ -204,6 +231,7 @@ int main(void) {
   tcase_add_test(t, check_clean_file_prints_one_summary_line);
   tcase_add_test(t, check_prints_every_error_with_source_and_caret);
   tcase_add_test(t, check_reports_errors_in_the_schema_file_it_names);
+  tcase_add_test(t, check_stops_at_a_broken_schema);
   tcase_add_test(t, test_prints_pass_lines_and_the_summary);
   tcase_add_test(t, test_shows_the_difference_and_fails);
   tcase_add_test(t, bad_usage_exits_2);
