@@ -492,6 +492,7 @@ START_TEST(provider_down_slow_and_garbage_for_an_hour) {
 
   /* (b) every job terminal, (c) attempts bounded, every call a job's, (d) escalations have jobs */
   long sum_attempts = 0, max_attempts = 0;
+  char budget_reason[512] = "";
   size_t by_state[3] = {0}, by_llm = 0, recovered = 0;
   for (int w = 0; w <= TRIAGE_CLIENTS; w++)
     for (size_t i = 0; i < workers[w].count; i++) {
@@ -507,6 +508,9 @@ START_TEST(provider_down_slow_and_garbage_for_an_hour) {
         ck_assert_msg(str(job, "reason") && str(job, "reason")[0], "job %s: %s without a reason",
                       s->job_id, state);
       by_state[strcmp(state, "succeeded") == 0 ? 0 : strcmp(state, "fallback") == 0 ? 1 : 2]++;
+      const char *reason = str(job, "reason");
+      if (reason && strstr(reason, "daily LLM budget") && !budget_reason[0])
+        snprintf(budget_reason, sizeof budget_reason, "%s", reason);
       json_int_t attempts = json_integer_value(json_object_get(job, "attempts"));
       ck_assert_msg(attempts <= MAX_ATTEMPTS + 1, "job %s made %lld calls", s->job_id,
                     (long long)attempts);
@@ -591,8 +595,9 @@ START_TEST(provider_down_slow_and_garbage_for_an_hour) {
   }
   json_decref(costs);
   vd_llm_store_close(store);
-  fprintf(stderr, "llm drill: itineraries spent $%.4f of $%.2f\n", itinerary_spend,
-          ITINERARY_BUDGET_USD);
+  fprintf(stderr, "llm drill: itineraries spent $%.4f of $%.2f (%s)\n", itinerary_spend,
+          ITINERARY_BUDGET_USD, budget_reason);
+  ck_assert_msg(budget_reason[0], "the itinerary budget never ran out");
 
   /* (d) nothing lost: SIGKILL, restart, every decision and job is there. */
   client_free(&admin);
