@@ -19,7 +19,7 @@ typedef struct candidate_state {
   bool scored; /* the model scored it */
   double p_treatment, p_control, uplift, margin;
   json_t *model_json;    /* trace: the model's result */
-  json_t *model_reasons; /* the strongest contributions */
+  double *contributions; /* the model's per input feature (+ treatment), for the reasons */
   const char *fallback;  /* why the model did not score it (NULL: scored or settled) */
   char model_error[VD_ERROR_MESSAGE_MAX];
   bool eligible;
@@ -162,14 +162,16 @@ static const candidate_state *scored_same_treatment(const candidate_state *cs, s
   return NULL;
 }
 
-static void reuse_score(candidate_state *c, const candidate_state *from) {
+static void reuse_score(const vd_model *model, candidate_state *c, const candidate_state *from) {
   c->scored = true;
   c->p_treatment = from->p_treatment;
   c->p_control = from->p_control;
   c->uplift = from->uplift;
   c->margin = from->margin;
   c->model_json = json_incref(from->model_json); /* read-only from here on */
-  c->model_reasons = json_incref(from->model_reasons);
+  size_t n = vd_model_feature_count(model) + 1;
+  c->contributions = malloc(n * sizeof *c->contributions);
+  if (c->contributions) memcpy(c->contributions, from->contributions, n * sizeof *c->contributions);
 }
 
 /* Model scoring for one open candidate; on failure records the fallback reason. */
@@ -193,15 +195,34 @@ static void score_candidate(const vd_model *model, const json_t *request, candid
   c->uplift = result->uplift;
   c->margin = result->margin;
   c->model_json = vd_model_result_to_json(model, result);
-  c->model_reasons = vd_model_reasons(model, result, request, vd_reasons_model_wanted(model));
+  c->contributions = malloc(result->feature_count * sizeof *c->contributions);
+  if (c->contributions)
+    memcpy(c->contributions, result->feature_contributions,
+           result->feature_count * sizeof *c->contributions);
 }
 
-/* The reasons of one result (explain/vd_reasons.h decides what they say). */
-static json_t *reasons_of(const vd_ruleset *rs, const candidate_state *c) {
-  return vd_reasons_build(&(vd_reasons_input){.ruleset = rs,
-                                              .outcome = c->outcome,
-                                              .model_reasons = c->model_reasons,
-                                              .selected = c->eligible && c->rank > 0});
+/* What the reasons of a decision's candidates are computed from. */
+typedef struct reasons_context {
+  const vd_ruleset *rs;
+  const vd_model *model;
+  const json_t *request;
+} reasons_context;
+
+/* The reasons of one result (explain/vd_reasons.h decides what they say). Only the few model
+ * reasons that can be shown are turned into text: the strongest ones, or for a candidate not
+ * selected the strongest against it. */
+static json_t *reasons_of(const reasons_context *rc, const candidate_state *c) {
+  bool selected = c->eligible && c->rank > 0;
+  json_t *model_reasons =
+      c->scored && c->contributions
+          ? vd_model_reasons(rc->model, c->contributions, rc->request, VD_REASONS_MAX, !selected)
+          : NULL;
+  json_t *reasons = vd_reasons_build(&(vd_reasons_input){.ruleset = rc->rs,
+                                                         .outcome = c->outcome,
+                                                         .model_reasons = model_reasons,
+                                                         .selected = selected});
+  json_decref(model_reasons);
+  return reasons;
 }
 
 /* Settles eligibility, action and score from the rule outcome and the model. */
@@ -232,11 +253,11 @@ static int by_score(const void *a, const void *b) {
   return x < y ? -1 : (x > y); /* stable: candidate order breaks ties */
 }
 
-static json_t *result_json(const vd_ruleset *rs, const candidate_state *c) {
+static json_t *result_json(const reasons_context *rc, const candidate_state *c) {
   json_t *r = json_pack("{s:s, s:b, s:o, s:o, s:s, s:o}", "candidate", c->def->id, "eligible",
                         c->eligible, "score", c->eligible ? json_real(c->score) : json_null(),
                         "rank", c->rank ? json_integer((json_int_t)c->rank) : json_null(), "action",
-                        c->action, "reasons", reasons_of(rs, c));
+                        c->action, "reasons", reasons_of(rc, c));
   const char *route = vd_rules_outcome_value(c->outcome, VD_ACTION_ROUTE, NULL);
   if (route) json_object_set_new(r, "route", json_string(route));
   if (c->scored)
@@ -247,7 +268,7 @@ static json_t *result_json(const vd_ruleset *rs, const candidate_state *c) {
   return r;
 }
 
-static json_t *trace_candidate(const vd_ruleset *rs, const candidate_state *c,
+static json_t *trace_candidate(const reasons_context *rc, const candidate_state *c,
                                const json_t *result) {
   json_t *outcome = json_pack(
       "{s:b, s:s, s:o, s:o, s:o}", "eligible", c->eligible, "action", c->action, "score",
@@ -259,7 +280,7 @@ static json_t *trace_candidate(const vd_ruleset *rs, const candidate_state *c,
       "{s:s, s:o, s:o, s:O, s:o, s:o}", "candidate", c->def->id, "treatment",
       c->def->treatment ? json_string(c->def->treatment) : json_null(), "rules",
       vd_rules_outcome_to_json(c->outcome), "model", c->model_json ? c->model_json : json_null(),
-      "reasons", result ? json_incref(json_object_get(result, "reasons")) : reasons_of(rs, c),
+      "reasons", result ? json_incref(json_object_get(result, "reasons")) : reasons_of(rc, c),
       "outcome", outcome);
   if (c->fallback)
     json_object_set_new(record, "fallback",
@@ -359,7 +380,7 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
     /* The first open candidate is always scored; the budget bounds the ones after it (a shared
      * result costs nothing). */
     if (same) {
-      reuse_score(c, same);
+      reuse_score(model, c, same);
     } else if (model && budget_ns && scored_any && vd_monotonic_ns() - t_model > budget_ns) {
       c->fallback = "model_budget_exceeded";
       snprintf(c->model_error, sizeof c->model_error,
@@ -422,9 +443,10 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
     vd_error_set(err, "out of memory");
     goto done;
   }
-  for (size_t r = 0; r < cap; r++) result_of[order[r] - cs] = result_json(rs, order[r]);
+  const reasons_context rc = {.rs = rs, .model = model, .request = request};
+  for (size_t r = 0; r < cap; r++) result_of[order[r] - cs] = result_json(&rc, order[r]);
   for (size_t i = 0; i < n; i++)
-    if (!cs[i].eligible) result_of[i] = result_json(rs, &cs[i]);
+    if (!cs[i].eligible) result_of[i] = result_json(&rc, &cs[i]);
   for (size_t r = 0; r < cap; r++) json_array_append(results, result_of[order[r] - cs]);
   for (size_t i = 0; i < n; i++)
     if (!cs[i].eligible) json_array_append(results, result_of[i]);
@@ -453,7 +475,7 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
                             .fallback_message = fallback_message};
   json_t *trace = vd_trace_begin(&header, in->request, in->mask);
   for (size_t i = 0; i < n; i++) {
-    json_t *record = trace_candidate(rs, &cs[i], result_of[i]);
+    json_t *record = trace_candidate(&rc, &cs[i], result_of[i]);
     if (full && result_of[i]) json_object_set(result_of[i], "explanation", record);
     vd_trace_add_candidate(trace, record);
   }
@@ -483,7 +505,7 @@ done:
     for (size_t i = 0; i < n; i++) {
       vd_rules_outcome_free(cs[i].outcome);
       json_decref(cs[i].model_json);
-      json_decref(cs[i].model_reasons);
+      free(cs[i].contributions);
     }
   if (have_result) vd_model_result_free(&result);
   vd_rules_frame_free(frame);

@@ -64,10 +64,6 @@ json_t *vd_reasons_build(const vd_reasons_input *in) {
   return reasons;
 }
 
-size_t vd_reasons_model_wanted(const vd_model *model) {
-  return vd_model_feature_count(model) + 1; /* + the treatment */
-}
-
 json_t *vd_reasons_missing(const vd_model *model) {
   json_t *missing = json_array();
   const json_t *texts = json_object_get(vd_model_manifest(model), "reasons");

@@ -31,16 +31,14 @@ enum { VD_REASONS_MAX = 4 };
 typedef struct vd_reasons_input {
   const vd_ruleset *ruleset;
   const vd_rules_outcome *outcome;
-  /* vd_model_reasons(model, result, request, vd_reasons_model_wanted(model)) for a candidate the
-   * model scored (every non-zero contribution, strongest first); NULL when it was not scored. */
+  /* vd_model_reasons(model, contributions, request, VD_REASONS_MAX, !selected) for a candidate
+   * the model scored (the strongest contributions; only the lowering ones for a candidate not
+   * selected); NULL when it was not scored. */
   const json_t *model_reasons;
   bool selected; /* eligible and ranked in the response */
 } vd_reasons_input;
 
 json_t *vd_reasons_build(const vd_reasons_input *in);
-/* How many model contributions vd_reasons_build may need (all of them: the strongest ones
- * against a candidate may rank below the strongest ones for it). */
-size_t vd_reasons_model_wanted(const vd_model *model);
 /* The reason texts the manifest lacks: [{"feature", "direction", "generated"}] (a new array;
  * empty when every feature has both texts). */
 json_t *vd_reasons_missing(const vd_model *model);

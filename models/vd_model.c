@@ -347,22 +347,21 @@ void vd_model_reason_text(const vd_model *m, size_t feature, bool raised, const 
   vd_buf_free(&b);
 }
 
-json_t *vd_model_reasons(const vd_model *m, const vd_model_result *r, const json_t *request,
-                         size_t max) {
+json_t *vd_model_reasons(const vd_model *m, const double *phi, const json_t *request, size_t max,
+                         bool only_lowering) {
   json_t *out = json_array();
-  if (!r->has_contributions) return out;
-  size_t n = r->feature_count;
+  size_t n = vd_features_count(m->features) + 1;
   unsigned char *used = calloc(n, 1);
   if (!used) return out;
   for (size_t k = 0; k < max && k < n; k++) {
     size_t best = n;
     for (size_t i = 0; i < n; i++)
-      if (!used[i] &&
-          (best == n || fabs(r->feature_contributions[i]) > fabs(r->feature_contributions[best])))
+      if (!used[i] && !(only_lowering && phi[i] >= 0) &&
+          (best == n || fabs(phi[i]) > fabs(phi[best])))
         best = i;
-    if (best == n || r->feature_contributions[best] == 0.0) break;
+    if (best == n || phi[best] == 0.0) break;
     used[best] = 1;
-    bool raised = r->feature_contributions[best] > 0;
+    bool raised = phi[best] > 0;
     bool is_treatment = best + 1 == n;
     char text[512];
     vd_model_reason_text(m, best, raised, request, text, sizeof text);
@@ -376,7 +375,7 @@ json_t *vd_model_reasons(const vd_model *m, const vd_model_result *r, const json
       const json_t *v = vd_json_get_path(request, source);
       json_object_set_new(o, "value", v ? json_deep_copy(v) : json_null());
     }
-    json_object_set_new(o, "contribution", json_real(r->feature_contributions[best]));
+    json_object_set_new(o, "contribution", json_real(phi[best]));
     json_object_set_new(o, "direction", json_string(raised ? "up" : "down"));
     json_object_set_new(o, "text", json_string(text));
     json_array_append_new(out, o);

@@ -85,11 +85,13 @@ bool vd_model_score(const vd_model *model, const json_t *request, const char *tr
  * Writes into buf. */
 void vd_model_reason_text(const vd_model *model, size_t feature, bool raised, const json_t *request,
                           char *buf, size_t size);
-/* The `max` strongest feature contributions as JSON, strongest first:
- * [{"feature", "source", "value", "contribution", "direction": "up"/"down", "text"}...].
- * Needs a result with contributions. New reference. */
-json_t *vd_model_reasons(const vd_model *model, const vd_model_result *result,
-                         const json_t *request, size_t max);
+/* The `max` strongest non-zero feature contributions as JSON, strongest first:
+ * [{"feature", "source", "value", "contribution", "direction": "up"/"down", "text"}...];
+ * only_lowering keeps the ones that lowered the expected response (the reasons against).
+ * feature_contributions is a result's (vd_model_feature_count() + 1 values, the last the
+ * treatment). New reference. */
+json_t *vd_model_reasons(const vd_model *model, const double *feature_contributions,
+                         const json_t *request, size_t max, bool only_lowering);
 /* For the trace: {"features": {column: value|null}, "contributions": {column: phi},
  * "bias", "margin", "p_treatment", "p_control", "uplift", "margin_control"}. New reference. */
 json_t *vd_model_result_to_json(const vd_model *model, const vd_model_result *result);

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t a = 0; a <= vd_model_arm_count(m); a++) {
       const char *t = a < vd_model_arm_count(m) ? vd_model_arm(m, a) : vd_model_control(m);
       if (vd_model_score(m, req, t, true, &r, &err)) {
-        json_decref(vd_model_reasons(m, &r, req, 3));
+        json_decref(vd_model_reasons(m, r.feature_contributions, req, 3, false));
         json_decref(vd_model_result_to_json(m, &r));
       }
     }

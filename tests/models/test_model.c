@@ -78,7 +78,7 @@ START_TEST(scores_treatment_and_control_with_contributions) {
   ck_assert(vd_model_score(m, req, "No E-Mail", false, &c, &err));
   ck_assert(c.p_treatment == r.p_control && c.uplift == 0.0 && !c.has_contributions);
   /* reasons: strongest first, texts from the manifest with the value filled in */
-  json_t *reasons = vd_model_reasons(m, &r, req, 3);
+  json_t *reasons = vd_model_reasons(m, r.feature_contributions, req, 3, false);
   ck_assert_uint_eq(json_array_size(reasons), 3);
   double prev = INFINITY;
   for (size_t i = 0; i < 3; i++) {
@@ -89,6 +89,21 @@ START_TEST(scores_treatment_and_control_with_contributions) {
     const char *text = json_string_value(json_object_get(o, "text"));
     ck_assert(text && !strstr(text, "{value}"));
   }
+  /* the reasons against: only contributions that lowered the response, strongest first */
+  json_t *against = vd_model_reasons(m, r.feature_contributions, req, 20, true);
+  size_t lowering = 0;
+  for (size_t i = 0; i < r.feature_count; i++) lowering += r.feature_contributions[i] < 0;
+  ck_assert_uint_eq(json_array_size(against), lowering);
+  ck_assert_uint_gt(lowering, 0);
+  prev = INFINITY;
+  for (size_t i = 0; i < json_array_size(against); i++) {
+    const json_t *o = json_array_get(against, i);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "direction")), "down");
+    double v = fabs(json_real_value(json_object_get(o, "contribution")));
+    ck_assert(v <= prev);
+    prev = v;
+  }
+  json_decref(against);
   char text[256];
   vd_model_reason_text(m, 1, true, req, text, sizeof text); /* history */
   ck_assert_str_eq(text, "Spent $650.00 last year, which raised the expected response");
