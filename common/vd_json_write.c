@@ -156,80 +156,80 @@ static void write_integer(json_int_t v, vd_buf *out) {
   put(out, p, (size_t)(buf + sizeof buf - p));
 }
 
-/* %.17g without printf for 1e-6 <= |v| < 1e17 (most trace numbers): the P = 17 significant
- * digits are round-half-even(|v| * 10^k) with k = P - 1 - X, computed exactly in 128-bit integers
- * (mantissa < 2^53, 10^k <= 10^22 < 2^74); then glibc's %g layout (for P = 17). With a smaller
- * precision and must_round_trip, the digits are kept only when they read back as v: the digits
- * c (< 2^53) and 10^k are exact doubles, so c / 10^k is one correctly rounded division — what
- * strtod returns for the text. Returns the length written to buf (>= 32 bytes), 0 when v is
- * outside the range or (must_round_trip) the digits do not read back as v. */
-static size_t format_g(double v, int precision, bool must_round_trip, char *buf) {
-  double a = fabs(v);
-  if (!(a >= 1e-6 && a < 1e17)) return 0;
+static const uint64_t p10[] = {1u,
+                               10u,
+                               100u,
+                               1000u,
+                               10000u,
+                               100000u,
+                               1000000u,
+                               10000000u,
+                               100000000u,
+                               1000000000u,
+                               10000000000u,
+                               100000000000u,
+                               1000000000000u,
+                               10000000000000u,
+                               100000000000000u,
+                               1000000000000000u,
+                               10000000000000000u,
+                               100000000000000000u,
+                               1000000000000000000u,
+                               10000000000000000000u};
+
+/* The first 17 significant digits of a (1e-6 <= a < 1e17) without printf: *whole is
+ * floor(a * 10^k) with k = 16 - X (X the decimal exponent, in *x), computed exactly in 128-bit
+ * integers (mantissa < 2^53, 10^k <= 10^22 < 2^74); *tail tells how the cut-off rest compares
+ * with half a unit of the 17th digit (-1, 0, 1) and *inexact whether any rest was cut. False when
+ * a is outside the range (the caller uses snprintf). */
+static bool first_17_digits(double a, uint64_t *whole_out, int *x_out, int *k_out, int *tail,
+                            bool *inexact) {
+  if (!(a >= 1e-6 && a < 1e17)) return false;
   int exp2;
   double frac = frexp(a, &exp2); /* a = frac * 2^exp2, frac in [0.5, 1) */
   uint64_t mantissa = (uint64_t)ldexp(frac, 53);
   int shift = 53 - exp2; /* a = mantissa * 2^-shift */
   int x = (int)floor(log10(a));
-  static const uint64_t p10[] = {1u,
-                                 10u,
-                                 100u,
-                                 1000u,
-                                 10000u,
-                                 100000u,
-                                 1000000u,
-                                 10000000u,
-                                 100000000u,
-                                 1000000000u,
-                                 10000000000u,
-                                 100000000000u,
-                                 1000000000000u,
-                                 10000000000000u,
-                                 100000000000000u,
-                                 1000000000000000u,
-                                 10000000000000000u,
-                                 100000000000000000u,
-                                 1000000000000000000u,
-                                 10000000000000000000u};
-  uint64_t q = 0;
-  const uint64_t top = p10[precision], bottom = p10[precision - 1];
-  int k = 0;
   for (int attempt = 0; attempt < 3; attempt++) {
-    k = precision - 1 - x;
-    if (k < 0 || k > 22) return 0;
+    int k = 16 - x;
+    if (k < 0 || k > 22) return false;
     unsigned __int128 scaled =
         (unsigned __int128)mantissa * (k > 19 ? (unsigned __int128)p10[19] * p10[k - 19] : p10[k]);
     unsigned __int128 whole, rest = 0, half = 0;
     if (shift > 0) {
-      if (shift >= 127) return 0;
+      if (shift >= 127) return false;
       whole = scaled >> shift;
       rest = scaled & ((((unsigned __int128)1) << shift) - 1);
       half = ((unsigned __int128)1) << (shift - 1);
     } else {
-      if (-shift > 10) return 0;
+      if (-shift > 10) return false;
       whole = scaled << -shift;
     }
-    if (whole >= top) {
+    if (whole >= p10[17]) {
       x++;
       continue;
     }
-    if (whole < bottom) {
+    if (whole < p10[16]) {
       x--;
       continue;
     }
-    q = (uint64_t)whole;
-    if (shift > 0 && (rest > half || (rest == half && (q & 1)))) q++;
-    break;
+    *whole_out = (uint64_t)whole;
+    *x_out = x;
+    *k_out = k;
+    *tail = rest > half ? 1 : rest == half && shift > 0 ? 0 : -1;
+    *inexact = rest != 0;
+    return true;
   }
-  if (!q) return 0;
-  if (must_round_trip) {
-    static const double p10d[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    if (q > (UINT64_C(1) << 53) || k < 0 || k > 22 || (double)q / p10d[k] != a) return 0;
-  }
-  if (q == top) {
-    q = bottom;
+  return false;
+}
+
+/* glibc's %g layout of the `precision` digits q (X = x) as jansson writes them: fixed notation
+ * for -5 < X < 17, else d.ddde-0X with the exponent's leading zero stripped; trailing zeros
+ * dropped, ".0" kept on an integral value. Returns the length (buf >= 32 bytes), 0 when X is out
+ * of the range this handles. */
+static size_t layout_g(bool negative, uint64_t q, int precision, int x, char *buf) {
+  if (q == p10[precision]) { /* rounding carried into a new digit */
+    q = p10[precision - 1];
     x++;
   }
   if (x >= 17 || x < -6) return 0;
@@ -242,7 +242,7 @@ static size_t format_g(double v, int precision, bool must_round_trip, char *buf)
   int last = 16; /* %g drops trailing zeros */
   while (last > 0 && digits[last] == '0') last--;
   size_t n = 0;
-  if (signbit(v)) buf[n++] = '-';
+  if (negative) buf[n++] = '-';
   if (x < -4) { /* d.ddde-0X, jansson strips the exponent's leading zero */
     buf[n++] = digits[0];
     if (last > 0) {
@@ -275,6 +275,32 @@ static size_t format_g(double v, int precision, bool must_round_trip, char *buf)
   return n;
 }
 
+/* %.17g without printf for 1e-6 <= |v| < 1e17 (most trace numbers): the 17 digits
+ * round-half-even. With `shortest`, the fewest of 15, 16 or 17 digits that read back as v: the
+ * 15 (16) digit rounding of the exact value comes from the same 17 digits and the rest, and it
+ * reads back as v when c / 10^k == |v| — c (< 2^53) and 10^k (k <= 22) are exact doubles, so
+ * that is one correctly rounded division, what strtod does with the text. Returns the length
+ * written to buf (>= 32 bytes), 0 when v is outside the range (the caller uses snprintf). */
+static size_t format_g(double v, bool shortest, char *buf) {
+  double a = fabs(v);
+  uint64_t whole;
+  int x, k, tail;
+  bool inexact;
+  if (!first_17_digits(a, &whole, &x, &k, &tail, &inexact)) return 0;
+  static const double p10d[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  for (int precision = 15; shortest && precision < 17; precision++) {
+    uint64_t d = p10[17 - precision], c = whole / d, r = whole % d;
+    if (r > d / 2 || (r == d / 2 && (inexact || (c & 1)))) c++; /* half-even on the exact value */
+    int kp = k - (17 - precision);
+    if (c <= (UINT64_C(1) << 53) && kp >= 0 && kp <= 22 && (double)c / p10d[kp] == a)
+      return layout_g(signbit(v), c, precision, x, buf);
+  }
+  uint64_t q = whole + (tail > 0 || (tail == 0 && (whole & 1)));
+  return layout_g(signbit(v), q, 17, x, buf);
+}
+
 /* The shortest of %.15g, %.16g and %.17g that reads back as v (%.15g is the shortest form
  * whenever any of at most 15 digits is: %g drops trailing zeros), with snprintf + strtod: the
  * values format_g cannot take. Returns the length written to buf (40 bytes of room), 0 on error. */
@@ -303,9 +329,7 @@ static void write_real(double v, bool shortest, vd_buf *out) {
     return;
   }
   char *buf = out->data + out->len;
-  size_t fast = shortest ? format_g(v, 15, true, buf) : format_g(v, 17, false, buf);
-  if (!fast && shortest) fast = format_g(v, 16, true, buf);
-  if (!fast) fast = format_g(v, 17, false, buf);
+  size_t fast = format_g(v, shortest, buf);
   if (fast) {
     out->len += fast;
     return;
