@@ -137,11 +137,9 @@ static bool check_at(const json_t *root, const json_t *schema, vd_buf *path, vd_
     } else if (strcmp(key, "if") == 0 || strcmp(key, "then") == 0 || strcmp(key, "else") == 0) {
       if (!json_object_get(schema, "if")) return fail_at(err, path, "no \"if\" for", key);
       if (!check_child(root, value, path, key, err)) return false;
-    } else if (strcmp(key, "const") == 0) {
-      continue; /* any JSON value */
-    } else if (strcmp(key, "title") == 0 || strcmp(key, "description") == 0 ||
-               strcmp(key, "$schema") == 0) {
-      continue;
+    } else if (strcmp(key, "const") == 0 || strcmp(key, "title") == 0 ||
+               strcmp(key, "description") == 0 || strcmp(key, "$schema") == 0) {
+      continue; /* const takes any JSON value; the others are annotations */
     } else {
       return fail_at(err, path, "unsupported keyword", key);
     }

@@ -438,8 +438,8 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
   const outcome_kind *k = run.kind;
   tally_sort(transitions);
   tally_sort(causes);
-  qsort(before_scores->v, before_scores->n, sizeof(double), cmp_double);
-  qsort(after_scores->v, after_scores->n, sizeof(double), cmp_double);
+  if (before_scores->n) qsort(before_scores->v, before_scores->n, sizeof(double), cmp_double);
+  if (after_scores->n) qsort(after_scores->v, after_scores->n, sizeof(double), cmp_double);
   static const double qs[] = {0.1, 0.5, 0.9};
   const char *score_name = triage ? "model confidence" : "score";
   if (as_json) {

@@ -85,11 +85,13 @@ START_TEST(the_discriminator_picks_the_shape_and_reports_its_violations) {
 END_TEST
 
 START_TEST(check_refuses_dangling_and_cyclic_references) {
+  static const char cycle[] =
+      "{\"$defs\": {\"a\": {\"$ref\": \"#/$defs/b\"}, \"b\": {\"allOf\": [{\"$ref\": "
+      "\"#/$defs/a\"}]}}, \"$ref\": \"#/$defs/a\"}";
   const char *bad[] = {
       "{\"$ref\": \"#/$defs/missing\"}",
       "{\"$ref\": \"other.json#/x\"}",
-      "{\"$defs\": {\"a\": {\"$ref\": \"#/$defs/b\"}, \"b\": {\"allOf\": [{\"$ref\": "
-      "\"#/$defs/a\"}]}}, \"$ref\": \"#/$defs/a\"}",
+      cycle,
       "{\"properties\": {\"x\": {\"$defs\": {}}}}",
       "{\"then\": {}}",
       "{\"allOf\": []}",

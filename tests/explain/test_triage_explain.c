@@ -170,11 +170,11 @@ static void assert_breaks(const fixture *f, const json_t *broken, const char *fi
 /* A card number that becomes a new one when the masked text is masked again: the digits after
  * the masked card, with its last four in front, pass the Luhn check. */
 static void unstable_card_text(char *out, size_t size) {
-  for (char x = '0'; x <= '9'; x++) {
+  for (int x = '0'; x <= '9'; x++) {
     char digits[] = "111112345678901?";
-    digits[15] = x;
+    digits[15] = (char)x;
     if (vd_luhn_valid(digits, 16)) {
-      snprintf(out, size, "card 4111111111111111 1234 5678 901%c was charged twice", x);
+      snprintf(out, size, "card 4111111111111111 1234 5678 901%c was charged twice", (char)x);
       return;
     }
   }
