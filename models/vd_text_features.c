@@ -20,6 +20,7 @@ void vd_text_config_default(vd_text_config *config) {
   config->char_ngram_min = 3;
   config->char_ngram_max = 5;
   config->char_weight = 0.3;
+  config->sublinear_tf = true;
 }
 
 bool vd_text_config_check(const vd_text_config *c, vd_error *err) {
@@ -45,10 +46,11 @@ bool vd_text_config_check(const vd_text_config *c, vd_error *err) {
 }
 
 json_t *vd_text_config_to_json(const vd_text_config *c) {
-  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:f}", "hash", "murmur3_x86_32", "hash_bits",
+  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:s}", "hash", "murmur3_x86_32", "hash_bits",
                    (json_int_t)c->hash_bits, "word_ngram_max", (json_int_t)c->word_ngram_max,
                    "char_ngram_min", (json_int_t)c->char_ngram_min, "char_ngram_max",
-                   (json_int_t)c->char_ngram_max, "char_weight", c->char_weight);
+                   (json_int_t)c->char_ngram_max, "char_weight", c->char_weight, "tf",
+                   c->sublinear_tf ? "log" : "raw");
 }
 
 static bool config_uint(const json_t *json, const char *where, const char *key, unsigned *out,
@@ -83,6 +85,13 @@ bool vd_text_config_from_json(const json_t *json, const char *where, vd_text_con
     return vd_error_field(err, field, "expected a number");
   }
   c->char_weight = json_number_value(w);
+  const json_t *tf = json_object_get(json, "tf");
+  const char *tf_mode = tf ? json_string_value(tf) : "raw";
+  if (!tf_mode || (strcmp(tf_mode, "raw") != 0 && strcmp(tf_mode, "log") != 0)) {
+    snprintf(field, sizeof field, "%s.tf", where);
+    return vd_error_field(err, field, "expected \"raw\" or \"log\"");
+  }
+  c->sublinear_tf = strcmp(tf_mode, "log") == 0;
   vd_error local;
   if (!vd_text_config_check(c, &local)) {
     snprintf(field, sizeof field, "%s.%s", where, local.field);
@@ -507,10 +516,18 @@ bool vd_text_featurise(const vd_text_config *c, const char *text, size_t len, vd
   double norm2 = 0;
   size_t n = 0;
   for (size_t e = 0; e < f->emit_count;) {
-    size_t end = e;
+    size_t end = e, hits[3] = {0, 0, 0};
     double v = 0;
-    while (end < f->emit_count && f->emits[end].bucket == f->emits[e].bucket)
-      v += f->emits[end++].value;
+    while (end < f->emit_count && f->emits[end].bucket == f->emits[e].bucket) {
+      v += f->emits[end].value;
+      hits[f->emits[end++].origin.kind]++;
+    }
+    if (c->sublinear_tf) {
+      v = 0;
+      if (hits[VD_TEXT_WORD_NGRAM]) v += 1.0 + log((double)hits[VD_TEXT_WORD_NGRAM]);
+      if (hits[VD_TEXT_CHAR_NGRAM])
+        v += (float)c->char_weight * (1.0 + log((double)hits[VD_TEXT_CHAR_NGRAM]));
+    }
     f->indices[n] = f->emits[e].bucket;
     f->values[n] = (float)v;
     f->origin_start[n] = e;

@@ -15,7 +15,9 @@
  *    - word n-grams for n = 1 .. word_ngram_max (tokens joined by one space), value 1 each;
  *    - character n-grams for n = char_ngram_min .. char_ngram_max over each word padded as
  *      "<word>" (code points, not bytes; not for "<num>"), value char_weight each;
- *    - values of the same bucket add up; the vector is then scaled to unit L2 norm.
+ *    - values of the same bucket add up (raw term frequency), or with sublinear_tf ("tf": "log")
+ *      n hits of one kind on a bucket count 1 + ln n times the kind's value (a word repeated in
+ *      a request does not outweigh the rest of it); the vector is then scaled to unit L2 norm.
  * 3. The hash is MurmurHash3 x86 32-bit (Austin Appleby's, public domain) of the n-gram's bytes
  *    with seed 0x5644 + kind (1 word n-gram, 2 char n-gram); bucket = hash mod 2^hash_bits.
  *    Changing any of these is a model-breaking change: a model records the config it was
@@ -55,16 +57,19 @@ typedef struct vd_text_config {
   unsigned char_ngram_min; /* 0 with char_ngram_max 0: no character n-grams */
   unsigned char_ngram_max;
   double char_weight; /* value of one character n-gram relative to a word n-gram */
+  bool sublinear_tf;  /* a bucket hit n times by n-grams of one kind is worth 1 + ln n, not n */
 } vd_text_config;
 
 /* The defaults (the configuration the shipped triage model was chosen with). */
 void vd_text_config_default(vd_text_config *config);
 /* Checks ranges; err names the bad field ("char_ngram_min: must be <= char_ngram_max"). */
 bool vd_text_config_check(const vd_text_config *config, vd_error *err);
-/* {"hash": "murmur3_x86_32", "hash_bits": 18, "word_ngram_max": 2, ...}. New reference. */
+/* {"hash": "murmur3_x86_32", "hash_bits": 18, "word_ngram_max": 2, ..., "tf": "log"|"raw"}.
+ * New reference. */
 json_t *vd_text_config_to_json(const vd_text_config *config);
-/* Parses the object above (every field required, "hash" must match); err->field is prefixed
- * with `where` ("manifest.featuriser.hash_bits"). */
+/* Parses the object above (every field required but "tf", which defaults to "raw" as in bundles
+ * written before it existed; "hash" must match); err->field is prefixed with `where`
+ * ("manifest.featuriser.hash_bits"). */
 bool vd_text_config_from_json(const json_t *json, const char *where, vd_text_config *config,
                               vd_error *err);
 

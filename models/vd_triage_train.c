@@ -27,10 +27,15 @@ void vd_triage_train_defaults(vd_triage_train_options *o) {
   o->updater = "shotgun";
   vd_text_config_default(&o->featuriser);
   o->min_df = 2;
-  o->rounds = 15;
-  o->eta = 0.25;
+  o->selection = "frequency";
+  o->rounds = 12;
+  o->eta = 1.0;
   o->lambda = 1e-5;
-  o->alpha = 1e-5;
+  o->alpha = 0;
+  o->lambda_start = 1e-3;
+  o->lambda_decay = 0.6;
+  o->holdout = 0.2;
+  o->refit = true;
   o->max_depth = 6;
   o->min_child_weight = 0.01;
   o->oos_weight = 1.0;
@@ -195,20 +200,24 @@ static bool featurise_all(const vd_text_config *cfg, const dataset *d, vd_text_f
   return true;
 }
 
-/* Maps bucket-space rows to model columns (dropping buckets the model does not read). */
-static bool to_columns(const csr *in, const int32_t *column_of, csr *out, vd_error *err) {
+/* Maps bucket-space rows to model columns (dropping buckets the model does not read), leaving
+ * out the rows with skip[r] (skip may be NULL). */
+static bool to_columns(const csr *in, const bool *skip, const int32_t *column_of, csr *out,
+                       vd_error *err) {
   out->indptr = malloc((in->rows + 1) * sizeof(size_t));
   if (!out->indptr) return vd_error_set(err, "out of memory");
   out->indptr[0] = 0;
+  size_t rows = 0;
   for (size_t r = 0; r < in->rows; r++) {
+    if (skip && skip[r]) continue;
     for (size_t j = in->indptr[r]; j < in->indptr[r + 1]; j++) {
       int32_t c = column_of[in->indices[j]];
       if (c >= 0 && !csr_push(out, (unsigned)c, in->values[j]))
         return vd_error_set(err, "out of memory");
     }
-    out->indptr[r + 1] = out->nnz;
+    out->indptr[++rows] = out->nnz;
   }
-  out->rows = in->rows;
+  out->rows = rows;
   return true;
 }
 
@@ -238,9 +247,14 @@ static json_t *train_params_json(const vd_triage_train_options *o, size_t k) {
                         (json_int_t)o->rounds, "eta", o->eta, "nthread", (json_int_t)o->nthread,
                         "oos_weight", o->oos_weight, "min_df", (json_int_t)o->min_df);
   json_object_set_new(p, "max_columns", json_integer(o->max_columns));
+  json_object_set_new(p, "selection", json_string(o->selection));
+  json_object_set_new(p, "holdout", json_real(o->holdout));
+  json_object_set_new(p, "target_escalation", json_real(o->target_escalation));
   if (strcmp(o->booster, "gblinear") == 0) {
     json_object_set_new(p, "updater", json_string(o->updater));
     json_object_set_new(p, "lambda", json_real(o->lambda));
+    json_object_set_new(p, "lambda_start", json_real(o->lambda_start));
+    json_object_set_new(p, "lambda_decay", json_real(o->lambda_decay));
     json_object_set_new(p, "alpha", json_real(o->alpha));
   } else {
     json_object_set_new(p, "tree_method", json_string("hist"));
@@ -385,20 +399,38 @@ static bool write_json(const char *path, const json_t *j, vd_error *err) {
   return true;
 }
 
+/* One trained model: the buckets it reads (its columns) and its booster. */
+typedef struct fitted {
+  uint32_t *columns; /* column → bucket, increasing */
+  size_t column_count;
+  int32_t *column_of; /* bucket → column or -1 */
+  DMatrixHandle dtrain;
+  BoosterHandle booster;
+} fitted;
+
+static void fitted_free(fitted *f) {
+  free(f->columns);
+  free(f->column_of);
+  if (f->booster) XGBoosterFree(f->booster);
+  if (f->dtrain) XGDMatrixFree(f->dtrain);
+  memset(f, 0, sizeof *f);
+}
+
 typedef struct trainer {
   const vd_triage_train_options *o;
   FILE *log;
+  uint64_t started;
   dataset train, val;
   char **classes;
   size_t k;
   int oos;
   int *train_labels, *val_labels;
-  csr train_buckets, val_buckets, train_cols, val_cols;
-  uint32_t *columns; /* column → bucket */
-  size_t column_count;
-  int32_t *column_of; /* bucket → column or -1 */
-  DMatrixHandle dtrain, dval;
-  BoosterHandle booster;
+  bool *held_out; /* per training row: in the holdout */
+  size_t held_count;
+  csr train_buckets, val_buckets;
+  fitted stage; /* trained without the holdout: fits the temperature and the threshold */
+  fitted final; /* the shipped model (the stage model again without refit) */
+  double temperature, threshold;
   double *val_margins;
   json_t *manifest;
 } trainer;
@@ -409,15 +441,11 @@ static void trainer_free(trainer *t) {
   free(t->classes);
   free(t->train_labels);
   free(t->val_labels);
+  free(t->held_out);
   csr_free(&t->train_buckets);
   csr_free(&t->val_buckets);
-  csr_free(&t->train_cols);
-  csr_free(&t->val_cols);
-  free(t->columns);
-  free(t->column_of);
-  if (t->dtrain) XGDMatrixFree(t->dtrain);
-  if (t->dval) XGDMatrixFree(t->dval);
-  if (t->booster) XGBoosterFree(t->booster);
+  fitted_free(&t->stage);
+  fitted_free(&t->final);
   free(t->val_margins);
   json_decref(t->manifest);
 }
@@ -432,6 +460,33 @@ static bool label_rows(trainer *t, const dataset *d, const char *path, int **lab
       return vd_error_set(err, "%s: row %zu: intent \"%s\" does not occur in the training data",
                           path, i + 1, d->rows[i].intent);
   }
+  return true;
+}
+
+/* The holdout: the last round(share × n) of each intent's n training rows in file order (at
+ * least one row of every intent stays in training). The file order keeps paraphrases written
+ * together on the same side, so the holdout is closer to requests the model has not seen. */
+static bool mark_holdout(trainer *t, vd_error *err) {
+  size_t *total = calloc(t->k, sizeof(size_t)), *seen = calloc(t->k, sizeof(size_t));
+  t->held_out = calloc(t->train.count ? t->train.count : 1, sizeof(bool));
+  if (!total || !seen || !t->held_out) {
+    free(total);
+    free(seen);
+    return vd_error_set(err, "out of memory");
+  }
+  for (size_t r = 0; r < t->train.count; r++) total[t->train_labels[r]]++;
+  t->held_count = 0;
+  for (size_t r = 0; r < t->train.count; r++) {
+    size_t c = (size_t)t->train_labels[r], held = (size_t)floor(t->o->holdout * total[c] + 0.5);
+    if (held >= total[c]) held = total[c] - 1;
+    t->held_out[r] = seen[c]++ >= total[c] - held;
+    t->held_count += t->held_out[r];
+  }
+  free(total);
+  free(seen);
+  if (t->held_count == 0)
+    return vd_error_field(err, "holdout", "%.3g of the training rows holds out no row",
+                          t->o->holdout);
   return true;
 }
 
@@ -452,15 +507,17 @@ static int by_bucket(const void *a, const void *b) {
 }
 
 /* The largest chi-squared statistic over the classes of "the text has bucket b" against "the text
- * is of class c": how much knowing the bucket tells about some class. */
-static void chi2_scores(const trainer *t, scored_bucket *cand, size_t n, const int32_t *slot,
-                        uint32_t *counts, const size_t *class_rows) {
+ * is of class c": how much knowing the bucket tells about some class. Rows with skip[r] are not
+ * counted. */
+static void chi2_scores(const trainer *t, const bool *skip, scored_bucket *cand, size_t n,
+                        const int32_t *slot, uint32_t *counts, const size_t *class_rows,
+                        size_t rows) {
   const csr *m = &t->train_buckets;
   for (size_t r = 0; r < m->rows; r++)
-    for (size_t j = m->indptr[r]; j < m->indptr[r + 1]; j++)
+    for (size_t j = m->indptr[r]; !(skip && skip[r]) && j < m->indptr[r + 1]; j++)
       if (slot[m->indices[j]] >= 0) /* buckets below min_df are no candidates */
         counts[(size_t)slot[m->indices[j]] * t->k + (size_t)t->train_labels[r]]++;
-  double total = (double)m->rows;
+  double total = (double)rows;
   for (size_t i = 0; i < n; i++) {
     const uint32_t *cnt = counts + i * t->k;
     double with = 0;
@@ -476,20 +533,30 @@ static void chi2_scores(const trainer *t, scored_bucket *cand, size_t n, const i
   }
 }
 
-/* Columns: buckets in at least min_df training texts; with max_columns, only the max_columns of
- * them with the highest chi-squared score. Columns are in increasing bucket order. */
-static bool select_columns(trainer *t, vd_error *err) {
+/* Columns from the training rows without skip[r]: buckets in at least min_df of those texts;
+ * with max_columns, only the max_columns of them in the most texts ("frequency": common words
+ * and word pieces carry the context a linear model needs; measured 92.0 % against 90.4 % for
+ * chi2 at 8,000 columns on the holdout) or with the highest chi-squared score ("chi2"). Columns
+ * are in increasing bucket order. */
+static bool select_columns(const trainer *t, const bool *skip, fitted *f, vd_error *err) {
   size_t space = (size_t)1 << t->o->featuriser.hash_bits;
   unsigned min_df = t->o->min_df ? t->o->min_df : 1;
   uint32_t *df = calloc(space, sizeof(uint32_t));
   int32_t *slot = malloc(space * sizeof(int32_t));
-  t->column_of = malloc(space * sizeof(int32_t));
+  f->column_of = malloc(space * sizeof(int32_t));
   scored_bucket *cand = NULL;
   uint32_t *counts = NULL;
   size_t *class_rows = calloc(t->k, sizeof(size_t));
   bool ok = false;
-  if (!df || !slot || !t->column_of || !class_rows) goto oom;
-  for (size_t j = 0; j < t->train_buckets.nnz; j++) df[t->train_buckets.indices[j]]++;
+  if (!df || !slot || !f->column_of || !class_rows) goto oom;
+  const csr *m = &t->train_buckets;
+  size_t rows = 0;
+  for (size_t r = 0; r < m->rows; r++) {
+    if (skip && skip[r]) continue;
+    rows++;
+    class_rows[t->train_labels[r]]++;
+    for (size_t j = m->indptr[r]; j < m->indptr[r + 1]; j++) df[m->indices[j]]++;
+  }
   size_t n = 0;
   for (size_t b = 0; b < space; b++) n += df[b] >= min_df;
   cand = malloc((n ? n : 1) * sizeof *cand);
@@ -503,22 +570,23 @@ static bool select_columns(trainer *t, vd_error *err) {
     }
   }
   if (t->o->max_columns && n > t->o->max_columns) {
-    counts = calloc(n * t->k, sizeof(uint32_t));
-    if (!counts) goto oom;
-    for (size_t r = 0; r < t->train.count; r++) class_rows[t->train_labels[r]]++;
-    chi2_scores(t, cand, n, slot, counts, class_rows);
+    if (strcmp(t->o->selection, "chi2") == 0) {
+      counts = calloc(n * t->k, sizeof(uint32_t));
+      if (!counts) goto oom;
+      chi2_scores(t, skip, cand, n, slot, counts, class_rows, rows);
+    }
     qsort(cand, n, sizeof *cand, by_score_desc);
     n = t->o->max_columns;
     qsort(cand, n, sizeof *cand, by_bucket);
   }
-  t->columns = malloc((n ? n : 1) * sizeof(uint32_t));
-  if (!t->columns) goto oom;
-  for (size_t b = 0; b < space; b++) t->column_of[b] = -1;
+  f->columns = malloc((n ? n : 1) * sizeof(uint32_t));
+  if (!f->columns) goto oom;
+  for (size_t b = 0; b < space; b++) f->column_of[b] = -1;
   for (size_t i = 0; i < n; i++) {
-    t->column_of[cand[i].bucket] = (int32_t)i;
-    t->columns[i] = cand[i].bucket;
+    f->column_of[cand[i].bucket] = (int32_t)i;
+    f->columns[i] = cand[i].bucket;
   }
-  t->column_count = n;
+  f->column_count = n;
   ok = n > 0 || vd_error_set(err, "no feature occurs in min_df = %u training texts", min_df);
   goto done;
 oom:
@@ -532,102 +600,222 @@ done:
   return ok;
 }
 
-static json_t *columns_json(const trainer *t) {
+static json_t *columns_json(const fitted *f) {
   json_t *a = json_array();
-  for (size_t j = 0; j < t->column_count; j++)
-    json_array_append_new(a, json_integer(t->columns[j]));
+  for (size_t j = 0; j < f->column_count; j++)
+    json_array_append_new(a, json_integer(f->columns[j]));
   return a;
 }
 
-static bool evaluate(trainer *t, const char *model_path, json_t *metrics, vd_error *err) {
-  size_t n = t->val.count, k = t->k;
-  int *pred = malloc(n * sizeof(int));
-  double *conf_raw = malloc(n * sizeof(double)), *conf = malloc(n * sizeof(double));
-  bool *correct = malloc(n * sizeof(bool));
-  double *p = malloc(k * sizeof(double));
-  bool ok = pred && conf_raw && conf && correct && p;
-  if (!ok) {
-    vd_error_set(err, "out of memory");
-    goto done;
+/* Selects the columns and trains a booster on the training rows without skip[r] (all rows when
+ * skip is NULL). */
+static bool train_model(const trainer *t, const bool *skip, const char *what, fitted *f,
+                        vd_error *err) {
+  const vd_triage_train_options *o = t->o;
+  uint64_t t0 = vd_monotonic_ns();
+  csr cols = {0};
+  float *labels = malloc(t->train.count * sizeof(float)),
+        *weights = malloc(t->train.count * sizeof(float));
+  bool ok = labels && weights;
+  if (!ok) vd_error_set(err, "out of memory");
+  size_t rows = 0;
+  for (size_t r = 0; ok && r < t->train.count; r++) {
+    if (skip && skip[r]) continue;
+    labels[rows] = (float)t->train_labels[r];
+    weights[rows++] = t->train_labels[r] == t->oos ? (float)o->oos_weight : 1.0f;
   }
-  double temperature;
-  ok = vd_calibration_fit_temperature(t->val_margins, t->val_labels, n, k, &temperature, err);
-  if (!ok) goto done;
-  size_t in = 0, in_ok = 0, oos = 0, oos_ok = 0;
+  ok = ok && select_columns(t, skip, f, err) &&
+       to_columns(&t->train_buckets, skip, f->column_of, &cols, err) &&
+       make_dmatrix(&cols, f->column_count, &f->dtrain, err) &&
+       XGB_OK(XGDMatrixSetFloatInfo(f->dtrain, "label", labels, rows), err) &&
+       XGB_OK(XGDMatrixSetFloatInfo(f->dtrain, "weight", weights, rows), err) &&
+       XGB_OK(XGBoosterCreate(&f->dtrain, 1, &f->booster), err) &&
+       configure_booster(f->booster, o, t->k, err);
+  if (ok && t->log)
+    fprintf(t->log, "%s: %zu rows, %zu columns (%zu nonzeros)\n", what, rows, f->column_count,
+            cols.nnz);
+  bool linear = strcmp(o->booster, "gblinear") == 0;
+  for (unsigned r = 0; ok && r < o->rounds; r++) {
+    if (linear && o->lambda_start > 0) {
+      double lambda = fmax(o->lambda, o->lambda_start * pow(o->lambda_decay, (double)r));
+      /* Setting one penalty makes XGBoost re-read both: give alpha again with it. */
+      ok = set_param(f->booster, "lambda", "%.17g", lambda, err) &&
+           set_param(f->booster, "alpha", "%.17g", o->alpha, err);
+    }
+    ok = ok && XGB_OK(XGBoosterUpdateOneIter(f->booster, (int)r, f->dtrain), err);
+    if (ok && t->log && ((r + 1) % 5 == 0 || r + 1 == o->rounds)) {
+      fprintf(t->log, "  round %u/%u, %.1f s\n", r + 1, o->rounds,
+              (double)(vd_monotonic_ns() - t0) / 1e9);
+      fflush(t->log);
+    }
+  }
+  if (ok && t->log)
+    fprintf(t->log, "%s: trained %s, %u rounds, in %.2f s\n", what, o->booster, o->rounds,
+            (double)(vd_monotonic_ns() - t0) / 1e9);
+  free(labels);
+  free(weights);
+  csr_free(&cols);
+  return ok;
+}
+
+/* margins[rows × k] of the model for the rows of `buckets` with rows[r] == true (all rows when
+ * rows is NULL), from XGBoost's own predictor. */
+static bool model_margins(const trainer *t, const fitted *f, const csr *buckets, const bool *rows,
+                          size_t n, double *margins, vd_error *err) {
+  csr cols = {0};
+  DMatrixHandle d = NULL;
+  bool *skip = NULL;
+  if (rows) {
+    skip = malloc(buckets->rows * sizeof(bool));
+    if (!skip) return vd_error_set(err, "out of memory");
+    for (size_t r = 0; r < buckets->rows; r++) skip[r] = !rows[r];
+  }
+  bool ok = to_columns(buckets, skip, f->column_of, &cols, err) &&
+            make_dmatrix(&cols, f->column_count, &d, err) &&
+            xgb_margins(f->booster, d, n, t->k, margins, err);
+  if (d) XGDMatrixFree(d);
+  csr_free(&cols);
+  free(skip);
+  return ok;
+}
+
+/* Predictions of rows × k margins at a temperature. */
+typedef struct predictions {
+  int *predicted;
+  double *confidence_raw, *confidence;
+  bool *correct;
+} predictions;
+
+static void predictions_free(predictions *p) {
+  free(p->predicted);
+  free(p->confidence_raw);
+  free(p->confidence);
+  free(p->correct);
+}
+
+static bool predict(const double *margins, const int *labels, size_t n, size_t k,
+                    double temperature, predictions *out, vd_error *err) {
+  out->predicted = malloc(n * sizeof(int));
+  out->confidence_raw = malloc(n * sizeof(double));
+  out->confidence = malloc(n * sizeof(double));
+  out->correct = malloc(n * sizeof(bool));
+  double *p = malloc(k * sizeof(double));
+  if (!out->predicted || !out->confidence_raw || !out->confidence || !out->correct || !p) {
+    free(p);
+    return vd_error_set(err, "out of memory");
+  }
   for (size_t i = 0; i < n; i++) {
-    const double *m = t->val_margins + i * k;
+    const double *m = margins + i * k;
     vd_softmax(m, k, 1.0, p);
     int best = 0;
     for (size_t c = 1; c < k; c++)
       if (p[c] > p[best]) best = (int)c;
-    pred[i] = best;
-    conf_raw[i] = p[best];
+    out->predicted[i] = best;
+    out->confidence_raw[i] = p[best];
     vd_softmax(m, k, temperature, p);
-    conf[i] = p[best];
-    correct[i] = best == t->val_labels[i];
-    if (t->val_labels[i] == t->oos) {
+    out->confidence[i] = p[best];
+    out->correct[i] = best == labels[i];
+  }
+  free(p);
+  return true;
+}
+
+/* The metrics of margins[n × k] at the trainer's temperature and threshold, into `metrics`.
+ * Refuses a model far worse than guessing uniformly (log k): it has diverged. */
+static bool metrics_of(const trainer *t, const char *what, const double *margins, const int *labels,
+                       size_t n, json_t *metrics, vd_error *err) {
+  size_t k = t->k;
+  predictions pr = {0};
+  if (!predict(margins, labels, n, k, t->temperature, &pr, err)) {
+    predictions_free(&pr);
+    return false;
+  }
+  size_t in = 0, in_ok = 0, oos = 0, oos_ok = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (labels[i] == t->oos) {
       oos++;
-      oos_ok += correct[i];
+      oos_ok += pr.correct[i];
     } else {
       in++;
-      in_ok += correct[i];
+      in_ok += pr.correct[i];
     }
   }
-  double ece_before = vd_calibration_ece(conf_raw, correct, n, VD_CALIBRATION_ECE_BINS);
-  double ece_after = vd_calibration_ece(conf, correct, n, VD_CALIBRATION_ECE_BINS);
-  double nll_before = vd_calibration_nll(t->val_margins, t->val_labels, n, k, 1.0);
-  double nll_after = vd_calibration_nll(t->val_margins, t->val_labels, n, k, temperature);
-  /* A model far worse than guessing uniformly (log k) has diverged: refuse to write it. */
+  double ece_before = vd_calibration_ece(pr.confidence_raw, pr.correct, n, VD_CALIBRATION_ECE_BINS);
+  double ece_after = vd_calibration_ece(pr.confidence, pr.correct, n, VD_CALIBRATION_ECE_BINS);
+  double nll_before = vd_calibration_nll(margins, labels, n, k, 1.0);
+  double nll_after = vd_calibration_nll(margins, labels, n, k, t->temperature);
+  bool ok = true;
   if (!isfinite(nll_before) || nll_before > 4 * log((double)k)) {
     ok = vd_error_set(err,
-                      "training diverged (validation log-loss %.3g, uniform guessing gives %.3g): "
-                      "raise --lambda or lower --eta",
-                      nll_before, log((double)k));
-    goto done;
+                      "training diverged (%s log-loss %.3g, uniform guessing gives %.3g): "
+                      "raise --lambda or --lambda-start, or lower --eta",
+                      what, nll_before, log((double)k));
+  } else {
+    evaluation e = {labels, pr.predicted, pr.confidence, n, t->oos};
+    operating_point chosen = at_threshold(&e, t->threshold);
+    json_t *curve = json_array();
+    for (int g = 0; g <= 19; g++) {
+      operating_point q = at_threshold(&e, g * 0.05);
+      json_array_append_new(curve, point_json(&q));
+    }
+    json_object_set_new(metrics, "rows", json_integer((json_int_t)n));
+    json_object_set_new(metrics, "in_scope_accuracy",
+                        json_real(in ? (double)in_ok / (double)in : 0));
+    json_object_set_new(metrics, "oos_recall", json_real(oos ? (double)oos_ok / (double)oos : 0));
+    json_object_set_new(metrics, "ece_before", json_real(ece_before));
+    json_object_set_new(metrics, "ece_after", json_real(ece_after));
+    json_object_set_new(metrics, "nll_before", json_real(nll_before));
+    json_object_set_new(metrics, "nll_after", json_real(nll_after));
+    json_object_set_new(metrics, "at_threshold", point_json(&chosen));
+    json_object_set_new(metrics, "coverage_curve", curve);
+    if (t->log)
+      fprintf(t->log,
+              "%s (%zu rows): in-scope accuracy %.2f %%, OOS recall %.2f %%; ECE %.4f -> %.4f, "
+              "NLL %.4f -> %.4f\n  at threshold %.4f: in-scope escalated %.2f %%, OOS caught "
+              "%.2f %%, hot-path accuracy %.2f %% over %.2f %% of requests\n",
+              what, n, in ? 100.0 * (double)in_ok / (double)in : 0,
+              oos ? 100.0 * (double)oos_ok / (double)oos : 0, ece_before, ece_after, nll_before,
+              nll_after, t->threshold, 100 * chosen.in_scope_escalated, 100 * chosen.oos_caught,
+              100 * chosen.hot_path_accuracy, 100 * chosen.hot_path_share);
   }
-  evaluation e = {t->val_labels, pred, conf, n, t->oos};
-  double threshold = choose_threshold(&e, t->o->target_escalation);
-  operating_point chosen = at_threshold(&e, threshold);
-  json_t *curve = json_array();
-  for (int g = 0; g <= 19; g++) {
-    operating_point q = at_threshold(&e, g * 0.05);
-    json_array_append_new(curve, point_json(&q));
+  predictions_free(&pr);
+  return ok;
+}
+
+/* Trains the stage model without the holdout, fits the temperature and chooses the threshold on
+ * the holdout, and records the holdout's metrics. */
+static bool calibrate_on_holdout(trainer *t, vd_error *err) {
+  size_t n = t->held_count, k = t->k;
+  double *margins = malloc(n * k * sizeof(double));
+  int *labels = malloc(n * sizeof(int));
+  predictions pr = {0};
+  json_t *metrics = json_object();
+  bool ok = margins && labels && metrics;
+  if (!ok) vd_error_set(err, "out of memory");
+  for (size_t r = 0, i = 0; ok && r < t->train.count; r++)
+    if (t->held_out[r]) labels[i++] = t->train_labels[r];
+  ok = ok && train_model(t, t->held_out, "without the holdout", &t->stage, err) &&
+       model_margins(t, &t->stage, &t->train_buckets, t->held_out, n, margins, err) &&
+       vd_calibration_fit_temperature(margins, labels, n, k, &t->temperature, err) &&
+       predict(margins, labels, n, k, t->temperature, &pr, err);
+  if (ok) {
+    evaluation e = {labels, pr.predicted, pr.confidence, n, t->oos};
+    t->threshold = choose_threshold(&e, t->o->target_escalation);
+    ok = metrics_of(t, "holdout", margins, labels, n, metrics, err);
   }
-  json_object_set_new(metrics, "rows", json_integer((json_int_t)n));
-  json_object_set_new(metrics, "in_scope_accuracy", json_real(in ? (double)in_ok / (double)in : 0));
-  json_object_set_new(metrics, "oos_recall", json_real(oos ? (double)oos_ok / (double)oos : 0));
-  json_object_set_new(metrics, "ece_before", json_real(ece_before));
-  json_object_set_new(metrics, "ece_after", json_real(ece_after));
-  json_object_set_new(metrics, "nll_before", json_real(nll_before));
-  json_object_set_new(metrics, "nll_after", json_real(nll_after));
-  json_object_set_new(metrics, "at_threshold", point_json(&chosen));
-  json_object_set_new(metrics, "coverage_curve", curve);
-  json_object_set_new(t->manifest, "calibration",
-                      json_pack("{s:s, s:f, s:I}", "method", "temperature", "temperature",
-                                temperature, "ece_bins", (json_int_t)VD_CALIBRATION_ECE_BINS));
-  json_object_set_new(t->manifest, "escalation",
-                      json_pack("{s:f, s:f, s:s}", "threshold", threshold, "target_rate",
-                                t->o->target_escalation, "rule",
-                                "escalate when the top intent is out_of_scope_class or its "
-                                "calibrated probability < threshold"));
-  if (t->log) {
-    fprintf(t->log,
-            "validation (%zu rows): in-scope accuracy %.2f %%, OOS recall %.2f %%\n"
-            "calibration: T = %.4f, ECE %.4f -> %.4f, NLL %.4f -> %.4f\n"
-            "threshold %.4f (target %.0f %% in-scope escalated): in-scope escalated %.2f %%, OOS "
-            "caught %.2f %%, hot-path accuracy %.2f %% over %.2f %% of requests\n",
-            n, 100.0 * (double)in_ok / (double)in, oos ? 100.0 * (double)oos_ok / (double)oos : 0,
-            temperature, ece_before, ece_after, nll_before, nll_after, threshold,
-            100 * t->o->target_escalation, 100 * chosen.in_scope_escalated, 100 * chosen.oos_caught,
-            100 * chosen.hot_path_accuracy, 100 * chosen.hot_path_share);
+  if (ok) {
+    json_t *h = json_pack("{s:s, s:f, s:I, s:o}", "rule",
+                          "the last `share` of each intent's training rows in file order; the "
+                          "temperature and the threshold are fitted on it, and the "
+                          "hyper-parameters were chosen on it",
+                          "share", t->o->holdout, "rows", (json_int_t)n, "metrics", metrics);
+    metrics = NULL;
+    json_object_set_new(t->manifest, "holdout", h);
   }
-  (void)model_path;
-done:
-  free(pred);
-  free(conf_raw);
-  free(conf);
-  free(correct);
-  free(p);
+  json_decref(metrics);
+  predictions_free(&pr);
+  free(margins);
+  free(labels);
   return ok;
 }
 
@@ -678,105 +866,100 @@ static void discard(const char *staging) {
   rmdir(staging);
 }
 
+/* Reads the data, labels it, marks the holdout and featurises every row. */
+static bool prepare(trainer *t, vd_error *err) {
+  const vd_triage_train_options *o = t->o;
+  if (!read_jsonl(o->train_path, o->max_train_rows, &t->train, err) ||
+      !read_jsonl(o->val_path, 0, &t->val, err))
+    return false;
+  t->classes = collect_classes(&t->train, &t->k);
+  if (!t->classes) return vd_error_set(err, "out of memory");
+  t->oos = class_of(t->classes, t->k, o->out_of_scope);
+  if (t->oos < 0)
+    return vd_error_set(err, "%s: no training example has the out-of-scope intent \"%s\"",
+                        o->train_path, o->out_of_scope);
+  vd_text_features *tf = vd_text_features_new();
+  if (!tf) return vd_error_set(err, "out of memory");
+  bool ok = label_rows(t, &t->train, o->train_path, &t->train_labels, err) &&
+            label_rows(t, &t->val, o->val_path, &t->val_labels, err) && mark_holdout(t, err) &&
+            featurise_all(&o->featuriser, &t->train, tf, &t->train_buckets, err) &&
+            featurise_all(&o->featuriser, &t->val, tf, &t->val_buckets, err);
+  vd_text_features_free(tf);
+  if (ok && t->log)
+    fprintf(t->log,
+            "%zu training rows (%zu held out), %zu validation rows, %zu classes, featurised in "
+            "%.2f s\n",
+            t->train.count, t->held_count, t->val.count, t->k,
+            (double)(vd_monotonic_ns() - t->started) / 1e9);
+  return ok;
+}
+
+static json_t *manifest_of(const trainer *t, const char *version) {
+  const vd_triage_train_options *o = t->o;
+  json_t *classes = json_array();
+  for (size_t c = 0; c < t->k; c++) json_array_append_new(classes, json_string(t->classes[c]));
+  json_t *m =
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s}", "name", o->name, "version",
+                version, "task", "multiclass", "kind", "text", "booster", o->booster, "featuriser",
+                vd_text_config_to_json(&o->featuriser), "columns", columns_json(&t->final),
+                "classes", classes, "out_of_scope_class", o->out_of_scope);
+  json_object_set_new(
+      m, "training",
+      json_pack("{s:{s:s, s:I, s:s}, s:{s:s, s:I, s:s}, s:o, s:b}", "train", "file",
+                base_name(o->train_path), "rows", (json_int_t)t->train.count, "sha256",
+                t->train.sha256, "val", "file", base_name(o->val_path), "rows",
+                (json_int_t)t->val.count, "sha256", t->val.sha256, "parameters",
+                train_params_json(o, t->k), "refit_on_all_training_rows", o->refit));
+  json_object_set_new(
+      m, "calibration",
+      json_pack("{s:s, s:f, s:I, s:s}", "method", "temperature", "temperature", t->temperature,
+                "ece_bins", (json_int_t)VD_CALIBRATION_ECE_BINS, "fitted_on", "holdout"));
+  json_object_set_new(m, "escalation",
+                      json_pack("{s:f, s:f, s:s, s:s}", "threshold", t->threshold, "target_rate",
+                                o->target_escalation, "chosen_on", "holdout", "rule",
+                                "escalate when the top intent is out_of_scope_class or its "
+                                "calibrated probability < threshold"));
+  return m;
+}
+
 bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err) {
-  trainer t = {.o = o, .log = log};
+  trainer t = {.o = o, .log = log, .started = vd_monotonic_ns()};
   char staging[4096] = "";
   bool ok = false;
-  uint64_t t0 = vd_monotonic_ns();
   bool linear = strcmp(o->booster, "gblinear") == 0;
-  if (!linear && strcmp(o->booster, "gbtree") != 0) {
-    vd_error_field(err, "booster", "expected gblinear or gbtree, got \"%s\"", o->booster);
-    return false;
-  }
+  if (!linear && strcmp(o->booster, "gbtree") != 0)
+    return vd_error_field(err, "booster", "expected gblinear or gbtree, got \"%s\"", o->booster);
+  if (strcmp(o->selection, "frequency") != 0 && strcmp(o->selection, "chi2") != 0)
+    return vd_error_field(err, "selection", "expected frequency or chi2, got \"%s\"", o->selection);
   if (!vd_text_config_check(&o->featuriser, err)) return false;
   if (!(o->target_escalation >= 0 && o->target_escalation < 1))
     return vd_error_field(err, "target_escalation", "must be in [0, 1)");
-  vd_text_features *tf = vd_text_features_new();
-  if (!tf) return vd_error_set(err, "out of memory");
-  if (!read_jsonl(o->train_path, o->max_train_rows, &t.train, err) ||
-      !read_jsonl(o->val_path, 0, &t.val, err))
-    goto done;
-  t.classes = collect_classes(&t.train, &t.k);
-  if (!t.classes) {
-    vd_error_set(err, "out of memory");
-    goto done;
+  if (!(o->holdout > 0 && o->holdout <= 0.5))
+    return vd_error_field(err, "holdout", "must be in (0, 0.5]");
+  if (!(o->lambda_start >= 0) || !(o->lambda_decay > 0 && o->lambda_decay <= 1))
+    return vd_error_field(err, "lambda_decay", "lambda_start must be >= 0, lambda_decay in (0, 1]");
+  t.manifest = json_object();
+  if (!t.manifest || !prepare(&t, err) || !calibrate_on_holdout(&t, err)) goto done;
+  if (o->refit) {
+    if (!train_model(&t, NULL, "all training rows", &t.final, err)) goto done;
+  } else {
+    t.final = t.stage;
+    memset(&t.stage, 0, sizeof t.stage);
   }
-  t.oos = class_of(t.classes, t.k, o->out_of_scope);
-  if (t.oos < 0) {
-    vd_error_set(err, "%s: no training example has the out-of-scope intent \"%s\"", o->train_path,
-                 o->out_of_scope);
-    goto done;
-  }
-  if (!label_rows(&t, &t.train, o->train_path, &t.train_labels, err) ||
-      !label_rows(&t, &t.val, o->val_path, &t.val_labels, err))
-    goto done;
-  if (!featurise_all(&o->featuriser, &t.train, tf, &t.train_buckets, err) ||
-      !featurise_all(&o->featuriser, &t.val, tf, &t.val_buckets, err) || !select_columns(&t, err) ||
-      !to_columns(&t.train_buckets, t.column_of, &t.train_cols, err) ||
-      !to_columns(&t.val_buckets, t.column_of, &t.val_cols, err))
-    goto done;
-  uint64_t t1 = vd_monotonic_ns();
-  if (log)
-    fprintf(log,
-            "%zu training rows, %zu validation rows, %zu classes, %zu columns (%zu nonzeros), "
-            "featurised in %.2f s\n",
-            t.train.count, t.val.count, t.k, t.column_count, t.train_cols.nnz,
-            (double)(t1 - t0) / 1e9);
-  if (!make_dmatrix(&t.train_cols, t.column_count, &t.dtrain, err) ||
-      !make_dmatrix(&t.val_cols, t.column_count, &t.dval, err))
-    goto done;
-  {
-    float *labels = malloc(t.train.count * sizeof(float)),
-          *weights = malloc(t.train.count * sizeof(float));
-    if (!labels || !weights) {
-      free(labels);
-      free(weights);
-      vd_error_set(err, "out of memory");
-      goto done;
-    }
-    for (size_t i = 0; i < t.train.count; i++) {
-      labels[i] = (float)t.train_labels[i];
-      weights[i] = t.train_labels[i] == t.oos ? (float)o->oos_weight : 1.0f;
-    }
-    float *val_labels = malloc(t.val.count * sizeof(float));
-    for (size_t i = 0; val_labels && i < t.val.count; i++) val_labels[i] = (float)t.val_labels[i];
-    bool set = val_labels &&
-               XGB_OK(XGDMatrixSetFloatInfo(t.dval, "label", val_labels, t.val.count), err) &&
-               XGB_OK(XGDMatrixSetFloatInfo(t.dtrain, "label", labels, t.train.count), err) &&
-               XGB_OK(XGDMatrixSetFloatInfo(t.dtrain, "weight", weights, t.train.count), err);
-    free(labels);
-    free(weights);
-    free(val_labels);
-    if (!set) {
-      if (!val_labels) vd_error_set(err, "out of memory");
-      goto done;
-    }
-  }
-  if (!XGB_OK(XGBoosterCreate(&t.dtrain, 1, &t.booster), err) ||
-      !configure_booster(t.booster, o, t.k, err))
-    goto done;
-  for (unsigned r = 0; r < o->rounds; r++) {
-    if (!XGB_OK(XGBoosterUpdateOneIter(t.booster, (int)r, t.dtrain), err)) goto done;
-    if (log && ((r + 1) % 5 == 0 || r + 1 == o->rounds)) {
-      const char *names[] = {"val"};
-      const char *eval = NULL;
-      if (XGBoosterEvalOneIter(t.booster, (int)r, &t.dval, names, 1, &eval) == 0)
-        fprintf(log, "  round %u/%u, %.1f s, %s\n", r + 1, o->rounds,
-                (double)(vd_monotonic_ns() - t1) / 1e9,
-                strchr(eval, '\t') ? strchr(eval, '\t') + 1 : eval);
-      fflush(log);
-    }
-  }
-  uint64_t t2 = vd_monotonic_ns();
-  if (log)
-    fflush(log), fprintf(log, "trained %s, %u rounds, in %.2f s\n", o->booster, o->rounds,
-                         (double)(t2 - t1) / 1e9);
   t.val_margins = malloc(t.val.count * t.k * sizeof(double));
   if (!t.val_margins) {
     vd_error_set(err, "out of memory");
     goto done;
   }
-  if (!xgb_margins(t.booster, t.dval, t.val.count, t.k, t.val_margins, err)) goto done;
+  json_t *metrics = json_object();
+  json_object_set_new(metrics, "split", json_string("validation"));
+  json_object_set_new(metrics, "note",
+                      json_string("evaluated once with the final model: nothing was fitted or "
+                                  "chosen on this split"));
+  json_object_set_new(t.manifest, "metrics", metrics);
+  if (!model_margins(&t, &t.final, &t.val_buckets, NULL, t.val.count, t.val_margins, err) ||
+      !metrics_of(&t, "validation", t.val_margins, t.val_labels, t.val.count, metrics, err))
+    goto done;
 
   /* The bundle is written and checked in a staging folder inside out_dir and only then moved in,
    * so a failed training never leaves a broken or mismatched bundle behind. */
@@ -788,27 +971,19 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
   if (!make_dir(o->out_dir, err) || !make_dir(staging, err)) goto done;
   snprintf(model_path, sizeof model_path, "%s/model.json", staging);
   snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", staging);
-  if (!XGB_OK(XGBoosterSaveModel(t.booster, model_path), err)) goto done;
+  if (!XGB_OK(XGBoosterSaveModel(t.final.booster, model_path), err)) goto done;
   char version[VD_SHA256_HEX_SIZE];
   if (!vd_sha256_file_hex(model_path, version, err)) goto done;
   {
-    json_t *classes = json_array();
-    for (size_t c = 0; c < t.k; c++) json_array_append_new(classes, json_string(t.classes[c]));
-    t.manifest =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s}", "name", o->name, "version",
-                  version, "task", "multiclass", "kind", "text", "booster", o->booster,
-                  "featuriser", vd_text_config_to_json(&o->featuriser), "columns", columns_json(&t),
-                  "classes", classes, "out_of_scope_class", o->out_of_scope);
-    json_object_set_new(t.manifest, "training",
-                        json_pack("{s:{s:s, s:I, s:s}, s:{s:s, s:I, s:s}, s:o}", "train", "file",
-                                  base_name(o->train_path), "rows", (json_int_t)t.train.count,
-                                  "sha256", t.train.sha256, "val", "file", base_name(o->val_path),
-                                  "rows", (json_int_t)t.val.count, "sha256", t.val.sha256,
-                                  "parameters", train_params_json(o, t.k)));
+    json_t *m = manifest_of(&t, version);
+    if (!m || json_object_update(m, t.manifest) != 0) {
+      json_decref(m);
+      vd_error_set(err, "out of memory");
+      goto done;
+    }
+    json_decref(t.manifest);
+    t.manifest = m;
   }
-  json_t *metrics = json_object();
-  json_object_set_new(t.manifest, "metrics", metrics);
-  if (!evaluate(&t, model_path, metrics, err)) goto done;
   if (!write_json(manifest_path, t.manifest, err)) goto done;
   if (linear) {
     double diff;
@@ -824,11 +999,10 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
   if (!publish(staging, o->out_dir, err)) goto done;
   if (log)
     fprintf(log, "bundle written to %s (version %.12s) in %.2f s total\n", o->out_dir, version,
-            (double)(vd_monotonic_ns() - t0) / 1e9);
+            (double)(vd_monotonic_ns() - t.started) / 1e9);
   ok = true;
 done:
   if (!ok && staging[0]) discard(staging);
-  vd_text_features_free(tf);
   trainer_free(&t);
   return ok;
 }
@@ -858,16 +1032,20 @@ static bool parse_double(const char *s, const char *name, double *out, vd_error 
 int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
   vd_option opts[] = {
       {"data", true, NULL, "training examples, JSON Lines {\"text\", \"intent\"} (required)"},
-      {"val", true, NULL, "validation examples: calibration, threshold, metrics (required)"},
+      {"val", true, NULL, "validation examples: evaluated once, never fitted on (required)"},
       {"out", true, NULL, "bundle folder to write (required)"},
       {"name", true, NULL, "model name in the manifest (default triage)"},
       {"booster", true, NULL, "gblinear (default) or gbtree"},
       {"updater", true, NULL,
        "gblinear updater: shotgun (default; deterministic with 1 thread) or coord_descent"},
-      {"rounds", true, NULL, "boosting rounds (default 15)"},
-      {"eta", true, NULL, "learning rate (default 0.25)"},
-      {"lambda", true, NULL, "L2 regularisation (default 1e-5)"},
-      {"alpha", true, NULL, "L1 regularisation, gblinear (default 1e-5)"},
+      {"rounds", true, NULL, "boosting rounds (default 12)"},
+      {"eta", true, NULL, "learning rate (default 1)"},
+      {"lambda", true, NULL, "L2 regularisation at the end of the path (default 1e-5)"},
+      {"lambda-start", true, NULL,
+       "gblinear: L2 of round 0, times --lambda-decay each round down to --lambda (default "
+       "1e-3; 0 = --lambda throughout)"},
+      {"lambda-decay", true, NULL, "see --lambda-start (default 0.6)"},
+      {"alpha", true, NULL, "L1 regularisation, gblinear (default 0)"},
       {"max-depth", true, NULL, "tree depth, gbtree (default 6)"},
       {"min-child-weight", true, NULL, "least hessian in a leaf, gbtree (default 0.01)"},
       {"hash-bits", true, NULL, "feature hashing space 2^N (default 18)"},
@@ -876,10 +1054,17 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"char-max", true, NULL, "longest character n-gram, 0 = none (default 5)"},
       {"char-weight", true, NULL, "value of a character n-gram (default 0.3)"},
       {"min-df", true, NULL, "keep buckets in at least N training texts (default 2)"},
-      {"max-columns", true, NULL,
-       "then keep the N buckets with the best chi-squared (default 8000; 0 = all)"},
+      {"max-columns", true, NULL, "then keep N buckets (default 8000; 0 = all)"},
+      {"selection", true, NULL, "which N: frequency (in the most training texts; default) or chi2"},
+      {"holdout", true, NULL,
+       "share of each intent's training rows (the last ones) held out to fit the temperature "
+       "and choose the threshold (default 0.2)"},
+      {"no-refit", false, NULL,
+       "ship the model trained without the holdout (default: retrain on "
+       "every training row)"},
       {"oos-weight", true, NULL, "sample weight of out-of-scope examples (default 1)"},
-      {"target-escalation", true, NULL, "share of in-scope requests to escalate (default 0.15)"},
+      {"target-escalation", true, NULL,
+       "share of in-scope held-out requests to escalate (default 0.15)"},
       {"out-of-scope", true, NULL, "the out-of-scope intent label (default oos)"},
       {"nthread", true, NULL, "XGBoost threads (default 1: shotgun is deterministic only so)"},
       {"max-rows", true, NULL, "use every ceil(rows/N)-th training row (default all)"},
@@ -896,8 +1081,10 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
     fprintf(out,
             "usage: verdict train triage --data train.jsonl --val val.jsonl --out DIR [options]\n\n"
             "Trains the request-triage intent model (XGBoost multiclass over hashed word and\n"
-            "character n-grams), calibrates it on the validation split (temperature scaling),\n"
-            "chooses the escalation threshold and writes model.json + manifest.json to DIR.\n\n"
+            "character n-grams) without a held-out part of the training split, fits the\n"
+            "temperature and chooses the escalation threshold on that part, retrains on the\n"
+            "whole training split, evaluates once on the validation split and writes\n"
+            "model.json + manifest.json to DIR.\n\n"
             "options:\n");
     for (size_t i = 0; i < nopts; i++) fprintf(out, "  --%-18s %s\n", opts[i].name, opts[i].help);
     return 0;
@@ -921,6 +1108,14 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
   if (ok && (v = vd_args_get(opts, nopts, "eta"))) ok = parse_double(v, "eta", &o.eta, &e);
   if (ok && (v = vd_args_get(opts, nopts, "lambda"))) ok = parse_double(v, "lambda", &o.lambda, &e);
   if (ok && (v = vd_args_get(opts, nopts, "alpha"))) ok = parse_double(v, "alpha", &o.alpha, &e);
+  if (ok && (v = vd_args_get(opts, nopts, "lambda-start")))
+    ok = parse_double(v, "lambda-start", &o.lambda_start, &e);
+  if (ok && (v = vd_args_get(opts, nopts, "lambda-decay")))
+    ok = parse_double(v, "lambda-decay", &o.lambda_decay, &e);
+  if (ok && (v = vd_args_get(opts, nopts, "holdout")))
+    ok = parse_double(v, "holdout", &o.holdout, &e);
+  if ((v = vd_args_get(opts, nopts, "selection"))) o.selection = v;
+  if (vd_args_get(opts, nopts, "no-refit")) o.refit = false;
   if (ok && (v = vd_args_get(opts, nopts, "min-child-weight")))
     ok = parse_double(v, "min-child-weight", &o.min_child_weight, &e);
   if (ok && (v = vd_args_get(opts, nopts, "max-depth")))

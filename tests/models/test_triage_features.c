@@ -220,6 +220,48 @@ START_TEST(config_round_trips_and_rejects_bad_values) {
 }
 END_TEST
 
+/* The value of a word's bucket, unnormalised: the ratio to another word's bucket. */
+static double word_value_ratio(const vd_text_config *c, const char *text, const char *word,
+                               const char *other) {
+  vd_text_features *f = vd_text_features_new();
+  ck_assert(vd_text_featurise(c, text, strlen(text), f, NULL));
+  uint32_t mask = (1u << c->hash_bits) - 1u;
+  uint32_t a = vd_text_murmur3_32(word, strlen(word), 0x5644 + 1) & mask,
+           b = vd_text_murmur3_32(other, strlen(other), 0x5644 + 1) & mask;
+  double va = 0, vb = 0;
+  for (size_t i = 0; i < vd_text_features_count(f); i++) {
+    if (vd_text_features_indices(f)[i] == a) va = vd_text_features_values(f)[i];
+    if (vd_text_features_indices(f)[i] == b) vb = vd_text_features_values(f)[i];
+  }
+  vd_text_features_free(f);
+  ck_assert(vb > 0);
+  return va / vb;
+}
+
+/* Raw term frequency: a word said three times weighs 3; sublinear: 1 + ln 3. */
+START_TEST(sublinear_tf_damps_repeated_words) {
+  vd_text_config c = {.hash_bits = 24, .word_ngram_max = 1, .char_weight = 1.0};
+  const char *text = "help help help me";
+  ck_assert_double_eq_tol(word_value_ratio(&c, text, "help", "me"), 3.0, 1e-5);
+  c.sublinear_tf = true;
+  ck_assert_double_eq_tol(word_value_ratio(&c, text, "help", "me"), 1.0 + log(3.0), 1e-5);
+  /* The mode is part of the config: "tf" in the JSON, "raw" when absent (older bundles). */
+  json_t *j = vd_text_config_to_json(&c);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "tf")), "log");
+  vd_text_config d;
+  vd_error e;
+  ck_assert(vd_text_config_from_json(j, "featuriser", &d, &e));
+  ck_assert(d.sublinear_tf);
+  json_object_del(j, "tf");
+  ck_assert(vd_text_config_from_json(j, "featuriser", &d, &e));
+  ck_assert(!d.sublinear_tf);
+  json_object_set_new(j, "tf", json_string("sqrt"));
+  ck_assert(!vd_text_config_from_json(j, "featuriser", &d, &e));
+  ck_assert_str_eq(e.field, "featuriser.tf");
+  json_decref(j);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("triage_features");
   TCase *tc = tcase_create("core");
@@ -232,6 +274,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, maps_features_back_to_ngrams);
   tcase_add_test(tc, hashing_is_stable_and_normalisation_invariant);
   tcase_add_test(tc, config_round_trips_and_rejects_bad_values);
+  tcase_add_test(tc, sublinear_tf_damps_repeated_words);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -16,12 +16,14 @@ static char bundle_dir[256];
 static bool have_data;
 static triage_rows val;
 
-/* Trains a small bundle once for the whole suite (every 5th training row, few rounds). */
-static bool train_small(const char *out_dir) {
+/* Trains a small bundle (every 5th training row, few rounds) and evaluates it on val_path (NULL:
+ * the validation split). */
+static bool train_small_on(const char *out_dir, const char *val_file) {
   char train_path[4096], val_path[4096];
   if (!vd_test_shared_path("data/clinc150/train.jsonl", train_path, sizeof train_path) ||
       !vd_test_shared_path("data/clinc150/val.jsonl", val_path, sizeof val_path))
     return false;
+  if (val_file) snprintf(val_path, sizeof val_path, "%s", val_file);
   vd_triage_train_options o;
   vd_triage_train_defaults(&o);
   o.train_path = train_path;
@@ -34,6 +36,8 @@ static bool train_small(const char *out_dir) {
   ck_assert_msg(vd_triage_train(&o, NULL, &err), "%s", err.message);
   return true;
 }
+
+static bool train_small(const char *out_dir) { return train_small_on(out_dir, NULL); }
 
 static void setup(void) {
   snprintf(bundle_dir, sizeof bundle_dir, "/tmp/vd-triage-test-XXXXXX");
@@ -169,18 +173,62 @@ START_TEST(probabilities_are_calibrated_softmax_and_escalation_follows_the_thres
 }
 END_TEST
 
-/* The fitted temperature never makes the validation NLL worse than T = 1 (ECE on a well-trained
- * model: test_triage_accuracy checks the shipped bundle). */
+/* The temperature is fitted on the holdout, so it never makes the holdout's NLL worse than
+ * T = 1; the validation split gets the same metrics (ECE on a well-trained model:
+ * test_triage_accuracy checks the shipped bundle). */
 START_TEST(calibration_is_recorded_in_the_manifest) {
   if (!have_data) return;
   vd_triage_model *m = load(bundle_dir);
-  const json_t *metrics = json_object_get(vd_triage_manifest(m), "metrics");
+  const json_t *manifest = vd_triage_manifest(m);
+  const json_t *holdout = json_object_get(json_object_get(manifest, "holdout"), "metrics");
+  ck_assert(json_real_value(json_object_get(holdout, "nll_after")) <=
+            json_real_value(json_object_get(holdout, "nll_before")));
+  ck_assert_int_eq(
+      json_integer_value(json_object_get(holdout, "rows")),
+      json_integer_value(json_object_get(json_object_get(manifest, "holdout"), "rows")));
+  ck_assert_str_eq(
+      json_string_value(json_object_get(json_object_get(manifest, "calibration"), "fitted_on")),
+      "holdout");
+  const json_t *metrics = json_object_get(manifest, "metrics");
+  ck_assert_str_eq(json_string_value(json_object_get(metrics, "split")), "validation");
+  ck_assert_int_eq(json_integer_value(json_object_get(metrics, "rows")), (json_int_t)val.total);
   ck_assert(json_is_real(json_object_get(metrics, "ece_before")));
   ck_assert(json_is_real(json_object_get(metrics, "ece_after")));
-  ck_assert(json_real_value(json_object_get(metrics, "nll_after")) <=
-            json_real_value(json_object_get(metrics, "nll_before")));
   ck_assert_uint_eq(json_array_size(json_object_get(metrics, "coverage_curve")), 20);
+  ck_assert_uint_eq(json_array_size(json_object_get(holdout, "coverage_curve")), 20);
   vd_triage_free(m);
+}
+END_TEST
+
+/* Nothing is fitted or chosen on the validation split: with another validation file the model,
+ * the temperature and the threshold are the same; only the reported metrics change. */
+START_TEST(the_validation_split_is_only_evaluated) {
+  if (!have_data) return;
+  char other[256], val_part[300];
+  snprintf(other, sizeof other, "/tmp/vd-triage-test-XXXXXX");
+  ck_assert(mkdtemp(other) != NULL);
+  snprintf(val_part, sizeof val_part, "%s/val-part.jsonl", other);
+  FILE *f = fopen(val_part, "w");
+  ck_assert_ptr_nonnull(f);
+  for (size_t r = 0; r < val.total; r += 7) { /* every 7th row: some of every intent */
+    json_t *row = json_pack("{s:s, s:s}", "text", val.text[r], "intent", val.intent[r]);
+    char *line = json_dumps(row, JSON_COMPACT);
+    fprintf(f, "%s\n", line);
+    free(line);
+    json_decref(row);
+  }
+  fclose(f);
+  ck_assert(train_small_on(other, val_part));
+  vd_triage_model *a = load(bundle_dir), *b = load(other);
+  ck_assert_str_eq(vd_triage_version(a), vd_triage_version(b));
+  ck_assert_double_eq(vd_triage_temperature(a), vd_triage_temperature(b));
+  ck_assert_double_eq(vd_triage_threshold(a), vd_triage_threshold(b));
+  const json_t *ma = json_object_get(vd_triage_manifest(a), "metrics"),
+               *mb = json_object_get(vd_triage_manifest(b), "metrics");
+  ck_assert_int_ne(json_integer_value(json_object_get(ma, "rows")),
+                   json_integer_value(json_object_get(mb, "rows")));
+  vd_triage_free(a);
+  vd_triage_free(b);
 }
 END_TEST
 
@@ -285,8 +333,8 @@ START_TEST(load_refuses_altered_or_broken_bundles) {
 }
 END_TEST
 
-/* Words only, no regularisation, full Newton steps: the coordinate updater diverges, and the
- * trainer refuses to write the bundle. */
+/* Words only, no regularisation (and no regularisation path), full steps: the coordinate updater
+ * diverges, and the trainer refuses to write the bundle. */
 START_TEST(training_refuses_a_diverged_model) {
   if (!have_data) return;
   char train_path[4096], val_path[4096], out[256];
@@ -304,6 +352,7 @@ START_TEST(training_refuses_a_diverged_model) {
   o.rounds = 10;
   o.eta = 1.0;
   o.lambda = 0;
+  o.lambda_start = 0; /* no regularisation path either */
   o.alpha = 0;
   o.featuriser.char_ngram_min = o.featuriser.char_ngram_max = 0;
   vd_error err = {0};
@@ -363,6 +412,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, contributions_name_the_driving_words);
   tcase_add_test(tc, probabilities_are_calibrated_softmax_and_escalation_follows_the_threshold);
   tcase_add_test(tc, calibration_is_recorded_in_the_manifest);
+  tcase_add_test(tc, the_validation_split_is_only_evaluated);
   tcase_add_test(tc, temperature_scaling_fixes_overconfidence);
   tcase_add_test(tc, training_is_deterministic);
   tcase_add_test(tc, load_refuses_altered_or_broken_bundles);
