@@ -1,17 +1,20 @@
 /* bench_decision_log: how fast the decision log commits and answers.
  *
  *   bench_decision_log [--dir DIR] [--seconds S] [--writers 1,4,16] [--trace-bytes N]
- *                      [--sizes 10000,100000,1000000] [--fsync-too]
+ *                      [--sizes 10000,100000,1000000] [--fsync-too] [--query-trace-bytes N]
+ *                      [--queries-only]
  *
  * 1. appends/s with N concurrent writers (each append blocks until committed), with the append
  *    latency each caller saw (p50/p99) and the group-commit batch sizes;
  * 2. get-by-id and list-by-subject latency (p50/p99) as the table grows through the given sizes.
  */
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vd_args.h"
@@ -176,6 +179,27 @@ static void bench_throughput(const char *dir, vd_durability durability, const in
   free(tmpl);
 }
 
+/* Subject of a synthetic decision: a Zipf (s = 1) draw over `subjects` customers — rank
+ * floor(subjects^u) for u uniform in [0, 1): a few customers are decided on very often, most
+ * rarely, as on a shop's traffic (the first customer gets ~1/ln(subjects) of all decisions). */
+static unsigned zipf_subject(unsigned *seed, uint64_t subjects) {
+  double u = (double)rand_r(seed) / ((double)RAND_MAX + 1.0);
+  uint64_t rank = (uint64_t)pow((double)subjects, u);
+  return (unsigned)(rank ? rank - 1 : 0);
+}
+
+static void check_sqlite(int rc, sqlite3 *db, const char *what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return;
+  fprintf(stderr, "bench_decision_log: %s: %s\n", what, sqlite3_errmsg(db));
+  exit(1);
+}
+
+/* Query latency as the table grows. The table is filled straight through SQLite (the log's own
+ * schema, 50,000 rows per transaction, synchronous off) rather than through appends — 10^7 rows
+ * at the append rate would take most of an hour; the appends are measured above. Rows are
+ * realistic in shape: UUIDv7 ids in time order, one decision per ms, subjects Zipf-distributed
+ * over rows/10 customers, a trace of trace_bytes. Queries: get by id of uniformly drawn stored
+ * decisions, and list by subject (limit 100) of subjects drawn like the traffic. */
 static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, size_t trace_bytes) {
   char *tmpl = make_template(trace_bytes);
   char path[512];
@@ -187,44 +211,75 @@ static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, si
     fprintf(stderr, "%s\n", err.message);
     exit(1);
   }
+  sqlite3 *fill = NULL;
+  check_sqlite(sqlite3_open(path, &fill), fill, "open for the fill");
+  check_sqlite(
+      sqlite3_exec(fill, "PRAGMA synchronous=OFF; PRAGMA cache_size=-262144", NULL, NULL, NULL),
+      fill, "pragmas");
+  sqlite3_stmt *insert = NULL;
+  check_sqlite(sqlite3_prepare_v2(fill,
+                                  "INSERT INTO decisions(id, kind, subject_id, ts_us, "
+                                  "ruleset_version, model_version, trace) VALUES (?,?,?,?,?,?,?)",
+                                  -1, &insert, NULL),
+               fill, "prepare");
   vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
-  uint64_t max = sizes[nsizes - 1];
-  char(*ids)[VD_UUID_STRING_SIZE] = calloc(max, VD_UUID_STRING_SIZE);
-  printf("\n== queries (trace %zu bytes, one subject per %d rows) ==\n", trace_bytes,
+  /* a uniform sample of the stored ids (reservoir), for the gets */
+  char(*sample)[VD_UUID_STRING_SIZE] = calloc(QUERY_SAMPLES, VD_UUID_STRING_SIZE);
+  printf("\n== queries (trace %zu bytes, Zipf subjects over rows/%d customers) ==\n", trace_bytes,
          SUBJECTS_PER_ROWS);
   printf("%10s %10s %12s %12s %14s %14s %10s\n", "rows", "fill/s", "get p50 us", "get p99 us",
          "subject p50 us", "subject p99 us", "rows/page");
   uint64_t have = 0;
   uint64_t *ns = malloc(QUERY_SAMPLES * sizeof *ns);
+  char *trace = malloc(trace_bytes + 64);
   unsigned seed = 42;
+  int64_t ts = vd_wall_us() - (int64_t)sizes[nsizes - 1] * 1000;
   for (int i = 0; i < nsizes; i++) {
-    size_t count = 0;
-    uint64_t failures = 0;
-    double elapsed = 0;
-    uint64_t add = sizes[i] - have;
-    /* subjects grow with the table: ~10 decisions per subject */
-    run_writers(log, gen, tmpl, trace_bytes, 8, 0, add, sizes[i] / SUBJECTS_PER_ROWS, ids + have,
-                NULL, &count, &failures, &elapsed);
+    uint64_t subjects = sizes[i] / SUBJECTS_PER_ROWS ? sizes[i] / SUBJECTS_PER_ROWS : 1;
+    uint64_t fill_start = vd_monotonic_ns();
+    for (uint64_t row = have; row < sizes[i]; row++) {
+      if ((row - have) % 50000 == 0)
+        check_sqlite(sqlite3_exec(fill, "BEGIN", 0, 0, 0), fill, "begin");
+      char id[VD_UUID_STRING_SIZE], subject[32];
+      vd_uuid_v7(gen, id, NULL);
+      snprintf(subject, sizeof subject, "customer-%u", zipf_subject(&seed, subjects));
+      int len = snprintf(trace, trace_bytes + 64, tmpl, id);
+      sqlite3_bind_text(insert, 1, id, -1, SQLITE_STATIC);
+      sqlite3_bind_text(insert, 2, "promotions", -1, SQLITE_STATIC);
+      sqlite3_bind_text(insert, 3, subject, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(insert, 4, ts += 1000);
+      sqlite3_bind_text(insert, 5, "ab12cd34", -1, SQLITE_STATIC);
+      sqlite3_bind_text(insert, 6, "ef56ab78", -1, SQLITE_STATIC);
+      sqlite3_bind_text(insert, 7, trace, len, SQLITE_STATIC);
+      check_sqlite(sqlite3_step(insert), fill, "insert");
+      sqlite3_reset(insert);
+      uint64_t slot = row < QUERY_SAMPLES ? row : (uint64_t)rand_r(&seed) * 65599u % (row + 1);
+      if (slot < QUERY_SAMPLES) memcpy(sample[slot], id, sizeof id);
+      if ((row - have) % 50000 == 49999 || row + 1 == sizes[i])
+        check_sqlite(sqlite3_exec(fill, "COMMIT", 0, 0, 0), fill, "commit");
+    }
+    check_sqlite(sqlite3_wal_checkpoint_v2(fill, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+                 fill, "checkpoint");
+    double fill_rate = (double)(sizes[i] - have) / ((double)(vd_monotonic_ns() - fill_start) / 1e9);
     have = sizes[i];
-    for (int q = 0; q < QUERY_SAMPLES; q++) {
-      const char *id = ids[(uint64_t)rand_r(&seed) * 7919u % have];
+    size_t gets = have < QUERY_SAMPLES ? (size_t)have : QUERY_SAMPLES;
+    for (size_t q = 0; q < gets; q++) {
+      const char *id = sample[(size_t)rand_r(&seed) % gets];
       uint64_t start = vd_monotonic_ns();
-      json_t *trace = NULL;
-      if (vd_decision_log_get(log, id, &trace, &err) != VD_LOG_OK) {
+      json_t *got = NULL;
+      if (vd_decision_log_get(log, id, &got, &err) != VD_LOG_OK) {
         fprintf(stderr, "get %s: %s\n", id, err.message);
         exit(1);
       }
       ns[q] = vd_monotonic_ns() - start;
-      json_decref(trace);
+      json_decref(got);
     }
-    qsort(ns, QUERY_SAMPLES, sizeof *ns, compare_u64);
-    double g50 = percentile_us(ns, QUERY_SAMPLES, 0.5),
-           g99 = percentile_us(ns, QUERY_SAMPLES, 0.99);
+    qsort(ns, gets, sizeof *ns, compare_u64);
+    double g50 = percentile_us(ns, gets, 0.5), g99 = percentile_us(ns, gets, 0.99);
     size_t listed = 0;
     for (int q = 0; q < QUERY_SAMPLES; q++) {
       char subject[32];
-      snprintf(subject, sizeof subject, "customer-%u",
-               (unsigned)(rand_r(&seed) % (have / SUBJECTS_PER_ROWS)));
+      snprintf(subject, sizeof subject, "customer-%u", zipf_subject(&seed, subjects));
       json_t *traces = NULL;
       char *next = NULL;
       uint64_t start = vd_monotonic_ns();
@@ -240,12 +295,19 @@ static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, si
     }
     qsort(ns, QUERY_SAMPLES, sizeof *ns, compare_u64);
     printf("%10llu %10.0f %12.1f %12.1f %14.1f %14.1f %10.1f\n", (unsigned long long)have,
-           (double)count / elapsed, g50, g99, percentile_us(ns, QUERY_SAMPLES, 0.5),
+           fill_rate, g50, g99, percentile_us(ns, QUERY_SAMPLES, 0.5),
            percentile_us(ns, QUERY_SAMPLES, 0.99), (double)listed / QUERY_SAMPLES);
     fflush(stdout);
   }
+  struct stat st;
+  if (stat(path, &st) == 0)
+    printf("database file: %.2f GB for %llu rows (%.0f bytes a row with its indexes)\n",
+           (double)st.st_size / 1e9, (unsigned long long)have, (double)st.st_size / (double)have);
+  sqlite3_finalize(insert);
+  sqlite3_close(fill);
+  free(trace);
   free(ns);
-  free(ids);
+  free(sample);
   vd_decision_log_close(log);
   vd_uuid_gen_free(gen);
   remove_db(path);
@@ -284,6 +346,8 @@ int main(int argc, char **argv) {
       {"trace-bytes", true, NULL, "size of each trace (default 2048)"},
       {"sizes", true, NULL, "table sizes for the query runs (default 10000,100000,1000000)"},
       {"fsync-too", false, NULL, "also run the throughput table with durability: fsync"},
+      {"query-trace-bytes", true, NULL, "trace size of the query runs' rows (default 512)"},
+      {"queries-only", false, NULL, "skip the append runs"},
   };
   size_t n_options = sizeof options / sizeof options[0];
   bool help = false;
@@ -318,9 +382,17 @@ int main(int argc, char **argv) {
   if (!dir) dir = "/tmp";
   printf("bench_decision_log: SQLite %s, %ld cores online\n", sqlite3_libversion(),
          sysconf(_SC_NPROCESSORS_ONLN));
-  bench_throughput(dir, VD_DURABILITY_NORMAL, writers, nw, seconds, trace_bytes);
-  if (vd_args_get(options, n_options, "fsync-too"))
-    bench_throughput(dir, VD_DURABILITY_FSYNC, writers, nw, seconds, trace_bytes);
-  bench_queries(dir, sizes, ns, 512);
+  const char *qtb = vd_args_get(options, n_options, "query-trace-bytes");
+  size_t query_trace_bytes = qtb ? (size_t)strtoul(qtb, NULL, 10) : 512;
+  if (query_trace_bytes < 128) {
+    fprintf(stderr, "bench_decision_log: --query-trace-bytes must be at least 128\n");
+    return 2;
+  }
+  if (!vd_args_get(options, n_options, "queries-only")) {
+    bench_throughput(dir, VD_DURABILITY_NORMAL, writers, nw, seconds, trace_bytes);
+    if (vd_args_get(options, n_options, "fsync-too"))
+      bench_throughput(dir, VD_DURABILITY_FSYNC, writers, nw, seconds, trace_bytes);
+  }
+  bench_queries(dir, sizes, ns, query_trace_bytes);
   return 0;
 }

@@ -75,7 +75,7 @@ typedef struct pending {
   char message[MESSAGE_MAX];
 } pending;
 
-/* A purge of rows older than `cutoff_us`, worked through in chunks by the writer. */
+/* A purge of rows older than `cutoff_us`, worked through in chunks by purge_main. */
 typedef struct purge_request {
   int64_t cutoff_us;
   uint64_t deleted;
@@ -112,7 +112,7 @@ struct vd_decision_log {
   bool committing;
   bool purger_waiting; /* the purge thread waits for the connection: wake it on release */
   pending *head, *tail;
-  size_t depth;            /* queued, not yet taken by the writer */
+  size_t depth;            /* queued, not yet taken into a commit */
   size_t in_flight;        /* queued or being committed */
   purge_request *purges;   /* FIFO; the head is worked on */
   purge_request retention; /* the periodic purge (no waiter) */
@@ -179,7 +179,7 @@ static void abs_deadline(struct timespec *ts, int64_t wall_us) {
 
 static void copy_message(char *dst, const char *src) { snprintf(dst, MESSAGE_MAX, "%s", src); }
 
-/* --- the writer thread --------------------------------------------------------------------- */
+/* --- commits ------------------------------------------------------------------------------ */
 
 static void record_latency(vd_decision_log_stats *s, double seconds) {
   s->commit_seconds_sum += seconds;
@@ -410,7 +410,7 @@ static void *purge_main(void *arg) {
 
 /* --- checkpoints ------------------------------------------------------------------------- */
 
-/* Called by SQLite on the writer thread after each commit, with the WAL's size in pages.
+/* Called by SQLite on the committing thread after each commit, with the WAL's size in pages.
  * The checkpointer thread copies WAL pages into the database concurrently with new commits, but
  * under continuous writes its checkpoint never catches up with the end of the WAL, and SQLite only
  * starts the WAL over after a checkpoint that did: the WAL would grow without bound. So once the

@@ -2,9 +2,12 @@
  * (WAL mode) in the data folder, with indexed columns for id, kind, subject, time and versions.
  *
  * Durability: vd_decision_log_append returns VD_LOG_OK only after the row's transaction has
- * COMMITTED. Appends from concurrent threads are group-committed: one writer thread takes whatever
- * is queued (up to max_batch rows) and commits it in one transaction while the callers wait on a
- * condition variable, so the cost of a commit is shared by every decision in the batch.
+ * COMMITTED. Appends from concurrent threads are group-committed: the appending thread that finds
+ * the writer connection free commits whatever is queued (oldest first, up to max_batch
+ * rows) in one transaction, while the others wait on their own condition variables;
+ * when done it wakes that batch's callers and hands the connection to the oldest caller still
+ * queued. So the cost of a commit is shared by every decision in the batch, and no thread hand-off
+ * (context switch) is paid when a caller finds the connection free.
  *   - VD_DURABILITY_NORMAL (default): WAL + synchronous=NORMAL. A committed row is in the WAL file
  *     (the kernel's page cache) before append returns: it survives the process being killed
  *     (SIGKILL, crash, OOM kill), not a power loss or kernel crash.
@@ -16,9 +19,9 @@
  * up to max_wait_ms for space) and VD_LOG_FAILED when the commit failed (disk full, I/O error,
  * max_bytes reached, lock timeout). The server answers 503 for both; the decision was not stored.
  *
- * Retention: when retention_days > 0 the writer thread deletes rows whose timestamp is older than
- * that, every retention_interval_ms, in chunks of a few thousand rows interleaved with the append
- * batches, so appends never wait behind a long delete.
+ * Retention: when retention_days > 0 the log's own thread deletes rows whose timestamp is older
+ * than that, every retention_interval_ms, in chunks of a few thousand rows, each taken only while
+ * no append is queued, so appends never wait behind a long delete.
  *
  * Queries run on reader connections (a pool, one per concurrent reader) separate from the writer:
  * get by id, and list by subject/kind/time range, oldest first, with keyset pagination: an opaque
@@ -95,10 +98,11 @@ typedef struct vd_decision_record {
 
 typedef struct vd_decision_log vd_decision_log;
 
-/* Opens (creating if needed) the log and starts its writer thread. NULL with err when the file
- * cannot be opened for writing (missing or read-only folder, not a database, ...). */
+/* Opens (creating if needed) the log and starts its retention and checkpoint threads. NULL with err
+ * when the file cannot be opened for writing (missing or read-only folder, not a database, ...). */
 vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_error *err);
-/* Commits every queued append, stops the writer, checkpoints the WAL and frees the handle. */
+/* Waits for every queued append to commit, stops the log's threads, checkpoints the WAL and
+ * frees the handle. */
 void vd_decision_log_close(vd_decision_log *log);
 
 /* Stores one decision; blocks until it is committed (see the top of this file). */
@@ -146,7 +150,7 @@ typedef bool (*vd_decision_visit)(void *ctx, const json_t *trace);
 bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *query,
                              vd_decision_visit visit, void *ctx, vd_error *err);
 
-/* Deletes decisions with a timestamp before older_than_us now (the writer thread does it, between
+/* Deletes decisions with a timestamp before older_than_us now (the log's thread does it, between
  * append batches); *deleted (may be NULL) gets the count. */
 bool vd_decision_log_purge(vd_decision_log *log, int64_t older_than_us, uint64_t *deleted,
                            vd_error *err);

@@ -1,9 +1,12 @@
 /* The real `verdict serve` over HTTP: scoring Hillstrom rows, every 4xx path, reading decisions
  * back, metrics and health, hot reload under load, graceful SIGTERM. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <curl/curl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +245,76 @@ START_TEST(routing_errors) {
   vd_itest_response_free(&r);
   r = vd_itest_call(&server, "GET", "/v1/decisions?since=yesterday", "demo-compliance", NULL, 0);
   ck_assert_int_eq(r.status, 400);
+  vd_itest_response_free(&r);
+}
+END_TEST
+
+/* Checks that every real number in text is written with the fewest digits that read back as
+ * the same double (the writer's shortest of 15, 16, 17 significant digits); returns how many. */
+static size_t assert_reals_shortest(const char *text) {
+  size_t reals = 0;
+  for (const char *p = text; *p; p++) {
+    if (!(*p == '-' || (*p >= '0' && *p <= '9')) ||
+        (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '-')))
+      continue;
+    char *end = NULL;
+    double v = strtod(p, &end);
+    size_t len = (size_t)(end - p);
+    if (!memchr(p, '.', len) && !memchr(p, 'e', len)) { /* an integer */
+      p = end - 1;
+      continue;
+    }
+    int digits = 0;
+    bool significant = false; /* leading zeros are not significant digits */
+    for (const char *q = p; q < end && *q != 'e'; q++) {
+      significant = significant || (*q >= '1' && *q <= '9');
+      digits += significant && *q >= '0' && *q <= '9';
+    }
+    int shortest = 17;
+    for (int precision = 15; precision < 17; precision++) {
+      char buf[40];
+      snprintf(buf, sizeof buf, "%.*g", precision, v);
+      if (strtod(buf, NULL) == v) {
+        shortest = precision;
+        break;
+      }
+    }
+    /* integral reals print all their digits (and ".0"); others at most the shortest count */
+    if (v != floor(v))
+      ck_assert_msg(digits <= shortest, "%.*s is longer than its shortest form (%d digits)",
+                    (int)len, p, shortest);
+    reals++;
+    p = end - 1;
+  }
+  return reals;
+}
+
+/* The response and the stored trace come out of one writer: reals in their shortest round-trip
+ * form (0.06285524368286133, not %.17g's 0.062855243682861328), the same text in both. */
+START_TEST(reals_are_written_shortest_in_response_and_trace) {
+  vd_itest_response r = post("/v1/promotions/score", "demo-score", customer);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_uint_gt(assert_reals_shortest(r.body), 4);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "decision_id")));
+  char path[400];
+  snprintf(path, sizeof path, "%s/decisions.db", server.data_dir);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(db, "SELECT trace FROM decisions WHERE id = ?1", -1, &st, NULL),
+      SQLITE_OK);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  const char *stored = (const char *)sqlite3_column_text(st, 0);
+  ck_assert_uint_gt(assert_reals_shortest(stored), 20);
+  /* the response is in the trace: its text is the stored text's "response" value, byte for byte */
+  const char *results = strstr(r.body, "\"results\":");
+  ck_assert_ptr_nonnull(results);
+  ck_assert_ptr_nonnull(strstr(stored, results));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
   vd_itest_response_free(&r);
 }
 END_TEST
@@ -527,6 +600,7 @@ int main(void) {
   tcase_add_unchecked_fixture(api, start_server, stop_server);
   tcase_set_timeout(api, 300);
   tcase_add_test(api, scores_hillstrom_rows);
+  tcase_add_test(api, reals_are_written_shortest_in_response_and_trace);
   tcase_add_test(api, request_without_candidates_uses_all_and_max_results_caps);
   tcase_add_test(api, bad_json_names_line_column_and_position);
   tcase_add_test(api, schema_violations_list_every_path);
