@@ -9,6 +9,13 @@
  * the versions of everything that decided (deployment, rule set, schema, model, trace format)
  * and the timings. Request values that were masked are shown as "(masked)".
  *
+ * A triage decision (kind "triage") is laid out as one request routed: the (card-masked) text,
+ * route, priority and who decided them (the rule that set each value, or the default), the
+ * escalation handed to the LLM layer and — when the trace carries "amendments" (as read back from
+ * the decision log) — the LLM's answer; what the model read (intent, confidence, the top intents,
+ * the strongest token contributions as bars); every rule with its values (one that applied but
+ * lost to an earlier one says so); and the versions, the gazetteer's included.
+ *
  * ruleset (may be NULL) supplies each rule's description when it is the version the trace names
  * (the stored one, for a past decision); without it rules are shown by id and action only.
  *

@@ -1,6 +1,7 @@
 /* vd_trace: the trace — one JSON document per decision, what compliance pulls (DESIGN.md §5).
  *
- * Shape (trace_version 1):
+ * Shape (trace_version 1; explain/trace.schema.json has one shape per kind — this is kind
+ * "promotions", the triage record is described in engine/vd_triage_pipeline.h):
  *   {"trace_version": 1, "id": UUIDv7, "kind": "promotions", "timestamp": RFC 3339 (µs, UTC),
  *    "deployment": {"name", "version"} (vd_deployment_version: settings, candidates, versions),
  *    "request": the request as received, configured fields masked (see vd_trace_mask),
