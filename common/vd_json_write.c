@@ -358,7 +358,18 @@ static void write_real(double v, bool shortest, vd_buf *out) {
   out->len += len;
 }
 
-static bool write_value(const json_t *json, bool shortest, vd_buf *out) {
+/* How to write, and where the text of one marked value went. */
+typedef struct writer {
+  bool shortest;
+  const json_t *part; /* may be NULL */
+  size_t part_start, part_end;
+  bool part_found;
+} writer;
+
+static bool write_value(const json_t *json, writer *w, vd_buf *out);
+
+static bool write_node(const json_t *json, writer *w, vd_buf *out) {
+  bool shortest = w->shortest;
   if (!room(out, 40)) return false; /* any scalar but a string, or one bracket */
   switch (json_typeof(json)) {
     case JSON_NULL:
@@ -386,7 +397,7 @@ static bool write_value(const json_t *json, bool shortest, vd_buf *out) {
           if (!room(out, 1)) return false;
           out->data[out->len++] = ',';
         }
-        if (!write_value(json_array_get(json, i), shortest, out)) return false;
+        if (!write_value(json_array_get(json, i), w, out)) return false;
       }
       if (!room(out, 1)) return false;
       out->data[out->len++] = ']';
@@ -407,7 +418,7 @@ static bool write_value(const json_t *json, bool shortest, vd_buf *out) {
             !room(out, 1))
           return false;
         out->data[out->len++] = ':';
-        if (!write_value(json_object_iter_value(it), shortest, out)) return false;
+        if (!write_value(json_object_iter_value(it), w, out)) return false;
       }
       if (!room(out, 1)) return false;
       out->data[out->len++] = '}';
@@ -419,8 +430,17 @@ static bool write_value(const json_t *json, bool shortest, vd_buf *out) {
   return !out->oom;
 }
 
-static bool write_text(const json_t *json, bool shortest, vd_buf *out) {
-  bool ok = json && write_value(json, shortest, out);
+static bool write_value(const json_t *json, writer *w, vd_buf *out) {
+  if (json != w->part) return write_node(json, w, out);
+  w->part_start = out->len;
+  bool ok = write_node(json, w, out);
+  w->part_end = out->len;
+  w->part_found = true;
+  return ok;
+}
+
+static bool write_text(const json_t *json, writer *w, vd_buf *out) {
+  bool ok = json && write_value(json, w, out);
   if (out->data) out->data[out->len] = '\0';
   return ok && !out->oom;
 }
@@ -429,13 +449,13 @@ static bool write_text(const json_t *json, bool shortest, vd_buf *out) {
  */
 enum { FIRST_CAPACITY = 16 * 1024 };
 
-static char *dumps(const json_t *json, bool shortest, size_t *len) {
+static char *dumps(const json_t *json, writer *w, size_t *len) {
   vd_buf b = {0};
   if (json_is_object(json) || json_is_array(json)) {
     b.data = malloc(FIRST_CAPACITY);
     if (b.data) b.capacity = FIRST_CAPACITY;
   }
-  if (!write_text(json, shortest, &b)) {
+  if (!write_text(json, w, &b)) {
     vd_buf_free(&b);
     return NULL;
   }
@@ -443,10 +463,31 @@ static char *dumps(const json_t *json, bool shortest, size_t *len) {
   return vd_buf_take(&b);
 }
 
-bool vd_json_write_compact(const json_t *json, vd_buf *out) { return write_text(json, false, out); }
+bool vd_json_write_compact(const json_t *json, vd_buf *out) {
+  writer w = {.shortest = false};
+  return write_text(json, &w, out);
+}
 
-char *vd_json_dumps_compact(const json_t *json, size_t *len) { return dumps(json, false, len); }
+char *vd_json_dumps_compact(const json_t *json, size_t *len) {
+  writer w = {.shortest = false};
+  return dumps(json, &w, len);
+}
 
-bool vd_json_write_shortest(const json_t *json, vd_buf *out) { return write_text(json, true, out); }
+bool vd_json_write_shortest(const json_t *json, vd_buf *out) {
+  writer w = {.shortest = true};
+  return write_text(json, &w, out);
+}
 
-char *vd_json_dumps_shortest(const json_t *json, size_t *len) { return dumps(json, true, len); }
+char *vd_json_dumps_shortest(const json_t *json, size_t *len) {
+  writer w = {.shortest = true};
+  return dumps(json, &w, len);
+}
+
+char *vd_json_dumps_shortest_part(const json_t *json, const json_t *part, size_t *len,
+                                  size_t *part_start, size_t *part_end) {
+  writer w = {.shortest = true, .part = part};
+  char *text = dumps(json, &w, len);
+  *part_start = w.part_found ? w.part_start : 0;
+  *part_end = w.part_found ? w.part_end : 0;
+  return text;
+}

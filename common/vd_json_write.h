@@ -35,5 +35,11 @@ char *vd_json_dumps_compact(const json_t *json, size_t *len);
  * the values parse back exactly. */
 bool vd_json_write_shortest(const json_t *json, vd_buf *out);
 char *vd_json_dumps_shortest(const json_t *json, size_t *len);
+/* vd_json_dumps_shortest(json), and the byte range [*part_start, *part_end) of that text where
+ * `part` — a value inside json, found by identity (the same json_t *) — was written: a caller that
+ * needs both the whole and the part (a trace and the response inside it) writes once. Both 0
+ * when part is not in json. */
+char *vd_json_dumps_shortest_part(const json_t *json, const json_t *part, size_t *len,
+                                  size_t *part_start, size_t *part_end);
 
 #endif

@@ -547,8 +547,8 @@ static const decision_kind triage_kind = {"triage", decide_triage, clear_triage}
  * trace and the response go through one writer (shortest round-trip reals). */
 static void log_and_answer(vd_service *s, const char *id, const char *kind, int64_t now,
                            const decided *out, vd_http_response *resp) {
-  size_t len = 0;
-  char *text = vd_json_dumps_shortest(out->trace, &len);
+  size_t len = 0, start = 0, end = 0; /* the response is inside the trace: written once */
+  char *text = vd_json_dumps_shortest_part(out->trace, out->response, &len, &start, &end);
   if (!text) {
     vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
     return;
@@ -563,9 +563,22 @@ static void log_and_answer(vd_service *s, const char *id, const char *kind, int6
                                .trace_len = len};
   vd_error err = {0};
   vd_log_status logged = vd_decision_log_append(s->log, &record, &err);
+  char *body = logged == VD_LOG_OK && end > start ? malloc(end - start + 1) : NULL;
+  if (body) {
+    memcpy(body, text + start, end - start);
+    body[end - start] = '\0';
+  }
   free(text);
   if (logged == VD_LOG_OK) {
-    vd_http_respond_json(resp, 200, json_incref((json_t *)out->response));
+    if (!body) { /* not inside the trace (or no memory for the copy): write it on its own */
+      vd_http_respond_json(resp, 200, json_incref((json_t *)out->response));
+      return;
+    }
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = body;
+    resp->body_size = end - start;
     return;
   }
   vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,

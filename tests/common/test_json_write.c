@@ -222,6 +222,31 @@ START_TEST(shortest_reals_examples) {
 }
 END_TEST
 
+START_TEST(a_part_is_located_in_the_whole_text) {
+  json_t *part = json_pack("{s:f, s:[i, s]}", "score", 0.062855243682861328, "list", 1, "x");
+  json_t *whole = json_pack("{s:s, s:O, s:f}", "id", "a", "response", part, "t", 0.1);
+  size_t len = 0, start = 0, end = 0;
+  char *text = vd_json_dumps_shortest_part(whole, part, &len, &start, &end);
+  char *alone = vd_json_dumps_shortest(part, NULL);
+  char *plain = vd_json_dumps_shortest(whole, NULL);
+  ck_assert_str_eq(text, plain);
+  ck_assert_uint_eq(len, strlen(plain));
+  ck_assert_uint_eq(end - start, strlen(alone));
+  ck_assert_int_eq(memcmp(text + start, alone, end - start), 0);
+  free(text);
+  json_t *other = json_object();
+  text = vd_json_dumps_shortest_part(whole, other, &len, &start, &end);
+  ck_assert_uint_eq(start, 0);
+  ck_assert_uint_eq(end, 0);
+  free(text);
+  free(alone);
+  free(plain);
+  json_decref(other);
+  json_decref(part);
+  json_decref(whole);
+}
+END_TEST
+
 START_TEST(appends_to_an_existing_buffer) {
   vd_buf b = {0};
   vd_buf_puts(&b, "trace=");
@@ -245,6 +270,7 @@ int main(void) {
   tcase_add_test(tc, appends_to_an_existing_buffer);
   tcase_add_test(tc, shortest_reals_read_back_exactly);
   tcase_add_test(tc, shortest_reals_examples);
+  tcase_add_test(tc, a_part_is_located_in_the_whole_text);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
