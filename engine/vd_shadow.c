@@ -500,11 +500,17 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
               failed);
     if (transitions->n)
       fprintf(out, "\n%s:\n", triage ? "by field (decisions)" : "by candidate and action");
-    for (size_t i = 0; i < transitions->n; i++) {
-      char *key = transitions->keys[i];
-      char *colon = strstr(key, ": ");
-      fprintf(out, "  %.*s: %zu %s\n", (int)(colon - key), key, transitions->counts[i], colon + 2);
-    }
+    /* grouped by label (candidate or field, in the kind's field order), largest first within */
+    for (size_t f = 0; f < (k->label_by_candidate ? 1 : k->field_count); f++)
+      for (size_t i = 0; i < transitions->n; i++) {
+        char *key = transitions->keys[i];
+        char *colon = strstr(key, ": ");
+        size_t label = (size_t)(colon - key);
+        if (!k->label_by_candidate &&
+            (strlen(k->fields[f]) != label || strncmp(key, k->fields[f], label) != 0))
+          continue;
+        fprintf(out, "  %.*s: %zu %s\n", (int)label, key, transitions->counts[i], colon + 2);
+      }
     if (causes->n)
       fprintf(out, "\ncaused by (%s affected):\n", triage ? "decisions" : "candidates");
     for (size_t i = 0; i < causes->n; i++)

@@ -473,6 +473,17 @@ START_TEST(triage_decisions_replay_identically_and_shadow_counts_are_exact) {
   ck_assert_msg(status == 0 && strstr(out, expect), "status %d:\n%s\nwanted: %s", status, out,
                 expect);
   free(out);
+  /* verdict explain --format json is the stored trace with its amendments: valid too */
+  snprintf(cmd, sizeof cmd, "%s explain %s --format json --data-dir %s", VERDICT_EXE, jobs[0],
+           s.data_dir);
+  ck_assert_int_eq(run(cmd, &out), 0);
+  json_t *one = json_loads(out, 0, NULL);
+  ck_assert_ptr_nonnull(one);
+  ck_assert_uint_gt(json_array_size(json_object_get(one, "amendments")), 0);
+  ck_assert_msg(vd_json_schema_validate(schema, one, &bad), "%s: %s",
+                bad.count ? bad.items[0].field : "", bad.count ? bad.items[0].message : "");
+  json_decref(one);
+  free(out);
   snprintf(cmd, sizeof cmd, "%s replay %s --data-dir %s", VERDICT_EXE, jobs[0], s.data_dir);
   ck_assert_int_eq(run(cmd, &out), 0);
   ck_assert_msg(strstr(out, ": identical\n") && strstr(out, "not compared (per run)") &&
