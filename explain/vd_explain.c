@@ -626,7 +626,8 @@ static void render_html(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
   esc(b, str(t, "kind"));
   vd_buf_puts(b, " decision (deployment ");
   esc(b, str(json_object_get(t, "deployment"), "name"));
-  vd_buf_puts(b, ")</td></tr><tr><td>When</td><td>");
+  vd_buf_puts(b, is_triage(t) ? "): where a customer's request goes</td></tr><tr><td>When</td><td>"
+                              : ")</td></tr><tr><td>When</td><td>");
   esc(b, when);
   vd_buf_puts(b, "</td></tr><tr><td>Customer</td><td>");
   esc(b, subject_id(t));

@@ -518,6 +518,7 @@ START_TEST(a_triage_explanation_reads_for_a_compliance_reader) {
   /* HTML: the same, self-contained, escaped */
   char *html = render(t, rs, VD_EXPLAIN_HTML);
   ck_assert_ptr_nonnull(strstr(html, "<!DOCTYPE html>"));
+  ck_assert_ptr_nonnull(strstr(html, "where a customer's request goes"));
   ck_assert_ptr_nonnull(strstr(html, "<blockquote class=\"request\">my luggage never showed up"));
   ck_assert_ptr_nonnull(strstr(html, "<b>on 2026-12-03 at 14:00:05 UTC the &quot;classify&quot;"));
   ck_assert_ptr_null(strstr(html, "<script"));

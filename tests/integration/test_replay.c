@@ -533,6 +533,14 @@ START_TEST(triage_decisions_replay_identically_and_shadow_counts_are_exact) {
   snprintf(expect, sizeof expect, "decisions changed: %zu of %zu", x.changed, sent);
   ck_assert_msg(strstr(out, expect) && strstr(out, "route: "), "%s", out);
   free(out);
+  /* the same model as a candidate bundle changes nothing */
+  snprintf(cmd, sizeof cmd,
+           "%s shadow --deployment %s/triage --model %s/triage/model --data-dir %s", VERDICT_EXE,
+           s.root, s.root, s.data_dir);
+  ck_assert_int_eq(run(cmd, &out), 0);
+  snprintf(expect, sizeof expect, "decisions changed: 0 of %zu", sent);
+  ck_assert_msg(strstr(out, expect), "%s", out);
+  free(out);
   json_decref(schema);
   vd_itest_cleanup(&s);
   fake_provider_stop(fake);
