@@ -325,6 +325,7 @@ static void print_triage_notes(FILE *out, const json_t *trace) {
 
 typedef struct replay_counts {
   size_t identical, different, failed;
+  size_t rounded; /* identical with reals that differ within VD_TRACE_REAL_TOLERANCE */
   size_t triage, triage_identical, escalations;
 } replay_counts;
 
@@ -344,16 +345,22 @@ static void replay_one(vd_replayer *r, const json_t *trace, bool quiet, bool not
     counts->failed++;
     return;
   }
-  size_t total = 0;
+  size_t total = 0, rounded = 0;
   json_t *before = vd_trace_decision_view(trace), *after = vd_trace_decision_view(again);
-  json_t *diff = vd_trace_diff(before, after, SHOWN_DIFFERENCES, &total);
+  json_t *diff = vd_trace_diff_within(before, after, VD_TRACE_REAL_TOLERANCE, SHOWN_DIFFERENCES,
+                                      &total, &rounded);
   json_decref(before);
   json_decref(after);
   json_decref(again);
   if (total == 0) {
     counts->identical++;
     counts->triage_identical += triage;
-    if (!quiet) fprintf(out, "%s: identical\n", id);
+    counts->rounded += rounded > 0;
+    if (!quiet && rounded)
+      fprintf(out, "%s: identical (%zu real%s within %g of the stored value: float rounding)\n", id,
+              rounded, rounded == 1 ? "" : "s", VD_TRACE_REAL_TOLERANCE);
+    else if (!quiet)
+      fprintf(out, "%s: identical\n", id);
   } else {
     counts->different++;
     fprintf(out, "%s: %zu difference%s\n", id, total, total == 1 ? "" : "s");
@@ -465,6 +472,11 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
     fprintf(out,
             "replayed %zu decisions: %zu identical, %zu different, %zu could not be replayed\n",
             c->identical + c->different + c->failed, c->identical, c->different, c->failed);
+    if (c->rounded)
+      fprintf(out,
+              "  %zu of the identical ones with reals within %g of the stored values (float "
+              "rounding of another verdict build)\n",
+              c->rounded, VD_TRACE_REAL_TOLERANCE);
     if (c->triage)
       fprintf(out,
               "  of them triage: %zu, %zu identical (hot path compared; not compared: the job "

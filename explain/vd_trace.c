@@ -1,5 +1,6 @@
 #include "vd_trace.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,7 +146,18 @@ void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double
 typedef struct diff_state {
   json_t *out;
   size_t max, total;
+  double tolerance;
+  size_t rounded;
 } diff_state;
+
+static bool within_tolerance(const diff_state *st, const json_t *a, const json_t *b) {
+  if (st->tolerance <= 0 || !json_is_number(a) || !json_is_number(b) ||
+      (json_is_integer(a) && json_is_integer(b)))
+    return false;
+  double x = json_number_value(a), y = json_number_value(b);
+  double scale = fmax(1.0, fmax(fabs(x), fabs(y)));
+  return fabs(x - y) <= st->tolerance * scale;
+}
 
 static void diff_add(diff_state *st, const char *path, const json_t *a, const json_t *b) {
   st->total++;
@@ -196,14 +208,24 @@ static void diff_walk(diff_state *st, const char *path, const json_t *a, const j
     }
     return;
   }
-  if (!json_equal((json_t *)a, (json_t *)b)) diff_add(st, path, a, b);
+  if (json_equal((json_t *)a, (json_t *)b)) return;
+  if (within_tolerance(st, a, b))
+    st->rounded++;
+  else
+    diff_add(st, path, a, b);
+}
+
+json_t *vd_trace_diff_within(const json_t *before, const json_t *after, double tolerance,
+                             size_t max, size_t *total, size_t *rounded) {
+  diff_state st = {.out = json_array(), .max = max, .tolerance = tolerance};
+  diff_walk(&st, "", before, after);
+  if (total) *total = st.total;
+  if (rounded) *rounded = st.rounded;
+  return st.out;
 }
 
 json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, size_t *total) {
-  diff_state st = {json_array(), max, 0};
-  diff_walk(&st, "", before, after);
-  if (total) *total = st.total;
-  return st.out;
+  return vd_trace_diff_within(before, after, 0.0, max, total, NULL);
 }
 
 static void drop_submission(json_t *escalation) {

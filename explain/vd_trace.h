@@ -94,6 +94,17 @@ void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double
  * is JSON null with "missing": "before"|"after". New array. */
 json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, size_t *total);
 
+/* The relative tolerance replay allows between two reals: a verdict build whose float rounding
+ * differs (e.g. how TreeSHAP weights are tabulated) recomputes contributions that agree to ~1e-8;
+ * every decision-bearing value (action, rank, eligibility, rule outcomes, reason codes) is still
+ * compared exactly. */
+#define VD_TRACE_REAL_TOLERANCE 1e-6
+
+/* vd_trace_diff, except that two reals within `tolerance` · max(1, |a|, |b|) of each other are
+ * not a difference: they are counted in *rounded (when non-NULL) instead. */
+json_t *vd_trace_diff_within(const json_t *before, const json_t *after, double tolerance,
+                             size_t max, size_t *total, size_t *rounded);
+
 /* What replay compares: a copy of trace without what is not part of the decision itself —
  * "timings_us", "amendments" (later facts, such as an LLM classification, stored beside the
  * decision) and the outcome of handing an escalation to the LLM layer ("job_id", "error" in

@@ -371,6 +371,39 @@ START_TEST(trace_diff_names_each_difference_and_ignores_timings) {
 }
 END_TEST
 
+/* Across verdict builds float rounding may move contributions by ~1e-8: replay's diff lets reals
+ * within VD_TRACE_REAL_TOLERANCE pass (counted), and nothing else. */
+START_TEST(trace_diff_within_tolerance_counts_rounding_only) {
+  json_t *a = json_pack("{s:f, s:f, s:i, s:s}", "phi", 0.42361969072427286, "score", 0.125, "rank",
+                        1, "action", "offer");
+  json_t *b = json_deep_copy(a);
+  json_object_set_new(b, "phi", json_real(0.4236196871879656)); /* 3.5e-9 away */
+  size_t total = 0, rounded = 0;
+  json_t *diff = vd_trace_diff(a, b, 10, &total);
+  ck_assert_int_eq(total, 1); /* the exact diff sees it */
+  json_decref(diff);
+  diff = vd_trace_diff_within(a, b, VD_TRACE_REAL_TOLERANCE, 10, &total, &rounded);
+  ck_assert_int_eq(total, 0);
+  ck_assert_int_eq(rounded, 1);
+  json_decref(diff);
+  json_object_set_new(b, "score", json_real(0.126)); /* a real change */
+  json_object_set_new(b, "rank", json_integer(2));   /* integers are compared exactly */
+  diff = vd_trace_diff_within(a, b, VD_TRACE_REAL_TOLERANCE, 10, &total, &rounded);
+  ck_assert_int_eq(total, 2);
+  ck_assert_int_eq(rounded, 1);
+  json_decref(diff);
+  json_object_set_new(b, "rank", json_integer(1));
+  json_object_set_new(b, "score", json_real(1e7 + 1.0)); /* relative: 1e-7 of 1e7 */
+  json_object_set_new(a, "score", json_real(1e7));
+  diff = vd_trace_diff_within(a, b, VD_TRACE_REAL_TOLERANCE, 10, &total, &rounded);
+  ck_assert_int_eq(total, 0);
+  ck_assert_int_eq(rounded, 2);
+  json_decref(diff);
+  json_decref(a);
+  json_decref(b);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("explain");
   TCase *tc = tcase_create("explain");
@@ -382,6 +415,7 @@ int main(void) {
   tcase_add_test(tc, text_explanation_reads_for_a_compliance_reader);
   tcase_add_test(tc, html_explanation_is_self_contained_and_escaped);
   tcase_add_test(tc, trace_diff_names_each_difference_and_ignores_timings);
+  tcase_add_test(tc, trace_diff_within_tolerance_counts_rounding_only);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
