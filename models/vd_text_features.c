@@ -19,7 +19,7 @@ void vd_text_config_default(vd_text_config *config) {
   config->word_ngram_max = 2;
   config->char_ngram_min = 3;
   config->char_ngram_max = 5;
-  config->char_weight = 0.3;
+  config->char_weight = 0.5;
   config->sublinear_tf = true;
 }
 

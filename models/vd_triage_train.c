@@ -28,9 +28,9 @@ void vd_triage_train_defaults(vd_triage_train_options *o) {
   vd_text_config_default(&o->featuriser);
   o->min_df = 2;
   o->selection = "frequency";
-  o->rounds = 12;
+  o->rounds = 14;
   o->eta = 1.0;
-  o->lambda = 1e-5;
+  o->lambda = 2e-6;
   o->alpha = 0;
   o->lambda_start = 1e-3;
   o->lambda_decay = 0.6;
@@ -1038,9 +1038,9 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"booster", true, NULL, "gblinear (default) or gbtree"},
       {"updater", true, NULL,
        "gblinear updater: shotgun (default; deterministic with 1 thread) or coord_descent"},
-      {"rounds", true, NULL, "boosting rounds (default 12)"},
+      {"rounds", true, NULL, "boosting rounds (default 14)"},
       {"eta", true, NULL, "learning rate (default 1)"},
-      {"lambda", true, NULL, "L2 regularisation at the end of the path (default 1e-5)"},
+      {"lambda", true, NULL, "L2 regularisation at the end of the path (default 2e-6)"},
       {"lambda-start", true, NULL,
        "gblinear: L2 of round 0, times --lambda-decay each round down to --lambda (default "
        "1e-3; 0 = --lambda throughout)"},
@@ -1052,7 +1052,7 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"word-ngrams", true, NULL, "longest word n-gram (default 2)"},
       {"char-min", true, NULL, "shortest character n-gram, 0 = none (default 3)"},
       {"char-max", true, NULL, "longest character n-gram, 0 = none (default 5)"},
-      {"char-weight", true, NULL, "value of a character n-gram (default 0.3)"},
+      {"char-weight", true, NULL, "value of a character n-gram (default 0.5)"},
       {"min-df", true, NULL, "keep buckets in at least N training texts (default 2)"},
       {"max-columns", true, NULL, "then keep N buckets (default 8000; 0 = all)"},
       {"selection", true, NULL, "which N: frequency (in the most training texts; default) or chi2"},

@@ -1,6 +1,7 @@
 /* The shipped triage bundle (examples/triage/model) on the validation split: accuracy must not
  * drop more than 1 point below the manifest's figure; the manifest's other figures are what the
- * bundle really does; native scoring equals XGBoost on every row; calibration helped. */
+ * bundle really does (the temperature and threshold were fitted on the training holdout, so these
+ * are out-of-sample figures); native scoring equals XGBoost on every row; calibration helped. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,10 +125,12 @@ START_TEST(shipped_native_scores_equal_xgboost_on_every_validation_row) {
 }
 END_TEST
 
+/* 8,000 columns × 151 classes of dense weights are ~16 MB of XGBoost JSON; more columns buy
+ * little accuracy (README "Triage model") and cost load time and repository size. */
 START_TEST(shipped_bundle_is_small) {
   struct stat st;
   ck_assert_int_eq(stat(TRIAGE_SHIPPED_BUNDLE "/model.json", &st), 0);
-  ck_assert_msg(st.st_size < 8 * 1024 * 1024, "model.json is %lld bytes", (long long)st.st_size);
+  ck_assert_msg(st.st_size < 20 * 1024 * 1024, "model.json is %lld bytes", (long long)st.st_size);
 }
 END_TEST
 
