@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vd_buf.h"
 #include "vd_time.h"
 
 const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
@@ -902,9 +903,12 @@ static bool decode_cursor(const char *cursor, int64_t *ts_us, char id[ID_MAX + 1
   return true;
 }
 
-bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json_t **traces,
-                          char **next_cursor, vd_error *err) {
-  *traces = NULL;
+/* Runs a listing query and calls row(ctx, trace text, length) for each row of the page, oldest
+ * first; row returns false (with err) to stop with a failure. *next_cursor as for the list. */
+typedef bool (*list_row_fn)(void *ctx, const char *text, size_t len, vd_error *err);
+
+static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row_fn row, void *ctx,
+                      char **next_cursor, vd_error *err) {
   *next_cursor = NULL;
   size_t limit = q->limit ? q->limit : VD_DECISION_LIST_DEFAULT;
   if (limit > VD_DECISION_LIST_MAX)
@@ -945,7 +949,6 @@ bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json
   }
   sqlite3_bind_int64(st, 7, (sqlite3_int64)limit + 1); /* one more tells whether a page follows */
 
-  json_t *list = json_array();
   size_t rows = 0;
   int64_t last_ts = 0;
   char last_id[ID_MAX + 1] = "";
@@ -956,12 +959,11 @@ bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json
       more = true;
       break;
     }
-    json_t *trace = parse_trace(st, 2, err);
-    if (!trace) {
+    const char *text = (const char *)sqlite3_column_text(st, 2);
+    if (!row(ctx, text ? text : "", (size_t)sqlite3_column_bytes(st, 2), err)) {
       ok = false;
       break;
     }
-    json_array_append_new(list, trace);
     last_ts = sqlite3_column_int64(st, 0);
     snprintf(last_id, sizeof last_id, "%s", (const char *)sqlite3_column_text(st, 1));
     rows++;
@@ -972,16 +974,51 @@ bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json
   }
   sqlite3_finalize(st);
   release_reader(log, r);
-  if (!ok) {
+  if (ok && more && !(*next_cursor = encode_cursor(last_ts, last_id)))
+    ok = vd_error_set(err, "out of memory");
+  return ok;
+}
+
+static bool add_parsed(void *ctx, const char *text, size_t len, vd_error *err) {
+  json_error_t jerr;
+  json_t *trace = json_loadb(text, len, 0, &jerr);
+  if (!trace) return vd_error_set(err, "decision log: a stored trace is not JSON: %s", jerr.text);
+  json_array_append_new(ctx, trace);
+  return true;
+}
+
+bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json_t **traces,
+                          char **next_cursor, vd_error *err) {
+  json_t *list = json_array();
+  if (!list) return vd_error_set(err, "out of memory");
+  if (!list_rows(log, q, add_parsed, list, next_cursor, err)) {
     json_decref(list);
+    *traces = NULL;
     return false;
-  }
-  if (more && !(*next_cursor = encode_cursor(last_ts, last_id))) {
-    json_decref(list);
-    return vd_error_set(err, "out of memory");
   }
   *traces = list;
   return true;
+}
+
+typedef struct text_list {
+  vd_buf *out;
+  size_t rows;
+} text_list;
+
+static bool add_text(void *ctx, const char *text, size_t len, vd_error *err) {
+  text_list *t = ctx;
+  if (t->rows++) vd_buf_append(t->out, ",", 1);
+  vd_buf_append(t->out, text, len);
+  return !t->out->oom || vd_error_set(err, "out of memory");
+}
+
+bool vd_decision_log_list_text(vd_decision_log *log, const vd_decision_query *q, vd_buf *out,
+                               char **next_cursor, vd_error *err) {
+  text_list t = {out, 0};
+  vd_buf_append(out, "[", 1);
+  if (!list_rows(log, q, add_text, &t, next_cursor, err)) return false;
+  vd_buf_append(out, "]", 1);
+  return !out->oom || vd_error_set(err, "out of memory");
 }
 
 bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *query,

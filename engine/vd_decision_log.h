@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vd_buf.h"
 #include "vd_error.h"
 
 typedef enum vd_durability {
@@ -141,6 +142,12 @@ typedef struct vd_decision_query {
  * failure. Use a cursor with the same filters it came from. */
 bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *query, json_t **traces,
                           char **next_cursor, vd_error *err);
+
+/* The same page as vd_decision_log_list, as the text of a JSON array of the stored traces,
+ * appended to out (the caller's buffer) without parsing them: what the HTTP listing serves. The
+ * stored text is what the writer produced (compact, shortest reals). */
+bool vd_decision_log_list_text(vd_decision_log *log, const vd_decision_query *query, vd_buf *out,
+                               char **next_cursor, vd_error *err);
 
 /* Calls visit(ctx, trace) for every decision matching query (subject, kind, since, until),
  * oldest first, reading keyset-paged (vd_decision_log_list) with query->limit rows a page

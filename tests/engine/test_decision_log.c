@@ -449,6 +449,52 @@ static void insert_later(void *arg) {
   ins->next_n++;
 }
 
+/* The text listing is the same page as the parsed one, without parsing: the stored texts joined
+ * into one JSON array, with the same next cursor. */
+START_TEST(text_listing_is_the_parsed_listing) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  for (int i = 0; i < 7; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "id-%d", i);
+    ck_assert_int_eq(append_one(log, id, "promotions", i % 2 ? "alice" : "bob", 1000 + i, i, NULL),
+                     VD_LOG_OK);
+  }
+  vd_decision_query q = {.subject_id = "alice", .limit = 2};
+  for (int page = 0; page < 3; page++) {
+    json_t *parsed = NULL;
+    char *next_parsed = NULL, *next_text = NULL;
+    ck_assert(vd_decision_log_list(log, &q, &parsed, &next_parsed, NULL));
+    vd_buf text = {0};
+    ck_assert(vd_decision_log_list_text(log, &q, &text, &next_text, NULL));
+    json_t *reparsed = json_loadb(text.data, text.len, 0, NULL);
+    ck_assert_ptr_nonnull(reparsed);
+    ck_assert(json_equal(parsed, reparsed));
+    ck_assert_uint_eq(json_array_size(parsed), page < 1 ? 2 : page == 1 ? 1 : 0);
+    if (next_parsed)
+      ck_assert_str_eq(next_parsed, next_text);
+    else
+      ck_assert_ptr_null(next_text);
+    json_decref(parsed);
+    json_decref(reparsed);
+    vd_buf_free(&text);
+    free(next_text);
+    if (page == 0) {
+      static char cursor[256];
+      ck_assert_ptr_nonnull(next_parsed);
+      snprintf(cursor, sizeof cursor, "%s", next_parsed);
+      q.cursor = cursor;
+    } else {
+      q.subject_id = "nobody";
+    }
+    free(next_parsed);
+  }
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(cursor_pagination_is_exact_and_stable) {
   fixture f;
   fixture_init(&f);
@@ -844,6 +890,7 @@ int main(void) {
   tcase_add_test(tc, a_read_only_folder_is_an_error);
   tcase_add_test(tc, a_missing_folder_is_an_error);
   tcase_add_test(tc, cursor_pagination_is_exact_and_stable);
+  tcase_add_test(tc, text_listing_is_the_parsed_listing);
   tcase_add_test(tc, bad_cursor_and_limit_are_field_errors);
   tcase_add_test(tc, foreach_visits_every_matching_decision_across_pages);
   tcase_add_test(tc, retention_deletes_old_decisions_periodically);
