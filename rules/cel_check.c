@@ -559,6 +559,10 @@ static bool prepare_regex(checker *c, cel_node *call, const cel_node *pattern) {
     cel_diag_set(c->diag, call->offset, "out of memory");
     return false;
   }
+  /* Machine code for the pattern: pcre2_match then runs it instead of the interpreter (same
+   * results; the match limit still applies). Where JIT is unavailable (no executable memory,
+   * an unsupported CPU) this fails and matching stays interpreted. */
+  (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
   call->extra = re;
   return true;
 }

@@ -669,7 +669,8 @@ static vd_cel_value regex_match(ev *e, const cel_node *n, const vd_cel_value *s,
   int rc = pcre2_match(re, (PCRE2_SPTR)s->v.str.data, s->v.str.len, 0, PCRE2_NO_UTF_CHECK, md, mc);
   if (rc >= 0) return vd_cel_bool(true);
   if (rc == PCRE2_ERROR_NOMATCH) return vd_cel_bool(false);
-  if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT)
+  if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+      rc == PCRE2_ERROR_JIT_STACKLIMIT)
     return ERR(n, "regular expression exceeded its match limit");
   return ERR(n, "regular expression match failed");
 }
