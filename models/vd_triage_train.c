@@ -614,8 +614,8 @@ static bool train_model(const trainer *t, const bool *skip, const char *what, fi
   const vd_triage_train_options *o = t->o;
   uint64_t t0 = vd_monotonic_ns();
   csr cols = {0};
-  float *labels = malloc(t->train.count * sizeof(float)),
-        *weights = malloc(t->train.count * sizeof(float));
+  size_t cap = t->train.count ? t->train.count : 1;
+  float *labels = calloc(cap, sizeof(float)), *weights = calloc(cap, sizeof(float));
   bool ok = labels && weights;
   if (!ok) vd_error_set(err, "out of memory");
   size_t rows = 0;
@@ -695,10 +695,11 @@ static void predictions_free(predictions *p) {
 
 static bool predict(const double *margins, const int *labels, size_t n, size_t k,
                     double temperature, predictions *out, vd_error *err) {
-  out->predicted = malloc(n * sizeof(int));
-  out->confidence_raw = malloc(n * sizeof(double));
-  out->confidence = malloc(n * sizeof(double));
-  out->correct = malloc(n * sizeof(bool));
+  size_t cap = n ? n : 1;
+  out->predicted = calloc(cap, sizeof(int));
+  out->confidence_raw = calloc(cap, sizeof(double));
+  out->confidence = calloc(cap, sizeof(double));
+  out->correct = calloc(cap, sizeof(bool));
   double *p = malloc(k * sizeof(double));
   if (!out->predicted || !out->confidence_raw || !out->confidence || !out->correct || !p) {
     free(p);
@@ -786,8 +787,8 @@ static bool metrics_of(const trainer *t, const char *what, const double *margins
  * the holdout, and records the holdout's metrics. */
 static bool calibrate_on_holdout(trainer *t, vd_error *err) {
   size_t n = t->held_count, k = t->k;
-  double *margins = malloc(n * k * sizeof(double));
-  int *labels = malloc(n * sizeof(int));
+  double *margins = calloc(n * k, sizeof(double));
+  int *labels = calloc(n, sizeof(int)); /* n >= 1: mark_holdout refuses an empty holdout */
   predictions pr = {0};
   json_t *metrics = json_object();
   bool ok = margins && labels && metrics;
