@@ -303,7 +303,15 @@ static cel_node *parse_unary(parser *p) {
       p->lx = saved;
       p->tok = lit;
     }
+    /* A chain of prefix operators recurses once per operator: bound it before recursing (the
+     * tree-height check in finish() only runs on the way back, too late for the stack). */
+    if (++p->depth > CEL_MAX_HEIGHT) {
+      cel_diag_set(p->diag, offset, "expression is nested too deeply (more than %d levels)",
+                   CEL_MAX_HEIGHT);
+      return NULL;
+    }
     cel_node *operand = parse_unary(p);
+    p->depth--;
     if (!operand) return NULL;
     cel_node *n = node_new(p, neg ? N_NEG : N_NOT, offset);
     if (!n) return NULL;

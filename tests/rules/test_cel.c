@@ -258,6 +258,17 @@ START_TEST(parser_errors_with_positions) {
   char *got = run(deep);
   ck_assert_msg(strstr(got, "nested too deeply"), "%s", got);
   free(got);
+  /* a long prefix-operator chain is refused at its 200th operator, not by a stack overflow */
+  enum { CHAIN = 99000 };
+  for (int op = 0; op < 2; op++) {
+    char *chain = malloc(CHAIN + 2);
+    memset(chain, op ? '-' : '!', CHAIN);
+    strcpy(chain + CHAIN, op ? "4" : "b");
+    got = run(chain);
+    ck_assert_msg(strstr(got, "compile 1:200: expression is nested too deeply"), "%s", got);
+    free(got);
+    free(chain);
+  }
 }
 END_TEST
 
