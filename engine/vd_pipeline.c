@@ -420,6 +420,15 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
   size_t eligible = 0;
   for (size_t i = 0; i < n; i++) {
     combine(rs, &cs[i]);
+    /* adjust rules can push a score past the range of a double; an infinite score cannot be
+     * ranked, answered or stored, so the decision fails rather than answer without it */
+    if (!isfinite(cs[i].score)) {
+      vd_error_set(err,
+                   "candidate %s: the score is not a finite number (%g): the adjust rules that "
+                   "fired sum beyond the range of a double",
+                   cs[i].def->id, cs[i].score);
+      goto done;
+    }
     if (cs[i].eligible) order[eligible++] = &cs[i];
   }
   qsort(order, eligible, sizeof(candidate_state *), by_score);
@@ -447,9 +456,18 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
   for (size_t r = 0; r < cap; r++) result_of[order[r] - cs] = result_json(&rc, order[r]);
   for (size_t i = 0; i < n; i++)
     if (!cs[i].eligible) result_of[i] = result_json(&rc, &cs[i]);
-  for (size_t r = 0; r < cap; r++) json_array_append(results, result_of[order[r] - cs]);
+  size_t answered = 0; /* a result that could not be built fails the decision, never drops */
+  for (size_t r = 0; r < cap; r++)
+    answered += json_array_append(results, result_of[order[r] - cs]) == 0;
   for (size_t i = 0; i < n; i++)
-    if (!cs[i].eligible) json_array_append(results, result_of[i]);
+    if (!cs[i].eligible) answered += json_array_append(results, result_of[i]) == 0;
+  if (answered != cap + (n - eligible)) {
+    for (size_t i = 0; i < n; i++) json_decref(result_of[i]);
+    json_decref(results);
+    free(result_of);
+    vd_error_set(err, "out of memory building the response");
+    goto done;
+  }
 
   json_t *ruleset =
       json_pack("{s:s, s:s}", "name", vd_ruleset_name(rs), "version", vd_ruleset_version(rs));

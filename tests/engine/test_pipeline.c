@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vd_buf.h"
 #include "vd_deployment.h"
 #include "vd_pipeline.h"
 #include "vd_reasons.h"
@@ -342,6 +343,47 @@ START_TEST(candidates_sharing_a_treatment_share_its_score) {
 }
 END_TEST
 
+/* Adjust rules that sum past the range of a double cannot be ranked or answered: the decision
+ * fails with a message naming the candidate, rather than answer (and log) without it. */
+START_TEST(an_infinite_score_fails_the_decision) {
+  char *dir = temp_deployment(NULL);
+  char path[512];
+  snprintf(path, sizeof path, "%s/rules.yaml", dir);
+  size_t size = 0;
+  vd_error read_err = {0};
+  char *rules = vd_read_file(path, 1 << 20, &size, &read_err);
+  ck_assert_msg(rules != NULL, "%s", read_err.message);
+  char *tests = strstr(rules, "\ntests:");
+  ck_assert_ptr_nonnull(tests);
+  FILE *f = fopen(path, "w");
+  fprintf(f, "%.*s\n", (int)(tests - rules), rules);
+  for (int k = 0; k < 2; k++)
+    fprintf(f,
+            "  - id: huge-%d\n    stage: before_model\n    when: subject.id == \"overflow\"\n"
+            "    then: { adjust: 1.0e308 }\n",
+            k);
+  fputs(tests, f);
+  fclose(f);
+  free(rules);
+  vd_diags diags = {0};
+  vd_deployment *d = vd_deployment_load(dir, NULL, &diags);
+  ck_assert_msg(d != NULL, "%s", diags.count ? diags.items[0].message : "?");
+  json_t *request = customer("overflow", 6, false, false);
+  vd_pipeline_input in = {.request = request,
+                          .decision_id = "01a23c2a-7289-7441-81f8-c38f843ea62d"};
+  vd_decision out = {0};
+  vd_error err = {0};
+  ck_assert_int_eq(vd_pipeline_decide(d, &in, &out, NULL, &err), VD_PIPELINE_ERROR);
+  ck_assert_msg(strstr(err.message, "not a finite number"), "%s", err.message);
+  ck_assert_ptr_null(out.trace);
+  json_decref(request);
+  json_decref(decide(d, customer("c10", 6, false, false), NULL, NULL)); /* others still decide */
+  vd_deployment_release(d);
+  vd_diags_free(&diags);
+  remove_dir(dir);
+}
+END_TEST
+
 typedef struct bad_deployment {
   const char *yaml;
   const char *says;
@@ -433,6 +475,7 @@ int main(void) {
   tcase_add_test(tc, missing_model_serves_rules_only_with_fallback);
   tcase_add_test(tc, model_budget_spent_falls_back_for_the_rest);
   tcase_add_test(tc, candidates_sharing_a_treatment_share_its_score);
+  tcase_add_test(tc, an_infinite_score_fails_the_decision);
   tcase_add_loop_test(tc, deployment_mistakes_are_named, 0, sizeof bad / sizeof bad[0]);
   tcase_add_test(tc, a_rule_file_failing_its_tests_is_refused);
   tcase_add_test(tc, registry_swaps_while_holders_keep_their_version);
