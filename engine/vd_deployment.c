@@ -219,6 +219,34 @@ static bool store_triage_model(const char *data_dir, const char *bundle,
   return ok;
 }
 
+/* Every candidate's treatment must be one the model knows (an arm or the control): a typo would
+ * otherwise fail every decision's model call and serve the candidate on rules alone. */
+static bool check_treatments(const vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
+                             vd_diags *diags) {
+  if (!d->model) return true;
+  bool ok = true;
+  const json_t *list = json_object_get(root, "candidates");
+  for (size_t i = 0; i < d->candidate_count; i++) {
+    const char *t = d->candidates[i].treatment;
+    if (!t || strcmp(t, vd_model_control(d->model)) == 0) continue;
+    bool known = false;
+    vd_buf arms = {0};
+    for (size_t a = 0; a < vd_model_arm_count(d->model); a++) {
+      known = known || strcmp(t, vd_model_arm(d->model, a)) == 0;
+      vd_buf_printf(&arms, "%s'%s'", a ? ", " : "", vd_model_arm(d->model, a));
+    }
+    if (!known) {
+      char message[VD_ERROR_MESSAGE_MAX];
+      snprintf(message, sizeof message,
+               "candidate %s: treatment '%s' is not one of the model's (%s; control '%s')",
+               d->candidates[i].id, t, arms.data ? arms.data : "", vd_model_control(d->model));
+      ok = yaml_diag(diags, doc, json_array_get(list, i), "treatment", 0, message);
+    }
+    vd_buf_free(&arms);
+  }
+  return ok;
+}
+
 static bool load_model(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
                        const vd_deployment_load_options *options, vd_diags *diags) {
   const char *model = options && options->model_dir
@@ -379,6 +407,7 @@ static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *ro
   if (ok && options && options->data_dir && !store_ruleset(options->data_dir, d->ruleset, diags))
     ok = false;
   if (ok && !load_model(d, doc, root, options, diags)) ok = false;
+  if (ok && !check_treatments(d, doc, root, diags)) ok = false;
   if (ok && !seal(d, options ? options->data_dir : NULL, diags)) ok = false;
   return ok;
 }

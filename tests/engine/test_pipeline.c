@@ -403,6 +403,12 @@ static const bad_deployment bad[] = {
     {"name: p\nkind: lottery\nrules: rules.yaml\ncandidates: [{id: a}]\n", "kind must be", 2},
     {"name: p\nkind: promotions\nrules: rules.yaml\nmax_results: 0\ncandidates: [{id: a}]\n",
      "max_results", 4},
+    {"name: p\nkind: promotions\nrules: rules.yaml\nmodel: model\ncandidates:\n"
+     "  - {id: mens-email, treatment: Mens E-Mail}\n  - {id: womens-email, treatment: Womens "
+     "E-mail}\n",
+     "treatment 'Womens E-mail' is not one of the model's ('Mens E-Mail', 'Womens E-Mail'; control "
+     "'No E-Mail')",
+     7},
 };
 
 START_TEST(deployment_mistakes_are_named) {
