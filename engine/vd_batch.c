@@ -191,6 +191,12 @@ static void clear_block(block *b) {
   b->count = 0;
 }
 
+/* True when both paths name one existing file (hard links and symlinks included). */
+static bool same_file(const char *a, const char *b) {
+  struct stat x, y;
+  return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 int vd_verb_score(int argc, char **argv, FILE *out, FILE *err) {
   vd_option options[] = {
       {"deployment", true, NULL, "the deployment folder (deployment.yaml, schema, rules, model)"},
@@ -239,7 +245,14 @@ int vd_verb_score(int argc, char **argv, FILE *out, FILE *err) {
   run_state st = {0};
   int code = 2;
   vd_diags diags = {0};
-  st.deployment = vd_deployment_load(dir, &(vd_deployment_load_options){0}, &diags);
+  if (in && out_path && same_file(in, out_path)) {
+    fprintf(err, "verdict score: --out %s is the input file: it would be overwritten\n", out_path);
+    goto done;
+  }
+  /* a model the deployment names but that does not load stops the run: a whole campaign scored
+   * on rules alone is never what was meant (a deployment without a model scores on rules) */
+  st.deployment =
+      vd_deployment_load(dir, &(vd_deployment_load_options){.require_model = true}, &diags);
   if (!st.deployment) {
     for (size_t i = 0; i < diags.count; i++) {
       char text[VD_ERROR_MESSAGE_MAX + 2 * VD_ERROR_WHERE_MAX + 32];

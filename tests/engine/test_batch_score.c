@@ -7,6 +7,7 @@
 
 #include "vd_batch.h"
 #include "vd_batch_input.h"
+#include "vd_buf.h"
 #include "vd_deployment.h"
 #include "vd_pipeline.h"
 #include "vd_test.h"
@@ -274,6 +275,44 @@ START_TEST(bad_usage_and_bad_files_exit_2) {
   ck_assert_int_eq(c.code, 2);
   ck_assert_ptr_nonnull(strstr(c.err, "did not load"));
   captured_free(&c);
+  /* --out naming the input would overwrite it: refused, the input untouched */
+  char *in = temp_file(".csv", hillstrom_rows);
+  const char *same[] = {"--deployment", deployment_dir, "--in", in, "--out", in, NULL};
+  c = run_score(same);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_ptr_nonnull(strstr(c.err, "is the input file"));
+  captured_free(&c);
+  size_t size = 0;
+  vd_error read_err = {0};
+  char *kept = vd_read_file(in, 1 << 20, &size, &read_err);
+  ck_assert_str_eq(kept, hillstrom_rows);
+  free(kept);
+  unlink(in);
+  free(in);
+}
+END_TEST
+
+/* A model the deployment names but that does not load stops the run (exit 2, the bundle named);
+ * a campaign is never scored on rules alone by accident. */
+START_TEST(a_broken_model_stops_the_run) {
+  char dir[] = "/tmp/vd-score-dep-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char command[1024];
+  snprintf(command, sizeof command,
+           "cp -r '%s'/. '%s' && printf '{\"learner\": 1}' > '%s/model/model.json'", deployment_dir,
+           dir, dir);
+  ck_assert_int_eq(system(command), 0);
+  char *in = temp_file(".csv", hillstrom_rows);
+  const char *args[] = {"--deployment", dir, "--in", in, NULL};
+  captured c = run_score(args);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_msg(strstr(c.err, "model bundle") && strstr(c.err, "refused"), "%s", c.err);
+  ck_assert_ptr_null(strstr(c.out, "\"line\""));
+  captured_free(&c);
+  snprintf(command, sizeof command, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(command), 0);
+  unlink(in);
+  free(in);
 }
 END_TEST
 
@@ -286,6 +325,7 @@ int main(void) {
   tcase_add_test(tc, rejected_rows_keep_their_line_and_reasons);
   tcase_add_test(tc, parallel_jobs_keep_the_input_order);
   tcase_add_test(tc, bad_usage_and_bad_files_exit_2);
+  tcase_add_test(tc, a_broken_model_stops_the_run);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
