@@ -22,6 +22,7 @@ typedef struct candidate_state {
   double *contributions; /* the model's per input feature (+ treatment), for the reasons */
   const char *fallback;  /* why the model did not score it (NULL: scored or settled) */
   char model_error[VD_ERROR_MESSAGE_MAX];
+  vd_error request_error; /* field set: the request holds a value the model cannot read */
   bool eligible;
   const char *action;
   double score;
@@ -185,6 +186,10 @@ static void score_candidate(const vd_model *model, const json_t *request, candid
   }
   vd_error err = {0};
   if (!vd_model_score(model, request, c->def->treatment, true, result, &err)) {
+    if (err.field[0]) { /* a request value the model cannot read (e.g. beyond a float) */
+      c->request_error = err;
+      return;
+    }
     c->fallback = "model_error";
     vd_error_format(&err, c->model_error, sizeof c->model_error);
     return;
@@ -393,6 +398,11 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
     } else {
       score_candidate(model, request, c, &result);
       scored_any = true;
+      if (c->request_error.field[0]) { /* the client's mistake: a 400 naming the field */
+        if (violations) vd_diags_add(violations, &c->request_error);
+        status = VD_PIPELINE_INVALID;
+        goto done;
+      }
     }
     if (c->fallback && !fallback) {
       fallback = c->fallback;

@@ -1,6 +1,7 @@
 #include "vd_features.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,7 +381,10 @@ static bool encode_one(const feature *f, const json_t *v, float *out, vd_error *
       if (!json_is_number(v)) break;
       out[0] = (float)json_number_value(v);
       if (!isfinite(out[0]))
-        return vd_error_field(err, f->source, "not a finite number for feature %s", f->name);
+        return vd_error_field(
+            err, f->source,
+            "%g is beyond what the model reads (a float, at most %g) for feature %s",
+            json_number_value(v), (double)FLT_MAX, f->name);
       return true;
     case VD_ENCODING_BOOL:
       if (json_is_boolean(v)) {

@@ -384,6 +384,29 @@ START_TEST(an_infinite_score_fails_the_decision) {
 }
 END_TEST
 
+/* A value the schema accepts but the model cannot read (beyond a float) is the client's mistake:
+ * a violation naming the field, never a silent fallback to rules alone. */
+START_TEST(a_value_beyond_the_model_is_a_violation) {
+  vd_deployment *d = load_example();
+  json_t *request = customer("c11", 6, false, false);
+  json_object_set_new(json_object_get(request, "subject"), "history", json_real(1e308));
+  vd_pipeline_input in = {.request = request,
+                          .decision_id = "01a23c2a-7289-7441-81f8-c38f843ea62d"};
+  vd_decision out = {0};
+  vd_diags violations = {0};
+  vd_error err = {0};
+  ck_assert_int_eq(vd_pipeline_decide(d, &in, &out, &violations, &err), VD_PIPELINE_INVALID);
+  ck_assert_uint_eq(violations.count, 1);
+  ck_assert_str_eq(violations.items[0].field, "subject.history");
+  ck_assert_msg(strstr(violations.items[0].message, "beyond what the model reads"), "%s",
+                violations.items[0].message);
+  ck_assert_ptr_null(out.response);
+  vd_diags_free(&violations);
+  json_decref(request);
+  vd_deployment_release(d);
+}
+END_TEST
+
 typedef struct bad_deployment {
   const char *yaml;
   const char *says;
@@ -482,6 +505,7 @@ int main(void) {
   tcase_add_test(tc, model_budget_spent_falls_back_for_the_rest);
   tcase_add_test(tc, candidates_sharing_a_treatment_share_its_score);
   tcase_add_test(tc, an_infinite_score_fails_the_decision);
+  tcase_add_test(tc, a_value_beyond_the_model_is_a_violation);
   tcase_add_loop_test(tc, deployment_mistakes_are_named, 0, sizeof bad / sizeof bad[0]);
   tcase_add_test(tc, a_rule_file_failing_its_tests_is_refused);
   tcase_add_test(tc, registry_swaps_while_holders_keep_their_version);
