@@ -957,6 +957,13 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
         !warm_up(s, out[i], diags))
       ok = false;
   }
+  if (ok) {
+    const vd_schema **schemas = calloc(c->deployment_count + 1, sizeof *schemas);
+    for (size_t i = 0; schemas && i < c->deployment_count; i++)
+      schemas[i] = vd_deployment_schema(out[i]);
+    ok = schemas && vd_trace_mask_known(&s->mask, schemas, c->deployment_count, diags);
+    free(schemas);
+  }
   for (size_t i = 0; ok && i < c->deployment_count; i++)
     for (size_t j = 0; j < i; j++)
       if (strcmp(vd_deployment_kind(out[i]), vd_deployment_kind(out[j])) == 0 ||

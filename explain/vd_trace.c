@@ -6,6 +6,7 @@
 
 #include "vd_hash.h"
 #include "vd_json_path.h"
+#include "vd_suggest.h"
 #include "vd_time.h"
 
 json_t *vd_trace_mask_value(const json_t *value, const vd_trace_mask *mask) {
@@ -99,6 +100,41 @@ bool vd_trace_mask_check(const vd_trace_mask *mask, const vd_ruleset *rs, const 
       refuse(diags, masked, source, reader);
       ok = false;
     }
+  }
+  return ok;
+}
+
+bool vd_trace_mask_known(const vd_trace_mask *mask, const vd_schema *const *schemas, size_t count,
+                         vd_diags *diags) {
+  if (!mask) return true;
+  bool ok = true;
+  for (size_t m = 0; m < mask->field_count; m++) {
+    const char *masked = mask->fields[m];
+    bool known = false;
+    const char *closest = NULL;
+    size_t closest_distance = SIZE_MAX;
+    for (size_t s = 0; s < count && !known; s++)
+      for (size_t f = 0; f < vd_schema_field_count(schemas[s]) && !known; f++) {
+        const char *path = vd_schema_field_path(vd_schema_field_at(schemas[s], f));
+        known = covers(masked, path);
+        const char *one[] = {path};
+        if (!known && vd_suggest(masked, one, 1)) {
+          size_t distance = vd_edit_distance(masked, path);
+          if (distance < closest_distance) closest = path, closest_distance = distance;
+        }
+      }
+    if (known) continue;
+    vd_error e;
+    if (closest)
+      vd_error_field(&e, "mask_fields",
+                     "%s is not a field of any served schema (did you mean %s?): nothing would "
+                     "be masked",
+                     masked, closest);
+    else
+      vd_error_field(&e, "mask_fields",
+                     "%s is not a field of any served schema: nothing would be masked", masked);
+    if (diags) vd_diags_add(diags, &e);
+    ok = false;
   }
   return ok;
 }

@@ -59,6 +59,12 @@ typedef struct vd_trace_mask {
 bool vd_trace_mask_check(const vd_trace_mask *mask, const vd_ruleset *ruleset,
                          const vd_model *model, vd_diags *diags);
 
+/* A mask entry must name a field (or a section or object holding fields) of at least one of the
+ * served schemas: a typo would otherwise leave the value it meant stored in clear. Appends one
+ * error per unknown entry, with a did-you-mean when a field is close, and returns false. */
+bool vd_trace_mask_known(const vd_trace_mask *mask, const vd_schema *const *schemas, size_t count,
+                         vd_diags *diags);
+
 /* A deep copy of request with every configured field masked. mask may be NULL (plain copy). */
 json_t *vd_trace_mask_request(const json_t *request, const vd_trace_mask *mask);
 /* The masked text of one value ("hmac-sha256:..."). */

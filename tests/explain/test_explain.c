@@ -225,6 +225,29 @@ START_TEST(missing_reason_texts_are_listed_with_their_generated_text) {
 }
 END_TEST
 
+/* A mask entry naming no served field would silently mask nothing: refused, with did-you-mean. */
+START_TEST(masking_an_unknown_field_is_refused) {
+  vd_deployment *d = load(NULL);
+  const vd_schema *schemas[] = {vd_deployment_schema(d)};
+  vd_diags diags = {0};
+  vd_trace_mask known = {NULL, 0, (const char *const[]){"subject.id", "subject"}, 2};
+  ck_assert(vd_trace_mask_known(&known, schemas, 1, &diags));
+  ck_assert_int_eq(diags.count, 0);
+  vd_trace_mask typo = {NULL, 0, (const char *const[]){"subject.idd", "billing.card"}, 2};
+  ck_assert(!vd_trace_mask_known(&typo, schemas, 1, &diags));
+  ck_assert_int_eq(diags.count, 2);
+  ck_assert_str_eq(diags.items[0].field, "mask_fields");
+  ck_assert_msg(
+      strstr(diags.items[0].message,
+             "subject.idd is not a field of any served schema (did you mean subject.id?)"),
+      "%s", diags.items[0].message);
+  ck_assert_msg(strstr(diags.items[1].message, "billing.card is not a field of any served schema"),
+                "%s", diags.items[1].message);
+  vd_diags_free(&diags);
+  vd_deployment_release(d);
+}
+END_TEST
+
 START_TEST(masking_a_field_that_is_read_is_refused) {
   vd_deployment *d = load(NULL);
   const vd_ruleset *rs = vd_deployment_ruleset(d);
@@ -412,6 +435,7 @@ int main(void) {
   tcase_add_test(tc, reason_codes_follow_the_outcome);
   tcase_add_test(tc, missing_reason_texts_are_listed_with_their_generated_text);
   tcase_add_test(tc, masking_a_field_that_is_read_is_refused);
+  tcase_add_test(tc, masking_an_unknown_field_is_refused);
   tcase_add_test(tc, text_explanation_reads_for_a_compliance_reader);
   tcase_add_test(tc, html_explanation_is_self_contained_and_escaped);
   tcase_add_test(tc, trace_diff_names_each_difference_and_ignores_timings);
