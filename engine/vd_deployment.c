@@ -10,7 +10,9 @@
 
 #include "vd_buf.h"
 #include "vd_hash.h"
+#include "vd_llm.h"
 #include "vd_store.h"
+#include "vd_suggest.h"
 #include "vd_time.h"
 #include "vd_yaml.h"
 
@@ -247,6 +249,32 @@ static bool check_treatments(const vd_deployment *d, const vd_yaml_doc *doc, con
   return ok;
 }
 
+/* A triage rule's `escalate` names the LLM task a request is handed to; the task names are fixed,
+ * so a typo is refused here rather than fail every such escalation at run time. */
+static bool check_escalations(const vd_deployment *d, const char *rules_file, vd_diags *diags) {
+  bool ok = true;
+  const char *tasks[VD_LLM_TASK_COUNT];
+  for (int t = 0; t < VD_LLM_TASK_COUNT; t++) tasks[t] = vd_llm_task_name((vd_llm_task)t);
+  for (size_t r = 0; r < vd_ruleset_rule_count(d->ruleset); r++) {
+    if (vd_ruleset_rule_action(d->ruleset, r) != VD_ACTION_ESCALATE) continue;
+    const char *task = json_string_value(vd_ruleset_rule_argument(d->ruleset, r));
+    vd_llm_task parsed;
+    if (!task || vd_llm_task_parse(task, &parsed)) continue;
+    const char *close = vd_suggest(task, tasks, VD_LLM_TASK_COUNT);
+    vd_buf known = {0};
+    for (int t = 0; t < VD_LLM_TASK_COUNT; t++)
+      vd_buf_printf(&known, "%s%s", t ? ", " : "", tasks[t]);
+    vd_error e;
+    vd_error_set(&e, "%s: rule %s: escalate '%s' is not an LLM task (%s)%s%s%s", rules_file,
+                 vd_ruleset_rule_id(d->ruleset, r), task, known.data ? known.data : "",
+                 close ? "; did you mean " : "", close ? close : "", close ? "?" : "");
+    vd_buf_free(&known);
+    add_diag(diags, &e);
+    ok = false;
+  }
+  return ok;
+}
+
 static bool load_model(vd_deployment *d, const vd_yaml_doc *doc, const json_t *root,
                        const vd_deployment_load_options *options, vd_diags *diags) {
   const char *model = options && options->model_dir
@@ -408,6 +436,7 @@ static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *ro
     ok = false;
   if (ok && !load_model(d, doc, root, options, diags)) ok = false;
   if (ok && !check_treatments(d, doc, root, diags)) ok = false;
+  if (ok && strcmp(d->kind, "triage") == 0 && !check_escalations(d, rules, diags)) ok = false;
   if (ok && !seal(d, options ? options->data_dir : NULL, diags)) ok = false;
   return ok;
 }

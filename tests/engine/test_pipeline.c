@@ -343,10 +343,8 @@ START_TEST(candidates_sharing_a_treatment_share_its_score) {
 }
 END_TEST
 
-/* Adjust rules that sum past the range of a double cannot be ranked or answered: the decision
- * fails with a message naming the candidate, rather than answer (and log) without it. */
-START_TEST(an_infinite_score_fails_the_decision) {
-  char *dir = temp_deployment(NULL);
+/* Appends rules (YAML list items) to DIR/rules.yaml, before its tests. */
+static void add_rules(const char *dir, const char *items) {
   char path[512];
   snprintf(path, sizeof path, "%s/rules.yaml", dir);
   size_t size = 0;
@@ -356,15 +354,20 @@ START_TEST(an_infinite_score_fails_the_decision) {
   char *tests = strstr(rules, "\ntests:");
   ck_assert_ptr_nonnull(tests);
   FILE *f = fopen(path, "w");
-  fprintf(f, "%.*s\n", (int)(tests - rules), rules);
-  for (int k = 0; k < 2; k++)
-    fprintf(f,
-            "  - id: huge-%d\n    stage: before_model\n    when: subject.id == \"overflow\"\n"
-            "    then: { adjust: 1.0e308 }\n",
-            k);
+  fprintf(f, "%.*s\n%s", (int)(tests - rules), rules, items);
   fputs(tests, f);
   fclose(f);
   free(rules);
+}
+
+/* Adjust rules that sum past the range of a double cannot be ranked or answered: the decision
+ * fails with a message naming the candidate, rather than answer (and log) without it. */
+START_TEST(an_infinite_score_fails_the_decision) {
+  char *dir = temp_deployment(NULL);
+  add_rules(dir,
+            "  - id: huge-0\n    stage: before_model\n    when: subject.id == \"overflow\"\n"
+            "    then: { adjust: 1.0e308 }\n  - id: huge-1\n    stage: before_model\n"
+            "    when: subject.id == \"overflow\"\n    then: { adjust: 1.0e308 }\n");
   vd_diags diags = {0};
   vd_deployment *d = vd_deployment_load(dir, NULL, &diags);
   ck_assert_msg(d != NULL, "%s", diags.count ? diags.items[0].message : "?");
@@ -404,6 +407,31 @@ START_TEST(a_value_beyond_the_model_is_a_violation) {
   vd_diags_free(&violations);
   json_decref(request);
   vd_deployment_release(d);
+}
+END_TEST
+
+/* The LLM task names are fixed: an escalate naming another is refused at load (the rule named,
+ * with did-you-mean), also when no test of the rule file covers it. */
+START_TEST(an_unknown_escalation_task_is_refused) {
+  char *dir = strdup("/tmp/verdict-dep-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char command[1024];
+  snprintf(command, sizeof command, "cp -r '%s'/. '%s'", VERDICT_SOURCE_DIR "/examples/triage",
+           dir);
+  ck_assert_int_eq(system(command), 0);
+  add_rules(dir,
+            "  - id: typo-escalation\n    stage: before_model\n"
+            "    when: context.text == \"never sent\"\n    then: { escalate: clasify }\n");
+  vd_diags diags = {0};
+  ck_assert_ptr_null(vd_deployment_load(dir, NULL, &diags));
+  bool found = false;
+  for (size_t i = 0; i < diags.count; i++)
+    found = found || strstr(diags.items[i].message,
+                            "rule typo-escalation: escalate 'clasify' is not an LLM task "
+                            "(extract, itinerary, classify); did you mean classify?");
+  ck_assert_msg(found, "%s", diags.count ? diags.items[0].message : "no error");
+  vd_diags_free(&diags);
+  remove_dir(dir);
 }
 END_TEST
 
@@ -506,6 +534,7 @@ int main(void) {
   tcase_add_test(tc, candidates_sharing_a_treatment_share_its_score);
   tcase_add_test(tc, an_infinite_score_fails_the_decision);
   tcase_add_test(tc, a_value_beyond_the_model_is_a_violation);
+  tcase_add_test(tc, an_unknown_escalation_task_is_refused);
   tcase_add_loop_test(tc, deployment_mistakes_are_named, 0, sizeof bad / sizeof bad[0]);
   tcase_add_test(tc, a_rule_file_failing_its_tests_is_refused);
   tcase_add_test(tc, registry_swaps_while_holders_keep_their_version);
