@@ -260,16 +260,24 @@ START_TEST(card_numbers_never_reach_the_data_folder) {
       "someone charged my card 4111 1111 1111 1111 twice, is that fraud",
       "how do I grow tomatoes, my card is 5500-0055-5555-5559",
       "book a hotel in Rome for May 3 to May 5, pay with 378282246310005",
+      /* separators, glued letters and digits other than ASCII */
+      "was my card 6011.1111.1111.1117 charged twice",
+      "card5105105105105100 got declined",
+      "please use \uff14\uff10\uff11\uff12\u3000\uff18\uff18\uff18\uff18\u3000\uff18\uff18"
+      "\uff18\uff18\u3000\uff11\uff18\uff18\uff11 for the booking",
+      "my card 3530 \u2013 1113 \u2013 3330 \u2013 0000 was stolen",
+      "refund to 4000\u00a00566\u00a05566\u00a05556 please",
   };
-  const char *jobs[3] = {0};
-  vd_itest_response rs[3];
-  for (int i = 0; i < 3; i++) {
+  enum { N_TEXTS = sizeof texts / sizeof texts[0] };
+  const char *jobs[N_TEXTS] = {0};
+  vd_itest_response rs[N_TEXTS];
+  for (int i = 0; i < N_TEXTS; i++) {
     rs[i] = triage(&server, texts[i]);
     ck_assert_int_eq(rs[i].status, 200);
     const json_t *esc = json_object_get(rs[i].json, "escalation");
     jobs[i] = json_is_object(esc) ? str(esc, "job_id") : NULL;
   }
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < N_TEXTS; i++) {
     if (jobs[i]) json_decref(wait_job(&server, jobs[i])); /* the LLM store has its input too */
     json_t *trace = decision(&server, str(rs[i].json, "decision_id"));
     char *text = json_dumps(trace, JSON_COMPACT);
@@ -281,9 +289,11 @@ START_TEST(card_numbers_never_reach_the_data_folder) {
   /* stop the server so every WAL is checkpointed, then grep every byte it wrote */
   ck_assert_int_eq(vd_itest_stop(&server, SIGTERM), 0);
   server.pid = -1;
-  static const char *const numbers[] = {"4111 1111 1111 1111", "4111111111111111",
-                                        "5500-0055-5555-5559", "5500005555555559",
-                                        "378282246310005"};
+  static const char *const numbers[] = {
+      "4111 1111 1111 1111",      "4111111111111111",    "5500-0055-5555-5559", "5500005555555559",
+      "378282246310005",          "6011.1111.1111.1117", "6011111111111117",    "5105105105105100",
+      "\uff14\uff10\uff11\uff12", "4012888888881881",    "3530 \u2013 1113",    "3530111333300000",
+      "4000\u00a00566",           "4000056655665556"};
   for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
     ck_assert_msg(!folder_contains(server.data_dir, numbers[i]), "%s is in %s", numbers[i],
                   server.data_dir);
