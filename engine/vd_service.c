@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ enum { MASK_KEY_BYTES = 32 };
 struct vd_service {
   const vd_config *config;
   FILE *events;
+  int data_lock; /* DATA_DIR/verdict.lock, held (flock) while the service lives; -1: none */
   vd_registry *registry;
   vd_decision_log *log;
   vd_metrics *metrics;
@@ -1067,7 +1069,37 @@ static void service_free(vd_service *s) {
   if (s->tls_key_pem) explicit_bzero(s->tls_key_pem, strlen(s->tls_key_pem)); /* a secret */
   free(s->tls_key_pem);
   pthread_mutex_destroy(&s->reload_lock);
+  if (s->data_lock >= 0) close(s->data_lock); /* last: the folder is free once all is flushed */
   free(s);
+}
+
+/* One server per data folder: two would run the same LLM jobs twice, race on the version store
+ * and mix their decision logs' retention. The kernel drops the lock when the process dies, so a
+ * SIGKILLed server never leaves a stale one. */
+static int lock_data_dir(const char *dir, vd_error *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/verdict.lock", dir);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char holder[32] = "";
+    ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+    holder[n > 0 ? n : 0] = '\0';
+    holder[strcspn(holder, "\n")] = '\0';
+    vd_error_set(err, "the data folder %s is in use by another verdict server%s%s%s", dir,
+                 *holder ? " (pid " : "", holder, *holder ? ")" : "");
+    close(fd);
+    return -1;
+  }
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  /* the pid is only informative (for the message above): the lock is what counts */
+  bool wrote = ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) == len;
+  (void)wrote;
+  return fd;
 }
 
 /* What an operator needs to know the server is the one they meant: where it listens and stores,
@@ -1104,11 +1136,13 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
   }
   s->config = c;
   s->events = events;
+  s->data_lock = -1;
   pthread_mutex_init(&s->reload_lock, NULL);
   s->registry = vd_registry_new();
   s->metrics = vd_metrics_new();
   s->ids = vd_uuid_gen_new(err);
   if (!s->registry || !s->metrics || !s->ids || !make_dirs(c->data_dir, err)) goto fail;
+  if ((s->data_lock = lock_data_dir(c->data_dir, err)) < 0) goto fail;
   char path[4096];
   const char *key_path = c->mask_key_file;
   if (!key_path) {

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vd_buf.h"
 #include "vd_itest.h"
 #include "vd_test.h"
 
@@ -593,6 +594,29 @@ START_TEST(serve_usage_and_bad_configs) {
 }
 END_TEST
 
+/* One server per data folder: a second `verdict serve` on the running one's folder stops at once
+ * naming the folder and the holder's pid, and the first keeps serving. */
+START_TEST(a_second_server_on_the_same_data_folder_is_refused) {
+  char command[1024], log[400];
+  snprintf(log, sizeof log, "%s/second.log", server.root);
+  snprintf(command, sizeof command, "'%s' serve --config '%s' --listen 127.0.0.1:0 2> '%s'",
+           VERDICT_EXE, server.config, log);
+  int status = system(command);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+  size_t size = 0;
+  vd_error err = {0};
+  char *text = vd_read_file(log, 1 << 20, &size, &err);
+  ck_assert_msg(text != NULL, "%s", err.message);
+  char expected[400];
+  snprintf(expected, sizeof expected, "in use by another verdict server (pid %d)", (int)server.pid);
+  ck_assert_msg(strstr(text, server.data_dir) && strstr(text, expected), "%s", text);
+  free(text);
+  vd_itest_response r = vd_itest_call(&server, "GET", "/readyz", NULL, NULL, 0);
+  ck_assert_int_eq(r.status, 200);
+  vd_itest_response_free(&r);
+}
+END_TEST
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_ALL);
   Suite *s = suite_create("serve");
@@ -610,6 +634,7 @@ int main(void) {
   tcase_add_test(api, decision_is_read_back_with_compliance_key);
   tcase_add_test(api, pagination_walks_every_decision_once);
   tcase_add_test(api, health_ready_and_metrics);
+  tcase_add_test(api, a_second_server_on_the_same_data_folder_is_refused);
   suite_add_tcase(s, api);
   TCase *reload = tcase_create("reload");
   tcase_add_checked_fixture(reload, start_server, stop_server);
