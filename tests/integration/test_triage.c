@@ -437,8 +437,11 @@ START_TEST(triage_latency_does_not_depend_on_the_provider) {
   fake_provider_set_down(fake, FAKE_OK);
   fprintf(stderr, "triage p99 over HTTP: provider healthy %.2f ms, slow %.2f ms, down %.2f ms\n",
           healthy, slow, down);
-  /* half of these requests escalate to classify: the LLM never is on the request's path */
-  ck_assert_msg(slow < 2 * healthy + 5 && down < 2 * healthy + 5,
+  /* Half of these requests escalate to classify: the LLM never is on the request's path. Were it
+   * on the path, a slow provider would add its 5 s timeout to every escalating request; the
+   * bound leaves room for a loaded CI machine's preemptions (a few tens of ms at p99) and still
+   * fails by two orders of magnitude on that. */
+  ck_assert_msg(slow < 3 * healthy + 50 && down < 3 * healthy + 50,
                 "healthy %.2f, slow %.2f, down %.2f ms", healthy, slow, down);
 }
 END_TEST
