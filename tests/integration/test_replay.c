@@ -57,7 +57,7 @@ static void write_candidate_rules(const vd_itest_server *s, char *path, size_t s
   ck_assert_ptr_nonnull(out);
   fwrite(text, 1, (size_t)(tests - text), out);
   fputs(
-      "\n  - id: high-spender-pause\n"
+      "\n  - id: test-high-spender-pause\n"
       "    description: Customers who spent over $500 are handled by account managers.\n"
       "    stage: before_model\n"
       "    when: subject.history > 500.0\n"
@@ -223,7 +223,7 @@ START_TEST(every_decision_replays_identically_and_shadow_counts_are_exact) {
   for (size_t j = 0; j < key_count; j++) total += counts[j];
   const json_t *cause = json_array_get(json_object_get(report, "causes"), 0);
   ck_assert_str_eq(json_string_value(json_object_get(cause, "rule")),
-                   "high-spender-pause (new) now applies");
+                   "test-high-spender-pause (new) now applies");
   ck_assert_int_eq(json_integer_value(json_object_get(cause, "candidates")), total);
   /* A sample with both traces. */
   const json_t *sample = json_array_get(json_object_get(report, "samples"), 0);
