@@ -1316,7 +1316,8 @@ json_t *vd_llm_events(vd_llm *llm, const char *job_id, uint64_t *cursor, int64_t
   pthread_mutex_lock(&llm->mu);
   job *j = find_job(llm, job_id);
   if (j) {
-    while (j->next_seq <= *cursor && !llm->stop &&
+    /* a finished job has no events to come: a client resuming past its end is not kept waiting */
+    while (j->next_seq <= *cursor && !terminal(j->state) && !llm->stop &&
            pthread_cond_timedwait(&llm->changed, &llm->mu, &until) != ETIMEDOUT) {
       j = find_job(llm, job_id); /* it may have been evicted from the recent ring */
       if (!j) break;
@@ -1332,6 +1333,11 @@ json_t *vd_llm_events(vd_llm *llm, const char *job_id, uint64_t *cursor, int64_t
       json_array_append(out, e);
       *cursor = seq;
       if (strcmp(json_string_value(json_object_get(e, "event")), "done") == 0) *finished = true;
+    }
+    if (!*finished && terminal(j->state)) { /* resumed past "done": it is sent again, as stored */
+      json_t *last = json_array_get(j->events, json_array_size(j->events) - 1);
+      if (last) json_array_append(out, last);
+      *finished = true;
     }
     pthread_mutex_unlock(&llm->mu);
     json_t *copy_out = json_deep_copy(out); /* the caller's copy shares nothing with the job */

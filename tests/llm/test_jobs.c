@@ -849,6 +849,16 @@ START_TEST(test_tokens_reach_subscribers_within_milliseconds) {
   json_t *job = vd_llm_job(llm, id);
   ck_assert_int_ge(num(job, "ttft_ms"), 300); /* the provider's slowness shows in the record */
   json_decref(job);
+  /* A client reconnecting with the done event's id (its Last-Event-ID) is answered at once with
+   * that event again and the end, not kept waiting for events that will never come. */
+  uint64_t done_seq = cursor, t0 = vd_monotonic_ns();
+  json_t *again = vd_llm_events(llm, id, &cursor, 5000, &finished, &err);
+  ck_assert(finished);
+  ck_assert_uint_lt(vd_monotonic_ns() - t0, 1000000000u);
+  ck_assert_int_eq(json_array_size(again), 1);
+  ck_assert_str_eq(str(json_array_get(again, 0), "event"), "done");
+  ck_assert_int_eq(num(json_array_get(again, 0), "seq"), (json_int_t)done_seq);
+  json_decref(again);
   vd_llm_close(llm);
   llm_env_done(&env);
 }
