@@ -11,6 +11,7 @@
 #include "vd_args.h"
 #include "vd_batch_input.h"
 #include "vd_deployment.h"
+#include "vd_json_write.h"
 #include "vd_pipeline.h"
 #include "vd_time.h"
 #include "vd_uuid.h"
@@ -35,12 +36,16 @@ static void draw_progress(FILE *f, double fraction, size_t rows, double seconds)
   fflush(f);
 }
 
-/* Writes one output line: `line` first, then the body's members. */
+/* Writes one output line: `line` first, then the body's members — with reals in their shortest
+ * round-trip form, as the API answers them. */
 static bool write_line(FILE *f, size_t line, const json_t *body) {
   json_t *obj = json_pack("{s:I}", "line", (json_int_t)line);
   json_object_update(obj, (json_t *)body);
   json_object_set_new(obj, "line", json_integer((json_int_t)line)); /* the body's own never wins */
-  bool ok = json_dumpf(obj, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF;
+  size_t len = 0;
+  char *text = vd_json_dumps_shortest(obj, &len);
+  bool ok = text && fwrite(text, 1, len, f) == len && fputc('\n', f) != EOF;
+  free(text);
   json_decref(obj);
   return ok;
 }

@@ -9,6 +9,7 @@
 #include "vd_batch_input.h"
 #include "vd_buf.h"
 #include "vd_deployment.h"
+#include "vd_json_write.h"
 #include "vd_pipeline.h"
 #include "vd_test.h"
 
@@ -100,6 +101,22 @@ START_TEST(csv_rows_are_scored_against_every_candidate) {
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(l, "ruleset"), "name")),
                      "promotions");
   }
+  /* each line is written as the API writes its bodies: reals in their shortest round-trip form */
+  size_t size = 0;
+  vd_error read_err = {0};
+  char *text = vd_read_file(out, 1 << 20, &size, &read_err);
+  ck_assert_msg(text != NULL, "%s", read_err.message);
+  char *line = text;
+  for (size_t i = 0; i < 4; i++) {
+    char *end = strchr(line, '\n');
+    ck_assert_ptr_nonnull(end);
+    char *shortest = vd_json_dumps_shortest(json_array_get(lines, i), NULL);
+    ck_assert_int_eq((int)strlen(shortest), (int)(end - line));
+    ck_assert(strncmp(shortest, line, (size_t)(end - line)) == 0);
+    free(shortest);
+    line = end + 1;
+  }
+  free(text);
   /* the summary goes to stdout when the results go to a file */
   ck_assert_ptr_nonnull(strstr(c.out, "rows: 4 (decided 4, rejected 0)"));
   ck_assert_ptr_nonnull(strstr(c.out, "decisions by action"));
