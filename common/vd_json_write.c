@@ -294,8 +294,10 @@ static size_t format_g(double v, bool shortest, char *buf) {
     uint64_t d = p10[17 - precision], c = whole / d, r = whole % d;
     if (r > d / 2 || (r == d / 2 && (inexact || (c & 1)))) c++; /* half-even on the exact value */
     int kp = k - (17 - precision);
-    if (c <= (UINT64_C(1) << 53) && kp >= 0 && kp <= 22 && (double)c / p10d[kp] == a)
-      return layout_g(signbit(v), c, precision, x, buf);
+    /* beyond 2^53 (a 16-digit c from 9007199254740993 on) c is not an exact double and the
+     * check below proves nothing: the caller's snprintf + strtod decides instead */
+    if (c > (UINT64_C(1) << 53) || kp < 0 || kp > 22) return 0;
+    if ((double)c / p10d[kp] == a) return layout_g(signbit(v), c, precision, x, buf);
   }
   uint64_t q = whole + (tail > 0 || (tail == 0 && (whole & 1)));
   return layout_g(signbit(v), q, 17, x, buf);

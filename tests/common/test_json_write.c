@@ -169,6 +169,19 @@ static void assert_shortest(double v) {
     ck_assert_msg(strcmp(digits_got, digits_ref) == 0, "%.17g: %s, %%.15g %s", v, got, p15);
     json_decref(again);
   }
+  char p16[40];
+  snprintf(p16, sizeof p16, "%.16g", v);
+  if (strtod(p16, NULL) == v && v != floor(v)) { /* then at most 16 significant digits */
+    size_t significant = 0;
+    bool leading = true;
+    for (const char *s = got; *s && *s != 'e'; s++) {
+      if (*s < '0' || *s > '9') continue;
+      if (leading && *s == '0') continue;
+      leading = false;
+      significant++;
+    }
+    ck_assert_msg(significant <= 16, "%.17g: %s, but %%.16g %s reads back", v, got, p16);
+  }
   free(got);
   free(full);
   json_decref(real);
@@ -194,6 +207,7 @@ START_TEST(shortest_reals_read_back_exactly) {
                            1234567890123456.5,
                            9.999999999999999e-7};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) assert_shortest(values[i]);
+  assert_shortest(0.9956990906776498); /* 16 digits above 2^53: 17 were written */
   unsigned seed = 7;
   int rounds = getenv("VERDICT_UNDER_SANITIZER") ? 4000 : 20000;
   for (int i = 0; i < rounds; i++) {
