@@ -269,6 +269,13 @@ static enum MHD_Result queue(vd_http_request *req, vd_http_response *resp) {
   return result;
 }
 
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value) {
+  (void)kind;
+  *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* "key: value\r\n" */
+  return MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls) {
@@ -286,6 +293,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
     req->started_ns = vd_monotonic_ns();
     *con_cls = req;
     atomic_fetch_add(&server->in_flight, 1);
+    /* libmicrohttpd refuses headers that overflow its connection pool (max_header_bytes plus
+     * room for its bookkeeping) with its own HTML page; between the two, the limit is ours */
+    size_t header_bytes = strlen(method) + strlen(url) + 12;
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, add_header_size, &header_bytes);
+    if (header_bytes > o->max_header_bytes) {
+      vd_http_response resp = {0};
+      vd_http_respond_error(&resp, 431, "request_header_fields_too_large", NULL, NULL,
+                            "the request line and headers take %zu bytes, over the limit of %zu",
+                            header_bytes, o->max_header_bytes);
+      return queue(req, &resp);
+    }
     const char *length =
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length) {
