@@ -69,6 +69,10 @@ static const pan_case cases[] = {
      "\u0661\u0661\u0661\u0661",
      "****1111", 1},
     {"41\uff11\uff111111 1111 1111", "****1111", 1},
+    /* Devanagari, Persian, Bengali, mathematical bold and monospace digits */
+    {"\u096a\u0967\u0967\u0967 \u06f1\u06f1\u06f1\u06f1 \u09e7\u09e7\u09e7\u09e7 "
+     "\U0001d7cf\U0001d7cf\U0001d7cf\U0001d7f7.",
+     "****1111.", 1},
     /* not joined: four or more separators, or a word, between the groups */
     {"4111 1111 1111    1111", "4111 1111 1111    1111", 0},
     {"4111 1111 and 1111 1111", "4111 1111 and 1111 1111", 0},
