@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,10 +270,22 @@ static enum MHD_Result queue(vd_http_request *req, vd_http_response *resp) {
   return result;
 }
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value) {
+/* What the first look at a request's headers counts: their size, and the framing headers whose
+ * repetition or combination lets a proxy and verdict disagree on where a request ends. */
+typedef struct header_tally {
+  size_t bytes;
+  int content_lengths;
+  bool transfer_encoding;
+} header_tally;
+
+static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
   (void)kind;
-  *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* "key: value\r\n" */
+  header_tally *t = cls;
+  t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* "key: value\r\n" */
+  t->content_lengths += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0;
+  t->transfer_encoding =
+      t->transfer_encoding || strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0;
   return MHD_YES;
 }
 
@@ -295,13 +308,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
     atomic_fetch_add(&server->in_flight, 1);
     /* libmicrohttpd refuses headers that overflow its connection pool (max_header_bytes plus
      * room for its bookkeeping) with its own HTML page; between the two, the limit is ours */
-    size_t header_bytes = strlen(method) + strlen(url) + 12;
-    MHD_get_connection_values(connection, MHD_HEADER_KIND, add_header_size, &header_bytes);
-    if (header_bytes > o->max_header_bytes) {
+    header_tally tally = {.bytes = strlen(method) + strlen(url) + 12};
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, tally_header, &tally);
+    if (tally.bytes > o->max_header_bytes) {
       vd_http_response resp = {0};
       vd_http_respond_error(&resp, 431, "request_header_fields_too_large", NULL, NULL,
                             "the request line and headers take %zu bytes, over the limit of %zu",
-                            header_bytes, o->max_header_bytes);
+                            tally.bytes, o->max_header_bytes);
+      return queue(req, &resp);
+    }
+    if (tally.content_lengths > 1 || (tally.content_lengths && tally.transfer_encoding)) {
+      /* RFC 9112 §6.3: ambiguous framing is refused and the connection closed (smuggling) */
+      vd_http_response resp = {0};
+      vd_http_respond_error(&resp, 400, "bad_request", NULL, NULL, "%s",
+                            tally.transfer_encoding ? "both Content-Length and Transfer-Encoding"
+                                                    : "more than one Content-Length header");
+      vd_http_add_header(&resp, "Connection", "close");
       return queue(req, &resp);
     }
     const char *length =

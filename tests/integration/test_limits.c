@@ -209,6 +209,35 @@ START_TEST(slow_body_is_cut_off) {
 }
 END_TEST
 
+/* Ambiguous framing (two Content-Lengths, or one with Transfer-Encoding) is how a request is
+ * smuggled past a proxy that reads it differently: refused with 400 and the connection closed,
+ * so nothing after it on the connection is read as a request. */
+START_TEST(ambiguous_framing_is_refused_and_closes) {
+  static const char *const variants[] = {
+      "POST /v1/promotions/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+      "POST /v1/promotions/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"};
+  for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+    int fd = connect_raw();
+    send_all(fd, variants[v], strlen(variants[v]));
+    bool closed = false;
+    char *answer = read_answer(fd, 5.0, &closed);
+    ck_assert_msg(strncmp(answer, "HTTP/1.1 400", 12) == 0, "variant %zu: %.300s", v, answer);
+    ck_assert_msg(strstr(answer, "\"bad_request\""), "%.300s", answer);
+    ck_assert_msg(!strstr(answer + 12, "HTTP/1.1 200"), "a second request was read: %.600s",
+                  answer);
+    free(answer);
+    char rest[64];
+    struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_msg(poll(&p, 1, 3000) == 1, "the connection was left open");
+    ck_assert_int_le(recv(fd, rest, sizeof rest, 0), 0); /* closed by the server */
+    close(fd);
+  }
+  expect_serving("after ambiguous framing");
+}
+END_TEST
+
 START_TEST(oversized_headers_get_431) {
   /* One huge header, then many small ones: both over max_header_bytes = 8192; then one just over
    * the limit but within libmicrohttpd's pool, which verdict itself answers (JSON). */
@@ -336,6 +365,7 @@ int main(void) {
   tcase_add_test(tc, slow_header_clients_do_not_block_others);
   tcase_add_test(tc, slow_body_is_cut_off);
   tcase_add_test(tc, oversized_headers_get_431);
+  tcase_add_test(tc, ambiguous_framing_is_refused_and_closes);
   tcase_add_test(tc, oversized_bodies_get_413);
   tcase_add_test(tc, one_client_cannot_take_every_connection);
   suite_add_tcase(s, tc);
