@@ -960,7 +960,7 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
       ok = false;
   }
   if (ok) {
-    const vd_schema **schemas = calloc(c->deployment_count + 1, sizeof *schemas);
+    const vd_schema **schemas = calloc(c->deployment_count + 1, sizeof(const vd_schema *));
     for (size_t i = 0; schemas && i < c->deployment_count; i++)
       schemas[i] = vd_deployment_schema(out[i]);
     ok = schemas && vd_trace_mask_known(&s->mask, schemas, c->deployment_count, diags);

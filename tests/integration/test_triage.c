@@ -263,8 +263,8 @@ START_TEST(card_numbers_never_reach_the_data_folder) {
       /* separators, glued letters and digits other than ASCII */
       "was my card 6011.1111.1111.1117 charged twice",
       "card5105105105105100 got declined",
-      "please use \uff14\uff10\uff11\uff12\u3000\uff18\uff18\uff18\uff18\u3000\uff18\uff18"
-      "\uff18\uff18\u3000\uff11\uff18\uff18\uff11 for the booking",
+      ("please use \uff14\uff10\uff11\uff12\u3000\uff18\uff18\uff18\uff18\u3000\uff18\uff18"
+       "\uff18\uff18\u3000\uff11\uff18\uff18\uff11 for the booking"),
       "my card 3530 \u2013 1113 \u2013 3330 \u2013 0000 was stolen",
       "refund to 4000\u00a00566\u00a05566\u00a05556 please",
   };
