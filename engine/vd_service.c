@@ -313,8 +313,10 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
     vd_http_respond_json(resp, 200, trace);
   else if (st == VD_LOG_NOT_FOUND)
     vd_http_respond_error(resp, 404, "not_found", "id", NULL, "no decision with id %s", id);
-  else
+  else {
+    event(s, "reading decision %s failed: %s", id, err.message); /* a 5xx is always logged */
     vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL, "%s", err.message);
+  }
 }
 
 typedef struct list_params {
@@ -386,8 +388,10 @@ static void handle_decision_list(vd_service *s, const vd_http_request *req,
     vd_buf_free(&body);
     if (err.field[0])
       vd_http_respond_error(resp, 400, "bad_request", err.field, NULL, "%s", err.message);
-    else
+    else {
+      event(s, "listing decisions failed: %s", err.message);
       vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL, "%s", err.message);
+    }
     return;
   }
   /* a cursor is hex digits: no escaping needed */

@@ -92,7 +92,7 @@ static json_t *decision(const vd_itest_server *s, const char *id) {
   char path[128];
   snprintf(path, sizeof path, "/v1/decisions/%s", id);
   vd_itest_response r = vd_itest_call(s, "GET", path, "demo-compliance", NULL, 0);
-  ck_assert_int_eq(r.status, 200);
+  ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
   json_t *trace = json_incref(r.json);
   vd_itest_response_free(&r);
   return trace;
