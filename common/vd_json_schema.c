@@ -327,46 +327,31 @@ static void validate_at(const json_t *root, const json_t *schema, const json_t *
     double x = json_number_value(v);
     const json_t *min = json_object_get(schema, "minimum");
     const json_t *max = json_object_get(schema, "maximum");
-    char got[64], bound[64];
-    snprintf(got, sizeof got, "%g", x);
-    if (min && x < json_number_value(min)) {
-      snprintf(bound, sizeof bound, "%g", json_number_value(min));
-      add(diags, path, "%s is below the minimum %s", got, bound);
-    }
-    if (max && x > json_number_value(max)) {
-      snprintf(bound, sizeof bound, "%g", json_number_value(max));
-      add(diags, path, "%s is above the maximum %s", got, bound);
-    }
+    if (min && x < json_number_value(min))
+      add(diags, path, "%g is below the minimum %g", x, json_number_value(min));
+    if (max && x > json_number_value(max))
+      add(diags, path, "%g is above the maximum %g", x, json_number_value(max));
   }
   if (json_is_string(v)) {
     size_t n = utf8_length(json_string_value(v), json_string_length(v));
     const json_t *min = json_object_get(schema, "minLength");
     const json_t *max = json_object_get(schema, "maxLength");
-    char got[32], bound[32];
-    snprintf(got, sizeof got, "%zu", n);
-    if (min && (json_int_t)n < json_integer_value(min)) {
-      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(min));
-      add(diags, path, "string of %s characters is shorter than minLength %s", got, bound);
-    }
-    if (max && (json_int_t)n > json_integer_value(max)) {
-      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(max));
-      add(diags, path, "string of %s characters is longer than maxLength %s", got, bound);
-    }
+    if (min && (json_int_t)n < json_integer_value(min))
+      add(diags, path, "string of %zu characters is shorter than minLength %lld", n,
+          (long long)json_integer_value(min));
+    if (max && (json_int_t)n > json_integer_value(max))
+      add(diags, path, "string of %zu characters is longer than maxLength %lld", n,
+          (long long)json_integer_value(max));
   }
   if (json_is_array(v)) {
     size_t n = json_array_size(v);
     const json_t *min = json_object_get(schema, "minItems");
     const json_t *max = json_object_get(schema, "maxItems");
-    char got[32], bound[32];
-    snprintf(got, sizeof got, "%zu", n);
-    if (min && (json_int_t)n < json_integer_value(min)) {
-      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(min));
-      add(diags, path, "%s items, fewer than minItems %s", got, bound);
-    }
-    if (max && (json_int_t)n > json_integer_value(max)) {
-      snprintf(bound, sizeof bound, "%lld", (long long)json_integer_value(max));
-      add(diags, path, "%s items, more than maxItems %s", got, bound);
-    }
+    if (min && (json_int_t)n < json_integer_value(min))
+      add(diags, path, "%zu items, fewer than minItems %lld", n,
+          (long long)json_integer_value(min));
+    if (max && (json_int_t)n > json_integer_value(max))
+      add(diags, path, "%zu items, more than maxItems %lld", n, (long long)json_integer_value(max));
     const json_t *items = json_object_get(schema, "items");
     if (items) {
       size_t i;
