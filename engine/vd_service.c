@@ -884,6 +884,24 @@ static void handle(void *ctx, const vd_http_request *req, vd_http_response *resp
 
 /* ---- Loading and reloading ----------------------------------------------------------------- */
 
+/* A warm-up's result as a load error (a warm-up request the schema refuses names the field);
+ * frees violations. */
+static bool warm_up_outcome(const vd_deployment *d, vd_pipeline_status st, vd_diags *violations,
+                            const vd_error *err, vd_diags *diags) {
+  bool ok = st == VD_PIPELINE_OK;
+  if (!ok) {
+    vd_error e;
+    if (st == VD_PIPELINE_INVALID && violations->count)
+      vd_error_set(&e, "%s/deployment.yaml: the warmup request breaks the schema: %s: %s",
+                   vd_deployment_dir(d), violations->items[0].field, violations->items[0].message);
+    else
+      vd_error_set(&e, "%s: warm-up failed: %s", vd_deployment_dir(d), err->message);
+    if (diags) vd_diags_add(diags, &e);
+  }
+  vd_diags_free(violations);
+  return ok;
+}
+
 /* The triage warm-up: the deployment's warmup request in the schema's shape ({context: {text,
  * channel}, subject}) is sent as the API body {text, channel, subject}. */
 static bool warm_up_triage(vd_service *s, const vd_deployment *d, const json_t *warmup,
@@ -903,18 +921,7 @@ static bool warm_up_triage(vd_service *s, const vd_deployment *d, const json_t *
   vd_pipeline_status st = vd_triage_decide(d, &input, &decision, &violations, &err);
   vd_triage_decision_clear(&decision);
   json_decref(body);
-  bool ok = st == VD_PIPELINE_OK;
-  if (!ok) {
-    vd_error e;
-    if (st == VD_PIPELINE_INVALID && violations.count)
-      vd_error_set(&e, "%s/deployment.yaml: the warmup request breaks the schema: %s: %s",
-                   vd_deployment_dir(d), violations.items[0].field, violations.items[0].message);
-    else
-      vd_error_set(&e, "%s: warm-up failed: %s", vd_deployment_dir(d), err.message);
-    if (diags) vd_diags_add(diags, &e);
-  }
-  vd_diags_free(&violations);
-  return ok;
+  return warm_up_outcome(d, st, &violations, &err, diags);
 }
 
 /* Scores the deployment's warm-up request once (nothing is logged), so the first real request
@@ -930,18 +937,7 @@ static bool warm_up(vd_service *s, const vd_deployment *d, vd_diags *diags) {
   vd_error err = {0};
   vd_pipeline_status st = vd_pipeline_decide(d, &input, &decision, &violations, &err);
   vd_decision_clear(&decision);
-  bool ok = st == VD_PIPELINE_OK;
-  if (!ok) {
-    vd_error e;
-    if (st == VD_PIPELINE_INVALID && violations.count)
-      vd_error_set(&e, "%s/deployment.yaml: the warmup request breaks the schema: %s: %s",
-                   vd_deployment_dir(d), violations.items[0].field, violations.items[0].message);
-    else
-      vd_error_set(&e, "%s: warm-up failed: %s", vd_deployment_dir(d), err.message);
-    if (diags) vd_diags_add(diags, &e);
-  }
-  vd_diags_free(&violations);
-  return ok;
+  return warm_up_outcome(d, st, &violations, &err, diags);
 }
 
 /* Loads every configured deployment; on success *out holds one new version per folder. */

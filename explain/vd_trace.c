@@ -106,24 +106,27 @@ bool vd_trace_mask_check(const vd_trace_mask *mask, const vd_ruleset *rs, const 
 
 bool vd_trace_mask_known(const vd_trace_mask *mask, const vd_schema *const *schemas, size_t count,
                          vd_diags *diags) {
-  if (!mask) return true;
+  if (!mask || mask->field_count == 0) return true;
+  size_t total = 0;
+  for (size_t s = 0; s < count; s++) total += vd_schema_field_count(schemas[s]);
+  const char **paths = calloc(total + 1, sizeof *paths);
+  if (!paths) {
+    vd_error e;
+    vd_error_set(&e, "out of memory checking mask_fields");
+    if (diags) vd_diags_add(diags, &e);
+    return false;
+  }
+  size_t n = 0;
+  for (size_t s = 0; s < count; s++)
+    for (size_t f = 0; f < vd_schema_field_count(schemas[s]); f++)
+      paths[n++] = vd_schema_field_path(vd_schema_field_at(schemas[s], f));
   bool ok = true;
   for (size_t m = 0; m < mask->field_count; m++) {
     const char *masked = mask->fields[m];
     bool known = false;
-    const char *closest = NULL;
-    size_t closest_distance = SIZE_MAX;
-    for (size_t s = 0; s < count && !known; s++)
-      for (size_t f = 0; f < vd_schema_field_count(schemas[s]) && !known; f++) {
-        const char *path = vd_schema_field_path(vd_schema_field_at(schemas[s], f));
-        known = covers(masked, path);
-        const char *one[] = {path};
-        if (!known && vd_suggest(masked, one, 1)) {
-          size_t distance = vd_edit_distance(masked, path);
-          if (distance < closest_distance) closest = path, closest_distance = distance;
-        }
-      }
+    for (size_t i = 0; i < n && !known; i++) known = covers(masked, paths[i]);
     if (known) continue;
+    const char *closest = vd_suggest(masked, paths, n);
     vd_error e;
     if (closest)
       vd_error_field(&e, "mask_fields",
@@ -136,6 +139,7 @@ bool vd_trace_mask_known(const vd_trace_mask *mask, const vd_schema *const *sche
     if (diags) vd_diags_add(diags, &e);
     ok = false;
   }
+  free(paths);
   return ok;
 }
 
