@@ -926,8 +926,8 @@ static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row
   if (q->subject_id) strcat(sql, " AND subject_id = ?1");
   /* with a subject, its index is the selective one: "+kind" keeps the planner off the kind index */
   if (q->kind) strcat(sql, q->subject_id ? " AND +kind = ?2" : " AND kind = ?2");
-  if (q->since_us) strcat(sql, " AND ts_us >= ?3");
-  if (q->until_us) strcat(sql, " AND ts_us < ?4");
+  if (q->has_since) strcat(sql, " AND ts_us >= ?3");
+  if (q->has_until) strcat(sql, " AND ts_us < ?4");
   if (has_cursor) strcat(sql, " AND ts_us >= ?5 AND (ts_us > ?5 OR id > ?6)");
   strcat(sql, " ORDER BY ts_us, id LIMIT ?7");
 
@@ -941,8 +941,8 @@ static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row
   }
   if (q->subject_id) sqlite3_bind_text(st, 1, q->subject_id, -1, SQLITE_STATIC);
   if (q->kind) sqlite3_bind_text(st, 2, q->kind, -1, SQLITE_STATIC);
-  if (q->since_us) sqlite3_bind_int64(st, 3, q->since_us);
-  if (q->until_us) sqlite3_bind_int64(st, 4, q->until_us);
+  if (q->has_since) sqlite3_bind_int64(st, 3, q->since_us);
+  if (q->has_until) sqlite3_bind_int64(st, 4, q->until_us);
   if (has_cursor) {
     sqlite3_bind_int64(st, 5, cursor_ts);
     sqlite3_bind_text(st, 6, cursor_id, -1, SQLITE_STATIC);

@@ -130,8 +130,10 @@ enum { VD_DECISION_LIST_DEFAULT = 100, VD_DECISION_LIST_MAX = 1000 };
 typedef struct vd_decision_query {
   const char *subject_id; /* NULL: any */
   const char *kind;       /* NULL: any */
-  int64_t since_us;       /* inclusive lower bound on the timestamp; 0: none */
-  int64_t until_us;       /* exclusive upper bound; 0: none */
+  bool has_since;         /* since_us applies (any value, 0 = 1970-01-01T00:00:00Z included) */
+  int64_t since_us;       /* inclusive lower bound on the timestamp */
+  bool has_until;         /* until_us applies */
+  int64_t until_us;       /* exclusive upper bound */
   size_t limit;           /* 0: VD_DECISION_LIST_DEFAULT; more than the max is an error */
   const char *cursor;     /* NULL or "" for the first page; else a previous next_cursor */
 } vd_decision_query;

@@ -50,11 +50,12 @@ vd_decision_log *vd_replay_open_log(const char *data_dir, const char *config_pat
   return log;
 }
 
-bool vd_replay_parse_time(const char *text, int64_t *us, vd_error *err) {
+bool vd_replay_parse_time(const char *name, const char *text, int64_t *us, vd_error *err) {
   vd_cel_value t;
   if (!text || !vd_cel_timestamp_parse(text, strlen(text), &t, NULL))
-    return vd_error_set(err, "expected an RFC 3339 time such as 2026-12-03T13:00:00Z, got '%s'",
-                        text ? text : "");
+    return vd_error_field(err, name,
+                          "%s must be an RFC 3339 time such as 2026-12-03T13:00:00Z, got '%s'",
+                          name, text ? text : "");
   *us = t.v.time.seconds * 1000000 + t.v.time.nanos / 1000;
   return true;
 }
@@ -175,8 +176,8 @@ json_t *vd_replayer_decide_on(vd_replayer *r, const vd_deployment *d, const json
   const char *id = json_string_value(json_object_get(trace, "id"));
   const char *kind = json_string_value(json_object_get(trace, "kind"));
   int64_t now = 0;
-  if (!id ||
-      !vd_replay_parse_time(json_string_value(json_object_get(trace, "timestamp")), &now, err)) {
+  if (!id || !vd_replay_parse_time(
+                 "timestamp", json_string_value(json_object_get(trace, "timestamp")), &now, err)) {
     if (!id) vd_error_set(err, "the trace has no id");
     return NULL;
   }
@@ -438,8 +439,8 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
   if (kind && strcmp(kind, "promotions") != 0 && strcmp(kind, "triage") != 0)
     return usage(err, "replay", "--kind must be promotions or triage");
   int64_t since_us = 0, until_us = 0;
-  if (since && (!vd_replay_parse_time(since, &since_us, &e) ||
-                (until && !vd_replay_parse_time(until, &until_us, &e))))
+  if (since && (!vd_replay_parse_time("--since", since, &since_us, &e) ||
+                (until && !vd_replay_parse_time("--until", until, &until_us, &e))))
     return usage(err, "replay", e.message);
   char dir[4096];
   vd_decision_log *log = vd_replay_open_log(data_dir, config, dir, sizeof dir, &e);
@@ -465,7 +466,12 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
   } else {
     replay_range rr = {
         .replayer = r, .quiet = vd_args_get(options, n, "quiet") != NULL, .out = out};
-    vd_decision_query q = {.kind = kind, .since_us = since_us, .until_us = until_us, .limit = PAGE};
+    vd_decision_query q = {.kind = kind,
+                           .has_since = true,
+                           .since_us = since_us,
+                           .has_until = until != NULL,
+                           .until_us = until_us,
+                           .limit = PAGE};
     bool ok = vd_decision_log_foreach(log, &q, replay_visit, &rr, &e);
     if (!ok) fprintf(err, "verdict replay: reading the decision log: %s\n", e.message);
     const replay_counts *c = &rr.counts;

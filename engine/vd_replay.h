@@ -42,8 +42,9 @@
  * exist (a tool never creates an empty one). */
 vd_decision_log *vd_replay_open_log(const char *data_dir, const char *config_path,
                                     char *data_dir_out, size_t size, vd_error *err);
-/* An RFC 3339 time ("2026-12-03T13:00:00Z") → Unix µs. */
-bool vd_replay_parse_time(const char *text, int64_t *us, vd_error *err);
+/* An RFC 3339 time ("2026-12-03T13:00:00Z") → Unix µs; false with err naming name (the field or
+ * option the text came from: err->field and the message) when text is not one. */
+bool vd_replay_parse_time(const char *name, const char *text, int64_t *us, vd_error *err);
 
 typedef struct vd_replayer vd_replayer;
 /* Re-decides a stored trace on deployment d (of the trace's kind; the candidate version, for

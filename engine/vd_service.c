@@ -17,7 +17,6 @@
 #include "vd_args.h"
 #include "vd_auth.h"
 #include "vd_buf.h"
-#include "vd_cel.h"
 #include "vd_decision_log.h"
 #include "vd_deployment.h"
 #include "vd_explain.h"
@@ -27,6 +26,7 @@
 #include "vd_llm.h"
 #include "vd_metrics.h"
 #include "vd_pipeline.h"
+#include "vd_replay.h"
 #include "vd_server.h"
 #include "vd_store.h"
 #include "vd_time.h"
@@ -338,19 +338,18 @@ static bool check_list_param(void *ctx, const char *key, const char *value) {
   return false;
 }
 
-static bool time_param(const vd_http_request *req, const char *name, int64_t *out,
+/* An explicit bound is honoured whatever its value (1970-01-01T00:00:00Z is 0 µs): *has says
+ * whether one was given. */
+static bool time_param(const vd_http_request *req, const char *name, bool *has, int64_t *out,
                        vd_http_response *resp) {
   const char *v = vd_http_query(req, name);
   *out = 0;
-  if (!v || !*v) return true;
-  vd_cel_value t;
-  if (!vd_cel_timestamp_parse(v, strlen(v), &t, NULL)) {
-    vd_http_respond_error(resp, 400, "bad_request", name, NULL,
-                          "%s must be an RFC 3339 time such as 2026-12-03T13:00:00Z, got '%s'",
-                          name, v);
+  *has = v && *v;
+  vd_error err = {0};
+  if (*has && !vd_replay_parse_time(name, v, out, &err)) {
+    vd_http_respond_error(resp, 400, "bad_request", name, NULL, "%s", err.message);
     return false;
   }
-  *out = t.v.time.seconds * 1000000 + t.v.time.nanos / 1000;
   return true;
 }
 
@@ -363,7 +362,8 @@ static void handle_decision_list(vd_service *s, const vd_http_request *req,
   q.subject_id = vd_http_query(req, "subject");
   q.kind = vd_http_query(req, "kind");
   q.cursor = vd_http_query(req, "cursor");
-  if (!time_param(req, "since", &q.since_us, resp) || !time_param(req, "until", &q.until_us, resp))
+  if (!time_param(req, "since", &q.has_since, &q.since_us, resp) ||
+      !time_param(req, "until", &q.has_until, &q.until_us, resp))
     return;
   const char *limit = vd_http_query(req, "limit");
   if (limit && *limit) {

@@ -373,11 +373,10 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
   if (!dir) return usage(err, "--deployment DIR is required");
   if (!rules && !model) return usage(err, "give --rules NEW.yaml and/or --model NEWDIR");
   if (!data_dir && !config) return usage(err, "give --data-dir DIR or --config FILE");
+  const char *since = vd_args_get(options, n, "since"), *until = vd_args_get(options, n, "until");
   int64_t since_us = 0, until_us = 0;
-  if ((vd_args_get(options, n, "since") &&
-       !vd_replay_parse_time(vd_args_get(options, n, "since"), &since_us, &e)) ||
-      (vd_args_get(options, n, "until") &&
-       !vd_replay_parse_time(vd_args_get(options, n, "until"), &until_us, &e)))
+  if ((since && !vd_replay_parse_time("--since", since, &since_us, &e)) ||
+      (until && !vd_replay_parse_time("--until", until, &until_us, &e)))
     return usage(err, e.message);
   size_t limit = 0, sample = DEFAULT_SAMPLE;
   const char *numbers[2] = {vd_args_get(options, n, "limit"), vd_args_get(options, n, "sample")};
@@ -424,8 +423,11 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
                     .sample = sample,
                     .samples = json_array()};
   rule_definitions(rs, run.new_rules);
-  vd_decision_query q = {
-      .kind = vd_deployment_kind(candidate), .since_us = since_us, .until_us = until_us};
+  vd_decision_query q = {.kind = vd_deployment_kind(candidate),
+                         .has_since = since != NULL,
+                         .since_us = since_us,
+                         .has_until = until != NULL,
+                         .until_us = until_us};
   bool ok = run.replayer && vd_decision_log_foreach(log, &q, shadow_visit, &run, &e);
   vd_decision_log_close(log);
   if (!ok) fprintf(err, "verdict shadow: reading the decision log: %s\n", e.message);

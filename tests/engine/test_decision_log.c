@@ -515,10 +515,14 @@ START_TEST(cursor_pagination_is_exact_and_stable) {
   json_decref(a);
 
   /* kind and time range: [1000010, 1000020) holds rows 30..59; triage are multiples of 3 */
-  json_t *t = collect_pages(
-      log,
-      (vd_decision_query){.kind = "triage", .since_us = 1000010, .until_us = 1000020, .limit = 4},
-      NULL, NULL);
+  json_t *t = collect_pages(log,
+                            (vd_decision_query){.kind = "triage",
+                                                .has_since = true,
+                                                .since_us = 1000010,
+                                                .has_until = true,
+                                                .until_us = 1000020,
+                                                .limit = 4},
+                            NULL, NULL);
   ck_assert_uint_eq(json_array_size(t), 10);
   for (size_t i = 0; i < 10; i++)
     ck_assert_int_eq(json_integer_value(json_array_get(t, i)), (json_int_t)(30 + 3 * i));
@@ -605,7 +609,8 @@ START_TEST(foreach_visits_every_matching_decision_across_pages) {
   /* pages of 4: every row in [t0 + 3, t0 + 21), oldest first */
   visits v = {0};
   vd_error err = {0};
-  vd_decision_query q = {.since_us = t0 + 3, .until_us = t0 + 21, .limit = 4};
+  vd_decision_query q = {
+      .has_since = true, .since_us = t0 + 3, .has_until = true, .until_us = t0 + 21, .limit = 4};
   ck_assert_msg(vd_decision_log_foreach(log, &q, note_visit, &v, &err), "%s", err.message);
   ck_assert_uint_eq(v.count, 18);
   for (size_t i = 0; i < v.count; i++) ck_assert_int_eq(v.seen[i], (json_int_t)(3 + i));
@@ -626,6 +631,37 @@ START_TEST(foreach_visits_every_matching_decision_across_pages) {
   ck_assert(!vd_decision_log_foreach(log, &q, note_visit, &v, &err));
   ck_assert_str_eq(err.field, "limit");
   ck_assert_uint_eq(v.count, 0);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+/* A bound of 0 (1970-01-01T00:00:00Z) is a bound like any other, not "none". */
+START_TEST(bounds_at_the_epoch_are_honoured) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  const int64_t ts[3] = {-2, -1, 1}; /* (a record's 0 means "now") */
+  for (int i = 0; i < 3; i++) {
+    char id[40];
+    snprintf(id, sizeof id, "01a23c2a-7289-7441-81f8-%012d", i);
+    ck_assert_int_eq(append_one(log, id, "promotions", "s", ts[i], i, NULL), VD_LOG_OK);
+  }
+  visits v = {0};
+  vd_error err = {0};
+  vd_decision_query q = {.has_until = true, .until_us = 0};
+  ck_assert_msg(vd_decision_log_foreach(log, &q, note_visit, &v, &err), "%s", err.message);
+  ck_assert_uint_eq(v.count, 2); /* the two before the epoch */
+  ck_assert_int_eq(v.seen[1], 1);
+  v = (visits){0};
+  q = (vd_decision_query){.has_since = true, .since_us = 0};
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert_uint_eq(v.count, 1);
+  ck_assert_int_eq(v.seen[0], 2);
+  v = (visits){0};
+  q = (vd_decision_query){0}; /* no bounds: all three */
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert_uint_eq(v.count, 3);
   vd_decision_log_close(log);
   fixture_done(&f);
 }
@@ -893,6 +929,7 @@ int main(void) {
   tcase_add_test(tc, text_listing_is_the_parsed_listing);
   tcase_add_test(tc, bad_cursor_and_limit_are_field_errors);
   tcase_add_test(tc, foreach_visits_every_matching_decision_across_pages);
+  tcase_add_test(tc, bounds_at_the_epoch_are_honoured);
   tcase_add_test(tc, retention_deletes_old_decisions_periodically);
   tcase_add_test(tc, close_commits_everything_and_folds_the_wal);
   tcase_add_test(tc, the_wal_stays_bounded_under_continuous_writes);

@@ -193,6 +193,25 @@ START_TEST(the_replay_verb_reads_the_log) {
   fclose(out);
   ck_assert_ptr_nonnull(strstr(out_text, "replayed 2 decisions: 2 identical, 0 different"));
   free(out_text);
+  /* an explicit bound at the epoch is a bound (0 was read as "none"), and a bad one is named */
+  char *epoch[] = {
+      "replay", "--since", "1960-01-01T00:00:00Z", "--until", "1970-01-01T00:00:00Z", "--data-dir",
+      data,     NULL};
+  out = open_memstream(&out_text, &out_size);
+  ck_assert_int_eq(vd_verb_replay(7, epoch, out, errf), 0);
+  fclose(out);
+  ck_assert_ptr_nonnull(strstr(out_text, "replayed 0 decisions"));
+  free(out_text);
+  char *bad_until[] = {"replay", "--since", "2025-01-01T00:00:00Z", "--until", "soon", "--data-dir",
+                       data,     NULL};
+  char *err_text = NULL;
+  size_t err_size = 0;
+  FILE *errs = open_memstream(&err_text, &err_size);
+  ck_assert_int_eq(vd_verb_replay(7, bad_until, errf, errs), 2);
+  fclose(errs);
+  ck_assert_msg(strstr(err_text, "--until must be an RFC 3339 time") && strstr(err_text, "'soon'"),
+                "%s", err_text);
+  free(err_text);
   /* Usage mistakes exit 2; an unknown id exits 1. */
   char *bad[] = {"replay", "--data-dir", data, NULL};
   ck_assert_int_eq(vd_verb_replay(3, bad, stdout, errf), 2);
