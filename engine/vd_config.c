@@ -268,10 +268,18 @@ static bool parse_limits(const loader *ld, const json_t *root, vd_config_limits 
 static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
   json_t *v = json_object_get(root, "decision_log");
   if (!v || json_is_null(v)) return true;
-  static const char *const allowed[] = {
-      "path",        "durability",      "overload",       "queue_capacity", "max_batch",
-      "max_wait_ms", "busy_timeout_ms", "retention_days", "max_bytes",      "min_free_bytes",
-      NULL};
+  static const char *const allowed[] = {"path",
+                                        "durability",
+                                        "overload",
+                                        "queue_capacity",
+                                        "max_batch",
+                                        "max_wait_ms",
+                                        "busy_timeout_ms",
+                                        "retention_days",
+                                        "max_bytes",
+                                        "min_free_bytes",
+                                        "retention_interval_ms",
+                                        NULL};
   if (!want_object(ld, root, "decision_log", v, "'decision_log'") ||
       !only_keys(ld, v, "decision_log", allowed))
     return false;
@@ -311,7 +319,8 @@ static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
       !get_uint(ld, v, "min_free_bytes", 0, 1ull << 50, &min_free) ||
       !get_unsigned(ld, v, "max_wait_ms", 1, 600000, &log->max_wait_ms) ||
       !get_unsigned(ld, v, "busy_timeout_ms", 1, 600000, &log->busy_timeout_ms) ||
-      !get_unsigned(ld, v, "retention_days", 0, 100000, &log->retention_days))
+      !get_unsigned(ld, v, "retention_days", 0, 100000, &log->retention_days) ||
+      !get_unsigned(ld, v, "retention_interval_ms", 1000, 604800000, &log->retention_interval_ms))
     return false;
   log->queue_capacity = (size_t)queue;
   log->max_batch = (size_t)batch;

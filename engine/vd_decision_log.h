@@ -19,6 +19,11 @@
  * up to max_wait_ms for space) and VD_LOG_FAILED when the commit failed (disk full, I/O error,
  * max_bytes reached, lock timeout). The server answers 503 for both; the decision was not stored.
  *
+ * Checkpoints (copying the WAL back into the database) run on the log's checkpoint thread and
+ * connection only, never on a committing thread. Under continuous writes that thread restarts the
+ * WAL every ~4,000 pages (16 MB) by holding off commits for the last few pages' copy and syncs
+ * (about 1-2 ms); so the WAL stays bounded and min_free_bytes (32 MiB) stays twice its size.
+ *
  * Retention: when retention_days > 0 the log's own thread deletes rows whose timestamp is older
  * than that, every retention_interval_ms, in chunks of a few thousand rows, each taken only while
  * no append is queued, so appends never wait behind a long delete.
@@ -181,6 +186,12 @@ typedef struct vd_decision_log_stats {
   uint64_t failed_commits; /* transactions that failed */
   uint64_t duplicates;     /* appends refused with VD_LOG_DUPLICATE */
   uint64_t purged;         /* rows deleted by retention and purge */
+  /* The checkpointer's WAL restarts: each time it held the commits to copy the WAL's last pages
+   * (see "checkpoints" in vd_decision_log.c), how long, and whether the WAL then starts over. */
+  uint64_t checkpoint_holds;
+  uint64_t wal_restarts;
+  double checkpoint_hold_seconds_sum;
+  double checkpoint_hold_seconds_max;
   double commit_seconds_sum;
   /* commits by latency: [i] counts commits <= bounds[i] and > bounds[i-1]; the last, slower ones */
   uint64_t commit_latency[VD_LOG_LATENCY_BUCKETS + 1];

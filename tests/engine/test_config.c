@@ -58,6 +58,7 @@ START_TEST(defaults_and_relative_paths) {
   ck_assert_uint_eq(c->limits.connection_timeout_s, 30);
   ck_assert_ptr_null(c->decision_log.path);
   ck_assert_uint_eq(c->decision_log.queue_capacity, 4096);
+  ck_assert_uint_eq(c->decision_log.retention_interval_ms, 3600000); /* hourly */
   vd_config_free(c);
 }
 END_TEST
@@ -71,7 +72,7 @@ START_TEST(every_setting_is_read) {
            " max_connections: 10, max_results: 1}\n"
            "decision_log: {path: log/d.db, durability: fsync, overload: wait, queue_capacity: 7,"
            " max_batch: 3, max_wait_ms: 9, retention_days: 30, max_bytes: 100000,"
-           " busy_timeout_ms: 11}\n",
+           " busy_timeout_ms: 11, retention_interval_ms: 60000}\n",
            base);
   vd_error err = {0};
   vd_config *c = load(text, &err);
@@ -89,6 +90,7 @@ START_TEST(every_setting_is_read) {
   ck_assert_int_eq(c->decision_log.overload, VD_LOG_OVERLOAD_WAIT);
   ck_assert_uint_eq(c->decision_log.queue_capacity, 7);
   ck_assert_uint_eq(c->decision_log.retention_days, 30);
+  ck_assert_uint_eq(c->decision_log.retention_interval_ms, 60000);
   ck_assert_uint_eq(c->decision_log.max_bytes, 100000);
   vd_config_free(c);
 }
@@ -114,6 +116,8 @@ static const mistake mistakes[] = {
     {"decision_log: {durability: sometimes}\n", 4, 28, "durability must be 'normal'"},
     {"limits: {threads: -1}\n", 4, 19, "must be an integer in [0, 1024]"},
     {"limits: {max_body_bytes: 10}\n", 4, 26, "[64, "},
+    {"decision_log: {retention_interval_ms: 5}\n", 4, 39,
+     "must be an integer in [1000, 604800000]"},
 };
 
 START_TEST(mistakes_name_file_line_and_column) {
