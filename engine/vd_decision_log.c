@@ -20,21 +20,21 @@ const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
 enum {
-  PURGE_CHUNK = 2000,      /* rows deleted per retention transaction */
-  ID_MAX = 128,            /* the longest decision id accepted */
-  CHECKPOINT_PAGES = 1000, /* WAL pages that wake the checkpointer (SQLite's own default) */
-  WAL_RESET_PAGES = 3000,  /* WAL pages at which the checkpointer starts the WAL over */
-  TAIL_PAGES = 64,         /* WAL pages left to copy at most while commits are held */
-  CATCH_UP_ROUNDS = 4,     /* checkpoints alongside the commits before holding them */
-  WAL_HARD_PAGES = 4000,   /* past this, commits wait for the checkpointer's WAL restart */
-  MESSAGE_MAX = 256,       /* the error message a waiter gets back */
-  DEFAULT_CAPACITY = 4096, /* see the header for every default */
+  PURGE_CHUNK = 2000,       /* rows deleted per retention transaction */
+  ID_MAX = 128,             /* the longest decision id accepted */
+  CHECKPOINT_PAGES = 1000,  /* WAL pages written that wake the checkpointer (SQLite's default) */
+  WAL_RESET_PAGES = 3000,   /* WAL pages at which the checkpointer starts the WAL over */
+  TAIL_PAGES = 32,          /* WAL pages left to copy at most while commits are held */
+  CATCH_UP_ROUNDS = 4,      /* checkpoints alongside the commits before holding them */
+  DB_CHUNK_BYTES = 4 << 20, /* the database file grows by this much at a time */
+  WAL_HARD_PAGES = 4000,    /* past this, commits wait for the checkpointer's WAL restart */
+  MESSAGE_MAX = 256,        /* the error message a waiter gets back */
+  DEFAULT_CAPACITY = 4096,  /* see the header for every default */
   DEFAULT_BATCH = 512,
   DEFAULT_WAIT_MS = 100,
   DEFAULT_BUSY_MS = 5000,
-  DEFAULT_MIN_FREE_BYTES = 32 << 20, /* twice a WAL of WAL_RESET_PAGES 4 KiB pages (the WAL
-                                      * overshoots that by what commits write during one
-                                      * restart_wal, typically well under 1 MB) */
+  DEFAULT_MIN_FREE_BYTES = 32 << 20, /* twice the largest WAL: WAL_HARD_PAGES frames of a 4 KiB
+                                      * page and a 24-byte header, 16.5 MB */
 };
 static const unsigned default_retention_interval_ms = 3600000;
 static const int64_t us_per_day = INT64_C(86400000000);
@@ -145,7 +145,8 @@ struct vd_decision_log {
   pthread_t checkpoint_thread;
   pthread_mutex_t checkpoint_lock;
   pthread_cond_t checkpoint_wanted;
-  atomic_int wal_pages; /* the WAL's size after the last commit, in pages (wal_hook) */
+  atomic_int wal_pages;     /* the WAL's size after the last commit, in pages (wal_hook) */
+  atomic_int checkpoint_at; /* the WAL size in pages at which a commit wakes the checkpointer */
   bool checkpoint_due, checkpoint_stop, checkpoint_started;
 };
 
@@ -447,8 +448,13 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
   (void)db;
   (void)name;
   vd_decision_log *log = arg;
-  atomic_store_explicit(&log->wal_pages, pages, memory_order_relaxed);
-  if (pages >= CHECKPOINT_PAGES) wake_checkpointer(log);
+  int before = atomic_exchange_explicit(&log->wal_pages, pages, memory_order_relaxed);
+  if (pages < before) /* the WAL started over */
+    atomic_store_explicit(&log->checkpoint_at, CHECKPOINT_PAGES, memory_order_relaxed);
+  /* once per CHECKPOINT_PAGES, not at every commit: each pass costs the checkpointer a wake-up
+   * and a sync of the WAL */
+  if (pages >= atomic_load_explicit(&log->checkpoint_at, memory_order_relaxed))
+    wake_checkpointer(log);
   return SQLITE_OK;
 }
 
@@ -506,7 +512,8 @@ static void resume_commits(vd_decision_log *log, bool restarted, uint64_t held_s
  * flushes what it copied and the WAL itself), then holds the commits for the last few pages
  * only: a checkpoint of at most ~TAIL_PAGES and two small syncs (about 1-2 ms on the development
  * disk, against 5-17 ms for the full checkpoint the committing thread used to run itself). The
- * WAL so stays near WAL_RESET_PAGES, overshooting by what commits write meanwhile. */
+ * WAL so stays near WAL_RESET_PAGES, overshooting by what commits write meanwhile; should it
+ * reach WAL_HARD_PAGES (the disk does not keep up), commits wait for this (wal_full). */
 static void restart_wal(vd_decision_log *log, int copied) {
   int wal = 0;
   for (int round = 0;; round++) {
@@ -541,7 +548,13 @@ static void *checkpoint_main(void *arg) {
     pthread_mutex_unlock(&log->checkpoint_lock);
     int wal = 0, copied = 0;
     bool ok = checkpoint_passive(log, &wal, &copied);
+    pthread_mutex_lock(&log->lock);
+    log->stats.checkpoint_passes++;
+    pthread_mutex_unlock(&log->lock);
     if (wal_pages(log) >= WAL_RESET_PAGES) restart_wal(log, ok ? copied : 0);
+    int next = wal_pages(log) + CHECKPOINT_PAGES;
+    atomic_store_explicit(&log->checkpoint_at, next < WAL_RESET_PAGES ? next : WAL_RESET_PAGES,
+                          memory_order_relaxed);
     pthread_mutex_lock(&log->checkpoint_lock);
   }
   pthread_mutex_unlock(&log->checkpoint_lock);
@@ -558,6 +571,11 @@ static bool start_checkpointer(vd_decision_log *log, vd_error *err) {
   if (!exec(log->checkpointer, "PRAGMA journal_mode=WAL", log->path, err) ||
       !exec(log->writer, "PRAGMA wal_autocheckpoint=0", log->path, err))
     return false;
+  /* The database file grows as checkpoints copy new pages into it; each growth is a metadata
+   * change that the next sync must commit to the file system's journal too (a few ms here, while
+   * commits are held). Grown in DB_CHUNK_BYTES steps, most syncs write data only. */
+  int chunk = DB_CHUNK_BYTES;
+  sqlite3_file_control(log->checkpointer, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
   sqlite3_wal_hook(log->writer, wal_hook, log);
   int rc = pthread_create(&log->checkpoint_thread, NULL, checkpoint_main, log);
   if (rc != 0)
@@ -717,6 +735,8 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
   pthread_mutex_init(&log->checkpoint_lock, NULL);
   pthread_cond_init(&log->checkpoint_wanted, NULL);
   pthread_cond_init(&log->checkpointer_go, NULL);
+  atomic_init(&log->wal_pages, 0);
+  atomic_init(&log->checkpoint_at, CHECKPOINT_PAGES);
   log->stats.queue_capacity = log->config.queue_capacity;
   log->stats.healthy = true;
   log->next_retention_us = vd_wall_us(); /* first retention pass right after start */

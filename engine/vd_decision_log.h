@@ -21,8 +21,9 @@
  *
  * Checkpoints (copying the WAL back into the database) run on the log's checkpoint thread and
  * connection only, never on a committing thread. Under continuous writes that thread restarts the
- * WAL every ~4,000 pages (16 MB) by holding off commits for the last few pages' copy and syncs
- * (about 1-2 ms); so the WAL stays bounded and min_free_bytes (32 MiB) stays twice its size.
+ * WAL every ~3,000 pages (12 MB) by holding off commits for the last few pages' copy and syncs
+ * (about 1-2 ms); commits wait for it only if the WAL reaches 4,000 pages (16.5 MB, when the disk
+ * cannot keep up), so min_free_bytes (32 MiB) stays twice the largest WAL.
  *
  * Retention: when retention_days > 0 the log's own thread deletes rows whose timestamp is older
  * than that, every retention_interval_ms, in chunks of a few thousand rows, each taken only while
@@ -188,6 +189,7 @@ typedef struct vd_decision_log_stats {
   uint64_t purged;         /* rows deleted by retention and purge */
   /* The checkpointer's WAL restarts: each time it held the commits to copy the WAL's last pages
    * (see "checkpoints" in vd_decision_log.c), how long, and whether the WAL then starts over. */
+  uint64_t checkpoint_passes; /* checkpoints run alongside the commits (one per ~1000 pages) */
   uint64_t checkpoint_holds;
   uint64_t wal_restarts;
   double checkpoint_hold_seconds_sum;

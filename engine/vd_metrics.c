@@ -229,6 +229,23 @@ static void render_log(const vd_decision_log_stats *log, vd_buf *out) {
                 "verdict_decision_log_commit_seconds_count %llu\n",
                 (unsigned long long)cumulative, log->commit_seconds_sum,
                 (unsigned long long)cumulative);
+  vd_buf_printf(out,
+                "# HELP verdict_decision_log_checkpoint_holds_total Times the checkpointer held "
+                "the commits to start the WAL over.\n"
+                "# TYPE verdict_decision_log_checkpoint_holds_total counter\n"
+                "verdict_decision_log_checkpoint_holds_total %llu\n"
+                "# HELP verdict_decision_log_wal_restarts_total Holds after which the WAL started "
+                "over.\n"
+                "# TYPE verdict_decision_log_wal_restarts_total counter\n"
+                "verdict_decision_log_wal_restarts_total %llu\n"
+                "# HELP verdict_decision_log_checkpoint_hold_seconds_sum Time commits were held.\n"
+                "# TYPE verdict_decision_log_checkpoint_hold_seconds_sum counter\n"
+                "verdict_decision_log_checkpoint_hold_seconds_sum %.9f\n"
+                "# HELP verdict_decision_log_checkpoint_hold_seconds_max The longest hold.\n"
+                "# TYPE verdict_decision_log_checkpoint_hold_seconds_max gauge\n"
+                "verdict_decision_log_checkpoint_hold_seconds_max %.9f\n",
+                (unsigned long long)log->checkpoint_holds, (unsigned long long)log->wal_restarts,
+                log->checkpoint_hold_seconds_sum, log->checkpoint_hold_seconds_max);
 }
 
 void vd_metrics_render(vd_metrics *m, const vd_decision_log_stats *log, vd_buf *out) {

@@ -277,7 +277,11 @@ START_TEST(metrics_render_counts_and_histograms) {
   ck_assert_ptr_null(strstr(out.data, "decision_log")); /* no log given */
   vd_buf_free(&out);
 
-  vd_decision_log_stats stats = {.queue_depth = 3, .committed = 10, .healthy = true};
+  vd_decision_log_stats stats = {.queue_depth = 3,
+                                 .committed = 10,
+                                 .healthy = true,
+                                 .checkpoint_holds = 7,
+                                 .checkpoint_hold_seconds_max = 0.0015};
   stats.commit_latency[0] = 4;
   stats.commit_latency[VD_LOG_LATENCY_BUCKETS] = 1;
   vd_metrics_render(m, &stats, &out);
@@ -285,6 +289,9 @@ START_TEST(metrics_render_counts_and_histograms) {
   ck_assert_ptr_nonnull(strstr(out.data, "verdict_decision_log_commit_seconds_count 5\n"));
   ck_assert_ptr_nonnull(
       strstr(out.data, "verdict_decision_log_commit_seconds_bucket{le=\"+Inf\"} 5\n"));
+  ck_assert_ptr_nonnull(strstr(out.data, "verdict_decision_log_checkpoint_holds_total 7\n"));
+  ck_assert_ptr_nonnull(
+      strstr(out.data, "verdict_decision_log_checkpoint_hold_seconds_max 0.001500000\n"));
   vd_buf_free(&out);
   vd_metrics_free(m);
 }

@@ -810,6 +810,9 @@ START_TEST(the_wal_stays_bounded_under_continuous_writes) {
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
   ck_assert_uint_gt(s.wal_restarts, 0);
+  /* and the database file grows in 4 MiB steps (fewer journal commits in its syncs) */
+  ck_assert_int_eq(stat(f.path, &sb), 0);
+  ck_assert_msg(sb.st_size % (4 << 20) == 0, "database of %lld bytes", (long long)sb.st_size);
   vd_decision_log_close(log);
   ck_assert_int_eq(count_rows(f.path), THREADS * EACH);
   vd_uuid_gen_free(gen);
@@ -960,6 +963,35 @@ START_TEST(no_checkpoint_runs_on_an_appending_thread) {
 }
 END_TEST
 
+/* A checkpoint pass costs the checkpointer a wake-up and a sync of the WAL: at a steady, moderate
+ * rate (where it would be idle between two commits) it runs once per ~1000 pages written, not
+ * after every commit once the WAL is 1000 pages long. */
+START_TEST(the_checkpointer_runs_once_per_thousand_pages) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  static char trace[8192];
+  memset(trace, ' ', sizeof trace - 1);
+  trace[0] = '{';
+  trace[sizeof trace - 2] = '}';
+  big_appender a = {log, gen, 1, trace, false};
+  for (int i = 0; i < 1500; i++) { /* ~6 pages each: ~9,000 pages, two WAL restarts */
+    append_big(&a);
+    ck_assert(a.ok);
+    sleep_ms(1);
+  }
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_gt(s.checkpoint_passes, 0);
+  ck_assert_msg(s.checkpoint_passes * 20 < s.batches, "%llu checkpoints for %llu commits",
+                (unsigned long long)s.checkpoint_passes, (unsigned long long)s.batches);
+  vd_decision_log_close(log);
+  vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(fsync_durability_runs_synchronous_full) {
   fixture f;
   fixture_init(&f);
@@ -1082,6 +1114,7 @@ int main(void) {
   tcase_add_test(tc, close_commits_everything_and_folds_the_wal);
   tcase_add_test(tc, the_wal_stays_bounded_under_continuous_writes);
   tcase_add_test(tc, no_checkpoint_runs_on_an_appending_thread);
+  tcase_add_test(tc, the_checkpointer_runs_once_per_thousand_pages);
   tcase_add_test(tc, fsync_durability_runs_synchronous_full);
   tcase_add_test(tc, acknowledged_decisions_survive_sigkill);
   tcase_add_test(tc, acknowledged_decisions_survive_sigkill_fsync);
