@@ -441,6 +441,35 @@ static int bind_listener(const char *host, int port, int *bound_port, vd_error *
   return fd;
 }
 
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes the path and every query key and value in place, as libmicrohttpd's own
+ * MHD_http_unescape does, except "%00": a decoded NUL would end the C string the handlers see,
+ * so "/v1/decisions/ID%00junk" was read as ID and "?subject=a%00b" as "a". Left as the three
+ * characters, it is checked as what the client sent (no valid id, time or limit holds '%'). */
+static size_t unescape_keeping_nul(void *cls, struct MHD_Connection *connection, char *s) {
+  (void)cls;
+  (void)connection;
+  char *w = s;
+  for (const char *r = s; *r;) {
+    int hi = r[0] == '%' ? hex_digit(r[1]) : -1;
+    int lo = hi >= 0 ? hex_digit(r[2]) : -1;
+    if (lo >= 0 && (hi | lo) != 0) {
+      *w++ = (char)(hi << 4 | lo);
+      r += 3;
+    } else {
+      *w++ = *r++;
+    }
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
 vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
   if (!options->handler) {
     vd_error_set(err, "no request handler");
@@ -491,7 +520,8 @@ vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
       o->threads, MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
       o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_UNESCAPE_CALLBACK,
+      unescape_keeping_nul, NULL, MHD_OPTION_END);
   if (!server->daemon) {
     vd_error_set(err, "cannot start the HTTP%s server on port %d%s", o->tls_cert_pem ? "S" : "",
                  server->port,

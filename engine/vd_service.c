@@ -1,5 +1,6 @@
 #include "vd_service.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -285,24 +286,46 @@ static void respond_explanation(vd_service *s, const vd_http_request *req, json_
   vd_ruleset_free(rs);
 }
 
+/* Up to the first 40 bytes of text for an error message: printable ASCII as it is, any other
+ * byte as \xNN (the message is JSON text: it must stay valid UTF-8 whatever the client sent). */
+static void printable_prefix(const char *text, size_t len, char *out, size_t size) {
+  size_t w = 0;
+  for (size_t i = 0; i < len && i < 40 && w + 5 < size; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      out[w++] = (char)c;
+    else
+      w += (size_t)snprintf(out + w, size - w, "\\x%02x", c);
+  }
+  if (len > 40 && w + 4 < size) w += (size_t)snprintf(out + w, size - w, "...");
+  out[w] = '\0';
+}
+
 static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
-  char id[64];
   const char *rest = vd_http_path(req) + strlen("/v1/decisions/");
   const char *slash = strchr(rest, '/');
   bool explanation = slash && strcmp(slash, "/explanation") == 0;
-  size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
-  snprintf(id, sizeof id, "%.*s", (int)(len < sizeof id ? len : sizeof id - 1), rest);
-  if ((slash && !explanation) || len >= sizeof id) {
+  if (slash && !explanation) {
     vd_http_respond_error(
         resp, 404, "not_found", NULL, NULL,
         "no such resource (GET /v1/decisions/ID or /v1/decisions/ID/explanation)");
     return;
   }
+  /* the id is exactly one UUID: nothing before, after or inside it (a "%00" stays as it is, see
+   * vd_server.c), in either case (stored ids are lower case) */
+  size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+  char id[37] = "";
+  if (len == 36) memcpy(id, rest, 36);
   if (!vd_uuid_valid(id)) {
+    char shown[200];
+    printable_prefix(rest, len, shown, sizeof shown);
     vd_http_respond_error(resp, 400, "bad_request", "id", NULL,
-                          "'%s' is not a decision id (a UUID)", id);
+                          "'%s' is not a decision id (a UUID such as "
+                          "01a23d05-78b3-718e-beff-6e5c91252a00)",
+                          shown);
     return;
   }
+  for (char *c = id; *c; c++) *c = (char)tolower((unsigned char)*c);
   json_t *trace = NULL;
   vd_error err = {0};
   vd_log_status st = vd_decision_log_get(s->log, id, &trace, &err);

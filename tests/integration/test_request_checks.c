@@ -1,7 +1,9 @@
 /* Request checks against the real server (the new-user trial's and the attack run's findings):
  * explicit time bounds on a listing are honoured whatever their value (the epoch included), and
- * a bad bound names its parameter. */
+ * a bad bound names its parameter; a decision id is exactly a UUID (a "%00" or any byte after it
+ * is a 400 naming the id). */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,62 @@ START_TEST(bad_time_bounds_name_their_parameter) {
 }
 END_TEST
 
+/* GET /v1/decisions/<id><suffix>: the status and, for a 400, that the field is "id". */
+static void expect_get(const char *suffix, long status) {
+  char path[512];
+  snprintf(path, sizeof path, "/v1/decisions/%s%s", decision_id, suffix);
+  vd_itest_response r = get(path);
+  ck_assert_msg(r.status == status, "%s: HTTP %ld (want %ld): %.300s", path, r.status, status,
+                r.body);
+  ck_assert_msg(json_is_object(r.json) || strstr(path, "format=text"), "%s: not JSON: %.300s", path,
+                r.body);
+  if (status == 400) {
+    ck_assert_str_eq(error_string(&r, "field"), "id");
+    ck_assert_ptr_nonnull(strstr(error_string(&r, "message"), "is not a decision id"));
+  }
+  vd_itest_response_free(&r);
+}
+
+START_TEST(an_id_must_be_exactly_a_decision_id) {
+  expect_get("", 200);
+  expect_get("/explanation?format=text", 200);
+  /* a NUL after percent-decoding ended the C string: the id was found */
+  expect_get("%00", 400);
+  expect_get("%00abc", 400);
+  expect_get("%00/explanation", 400);
+  expect_get("%20", 400);
+  expect_get("x", 400);
+  expect_get("%FF", 400);
+  expect_get("0123456789012345678901234567890123456789", 400); /* was a 404 */
+  /* the message shows what came, readable and valid JSON */
+  char path[128];
+  snprintf(path, sizeof path, "/v1/decisions/%s%%00%%FF", decision_id);
+  vd_itest_response r = get(path);
+  char want[128];
+  snprintf(want, sizeof want, "'%s%%00\\xff' is not a decision id", decision_id);
+  ck_assert_msg(strstr(error_string(&r, "message"), want), "%s", r.body);
+  vd_itest_response_free(&r);
+  /* well formed: 404 when absent; either case finds it */
+  r = get("/v1/decisions/01a23c2a-7289-7441-81f8-c38f843ea62d");
+  ck_assert_int_eq(r.status, 404);
+  ck_assert_str_eq(error_string(&r, "field"), "id");
+  vd_itest_response_free(&r);
+  char upper[64], upper_path[128];
+  snprintf(upper, sizeof upper, "%s", decision_id);
+  for (char *c = upper; *c; c++) *c = (char)toupper((unsigned char)*c);
+  snprintf(upper_path, sizeof upper_path, "/v1/decisions/%s", upper);
+  r = get(upper_path);
+  ck_assert_int_eq(r.status, 200);
+  vd_itest_response_free(&r);
+  /* a NUL in a query value is not a cut either: the subject "c-checks%00x" has no decisions */
+  ck_assert_uint_eq(listed("limit=10&kind=promotions%00x"), 0);
+  r = get("/v1/decisions?subject=c-checks%00x");
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_uint_eq(json_array_size(json_object_get(r.json, "decisions")), 0);
+  vd_itest_response_free(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("request_checks");
   TCase *tc = tcase_create("request_checks");
@@ -87,6 +145,7 @@ int main(void) {
   tcase_add_unchecked_fixture(tc, start_server, stop_server);
   tcase_add_test(tc, time_bounds_at_the_epoch_are_bounds);
   tcase_add_test(tc, bad_time_bounds_name_their_parameter);
+  tcase_add_test(tc, an_id_must_be_exactly_a_decision_id);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
