@@ -8,12 +8,14 @@
  *    latency each caller saw (p50/p99) and the group-commit batch sizes;
  * 2. get-by-id and list-by-subject latency (p50/p99) as the table grows through the given sizes.
  */
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -264,6 +266,11 @@ static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, si
     double fill_rate = (double)(sizes[i] - have) / ((double)(vd_monotonic_ns() - fill_start) / 1e9);
     have = sizes[i];
     size_t gets = have < QUERY_SAMPLES ? (size_t)have : QUERY_SAMPLES;
+    /* what makes a slow get: this thread preempted (involuntary switches) or waiting for the
+     * disk (blocks read, major faults of the memory map) */
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_THREAD, &ru0);
+    size_t slow = 0;
     for (size_t q = 0; q < gets; q++) {
       const char *id = sample[(size_t)rand_r(&seed) % gets];
       uint64_t start = vd_monotonic_ns();
@@ -273,8 +280,10 @@ static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, si
         exit(1);
       }
       ns[q] = vd_monotonic_ns() - start;
+      slow += ns[q] > 500000;
       json_decref(got);
     }
+    getrusage(RUSAGE_THREAD, &ru1);
     qsort(ns, gets, sizeof *ns, compare_u64);
     double g50 = percentile_us(ns, gets, 0.5), g99 = percentile_us(ns, gets, 0.99);
     size_t listed = 0;
@@ -299,6 +308,11 @@ static void bench_queries(const char *dir, const uint64_t *sizes, int nsizes, si
     printf("%10llu %10.0f %12.1f %12.1f %14.1f %14.1f %10.1f\n", (unsigned long long)have,
            fill_rate, g50, g99, percentile_us(ns, QUERY_SAMPLES, 0.5),
            percentile_us(ns, QUERY_SAMPLES, 0.99), (double)listed / QUERY_SAMPLES);
+    printf(
+        "%10s gets over 500 us: %zu of %zu; meanwhile %ld involuntary context switches, %ld "
+        "blocks read, %ld major faults\n",
+        "", slow, gets, ru1.ru_nivcsw - ru0.ru_nivcsw, ru1.ru_inblock - ru0.ru_inblock,
+        ru1.ru_majflt - ru0.ru_majflt);
     fflush(stdout);
   }
   struct stat st;
