@@ -8,9 +8,9 @@
  *                  model reads, column j = bucket columns[j]), "classes" (class j = label),
  *                  "out_of_scope_class", "calibration" {"method": "temperature", "temperature"},
  *                  "escalation" {"threshold", "target_rate"}, "metrics" (validation: accuracy,
- *                  OOS recall, ECE before/after, coverage curve), "holdout" (the held-out part of
- *                  the training split the temperature and threshold were fitted on, and its
- *                  metrics), "training" (data hashes, parameters)}
+ *                  OOS recall, ECE before/after, coverage curve), "out_of_fold" (the out-of-fold
+ *                  predictions of the training split the temperature and threshold were fitted
+ *                  on: rule, folds, metrics, per part), "training" (data hashes, parameters)}
  *
  * Scoring (no XGBoost call): the featuriser's sparse vector, mapped bucket → column, then for
  * each class margin = base_score + bias[class] + Σ weight[column][class] × value — exactly
@@ -136,23 +136,38 @@ typedef struct vd_triage_train_options {
    * (0 = lambda throughout). Coordinate descent on the softmax diverges from a cold start with
    * a small lambda; starting strong and relaxing it is stable and ends at the small lambda. */
   double lambda_start, lambda_decay;
-  unsigned max_depth;       /* gbtree */
-  double min_child_weight;  /* gbtree */
-  double oos_weight;        /* sample weight of out-of-scope training rows */
-  double holdout;           /* share of each intent's training rows (the last ones in file
-                               order) held out to fit the temperature and choose the threshold */
-  bool refit;               /* then retrain on every training row (default true) */
-  double target_escalation; /* share of in-scope held-out requests the threshold may escalate */
+  unsigned max_depth;      /* gbtree */
+  double min_child_weight; /* gbtree */
+  double oos_weight;       /* sample weight of out-of-scope training rows */
+  /* Out-of-fold predictions of training rows fit the temperature and choose the threshold:
+   * folds >= 2: cross-fitting — each intent's rows in file order cut into `folds` consecutive
+   * parts, each part predicted by a model trained on the others (default 5); folds 1: a single
+   * holdout, the last `holdout` share of each intent's rows. */
+  unsigned folds;
+  double holdout;
+  /* "pooled" (default): the highest threshold escalating at most the aimed rate (see
+   * guard_confidence) of all out-of-fold in-scope rows; "every_fold": of EVERY part's. */
+  const char *threshold_rule;
+  bool refit;               /* then retrain on every training row (default true; false needs
+                               folds 1 and ships the holdout's model) */
+  double target_escalation; /* share of in-scope requests the threshold may escalate */
+  /* Guard band: the threshold is chosen for the largest out-of-fold rate r with
+   * r + z·sqrt(r(1-r)(1/guard_window + 1/n)) <= target_escalation (z: normal quantile of
+   * guard_confidence, n: out-of-fold in-scope rows), so that a window of guard_window new
+   * in-scope requests stays within the target with probability guard_confidence (default 0.95,
+   * 3000; 0 = aim at the target itself). */
+  double guard_confidence;
+  unsigned guard_window;
   unsigned nthread;         /* XGBoost threads; 1 keeps training deterministic */
   const char *out_of_scope; /* the out-of-scope label, default "oos" */
   size_t max_train_rows;    /* 0 = all; else every ceil(rows / N)-th row (tests) */
 } vd_triage_train_options;
 
 void vd_triage_train_defaults(vd_triage_train_options *options);
-/* Trains on the training split minus the holdout, fits the temperature and chooses the threshold
- * on the holdout, retrains on the whole training split (refit), evaluates once on the validation
- * split and writes the bundle. Progress and the metrics go to log (may be NULL). Deterministic:
- * the same data and options give the same bytes. */
+/* Predicts the training rows out of fold (see folds), fits the temperature and chooses the
+ * threshold on those predictions, trains on the whole training split (refit), evaluates once on
+ * the validation split and writes the bundle. Progress and the metrics go to log (may be NULL).
+ * Deterministic: the same data and options give the same bytes. */
 bool vd_triage_train(const vd_triage_train_options *options, FILE *log, vd_error *err);
 
 /* `verdict train triage --data train.jsonl --val val.jsonl --out DIR [options]`; argv[0] is

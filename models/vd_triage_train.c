@@ -1,6 +1,7 @@
 /* `verdict train triage`: featurise, select buckets, train XGBoost, calibrate, evaluate, write the
  * bundle. Everything here is deterministic: same data and options → same bytes. */
 #include <errno.h>
+#include <gsl/gsl_cdf.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,11 +36,15 @@ void vd_triage_train_defaults(vd_triage_train_options *o) {
   o->lambda_start = 1e-3;
   o->lambda_decay = 0.6;
   o->holdout = 0.2;
+  o->folds = 5;
+  o->threshold_rule = "pooled";
   o->refit = true;
   o->max_depth = 6;
   o->min_child_weight = 0.01;
   o->oos_weight = 1.0;
   o->target_escalation = 0.15;
+  o->guard_confidence = 0.95;
+  o->guard_window = 3000;
   o->max_columns = 8000;
   o->nthread = 1;
   o->out_of_scope = "oos";
@@ -248,8 +253,12 @@ static json_t *train_params_json(const vd_triage_train_options *o, size_t k) {
                         "oos_weight", o->oos_weight, "min_df", (json_int_t)o->min_df);
   json_object_set_new(p, "max_columns", json_integer(o->max_columns));
   json_object_set_new(p, "selection", json_string(o->selection));
-  json_object_set_new(p, "holdout", json_real(o->holdout));
+  json_object_set_new(p, "folds", json_integer(o->folds));
+  if (o->folds <= 1) json_object_set_new(p, "holdout", json_real(o->holdout));
+  json_object_set_new(p, "threshold_rule", json_string(o->threshold_rule));
   json_object_set_new(p, "target_escalation", json_real(o->target_escalation));
+  json_object_set_new(p, "guard_confidence", json_real(o->guard_confidence));
+  json_object_set_new(p, "guard_window", json_integer(o->guard_window));
   if (strcmp(o->booster, "gblinear") == 0) {
     json_object_set_new(p, "updater", json_string(o->updater));
     json_object_set_new(p, "lambda", json_real(o->lambda));
@@ -350,7 +359,7 @@ static int dbl_cmp(const void *a, const void *b) {
 /* The highest threshold that escalates at most `rate` of the in-scope requests. */
 static double choose_threshold(const evaluation *e, double rate) {
   size_t in = 0, forced = 0, m = 0;
-  double *conf = malloc(e->n * sizeof(double));
+  double *conf = malloc((e->n ? e->n : 1) * sizeof(double)); /* a part may be empty */
   if (!conf) return 0;
   for (size_t i = 0; i < e->n; i++) {
     if (e->labels[i] == e->oos) continue;
@@ -425,12 +434,14 @@ typedef struct trainer {
   size_t k;
   int oos;
   int *train_labels, *val_labels;
-  bool *held_out; /* per training row: in the holdout */
-  size_t held_count;
+  int *fold;        /* per training row: its out-of-fold part (0 .. folds-1), -1 = never held out */
+  size_t folds;     /* parts: o->folds, or 1 for the single holdout */
+  size_t oof_count; /* rows with fold >= 0: the out-of-fold predictions */
   csr train_buckets, val_buckets;
-  fitted stage; /* trained without the holdout: fits the temperature and the threshold */
-  fitted final; /* the shipped model (the stage model again without refit) */
+  fitted stage; /* with --no-refit: the model trained without the single holdout */
+  fitted final; /* the shipped model (refit on every training row, or the stage model) */
   double temperature, threshold;
+  double aimed_rate; /* the out-of-fold rate the threshold is chosen for (aimed_rate()) */
   double *val_margins;
   json_t *manifest;
 } trainer;
@@ -441,7 +452,7 @@ static void trainer_free(trainer *t) {
   free(t->classes);
   free(t->train_labels);
   free(t->val_labels);
-  free(t->held_out);
+  free(t->fold);
   csr_free(&t->train_buckets);
   csr_free(&t->val_buckets);
   fitted_free(&t->stage);
@@ -463,28 +474,38 @@ static bool label_rows(trainer *t, const dataset *d, const char *path, int **lab
   return true;
 }
 
-/* The holdout: the last round(share × n) of each intent's n training rows in file order (at
- * least one row of every intent stays in training). The file order keeps paraphrases written
- * together on the same side, so the holdout is closer to requests the model has not seen. */
-static bool mark_holdout(trainer *t, vd_error *err) {
+/* The parts held out for out-of-fold predictions, in file order per intent (the file order keeps
+ * paraphrases written together on the same side, so a held-out part is closer to requests the
+ * model has not seen):
+ * - cross-fitting (folds >= 2): the i-th of an intent's n rows is in part floor(i × folds / n) —
+ *   consecutive blocks, every row held out exactly once;
+ * - single holdout (folds 1): the last round(share × n) rows of each intent (at least one row of
+ *   every intent stays in training) are part 0, the others are never held out. */
+static bool assign_folds(trainer *t, vd_error *err) {
   size_t *total = calloc(t->k, sizeof(size_t)), *seen = calloc(t->k, sizeof(size_t));
-  t->held_out = calloc(t->train.count ? t->train.count : 1, sizeof(bool));
-  if (!total || !seen || !t->held_out) {
+  t->fold = calloc(t->train.count ? t->train.count : 1, sizeof(int));
+  if (!total || !seen || !t->fold) {
     free(total);
     free(seen);
     return vd_error_set(err, "out of memory");
   }
+  t->folds = t->o->folds >= 2 ? t->o->folds : 1;
   for (size_t r = 0; r < t->train.count; r++) total[t->train_labels[r]]++;
-  t->held_count = 0;
+  t->oof_count = 0;
   for (size_t r = 0; r < t->train.count; r++) {
-    size_t c = (size_t)t->train_labels[r], held = (size_t)floor(t->o->holdout * total[c] + 0.5);
-    if (held >= total[c]) held = total[c] - 1;
-    t->held_out[r] = seen[c]++ >= total[c] - held;
-    t->held_count += t->held_out[r];
+    size_t c = (size_t)t->train_labels[r], i = seen[c]++;
+    if (t->folds >= 2) {
+      t->fold[r] = (int)(i * t->folds / total[c]);
+    } else {
+      size_t held = (size_t)floor(t->o->holdout * (double)total[c] + 0.5);
+      if (held >= total[c]) held = total[c] - 1;
+      t->fold[r] = i >= total[c] - held ? 0 : -1;
+    }
+    t->oof_count += t->fold[r] >= 0;
   }
   free(total);
   free(seen);
-  if (t->held_count == 0)
+  if (t->oof_count == 0)
     return vd_error_field(err, "holdout", "%.3g of the training rows holds out no row",
                           t->o->holdout);
   return true;
@@ -783,40 +804,172 @@ static bool metrics_of(const trainer *t, const char *what, const double *margins
   return ok;
 }
 
-/* Trains the stage model without the holdout, fits the temperature and chooses the threshold on
- * the holdout, and records the holdout's metrics. */
-static bool calibrate_on_holdout(trainer *t, vd_error *err) {
-  size_t n = t->held_count, k = t->k;
-  double *margins = calloc(n * k, sizeof(double));
-  int *labels = calloc(n, sizeof(int)); /* n >= 1: mark_holdout refuses an empty holdout */
-  predictions pr = {0};
-  json_t *metrics = json_object();
-  bool ok = margins && labels && metrics;
+/* The escalation rate to aim at on the out-of-fold rows so that a window of `window` new in-scope
+ * requests stays within `target` with probability `confidence` (one-sided): the largest r with
+ * r + z × sqrt(r (1 - r) (1 / window + 1 / n)) <= target, z the normal quantile of confidence —
+ * the binomial spread of the window's own rate plus that of the estimate from n out-of-fold
+ * rows. A threshold chosen for exactly the target would miss it on about half of such windows.
+ * confidence 0 or window 0: the target itself. */
+static double aimed_rate(double target, double confidence, unsigned window, size_t n) {
+  if (!(confidence > 0) || window == 0 || n == 0) return target;
+  double z = gsl_cdf_ugaussian_Pinv(confidence), lo = 0, hi = target;
+  double spread = 1.0 / (double)window + 1.0 / (double)n;
+  for (int i = 0; i < 60; i++) { /* bisection: the bound grows with r below 1/2 */
+    double r = (lo + hi) / 2;
+    if (r + z * sqrt(r * (1 - r) * spread) <= target)
+      lo = r;
+    else
+      hi = r;
+  }
+  return lo;
+}
+
+/* The rows of `all` in part f (part[i] of row i) as an evaluation over the buffers given. */
+static evaluation part_of(const evaluation *all, const int *part, int f, int *labels,
+                          int *predicted, double *confidence) {
+  size_t m = 0;
+  for (size_t i = 0; i < all->n; i++)
+    if (part[i] == f) {
+      labels[m] = all->labels[i];
+      predicted[m] = all->predicted[i];
+      confidence[m++] = all->confidence[i];
+    }
+  return (evaluation){labels, predicted, confidence, m, all->oos};
+}
+
+static size_t in_scope_count(const evaluation *e) {
+  size_t in = 0;
+  for (size_t i = 0; i < e->n; i++) in += e->labels[i] != e->oos;
+  return in;
+}
+
+/* The threshold from out-of-fold predictions: "pooled", the highest threshold escalating at most
+ * the target share of all out-of-fold in-scope rows; "every_fold", the highest one escalating at
+ * most the target share of EACH part's in-scope rows (the smallest of the parts' own thresholds):
+ * the parts are blocks of different writers' paraphrases, so their spread is how much the rate
+ * moves on text the model has not seen, and the threshold holds for the hardest of them. Each
+ * part's own threshold and its rates at the chosen one go to `parts_json`. */
+static bool choose_out_of_fold(trainer *t, const evaluation *all, const int *part,
+                               json_t *parts_json, vd_error *err) {
+  size_t n = all->n ? all->n : 1;
+  int *labels = malloc(n * sizeof(int)), *predicted = malloc(n * sizeof(int));
+  double *confidence = malloc(n * sizeof(double));
+  if (!labels || !predicted || !confidence) {
+    free(labels);
+    free(predicted);
+    free(confidence);
+    return vd_error_set(err, "out of memory");
+  }
+  double rate = t->aimed_rate, pooled = choose_threshold(all, rate), every = 1;
+  double *own = calloc(t->folds, sizeof(double));
+  for (size_t f = 0; own && f < t->folds; f++) {
+    evaluation e = part_of(all, part, (int)f, labels, predicted, confidence);
+    own[f] = in_scope_count(&e) ? choose_threshold(&e, rate) : 1;
+    every = fmin(every, own[f]);
+  }
+  bool ok = own != NULL;
   if (!ok) vd_error_set(err, "out of memory");
-  for (size_t r = 0, i = 0; ok && r < t->train.count; r++)
-    if (t->held_out[r]) labels[i++] = t->train_labels[r];
-  ok = ok && train_model(t, t->held_out, "without the holdout", &t->stage, err) &&
-       model_margins(t, &t->stage, &t->train_buckets, t->held_out, n, margins, err) &&
-       vd_calibration_fit_temperature(margins, labels, n, k, &t->temperature, err) &&
+  t->threshold = strcmp(t->o->threshold_rule, "pooled") == 0 ? pooled : every;
+  for (size_t f = 0; ok && f < t->folds; f++) {
+    evaluation e = part_of(all, part, (int)f, labels, predicted, confidence);
+    operating_point q = at_threshold(&e, t->threshold);
+    json_t *j = point_json(&q);
+    json_object_set_new(j, "rows", json_integer((json_int_t)e.n));
+    json_object_set_new(j, "own_threshold", json_real(own[f]));
+    json_array_append_new(parts_json, j);
+    if (t->log)
+      fprintf(t->log,
+              "  part %zu (%zu rows): own threshold %.4f; at %.4f: in-scope escalated %.2f %%, "
+              "OOS caught %.0f %%, hot-path accuracy %.2f %%\n",
+              f, e.n, own[f], t->threshold, 100 * q.in_scope_escalated, 100 * q.oos_caught,
+              100 * q.hot_path_accuracy);
+  }
+  if (ok && t->log)
+    fprintf(t->log, "threshold (%s): %.4f (pooled %.4f, every part %.4f)\n", t->o->threshold_rule,
+            t->threshold, pooled, every);
+  free(own);
+  free(labels);
+  free(predicted);
+  free(confidence);
+  return ok;
+}
+
+/* Out-of-fold predictions: each part of the training rows is scored by a model trained without
+ * it. The temperature is fitted on all of them, the threshold chosen on them by the threshold
+ * rule, and their metrics recorded (manifest "out_of_fold"). With --no-refit the single
+ * holdout's model is kept as the stage model. */
+static bool calibrate_out_of_fold(trainer *t, vd_error *err) {
+  size_t n = t->oof_count, k = t->k, rows = t->train.count;
+  double *margins = calloc(n * k, sizeof(double)), *part_margins = calloc(n * k, sizeof(double));
+  int *labels = calloc(n, sizeof(int)), *part = calloc(n, sizeof(int));
+  bool *in_part = calloc(rows, sizeof(bool));
+  predictions pr = {0};
+  json_t *metrics = json_object(), *parts = json_array();
+  bool ok = margins && part_margins && labels && part && in_part && metrics && parts;
+  if (!ok) vd_error_set(err, "out of memory");
+  for (size_t f = 0; ok && f < t->folds; f++) {
+    size_t m = 0;
+    for (size_t r = 0; r < rows; r++) m += in_part[r] = t->fold[r] == (int)f;
+    if (m == 0) continue;
+    char what[64];
+    snprintf(what, sizeof what, "without part %zu of %zu", f, t->folds);
+    fitted model = {0};
+    ok = train_model(t, in_part, t->folds >= 2 ? what : "without the holdout", &model, err) &&
+         model_margins(t, &model, &t->train_buckets, in_part, m, part_margins, err);
+    /* Out-of-fold row i is the i-th training row with a part, in file order. */
+    for (size_t r = 0, i = 0, j = 0; ok && r < rows; r++) {
+      if (t->fold[r] < 0) continue;
+      if (in_part[r]) {
+        memcpy(margins + i * k, part_margins + j++ * k, k * sizeof(double));
+        labels[i] = t->train_labels[r];
+        part[i] = (int)f;
+      }
+      i++;
+    }
+    if (ok && !t->o->refit)
+      t->stage = model;
+    else
+      fitted_free(&model);
+  }
+  ok = ok && vd_calibration_fit_temperature(margins, labels, n, k, &t->temperature, err) &&
        predict(margins, labels, n, k, t->temperature, &pr, err);
   if (ok) {
     evaluation e = {labels, pr.predicted, pr.confidence, n, t->oos};
-    t->threshold = choose_threshold(&e, t->o->target_escalation);
-    ok = metrics_of(t, "holdout", margins, labels, n, metrics, err);
+    t->aimed_rate = aimed_rate(t->o->target_escalation, t->o->guard_confidence, t->o->guard_window,
+                               in_scope_count(&e));
+    if (t->log)
+      fprintf(t->log,
+              "target %.2f %% of in-scope requests escalated: aiming at %.2f %% out of fold\n",
+              100 * t->o->target_escalation, 100 * t->aimed_rate);
+    ok = choose_out_of_fold(t, &e, part, parts, err) &&
+         metrics_of(t, "out-of-fold", margins, labels, n, metrics, err);
   }
   if (ok) {
-    json_t *h = json_pack("{s:s, s:f, s:I, s:o}", "rule",
-                          "the last `share` of each intent's training rows in file order; the "
-                          "temperature and the threshold are fitted on it, and the "
-                          "hyper-parameters were chosen on it",
-                          "share", t->o->holdout, "rows", (json_int_t)n, "metrics", metrics);
-    metrics = NULL;
-    json_object_set_new(t->manifest, "holdout", h);
+    json_t *h = json_pack(
+        "{s:s, s:I, s:I, s:s, s:o, s:o}", "rule",
+        t->folds >= 2
+            ? "cross-fitting: the training rows of each intent in file order cut into `folds` "
+              "consecutive parts; each part is predicted by a model trained on the others. The "
+              "temperature is fitted on these out-of-fold predictions, the threshold chosen on "
+              "them (threshold_rule), and the hyper-parameters were chosen on them"
+            : "the last `share` of each intent's training rows in file order, predicted by a "
+              "model trained on the others; the temperature and the threshold are fitted on it",
+        "folds", (json_int_t)t->folds, "rows", (json_int_t)n, "threshold_rule",
+        t->o->threshold_rule, "metrics", metrics, "parts", parts);
+    metrics = parts = NULL;
+    if (t->folds < 2) json_object_set_new(h, "share", json_real(t->o->holdout));
+    evaluation e = {labels, pr.predicted, pr.confidence, n, t->oos};
+    json_object_set_new(h, "in_scope_rows", json_integer((json_int_t)in_scope_count(&e)));
+    json_object_set_new(t->manifest, "out_of_fold", h);
   }
   json_decref(metrics);
+  json_decref(parts);
   predictions_free(&pr);
   free(margins);
+  free(part_margins);
   free(labels);
+  free(part);
+  free(in_part);
   return ok;
 }
 
@@ -867,7 +1020,7 @@ static void discard(const char *staging) {
   rmdir(staging);
 }
 
-/* Reads the data, labels it, marks the holdout and featurises every row. */
+/* Reads the data, labels it, assigns the out-of-fold parts and featurises every row. */
 static bool prepare(trainer *t, vd_error *err) {
   const vd_triage_train_options *o = t->o;
   if (!read_jsonl(o->train_path, o->max_train_rows, &t->train, err) ||
@@ -882,15 +1035,15 @@ static bool prepare(trainer *t, vd_error *err) {
   vd_text_features *tf = vd_text_features_new();
   if (!tf) return vd_error_set(err, "out of memory");
   bool ok = label_rows(t, &t->train, o->train_path, &t->train_labels, err) &&
-            label_rows(t, &t->val, o->val_path, &t->val_labels, err) && mark_holdout(t, err) &&
+            label_rows(t, &t->val, o->val_path, &t->val_labels, err) && assign_folds(t, err) &&
             featurise_all(&o->featuriser, &t->train, tf, &t->train_buckets, err) &&
             featurise_all(&o->featuriser, &t->val, tf, &t->val_buckets, err);
   vd_text_features_free(tf);
   if (ok && t->log)
     fprintf(t->log,
-            "%zu training rows (%zu held out), %zu validation rows, %zu classes, featurised in "
-            "%.2f s\n",
-            t->train.count, t->held_count, t->val.count, t->k,
+            "%zu training rows (%zu predicted out of fold, %zu parts), %zu validation rows, %zu "
+            "classes, featurised in %.2f s\n",
+            t->train.count, t->oof_count, t->folds, t->val.count, t->k,
             (double)(vd_monotonic_ns() - t->started) / 1e9);
   return ok;
 }
@@ -914,10 +1067,12 @@ static json_t *manifest_of(const trainer *t, const char *version) {
   json_object_set_new(
       m, "calibration",
       json_pack("{s:s, s:f, s:I, s:s}", "method", "temperature", "temperature", t->temperature,
-                "ece_bins", (json_int_t)VD_CALIBRATION_ECE_BINS, "fitted_on", "holdout"));
+                "ece_bins", (json_int_t)VD_CALIBRATION_ECE_BINS, "fitted_on", "out_of_fold"));
   json_object_set_new(m, "escalation",
-                      json_pack("{s:f, s:f, s:s, s:s}", "threshold", t->threshold, "target_rate",
-                                o->target_escalation, "chosen_on", "holdout", "rule",
+                      json_pack("{s:f, s:f, s:f, s:{s:f, s:I}, s:s, s:s}", "threshold",
+                                t->threshold, "target_rate", o->target_escalation, "aimed_rate",
+                                t->aimed_rate, "guard", "confidence", o->guard_confidence, "window",
+                                (json_int_t)o->guard_window, "chosen_on", "out_of_fold", "rule",
                                 "escalate when the top intent is out_of_scope_class or its "
                                 "calibrated probability < threshold"));
   return m;
@@ -935,12 +1090,21 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
   if (!vd_text_config_check(&o->featuriser, err)) return false;
   if (!(o->target_escalation >= 0 && o->target_escalation < 1))
     return vd_error_field(err, "target_escalation", "must be in [0, 1)");
+  if (!(o->guard_confidence == 0 || (o->guard_confidence >= 0.5 && o->guard_confidence < 1)))
+    return vd_error_field(err, "guard_confidence", "must be 0 (no guard) or in [0.5, 1)");
   if (!(o->holdout > 0 && o->holdout <= 0.5))
     return vd_error_field(err, "holdout", "must be in (0, 0.5]");
+  if (o->folds > 20) return vd_error_field(err, "folds", "must be at most 20");
+  if (o->folds >= 2 && !o->refit)
+    return vd_error_field(err, "folds",
+                          "cross-fitting trains one model per part: --no-refit needs --folds 1");
+  if (strcmp(o->threshold_rule, "every_fold") != 0 && strcmp(o->threshold_rule, "pooled") != 0)
+    return vd_error_field(err, "threshold_rule", "expected every_fold or pooled, got \"%s\"",
+                          o->threshold_rule);
   if (!(o->lambda_start >= 0) || !(o->lambda_decay > 0 && o->lambda_decay <= 1))
     return vd_error_field(err, "lambda_decay", "lambda_start must be >= 0, lambda_decay in (0, 1]");
   t.manifest = json_object();
-  if (!t.manifest || !prepare(&t, err) || !calibrate_on_holdout(&t, err)) goto done;
+  if (!t.manifest || !prepare(&t, err) || !calibrate_out_of_fold(&t, err)) goto done;
   if (o->refit) {
     if (!train_model(&t, NULL, "all training rows", &t.final, err)) goto done;
   } else {
@@ -1057,15 +1221,28 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"min-df", true, NULL, "keep buckets in at least N training texts (default 2)"},
       {"max-columns", true, NULL, "then keep N buckets (default 8000; 0 = all)"},
       {"selection", true, NULL, "which N: frequency (in the most training texts; default) or chi2"},
+      {"folds", true, NULL,
+       "cross-fitting: cut each intent's training rows (file order) into N parts, predict each "
+       "part with a model trained on the others, fit the temperature and choose the threshold "
+       "on these out-of-fold predictions (default 5; 1 = a single holdout, see --holdout)"},
+      {"threshold-rule", true, NULL,
+       "every_fold: the highest threshold escalating at most the target on every part "
+       "(default); pooled: on all out-of-fold rows together"},
       {"holdout", true, NULL,
-       "share of each intent's training rows (the last ones) held out to fit the temperature "
-       "and choose the threshold (default 0.2)"},
+       "with --folds 1: share of each intent's training rows (the last ones) held out "
+       "(default 0.2)"},
       {"no-refit", false, NULL,
-       "ship the model trained without the holdout (default: retrain on "
+       "with --folds 1: ship the model trained without the holdout (default: retrain on "
        "every training row)"},
       {"oos-weight", true, NULL, "sample weight of out-of-scope examples (default 1)"},
       {"target-escalation", true, NULL,
-       "share of in-scope held-out requests to escalate (default 0.15)"},
+       "most in-scope requests to escalate, as a share (default 0.15)"},
+      {"guard-confidence", true, NULL,
+       "the threshold keeps a window of --guard-window new in-scope requests within the "
+       "target with this probability: it is chosen for a lower out-of-fold rate (default "
+       "0.95; 0 = for the target itself)"},
+      {"guard-window", true, NULL,
+       "in-scope requests the target is checked on (default 3000, the validation split's)"},
       {"out-of-scope", true, NULL, "the out-of-scope intent label (default oos)"},
       {"nthread", true, NULL, "XGBoost threads (default 1: shotgun is deterministic only so)"},
       {"max-rows", true, NULL, "use every ceil(rows/N)-th training row (default all)"},
@@ -1082,10 +1259,10 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
     fprintf(out,
             "usage: verdict train triage --data train.jsonl --val val.jsonl --out DIR [options]\n\n"
             "Trains the request-triage intent model (XGBoost multiclass over hashed word and\n"
-            "character n-grams) without a held-out part of the training split, fits the\n"
-            "temperature and chooses the escalation threshold on that part, retrains on the\n"
-            "whole training split, evaluates once on the validation split and writes\n"
-            "model.json + manifest.json to DIR.\n\n"
+            "character n-grams): predicts every training row out of fold (cross-fitting), fits\n"
+            "the temperature and chooses the escalation threshold on those predictions,\n"
+            "trains on the whole training split, evaluates once on the validation split and\n"
+            "writes model.json + manifest.json to DIR.\n\n"
             "options:\n");
     for (size_t i = 0; i < nopts; i++) fprintf(out, "  --%-18s %s\n", opts[i].name, opts[i].help);
     return 0;
@@ -1116,6 +1293,8 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
   if (ok && (v = vd_args_get(opts, nopts, "holdout")))
     ok = parse_double(v, "holdout", &o.holdout, &e);
   if ((v = vd_args_get(opts, nopts, "selection"))) o.selection = v;
+  if ((v = vd_args_get(opts, nopts, "threshold-rule"))) o.threshold_rule = v;
+  if (ok && (v = vd_args_get(opts, nopts, "folds"))) ok = parse_uint(v, "folds", &o.folds, &e);
   if (vd_args_get(opts, nopts, "no-refit")) o.refit = false;
   if (ok && (v = vd_args_get(opts, nopts, "min-child-weight")))
     ok = parse_double(v, "min-child-weight", &o.min_child_weight, &e);
@@ -1138,6 +1317,10 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
     ok = parse_double(v, "oos-weight", &o.oos_weight, &e);
   if (ok && (v = vd_args_get(opts, nopts, "target-escalation")))
     ok = parse_double(v, "target-escalation", &o.target_escalation, &e);
+  if (ok && (v = vd_args_get(opts, nopts, "guard-confidence")))
+    ok = parse_double(v, "guard-confidence", &o.guard_confidence, &e);
+  if (ok && (v = vd_args_get(opts, nopts, "guard-window")))
+    ok = parse_uint(v, "guard-window", &o.guard_window, &e);
   if (ok && (v = vd_args_get(opts, nopts, "nthread")))
     ok = parse_uint(v, "nthread", &o.nthread, &e);
   if (ok && (v = vd_args_get(opts, nopts, "max-rows"))) {

@@ -1,7 +1,8 @@
 /* The shipped triage bundle (examples/triage/model) on the validation split: accuracy must not
  * drop more than 1 point below the manifest's figure; the manifest's other figures are what the
- * bundle really does (the temperature and threshold were fitted on the training holdout, so these
- * are out-of-sample figures); native scoring equals XGBoost on every row; calibration helped. */
+ * bundle really does (the temperature and threshold were fitted on out-of-fold predictions of
+ * the training split, so these are out-of-sample figures) and meet issue 7's targets; native
+ * scoring equals XGBoost on every row; calibration helped. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,19 @@ START_TEST(validation_accuracy_holds_the_recorded_figure) {
   ck_assert_double_eq_tol((double)oos_caught / (double)n_oos, at_threshold(m, "oos_caught"), 1e-9);
   ck_assert_double_eq_tol((double)kept_ok / (double)kept, at_threshold(m, "hot_path_accuracy"),
                           1e-9);
+  /* Issue 7's targets on this split: >= 92 % in-scope accuracy, at most the manifest's target
+   * (15 %) of in-scope requests escalated, >= 85 % of out-of-scope requests caught (answered
+   * oos or escalated), >= 96 % accuracy over the requests the hot path answers itself. */
+  const json_t *escalation = json_object_get(vd_triage_manifest(m), "escalation");
+  double target = json_number_value(json_object_get(escalation, "target_rate"));
+  ck_assert_double_eq(target, 0.15);
+  ck_assert_msg(accuracy >= 0.92, "in-scope accuracy %.4f < 92 %%", accuracy);
+  ck_assert_msg((double)in_esc / (double)in <= target, "%.4f of in-scope requests escalated",
+                (double)in_esc / (double)in);
+  ck_assert_msg((double)oos_caught / (double)n_oos >= 0.85, "%.4f of OOS caught",
+                (double)oos_caught / (double)n_oos);
+  ck_assert_msg((double)kept_ok / (double)kept >= 0.96, "hot-path accuracy %.4f",
+                (double)kept_ok / (double)kept);
   /* Calibration: the recorded ECEs are reproduced, and scaling improved it. */
   double before = vd_calibration_ece(conf_raw, correct, val.count, VD_CALIBRATION_ECE_BINS);
   double after = vd_calibration_ece(conf, correct, val.count, VD_CALIBRATION_ECE_BINS);

@@ -173,29 +173,161 @@ START_TEST(probabilities_are_calibrated_softmax_and_escalation_follows_the_thres
 }
 END_TEST
 
-/* The temperature is fitted on the holdout, so it never makes the holdout's NLL worse than
- * T = 1; the validation split gets the same metrics (ECE on a well-trained model:
+/* The temperature is fitted on the out-of-fold predictions, so it never makes their NLL worse
+ * than T = 1; the validation split gets the same metrics (ECE on a well-trained model:
  * test_triage_accuracy checks the shipped bundle). */
 START_TEST(calibration_is_recorded_in_the_manifest) {
   if (!have_data) return;
   vd_triage_model *m = load(bundle_dir);
   const json_t *manifest = vd_triage_manifest(m);
-  const json_t *holdout = json_object_get(json_object_get(manifest, "holdout"), "metrics");
-  ck_assert(json_real_value(json_object_get(holdout, "nll_after")) <=
-            json_real_value(json_object_get(holdout, "nll_before")));
-  ck_assert_int_eq(
-      json_integer_value(json_object_get(holdout, "rows")),
-      json_integer_value(json_object_get(json_object_get(manifest, "holdout"), "rows")));
+  const json_t *oof = json_object_get(manifest, "out_of_fold");
+  const json_t *metrics_oof = json_object_get(oof, "metrics");
+  ck_assert(json_real_value(json_object_get(metrics_oof, "nll_after")) <=
+            json_real_value(json_object_get(metrics_oof, "nll_before")));
+  ck_assert_int_eq(json_integer_value(json_object_get(metrics_oof, "rows")),
+                   json_integer_value(json_object_get(oof, "rows")));
   ck_assert_str_eq(
       json_string_value(json_object_get(json_object_get(manifest, "calibration"), "fitted_on")),
-      "holdout");
+      "out_of_fold");
   const json_t *metrics = json_object_get(manifest, "metrics");
   ck_assert_str_eq(json_string_value(json_object_get(metrics, "split")), "validation");
   ck_assert_int_eq(json_integer_value(json_object_get(metrics, "rows")), (json_int_t)val.total);
   ck_assert(json_is_real(json_object_get(metrics, "ece_before")));
   ck_assert(json_is_real(json_object_get(metrics, "ece_after")));
   ck_assert_uint_eq(json_array_size(json_object_get(metrics, "coverage_curve")), 20);
-  ck_assert_uint_eq(json_array_size(json_object_get(holdout, "coverage_curve")), 20);
+  ck_assert_uint_eq(json_array_size(json_object_get(metrics_oof, "coverage_curve")), 20);
+  vd_triage_free(m);
+}
+END_TEST
+
+/* Trains a small bundle into a new temporary folder with the options adjusted by `adjust`. */
+static const char *train_small_with(void (*adjust)(vd_triage_train_options *), char *out,
+                                    size_t size) {
+  char train_path[4096], val_path[4096];
+  vd_test_shared_path("data/clinc150/train.jsonl", train_path, sizeof train_path);
+  vd_test_shared_path("data/clinc150/val.jsonl", val_path, sizeof val_path);
+  snprintf(out, size, "/tmp/vd-triage-test-XXXXXX");
+  ck_assert(mkdtemp(out) != NULL);
+  vd_triage_train_options o;
+  vd_triage_train_defaults(&o);
+  o.train_path = train_path;
+  o.val_path = val_path;
+  o.out_dir = out;
+  o.max_train_rows = under_sanitizer() ? 1000 : 3000;
+  o.rounds = 6;
+  o.max_columns = 3000;
+  adjust(&o);
+  vd_error err = {0};
+  ck_assert_msg(vd_triage_train(&o, NULL, &err), "%s", err.message);
+  return out;
+}
+
+static double number_at(const json_t *j, const char *a, const char *b) {
+  const json_t *v = json_object_get(b ? json_object_get(j, a) : j, b ? b : a);
+  ck_assert_msg(json_is_number(v), "%s.%s is missing", a, b ? b : "");
+  return json_number_value(v);
+}
+
+/* Cross-fitting (the default, 5 parts): every training row is predicted once by a model that did
+ * not train on it. The threshold is chosen on these predictions for a rate below the target by
+ * the guard band (95 %, a window of 3,000): r + 1.645 × sqrt(r(1 - r)(1/3000 + 1/n)) = target,
+ * and it is the highest threshold that escalates at most that share of the out-of-fold in-scope
+ * rows. */
+START_TEST(the_threshold_is_chosen_out_of_fold_with_a_guard_band) {
+  if (!have_data) return;
+  vd_triage_model *m = load(bundle_dir);
+  const json_t *manifest = vd_triage_manifest(m);
+  const json_t *oof = json_object_get(manifest, "out_of_fold");
+  const json_t *train = json_object_get(json_object_get(manifest, "training"), "train");
+  const json_t *esc = json_object_get(manifest, "escalation");
+  ck_assert_int_eq(json_integer_value(json_object_get(oof, "folds")), 5);
+  ck_assert_uint_eq(json_array_size(json_object_get(oof, "parts")), 5);
+  ck_assert_str_eq(json_string_value(json_object_get(oof, "threshold_rule")), "pooled");
+  ck_assert_int_eq(json_integer_value(json_object_get(oof, "rows")),
+                   json_integer_value(json_object_get(train, "rows")));
+  double target = number_at(esc, "target_rate", NULL), aimed = number_at(esc, "aimed_rate", NULL);
+  ck_assert_double_eq(number_at(esc, "guard", "confidence"), 0.95);
+  ck_assert_double_eq(number_at(esc, "guard", "window"), 3000);
+  /* n: the out-of-fold in-scope rows (every training row but the few out-of-scope ones). */
+  double n = number_at(oof, "in_scope_rows", NULL);
+  ck_assert(n > 0.95 * (double)json_integer_value(json_object_get(oof, "rows")));
+  ck_assert(n < (double)json_integer_value(json_object_get(oof, "rows")));
+  double bound = aimed + 1.6448536269514722 * sqrt(aimed * (1 - aimed) * (1.0 / 3000 + 1.0 / n));
+  ck_assert_msg(fabs(bound - target) < 1e-9, "aimed %g: bound %g, target %g", aimed, bound, target);
+  ck_assert_double_lt(aimed, target - 0.01);
+  double escalated =
+      number_at(json_object_get(oof, "metrics"), "at_threshold", "in_scope_escalated");
+  ck_assert_double_le(escalated, aimed);
+  ck_assert_double_gt(escalated, aimed - 2.0 / n); /* the highest such threshold */
+  vd_triage_free(m);
+}
+END_TEST
+
+static void every_fold_without_guard(vd_triage_train_options *o) {
+  o->threshold_rule = "every_fold";
+  o->guard_confidence = 0;
+}
+
+/* The every_fold rule without a guard: the threshold is the highest that escalates at most the
+ * target share of the in-scope rows of every part — the smallest of the parts' own thresholds,
+ * with no part over the target at it. */
+START_TEST(the_every_fold_rule_holds_on_every_part) {
+  if (!have_data) return;
+  char out[256];
+  vd_triage_model *m = load(train_small_with(every_fold_without_guard, out, sizeof out));
+  const json_t *manifest = vd_triage_manifest(m);
+  const json_t *oof = json_object_get(manifest, "out_of_fold");
+  const json_t *parts = json_object_get(oof, "parts");
+  double target = number_at(manifest, "escalation", "target_rate"), smallest = 1;
+  ck_assert_double_eq(number_at(manifest, "escalation", "aimed_rate"), target);
+  json_int_t rows = 0;
+  size_t i;
+  const json_t *part;
+  json_array_foreach(parts, i, part) {
+    smallest = fmin(smallest, number_at(part, "own_threshold", NULL));
+    ck_assert_double_le(number_at(part, "in_scope_escalated", NULL), target);
+    ck_assert_double_eq(number_at(part, "threshold", NULL), vd_triage_threshold(m));
+    rows += json_integer_value(json_object_get(part, "rows"));
+  }
+  ck_assert_int_eq(rows, json_integer_value(json_object_get(oof, "rows")));
+  ck_assert_double_eq(vd_triage_threshold(m), smallest);
+  vd_triage_free(m);
+}
+END_TEST
+
+/* --folds 1: the single holdout (the last 20 % of each intent's rows); --no-refit ships its
+ * model; cross-fitting refuses --no-refit (there are five models, none trained on every row). */
+START_TEST(a_single_holdout_is_still_available) {
+  if (!have_data) return;
+  char train_path[4096], val_path[4096], out[256];
+  vd_test_shared_path("data/clinc150/train.jsonl", train_path, sizeof train_path);
+  vd_test_shared_path("data/clinc150/val.jsonl", val_path, sizeof val_path);
+  snprintf(out, sizeof out, "/tmp/vd-triage-test-XXXXXX");
+  ck_assert(mkdtemp(out) != NULL);
+  vd_triage_train_options o;
+  vd_triage_train_defaults(&o);
+  o.train_path = train_path;
+  o.val_path = val_path;
+  o.out_dir = out;
+  o.max_train_rows = under_sanitizer() ? 1000 : 3000;
+  o.rounds = 6;
+  o.max_columns = 3000;
+  o.refit = false;
+  vd_error err = {0};
+  ck_assert(!vd_triage_train(&o, NULL, &err));
+  ck_assert_str_eq(err.field, "folds");
+  o.folds = 1;
+  ck_assert_msg(vd_triage_train(&o, NULL, &err), "%s", err.message);
+  vd_triage_model *m = load(out);
+  const json_t *manifest = vd_triage_manifest(m);
+  const json_t *oof = json_object_get(manifest, "out_of_fold");
+  json_int_t rows = json_integer_value(json_object_get(
+                 json_object_get(json_object_get(manifest, "training"), "train"), "rows")),
+             held = json_integer_value(json_object_get(oof, "rows"));
+  ck_assert_int_eq(json_integer_value(json_object_get(oof, "folds")), 1);
+  ck_assert_msg(held * 10 > rows * 15 / 10 && held * 10 < rows * 25 / 10, "%lld of %lld held out",
+                (long long)held, (long long)rows);
+  ck_assert_double_eq(json_number_value(json_object_get(oof, "share")), 0.2);
   vd_triage_free(m);
 }
 END_TEST
@@ -412,6 +544,9 @@ static Suite *suite(void) {
   tcase_add_test(tc, contributions_name_the_driving_words);
   tcase_add_test(tc, probabilities_are_calibrated_softmax_and_escalation_follows_the_threshold);
   tcase_add_test(tc, calibration_is_recorded_in_the_manifest);
+  tcase_add_test(tc, the_threshold_is_chosen_out_of_fold_with_a_guard_band);
+  tcase_add_test(tc, the_every_fold_rule_holds_on_every_part);
+  tcase_add_test(tc, a_single_holdout_is_still_available);
   tcase_add_test(tc, the_validation_split_is_only_evaluated);
   tcase_add_test(tc, temperature_scaling_fixes_overconfidence);
   tcase_add_test(tc, training_is_deterministic);
