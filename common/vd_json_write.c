@@ -372,7 +372,7 @@ static bool write_value(const json_t *json, writer *w, vd_buf *out);
 
 static bool write_node(const json_t *json, writer *w, vd_buf *out) {
   bool shortest = w->shortest;
-  if (!room(out, 40)) return false; /* any scalar but a string, or one bracket */
+  if (!json || !room(out, 40)) return false; /* any scalar but a string, or one bracket */
   switch (json_typeof(json)) {
     case JSON_NULL:
       put(out, "null", 4);
@@ -492,4 +492,259 @@ char *vd_json_dumps_shortest_part(const json_t *json, const json_t *part, size_t
   *part_start = w.part_found ? w.part_start : 0;
   *part_end = w.part_found ? w.part_end : 0;
   return text;
+}
+
+/* ---- vd_json_emit ------------------------------------------------------------------------ */
+
+void vd_json_emit_text(vd_json_emit *e, vd_buf *out) { *e = (vd_json_emit){.text = out}; }
+
+void vd_json_emit_tree(vd_json_emit *e) { *e = (vd_json_emit){0}; }
+
+static bool emit_fail(vd_json_emit *e) {
+  e->failed = true;
+  return false;
+}
+
+static bool in_object(const vd_json_emit *e) {
+  return e->depth > 0 && (e->objects >> (e->depth - 1) & 1u);
+}
+
+/* Text mode: the separator and the pending key before a value. False when the emitter failed or
+ * the value cannot go here (no key inside an object, a second root). */
+static bool emit_begin(vd_json_emit *e) {
+  if (e->failed) return false;
+  const char *key = e->key;
+  e->key = NULL;
+  if (in_object(e) && !key) return emit_fail(e);
+  if (!e->text) return true;
+  vd_buf *b = e->text;
+  if (e->depth == 0) {
+    if (e->rooted) return emit_fail(e); /* one document per emitter */
+    e->rooted = true;
+    return true;
+  }
+  unsigned long long bit = 1ull << (e->depth - 1);
+  if (e->nonempty & bit) {
+    if (!room(b, 1)) return emit_fail(e);
+    b->data[b->len++] = ',';
+  }
+  e->nonempty |= bit;
+  if (key && (!write_string(key, strlen(key), b) || !room(b, 1))) return emit_fail(e);
+  if (key) b->data[b->len++] = ':';
+  return true;
+}
+
+/* Tree mode: attaches v (stolen) where the next value goes. */
+static bool emit_attach(vd_json_emit *e, json_t *v, const char *key) {
+  if (!v) return emit_fail(e);
+  bool attached;
+  if (e->depth == 0)
+    attached = !e->root && (e->root = v) != NULL;
+  else if (key)
+    attached = json_object_set_new(e->open[e->depth - 1], key, v) == 0;
+  else
+    attached = json_array_append_new(e->open[e->depth - 1], v) == 0;
+  if (!attached) {
+    if (e->depth == 0) json_decref(v);
+    return emit_fail(e);
+  }
+  return true;
+}
+
+/* One scalar or parsed value in tree mode (stolen), after emit_begin. */
+static void emit_tree_value(vd_json_emit *e, const char *key, json_t *v) { emit_attach(e, v, key); }
+
+static void emit_open(vd_json_emit *e, bool object) {
+  const char *key = e->key;
+  if (!emit_begin(e)) return;
+  if (e->depth == VD_JSON_EMIT_DEPTH) {
+    emit_fail(e);
+    return;
+  }
+  if (e->text) {
+    if (!room(e->text, 1)) {
+      emit_fail(e);
+      return;
+    }
+    e->text->data[e->text->len++] = object ? '{' : '[';
+  } else {
+    json_t *c = object ? json_object() : json_array();
+    if (!emit_attach(e, c, key)) return;
+    e->open[e->depth] = c; /* borrowed: its parent (or root) holds it */
+  }
+  unsigned long long bit = 1ull << e->depth;
+  e->nonempty &= ~bit;
+  if (object)
+    e->objects |= bit;
+  else
+    e->objects &= ~bit;
+  e->depth++;
+}
+
+void vd_json_emit_object(vd_json_emit *e) { emit_open(e, true); }
+
+void vd_json_emit_array(vd_json_emit *e) { emit_open(e, false); }
+
+void vd_json_emit_end(vd_json_emit *e) {
+  if (e->failed) return;
+  if (e->depth == 0 || e->key) {
+    emit_fail(e);
+    return;
+  }
+  bool object = in_object(e);
+  e->depth--;
+  if (!e->text) return;
+  if (!room(e->text, 1)) {
+    emit_fail(e);
+    return;
+  }
+  e->text->data[e->text->len++] = object ? '}' : ']';
+}
+
+void vd_json_emit_key(vd_json_emit *e, const char *key) {
+  if (e->failed) return;
+  if (!in_object(e) || e->key || !key) emit_fail(e);
+  e->key = key;
+}
+
+void vd_json_emit_string(vd_json_emit *e, const char *s) {
+  if (!s) {
+    vd_json_emit_null(e);
+    return;
+  }
+  const char *key = e->key;
+  if (!emit_begin(e)) return;
+  if (e->text) {
+    if (!write_string(s, strlen(s), e->text)) emit_fail(e);
+  } else {
+    emit_tree_value(e, key, json_string(s));
+  }
+}
+
+void vd_json_emit_real(vd_json_emit *e, double v) {
+  if (!isfinite(v)) { /* left out with its key, as jansson leaves out json_real(NaN) */
+    e->key = NULL;
+    return;
+  }
+  const char *key = e->key;
+  if (!emit_begin(e)) return;
+  if (e->text) {
+    if (!room(e->text, 40)) {
+      emit_fail(e);
+      return;
+    }
+    write_real(v, true, e->text);
+    if (e->text->oom) emit_fail(e);
+  } else {
+    emit_tree_value(e, key, json_real(v));
+  }
+}
+
+void vd_json_emit_integer(vd_json_emit *e, json_int_t v) {
+  const char *key = e->key;
+  if (!emit_begin(e)) return;
+  if (e->text) {
+    if (!room(e->text, 24)) {
+      emit_fail(e);
+      return;
+    }
+    write_integer(v, e->text);
+  } else {
+    emit_tree_value(e, key, json_integer(v));
+  }
+}
+
+/* A literal: null, true or false. */
+static void emit_literal(vd_json_emit *e, const char *text, json_t *tree_value) {
+  const char *key = e->key;
+  if (!emit_begin(e)) return;
+  if (e->text) {
+    size_t n = strlen(text);
+    if (!room(e->text, n)) {
+      emit_fail(e);
+      return;
+    }
+    put(e->text, text, n);
+  } else {
+    emit_tree_value(e, key, tree_value);
+  }
+}
+
+void vd_json_emit_bool(vd_json_emit *e, bool v) {
+  emit_literal(e, v ? "true" : "false", e->text ? NULL : json_boolean(v));
+}
+
+void vd_json_emit_null(vd_json_emit *e) { emit_literal(e, "null", e->text ? NULL : json_null()); }
+
+void vd_json_emit_value(vd_json_emit *e, const json_t *v) {
+  if (!v) {
+    vd_json_emit_null(e);
+    return;
+  }
+  const char *key = e->key;
+  if (!emit_begin(e)) return;
+  if (e->text) {
+    writer w = {.shortest = true};
+    if (!write_value(v, &w, e->text)) emit_fail(e);
+  } else {
+    emit_tree_value(e, key, json_deep_copy(v));
+  }
+}
+
+void vd_json_emit_raw(vd_json_emit *e, const char *json_text, size_t len) {
+  /* json_text may be a piece written earlier into the same buffer, which the separator, the key
+   * or the copy itself can move (realloc): keep its offset, not its address */
+  const vd_buf *b = e->text;
+  uintptr_t at = (uintptr_t)json_text, data = b ? (uintptr_t)b->data : 0;
+  bool inside = b && b->data && at >= data && at < data + b->len;
+  size_t offset = inside ? (size_t)(at - data) : 0;
+  const char *key = e->key;
+  if (!emit_begin(e)) return;
+  if (e->text) {
+    if (!room(e->text, len)) {
+      emit_fail(e);
+      return;
+    }
+    put(e->text, inside ? e->text->data + offset : json_text, len);
+  } else {
+    emit_tree_value(e, key, json_loadb(json_text, len, JSON_DECODE_ANY, NULL));
+  }
+}
+
+void vd_json_emit_member_string(vd_json_emit *e, const char *key, const char *s) {
+  vd_json_emit_key(e, key);
+  vd_json_emit_string(e, s);
+}
+
+void vd_json_emit_member_real(vd_json_emit *e, const char *key, double v) {
+  vd_json_emit_key(e, key);
+  vd_json_emit_real(e, v);
+}
+
+void vd_json_emit_member_integer(vd_json_emit *e, const char *key, json_int_t v) {
+  vd_json_emit_key(e, key);
+  vd_json_emit_integer(e, v);
+}
+
+void vd_json_emit_member_bool(vd_json_emit *e, const char *key, bool v) {
+  vd_json_emit_key(e, key);
+  vd_json_emit_bool(e, v);
+}
+
+bool vd_json_emit_done(vd_json_emit *e) {
+  if (e->failed) return false;
+  if (!e->text) return true;
+  if (e->depth != 0 || e->key || e->text->oom || !e->text->data) return false;
+  e->text->data[e->text->len] = '\0';
+  return true;
+}
+
+json_t *vd_json_emit_take(vd_json_emit *e) {
+  json_t *root = e->root;
+  e->root = NULL;
+  if (e->failed || e->depth != 0 || e->text) {
+    json_decref(root);
+    return NULL;
+  }
+  return root;
 }

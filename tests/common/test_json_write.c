@@ -272,6 +272,193 @@ START_TEST(appends_to_an_existing_buffer) {
 }
 END_TEST
 
+/* One document through the emitter: a few of every kind of value, nested. */
+static void emit_document(vd_json_emit *e, const json_t *subtree) {
+  vd_json_emit_object(e);
+  vd_json_emit_key(e, "id");
+  vd_json_emit_string(e, "tab\there \"quoted\" \xc3\xa9");
+  vd_json_emit_key(e, "n");
+  vd_json_emit_integer(e, -42);
+  vd_json_emit_key(e, "x");
+  vd_json_emit_real(e, 0.1);
+  vd_json_emit_key(e, "whole");
+  vd_json_emit_real(e, 3.0);
+  vd_json_emit_key(e, "yes");
+  vd_json_emit_bool(e, true);
+  vd_json_emit_key(e, "no");
+  vd_json_emit_bool(e, false);
+  vd_json_emit_key(e, "none");
+  vd_json_emit_string(e, NULL);
+  vd_json_emit_key(e, "copied");
+  vd_json_emit_value(e, subtree);
+  vd_json_emit_key(e, "raw");
+  vd_json_emit_raw(e, "{\"a\":[1,2.5]}", 13);
+  vd_json_emit_key(e, "list");
+  vd_json_emit_array(e);
+  vd_json_emit_object(e);
+  vd_json_emit_end(e);
+  vd_json_emit_array(e);
+  vd_json_emit_end(e);
+  vd_json_emit_real(e, 1e-7);
+  vd_json_emit_null(e);
+  vd_json_emit_end(e);
+  vd_json_emit_end(e);
+}
+
+START_TEST(the_emitter_writes_what_the_tree_writes) {
+  json_t *subtree = json_pack("{s:[i, f, s], s:{}}", "k", 1, 0.062855243682861328, "v", "e");
+  vd_buf text = {0};
+  vd_json_emit e;
+  vd_json_emit_text(&e, &text);
+  emit_document(&e, subtree);
+  ck_assert(vd_json_emit_done(&e));
+  vd_json_emit_tree(&e);
+  emit_document(&e, subtree);
+  ck_assert(vd_json_emit_done(&e));
+  json_t *tree = vd_json_emit_take(&e);
+  ck_assert_ptr_nonnull(tree);
+  char *expected = vd_json_dumps_shortest(tree, NULL);
+  ck_assert_str_eq(text.data, expected);
+  ck_assert_str_eq(text.data,
+                   "{\"id\":\"tab\\there \\\"quoted\\\" \xc3\xa9\",\"n\":-42,\"x\":0.1,"
+                   "\"whole\":3.0,\"yes\":true,\"no\":false,\"none\":null,"
+                   "\"copied\":{\"k\":[1,0.06285524368286133,\"v\"],\"e\":{}},"
+                   "\"raw\":{\"a\":[1,2.5]},\"list\":[{},[],1e-7,null]}");
+  json_t *copied = json_object_get(tree, "copied");
+  ck_assert(json_equal(copied, subtree));
+  ck_assert_ptr_ne(copied, subtree); /* the tree holds a copy, not the caller's value */
+  free(expected);
+  json_decref(tree);
+  json_decref(subtree);
+  vd_buf_free(&text);
+}
+END_TEST
+
+START_TEST(the_emitter_leaves_out_non_finite_reals_like_jansson) {
+  json_t *reference = json_object();
+  json_object_set_new(reference, "a", json_real(NAN)); /* refused: nothing is set */
+  json_object_set_new(reference, "b", json_integer(1));
+  for (int tree = 0; tree < 2; tree++) {
+    vd_buf text = {0};
+    vd_json_emit e;
+    if (tree)
+      vd_json_emit_tree(&e);
+    else
+      vd_json_emit_text(&e, &text);
+    vd_json_emit_object(&e);
+    vd_json_emit_key(&e, "a");
+    vd_json_emit_real(&e, NAN);
+    vd_json_emit_key(&e, "b");
+    vd_json_emit_integer(&e, 1);
+    vd_json_emit_key(&e, "c");
+    vd_json_emit_array(&e);
+    vd_json_emit_real(&e, INFINITY);
+    vd_json_emit_real(&e, -INFINITY);
+    vd_json_emit_end(&e);
+    vd_json_emit_end(&e);
+    ck_assert(vd_json_emit_done(&e));
+    if (tree) {
+      json_t *t = vd_json_emit_take(&e);
+      json_object_set_new(reference, "c", json_array());
+      ck_assert(json_equal(t, reference));
+      json_decref(t);
+    } else {
+      ck_assert_str_eq(text.data, "{\"b\":1,\"c\":[]}");
+    }
+    vd_buf_free(&text);
+  }
+  json_decref(reference);
+}
+END_TEST
+
+/* Each misuse, in both modes: done/take report it and nothing after it is written. */
+static void misuse(vd_json_emit *e, int which) {
+  switch (which) {
+    case 0: /* a value inside an object without its key */
+      vd_json_emit_object(e);
+      vd_json_emit_integer(e, 1);
+      vd_json_emit_end(e);
+      break;
+    case 1: /* a key inside an array */
+      vd_json_emit_array(e);
+      vd_json_emit_key(e, "k");
+      vd_json_emit_integer(e, 1);
+      vd_json_emit_end(e);
+      break;
+    case 2: /* a container left open */
+      vd_json_emit_array(e);
+      break;
+    case 3: /* one end too many */
+      vd_json_emit_array(e);
+      vd_json_emit_end(e);
+      vd_json_emit_end(e);
+      break;
+    case 4: /* two documents */
+      vd_json_emit_integer(e, 1);
+      vd_json_emit_integer(e, 2);
+      break;
+    case 5: /* a string that is not UTF-8 */
+      vd_json_emit_array(e);
+      vd_json_emit_string(e, "ab\xc3(");
+      vd_json_emit_end(e);
+      break;
+    case 6: /* a key without its value */
+      vd_json_emit_object(e);
+      vd_json_emit_key(e, "k");
+      vd_json_emit_end(e);
+      break;
+    default: /* nesting beyond the limit */
+      for (int i = 0; i <= VD_JSON_EMIT_DEPTH; i++) vd_json_emit_array(e);
+      for (int i = 0; i <= VD_JSON_EMIT_DEPTH; i++) vd_json_emit_end(e);
+      break;
+  }
+}
+
+START_TEST(emitter_misuse_fails) {
+  vd_buf text = {0};
+  vd_json_emit e;
+  vd_json_emit_text(&e, &text);
+  misuse(&e, _i);
+  ck_assert_msg(!vd_json_emit_done(&e), "case %d: text mode accepted it", _i);
+  vd_json_emit_tree(&e);
+  misuse(&e, _i);
+  ck_assert_msg(vd_json_emit_take(&e) == NULL, "case %d: tree mode accepted it", _i);
+  vd_buf_free(&text);
+}
+END_TEST
+
+/* A piece written earlier into the same buffer is copied right even when the buffer moves. */
+START_TEST(the_emitter_copies_a_piece_of_its_own_buffer) {
+  vd_buf b = {0};
+  vd_buf_puts(&b, "[\"piece\"]");
+  size_t piece = b.len;
+  vd_json_emit e;
+  vd_json_emit_text(&e, &b);
+  vd_json_emit_array(&e);
+  for (int i = 0; i < 4000; i++) vd_json_emit_raw(&e, b.data, piece); /* grows many times */
+  vd_json_emit_end(&e);
+  ck_assert(vd_json_emit_done(&e));
+  ck_assert_uint_eq(b.len, piece + 2 + 4000 * piece + 3999);
+  for (int i = 0; i < 4000; i++)
+    ck_assert(memcmp(b.data + piece + 1 + (size_t)i * (piece + 1), "[\"piece\"]", piece) == 0);
+  vd_buf_free(&b);
+}
+END_TEST
+
+START_TEST(the_emitter_appends_after_earlier_text) {
+  vd_buf b = {0};
+  vd_buf_puts(&b, "[1]");
+  vd_json_emit e;
+  vd_json_emit_text(&e, &b);
+  vd_json_emit_array(&e);
+  vd_json_emit_string(&e, "x");
+  vd_json_emit_end(&e);
+  ck_assert(vd_json_emit_done(&e));
+  ck_assert_str_eq(b.data, "[1][\"x\"]");
+  vd_buf_free(&b);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("json_write");
   TCase *tc = tcase_create("json_write");
@@ -285,6 +472,11 @@ int main(void) {
   tcase_add_test(tc, shortest_reals_read_back_exactly);
   tcase_add_test(tc, shortest_reals_examples);
   tcase_add_test(tc, a_part_is_located_in_the_whole_text);
+  tcase_add_test(tc, the_emitter_writes_what_the_tree_writes);
+  tcase_add_test(tc, the_emitter_leaves_out_non_finite_reals_like_jansson);
+  tcase_add_loop_test(tc, emitter_misuse_fails, 0, 8);
+  tcase_add_test(tc, the_emitter_appends_after_earlier_text);
+  tcase_add_test(tc, the_emitter_copies_a_piece_of_its_own_buffer);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
