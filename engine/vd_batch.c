@@ -131,12 +131,18 @@ static void decide_slot(run_state *st, slot *sl) {
     sl->failed = true;
     return;
   }
-  vd_pipeline_input input = {.request = sl->request, .decision_id = id};
+  /* only the response is written out: read back from its text, no trace tree */
+  vd_pipeline_input input = {.request = sl->request, .decision_id = id, .text_only = true};
   vd_decision decision = {0};
   vd_pipeline_status status =
       vd_pipeline_decide(st->deployment, &input, &decision, &sl->problems, &sl->err);
   if (status == VD_PIPELINE_OK) {
-    sl->response = json_incref(decision.response);
+    sl->response =
+        json_loadb(decision.trace_text + decision.response_start, decision.response_len, 0, NULL);
+    if (!sl->response) {
+      vd_error_set(&sl->err, "line %zu: out of memory", sl->line);
+      sl->failed = true;
+    }
   } else if (status == VD_PIPELINE_INVALID) {
     sl->kind = VD_BATCH_REJECT;
   } else {

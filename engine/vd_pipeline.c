@@ -10,6 +10,9 @@
 #include "vd_time.h"
 
 enum { MAX_FIRED = 256 };
+/* First sizes of the text buffers: the parts of a 2-candidate decision (~6 KB) and the trace's
+ * header and request around them fit without a realloc chain. */
+enum { PARTS_CAPACITY = 16 * 1024, TRACE_HEAD_ROOM = 4 * 1024 };
 
 /* Everything the pipeline knows about one candidate while deciding. */
 typedef struct candidate_state {
@@ -18,9 +21,9 @@ typedef struct candidate_state {
   vd_rules_outcome *outcome;
   bool scored; /* the model scored it */
   double p_treatment, p_control, uplift, margin;
-  json_t *model_json;    /* trace: the model's result */
-  double *contributions; /* the model's per input feature (+ treatment), for the reasons */
-  const char *fallback;  /* why the model did not score it (NULL: scored or settled) */
+  size_t model_at, model_len; /* trace: the model's result, as text in the parts buffer */
+  double *contributions;      /* the model's per input feature (+ treatment), for the reasons */
+  const char *fallback;       /* why the model did not score it (NULL: scored or settled) */
   char model_error[VD_ERROR_MESSAGE_MAX];
   vd_error request_error; /* field set: the request holds a value the model cannot read */
   bool eligible;
@@ -33,6 +36,7 @@ void vd_decision_clear(vd_decision *d) {
   if (!d) return;
   json_decref(d->response);
   json_decref(d->trace);
+  free(d->trace_text);
   *d = (vd_decision){0};
 }
 
@@ -169,7 +173,8 @@ static void reuse_score(const vd_model *model, candidate_state *c, const candida
   c->p_control = from->p_control;
   c->uplift = from->uplift;
   c->margin = from->margin;
-  c->model_json = json_incref(from->model_json); /* read-only from here on */
+  c->model_at = from->model_at; /* the same text */
+  c->model_len = from->model_len;
   size_t n = vd_model_feature_count(model) + 1;
   c->contributions = malloc(n * sizeof *c->contributions);
   if (c->contributions) memcpy(c->contributions, from->contributions, n * sizeof *c->contributions);
@@ -177,7 +182,7 @@ static void reuse_score(const vd_model *model, candidate_state *c, const candida
 
 /* Model scoring for one open candidate; on failure records the fallback reason. */
 static void score_candidate(const vd_model *model, const json_t *request, candidate_state *c,
-                            vd_model_result *result) {
+                            vd_model_result *result, vd_buf *parts) {
   if (!c->def->treatment) {
     c->fallback = "no_treatment";
     snprintf(c->model_error, sizeof c->model_error,
@@ -199,35 +204,29 @@ static void score_candidate(const vd_model *model, const json_t *request, candid
   c->p_control = result->p_control;
   c->uplift = result->uplift;
   c->margin = result->margin;
-  c->model_json = vd_model_result_to_json(model, result);
+  c->model_at = parts->len;
+  vd_json_emit e;
+  vd_json_emit_text(&e, parts);
+  vd_model_result_write(model, result, &e);
+  c->model_len = vd_json_emit_done(&e) ? parts->len - c->model_at : 0; /* 0: no memory */
   c->contributions = malloc(result->feature_count * sizeof *c->contributions);
   if (c->contributions)
     memcpy(c->contributions, result->feature_contributions,
            result->feature_count * sizeof *c->contributions);
 }
 
-/* What the reasons of a decision's candidates are computed from. */
-typedef struct reasons_context {
-  const vd_ruleset *rs;
-  const vd_model *model;
-  const json_t *request;
-} reasons_context;
-
-/* The reasons of one result (explain/vd_reasons.h decides what they say). Only the few model
- * reasons that can be shown are turned into text: the strongest ones, or for a candidate not
- * selected the strongest against it. */
-static json_t *reasons_of(const reasons_context *rc, const candidate_state *c) {
-  bool selected = c->eligible && c->rank > 0;
-  json_t *model_reasons =
-      c->scored && c->contributions
-          ? vd_model_reasons(rc->model, c->contributions, rc->request, VD_REASONS_MAX, !selected)
-          : NULL;
-  json_t *reasons = vd_reasons_build(&(vd_reasons_input){.ruleset = rc->rs,
-                                                         .outcome = c->outcome,
-                                                         .model_reasons = model_reasons,
-                                                         .selected = selected});
-  json_decref(model_reasons);
-  return reasons;
+/* The reasons of one result (explain/vd_reasons.h decides what they say), written into the parts
+ * buffer once: the response and the trace carry the same text. */
+static void write_reasons(const vd_ruleset *rs, const vd_model *model, const json_t *request,
+                          const candidate_state *c, vd_json_emit *e) {
+  bool scored = c->scored && c->contributions;
+  vd_reasons_write(&(vd_reasons_input){.ruleset = rs,
+                                       .outcome = c->outcome,
+                                       .model = scored ? model : NULL,
+                                       .contributions = scored ? c->contributions : NULL,
+                                       .request = request,
+                                       .selected = c->eligible && c->rank > 0},
+                   e);
 }
 
 /* Settles eligibility, action and score from the rule outcome and the model. */
@@ -258,39 +257,128 @@ static int by_score(const void *a, const void *b) {
   return x < y ? -1 : (x > y); /* stable: candidate order breaks ties */
 }
 
-static json_t *result_json(const reasons_context *rc, const candidate_state *c) {
-  json_t *r = json_pack("{s:s, s:b, s:o, s:o, s:s, s:o}", "candidate", c->def->id, "eligible",
-                        c->eligible, "score", c->eligible ? json_real(c->score) : json_null(),
-                        "rank", c->rank ? json_integer((json_int_t)c->rank) : json_null(), "action",
-                        c->action, "reasons", reasons_of(rc, c));
-  const char *route = vd_rules_outcome_value(c->outcome, VD_ACTION_ROUTE, NULL);
-  if (route) json_object_set_new(r, "route", json_string(route));
-  if (c->scored)
-    json_object_set_new(
-        r, "model",
-        json_pack("{s:f, s:f, s:f, s:f}", "p_treatment", c->p_treatment, "p_control", c->p_control,
-                  "uplift", c->uplift, "margin", c->margin));
-  return r;
+/* A span of the parts buffer: one piece of text written once and copied where it goes. */
+typedef struct span {
+  size_t at, len;
+} span;
+
+static void emit_span(vd_json_emit *e, const vd_buf *parts, span s) {
+  vd_json_emit_raw(e, parts->data + s.at, s.len);
 }
 
-static json_t *trace_candidate(const reasons_context *rc, const candidate_state *c,
-                               const json_t *result) {
-  json_t *outcome = json_pack(
-      "{s:b, s:s, s:o, s:o, s:o}", "eligible", c->eligible, "action", c->action, "score",
-      json_real(c->score), "rank", c->rank ? json_integer((json_int_t)c->rank) : json_null(),
-      "decided_by",
-      vd_rules_outcome_decided_by(c->outcome) ? json_string(vd_rules_outcome_decided_by(c->outcome))
-                                              : json_null());
-  json_t *record = json_pack(
-      "{s:s, s:o, s:o, s:O, s:o, s:o}", "candidate", c->def->id, "treatment",
-      c->def->treatment ? json_string(c->def->treatment) : json_null(), "rules",
-      vd_rules_outcome_to_json(c->outcome), "model", c->model_json ? c->model_json : json_null(),
-      "reasons", result ? json_incref(json_object_get(result, "reasons")) : reasons_of(rc, c),
-      "outcome", outcome);
-  if (c->fallback)
-    json_object_set_new(record, "fallback",
-                        json_pack("{s:s, s:s}", "reason", c->fallback, "message", c->model_error));
-  return record;
+/* One emitter writing one value at the end of the parts buffer; finish_part gives its span. */
+static size_t begin_part(vd_json_emit *e, vd_buf *parts) {
+  vd_json_emit_text(e, parts);
+  return parts->len;
+}
+
+static bool finish_part(vd_json_emit *e, const vd_buf *parts, size_t at, span *out) {
+  *out = (span){at, parts->len - at};
+  return vd_json_emit_done(e);
+}
+
+static void emit_rank(vd_json_emit *e, const candidate_state *c) {
+  if (c->rank)
+    vd_json_emit_integer(e, (json_int_t)c->rank);
+  else
+    vd_json_emit_null(e);
+}
+
+/* The trace's record of one candidate (vd_trace.h). */
+static void write_record(const candidate_state *c, const vd_buf *parts, span reasons,
+                         vd_json_emit *e) {
+  vd_json_emit_object(e);
+  vd_json_emit_member_string(e, "candidate", c->def->id);
+  vd_json_emit_member_string(e, "treatment", c->def->treatment);
+  vd_json_emit_key(e, "rules");
+  vd_rules_outcome_write(c->outcome, e);
+  vd_json_emit_key(e, "model");
+  if (c->model_len)
+    emit_span(e, parts, (span){c->model_at, c->model_len});
+  else
+    vd_json_emit_null(e);
+  vd_json_emit_key(e, "reasons");
+  emit_span(e, parts, reasons);
+  vd_json_emit_key(e, "outcome");
+  vd_json_emit_object(e);
+  vd_json_emit_member_bool(e, "eligible", c->eligible);
+  vd_json_emit_member_string(e, "action", c->action);
+  vd_json_emit_member_real(e, "score", c->score);
+  vd_json_emit_key(e, "rank");
+  emit_rank(e, c);
+  vd_json_emit_member_string(e, "decided_by", vd_rules_outcome_decided_by(c->outcome));
+  vd_json_emit_end(e);
+  if (c->fallback) {
+    vd_json_emit_key(e, "fallback");
+    vd_trace_write_fallback(e, c->fallback, c->model_error);
+  }
+  vd_json_emit_end(e);
+}
+
+/* One element of the response's results (pipeline header comment); explanation: the trace
+ * record, with "explain": "full". */
+static void write_result(const candidate_state *c, const vd_buf *parts, span reasons,
+                         const span *explanation, vd_json_emit *e) {
+  vd_json_emit_object(e);
+  vd_json_emit_member_string(e, "candidate", c->def->id);
+  vd_json_emit_member_bool(e, "eligible", c->eligible);
+  vd_json_emit_key(e, "score");
+  if (c->eligible)
+    vd_json_emit_real(e, c->score);
+  else
+    vd_json_emit_null(e);
+  vd_json_emit_key(e, "rank");
+  emit_rank(e, c);
+  vd_json_emit_member_string(e, "action", c->action);
+  vd_json_emit_key(e, "reasons");
+  emit_span(e, parts, reasons);
+  const char *route = vd_rules_outcome_value(c->outcome, VD_ACTION_ROUTE, NULL);
+  if (route) {
+    vd_json_emit_member_string(e, "route", route);
+  }
+  if (c->scored) {
+    vd_json_emit_key(e, "model");
+    vd_json_emit_object(e);
+    vd_json_emit_member_real(e, "p_treatment", c->p_treatment);
+    vd_json_emit_member_real(e, "p_control", c->p_control);
+    vd_json_emit_member_real(e, "uplift", c->uplift);
+    vd_json_emit_member_real(e, "margin", c->margin);
+    vd_json_emit_end(e);
+  }
+  if (explanation) {
+    vd_json_emit_key(e, "explanation");
+    emit_span(e, parts, *explanation);
+  }
+  vd_json_emit_end(e);
+}
+
+/* The response body (pipeline header comment): the results in rank order, then the ineligible
+ * candidates; capped candidates are only in the trace. */
+static void write_response(const char *decision_id, const vd_ruleset *rs, const vd_model *model,
+                           const char *fallback, const char *fallback_message,
+                           candidate_state *const *order, size_t cap, const candidate_state *cs,
+                           size_t n, const vd_buf *parts, const span *reasons, const span *records,
+                           bool full, vd_json_emit *e) {
+  vd_json_emit_object(e);
+  vd_json_emit_member_string(e, "decision_id", decision_id);
+  vd_json_emit_key(e, "results");
+  vd_json_emit_array(e);
+  for (size_t k = 0; k < cap + n; k++) {
+    size_t i = k < cap ? (size_t)(order[k] - cs) : k - cap;
+    if (k >= cap && cs[i].eligible) continue;
+    write_result(&cs[i], parts, reasons[i], full ? &records[i] : NULL, e);
+  }
+  vd_json_emit_end(e);
+  vd_json_emit_key(e, "ruleset");
+  vd_trace_write_versioned(e, vd_ruleset_name(rs), vd_ruleset_version(rs));
+  vd_json_emit_key(e, "model");
+  if (model)
+    vd_trace_write_versioned(e, vd_model_name(model), vd_model_version(model));
+  else
+    vd_json_emit_null(e);
+  vd_json_emit_key(e, "fallback");
+  vd_trace_write_fallback(e, fallback, fallback_message);
+  vd_json_emit_end(e);
 }
 
 static void count_metrics(vd_metrics *m, candidate_state *cs, size_t n, const char *fallback) {
@@ -303,6 +391,14 @@ static void count_metrics(vd_metrics *m, candidate_state *cs, size_t n, const ch
       vd_metrics_count(m, VD_FAMILY_RULES_FIRED, fired[j], 1);
   }
   if (fallback) vd_metrics_count(m, VD_FAMILY_FALLBACKS, fallback, 1);
+}
+
+/* The trees for callers that want them: the trace parsed from its text (which reads back exactly:
+ * shortest round-trip reals, keys in order), the response the same object as trace.response. */
+static bool parse_trees(vd_decision *out) {
+  out->trace = json_loadb(out->trace_text, out->trace_len, 0, NULL);
+  out->response = json_incref(json_object_get(out->trace, "response"));
+  return out->trace && out->response;
 }
 
 vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_input *in,
@@ -352,6 +448,9 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
   const char *fallback = NULL;
   const char *fallback_message = NULL;
   uint64_t model_ns = 0;
+  span *reasons = NULL; /* and the records after them: n each */
+  vd_buf parts = {.data = malloc(PARTS_CAPACITY), .capacity = PARTS_CAPACITY};
+  if (!parts.data) parts.capacity = 0;
   if (!cs || !order || !frame) {
     vd_error_set(err, "out of memory");
     goto done;
@@ -396,7 +495,7 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
       snprintf(c->model_error, sizeof c->model_error, "%s",
                vd_deployment_model_error(d) ? vd_deployment_model_error(d) : "no model");
     } else {
-      score_candidate(model, request, c, &result);
+      score_candidate(model, request, c, &result, &parts);
       scored_any = true;
       if (c->request_error.field[0]) { /* the client's mistake: a 400 naming the field */
         if (violations) vd_diags_add(violations, &c->request_error);
@@ -453,40 +552,31 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
       order[r]->action = "capped"; /* recorded in the trace, left out of the response */
   }
 
-  /* 6. Response and trace. */
-  json_t *results = json_array();
-  json_t **result_of = calloc(n, sizeof(json_t *));
-  if (!results || !result_of) {
-    json_decref(results);
-    free(result_of);
+  /* 6. Response and trace, written as text straight from the candidates' state: each
+   * candidate's reasons and record once into the parts buffer, the response from them, then the
+   * trace around copies of both (no jansson tree is built, walked or freed). */
+  reasons = calloc(2 * n, sizeof *reasons);
+  if (!reasons) {
     vd_error_set(err, "out of memory");
     goto done;
   }
-  const reasons_context rc = {.rs = rs, .model = model, .request = request};
-  for (size_t r = 0; r < cap; r++) result_of[order[r] - cs] = result_json(&rc, order[r]);
-  for (size_t i = 0; i < n; i++)
-    if (!cs[i].eligible) result_of[i] = result_json(&rc, &cs[i]);
-  size_t answered = 0; /* a result that could not be built fails the decision, never drops */
-  for (size_t r = 0; r < cap; r++)
-    answered += json_array_append(results, result_of[order[r] - cs]) == 0;
-  for (size_t i = 0; i < n; i++)
-    if (!cs[i].eligible) answered += json_array_append(results, result_of[i]) == 0;
-  if (answered != cap + (n - eligible)) {
-    for (size_t i = 0; i < n; i++) json_decref(result_of[i]);
-    json_decref(results);
-    free(result_of);
-    vd_error_set(err, "out of memory building the response");
-    goto done;
+  span *records = reasons + n, response = {0};
+  bool written = true;
+  for (size_t i = 0; i < n; i++) {
+    vd_json_emit e;
+    size_t at = begin_part(&e, &parts);
+    write_reasons(rs, model, request, &cs[i], &e);
+    written = finish_part(&e, &parts, at, &reasons[i]) && written;
+    at = begin_part(&e, &parts);
+    write_record(&cs[i], &parts, reasons[i], &e);
+    written = finish_part(&e, &parts, at, &records[i]) && written;
   }
+  vd_json_emit e;
+  size_t at = begin_part(&e, &parts);
+  write_response(in->decision_id, rs, model, fallback, fallback_message, order, cap, cs, n, &parts,
+                 reasons, records, full, &e);
+  written = finish_part(&e, &parts, at, &response) && written;
 
-  json_t *ruleset =
-      json_pack("{s:s, s:s}", "name", vd_ruleset_name(rs), "version", vd_ruleset_version(rs));
-  json_t *model_id = model ? json_pack("{s:s, s:s}", "name", vd_model_name(model), "version",
-                                       vd_model_version(model))
-                           : json_null();
-  json_t *fallback_json =
-      fallback ? json_pack("{s:s, s:s}", "reason", fallback, "message", fallback_message)
-               : json_null();
   vd_trace_header header = {.id = in->decision_id,
                             .kind = vd_deployment_kind(d),
                             .timestamp_us = now,
@@ -501,29 +591,41 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
                             .model_version = model ? vd_model_version(model) : NULL,
                             .fallback_reason = fallback,
                             .fallback_message = fallback_message};
-  json_t *trace = vd_trace_begin(&header, in->request, in->mask);
-  for (size_t i = 0; i < n; i++) {
-    json_t *record = trace_candidate(&rc, &cs[i], result_of[i]);
-    if (full && result_of[i]) json_object_set(result_of[i], "explanation", record);
-    vd_trace_add_candidate(trace, record);
-  }
-  for (size_t i = 0; i < n; i++) json_decref(result_of[i]);
-  free(result_of);
-  out->response =
-      json_pack("{s:s, s:o, s:o, s:o, s:o}", "decision_id", in->decision_id, "results", results,
-                "ruleset", ruleset, "model", model_id, "fallback", fallback_json);
+  vd_buf trace = {.data = malloc(parts.len + TRACE_HEAD_ROOM),
+                  .capacity = parts.len + TRACE_HEAD_ROOM};
+  if (!trace.data) trace.capacity = 0;
+  vd_json_emit_text(&e, &trace);
+  vd_trace_write_head(&e, &header, in->request, in->mask);
+  vd_json_emit_key(&e, "candidates");
+  vd_json_emit_array(&e);
+  for (size_t i = 0; i < n; i++) emit_span(&e, &parts, records[i]);
+  vd_json_emit_end(&e);
+  vd_trace_write_cap(&e, &header);
+  vd_json_emit_key(&e, "response");
+  emit_span(&e, &parts, response);
+  size_t response_end = trace.len;
   uint64_t t_end = vd_monotonic_ns();
-  vd_trace_finish(trace, out->response, (double)(t_validated - t0) / 1e3,
-                  (double)(t_rules_done - t_validated - model_ns) / 1e3, (double)model_ns / 1e3,
-                  (double)(t_end - t0) / 1e3);
-  out->trace = trace;
-  if (!out->response || !trace) {
+  vd_trace_write_timings(&e, (double)(t_validated - t0) / 1e3,
+                         (double)(t_rules_done - t_validated - model_ns) / 1e3,
+                         (double)model_ns / 1e3, (double)(t_end - t0) / 1e3);
+  vd_json_emit_end(&e);
+  written = vd_json_emit_done(&e) && written;
+  if (!written) {
+    vd_buf_free(&trace);
+    vd_error_set(err, "out of memory writing the response and the trace");
+    goto done;
+  }
+  out->trace_len = trace.len;
+  out->response_start = response_end - response.len;
+  out->response_len = response.len;
+  out->trace_text = vd_buf_take(&trace);
+  if (!in->text_only && !parse_trees(out)) {
     vd_decision_clear(out);
     vd_error_set(err, "out of memory");
     goto done;
   }
-  out->subject_id = json_string_value(
-      json_object_get(json_object_get(json_object_get(trace, "request"), "subject"), "id"));
+  out->subject_id = vd_trace_subject_id(in->request, in->mask, out->masked_subject_id,
+                                        sizeof out->masked_subject_id);
   out->ruleset_version = vd_ruleset_version(rs);
   out->model_version = model ? vd_model_version(model) : NULL;
   count_metrics(in->metrics, cs, n, fallback);
@@ -532,7 +634,6 @@ done:
   if (cs)
     for (size_t i = 0; i < n; i++) {
       vd_rules_outcome_free(cs[i].outcome);
-      json_decref(cs[i].model_json);
       free(cs[i].contributions);
     }
   if (have_result) vd_model_result_free(&result);
@@ -540,6 +641,8 @@ done:
   free(cs);
   free(order);
   free(defs);
+  free(reasons);
+  vd_buf_free(&parts);
   json_decref(request);
   return status;
 }

@@ -26,7 +26,8 @@
  * With "explain": "full", each result also carries "explanation": the trace's candidate record.
  *
  * Thread-safe: any number of threads may decide on one deployment at once.
- * Ownership: vd_decision's json values belong to the caller (vd_decision_clear).
+ * Ownership: vd_decision's text and json values belong to the caller (vd_decision_clear); its
+ * subject_id may borrow from the request, so keep the request until the decision is used.
  */
 #ifndef VD_PIPELINE_H
 #define VD_PIPELINE_H
@@ -48,13 +49,24 @@ typedef struct vd_pipeline_input {
   size_t max_results;        /* a server-wide cap; 0 = none */
   const vd_trace_mask *mask; /* fields masked in the trace; NULL = none */
   vd_metrics *metrics;       /* counts decisions by action, rules fired, fallbacks; may be NULL */
+  /* true: only the text (trace_text) is made, no trees — what the server stores and sends */
+  bool text_only;
 } vd_pipeline_input;
 
 typedef struct vd_decision {
-  json_t *response; /* the response body */
-  json_t *trace;    /* the full trace (vd_trace.h) */
-  /* Borrowed from the trace / deployment, for the decision log's indexed columns. */
-  const char *subject_id; /* subject.id as a string, or NULL */
+  /* The trace (vd_trace.h) as compact JSON text (NUL-terminated, shortest round-trip reals),
+   * written straight from the pipeline's state; the response body is the bytes
+   * [response_start, response_start + response_len) inside it (trace.response). */
+  char *trace_text;
+  size_t trace_len, response_start, response_len;
+  /* The same as trees (trace_text parsed; response is trace.response), or NULL with
+   * vd_pipeline_input.text_only. */
+  json_t *response;
+  json_t *trace;
+  /* For the decision log's indexed columns: subject.id as the trace stores it (borrowed from the
+   * request, or masked_subject_id), or NULL; the versions borrowed from the deployment. */
+  const char *subject_id;
+  char masked_subject_id[VD_TRACE_MASKED_SIZE];
   const char *ruleset_version;
   const char *model_version; /* NULL: no model */
 } vd_decision;

@@ -522,11 +522,15 @@ static void submit_escalation(vd_service *s, vd_triage_decision *d, const char *
  * request -> deployment of the kind -> UUIDv7 -> decide -> log (committed) -> answer. A kind
  * supplies only its decide step and where its outcome lives. */
 
-/* What a decided request hands to the log and the answer (borrowed from the kind's state). */
+/* What a decided request hands to the log and the answer (borrowed from the kind's state): the
+ * trace and the response as text (text, with the response at [response_start, +response_len)),
+ * or as trees when text is NULL. */
 typedef struct decided {
   const json_t *trace;
   const json_t *response;
   const char *subject_id, *ruleset_version, *model_version;
+  const char *text;
+  size_t text_len, response_start, response_len;
 } decided;
 
 typedef struct decision_kind {
@@ -548,10 +552,16 @@ static vd_pipeline_status decide_promotions(vd_service *s, const vd_deployment *
                              .now_us = now,
                              .max_results = s->config->limits.max_results,
                              .mask = &s->mask,
-                             .metrics = s->metrics};
+                             .metrics = s->metrics,
+                             .text_only = true};
   vd_pipeline_status status = vd_pipeline_decide(d, &input, decision, violations, err);
-  *out = (decided){decision->trace, decision->response, decision->subject_id,
-                   decision->ruleset_version, decision->model_version};
+  *out = (decided){.subject_id = decision->subject_id,
+                   .ruleset_version = decision->ruleset_version,
+                   .model_version = decision->model_version,
+                   .text = decision->trace_text,
+                   .text_len = decision->trace_len,
+                   .response_start = decision->response_start,
+                   .response_len = decision->response_len};
   return status;
 }
 
@@ -575,8 +585,11 @@ static vd_pipeline_status decide_triage(vd_service *s, const vd_deployment *d,
   snprintf(label, sizeof label, "triage_%s",
            json_string_value(json_object_get(decision->response, "handled_by")));
   vd_metrics_count(s->metrics, VD_FAMILY_DECISIONS, label, 1);
-  *out = (decided){decision->trace, decision->response, decision->subject_id,
-                   decision->ruleset_version, decision->model_version};
+  *out = (decided){.trace = decision->trace,
+                   .response = decision->response,
+                   .subject_id = decision->subject_id,
+                   .ruleset_version = decision->ruleset_version,
+                   .model_version = decision->model_version};
   return status;
 }
 
@@ -590,8 +603,11 @@ static const decision_kind triage_kind = {"triage", decide_triage, clear_triage}
  * trace and the response go through one writer (shortest round-trip reals). */
 static void log_and_answer(vd_service *s, const char *id, const char *kind, int64_t now,
                            const decided *out, vd_http_response *resp) {
-  size_t len = 0, start = 0, end = 0; /* the response is inside the trace: written once */
-  char *text = vd_json_dumps_shortest_part(out->trace, out->response, &len, &start, &end);
+  size_t len = out->text_len, start = out->response_start, end = start + out->response_len;
+  /* the response is inside the trace: written once (by the pipeline, or here from the trees) */
+  char *written =
+      out->text ? NULL : vd_json_dumps_shortest_part(out->trace, out->response, &len, &start, &end);
+  const char *text = out->text ? out->text : written;
   if (!text) {
     vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
     return;
@@ -611,8 +627,12 @@ static void log_and_answer(vd_service *s, const char *id, const char *kind, int6
     memcpy(body, text + start, end - start);
     body[end - start] = '\0';
   }
-  free(text);
+  free(written);
   if (logged == VD_LOG_OK) {
+    if (!body && !out->response) {
+      vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
+      return;
+    }
     if (!body) { /* not inside the trace (or no memory for the copy): write it on its own */
       vd_http_respond_json(resp, 200, json_incref((json_t *)out->response));
       return;

@@ -1,6 +1,9 @@
 #include "vd_reasons.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "vd_json_path.h"
 
 static size_t rule_index(const vd_ruleset *rs, const char *id) {
   size_t n = vd_ruleset_rule_count(rs);
@@ -9,14 +12,13 @@ static size_t rule_index(const vd_ruleset *rs, const char *id) {
   return n;
 }
 
-static bool full(const json_t *reasons) { return json_array_size(reasons) >= VD_REASONS_MAX; }
-
 /* Adjust rules that fired; against = only the ones that lowered the score. */
-static void add_adjust_rules(const vd_reasons_input *in, bool against, json_t *reasons) {
+static size_t write_adjust_rules(const vd_reasons_input *in, bool against, size_t written,
+                                 vd_json_emit *e) {
   enum { MAX_FIRED = 256 };
   const char *fired[MAX_FIRED];
   size_t n = vd_rules_outcome_fired(in->outcome, fired, MAX_FIRED);
-  for (size_t i = 0; i < n && i < MAX_FIRED && !full(reasons); i++) {
+  for (size_t i = 0; i < n && i < MAX_FIRED && written < VD_REASONS_MAX; i++) {
     size_t r = rule_index(in->ruleset, fired[i]);
     if (r == vd_ruleset_rule_count(in->ruleset) ||
         vd_ruleset_rule_action(in->ruleset, r) != VD_ACTION_ADJUST)
@@ -24,44 +26,66 @@ static void add_adjust_rules(const vd_reasons_input *in, bool against, json_t *r
     double adjust = json_number_value(vd_ruleset_rule_argument(in->ruleset, r));
     if (against && adjust >= 0) continue;
     const char *description = vd_ruleset_rule_description(in->ruleset, r);
-    json_array_append_new(
-        reasons, json_pack("{s:s, s:s, s:s, s:f}", "code", fired[i], "kind", "rule", "text",
-                           description && *description ? description : fired[i], "adjust", adjust));
+    vd_json_emit_object(e);
+    vd_json_emit_member_string(e, "code", fired[i]);
+    vd_json_emit_member_string(e, "kind", "rule");
+    vd_json_emit_member_string(e, "text", description && *description ? description : fired[i]);
+    vd_json_emit_member_real(e, "adjust", adjust);
+    vd_json_emit_end(e);
+    written++;
   }
+  return written;
 }
 
-static void add_model_reasons(const vd_reasons_input *in, bool against, json_t *reasons) {
-  size_t i;
-  json_t *r;
-  json_array_foreach(in->model_reasons, i, r) {
-    if (full(reasons)) break;
-    const char *feature = json_string_value(json_object_get(r, "feature"));
-    const char *direction = json_string_value(json_object_get(r, "direction"));
-    if (!feature || !direction) continue;
-    if (against && strcmp(direction, "down") != 0) continue;
-    char code[256];
+static void write_model_reasons(const vd_reasons_input *in, bool against, size_t written,
+                                vd_json_emit *e) {
+  if (!in->model || !in->contributions || written >= VD_REASONS_MAX) return;
+  vd_model_reason picks[VD_REASONS_MAX];
+  size_t count = vd_model_reason_pick(in->model, in->contributions, VD_REASONS_MAX, against, picks);
+  size_t treatment = vd_model_feature_count(in->model);
+  for (size_t k = 0; k < count && written < VD_REASONS_MAX; k++) {
+    const vd_model_reason *p = &picks[k];
+    if (against && p->raised) continue;
+    bool is_treatment = p->feature == treatment;
+    const char *feature = is_treatment ? "treatment" : vd_model_feature_name(in->model, p->feature);
+    const char *direction = p->raised ? "up" : "down";
+    char code[256], text[512];
     snprintf(code, sizeof code, "model:%s:%s", feature, direction);
-    json_t *reason = json_pack("{s:s, s:s, s:O, s:s, s:s, s:O}", "code", code, "kind", "model",
-                               "text", json_object_get(r, "text"), "feature", feature, "direction",
-                               direction, "contribution", json_object_get(r, "contribution"));
-    const json_t *value = json_object_get(r, "value");
-    if (value) json_object_set(reason, "value", (json_t *)value);
-    json_array_append_new(reasons, reason);
+    vd_model_reason_text(in->model, p->feature, p->raised, in->request, text, sizeof text);
+    vd_json_emit_object(e);
+    vd_json_emit_member_string(e, "code", code);
+    vd_json_emit_member_string(e, "kind", "model");
+    vd_json_emit_member_string(e, "text", text);
+    vd_json_emit_member_string(e, "feature", feature);
+    vd_json_emit_member_string(e, "direction", direction);
+    vd_json_emit_member_real(e, "contribution", p->contribution);
+    if (!is_treatment) {
+      vd_json_emit_key(e, "value");
+      vd_json_emit_value(
+          e, vd_json_get_path(in->request, vd_model_feature_source(in->model, p->feature)));
+    }
+    vd_json_emit_end(e);
+    written++;
   }
 }
 
-json_t *vd_reasons_build(const vd_reasons_input *in) {
-  json_t *reasons = json_array();
+void vd_reasons_write(const vd_reasons_input *in, vd_json_emit *e) {
+  size_t written = 0;
+  vd_json_emit_array(e);
   const char *by = vd_rules_outcome_decided_by(in->outcome);
   if (by) {
     const char *text = vd_rules_outcome_reason(in->outcome);
-    json_array_append_new(reasons, json_pack("{s:s, s:s, s:s}", "code", by, "kind", "rule", "text",
-                                             text && *text ? text : by));
+    vd_json_emit_object(e);
+    vd_json_emit_member_string(e, "code", by);
+    vd_json_emit_member_string(e, "kind", "rule");
+    vd_json_emit_member_string(e, "text", text && *text ? text : by);
+    vd_json_emit_end(e);
+    written++;
   }
   bool against = !in->selected;
-  add_adjust_rules(in, against, reasons);
-  add_model_reasons(in, against, reasons);
-  return reasons;
+  written = write_adjust_rules(in, against, written, e);
+  write_model_reasons(in, against, written, e);
+  vd_json_emit_end(e);
 }
 
 json_t *vd_reasons_missing(const vd_model *model) {

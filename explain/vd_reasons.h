@@ -15,7 +15,8 @@
  * "model:FEATURE:up|down". A feature the manifest gives no text for gets a generated one
  * ("recency (3) raised the expected response"); vd_reasons_missing lists them.
  *
- * Ownership: inputs are borrowed; results are new jansson references. Stateless, thread-safe.
+ * Ownership: inputs are borrowed; vd_reasons_missing returns a new jansson reference. Stateless,
+ * thread-safe.
  */
 #ifndef VD_REASONS_H
 #define VD_REASONS_H
@@ -23,6 +24,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "vd_json_write.h"
 #include "vd_model.h"
 #include "vd_ruleset.h"
 
@@ -31,14 +33,17 @@ enum { VD_REASONS_MAX = 4 };
 typedef struct vd_reasons_input {
   const vd_ruleset *ruleset;
   const vd_rules_outcome *outcome;
-  /* vd_model_reasons(model, contributions, request, VD_REASONS_MAX, !selected) for a candidate
-   * the model scored (the strongest contributions; only the lowering ones for a candidate not
-   * selected); NULL when it was not scored. */
-  const json_t *model_reasons;
+  /* For a candidate the model scored: the model, its feature contributions (a result's
+   * vd_model_feature_count() + 1 values, the last the treatment) and the request they were
+   * computed on (the texts quote its values); model or contributions NULL when not scored. */
+  const vd_model *model;
+  const double *contributions;
+  const json_t *request;
   bool selected; /* eligible and ranked in the response */
 } vd_reasons_input;
 
-json_t *vd_reasons_build(const vd_reasons_input *in);
+/* Writes the reasons array through e (vd_json_write.h: text on the decision's hot path). */
+void vd_reasons_write(const vd_reasons_input *in, vd_json_emit *e);
 /* The reason texts the manifest lacks: [{"feature", "direction", "generated"}] (a new array;
  * empty when every feature has both texts). */
 json_t *vd_reasons_missing(const vd_model *model);

@@ -143,32 +143,102 @@ bool vd_trace_mask_known(const vd_trace_mask *mask, const vd_schema *const *sche
   return ok;
 }
 
-static json_t *string_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+void vd_trace_write_versioned(vd_json_emit *e, const char *name, const char *version) {
+  vd_json_emit_object(e);
+  vd_json_emit_member_string(e, "name", name);
+  vd_json_emit_member_string(e, "version", version);
+  vd_json_emit_end(e);
+}
 
-json_t *vd_trace_begin(const vd_trace_header *h, const json_t *request, const vd_trace_mask *mask) {
+void vd_trace_write_fallback(vd_json_emit *e, const char *reason, const char *message) {
+  if (!reason) {
+    vd_json_emit_null(e);
+    return;
+  }
+  vd_json_emit_object(e);
+  vd_json_emit_member_string(e, "reason", reason);
+  vd_json_emit_member_string(e, "message", message);
+  vd_json_emit_end(e);
+}
+
+const char *vd_trace_subject_id(const json_t *request, const vd_trace_mask *mask, char *buf,
+                                size_t size) {
+  const json_t *id = json_object_get(json_object_get(request, "subject"), "id");
+  bool masked = false;
+  for (size_t i = 0; mask && i < mask->field_count; i++) {
+    if (strcmp(mask->fields[i], "subject") == 0) return NULL; /* the whole subject is one HMAC */
+    masked = masked || strcmp(mask->fields[i], "subject.id") == 0;
+  }
+  if (!masked || !id || json_is_null(id)) return json_string_value(id);
+  json_t *text = vd_trace_mask_value(id, mask);
+  const char *value = json_string_value(text);
+  bool fits = value && strlen(value) < size;
+  if (fits) memcpy(buf, value, strlen(value) + 1);
+  json_decref(text);
+  return fits ? buf : NULL;
+}
+
+void vd_trace_write_head(vd_json_emit *e, const vd_trace_header *h, const json_t *request,
+                         const vd_trace_mask *mask) {
   char timestamp[40];
   vd_format_rfc3339_us(h->timestamp_us, timestamp, sizeof timestamp);
-  json_t *model = h->model_version
-                      ? json_pack("{s:s, s:s}", "name", h->model_name ? h->model_name : "",
-                                  "version", h->model_version)
-                      : json_null();
-  json_t *fallback = h->fallback_reason ? json_pack("{s:s, s:o}", "reason", h->fallback_reason,
-                                                    "message", string_or_null(h->fallback_message))
-                                        : json_null();
-  json_t *trace = json_pack(
-      "{s:i, s:s, s:s, s:s, s:{s:o, s:o}, s:o, s:{s:o, s:o}, s:{s:o, s:o}, s:o, s:o, s:[]}",
-      "trace_version", VD_TRACE_VERSION, "id", h->id, "kind", h->kind, "timestamp", timestamp,
-      "deployment", "name", string_or_null(h->deployment), "version",
-      string_or_null(h->deployment_version), "request", vd_trace_mask_request(request, mask),
-      "ruleset", "name", string_or_null(h->ruleset_name), "version",
-      string_or_null(h->ruleset_version), "schema", "name", string_or_null(h->schema_name),
-      "version", string_or_null(h->schema_version), "model", model, "fallback", fallback,
-      "candidates");
-  if (trace)
-    json_object_set_new(
-        trace, "max_results_cap",
-        h->max_results_cap ? json_integer((json_int_t)h->max_results_cap) : json_null());
-  return trace;
+  vd_json_emit_object(e);
+  vd_json_emit_member_integer(e, "trace_version", VD_TRACE_VERSION);
+  vd_json_emit_member_string(e, "id", h->id);
+  vd_json_emit_member_string(e, "kind", h->kind);
+  vd_json_emit_member_string(e, "timestamp", timestamp);
+  vd_json_emit_key(e, "deployment");
+  vd_trace_write_versioned(e, h->deployment, h->deployment_version);
+  vd_json_emit_key(e, "request");
+  if (mask && mask->field_count) {
+    json_t *masked = vd_trace_mask_request(request, mask);
+    vd_json_emit_value(e, masked);
+    json_decref(masked);
+  } else {
+    vd_json_emit_value(e, request); /* nothing to mask: written as is, no copy */
+  }
+  vd_json_emit_key(e, "ruleset");
+  vd_trace_write_versioned(e, h->ruleset_name, h->ruleset_version);
+  vd_json_emit_key(e, "schema");
+  vd_trace_write_versioned(e, h->schema_name, h->schema_version);
+  vd_json_emit_key(e, "model");
+  if (h->model_version)
+    vd_trace_write_versioned(e, h->model_name ? h->model_name : "", h->model_version);
+  else
+    vd_json_emit_null(e);
+  vd_json_emit_key(e, "fallback");
+  vd_trace_write_fallback(e, h->fallback_reason, h->fallback_message);
+}
+
+void vd_trace_write_cap(vd_json_emit *e, const vd_trace_header *h) {
+  vd_json_emit_key(e, "max_results_cap");
+  if (h->max_results_cap)
+    vd_json_emit_integer(e, (json_int_t)h->max_results_cap);
+  else
+    vd_json_emit_null(e);
+}
+
+void vd_trace_write_timings(vd_json_emit *e, double validate_us, double rules_us, double model_us,
+                            double total_us) {
+  vd_json_emit_key(e, "timings_us");
+  vd_json_emit_object(e);
+  vd_json_emit_member_real(e, "validate", validate_us);
+  vd_json_emit_member_real(e, "rules", rules_us);
+  vd_json_emit_member_real(e, "model", model_us);
+  vd_json_emit_member_real(e, "total", total_us);
+  vd_json_emit_end(e);
+}
+
+json_t *vd_trace_begin(const vd_trace_header *h, const json_t *request, const vd_trace_mask *mask) {
+  vd_json_emit e;
+  vd_json_emit_tree(&e);
+  vd_trace_write_head(&e, h, request, mask);
+  vd_json_emit_key(&e, "candidates");
+  vd_json_emit_array(&e);
+  vd_json_emit_end(&e);
+  vd_trace_write_cap(&e, h);
+  vd_json_emit_end(&e);
+  return vd_json_emit_take(&e);
 }
 
 void vd_trace_add_candidate(json_t *trace, json_t *candidate) {
@@ -178,9 +248,15 @@ void vd_trace_add_candidate(json_t *trace, json_t *candidate) {
 void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double rules_us,
                      double model_us, double total_us) {
   json_object_set(trace, "response", response);
-  json_object_set_new(trace, "timings_us",
-                      json_pack("{s:f, s:f, s:f, s:f}", "validate", validate_us, "rules", rules_us,
-                                "model", model_us, "total", total_us));
+  /* the emitter writes members of an object: a one-member object, whose member moves over */
+  vd_json_emit e;
+  vd_json_emit_tree(&e);
+  vd_json_emit_object(&e);
+  vd_trace_write_timings(&e, validate_us, rules_us, model_us, total_us);
+  vd_json_emit_end(&e);
+  json_t *holder = vd_json_emit_take(&e);
+  json_object_set(trace, "timings_us", json_object_get(holder, "timings_us"));
+  json_decref(holder);
 }
 
 typedef struct diff_state {

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "vd_error.h"
+#include "vd_json_write.h"
 #include "vd_model.h"
 #include "vd_ruleset.h"
 
@@ -88,6 +89,26 @@ typedef struct vd_trace_header {
  * "candidates" array; "response" and "timings_us" are added with vd_trace_finish. */
 json_t *vd_trace_begin(const vd_trace_header *header, const json_t *request,
                        const vd_trace_mask *mask);
+/* The same trace written through an emitter (vd_json_write.h), for a pipeline that writes its
+ * trace as text with no tree: vd_trace_write_head opens the trace object and writes every member
+ * before "candidates" (the header fields and the masked "request"); the caller then writes
+ * "candidates", vd_trace_write_cap ("max_results_cap"), "response", vd_trace_write_timings
+ * ("timings_us") and closes the object — the order above. */
+void vd_trace_write_head(vd_json_emit *e, const vd_trace_header *header, const json_t *request,
+                         const vd_trace_mask *mask);
+void vd_trace_write_cap(vd_json_emit *e, const vd_trace_header *header);
+/* The trace's (and response's) small objects: {"name", "version"} (each string or null), and a
+ * fallback {"reason", "message"} — null when reason is NULL. */
+void vd_trace_write_versioned(vd_json_emit *e, const char *name, const char *version);
+void vd_trace_write_fallback(vd_json_emit *e, const char *reason, const char *message);
+/* request.subject.id as the trace stores it, for the decision log's subject column: the
+ * request's string (borrowed), its "hmac-sha256:..." text (into buf) when subject.id is masked,
+ * NULL when it is not a string there (absent, not a string, or the whole subject masked). */
+enum { VD_TRACE_MASKED_SIZE = 80 }; /* "hmac-sha256:" + 64 hex digits + NUL fits */
+const char *vd_trace_subject_id(const json_t *request, const vd_trace_mask *mask, char *buf,
+                                size_t size);
+void vd_trace_write_timings(vd_json_emit *e, double validate_us, double rules_us, double model_us,
+                            double total_us);
 /* Appends one candidate's record (stolen). */
 void vd_trace_add_candidate(json_t *trace, json_t *candidate);
 /* Adds the response (borrowed: a reference is taken) and the timings in microseconds. */

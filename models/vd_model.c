@@ -12,6 +12,7 @@
 #include "vd_features.h"
 #include "vd_forest.h"
 #include "vd_json_path.h"
+#include "vd_json_write.h"
 #include "vd_store.h"
 
 enum { MAX_MANIFEST_BYTES = 16 << 20, MAX_MODEL_BYTES = 512 << 20 };
@@ -347,24 +348,36 @@ void vd_model_reason_text(const vd_model *m, size_t feature, bool raised, const 
   vd_buf_free(&b);
 }
 
+size_t vd_model_reason_pick(const vd_model *m, const double *phi, size_t max, bool only_lowering,
+                            vd_model_reason *out) {
+  size_t n = vd_features_count(m->features) + 1, picked = 0;
+  for (; picked < max && picked < n; picked++) {
+    size_t best = n;
+    for (size_t i = 0; i < n; i++) {
+      bool used = false;
+      for (size_t k = 0; k < picked && !used; k++) used = out[k].feature == i;
+      if (!used && !(only_lowering && phi[i] >= 0) && (best == n || fabs(phi[i]) > fabs(phi[best])))
+        best = i;
+    }
+    if (best == n || phi[best] == 0.0) break;
+    out[picked] =
+        (vd_model_reason){.feature = best, .raised = phi[best] > 0, .contribution = phi[best]};
+  }
+  return picked;
+}
+
 json_t *vd_model_reasons(const vd_model *m, const double *phi, const json_t *request, size_t max,
                          bool only_lowering) {
   json_t *out = json_array();
   size_t n = vd_features_count(m->features) + 1;
-  unsigned char *used = calloc(n, 1);
-  if (!used) return out;
-  for (size_t k = 0; k < max && k < n; k++) {
-    size_t best = n;
-    for (size_t i = 0; i < n; i++)
-      if (!used[i] && !(only_lowering && phi[i] >= 0) &&
-          (best == n || fabs(phi[i]) > fabs(phi[best])))
-        best = i;
-    if (best == n || phi[best] == 0.0) break;
-    used[best] = 1;
-    bool raised = phi[best] > 0;
+  vd_model_reason *picks = calloc(max < n ? max + 1 : n, sizeof *picks);
+  if (!picks) return out;
+  size_t count = vd_model_reason_pick(m, phi, max, only_lowering, picks);
+  for (size_t k = 0; k < count; k++) {
+    size_t best = picks[k].feature;
     bool is_treatment = best + 1 == n;
     char text[512];
-    vd_model_reason_text(m, best, raised, request, text, sizeof text);
+    vd_model_reason_text(m, best, picks[k].raised, request, text, sizeof text);
     json_t *o = json_object();
     json_object_set_new(
         o, "feature",
@@ -375,36 +388,49 @@ json_t *vd_model_reasons(const vd_model *m, const double *phi, const json_t *req
       const json_t *v = vd_json_get_path(request, source);
       json_object_set_new(o, "value", v ? json_deep_copy(v) : json_null());
     }
-    json_object_set_new(o, "contribution", json_real(phi[best]));
-    json_object_set_new(o, "direction", json_string(raised ? "up" : "down"));
+    json_object_set_new(o, "contribution", json_real(picks[k].contribution));
+    json_object_set_new(o, "direction", json_string(picks[k].raised ? "up" : "down"));
     json_object_set_new(o, "text", json_string(text));
     json_array_append_new(out, o);
   }
-  free(used);
+  free(picks);
   return out;
 }
 
-json_t *vd_model_result_to_json(const vd_model *m, const vd_model_result *r) {
-  json_t *o = json_object();
-  json_t *features = json_object();
-  for (size_t c = 0; c < r->column_count; c++)
-    json_object_set_new(features, vd_features_column_name(m->features, c),
-                        isnan(r->features[c]) ? json_null() : json_real(r->features[c]));
-  json_object_set_new(o, "features", features);
-  json_object_set_new(o, "margin", json_real(r->margin));
-  json_object_set_new(o, "margin_control", json_real(r->margin_control));
-  json_object_set_new(o, "p_treatment", json_real(r->p_treatment));
-  json_object_set_new(o, "p_control", json_real(r->p_control));
-  json_object_set_new(o, "uplift", json_real(r->uplift));
-  if (r->has_contributions) {
-    json_t *contribs = json_object();
-    for (size_t c = 0; c < r->column_count; c++)
-      json_object_set_new(contribs, vd_features_column_name(m->features, c),
-                          json_real(r->contributions[c]));
-    json_object_set_new(o, "contributions", contribs);
-    json_object_set_new(o, "bias", json_real(r->contributions[r->column_count]));
+void vd_model_result_write(const vd_model *m, const vd_model_result *r, vd_json_emit *e) {
+  vd_json_emit_object(e);
+  vd_json_emit_key(e, "features");
+  vd_json_emit_object(e);
+  for (size_t c = 0; c < r->column_count; c++) {
+    vd_json_emit_key(e, vd_features_column_name(m->features, c));
+    if (isnan(r->features[c]))
+      vd_json_emit_null(e);
+    else
+      vd_json_emit_real(e, r->features[c]);
   }
-  return o;
+  vd_json_emit_end(e);
+  vd_json_emit_member_real(e, "margin", r->margin);
+  vd_json_emit_member_real(e, "margin_control", r->margin_control);
+  vd_json_emit_member_real(e, "p_treatment", r->p_treatment);
+  vd_json_emit_member_real(e, "p_control", r->p_control);
+  vd_json_emit_member_real(e, "uplift", r->uplift);
+  if (r->has_contributions) {
+    vd_json_emit_key(e, "contributions");
+    vd_json_emit_object(e);
+    for (size_t c = 0; c < r->column_count; c++) {
+      vd_json_emit_member_real(e, vd_features_column_name(m->features, c), r->contributions[c]);
+    }
+    vd_json_emit_end(e);
+    vd_json_emit_member_real(e, "bias", r->contributions[r->column_count]);
+  }
+  vd_json_emit_end(e);
+}
+
+json_t *vd_model_result_to_json(const vd_model *m, const vd_model_result *r) {
+  vd_json_emit e;
+  vd_json_emit_tree(&e);
+  vd_model_result_write(m, r, &e);
+  return vd_json_emit_take(&e);
 }
 
 /* ---------- content-addressed store ---------- */

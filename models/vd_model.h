@@ -24,6 +24,7 @@
 
 #include "vd_error.h"
 #include "vd_hash.h"
+#include "vd_json_write.h"
 #include "vd_schema.h"
 
 #define VD_MODEL_FORMAT "verdict-model-bundle/1"
@@ -92,9 +93,20 @@ void vd_model_reason_text(const vd_model *model, size_t feature, bool raised, co
  * treatment). New reference. */
 json_t *vd_model_reasons(const vd_model *model, const double *feature_contributions,
                          const json_t *request, size_t max, bool only_lowering);
+/* Which features those reasons are, without the JSON: out[0..returned) in the same order
+ * (out holds at least min(max, vd_model_feature_count() + 1) entries). */
+typedef struct vd_model_reason {
+  size_t feature; /* an input feature, or vd_model_feature_count(): the treatment */
+  bool raised;    /* the contribution raised the expected response */
+  double contribution;
+} vd_model_reason;
+size_t vd_model_reason_pick(const vd_model *model, const double *feature_contributions, size_t max,
+                            bool only_lowering, vd_model_reason *out);
 /* For the trace: {"features": {column: value|null}, "contributions": {column: phi},
  * "bias", "margin", "p_treatment", "p_control", "uplift", "margin_control"}. New reference. */
 json_t *vd_model_result_to_json(const vd_model *model, const vd_model_result *result);
+/* The same document written through an emitter (text on the decision's hot path, no tree). */
+void vd_model_result_write(const vd_model *model, const vd_model_result *result, vd_json_emit *e);
 
 /* Content-addressed store (common/vd_store.h, kind "models"): copies a bundle (after checking it
  * loads) into DATA_DIR/models/<version>/ atomically; storing the same version again keeps the

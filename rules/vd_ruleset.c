@@ -12,6 +12,7 @@
 #include "vd_buf.h"
 #include "vd_cel.h"
 #include "vd_hash.h"
+#include "vd_json_write.h"
 #include "vd_suggest.h"
 #include "vd_yaml.h"
 #include "vd_yaml_diag.h"
@@ -1431,71 +1432,94 @@ static const char *decision_name(vd_rules_decision d) {
 }
 
 /* The value a rule read, from the bound JSON (fields) or the scores. */
-static json_t *read_value(const vd_rules_outcome *o, size_t slot) {
+static void emit_read_value(const vd_rules_outcome *o, size_t slot, vd_json_emit *e) {
   const vd_ruleset *rs = o->rs;
   if (slot < rs->field_slots) {
     const vd_schema_field *f = vd_schema_field_at(rs->schema, slot);
     const json_t *source =
         vd_schema_field_section(f) == VD_SECTION_CANDIDATE ? o->candidate : o->request;
-    const json_t *v = source ? vd_schema_field_get(f, source) : NULL;
-    return v ? json_deep_copy(v) : json_null();
+    vd_json_emit_value(e, source ? vd_schema_field_get(f, source) : NULL);
+    return;
   }
-  if (!o->have_scores) return json_null();
+  if (!o->have_scores) {
+    vd_json_emit_null(e);
+    return;
+  }
   const vd_rules_scores *s = &o->scores;
   switch ((score_var)(slot - rs->field_slots)) {
     case SCORE_P_TREATMENT:
-      return json_real(s->p_treatment);
+      vd_json_emit_real(e, s->p_treatment);
+      return;
     case SCORE_P_CONTROL:
-      return json_real(s->p_control);
+      vd_json_emit_real(e, s->p_control);
+      return;
     case SCORE_UPLIFT:
-      return json_real(s->uplift);
+      vd_json_emit_real(e, s->uplift);
+      return;
     case SCORE_MARGIN:
-      return json_real(s->margin);
+      vd_json_emit_real(e, s->margin);
+      return;
     case SCORE_VALUE:
-      return json_real(s->value);
+      vd_json_emit_real(e, s->value);
+      return;
     case SCORE_CONFIDENCE:
-      return json_real(s->confidence);
+      vd_json_emit_real(e, s->confidence);
+      return;
     case SCORE_INTENT:
-      return s->intent ? json_string(s->intent) : json_null();
+      vd_json_emit_string(e, s->intent);
+      return;
     case SCORE_COUNT:
       break;
   }
-  return json_null();
+  vd_json_emit_null(e);
 }
 
-json_t *vd_rules_outcome_to_json(const vd_rules_outcome *o) {
+void vd_rules_outcome_write(const vd_rules_outcome *o, vd_json_emit *e) {
   const vd_ruleset *rs = o->rs;
-  json_t *out = json_object();
-  json_object_set_new(out, "decision", json_string(decision_name(o->decision)));
-  json_object_set_new(out, "decided_by",
-                      o->decided_by >= 0 ? json_string(rs->rules[o->decided_by].id) : json_null());
-  json_object_set_new(out, "reason",
-                      o->decided_by >= 0 && rs->rules[o->decided_by].text
-                          ? json_string(rs->rules[o->decided_by].text)
-                          : json_null());
-  json_object_set_new(out, "adjust", json_real(o->adjust));
+  vd_json_emit_object(e);
+  vd_json_emit_member_string(e, "decision", decision_name(o->decision));
+  vd_json_emit_member_string(e, "decided_by",
+                             o->decided_by >= 0 ? rs->rules[o->decided_by].id : NULL);
+  vd_json_emit_member_string(e, "reason",
+                             o->decided_by >= 0 ? rs->rules[o->decided_by].text : NULL);
+  vd_json_emit_member_real(e, "adjust", o->adjust);
   for (int a = VD_ACTION_ROUTE; a <= VD_ACTION_ESCALATE; a++) {
     ssize_t index = o->value_rule[a - VD_ACTION_ROUTE];
-    if (index >= 0) json_object_set_new(out, action_names[a], json_string(rs->rules[index].text));
+    if (index < 0) continue;
+    vd_json_emit_member_string(e, action_names[a], rs->rules[index].text);
   }
-  json_t *rules = json_array();
+  vd_json_emit_key(e, "rules");
+  vd_json_emit_array(e);
   for (size_t i = 0; i < o->count; i++) {
     const record *rec = &o->records[i];
     const rule *r = &rs->rules[rec->rule];
-    json_t *entry = json_pack("{sssssssb}", "id", r->id, "stage", stage_names[r->stage], "action",
-                              action_names[r->action], "matched", rec->result == VD_RULE_MATCHED);
-    if (rec->result == VD_RULE_ERROR)
-      json_object_set_new(entry, "error", json_string(o->errors[i]));
-    json_t *read = json_object();
+    vd_json_emit_object(e);
+    vd_json_emit_member_string(e, "id", r->id);
+    vd_json_emit_member_string(e, "stage", stage_names[r->stage]);
+    vd_json_emit_member_string(e, "action", action_names[r->action]);
+    vd_json_emit_member_bool(e, "matched", rec->result == VD_RULE_MATCHED);
+    if (rec->result == VD_RULE_ERROR) {
+      vd_json_emit_member_string(e, "error", o->errors[i]);
+    }
+    vd_json_emit_key(e, "read");
+    vd_json_emit_object(e);
     for (size_t k = 0; k < rec->read_count; k++) {
       size_t slot = o->reads[rec->read_at + k];
-      json_object_set_new(read, vd_cel_env_slot_name(rs->env, slot), read_value(o, slot));
+      vd_json_emit_key(e, vd_cel_env_slot_name(rs->env, slot));
+      emit_read_value(o, slot, e);
     }
-    json_object_set_new(entry, "read", read);
-    json_array_append_new(rules, entry);
+    vd_json_emit_end(e);
+    vd_json_emit_end(e);
   }
-  json_object_set_new(out, "rules", rules);
-  return out;
+  vd_json_emit_end(e);
+  vd_json_emit_end(e);
+}
+
+json_t *vd_rules_outcome_to_json(const vd_rules_outcome *o) {
+  vd_json_emit e;
+  vd_json_emit_tree(&e);
+  vd_rules_outcome_write(o, &e);
+  return vd_json_emit_take(&e);
 }
 
 /* ---- the file's own tests ------------------------------------------------------------------ */

@@ -45,6 +45,7 @@
 #include <stdio.h>
 
 #include "vd_error.h"
+#include "vd_json_write.h"
 #include "vd_schema.h"
 
 typedef struct vd_ruleset vd_ruleset;
@@ -187,6 +188,8 @@ size_t vd_rules_outcome_fired(const vd_rules_outcome *outcome, const char **ids,
  *               "read": {"subject.recency": 3, ...}}]}                   (every rule evaluated)
  */
 json_t *vd_rules_outcome_to_json(const vd_rules_outcome *outcome);
+/* The same document written through an emitter (text on the decision's hot path, no tree). */
+void vd_rules_outcome_write(const vd_rules_outcome *outcome, vd_json_emit *e);
 
 /* ---- The file's own tests ------------------------------------------------------------------ */
 

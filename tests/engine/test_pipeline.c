@@ -9,6 +9,7 @@
 
 #include "vd_buf.h"
 #include "vd_deployment.h"
+#include "vd_json_write.h"
 #include "vd_pipeline.h"
 #include "vd_reasons.h"
 #include "vd_test.h"
@@ -253,6 +254,96 @@ START_TEST(masked_fields_are_keyed_hmacs_in_the_trace) {
   json_decref(t1);
   json_decref(t2);
   json_decref(t3);
+  vd_deployment_release(d);
+}
+END_TEST
+
+/* The trace and the response are written once, as text, straight from the pipeline (no tree);
+ * the trees a caller may ask for are that text read back, and text_only skips them. */
+START_TEST(the_trace_and_the_response_are_one_text) {
+  vd_deployment *d = load_example();
+  const char *fields[] = {"subject.id"};
+  vd_trace_mask mask = {(const unsigned char *)"k1-secret", 9, fields, 1};
+  json_t *request = customer("c1", 6, false, false);
+  json_object_set_new(request, "explain", json_string("full"));
+  vd_pipeline_input in = {.request = request,
+                          .decision_id = "01a23c2a-7289-7441-81f8-c38f843ea62d",
+                          .now_us = 1764000000000000,
+                          .mask = &mask};
+  vd_decision out = {0}, text = {0};
+  vd_error err = {0};
+  ck_assert_int_eq(vd_pipeline_decide(d, &in, &out, NULL, &err), VD_PIPELINE_OK);
+  ck_assert_ptr_nonnull(out.trace_text);
+  ck_assert_uint_eq(out.trace_len, strlen(out.trace_text));
+  char *again = vd_json_dumps_shortest(out.trace, NULL);
+  ck_assert_str_eq(again, out.trace_text);
+  free(again);
+  ck_assert_ptr_eq(out.response, json_object_get(out.trace, "response"));
+  char *response = vd_json_dumps_shortest(out.response, NULL);
+  ck_assert_uint_eq(out.response_len, strlen(response));
+  ck_assert(memcmp(out.trace_text + out.response_start, response, out.response_len) == 0);
+  free(response);
+  /* the members in the order of vd_trace.h and vd_pipeline.h */
+  const char *head =
+      "{\"trace_version\":1,\"id\":\"01a23c2a-7289-7441-81f8-c38f843ea62d\",\"kind\":"
+      "\"promotions\",\"timestamp\":\"2025-11-24T16:00:00.000000Z\",\"deployment\":{\"name\":"
+      "\"promotions\",\"version\":";
+  ck_assert_msg(strncmp(out.trace_text, head, strlen(head)) == 0, "%.200s", out.trace_text);
+  ck_assert_ptr_nonnull(strstr(out.trace_text,
+                               "\"candidates\":[{\"candidate\":\"mens-email\","
+                               "\"treatment\":\"Mens E-Mail\",\"rules\":{"
+                               "\"decision\":"));
+  ck_assert_ptr_nonnull(strstr(out.trace_text,
+                               "}],\"max_results_cap\":null,\"response\":{"
+                               "\"decision_id\":"));
+  ck_assert_ptr_nonnull(strstr(out.trace_text, "\"outcome\":{\"eligible\":true,\"action\":"));
+  ck_assert_ptr_nonnull(strstr(out.trace_text, "\"fallback\":null},\"timings_us\":{\"validate\":"));
+  ck_assert(strncmp(out.trace_text + out.response_start, "{\"decision_id\":", 15) == 0);
+  /* explain: full puts the trace's record of each candidate into its result */
+  json_t *result = json_array_get(json_object_get(out.response, "results"), 0);
+  const char *id = json_string_value(json_object_get(result, "candidate"));
+  size_t i;
+  json_t *record;
+  json_array_foreach(json_object_get(out.trace, "candidates"), i, record) {
+    if (strcmp(json_string_value(json_object_get(record, "candidate")), id) == 0)
+      ck_assert(json_equal(record, json_object_get(result, "explanation")));
+  }
+  /* the decision log's subject column: the id as the trace stores it (masked) */
+  const char *stored = json_string_value(
+      json_object_get(json_object_get(json_object_get(out.trace, "request"), "subject"), "id"));
+  ck_assert_ptr_nonnull(out.subject_id);
+  ck_assert_str_eq(out.subject_id, stored);
+  ck_assert(strncmp(stored, "hmac-sha256:", 12) == 0);
+
+  in.text_only = true;
+  ck_assert_int_eq(vd_pipeline_decide(d, &in, &text, NULL, &err), VD_PIPELINE_OK);
+  ck_assert_ptr_null(text.trace);
+  ck_assert_ptr_null(text.response);
+  ck_assert_str_eq(text.subject_id, stored);
+  json_t *parsed = json_loadb(text.trace_text, text.trace_len, 0, NULL);
+  ck_assert_ptr_nonnull(parsed);
+  json_object_del(parsed, "timings_us");
+  json_t *first = json_deep_copy(out.trace);
+  json_object_del(first, "timings_us");
+  ck_assert(json_equal(parsed, first));
+  json_decref(parsed);
+  json_decref(first);
+  vd_decision_clear(&out);
+  vd_decision_clear(&text);
+  ck_assert_ptr_null(out.trace_text);
+
+  /* the whole subject masked: no subject column (the trace holds one HMAC for it) */
+  const char *whole[] = {"subject"};
+  vd_trace_mask subject = {(const unsigned char *)"k1-secret", 9, whole, 1};
+  in.mask = &subject;
+  ck_assert_int_eq(vd_pipeline_decide(d, &in, &text, NULL, &err), VD_PIPELINE_OK);
+  ck_assert_ptr_null(text.subject_id);
+  vd_decision_clear(&text);
+  in.mask = NULL;
+  ck_assert_int_eq(vd_pipeline_decide(d, &in, &text, NULL, &err), VD_PIPELINE_OK);
+  ck_assert_str_eq(text.subject_id, "c1");
+  vd_decision_clear(&text);
+  json_decref(request);
   vd_deployment_release(d);
 }
 END_TEST
@@ -529,6 +620,7 @@ int main(void) {
   tcase_add_test(tc, a_deny_rule_settles_without_the_model);
   tcase_add_test(tc, request_options_and_violations);
   tcase_add_test(tc, masked_fields_are_keyed_hmacs_in_the_trace);
+  tcase_add_test(tc, the_trace_and_the_response_are_one_text);
   tcase_add_test(tc, missing_model_serves_rules_only_with_fallback);
   tcase_add_test(tc, model_budget_spent_falls_back_for_the_rest);
   tcase_add_test(tc, candidates_sharing_a_treatment_share_its_score);

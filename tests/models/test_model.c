@@ -10,6 +10,7 @@
 #include "support_models.h"
 #include "vd_buf.h"
 #include "vd_forest.h"
+#include "vd_json_write.h"
 #include "vd_model.h"
 #include "vd_test.h"
 
@@ -103,6 +104,18 @@ START_TEST(scores_treatment_and_control_with_contributions) {
     ck_assert(v <= prev);
     prev = v;
   }
+  /* the same choice without the JSON, for the reasons written as text */
+  vd_model_reason picks[20];
+  ck_assert_uint_eq(vd_model_reason_pick(m, r.feature_contributions, 20, true, picks), lowering);
+  for (size_t i = 0; i < lowering; i++) {
+    const json_t *o = json_array_get(against, i);
+    ck_assert(!picks[i].raised);
+    ck_assert(picks[i].contribution == json_real_value(json_object_get(o, "contribution")));
+    const char *feature = picks[i].feature == vd_model_feature_count(m)
+                              ? "treatment"
+                              : vd_model_feature_name(m, picks[i].feature);
+    ck_assert_str_eq(feature, json_string_value(json_object_get(o, "feature")));
+  }
   json_decref(against);
   char text[256];
   vd_model_reason_text(m, 1, true, req, text, sizeof text); /* history */
@@ -110,6 +123,15 @@ START_TEST(scores_treatment_and_control_with_contributions) {
   vd_model_reason_text(m, 5, false, req, text, sizeof text); /* zip_code */
   ck_assert_str_eq(text, "Living in a Rural area lowered the expected response");
   json_t *trace = vd_model_result_to_json(m, &r);
+  vd_buf written = {0}; /* the same document as text through the emitter, no tree */
+  vd_json_emit e;
+  vd_json_emit_text(&e, &written);
+  vd_model_result_write(m, &r, &e);
+  ck_assert(vd_json_emit_done(&e));
+  char *expected = vd_json_dumps_shortest(trace, NULL);
+  ck_assert_str_eq(written.data, expected);
+  free(expected);
+  vd_buf_free(&written);
   ck_assert(json_is_object(json_object_get(trace, "contributions")));
   ck_assert(json_real_value(json_object_get(json_object_get(trace, "features"), "history")) ==
             650.0);

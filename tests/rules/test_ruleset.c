@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "vd_json_write.h"
 #include "vd_ruleset.h"
 #include "vd_test.h"
 
@@ -442,6 +443,14 @@ START_TEST(trace_json_lists_rules_and_values_read) {
                    "\"matched\":true,\"read\":{\"subject.x\":7,\"candidate.id\":\"c\"}},"
                    "{\"id\":\"b\",\"stage\":\"after_model\",\"action\":\"deny\",\"matched\":true,"
                    "\"read\":{\"score.uplift\":0.001}}]}");
+  /* the same document as text through the emitter (the decision's hot path), no tree */
+  vd_buf written = {0};
+  vd_json_emit e;
+  vd_json_emit_text(&e, &written);
+  vd_rules_outcome_write(r.outcome, &e);
+  ck_assert(vd_json_emit_done(&e));
+  ck_assert_str_eq(written.data, text);
+  vd_buf_free(&written);
   free(text);
   json_decref(j);
   run_free(&r);
