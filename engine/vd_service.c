@@ -186,12 +186,53 @@ static bool authorize(vd_service *s, const vd_http_request *req, vd_role role,
   return false;
 }
 
-/* Parses a JSON object body; on failure answers 400 with the position of the mistake. */
+/* Up to the first 40 bytes of text for an error message: printable ASCII as it is, any other
+ * byte as \xNN (the message is JSON text: it must stay valid UTF-8 whatever the client sent). */
+static void printable_prefix(const char *text, size_t len, char *out, size_t size) {
+  size_t w = 0;
+  for (size_t i = 0; i < len && i < 40 && w + 5 < size; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      out[w++] = (char)c;
+    else
+      w += (size_t)snprintf(out + w, size - w, "\\x%02x", c);
+  }
+  if (len > 40 && w + 4 < size) w += (size_t)snprintf(out + w, size - w, "...");
+  out[w] = '\0';
+}
+
+/* Whether a Content-Type names JSON: "application/json", optionally with "charset=utf-8" (any
+ * case, the value may be quoted), nothing else. */
+static bool is_json_media_type(const char *type) {
+  if (!type || strncasecmp(type, "application/json", 16) != 0) return false;
+  const char *p = type + 16;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p == '\0') return true;
+  if (*p++ != ';') return false; /* "application/jsonx", "application/json-seq" */
+  while (*p == ' ' || *p == '\t') p++;
+  if (strncasecmp(p, "charset=", 8) != 0) return false;
+  p += 8;
+  bool quoted = *p == '"';
+  p += quoted;
+  if (strncasecmp(p, "utf-8", 5) != 0) return false;
+  p += 5;
+  if (quoted && *p++ != '"') return false;
+  while (*p == ' ' || *p == '\t') p++;
+  return *p == '\0';
+}
+
+/* Parses a JSON object body; a body not declared as JSON is a 415 saying what to send, a body
+ * that does not parse a 400 with the position of the mistake. */
 static json_t *parse_body(const vd_http_request *req, vd_http_response *resp) {
   const char *type = vd_http_header(req, "Content-Type");
-  if (type && strncasecmp(type, "application/json", 16) != 0) {
-    vd_http_respond_error(resp, 415, "unsupported_media_type", NULL, NULL,
-                          "the body must be JSON (Content-Type: application/json), got '%s'", type);
+  if (!is_json_media_type(type)) {
+    char shown[200] = "";
+    if (type) printable_prefix(type, strlen(type), shown, sizeof shown);
+    vd_http_respond_error(resp, 415, "unsupported_media_type", "Content-Type",
+                          json_pack("{s:s}", "expected", "application/json"),
+                          "the body must be JSON: send the header 'Content-Type: "
+                          "application/json' (optionally with '; charset=utf-8'); %s%s%s",
+                          type ? "got '" : "the request has none", shown, type ? "'" : "");
     return NULL;
   }
   size_t size = 0;
@@ -284,21 +325,6 @@ static void respond_explanation(vd_service *s, const vd_http_request *req, json_
   }
   vd_buf_free(&b);
   vd_ruleset_free(rs);
-}
-
-/* Up to the first 40 bytes of text for an error message: printable ASCII as it is, any other
- * byte as \xNN (the message is JSON text: it must stay valid UTF-8 whatever the client sent). */
-static void printable_prefix(const char *text, size_t len, char *out, size_t size) {
-  size_t w = 0;
-  for (size_t i = 0; i < len && i < 40 && w + 5 < size; i++) {
-    unsigned char c = (unsigned char)text[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\')
-      out[w++] = (char)c;
-    else
-      w += (size_t)snprintf(out + w, size - w, "\\x%02x", c);
-  }
-  if (len > 40 && w + 4 < size) w += (size_t)snprintf(out + w, size - w, "...");
-  out[w] = '\0';
 }
 
 static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_http_response *resp) {

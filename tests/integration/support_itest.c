@@ -200,11 +200,9 @@ vd_itest_response vd_itest_call_typed(const vd_itest_server *s, const char *meth
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
     headers = curl_slist_append(headers, auth);
   }
-  char type[160];
-  if (content_type) {
-    snprintf(type, sizeof type, "Content-Type: %s", content_type);
-    headers = curl_slist_append(headers, type);
-  }
+  char type[160] = "Content-Type:"; /* an empty value removes libcurl's form type for a body */
+  if (content_type) snprintf(type, sizeof type, "Content-Type: %s", content_type);
+  if (content_type || body) headers = curl_slist_append(headers, type);
   headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(curl, CURLOPT_URL, url);
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);

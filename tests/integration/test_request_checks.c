@@ -1,7 +1,7 @@
 /* Request checks against the real server (the new-user trial's and the attack run's findings):
  * explicit time bounds on a listing are honoured whatever their value (the epoch included), and
  * a bad bound names its parameter; a decision id is exactly a UUID (a "%00" or any byte after it
- * is a 400 naming the id). */
+ * is a 400 naming the id); a body without a JSON Content-Type is a 415 saying what to send. */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <signal.h>
@@ -138,6 +138,53 @@ START_TEST(an_id_must_be_exactly_a_decision_id) {
 }
 END_TEST
 
+/* POSTs the customer to path with content_type (NULL: no Content-Type header at all). */
+static vd_itest_response post_typed(const char *path, const char *content_type) {
+  return vd_itest_call_typed(&server, "POST", path, "demo-score", content_type, customer,
+                             strlen(customer));
+}
+
+START_TEST(a_body_must_be_declared_json) {
+  /* none, or another type: 415 saying what to send (a missing type was accepted) */
+  static const char *const refused[] = {NULL,
+                                        "text/plain",
+                                        "application/x-www-form-urlencoded",
+                                        "application/jsonx",
+                                        "application/json-seq",
+                                        "application/json; charset=latin-1",
+                                        "application/json; boundary=x"};
+  static const char *const endpoints[] = {"/v1/promotions/score", "/v1/triage", "/v1/itineraries"};
+  for (size_t e = 0; e < sizeof endpoints / sizeof endpoints[0]; e++)
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+      vd_itest_response r = post_typed(endpoints[e], refused[i]);
+      const char *what = refused[i] ? refused[i] : "(none)";
+      ck_assert_msg(r.status == 415, "%s %s: HTTP %ld: %.300s", endpoints[e], what, r.status,
+                    r.body);
+      ck_assert_str_eq(error_string(&r, "code"), "unsupported_media_type");
+      ck_assert_str_eq(error_string(&r, "field"), "Content-Type");
+      ck_assert_str_eq(error_string(&r, "expected"), "application/json");
+      const char *message = error_string(&r, "message");
+      ck_assert_msg(strstr(message, "'Content-Type: application/json'"), "%s", message);
+      if (refused[i]) {
+        char got[128];
+        snprintf(got, sizeof got, "got '%s'", refused[i]);
+        ck_assert_msg(strstr(message, got), "%s", message);
+      } else {
+        ck_assert_msg(strstr(message, "has none"), "%s", message);
+      }
+      vd_itest_response_free(&r);
+    }
+  static const char *const accepted[] = {
+      "application/json", "Application/JSON", "application/json; charset=utf-8",
+      "application/json;charset=UTF-8", "application/json; charset=\"utf-8\""};
+  for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+    vd_itest_response r = post_typed("/v1/promotions/score", accepted[i]);
+    ck_assert_msg(r.status == 200, "%s: HTTP %ld: %.300s", accepted[i], r.status, r.body);
+    vd_itest_response_free(&r);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("request_checks");
   TCase *tc = tcase_create("request_checks");
@@ -146,6 +193,7 @@ int main(void) {
   tcase_add_test(tc, time_bounds_at_the_epoch_are_bounds);
   tcase_add_test(tc, bad_time_bounds_name_their_parameter);
   tcase_add_test(tc, an_id_must_be_exactly_a_decision_id);
+  tcase_add_test(tc, a_body_must_be_declared_json);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
