@@ -185,12 +185,15 @@ static const uint64_t p10[] = {1u,
 static bool first_17_digits(double a, uint64_t *whole_out, int *x_out, int *k_out, int *tail,
                             bool *inexact) {
   if (!(a >= 1e-6 && a < 1e17)) return false;
-  int exp2;
-  double frac = frexp(a, &exp2); /* a = frac * 2^exp2, frac in [0.5, 1) */
-  uint64_t mantissa = (uint64_t)ldexp(frac, 53);
-  int shift = 53 - exp2; /* a = mantissa * 2^-shift */
-  int x = (int)floor(log10(a));
-  for (int attempt = 0; attempt < 3; attempt++) {
+  uint64_t bits; /* a is normal here: a = (2^52 + fraction bits) * 2^(exponent - 1075) */
+  memcpy(&bits, &a, sizeof bits);
+  int exponent = (int)(bits >> 52 & 0x7ffu);
+  uint64_t mantissa = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
+  int shift = 1075 - exponent; /* a = mantissa * 2^-shift */
+  /* floor(log10(a)) to within 2 from the binary exponent (78913 / 2^18 ~ log10 2); the attempts
+   * below settle it exactly (whole must have 17 digits) */
+  int x = (exponent - 1023) * 78913 / (1 << 18);
+  for (int attempt = 0; attempt < 5; attempt++) {
     int k = 16 - x;
     if (k < 0 || k > 22) return false;
     unsigned __int128 scaled =
