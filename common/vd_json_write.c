@@ -8,7 +8,9 @@
 
 /* Bytes jansson escapes in a string without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH: '"', '\\' and
  * the control characters; bytes >= 0x80 start a UTF-8 sequence that must be valid. */
-static bool needs_care(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80; }
+static bool needs_care(unsigned char c) {
+  return (unsigned char)(c - 0x20) >= 0x60 || c == '"' || c == '\\'; /* < 0x20 or >= 0x80 */
+}
 
 /* Length of the valid UTF-8 sequence at s (at most `left` bytes), 0 when invalid — the same
  * acceptance as jansson's utf8_check_full (no overlongs, no surrogates, <= U+10FFFF). */
@@ -79,16 +81,11 @@ static bool write_string(const char *str, size_t len, vd_buf *out) {
   out->data[out->len++] = '"';
   size_t run = 0; /* start of the bytes not yet copied */
   for (size_t i = 0; i < len;) {
-    uint64_t w;
-    if (len - i >= 8 && (memcpy(&w, s + i, 8), !word_needs_care(w))) {
-      i += 8; /* most of a trace's text is plain ASCII: 8 bytes a step */
-      continue;
-    }
+    uint64_t w; /* most of a trace's text is plain ASCII: 8 bytes a step, then byte by byte */
+    while (len - i >= 8 && (memcpy(&w, s + i, 8), !word_needs_care(w))) i += 8;
+    while (i < len && !needs_care(s[i])) i++;
+    if (i == len) break;
     unsigned char c = s[i];
-    if (!needs_care(c)) {
-      i++;
-      continue;
-    }
     if (c >= 0x80) {
       size_t n = utf8_sequence(s + i, len - i);
       if (!n) return false;
