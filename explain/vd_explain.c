@@ -270,9 +270,12 @@ static void text_bars(vd_buf *b, const json_t *model, size_t max) {
                   num(model, "bias"), num(model, "margin"));
   else
     vd_buf_printf(b,
-                  "  What moved the model's estimate (each input's contribution; right = raised "
-                  "it, left = lowered it;\n  they add up from the starting point %+.3f to %+.3f, "
-                  "in log-odds):\n",
+                  "  What moved the model's estimate, per model column (right = raised it, left = "
+                  "lowered it; they add up\n  from the starting point %+.3f to %+.3f, in "
+                  "log-odds). An input the model reads as several columns (a category\n  such as "
+                  "zip_code=Rural, the e-mail as treatment=...) has a bar per column; the "
+                  "principal reasons above\n  are per input, its columns added up, so their "
+                  "figures can differ from the bars:\n",
                   num(model, "bias"), num(model, "margin"));
   for (size_t i = 0; i < n; i++) {
     int len = (int)lround(fabs(bars[i].value) / largest * BAR_HALF);
@@ -440,10 +443,13 @@ static void html_bars(vd_buf *b, const json_t *model, size_t max) {
   } else {
     vd_buf_printf(b,
                   "<h4>What moved the model's estimate</h4><p class=\"note\">Each bar is one "
-                  "input's contribution: <span class=\"up\">green to the right raised</span> the "
-                  "estimated chance of a response, <span class=\"down\">red to the left "
-                  "lowered</span> it. They add up from the starting point %+.3f to %+.3f "
-                  "(log-odds).</p>\n",
+                  "model column's contribution: <span class=\"up\">green to the right "
+                  "raised</span> the estimated chance of a response, <span class=\"down\">red "
+                  "to the left lowered</span> it. They add up from the starting point %+.3f to "
+                  "%+.3f (log-odds). An input the model reads as several columns (a category "
+                  "such as zip_code=Rural, the e-mail as treatment=&hellip;) has a bar per "
+                  "column; the principal reasons above are per input, its columns added up, so "
+                  "their figures can differ from the bars.</p>\n",
                   num(model, "bias"), num(model, "margin"));
   }
   vd_buf_printf(b,

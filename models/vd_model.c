@@ -318,31 +318,57 @@ static void value_text(const json_t *v, char *buf, size_t size) {
     snprintf(buf, size, "%s", json_is_true(v) ? "yes" : "no");
 }
 
+/* Appends tmpl with its holes filled (vd_model_reason_text); v is the value, text its text. A
+ * "{value?" without its ':' and '}' is written as it stands. Returns whether tmpl had a hole. */
+static bool fill_template(vd_buf *b, const char *tmpl, const json_t *v, const char *text) {
+  static const char hole[] = "{value";
+  bool filled = false;
+  for (const char *p = tmpl; *p;) {
+    const char *at = strstr(p, hole);
+    if (!at) {
+      vd_buf_puts(b, p);
+      break;
+    }
+    vd_buf_append(b, p, (size_t)(at - p));
+    const char *q = at + strlen(hole);
+    const char *colon = *q == '?' ? strchr(q, ':') : NULL;
+    const char *close = colon ? strchr(colon, '}') : NULL;
+    if (*q == '}') {
+      vd_buf_puts(b, text);
+      p = q + 1;
+    } else if (close) {
+      if (json_is_boolean(v))
+        vd_buf_append(b, json_is_true(v) ? q + 1 : colon + 1,
+                      (size_t)(json_is_true(v) ? colon - q - 1 : close - colon - 1));
+      else
+        vd_buf_puts(b, text);
+      p = close + 1;
+    } else {
+      vd_buf_append(b, at, strlen(hole));
+      p = q;
+      continue;
+    }
+    filled = true;
+  }
+  return filled;
+}
+
 void vd_model_reason_text(const vd_model *m, size_t feature, bool raised, const json_t *request,
                           char *buf, size_t size) {
   bool is_treatment = feature >= vd_features_count(m->features);
   const char *name = is_treatment ? "treatment" : vd_features_name(m->features, feature);
   const json_t *texts = json_object_get(m->reasons, name);
   const char *tmpl = json_string_value(json_object_get(texts, raised ? "up" : "down"));
+  const json_t *v =
+      is_treatment ? NULL : vd_json_get_path(request, vd_features_source(m->features, feature));
   char value[128];
-  value_text(
-      is_treatment ? NULL : vd_json_get_path(request, vd_features_source(m->features, feature)),
-      value, sizeof value);
+  value_text(v, value, sizeof value);
   vd_buf b = {0};
   if (!tmpl) {
     vd_buf_printf(&b, "%s (%s) %s the expected response", name, value,
                   raised ? "raised" : "lowered");
-  } else {
-    for (const char *p = tmpl; *p;) {
-      const char *hole = strstr(p, "{value}");
-      if (!hole) {
-        vd_buf_puts(&b, p);
-        break;
-      }
-      vd_buf_append(&b, p, (size_t)(hole - p));
-      vd_buf_puts(&b, value);
-      p = hole + strlen("{value}");
-    }
+  } else if (!fill_template(&b, tmpl, v, value) && !is_treatment) {
+    vd_buf_printf(&b, " (%s: %s)", name, value); /* a text must say what the customer had */
   }
   snprintf(buf, size, "%s", b.data ? b.data : "");
   vd_buf_free(&b);

@@ -82,8 +82,10 @@ bool vd_model_score(const vd_model *model, const json_t *request, const char *tr
                     bool want_contributions, vd_model_result *result, vd_error *err);
 
 /* The reason text of an input feature (index feature_count = the treatment) for a direction:
- * the manifest's text with "{value}" replaced by the request's value, or a generated one.
- * Writes into buf. */
+ * the manifest's text with its holes filled from the request — "{value}" is the value as text,
+ * "{value?YES:NO}" YES or NO for a boolean (the value as text for any other) — or a generated
+ * one. Every text says the value seen: a manifest text without a hole gets " (FEATURE: VALUE)"
+ * appended (the treatment has no value). Writes into buf. */
 void vd_model_reason_text(const vd_model *model, size_t feature, bool raised, const json_t *request,
                           char *buf, size_t size);
 /* The `max` strongest non-zero feature contributions as JSON, strongest first:

@@ -316,6 +316,12 @@ START_TEST(text_explanation_reads_for_a_compliance_reader) {
   ck_assert_ptr_nonnull(strstr(text, "|########################\n")); /* the largest bar */
   ck_assert_ptr_nonnull(strstr(text, "#|"));                          /* a negative one */
   ck_assert_ptr_nonnull(strstr(text, vd_model_version(vd_deployment_model(d))));
+  /* the bars are per model column, the reasons per input: the chart says so */
+  ck_assert_ptr_nonnull(strstr(text, "What moved the model's estimate, per model column"));
+  ck_assert_ptr_nonnull(strstr(text,
+                               "the principal reasons above\n  are per input, its columns "
+                               "added up, so their figures can differ from the bars:"));
+  ck_assert_ptr_nonnull(strstr(text, "treatment=Mens E-Mail"));
   free(text);
   /* Without the ruleset, rules still show by id. */
   text = render(t, NULL, VD_EXPLAIN_TEXT);
@@ -341,6 +347,10 @@ START_TEST(html_explanation_is_self_contained_and_escaped) {
   ck_assert_ptr_null(strstr(html, "href="));
   ck_assert_ptr_nonnull(strstr(html, "<code>subject.country</code> = US"));
   ck_assert_ptr_nonnull(strstr(html, "Expected uplift below half a percentage point"));
+  ck_assert_ptr_nonnull(strstr(html, "Each bar is one model column's contribution"));
+  ck_assert_ptr_nonnull(strstr(html,
+                               "the principal reasons above are per input, its columns "
+                               "added up, so their figures can differ from the bars."));
   free(html);
   json_decref(t);
   /* A masked subject id reads "(masked)". */

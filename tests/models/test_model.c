@@ -198,6 +198,50 @@ static void edit_manifest(const char *dir, const char *key, json_t *value) {
   json_decref(m);
 }
 
+/* Every reason text says the value the customer had: "{value?YES:NO}" for a yes/no input, and
+ * a manifest text without a hole gets the value appended (the texts said "Being a new (or
+ * returning) customer" whatever the customer was). */
+START_TEST(reason_texts_say_the_value_seen) {
+  vd_model *m = load_shipped();
+  json_t *req = request(3, 650.0, "Rural"); /* mens yes, womens no, newbie yes */
+  char text[256];
+  vd_model_reason_text(m, 4, true, req, text, sizeof text); /* newbie */
+  ck_assert_str_eq(text, "Being a new customer raised the expected response");
+  vd_model_reason_text(m, 2, false, req, text, sizeof text); /* mens */
+  ck_assert_str_eq(text, "Buying men's merchandise last year lowered the expected response");
+  vd_model_reason_text(m, 3, true, req, text, sizeof text); /* womens */
+  ck_assert_str_eq(text, "Not buying women's merchandise last year raised the expected response");
+  json_object_set_new(json_object_get(req, "subject"), "newbie", json_false());
+  vd_model_reason_text(m, 4, false, req, text, sizeof text);
+  ck_assert_str_eq(text, "Being a returning customer lowered the expected response");
+  vd_model_reason_text(m, vd_model_feature_count(m), true, req, text, sizeof text);
+  ck_assert_str_eq(text, "Receiving this e-mail raised the expected response");
+  vd_model_free(m);
+
+  /* texts of a bundle's own: no hole, a malformed hole, a hole on a number */
+  const char *d = copy_bundle(SHIPPED_BUNDLE, 0);
+  edit_manifest(d, "reasons",
+                json_pack("{s:{s:s, s:s}, s:{s:s, s:s}}", "newbie", "up", "Being new raised it",
+                          "down", "{value?new lowered it", "recency", "up",
+                          "{value?recent:old} purchase raised it", "down", "Bought {value}"));
+  vd_error err = {0};
+  m = vd_model_load(d, NULL, &err);
+  ck_assert_msg(m != NULL, "%s", err.message);
+  vd_model_reason_text(m, 4, true, req, text, sizeof text);
+  ck_assert_str_eq(text, "Being new raised it (newbie: no)");
+  vd_model_reason_text(m, 4, false, req, text, sizeof text);
+  ck_assert_str_eq(text, "{value?new lowered it (newbie: no)");
+  vd_model_reason_text(m, 0, true, req, text, sizeof text);
+  ck_assert_str_eq(text, "3 purchase raised it");
+  vd_model_reason_text(m, 0, false, req, text, sizeof text);
+  ck_assert_str_eq(text, "Bought 3");
+  vd_model_reason_text(m, 1, false, req, text, sizeof text); /* none given: generated */
+  ck_assert_str_eq(text, "history (650.00) lowered the expected response");
+  vd_model_free(m);
+  json_decref(req);
+}
+END_TEST
+
 START_TEST(bad_bundles_are_refused_with_file_and_problem) {
   expect_bad("/nonexistent/bundle", "/nonexistent/bundle", "not a model bundle folder");
   const char *d = copy_bundle(SHIPPED_BUNDLE, 0);
@@ -463,6 +507,7 @@ int main(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, shipped_bundle_loads_and_describes_itself);
   tcase_add_test(tc, scores_treatment_and_control_with_contributions);
+  tcase_add_test(tc, reason_texts_say_the_value_seen);
   tcase_add_test(tc, bad_requests_and_treatments_are_refused_with_the_field);
   tcase_add_test(tc, bad_bundles_are_refused_with_file_and_problem);
   tcase_add_test(tc, schema_mismatches_are_refused);
