@@ -129,10 +129,29 @@ static const json_t *score_of(const json_t *candidate) {
   return json_object_get(json_object_get(candidate, "model"), "confidence");
 }
 
+/* The rule that settled a candidate and so ended its evaluation: the deny/allow that decided it,
+ * else the first matched route (triage: a route before the model skips the rules after it);
+ * NULL when none did. */
+static const char *settled_by(const json_t *candidate) {
+  const json_t *rules = json_object_get(candidate, "rules");
+  const json_t *by = json_object_get(rules, "decided_by");
+  if (json_is_string(by)) return json_string_value(by);
+  size_t i;
+  json_t *r;
+  json_array_foreach(json_object_get(rules, "rules"), i, r) {
+    const char *action = json_string_value(json_object_get(r, "action"));
+    if (json_is_true(json_object_get(r, "matched")) && action && strcmp(action, "route") == 0)
+      return json_string_value(json_object_get(r, "id"));
+  }
+  return NULL;
+}
+
 /* The rules behind one candidate's change: every rule whose `matched` differs between the two
- * traces (a rule evaluated on one side only counts as not matched on the other), labelled new
- * (absent from the logged version), removed (absent from the candidate) or changed (its stage,
- * condition or action differ). old_rules / new_rules: id → rule_definition(). */
+ * traces, labelled new (absent from the logged version), removed (absent from the candidate) or
+ * changed (its stage, condition or action differ). A rule of both versions that one side did not
+ * evaluate did not stop applying there: another rule settled the candidate first, and the cause
+ * says which ("low-uplift not evaluated (decided earlier by high-spender)"). old_rules /
+ * new_rules: id → rule_definition(). */
 static void attribute(const json_t *before, const json_t *after, const json_t *old_rules,
                       const json_t *new_rules, tally *causes) {
   const json_t *sides[2] = {after, before};
@@ -152,8 +171,17 @@ static void attribute(const json_t *before, const json_t *after, const json_t *o
                           : json_is_string(was) && json_is_string(is) && !json_equal(was, is)
                               ? " (changed)"
                               : "";
+      const char *by = NULL; /* a rule of both versions evaluated on one side only: who settled */
+      if (!other && was && is) by = settled_by(sides[1 - side]);
+      if (!other && was && is && !by) by = "another rule";
       char key[320];
-      snprintf(key, sizeof key, "%s%s %s", id, label, now ? "now applies" : "no longer applies");
+      if (by && !now)
+        snprintf(key, sizeof key, "%s%s not evaluated (decided earlier by %s)", id, label, by);
+      else if (by)
+        snprintf(key, sizeof key, "%s%s now applies (before: not evaluated, decided earlier by %s)",
+                 id, label, by);
+      else
+        snprintf(key, sizeof key, "%s%s %s", id, label, now ? "now applies" : "no longer applies");
       tally_add(causes, key);
     }
   }

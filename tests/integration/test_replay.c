@@ -525,6 +525,17 @@ START_TEST(triage_decisions_replay_identically_and_shadow_counts_are_exact) {
   ck_assert_str_eq(json_string_value(json_object_get(cause, "rule")),
                    "refund-phrase-route (new) now applies");
   ck_assert_int_eq(json_integer_value(json_object_get(cause, "candidates")), x.changed);
+  /* The rules after the model that the new route kept from being evaluated did not "stop
+   * applying": they say so and name the rule that decided first. */
+  size_t not_evaluated = 0;
+  json_array_foreach(json_object_get(report, "causes"), i, t) {
+    const char *rule = json_string_value(json_object_get(t, "rule"));
+    ck_assert_msg(!strstr(rule, "no longer applies"), "%s", rule);
+    not_evaluated += strcmp(rule,
+                            "default-route not evaluated (decided earlier by "
+                            "refund-phrase-route)") == 0;
+  }
+  ck_assert_uint_eq(not_evaluated, 1);
   json_decref(report);
   free(out);
   snprintf(cmd, sizeof cmd, "%s shadow --deployment %s/triage --rules %s --data-dir %s",
