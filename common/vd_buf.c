@@ -1,10 +1,13 @@
 #include "vd_buf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static bool reserve(vd_buf *b, size_t extra) {
   if (b->oom) return false;
@@ -67,12 +70,51 @@ char *vd_buf_take(vd_buf *b) {
   return data;
 }
 
-char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *err) {
-  FILE *f = fopen(path, "rb");
+static const char *file_kind(mode_t mode) {
+  return S_ISDIR(mode)    ? "a folder"
+         : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISBLK(mode)  ? "a block device"
+         : S_ISSOCK(mode) ? "a socket"
+                          : "not a file";
+}
+
+int vd_open_regular(const char *path, vd_error *err) {
+  /* O_NONBLOCK: a FIFO opens at once instead of waiting for a writer, so fstat can refuse it */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat sb;
+  bool stated = fstat(fd, &sb) == 0;
+  if (!stated || !S_ISREG(sb.st_mode)) {
+    if (!stated)
+      vd_error_set(err, "cannot read %s: %s", path, strerror(errno));
+    else
+      vd_error_set(err, "%s is %s, not a regular file", path, file_kind(sb.st_mode));
+    close(fd);
+    return -1;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+FILE *vd_fopen_regular(const char *path, vd_error *err) {
+  int fd = vd_open_regular(path, err);
+  if (fd < 0) return NULL;
+  FILE *f = fdopen(fd, "rb");
   if (!f) {
     vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
-    return NULL;
+    close(fd);
   }
+  return f;
+}
+
+char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *err) {
+  FILE *f = vd_fopen_regular(path, err);
+  if (!f) return NULL;
   vd_buf b = {0};
   char chunk[65536];
   size_t n;

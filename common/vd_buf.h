@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "vd_error.h"
 
@@ -27,7 +28,15 @@ void vd_buf_free(vd_buf *b);
 char *vd_buf_take(vd_buf *b);
 
 /* Reads a whole file into a NUL-terminated heap string (caller frees). Sets *size if non-NULL.
- * Refuses files larger than max_size bytes. */
+ * Refuses files larger than max_size bytes, and anything that is not a regular file
+ * (vd_open_regular). */
 char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *err);
+
+/* Opens path for reading only if it is a regular file; a FIFO, a device, a socket or a folder is
+ * refused with err saying which, without blocking (opening a FIFO waits for a writer, a device
+ * may never end). Every reader of a file a user names goes through these. Returns the file
+ * descriptor (the caller closes it) or -1; vd_fopen_regular the stream (fclose) or NULL. */
+int vd_open_regular(const char *path, vd_error *err);
+FILE *vd_fopen_regular(const char *path, vd_error *err);
 
 #endif

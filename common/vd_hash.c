@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vd_buf.h"
+
 static void to_hex(const unsigned char *digest, size_t size, char *hex) {
   static const char digits[] = "0123456789abcdef";
   for (size_t i = 0; i < size; i++) {
@@ -24,8 +26,8 @@ void vd_sha256_hex(const void *data, size_t size, char hex[VD_SHA256_HEX_SIZE]) 
 }
 
 bool vd_sha256_file_hex(const char *path, char hex[VD_SHA256_HEX_SIZE], vd_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
+  FILE *f = vd_fopen_regular(path, err);
+  if (!f) return false;
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
   unsigned char chunk[65536];

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vd_buf.h"
+
 struct vd_store_txn {
   char tmp[PATH_MAX];   /* the temporary folder being filled */
   char final[PATH_MAX]; /* where it goes on commit */
@@ -195,12 +197,13 @@ bool vd_store_add_bytes(vd_store_txn *t, const char *name, const void *bytes, si
 }
 
 bool vd_store_add_file(vd_store_txn *t, const char *name, const char *src_path, vd_error *err) {
-  int fd = open(src_path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return vd_error_set(err, "store: cannot open %s: %s", src_path, strerror(errno));
+  vd_error why = {0};
+  int fd = vd_open_regular(src_path, &why); /* never blocks on a FIFO */
+  if (fd < 0) return vd_error_set(err, "store: %s", why.message);
   struct stat sb;
   bool ok;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-    ok = vd_error_set(err, "store: %s is not a regular file", src_path);
+  if (fstat(fd, &sb) != 0)
+    ok = vd_error_set(err, "store: cannot read %s: %s", src_path, strerror(errno));
   else
     ok = write_file(t, name, NULL, 0, fd, sb.st_mode & 0777, err);
   close(fd);

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "vd_buf.h"
 #include "vd_csv.h"
 #include "vd_json_path.h"
 #include "vd_suggest.h"
@@ -249,7 +250,7 @@ static vd_batch_format detect_format(const char *path) {
   if (ends_with(path, ".csv")) return VD_BATCH_CSV;
   if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson") || ends_with(path, ".json"))
     return VD_BATCH_JSONL;
-  FILE *f = fopen(path, "r");
+  FILE *f = vd_fopen_regular(path, NULL); /* the reader says why it cannot be read */
   int c = EOF;
   if (f) {
     while ((c = fgetc(f)) != EOF && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) continue;
@@ -259,7 +260,7 @@ static vd_batch_format detect_format(const char *path) {
 }
 
 static size_t count_lines(const char *path) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = vd_fopen_regular(path, NULL);
   if (!f) return 0;
   char chunk[65536];
   size_t n, lines = 0;
@@ -420,9 +421,8 @@ vd_batch_reader *vd_batch_reader_open(const char *path, vd_batch_format format,
   if (r->format == VD_BATCH_CSV) {
     ok = open_csv(r, mapping, err);
   } else {
-    r->file = fopen(path, "rb");
+    r->file = vd_fopen_regular(path, err);
     ok = r->file != NULL;
-    if (!ok) vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
     struct stat sb;
     if (ok && fstat(fileno(r->file), &sb) == 0) r->file_size = (long long)sb.st_size;
   }

@@ -66,9 +66,10 @@ static bool is_string(const json_t *v) { return json_is_string(v); }
 static bool is_object(const json_t *v) { return json_is_object(v); }
 
 json_t *vd_eval_load_golden(vd_llm_task task, const char *path, vd_error *err) {
-  FILE *f = fopen(path, "r");
+  vd_error why = {0};
+  FILE *f = vd_fopen_regular(path, &why);
   if (!f) {
-    vd_error_at(err, path, 0, 0, "cannot open the golden file");
+    vd_error_at(err, path, 0, 0, "cannot open the golden file: %s", why.message);
     return NULL;
   }
   json_t *cases = json_array();

@@ -1,5 +1,9 @@
 /* The shared helpers: errors, buffers, argument parsing, hashing. */
+#define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vd_args.h"
 #include "vd_buf.h"
@@ -82,6 +86,45 @@ START_TEST(args_refuse_unknown_and_missing_value) {
 }
 END_TEST
 
+/* Files are read only when regular: a FIFO would block the open, /dev/zero never ends. */
+START_TEST(only_regular_files_are_opened) {
+  alarm(20);
+  char dir[] = "/tmp/vd-regular-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char fifo[64], file[64];
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  snprintf(file, sizeof file, "%s/file", dir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  FILE *f = fopen(file, "w");
+  fputs("text", f);
+  fclose(f);
+  vd_error err = {0};
+  ck_assert_ptr_null(vd_read_file(fifo, 1024, NULL, &err));
+  ck_assert_msg(strstr(err.message, "is a FIFO (named pipe), not a regular file"), "%s",
+                err.message);
+  ck_assert_ptr_null(vd_read_file("/dev/zero", 1024, NULL, &err));
+  ck_assert_msg(strstr(err.message, "/dev/zero is a character device"), "%s", err.message);
+  ck_assert_ptr_null(vd_fopen_regular(dir, &err));
+  ck_assert_msg(strstr(err.message, "is a folder"), "%s", err.message);
+  char hex[VD_SHA256_HEX_SIZE];
+  ck_assert(!vd_sha256_file_hex(fifo, hex, &err));
+  ck_assert_msg(strstr(err.message, "FIFO"), "%s", err.message);
+  size_t size = 0;
+  char *text = vd_read_file(file, 1024, &size, &err);
+  ck_assert_str_eq(text, "text");
+  free(text);
+  int fd = vd_open_regular(file, &err);
+  ck_assert_int_ge(fd, 0);
+  char byte = 0;
+  ck_assert_int_eq(read(fd, &byte, 1), 1); /* an ordinary blocking descriptor */
+  close(fd);
+  unlink(fifo);
+  unlink(file);
+  rmdir(dir);
+  alarm(0);
+}
+END_TEST
+
 START_TEST(sha256_known_vector) {
   char hex[VD_SHA256_HEX_SIZE];
   vd_sha256_hex("abc", 3, hex);
@@ -99,6 +142,7 @@ int main(void) {
   tcase_add_test(tc, args_parse_values_flags_positionals);
   tcase_add_test(tc, args_refuse_unknown_and_missing_value);
   tcase_add_test(tc, sha256_known_vector);
+  tcase_add_test(tc, only_regular_files_are_opened);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }

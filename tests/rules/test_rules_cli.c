@@ -1,6 +1,7 @@
 /* `verdict rules check|test`: output format and exit codes. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vd_ruleset.h"
@@ -224,6 +225,29 @@ START_TEST(missing_file_is_an_error) {
 }
 END_TEST
 
+/* A FIFO blocked the check for ever (opening it waits for a writer); a device or a folder is no
+ * rule file either: each is refused at once, saying what it is. */
+START_TEST(only_regular_files_are_read) {
+  alarm(20); /* a blocking open fails the test instead of hanging it */
+  char fifo[128];
+  snprintf(fifo, sizeof fifo, "%s/rules.fifo", dir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  const char *paths[] = {fifo, "/dev/zero", dir};
+  const char *kinds[] = {"is a FIFO (named pipe), not a regular file",
+                         "is a character device, not a regular file",
+                         "is a folder, not a regular file"};
+  for (int i = 0; i < 3; i++) {
+    const char *argv[] = {"rules", "check", paths[i]};
+    result r = run(3, argv);
+    ck_assert_int_eq(r.code, 1);
+    ck_assert_msg(strstr(r.err, paths[i]) && strstr(r.err, kinds[i]), "%s", r.err);
+    result_free(&r);
+  }
+  unlink(fifo);
+  alarm(0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("rules_cli");
   TCase *t = tcase_create("cli");
@@ -236,6 +260,7 @@ int main(void) {
   tcase_add_test(t, test_shows_the_difference_and_fails);
   tcase_add_test(t, bad_usage_exits_2);
   tcase_add_test(t, missing_file_is_an_error);
+  tcase_add_test(t, only_regular_files_are_read);
   suite_add_tcase(s, t);
   return vd_test_run(s);
 }
