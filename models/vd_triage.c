@@ -10,6 +10,7 @@
 #include "vd_buf.h"
 #include "vd_calibration.h"
 #include "vd_hash.h"
+#include "vd_ubjson.h"
 
 enum { MAX_MODEL_FILE = 512 * 1024 * 1024 };
 
@@ -17,6 +18,7 @@ struct vd_triage_model {
   atomic_int refs;
   json_t *manifest;
   const char *name, *version, *oos_class;
+  const char *model_file; /* "model.json" or "model.ubj" (manifest "model_file") */
   vd_text_config featuriser;
   size_t k; /* classes */
   const char **classes;
@@ -74,11 +76,23 @@ static long param_long(const json_t *model, const char *key) {
   return s ? strtol(s, NULL, 10) : -1;
 }
 
-/* Reads XGBoost's gblinear JSON into weights and bias. */
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Reads XGBoost's gblinear model (JSON, or its binary form UBJSON for a `.ubj` file) into weights
+ * and bias. */
 static bool load_linear(vd_triage_model *m, const char *model_path, vd_error *err) {
-  json_error_t je;
-  json_t *model = json_load_file(model_path, 0, &je);
-  if (!model) return vd_error_at(err, model_path, je.line, je.column, "%s", je.text);
+  json_t *model;
+  if (ends_with(model_path, ".ubj")) {
+    model = vd_ubjson_load_file(model_path, MAX_MODEL_FILE, err);
+    if (!model) return false;
+  } else {
+    json_error_t je;
+    model = json_load_file(model_path, 0, &je);
+    if (!model) return vd_error_at(err, model_path, je.line, je.column, "%s", je.text);
+  }
   bool ok = false;
   const json_t *gb = json_object_get(json_object_get(model, "learner"), "gradient_booster");
   const char *booster = json_string_value(json_object_get(gb, "name"));
@@ -188,6 +202,12 @@ static bool load_manifest(vd_triage_model *m, const char *path, vd_error *err) {
   if (!booster || strcmp(booster, "gblinear") != 0)
     return manifest_error(err, path, "booster",
                           "expected \"gblinear\" (the booster served natively)");
+  /* The model file: a name inside the bundle folder, never a path (bundles before it: JSON). */
+  const json_t *file = json_object_get(j, "model_file");
+  m->model_file = file ? json_string_value(file) : "model.json";
+  if (!m->model_file ||
+      (strcmp(m->model_file, "model.json") != 0 && strcmp(m->model_file, "model.ubj") != 0))
+    return manifest_error(err, path, "model_file", "expected \"model.json\" or \"model.ubj\"");
   return true;
 }
 
@@ -200,13 +220,15 @@ vd_triage_model *vd_triage_load(const char *dir, vd_error *err) {
   atomic_init(&m->refs, 1);
   char manifest_path[4096], model_path[4096];
   snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", dir);
-  snprintf(model_path, sizeof model_path, "%s/model.json", dir);
   char hex[VD_SHA256_HEX_SIZE];
-  bool ok = load_manifest(m, manifest_path, err) && vd_sha256_file_hex(model_path, hex, err);
+  bool ok = load_manifest(m, manifest_path, err);
+  if (ok) {
+    snprintf(model_path, sizeof model_path, "%s/%s", dir, m->model_file);
+    ok = vd_sha256_file_hex(model_path, hex, err);
+  }
   if (ok && strcmp(hex, m->version) != 0) {
-    vd_error_field(err, "version",
-                   "is %.16s…, but model.json has SHA-256 %.16s… (the bundle was altered)",
-                   m->version, hex);
+    vd_error_field(err, "version", "is %.16s…, but %s has SHA-256 %.16s… (the bundle was altered)",
+                   m->version, m->model_file, hex);
     vd_error_prefix(err, "%s", manifest_path);
     ok = false;
   }

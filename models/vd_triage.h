@@ -2,8 +2,10 @@
  * native scoring of a text into calibrated intents with token contributions.
  *
  * Bundle (a folder, same conventions as the promotions bundles):
- *   model.json     XGBoost's JSON model (multi:softprob over the classes, gblinear)
- *   manifest.json  {"name", "version" (SHA-256 of model.json), "task": "multiclass", "kind":
+ *   model.ubj      XGBoost's model (multi:softprob over the classes, gblinear) in its binary
+ *                  JSON form (UBJSON, common/vd_ubjson.h), or model.json in its JSON form
+ *   manifest.json  {"name", "version" (SHA-256 of the model file), "model_file" ("model.ubj" or
+ *                  "model.json"; absent = "model.json"), "task": "multiclass", "kind":
  *                  "text", "featuriser" (vd_text_config_to_json), "columns" (the hash buckets the
  *                  model reads, column j = bucket columns[j]), "classes" (class j = label),
  *                  "out_of_scope_class", "calibration" {"method": "temperature", "temperature"},
@@ -45,8 +47,8 @@ enum { VD_TRIAGE_TOP_MAX = 10 };
 typedef struct vd_triage_model vd_triage_model;
 typedef struct vd_triage_scratch vd_triage_scratch;
 
-/* Loads bundle_dir/model.json and bundle_dir/manifest.json; checks that the version is the
- * SHA-256 of model.json and that model and manifest agree (classes, columns, booster). Errors
+/* Loads bundle_dir/manifest.json and the model file it names; checks that the version is the
+ * SHA-256 of the model file and that model and manifest agree (classes, columns, booster). Errors
  * name the file and the manifest field. */
 vd_triage_model *vd_triage_load(const char *bundle_dir, vd_error *err);
 vd_triage_model *vd_triage_retain(vd_triage_model *model);
@@ -148,6 +150,7 @@ typedef struct vd_triage_train_options {
   /* "pooled" (default): the highest threshold escalating at most the aimed rate (see
    * guard_confidence) of all out-of-fold in-scope rows; "every_fold": of EVERY part's. */
   const char *threshold_rule;
+  const char *model_format; /* "ubj" (default: model.ubj) or "json" (model.json) */
   bool refit;               /* then retrain on every training row (default true; false needs
                                folds 1 and ships the holdout's model) */
   double target_escalation; /* share of in-scope requests the threshold may escalate */

@@ -38,6 +38,7 @@ void vd_triage_train_defaults(vd_triage_train_options *o) {
   o->holdout = 0.2;
   o->folds = 5;
   o->threshold_rule = "pooled";
+  o->model_format = "ubj";
   o->refit = true;
   o->max_depth = 6;
   o->min_child_weight = 0.01;
@@ -995,26 +996,42 @@ static bool native_check(trainer *t, const char *out_dir, double *max_diff, vd_e
   return ok;
 }
 
-static const char *const BUNDLE_FILES[] = {"model.json", "manifest.json"};
+/* The model file of a bundle: XGBoost's JSON, or its binary form UBJSON (a third of the size,
+ * read ~5x faster; both loaded by XGBoost and by vd_triage_load). */
+static const char *model_file_of(const vd_triage_train_options *o) {
+  return strcmp(o->model_format, "json") == 0 ? "model.json" : "model.ubj";
+}
 
-/* Moves the staged files into the bundle folder (model first: a reader in between sees a version
- * mismatch, which the loader refuses, never a silently wrong pair). */
-static bool publish(const char *staging, const char *out_dir, vd_error *err) {
+static const char *const MODEL_FILES[] = {"model.json", "model.ubj"};
+
+/* Moves the staged files into the bundle folder, the model first (a reader in between sees the
+ * previous manifest with its own model file, or for the same file name a version mismatch, which
+ * the loader refuses — never a silently wrong pair), then removes the other format's model file
+ * a previous training may have left. */
+static bool publish(const char *staging, const char *out_dir, const char *model_file,
+                    vd_error *err) {
+  const char *files[] = {model_file, "manifest.json"};
   for (size_t i = 0; i < 2; i++) {
     char from[4200], to[4200];
-    snprintf(from, sizeof from, "%s/%s", staging, BUNDLE_FILES[i]);
-    snprintf(to, sizeof to, "%s/%s", out_dir, BUNDLE_FILES[i]);
+    snprintf(from, sizeof from, "%s/%s", staging, files[i]);
+    snprintf(to, sizeof to, "%s/%s", out_dir, files[i]);
     if (rename(from, to) != 0)
       return vd_error_set(err, "cannot move %s to %s: %s", from, to, strerror(errno));
+  }
+  for (size_t i = 0; i < 2; i++) {
+    char stale[4200];
+    snprintf(stale, sizeof stale, "%s/%s", out_dir, MODEL_FILES[i]);
+    if (strcmp(MODEL_FILES[i], model_file) != 0) unlink(stale);
   }
   rmdir(staging);
   return true;
 }
 
 static void discard(const char *staging) {
-  for (size_t i = 0; i < 2; i++) {
+  const char *files[] = {MODEL_FILES[0], MODEL_FILES[1], "manifest.json"};
+  for (size_t i = 0; i < 3; i++) {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", staging, BUNDLE_FILES[i]);
+    snprintf(path, sizeof path, "%s/%s", staging, files[i]);
     unlink(path);
   }
   rmdir(staging);
@@ -1057,6 +1074,7 @@ static json_t *manifest_of(const trainer *t, const char *version) {
                 version, "task", "multiclass", "kind", "text", "booster", o->booster, "featuriser",
                 vd_text_config_to_json(&o->featuriser), "columns", columns_json(&t->final),
                 "classes", classes, "out_of_scope_class", o->out_of_scope);
+  json_object_set_new(m, "model_file", json_string(model_file_of(o)));
   json_object_set_new(
       m, "training",
       json_pack("{s:{s:s, s:I, s:s}, s:{s:s, s:I, s:s}, s:o, s:b}", "train", "file",
@@ -1098,6 +1116,8 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
   if (o->folds >= 2 && !o->refit)
     return vd_error_field(err, "folds",
                           "cross-fitting trains one model per part: --no-refit needs --folds 1");
+  if (strcmp(o->model_format, "ubj") != 0 && strcmp(o->model_format, "json") != 0)
+    return vd_error_field(err, "model_format", "expected ubj or json, got \"%s\"", o->model_format);
   if (strcmp(o->threshold_rule, "every_fold") != 0 && strcmp(o->threshold_rule, "pooled") != 0)
     return vd_error_field(err, "threshold_rule", "expected every_fold or pooled, got \"%s\"",
                           o->threshold_rule);
@@ -1134,7 +1154,7 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
     goto done;
   }
   if (!make_dir(o->out_dir, err) || !make_dir(staging, err)) goto done;
-  snprintf(model_path, sizeof model_path, "%s/model.json", staging);
+  snprintf(model_path, sizeof model_path, "%s/%s", staging, model_file_of(o));
   snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", staging);
   if (!XGB_OK(XGBoosterSaveModel(t.final.booster, model_path), err)) goto done;
   char version[VD_SHA256_HEX_SIZE];
@@ -1161,7 +1181,7 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
       goto done;
     }
   }
-  if (!publish(staging, o->out_dir, err)) goto done;
+  if (!publish(staging, o->out_dir, model_file_of(o), err)) goto done;
   if (log)
     fprintf(log, "bundle written to %s (version %.12s) in %.2f s total\n", o->out_dir, version,
             (double)(vd_monotonic_ns() - t.started) / 1e9);
@@ -1221,6 +1241,9 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"min-df", true, NULL, "keep buckets in at least N training texts (default 2)"},
       {"max-columns", true, NULL, "then keep N buckets (default 8000; 0 = all)"},
       {"selection", true, NULL, "which N: frequency (in the most training texts; default) or chi2"},
+      {"model-format", true, NULL,
+       "ubj: model.ubj, XGBoost's binary JSON (default; a third of the size, loads ~5x "
+       "faster) or json: model.json"},
       {"folds", true, NULL,
        "cross-fitting: cut each intent's training rows (file order) into N parts, predict each "
        "part with a model trained on the others, fit the temperature and choose the threshold "
@@ -1262,7 +1285,7 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
             "character n-grams): predicts every training row out of fold (cross-fitting), fits\n"
             "the temperature and chooses the escalation threshold on those predictions,\n"
             "trains on the whole training split, evaluates once on the validation split and\n"
-            "writes model.json + manifest.json to DIR.\n\n"
+            "writes model.ubj (or model.json) + manifest.json to DIR.\n\n"
             "options:\n");
     for (size_t i = 0; i < nopts; i++) fprintf(out, "  --%-18s %s\n", opts[i].name, opts[i].help);
     return 0;
@@ -1294,6 +1317,7 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
     ok = parse_double(v, "holdout", &o.holdout, &e);
   if ((v = vd_args_get(opts, nopts, "selection"))) o.selection = v;
   if ((v = vd_args_get(opts, nopts, "threshold-rule"))) o.threshold_rule = v;
+  if ((v = vd_args_get(opts, nopts, "model-format"))) o.model_format = v;
   if (ok && (v = vd_args_get(opts, nopts, "folds"))) ok = parse_uint(v, "folds", &o.folds, &e);
   if (vd_args_get(opts, nopts, "no-refit")) o.refit = false;
   if (ok && (v = vd_args_get(opts, nopts, "min-child-weight")))

@@ -84,7 +84,9 @@ double *triage_reference_margins(const char *bundle_dir, const triage_rows *rows
   DMatrixHandle dm;
   ck_assert_int_eq(
       XGDMatrixCreateFromCSREx(indptr, indices, values, rows->count + 1, nnz, ncol, &dm), 0);
-  snprintf(path, sizeof path, "%s/model.json", bundle_dir);
+  /* XGBoost reads the model file the manifest names (UBJSON or JSON) from a buffer itself. */
+  const char *model_file = json_string_value(json_object_get(manifest, "model_file"));
+  snprintf(path, sizeof path, "%s/%s", bundle_dir, model_file ? model_file : "model.json");
   size_t size;
   char *json = slurp(path, &size);
   BoosterHandle b = reference_booster(json, size);

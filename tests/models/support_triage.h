@@ -21,7 +21,7 @@ typedef struct triage_rows {
 bool triage_read_rows(const char *name, triage_rows *rows);
 void triage_free_rows(triage_rows *rows);
 /* XGBoost's own margins (rows × classes) for the texts, featurised with the bundle's featuriser
- * and mapped to its columns; the booster is loaded from bundle/model.json. Heap array. */
+ * and mapped to its columns; the booster is loaded from the bundle's model file. Heap array. */
 double *triage_reference_margins(const char *bundle_dir, const triage_rows *rows);
 
 #endif

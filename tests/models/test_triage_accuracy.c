@@ -139,12 +139,18 @@ START_TEST(shipped_native_scores_equal_xgboost_on_every_validation_row) {
 }
 END_TEST
 
-/* 8,000 columns × 151 classes of dense weights are ~16 MB of XGBoost JSON; more columns buy
- * little accuracy (README "Triage model") and cost load time and repository size. */
+/* 8,000 columns × 151 classes of dense weights are ~16 MB of XGBoost JSON but 4.8 MB of its
+ * UBJSON (float32); more columns buy little accuracy (README "Triage model") and cost load time
+ * and repository size. */
 START_TEST(shipped_bundle_is_small) {
+  vd_triage_model *m = shipped();
+  ck_assert_str_eq(json_string_value(json_object_get(vd_triage_manifest(m), "model_file")),
+                   "model.ubj");
+  vd_triage_free(m);
   struct stat st;
-  ck_assert_int_eq(stat(TRIAGE_SHIPPED_BUNDLE "/model.json", &st), 0);
-  ck_assert_msg(st.st_size < 20 * 1024 * 1024, "model.json is %lld bytes", (long long)st.st_size);
+  ck_assert_int_eq(stat(TRIAGE_SHIPPED_BUNDLE "/model.ubj", &st), 0);
+  ck_assert_msg(st.st_size < 6 * 1024 * 1024, "model.ubj is %lld bytes", (long long)st.st_size);
+  ck_assert_int_ne(stat(TRIAGE_SHIPPED_BUNDLE "/model.json", &st), 0); /* no stale copy */
 }
 END_TEST
 

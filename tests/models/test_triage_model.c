@@ -9,6 +9,7 @@
 #include "support_models.h"
 #include "support_triage.h"
 #include "vd_calibration.h"
+#include "vd_hash.h"
 #include "vd_test.h"
 #include "vd_triage.h"
 
@@ -200,14 +201,17 @@ START_TEST(calibration_is_recorded_in_the_manifest) {
 }
 END_TEST
 
-/* Trains a small bundle into a new temporary folder with the options adjusted by `adjust`. */
+/* Trains a small bundle with the options adjusted by `adjust` into `out` (an empty string: a new
+ * temporary folder, written to out). */
 static const char *train_small_with(void (*adjust)(vd_triage_train_options *), char *out,
                                     size_t size) {
   char train_path[4096], val_path[4096];
   vd_test_shared_path("data/clinc150/train.jsonl", train_path, sizeof train_path);
   vd_test_shared_path("data/clinc150/val.jsonl", val_path, sizeof val_path);
-  snprintf(out, size, "/tmp/vd-triage-test-XXXXXX");
-  ck_assert(mkdtemp(out) != NULL);
+  if (!out[0]) {
+    snprintf(out, size, "/tmp/vd-triage-test-XXXXXX");
+    ck_assert(mkdtemp(out) != NULL);
+  }
   vd_triage_train_options o;
   vd_triage_train_defaults(&o);
   o.train_path = train_path;
@@ -273,7 +277,7 @@ static void every_fold_without_guard(vd_triage_train_options *o) {
  * with no part over the target at it. */
 START_TEST(the_every_fold_rule_holds_on_every_part) {
   if (!have_data) return;
-  char out[256];
+  char out[256] = "";
   vd_triage_model *m = load(train_small_with(every_fold_without_guard, out, sizeof out));
   const json_t *manifest = vd_triage_manifest(m);
   const json_t *oof = json_object_get(manifest, "out_of_fold");
@@ -423,7 +427,7 @@ START_TEST(training_is_deterministic) {
   snprintf(again, sizeof again, "/tmp/vd-triage-test-XXXXXX");
   ck_assert(mkdtemp(again) != NULL);
   ck_assert(train_small(again));
-  const char *files[] = {"model.json", "manifest.json"};
+  const char *files[] = {"model.ubj", "manifest.json"};
   for (size_t i = 0; i < 2; i++) {
     char a[4096], b[4096];
     snprintf(a, sizeof a, "%s/%s", bundle_dir, files[i]);
@@ -437,13 +441,61 @@ START_TEST(training_is_deterministic) {
 }
 END_TEST
 
+static void json_format(vd_triage_train_options *o) { o->model_format = "json"; }
+
+static bool exists(const char *dir, const char *name) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return access(path, F_OK) == 0;
+}
+
+/* The bundle's model is XGBoost's UBJSON (model.ubj) unless --model-format json: the same model
+ * in either form scores the same to the bit, XGBoost reads both (native = XGBoost is checked on
+ * the UBJSON bundle above), and training into a folder holding the other form removes it. */
+START_TEST(model_formats_ubjson_and_json_score_the_same) {
+  if (!have_data) return;
+  char out[256];
+  snprintf(out, sizeof out, "%s", copy_bundle(bundle_dir, 2)); /* holds model.ubj */
+  ck_assert(exists(out, "model.ubj"));
+  vd_triage_model *a = load(bundle_dir), *b = load(train_small_with(json_format, out, sizeof out));
+  ck_assert(exists(out, "model.json") && !exists(out, "model.ubj"));
+  ck_assert(!exists(bundle_dir, "model.json"));
+  ck_assert_str_eq(json_string_value(json_object_get(vd_triage_manifest(a), "model_file")),
+                   "model.ubj");
+  ck_assert_str_eq(json_string_value(json_object_get(vd_triage_manifest(b), "model_file")),
+                   "model.json");
+  ck_assert_str_ne(vd_triage_version(a), vd_triage_version(b)); /* the file's hash */
+  ck_assert_double_eq(vd_triage_threshold(a), vd_triage_threshold(b));
+  size_t k = vd_triage_class_count(a);
+  double *ma = malloc(k * sizeof(double)), *mb = malloc(k * sizeof(double));
+  vd_triage_scratch *sa = vd_triage_scratch_new(a), *sb = vd_triage_scratch_new(b);
+  for (size_t r = 0; r < val.count; r += 5) {
+    ck_assert(vd_triage_margins(a, sa, val.text[r], strlen(val.text[r]), ma, NULL));
+    ck_assert(vd_triage_margins(b, sb, val.text[r], strlen(val.text[r]), mb, NULL));
+    ck_assert_int_eq(memcmp(ma, mb, k * sizeof(double)), 0);
+  }
+  double *reference = triage_reference_margins(out, &val); /* XGBoost reading model.json */
+  for (size_t r = 0; r < val.count; r += 5) {
+    ck_assert(vd_triage_margins(b, sb, val.text[r], strlen(val.text[r]), mb, NULL));
+    for (size_t c = 0; c < k; c++) ck_assert(fabs(mb[c] - reference[r * k + c]) < 1e-5);
+  }
+  free(reference);
+  free(ma);
+  free(mb);
+  vd_triage_scratch_free(sa);
+  vd_triage_scratch_free(sb);
+  vd_triage_free(a);
+  vd_triage_free(b);
+}
+END_TEST
+
 START_TEST(load_refuses_altered_or_broken_bundles) {
   if (!have_data) return;
   vd_error err = {0};
-  /* model.json altered: its hash is no longer the version. */
+  /* model.ubj altered: its hash is no longer the version. */
   const char *dir = copy_bundle(bundle_dir, 0);
   char path[4096];
-  snprintf(path, sizeof path, "%s/model.json", dir);
+  snprintf(path, sizeof path, "%s/model.ubj", dir);
   FILE *f = fopen(path, "a");
   fputs(" ", f);
   fclose(f);
@@ -459,6 +511,28 @@ START_TEST(load_refuses_altered_or_broken_bundles) {
   json_decref(manifest);
   ck_assert_ptr_null(vd_triage_load(dir, &err));
   ck_assert_str_eq(err.field, "escalation.threshold");
+  /* A model file named with a path is refused (a bundle never reads outside its folder). */
+  dir = copy_bundle(bundle_dir, 2);
+  snprintf(path, sizeof path, "%s/manifest.json", dir);
+  manifest = json_load_file(path, 0, NULL);
+  json_object_set_new(manifest, "model_file", json_string("../model.ubj"));
+  json_dump_file(manifest, path, 0);
+  ck_assert_ptr_null(vd_triage_load(dir, &err));
+  ck_assert_str_eq(err.field, "model_file");
+  /* A truncated model.ubj whose hash the manifest matches: the error says where. */
+  char model[4096];
+  snprintf(model, sizeof model, "%s/model.ubj", dir);
+  ck_assert_int_eq(truncate(model, 5000), 0);
+  char hex[VD_SHA256_HEX_SIZE];
+  ck_assert(vd_sha256_file_hex(model, hex, NULL));
+  json_object_set_new(manifest, "model_file", json_string("model.ubj"));
+  json_object_set_new(manifest, "version", json_string(hex));
+  json_dump_file(manifest, path, 0);
+  json_decref(manifest);
+  ck_assert_ptr_null(vd_triage_load(dir, &err));
+  /* (the weights' count is refused first: "byte 200: count 453151 is more than the bytes left") */
+  ck_assert_msg(strstr(err.message, "model.ubj: byte ") && strstr(err.message, "bytes left"), "%s",
+                err.message);
   /* A missing folder. */
   ck_assert_ptr_null(vd_triage_load("/nonexistent/triage", &err));
   ck_assert(strstr(err.message, "manifest.json") || strstr(err.file, "manifest.json"));
@@ -491,8 +565,8 @@ START_TEST(training_refuses_a_diverged_model) {
   ck_assert(!vd_triage_train(&o, NULL, &err));
   ck_assert_msg(strstr(err.message, "diverged"), "%s", err.message);
   /* Nothing is left behind: no manifest, no model, no staging folder. */
-  const char *names[] = {"manifest.json", "model.json", ".staging"};
-  for (size_t i = 0; i < 3; i++) {
+  const char *names[] = {"manifest.json", "model.json", "model.ubj", ".staging"};
+  for (size_t i = 0; i < 4; i++) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", out, names[i]);
     ck_assert_msg(access(path, F_OK) != 0, "%s was left behind", path);
@@ -550,6 +624,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, the_validation_split_is_only_evaluated);
   tcase_add_test(tc, temperature_scaling_fixes_overconfidence);
   tcase_add_test(tc, training_is_deterministic);
+  tcase_add_test(tc, model_formats_ubjson_and_json_score_the_same);
   tcase_add_test(tc, load_refuses_altered_or_broken_bundles);
   tcase_add_test(tc, one_model_scores_from_many_threads);
   tcase_add_test(tc, training_refuses_a_diverged_model);
