@@ -1,5 +1,6 @@
 #include "vd_args.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 static vd_option *find(vd_option *options, size_t count, const char *name, size_t name_len) {
@@ -54,4 +55,50 @@ const char *vd_args_get(const vd_option *options, size_t option_count, const cha
   for (size_t i = 0; i < option_count; i++)
     if (strcmp(options[i].name, name) == 0) return options[i].value;
   return NULL;
+}
+
+/* Writes text, then a newline unless it ends with one. */
+static void put_line(FILE *f, const char *text) {
+  size_t n = strlen(text);
+  fputs(text, f);
+  if (n == 0 || text[n - 1] != '\n') fputc('\n', f);
+}
+
+void vd_args_print_help(const vd_verb_help *help, const vd_option *options, size_t option_count,
+                        FILE *out) {
+  put_line(out, help->text);
+  int width = 0;
+  for (size_t i = 0; i < option_count; i++)
+    if (options[i].help && (int)strlen(options[i].name) > width)
+      width = (int)strlen(options[i].name);
+  if (width) fputs("\noptions:\n", out);
+  for (size_t i = 0; i < option_count; i++)
+    if (options[i].help) fprintf(out, "  --%-*s  %s\n", width, options[i].name, options[i].help);
+  if (help->epilogue) {
+    fputc('\n', out);
+    put_line(out, help->epilogue);
+  }
+}
+
+int vd_args_usage_error(const char *verb, FILE *err, const char *fmt, ...) {
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  fprintf(err, "verdict %s: %s (see 'verdict %s --help')\n", verb, message, verb);
+  return 2;
+}
+
+int vd_args_verb(const vd_verb_help *help, int argc, char **argv, int first, vd_option *options,
+                 size_t option_count, const char **positionals, size_t max_positionals,
+                 size_t *positional_count, FILE *out, FILE *err) {
+  bool help_requested = false;
+  vd_error e = {0};
+  if (!vd_args_parse(argc, argv, first, options, option_count, positionals, max_positionals,
+                     positional_count, &help_requested, &e))
+    return vd_args_usage_error(help->verb, err, "%s", e.message);
+  if (!help_requested) return VD_ARGS_GO_ON;
+  vd_args_print_help(help, options, option_count, out);
+  return 0;
 }

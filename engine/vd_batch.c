@@ -51,23 +51,19 @@ static bool write_line(FILE *f, size_t line, const json_t *body) {
 }
 
 static int usage(FILE *err, const char *message) {
-  fprintf(err, "verdict score: %s (see 'verdict score --help')\n", message);
-  return 2;
+  return vd_args_usage_error("score", err, "%s", message);
 }
 
-static void print_help(FILE *out, const vd_option *options, size_t count) {
-  fprintf(out,
-          "usage: verdict score --deployment DIR --in FILE [--out FILE.jsonl] [options]\n\n"
-          "Scores every row of FILE with the deployment's decision pipeline (the server's: schema\n"
-          "validation, rules, model, after-model rules) and writes one JSON line per input row:\n"
-          "the API response body with \"line\", or {\"line\", \"error\"} for a rejected row.\n"
-          "FILE is JSON Lines (request bodies) or CSV; CSV columns map to request fields by the\n"
-          "schema and DIR/batch.yaml (README \"Batch scoring\"), and each CSV row is scored\n"
-          "against every candidate of the deployment.\n\noptions:\n");
-  for (size_t i = 0; i < count; i++)
-    fprintf(out, "  --%-12s %s\n", options[i].name, options[i].help);
-  fprintf(out, "\nexit status: 0 every row decided, 1 some rows rejected, 2 bad usage or input\n");
-}
+static const vd_verb_help help = {
+    "score",
+    "usage: verdict score --deployment DIR --in FILE [--out FILE.jsonl] [options]\n\n"
+    "Scores every row of FILE with the deployment's decision pipeline (the server's: schema\n"
+    "validation, rules, model, after-model rules) and writes one JSON line per input row:\n"
+    "the API response body with \"line\", or {\"line\", \"error\"} for a rejected row.\n"
+    "FILE is JSON Lines (request bodies) or CSV; CSV columns map to request fields by the\n"
+    "schema and DIR/batch.yaml (README \"Batch scoring\"), and each CSV row is scored\n"
+    "against every candidate of the deployment.",
+    "exit status: 0 every row decided, 1 some rows rejected, 2 bad usage or input"};
 
 /* Every --set value (vd_args keeps only the last of a repeated option). */
 static size_t collect_sets(int argc, char **argv, const char **sets) {
@@ -220,15 +216,10 @@ int vd_verb_score(int argc, char **argv, FILE *out, FILE *err) {
       {"no-progress", false, NULL, "no progress bar, even on a terminal"},
   };
   size_t n_options = sizeof options / sizeof options[0];
-  bool help = false;
   size_t npos = 0;
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, n_options, NULL, 0, &npos, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
   vd_error e = {0};
-  if (!vd_args_parse(argc, argv, 1, options, n_options, NULL, 0, &npos, &help, &e))
-    return usage(err, e.message);
-  if (help) {
-    print_help(out, options, n_options);
-    return 0;
-  }
   const char *dir = vd_args_get(options, n_options, "deployment");
   const char *in = vd_args_get(options, n_options, "in");
   const char *out_path = vd_args_get(options, n_options, "out");

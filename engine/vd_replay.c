@@ -272,17 +272,6 @@ json_t *vd_replayer_decide(vd_replayer *r, const json_t *trace, vd_error *err) {
 
 /* ---- shared verb plumbing ------------------------------------------------------------------ */
 
-static int usage(FILE *err, const char *verb, const char *message) {
-  fprintf(err, "verdict %s: %s (see 'verdict %s --help')\n", verb, message, verb);
-  return 2;
-}
-
-static void print_options(FILE *out, const vd_option *options, size_t count) {
-  fprintf(out, "\noptions:\n");
-  for (size_t i = 0; i < count; i++)
-    fprintf(out, "  --%-16s %s\n", options[i].name, options[i].help);
-}
-
 static void print_value(FILE *f, const json_t *v) {
   char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) : NULL;
   fputs(text ? text : "(absent)", f);
@@ -406,42 +395,39 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
   size_t n = sizeof options / sizeof options[0];
   const char *pos[1];
   size_t npos = 0;
-  bool help = false;
+  static const vd_verb_help help = {
+      "replay",
+      "usage: verdict replay ID [--data-dir DIR | --config FILE]\n"
+      "       verdict replay --since T [--until T] [--kind K] [--quiet] [--data-dir DIR]\n\n"
+      "Re-runs stored decisions on the exact versions that made them (deployment settings,\n"
+      "rule set, schema, model and, for triage, the gazetteer, kept content-addressed in\n"
+      "the data folder) with the same request, decision id and time, and compares the new\n"
+      "trace with the stored one (timings aside). Prints `identical`, or every difference\n"
+      "as PATH: BEFORE -> AFTER.\n\n"
+      "Triage decisions: the hot path (rules, model, route, priority, handled_by, the\n"
+      "escalation task) is re-run on the stored masked text; no LLM job is submitted. The\n"
+      "escalation's job id and the LLM's later answer (an amendment) cannot be re-created\n"
+      "and are shown, not compared; cards_masked is carried over as stored.",
+      "exit status: 0 all identical, 1 some differ or cannot be replayed, 2 usage"};
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, n, pos, 1, &npos, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
   vd_error e = {0};
-  if (!vd_args_parse(argc, argv, 1, options, n, pos, 1, &npos, &help, &e))
-    return usage(err, "replay", e.message);
-  if (help) {
-    fprintf(out,
-            "usage: verdict replay ID [--data-dir DIR | --config FILE]\n"
-            "       verdict replay --since T [--until T] [--kind K] [--quiet] [--data-dir DIR]\n\n"
-            "Re-runs stored decisions on the exact versions that made them (deployment settings,\n"
-            "rule set, schema, model and, for triage, the gazetteer, kept content-addressed in\n"
-            "the data folder) with the same request, decision id and time, and compares the new\n"
-            "trace with the stored one (timings aside). Prints `identical`, or every difference\n"
-            "as PATH: BEFORE -> AFTER.\n\n"
-            "Triage decisions: the hot path (rules, model, route, priority, handled_by, the\n"
-            "escalation task) is re-run on the stored masked text; no LLM job is submitted. The\n"
-            "escalation's job id and the LLM's later answer (an amendment) cannot be re-created\n"
-            "and are shown, not compared; cards_masked is carried over as stored.\n");
-    print_options(out, options, n);
-    fprintf(out, "\nexit status: 0 all identical, 1 some differ or cannot be replayed, 2 usage\n");
-    return 0;
-  }
   const char *since = vd_args_get(options, n, "since");
   const char *until = vd_args_get(options, n, "until");
   const char *data_dir = vd_args_get(options, n, "data-dir");
   const char *config = vd_args_get(options, n, "config");
   const char *kind = vd_args_get(options, n, "kind");
-  if (!data_dir && !config) return usage(err, "replay", "give --data-dir DIR or --config FILE");
+  if (!data_dir && !config)
+    return vd_args_usage_error("replay", err, "give --data-dir DIR or --config FILE");
   if ((npos == 1) == (since != NULL))
-    return usage(err, "replay", "give either a decision ID or --since T");
-  if (until && !since) return usage(err, "replay", "--until needs --since");
+    return vd_args_usage_error("replay", err, "give either a decision ID or --since T");
+  if (until && !since) return vd_args_usage_error("replay", err, "--until needs --since");
   if (kind && strcmp(kind, "promotions") != 0 && strcmp(kind, "triage") != 0)
-    return usage(err, "replay", "--kind must be promotions or triage");
+    return vd_args_usage_error("replay", err, "--kind must be promotions or triage");
   int64_t since_us = 0, until_us = 0;
   if (since && (!vd_replay_parse_time("--since", since, &since_us, &e) ||
                 (until && !vd_replay_parse_time("--until", until, &until_us, &e))))
-    return usage(err, "replay", e.message);
+    return vd_args_usage_error("replay", err, "%s", e.message);
   char dir[4096];
   vd_decision_log *log = vd_replay_open_log(data_dir, config, dir, sizeof dir, &e);
   if (!log) {
@@ -560,35 +546,33 @@ int vd_verb_explain(int argc, char **argv, FILE *out, FILE *err) {
   size_t n = sizeof options / sizeof options[0];
   const char *pos[1];
   size_t npos = 0;
-  bool help = false;
+  static const vd_verb_help help = {
+      "explain",
+      "usage: verdict explain ID [--format text|html|json] [--data-dir DIR | --config FILE]\n"
+      "       verdict explain --missing-reasons DEPLOYMENT_DIR\n\n"
+      "Prints a stored decision for a compliance reader: the outcome of every candidate,\n"
+      "the principal reasons, the model's estimate and contributions (a bar chart; inline\n"
+      "SVG in HTML), every rule checked with the values it read, and the exact versions.\n"
+      "--missing-reasons lists the model features whose reason text is generated because\n"
+      "the manifest has none (exit 1 when any is missing).",
+      NULL};
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, n, pos, 1, &npos, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
   vd_error e = {0};
-  if (!vd_args_parse(argc, argv, 1, options, n, pos, 1, &npos, &help, &e))
-    return usage(err, "explain", e.message);
-  if (help) {
-    fprintf(out,
-            "usage: verdict explain ID [--format text|html|json] [--data-dir DIR | --config FILE]\n"
-            "       verdict explain --missing-reasons DEPLOYMENT_DIR\n\n"
-            "Prints a stored decision for a compliance reader: the outcome of every candidate,\n"
-            "the principal reasons, the model's estimate and contributions (a bar chart; inline\n"
-            "SVG in HTML), every rule checked with the values it read, and the exact versions.\n"
-            "--missing-reasons lists the model features whose reason text is generated because\n"
-            "the manifest has none (exit 1 when any is missing).\n");
-    print_options(out, options, n);
-    return 0;
-  }
   const char *dir = vd_args_get(options, n, "missing-reasons");
   if (dir) {
-    if (npos) return usage(err, "explain", "--missing-reasons takes no decision ID");
+    if (npos) return vd_args_usage_error("explain", err, "--missing-reasons takes no decision ID");
     return missing_reasons(dir, out, err);
   }
   vd_explain_format format = VD_EXPLAIN_TEXT;
   const char *format_name = vd_args_get(options, n, "format");
   if (format_name && !vd_explain_format_parse(format_name, &format))
-    return usage(err, "explain", "--format must be text, html or json");
+    return vd_args_usage_error("explain", err, "--format must be text, html or json");
   const char *data_dir = vd_args_get(options, n, "data-dir");
   const char *config = vd_args_get(options, n, "config");
-  if (npos != 1) return usage(err, "explain", "give the decision ID");
-  if (!data_dir && !config) return usage(err, "explain", "give --data-dir DIR or --config FILE");
+  if (npos != 1) return vd_args_usage_error("explain", err, "give the decision ID");
+  if (!data_dir && !config)
+    return vd_args_usage_error("explain", err, "give --data-dir DIR or --config FILE");
   char data[4096];
   vd_decision_log *log = vd_replay_open_log(data_dir, config, data, sizeof data, &e);
   if (!log) {

@@ -1305,44 +1305,30 @@ bool vd_service_stop(vd_service *s) {
 
 /* ---- verdict serve ------------------------------------------------------------------------- */
 
-static void serve_usage(FILE *f) {
-  fprintf(f,
-          "usage: verdict serve --config FILE [--listen HOST:PORT] [--data-dir DIR]\n\n"
-          "Serves the scoring API of the deployments the config file names (see "
-          "examples/verdict.yaml).\n"
-          "SIGHUP reloads rules and models; SIGTERM or SIGINT stops gracefully (in-flight "
-          "requests finish, the decision log is flushed) and exits 0.\n\n"
-          "options:\n"
-          "  --config FILE        the server configuration (YAML)\n"
-          "  --listen HOST:PORT   overrides `listen` (port 0 picks a free port)\n"
-          "  --data-dir DIR       overrides `data_dir` (decision log, model store, masking key)\n");
-}
+static const vd_verb_help serve_help = {
+    "serve",
+    "usage: verdict serve --config FILE [--listen HOST:PORT] [--data-dir DIR]\n\n"
+    "Serves the scoring API of the deployments the config file names (see "
+    "examples/verdict.yaml).\n"
+    "SIGHUP reloads rules and models; SIGTERM or SIGINT stops gracefully (in-flight "
+    "requests finish, the decision log is flushed) and exits 0.",
+    NULL};
 
 int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err) {
   vd_option options[] = {
-      {"config", true, NULL, "the server configuration"},
-      {"listen", true, NULL, "HOST:PORT"},
-      {"data-dir", true, NULL, "the data folder"},
+      {"config", true, NULL, "FILE: the server configuration (YAML)"},
+      {"listen", true, NULL, "HOST:PORT: overrides `listen` (port 0 picks a free port)"},
+      {"data-dir", true, NULL,
+       "DIR: overrides `data_dir` (decision log, version store, masking key)"},
   };
   const size_t option_count = sizeof options / sizeof options[0];
-  bool help = false;
   size_t positional_count = 0;
+  int parsed = vd_args_verb(&serve_help, argc, argv, 1, options, option_count, NULL, 0,
+                            &positional_count, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
   vd_error e = {0};
-  if (!vd_args_parse(argc, argv, 1, options, option_count, NULL, 0, &positional_count, &help, &e)) {
-    fprintf(err, "verdict serve: %s\n\n", e.message);
-    serve_usage(err);
-    return 2;
-  }
-  if (help) {
-    serve_usage(out);
-    return 0;
-  }
   const char *config_path = vd_args_get(options, option_count, "config");
-  if (!config_path) {
-    fprintf(err, "verdict serve: --config FILE is required\n\n");
-    serve_usage(err);
-    return 2;
-  }
+  if (!config_path) return vd_args_usage_error("serve", err, "--config FILE is required");
   vd_config *config = vd_config_load(config_path, &e);
   if (!config || !vd_config_override(config, vd_args_get(options, option_count, "listen"),
                                      vd_args_get(options, option_count, "data-dir"), &e)) {

@@ -244,8 +244,7 @@ static const json_t *logged_definitions(logged_rules *cache, const char *data_di
 }
 
 static int usage(FILE *err, const char *message) {
-  fprintf(err, "verdict shadow: %s (see 'verdict shadow --help')\n", message);
-  return 2;
+  return vd_args_usage_error("shadow", err, "%s", message);
 }
 
 static const char *decided_by(const json_t *outcome) {
@@ -368,30 +367,22 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
   };
   size_t n = sizeof options / sizeof options[0];
   size_t npos = 0;
-  bool help = false;
+  static const vd_verb_help help = {
+      "shadow",
+      "usage: verdict shadow --deployment DIR --rules NEW.yaml [--model NEWDIR] [--since T]\n"
+      "                      [--until T] [--limit N] [--data-dir DIR | --config FILE]\n\n"
+      "Re-decides logged decisions of DIR's deployment with a candidate rule file and/or\n"
+      "model (the stored requests, same decision time) and reports, before anything ships:\n"
+      "how many decisions change, by candidate and action (\"mens-email: 312 offer -> deny\"),\n"
+      "or for a triage deployment by route, priority, handled_by and escalation task\n"
+      "(\"route: 12 general_support -> payments\"), which new or changed rules caused it, a\n"
+      "sample of changed decisions, and how the score (triage: model confidence)\n"
+      "distribution shifts. Nothing is written and no LLM job is submitted: the log and the\n"
+      "store stay as they are.",
+      "exit status: 0 report printed, 1 the candidate or the log cannot be read, 2 usage"};
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, n, NULL, 0, &npos, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
   vd_error e = {0};
-  if (!vd_args_parse(argc, argv, 1, options, n, NULL, 0, &npos, &help, &e))
-    return usage(err, e.message);
-  if (help) {
-    fprintf(
-        out,
-        "usage: verdict shadow --deployment DIR --rules NEW.yaml [--model NEWDIR] [--since T]\n"
-        "                      [--until T] [--limit N] [--data-dir DIR | --config FILE]\n\n"
-        "Re-decides logged decisions of DIR's deployment with a candidate rule file and/or\n"
-        "model (the stored requests, same decision time) and reports, before anything ships:\n"
-        "how many decisions change, by candidate and action (\"mens-email: 312 offer -> deny\"),\n"
-        "or for a triage deployment by route, priority, handled_by and escalation task\n"
-        "(\"route: 12 general_support -> payments\"), which new or changed rules caused it, a\n"
-        "sample of changed decisions, and how the score (triage: model confidence)\n"
-        "distribution shifts. Nothing is written and no LLM job is submitted: the log and the\n"
-        "store stay as they are.\n");
-    fprintf(out, "\noptions:\n");
-    for (size_t i = 0; i < n; i++) fprintf(out, "  --%-12s %s\n", options[i].name, options[i].help);
-    fprintf(
-        out,
-        "\nexit status: 0 report printed, 1 the candidate or the log cannot be read, 2 usage\n");
-    return 0;
-  }
   const char *dir = vd_args_get(options, n, "deployment");
   const char *rules = vd_args_get(options, n, "rules");
   const char *model = vd_args_get(options, n, "model");

@@ -655,19 +655,18 @@ static bool write_reports(const char *dir, json_t *report, FILE *err) {
 
 /* ---- the verb ---- */
 
-static void usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: verdict eval --task extract|classify|itinerary --golden FILE.jsonl --prompt VERSION\n"
-      "                    [--baseline VERSION] [--provider NAME|none] [--repeat N] [--out DIR]\n"
-      "                    [--margin POINTS] [--config FILE]\n\n"
-      "Runs every golden case through the task (production validation, repair and fallback),\n"
-      "scores it deterministically and writes DIR/report.json and DIR/report.md (DIR defaults\n"
-      "to the current folder). --provider none runs the rules fallback alone. --repeat N runs\n"
-      "N times and reports the share of cases whose result differs. With --baseline the\n"
-      "gate blocks (exit 1) when any slice's pass rate drops by more than --margin points\n"
-      "(default 5) or any case that passed with the baseline fails. Exit 2: bad usage/input.\n");
-}
+static const vd_verb_help help = {
+    "eval",
+    "usage: verdict eval --task extract|classify|itinerary --golden FILE.jsonl --prompt VERSION\n"
+    "                    [--baseline VERSION] [--provider NAME|none] [--repeat N] [--out DIR]\n"
+    "                    [--margin POINTS] [--config FILE]\n\n"
+    "Runs every golden case through the task (production validation, repair and fallback),\n"
+    "scores it deterministically and writes DIR/report.json and DIR/report.md (DIR defaults\n"
+    "to the current folder). --provider none runs the rules fallback alone. --repeat N runs\n"
+    "N times and reports the share of cases whose result differs. With --baseline the\n"
+    "gate blocks (exit 1) when any slice's pass rate drops by more than --margin points\n"
+    "(default 5) or any case that passed with the baseline fails. Exit 2: bad usage/input.\n",
+    NULL};
 
 int vd_verb_eval(int argc, char **argv, FILE *out, FILE *err) {
   vd_option options[] = {
@@ -677,17 +676,10 @@ int vd_verb_eval(int argc, char **argv, FILE *out, FILE *err) {
   };
   size_t n = sizeof options / sizeof *options, positional_count = 0;
   const char *positionals[1];
-  bool help = false;
-  vd_error e;
-  if (!vd_args_parse(argc, argv, 1, options, n, positionals, 0, &positional_count, &help, &e)) {
-    fprintf(err, "verdict eval: %s\n", e.message);
-    usage(err);
-    return 2;
-  }
-  if (help) {
-    usage(out);
-    return 0;
-  }
+  int parsed =
+      vd_args_verb(&help, argc, argv, 1, options, n, positionals, 0, &positional_count, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
+  vd_error e = {0};
   eval_opts o = {.config = vd_args_get(options, n, "config"),
                  .provider = vd_args_get(options, n, "provider"),
                  .repeat = 1,

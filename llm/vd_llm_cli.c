@@ -13,24 +13,23 @@
 #include "vd_time.h"
 #include "vd_yaml.h"
 
-static void usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: verdict llm run TASK --input JSON|@FILE [--config FILE] [--data-dir DIR]\n"
-      "                         [--feature NAME] [--quiet]\n"
-      "       verdict llm job ID [--config FILE] [--data-dir DIR]\n"
-      "       verdict llm costs [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--config FILE]\n"
-      "                         [--data-dir DIR]\n\n"
-      "run    submits one job (TASK: extract, itinerary or classify), prints the answer text\n"
-      "       as the provider streams it, then the job record as JSON. Exit 0 when the job has\n"
-      "       a result (state succeeded or fallback), 1 when it failed. It also resumes any\n"
-      "       unfinished job found in the data folder.\n"
-      "job    prints a stored job record.\n"
-      "costs  prints the cost ledger per day, task and feature (default: today).\n\n"
-      "--config reads the `llm:` section of a verdict config file (relative paths in it are\n"
-      "relative to the file's folder). Without it: the conventional ANTHROPIC_* / OPENAI_*\n"
-      "environment variables and the shipped defaults, data folder ./data.\n");
-}
+static const vd_verb_help help = {
+    "llm",
+    "usage: verdict llm run TASK --input JSON|@FILE [--config FILE] [--data-dir DIR]\n"
+    "                         [--feature NAME] [--quiet]\n"
+    "       verdict llm job ID [--config FILE] [--data-dir DIR]\n"
+    "       verdict llm costs [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--config FILE]\n"
+    "                         [--data-dir DIR]\n\n"
+    "run    submits one job (TASK: extract, itinerary or classify), prints the answer text\n"
+    "       as the provider streams it, then the job record as JSON. Exit 0 when the job has\n"
+    "       a result (state succeeded or fallback), 1 when it failed. It also resumes any\n"
+    "       unfinished job found in the data folder.\n"
+    "job    prints a stored job record.\n"
+    "costs  prints the cost ledger per day, task and feature (default: today).\n\n"
+    "--config reads the `llm:` section of a verdict config file (relative paths in it are\n"
+    "relative to the file's folder). Without it: the conventional ANTHROPIC_* / OPENAI_*\n"
+    "environment variables and the shipped defaults, data folder ./data.\n",
+    NULL};
 
 /* Makes a path from the config file relative to the file's folder. False when it gets too long. */
 static bool resolve(char *path, size_t size, const char *config_dir, FILE *err) {
@@ -196,21 +195,10 @@ int vd_verb_llm(int argc, char **argv, FILE *out, FILE *err) {
   size_t n = sizeof options / sizeof options[0];
   const char *pos[3];
   size_t npos = 0;
-  bool help = false;
-  vd_error e;
-  if (!vd_args_parse(argc, argv, 1, options, n, pos, 3, &npos, &help, &e)) {
-    fprintf(err, "verdict llm: %s\n", e.message);
-    usage(err);
-    return 2;
-  }
-  if (help) {
-    usage(out);
-    return 0;
-  }
-  if (npos == 0) {
-    usage(err);
-    return 2;
-  }
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, n, pos, 3, &npos, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
+  if (npos == 0) return vd_args_usage_error("llm", err, "expected run, job or costs");
+  vd_error e = {0};
   vd_llm_config *cfg = malloc(sizeof *cfg);
   if (!cfg || !vd_llm_config_load_file(cfg, vd_args_get(options, n, "config"),
                                        vd_args_get(options, n, "data-dir"), err)) {

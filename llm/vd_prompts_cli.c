@@ -13,25 +13,25 @@
 #include "vd_llm_store.h"
 #include "vd_prompts.h"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: verdict prompts list [TASK]\n"
-          "       verdict prompts show TASK VERSION\n"
-          "       verdict prompts diff TASK VERSION_A VERSION_B\n"
-          "       verdict prompts activate TASK VERSION --why TEXT [--who NAME]\n"
-          "       verdict prompts rollback TASK --why TEXT [--who NAME]\n"
-          "       verdict prompts stats TASK\n"
-          "options: [--config FILE] [--data-dir DIR] [--prompts-dir DIR]\n\n"
-          "TASK is extract, itinerary or classify; VERSION a file stem (v2) or an id (v2@<hex>).\n"
-          "list      every version with its id, size in tokens (about 4 bytes per token) and\n"
-          "          which one is active; versions that do not load show their error.\n"
-          "activate  checks the version loads and records who/when/why in DATA_DIR/prompts/\n"
-          "          history.jsonl; a server picks it up on reload.\n"
-          "rollback  returns to the previously active version in one step.\n"
-          "stats     per version: size in tokens and, from the cost ledger, jobs, calls, cost,\n"
-          "          mean latency and the share of calls whose answer failed validation.\n"
-          "--who defaults to $USER.\n");
-}
+static const vd_verb_help help = {
+    "prompts",
+    "usage: verdict prompts list [TASK]\n"
+    "       verdict prompts show TASK VERSION\n"
+    "       verdict prompts diff TASK VERSION_A VERSION_B\n"
+    "       verdict prompts activate TASK VERSION --why TEXT [--who NAME]\n"
+    "       verdict prompts rollback TASK --why TEXT [--who NAME]\n"
+    "       verdict prompts stats TASK\n"
+    "options: [--config FILE] [--data-dir DIR] [--prompts-dir DIR]\n\n"
+    "TASK is extract, itinerary or classify; VERSION a file stem (v2) or an id (v2@<hex>).\n"
+    "list      every version with its id, size in tokens (about 4 bytes per token) and\n"
+    "          which one is active; versions that do not load show their error.\n"
+    "activate  checks the version loads and records who/when/why in DATA_DIR/prompts/\n"
+    "          history.jsonl; a server picks it up on reload.\n"
+    "rollback  returns to the previously active version in one step.\n"
+    "stats     per version: size in tokens and, from the cost ledger, jobs, calls, cost,\n"
+    "          mean latency and the share of calls whose answer failed validation.\n"
+    "--who defaults to $USER.\n",
+    NULL};
 
 static void print_error(const char *what, const vd_error *e, FILE *err) {
   char line[VD_ERROR_MESSAGE_MAX + VD_ERROR_WHERE_MAX + 32];
@@ -241,17 +241,9 @@ int vd_verb_prompts(int argc, char **argv, FILE *out, FILE *err) {
   };
   size_t n = sizeof options / sizeof *options, count = 0;
   const char *pos[4] = {0};
-  bool help = false;
-  vd_error e;
-  if (!vd_args_parse(argc, argv, 1, options, n, pos, 4, &count, &help, &e)) {
-    fprintf(err, "verdict prompts: %s\n", e.message);
-    usage(err);
-    return 2;
-  }
-  if (help) {
-    usage(out);
-    return 0;
-  }
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, n, pos, 4, &count, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
+  vd_error e = {0};
   static const struct {
     const char *name;
     size_t args; /* positionals after the subcommand */
@@ -262,11 +254,9 @@ int vd_verb_prompts(int argc, char **argv, FILE *out, FILE *err) {
     c++;
   if (!count || c == sizeof commands / sizeof *commands ||
       (count - 1 != commands[c].args && !(c == 0 && count == 2))) {
-    fprintf(err,
-            "verdict prompts: expected list, show, diff, activate, rollback or stats with "
-            "their arguments\n");
-    usage(err);
-    return 2;
+    return vd_args_usage_error(
+        "prompts", err,
+        "expected list, show, diff, activate, rollback or stats with their arguments");
   }
   vd_llm_task task = VD_LLM_TASK_EXTRACT;
   if (count > 1 && !vd_llm_task_parse(pos[1], &task)) {

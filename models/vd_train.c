@@ -835,23 +835,18 @@ int vd_verb_train(int argc, char **argv, FILE *out, FILE *err) {
   const size_t n = sizeof options / sizeof options[0];
   const char *positionals[1];
   size_t npos = 0;
-  bool help = false;
+  static const vd_verb_help help = {
+      "train",
+      "usage: verdict train promotions --data FILE.csv --spec train.yaml --out DIR\n"
+      "       verdict train triage --data train.jsonl --val val.jsonl --out DIR (see "
+      "'verdict train triage --help')\n\n"
+      "Trains an uplift model (XGBoost) and writes a model bundle: model.json and\n"
+      "manifest.json with the features, treatment arms, parameters and validation metrics.\n"
+      "Same data and spec give byte-identical files and the same version.",
+      NULL};
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, n, positionals, 1, &npos, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
   vd_error e = {0};
-  if (!vd_args_parse(argc, argv, 1, options, n, positionals, 1, &npos, &help, &e)) {
-    fprintf(err, "verdict train: %s (see 'verdict train --help')\n", e.message);
-    return 2;
-  }
-  if (help) {
-    fprintf(out,
-            "usage: verdict train promotions --data FILE.csv --spec train.yaml --out DIR\n"
-            "       verdict train triage --data train.jsonl --val val.jsonl --out DIR (see "
-            "'verdict train triage --help')\n\n"
-            "Trains an uplift model (XGBoost) and writes a model bundle: model.json and\n"
-            "manifest.json with the features, treatment arms, parameters and validation metrics.\n"
-            "Same data and spec give byte-identical files and the same version.\n\noptions:\n");
-    for (size_t i = 0; i < n; i++) fprintf(out, "  --%-8s %s\n", options[i].name, options[i].help);
-    return 0;
-  }
   if (npos != 1 || strcmp(positionals[0], "promotions") != 0) {
     fprintf(err, "verdict train: expected the model kind `promotions` (got %s)\n",
             npos ? positionals[0] : "nothing");

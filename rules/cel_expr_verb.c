@@ -7,17 +7,16 @@
 #include "cel_internal.h"
 #include "vd_args.h"
 
-static void usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: verdict expr EXPR [--vars JSON]\n\n"
-      "Evaluates one expression in verdict's CEL subset and prints its typed result as JSON,\n"
-      "e.g. {\"type\":\"int\",\"value\":3}, or {\"error\":\"...\"} when evaluation fails (exit 0\n"
-      "in both cases). A syntax or type error, or bad arguments, exit 2 with the message.\n\n"
-      "  --vars JSON  an object of typed values: {\"x\": {\"type\": \"int\", \"value\": 3}};\n"
-      "               names may be qualified (\"subject.recency\"). Variables are dynamically\n"
-      "               typed (dyn).\n");
-}
+static const vd_verb_help help = {
+    "expr",
+    "usage: verdict expr EXPR [--vars JSON]\n\n"
+    "Evaluates one expression in verdict's CEL subset and prints its typed result as JSON,\n"
+    "e.g. {\"type\":\"int\",\"value\":3}, or {\"error\":\"...\"} when evaluation fails (exit 0\n"
+    "in both cases). A syntax or type error, or bad arguments, exit 2 with the message.\n\n"
+    "  --vars JSON  an object of typed values: {\"x\": {\"type\": \"int\", \"value\": 3}};\n"
+    "               names may be qualified (\"subject.recency\"). Variables are dynamically\n"
+    "               typed (dyn).",
+    NULL};
 
 /* Prints "expr:LINE:COL: message", the source line and a caret under the mistake. */
 static void print_compile_error(FILE *err, const char *src, size_t offset, const vd_error *e) {
@@ -32,25 +31,13 @@ static void print_compile_error(FILE *err, const char *src, size_t offset, const
 }
 
 int vd_verb_expr(int argc, char **argv, FILE *out, FILE *err) {
-  vd_option options[] = {{"vars", true, NULL, "typed variables as a JSON object"}};
+  vd_option options[] = {{"vars", true, NULL, NULL}}; /* described in the help text */
   const char *positionals[1];
   size_t npos = 0;
-  bool help = false;
-  vd_error e;
-  if (!vd_args_parse(argc, argv, 1, options, 1, positionals, 1, &npos, &help, &e)) {
-    fprintf(err, "verdict expr: %s\n", e.message);
-    usage(err);
-    return 2;
-  }
-  if (help) {
-    usage(out);
-    return 0;
-  }
-  if (npos != 1) {
-    fprintf(err, "verdict expr: expected one expression\n");
-    usage(err);
-    return 2;
-  }
+  int parsed = vd_args_verb(&help, argc, argv, 1, options, 1, positionals, 1, &npos, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
+  if (npos != 1) return vd_args_usage_error("expr", err, "expected one expression");
+  vd_error e = {0};
   const char *src = positionals[0], *vars_text = vd_args_get(options, 1, "vars");
   json_t *vars = NULL;
   if (vars_text) {

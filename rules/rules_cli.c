@@ -9,18 +9,17 @@
 #include "vd_schema.h"
 #include "vd_yaml.h"
 
-static void usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: verdict rules check FILE...\n"
-      "       verdict rules test FILE...\n\n"
-      "check  loads each rule file (and the schema it names; a schema file may be checked on\n"
-      "       its own), type-checks every `when` against the schema and runs the file's tests.\n"
-      "       Every mistake is printed as file:line:col: message, with the source line and a\n"
-      "       caret. Exit 0 and one summary line per clean file, 1 when any file has errors.\n"
-      "test   runs each rule file's `tests`: one PASS/FAIL line per test (with what differed),\n"
-      "       then `N passed, N failed`. Exit 1 when any test fails or a file does not load.\n");
-}
+static const char usage_text[] =
+    "usage: verdict rules check FILE...\n"
+    "       verdict rules test FILE...\n\n"
+    "check  loads each rule file (and the schema it names; a schema file may be checked on\n"
+    "       its own), type-checks every `when` against the schema and runs the file's tests.\n"
+    "       Every mistake is printed as file:line:col: message, with the source line and a\n"
+    "       caret. Exit 0 and one summary line per clean file, 1 when any file has errors.\n"
+    "test   runs each rule file's `tests`: one PASS/FAIL line per test (with what differed),\n"
+    "       then `N passed, N failed`. Exit 1 when any test fails or a file does not load.\n";
+
+static void usage(FILE *f) { fputs(usage_text, f); }
 
 /* Prints line `line` of `path` and a caret under column `column` (1-based, in characters). */
 static void print_source(FILE *f, const char *path, int line, int column) {
@@ -146,16 +145,9 @@ int vd_verb_rules(int argc, char **argv, FILE *out, FILE *err) {
   enum { MAX_FILES = 256 };
   const char *files[MAX_FILES];
   size_t file_count = 0;
-  bool help = false;
-  vd_error e;
-  if (!vd_args_parse(argc, argv, 2, NULL, 0, files, MAX_FILES, &file_count, &help, &e)) {
-    fprintf(err, "verdict rules %s: %s\n", argv[1], e.message);
-    return 2;
-  }
-  if (help) {
-    usage(out);
-    return 0;
-  }
+  const vd_verb_help help = {check ? "rules check" : "rules test", usage_text, NULL};
+  int parsed = vd_args_verb(&help, argc, argv, 2, NULL, 0, files, MAX_FILES, &file_count, out, err);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
   if (file_count == 0) {
     fprintf(err, "verdict rules %s: name at least one rule file\n\n", argv[1]);
     usage(err);

@@ -85,6 +85,43 @@ START_TEST(help_for_a_known_verb_succeeds) {
 END_TEST
 
 /* The installed executable behaves the same as the in-process dispatch. */
+/* Every verb answers --help and a bad option alike (one helper, vd_args_verb): the help on
+ * standard output, starting with its usage and ending with one newline; an unknown option exits
+ * 2 naming the verb and where its help is. */
+START_TEST(every_verb_answers_help_and_mistakes_alike) {
+  static const char *const verbs[] = {"serve", "score", "explain", "replay", "shadow",
+                                      "expr",  "train", "eval",    "llm",    "prompts"};
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+    char *help[] = {"verdict", (char *)verbs[i], "--help", NULL};
+    captured c = run_cli(3, help);
+    ck_assert_msg(c.code == 0, "%s --help: exit %d", verbs[i], c.code);
+    char usage[64];
+    snprintf(usage, sizeof usage, "usage: verdict %s", verbs[i]);
+    ck_assert_msg(strncmp(c.out, usage, strlen(usage)) == 0, "%s: %.80s", verbs[i], c.out);
+    size_t n = strlen(c.out);
+    ck_assert_msg(n > 2 && c.out[n - 1] == '\n' && c.out[n - 2] != '\n', "%s: ends %.20s", verbs[i],
+                  c.out + (n > 20 ? n - 20 : 0));
+    captured_free(&c);
+    char *bad[] = {"verdict", (char *)verbs[i], "--no-such-option", NULL};
+    c = run_cli(3, bad);
+    ck_assert_msg(c.code == 2, "%s --no-such-option: exit %d", verbs[i], c.code);
+    char line[160];
+    snprintf(line, sizeof line,
+             "verdict %s: unknown option --no-such-option (see 'verdict %s --help')\n", verbs[i],
+             verbs[i]);
+    ck_assert_str_eq(c.err, line);
+    captured_free(&c);
+  }
+  char *rules[] = {"verdict", "rules", "check", "--no-such-option", NULL};
+  captured c = run_cli(4, rules);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_str_eq(c.err,
+                   "verdict rules check: unknown option --no-such-option (see 'verdict "
+                   "rules check --help')\n");
+  captured_free(&c);
+}
+END_TEST
+
 START_TEST(executable_exits_2_on_unknown_verb) {
   char command[4096];
   snprintf(command, sizeof command, "'%s' frobnicate 2>/dev/null", VERDICT_EXE);
@@ -104,6 +141,7 @@ int main(void) {
   tcase_add_test(tc, help_for_an_unknown_verb_exits_2);
   tcase_add_test(tc, help_for_a_known_verb_succeeds);
   tcase_add_test(tc, executable_exits_2_on_unknown_verb);
+  tcase_add_test(tc, every_verb_answers_help_and_mistakes_alike);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
