@@ -23,18 +23,18 @@ enum {
   PURGE_CHUNK = 2000,       /* rows deleted per retention transaction */
   ID_MAX = 128,             /* the longest decision id accepted */
   CHECKPOINT_PAGES = 1000,  /* WAL pages written that wake the checkpointer (SQLite's default) */
-  WAL_RESET_PAGES = 3000,   /* WAL pages at which the checkpointer starts the WAL over */
+  WAL_RESET_PAGES = 6000,   /* WAL pages at which the checkpointer starts the WAL over */
   TAIL_PAGES = 32,          /* WAL pages left to copy at most while commits are held */
   CATCH_UP_ROUNDS = 4,      /* checkpoints alongside the commits before holding them */
   DB_CHUNK_BYTES = 4 << 20, /* the database file grows by this much at a time */
-  WAL_HARD_PAGES = 4000,    /* past this, commits wait for the checkpointer's WAL restart */
+  WAL_HARD_PAGES = 8000,    /* past this, commits wait for the checkpointer's WAL restart */
   MESSAGE_MAX = 256,        /* the error message a waiter gets back */
   DEFAULT_CAPACITY = 4096,  /* see the header for every default */
   DEFAULT_BATCH = 512,
   DEFAULT_WAIT_MS = 100,
   DEFAULT_BUSY_MS = 5000,
-  DEFAULT_MIN_FREE_BYTES = 32 << 20, /* twice the largest WAL: WAL_HARD_PAGES frames of a 4 KiB
-                                      * page and a 24-byte header, 16.5 MB */
+  DEFAULT_MIN_FREE_BYTES = 64 << 20, /* twice the largest WAL: WAL_HARD_PAGES frames of a 4 KiB
+                                      * page and a 24-byte header, 33 MB */
 };
 static const unsigned default_retention_interval_ms = 3600000;
 static const int64_t us_per_day = INT64_C(86400000000);

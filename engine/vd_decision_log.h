@@ -21,9 +21,9 @@
  *
  * Checkpoints (copying the WAL back into the database) run on the log's checkpoint thread and
  * connection only, never on a committing thread. Under continuous writes that thread restarts the
- * WAL every ~3,000 pages (12 MB) by holding off commits for the last few pages' copy and syncs
- * (about 1-2 ms); commits wait for it only if the WAL reaches 4,000 pages (16.5 MB, when the disk
- * cannot keep up), so min_free_bytes (32 MiB) stays twice the largest WAL.
+ * WAL every ~6,000 pages (25 MB) by holding off commits for the last few pages' copy and syncs
+ * (about 1-2 ms); commits wait for it only if the WAL reaches 8,000 pages (33 MB, when the disk
+ * cannot keep up), so min_free_bytes (64 MiB) stays twice the largest WAL.
  *
  * Retention: when retention_days > 0 the log's own thread deletes rows whose timestamp is older
  * than that, every retention_interval_ms, in chunks of a few thousand rows, each taken only while
@@ -74,7 +74,8 @@ typedef struct vd_decision_log_config {
   uint64_t max_bytes;             /* refuse appends once the file is this big; 0 = no limit */
   /* Refuse appends (VD_LOG_FAILED) while the file system holding the log has less free space
    * than this, so the WAL can always be checkpointed back into the database and the log
-   * recovers by itself when space returns; default 32 MiB (0 takes the default). */
+   * recovers by itself when space returns; default 64 MiB, twice the largest WAL (0 takes the
+   * default). */
   uint64_t min_free_bytes;
 } vd_decision_log_config;
 

@@ -4,8 +4,8 @@
  *   decision (200) or 503 decision_log_unavailable — never a decision that was not stored — the
  *   server recovers by itself once the filler is removed, and every decision it answered is
  *   readable afterwards (also after a restart). This is what decision_log.min_free_bytes (default
- *   32 MiB) is for: without it the WAL took the last free bytes and could never be checkpointed
- *   again, so the log stayed at 503 after space returned.
+ *   64 MiB, twice the largest WAL) is for: without it the WAL took the last free bytes and could
+ * never be checkpointed again, so the log stayed at 503 after space returned.
  * - read-only data folder at start: `verdict serve` refuses to start, naming the folder. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -105,7 +105,7 @@ static size_t fill(const char *dir) {
 START_TEST(disk_full_answers_503_and_recovers) {
   vd_itest_server server;
   ck_assert(vd_itest_prepare(&server, NULL));
-  if (!mount_tmpfs(server.data_dir, 64 * 1024, false)) {
+  if (!mount_tmpfs(server.data_dir, 128 * 1024, false)) { /* twice min_free_bytes */
     vd_itest_cleanup(&server);
     return;
   }
