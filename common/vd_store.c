@@ -95,8 +95,7 @@ static bool make_parents(const char *root, const char *name, vd_error *err) {
   return true;
 }
 
-/* Removes a folder and everything below it (best effort: for temporary folders). */
-static void remove_tree(const char *path) {
+void vd_remove_tree(const char *path) {
   DIR *d = opendir(path);
   if (d) {
     struct dirent *e;
@@ -106,7 +105,7 @@ static void remove_tree(const char *path) {
       if (snprintf(child, sizeof child, "%s/%s", path, e->d_name) >= (int)sizeof child) continue;
       struct stat sb;
       if (lstat(child, &sb) == 0 && S_ISDIR(sb.st_mode))
-        remove_tree(child);
+        vd_remove_tree(child);
       else
         unlink(child);
     }
@@ -266,21 +265,21 @@ bool vd_store_commit(vd_store_txn *t, char *path, size_t size, vd_error *err) {
     struct stat sb;
     /* someone stored this version first: theirs is the same content, keep it */
     if ((errno == EEXIST || errno == ENOTEMPTY) && stat(t->final, &sb) == 0 && S_ISDIR(sb.st_mode))
-      remove_tree(t->tmp);
+      vd_remove_tree(t->tmp);
     else
       ok = vd_error_set(err, "store: cannot move %s to %s: %s", t->tmp, t->final, strerror(errno));
   }
   if (ok) ok = fsync_path(t->kind_dir, O_RDONLY | O_DIRECTORY, err);
   if (ok && path && (size_t)snprintf(path, size, "%s", t->final) >= size)
     ok = vd_error_set(err, "store: path too long: %s", t->final);
-  if (!ok) remove_tree(t->tmp);
+  if (!ok) vd_remove_tree(t->tmp);
   free(t);
   return ok;
 }
 
 void vd_store_abort(vd_store_txn *t) {
   if (!t) return;
-  remove_tree(t->tmp);
+  vd_remove_tree(t->tmp);
   free(t);
 }
 

@@ -29,6 +29,10 @@
 
 typedef struct vd_store_txn vd_store_txn;
 
+/* Removes a folder and everything below it, not following symbolic links (best effort: for
+ * folders this process made, such as a store's temporary ones). */
+void vd_remove_tree(const char *path);
+
 /* Starts writing a version (creates DATA_DIR/<kind>/ if needed). */
 vd_store_txn *vd_store_begin(const char *data_dir, const char *kind, const char *version,
                              vd_error *err);

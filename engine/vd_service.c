@@ -76,20 +76,25 @@ static void event(vd_service *s, const char *fmt, ...) {
 
 /* ---- Files in the data folder -------------------------------------------------------------- */
 
-static bool make_dirs(const char *path, vd_error *err) {
+/* Creates path and its missing parents; created (size bytes) gets the first folder this made
+ * (the top of what a failed start removes again), "" when path was there already. */
+static bool make_dirs(const char *path, char *created, size_t size, vd_error *err) {
   char buf[4096];
+  created[0] = '\0';
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
     return vd_error_set(err, "path too long: %s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char end = *p;
     *p = '\0';
-    if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+    if (mkdir(buf, 0750) == 0) {
+      if (!created[0]) snprintf(created, size, "%s", buf);
+    } else if (errno != EEXIST) {
       return vd_error_set(err, "cannot create %s: %s", buf, strerror(errno));
-    *p = '/';
+    }
+    *p = end;
+    if (!end) return true;
   }
-  if (mkdir(buf, 0750) != 0 && errno != EEXIST)
-    return vd_error_set(err, "cannot create %s: %s", buf, strerror(errno));
-  return true;
 }
 
 /* The masking key: read from the file, or created there (random, mode 0600) on first start, so
@@ -1210,7 +1215,12 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
   s->registry = vd_registry_new();
   s->metrics = vd_metrics_new();
   s->ids = vd_uuid_gen_new(err);
-  if (!s->registry || !s->metrics || !s->ids || !make_dirs(c->data_dir, err)) goto fail;
+  /* a start that fails leaves no data folder behind when it made it (a typo in a rule file
+   * must not leave an empty decision log, a masking key and a lock file to find later) */
+  char created[4096] = "";
+  if (!s->registry || !s->metrics || !s->ids ||
+      !make_dirs(c->data_dir, created, sizeof created, err))
+    goto fail;
   if ((s->data_lock = lock_data_dir(c->data_dir, err)) < 0) goto fail;
   char path[4096];
   const char *key_path = c->mask_key_file;
@@ -1283,6 +1293,7 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
   return s;
 fail:
   service_free(s);
+  if (created[0]) vd_remove_tree(created);
   return NULL;
 }
 

@@ -1,7 +1,6 @@
-#define _GNU_SOURCE /* nftw, strptime, timegm */
+#define _GNU_SOURCE /* strptime, timegm */
 #include "vd_eval.h"
 
-#include <ftw.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_randist.h>
 #include <math.h>
@@ -20,6 +19,7 @@
 #include "vd_llm_cli.h"
 #include "vd_llm_tasks.h"
 #include "vd_prompts.h"
+#include "vd_store.h"
 
 enum { GOLDEN_MAX_CASES = 100000, EVAL_DEADLINE_MS = 30 * 60 * 1000 };
 
@@ -276,11 +276,6 @@ typedef struct eval_opts {
   double margin;
 } eval_opts;
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  return remove(path);
-}
-
 /* One pass of every case through a fresh job service; returns the job records in case order. */
 static json_t *run_cases(const eval_opts *o, const char *version, const json_t *cases, FILE *err) {
   vd_llm_config cfg;
@@ -311,7 +306,7 @@ static json_t *run_cases(const eval_opts *o, const char *version, const json_t *
       found |= strcmp(cfg.providers[p].name, o->provider) == 0;
     if (!found) {
       fprintf(err, "verdict eval: --provider %s is not a provider in the config\n", o->provider);
-      nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+      vd_remove_tree(dir);
       return NULL;
     }
     for (int t = 0; t < VD_LLM_TIER_COUNT; t++)
@@ -353,7 +348,7 @@ static json_t *run_cases(const eval_opts *o, const char *version, const json_t *
     free(ids);
     vd_llm_close(llm);
   }
-  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  vd_remove_tree(dir);
   return jobs;
 }
 

@@ -1,12 +1,16 @@
 /* Request checks against the real server (the new-user trial's and the attack run's findings):
  * explicit time bounds on a listing are honoured whatever their value (the epoch included), and
  * a bad bound names its parameter; a decision id is exactly a UUID (a "%00" or any byte after it
- * is a 400 naming the id); a body without a JSON Content-Type is a 415 saying what to send. */
+ * is a 400 naming the id); a body without a JSON Content-Type is a 415 saying what to send; a
+ * start that fails leaves no data folder it made. */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "vd_itest.h"
 #include "vd_test.h"
@@ -185,6 +189,36 @@ START_TEST(a_body_must_be_declared_json) {
 }
 END_TEST
 
+/* verdict serve on config with a broken rule file: exit 1 and, when it made the data folder, no
+ * folder left (it left an empty decision log, a masking key and a lock file); a folder that was
+ * there before stays, with what it held. */
+START_TEST(a_failed_start_leaves_no_data_folder) {
+  vd_itest_server broken;
+  ck_assert(vd_itest_prepare(&broken, NULL));
+  char path[512], cmd[1200];
+  snprintf(path, sizeof path, "%s/rules.yaml", broken.deployment);
+  FILE *f = fopen(path, "a");
+  ck_assert_ptr_nonnull(f);
+  fputs("  - id: broken\n    when: subject.no_such_field\n    then: { deny: x }\n", f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s serve --config %s --data-dir %s/new/data 2>/dev/null", VERDICT_EXE,
+           broken.config, broken.root);
+  int status = system(cmd);
+  ck_assert_int_eq(WEXITSTATUS(status), 1);
+  snprintf(path, sizeof path, "%s/new", broken.root);
+  ck_assert_msg(access(path, F_OK) != 0, "%s was left behind", path);
+  /* an existing folder is kept as it was */
+  ck_assert_int_eq(mkdir(broken.data_dir, 0750), 0);
+  snprintf(path, sizeof path, "%s/keep.txt", broken.data_dir);
+  f = fopen(path, "w");
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s serve --config %s 2>/dev/null", VERDICT_EXE, broken.config);
+  ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+  ck_assert_int_eq(access(path, F_OK), 0);
+  vd_itest_cleanup(&broken);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("request_checks");
   TCase *tc = tcase_create("request_checks");
@@ -194,6 +228,7 @@ int main(void) {
   tcase_add_test(tc, bad_time_bounds_name_their_parameter);
   tcase_add_test(tc, an_id_must_be_exactly_a_decision_id);
   tcase_add_test(tc, a_body_must_be_declared_json);
+  tcase_add_test(tc, a_failed_start_leaves_no_data_folder);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
