@@ -607,18 +607,32 @@ void vd_json_emit_key(vd_json_emit *e, const char *key) {
   e->key = key;
 }
 
-void vd_json_emit_string(vd_json_emit *e, const char *s) {
-  if (!s) {
+/* A value that may be NULL (then null is written): false when it was NULL or cannot go here;
+ * *key gets the pending key (for the tree mode). */
+static bool begin_non_null(vd_json_emit *e, const void *value, const char **key) {
+  if (!value) {
     vd_json_emit_null(e);
-    return;
+    return false;
   }
-  const char *key = e->key;
-  if (!emit_begin(e)) return;
-  if (e->text) {
-    if (!write_string(s, strlen(s), e->text)) emit_fail(e);
-  } else {
+  *key = e->key;
+  return emit_begin(e);
+}
+
+void vd_json_emit_string(vd_json_emit *e, const char *s) {
+  const char *key;
+  if (!begin_non_null(e, s, &key)) return;
+  if (!e->text)
     emit_tree_value(e, key, json_string(s));
-  }
+  else if (!write_string(s, strlen(s), e->text))
+    emit_fail(e);
+}
+
+/* emit_begin, then (text mode) room for `extra` bytes: false when nothing is to be written;
+ * *key gets the pending key (for the tree mode). */
+static bool begin_scalar(vd_json_emit *e, size_t extra, const char **key) {
+  *key = e->key;
+  if (!emit_begin(e)) return false;
+  return !e->text || room(e->text, extra) || emit_fail(e);
 }
 
 void vd_json_emit_real(vd_json_emit *e, double v) {
@@ -626,48 +640,34 @@ void vd_json_emit_real(vd_json_emit *e, double v) {
     e->key = NULL;
     return;
   }
-  const char *key = e->key;
-  if (!emit_begin(e)) return;
-  if (e->text) {
-    if (!room(e->text, 40)) {
-      emit_fail(e);
-      return;
-    }
-    write_real(v, true, e->text);
-    if (e->text->oom) emit_fail(e);
-  } else {
+  const char *key;
+  if (!begin_scalar(e, 40, &key)) return;
+  if (!e->text) {
     emit_tree_value(e, key, json_real(v));
+    return;
   }
+  write_real(v, true, e->text);
+  if (e->text->oom) emit_fail(e);
 }
 
 void vd_json_emit_integer(vd_json_emit *e, json_int_t v) {
-  const char *key = e->key;
-  if (!emit_begin(e)) return;
-  if (e->text) {
-    if (!room(e->text, 24)) {
-      emit_fail(e);
-      return;
-    }
+  const char *key;
+  if (!begin_scalar(e, 24, &key)) return;
+  if (e->text)
     write_integer(v, e->text);
-  } else {
+  else
     emit_tree_value(e, key, json_integer(v));
-  }
 }
 
 /* A literal: null, true or false. */
 static void emit_literal(vd_json_emit *e, const char *text, json_t *tree_value) {
-  const char *key = e->key;
-  if (!emit_begin(e)) return;
-  if (e->text) {
-    size_t n = strlen(text);
-    if (!room(e->text, n)) {
-      emit_fail(e);
-      return;
-    }
+  const char *key;
+  size_t n = strlen(text);
+  if (!begin_scalar(e, n, &key)) return;
+  if (e->text)
     put(e->text, text, n);
-  } else {
+  else
     emit_tree_value(e, key, tree_value);
-  }
 }
 
 void vd_json_emit_bool(vd_json_emit *e, bool v) {
@@ -677,18 +677,13 @@ void vd_json_emit_bool(vd_json_emit *e, bool v) {
 void vd_json_emit_null(vd_json_emit *e) { emit_literal(e, "null", e->text ? NULL : json_null()); }
 
 void vd_json_emit_value(vd_json_emit *e, const json_t *v) {
-  if (!v) {
-    vd_json_emit_null(e);
-    return;
-  }
-  const char *key = e->key;
-  if (!emit_begin(e)) return;
-  if (e->text) {
-    writer w = {.shortest = true};
-    if (!write_value(v, &w, e->text)) emit_fail(e);
-  } else {
+  const char *key;
+  if (!begin_non_null(e, v, &key)) return;
+  writer w = {.shortest = true};
+  if (!e->text)
     emit_tree_value(e, key, json_deep_copy(v));
-  }
+  else if (!write_value(v, &w, e->text))
+    emit_fail(e);
 }
 
 void vd_json_emit_raw(vd_json_emit *e, const char *json_text, size_t len) {
@@ -698,17 +693,12 @@ void vd_json_emit_raw(vd_json_emit *e, const char *json_text, size_t len) {
   uintptr_t at = (uintptr_t)json_text, data = b ? (uintptr_t)b->data : 0;
   bool inside = b && b->data && at >= data && at < data + b->len;
   size_t offset = inside ? (size_t)(at - data) : 0;
-  const char *key = e->key;
-  if (!emit_begin(e)) return;
-  if (e->text) {
-    if (!room(e->text, len)) {
-      emit_fail(e);
-      return;
-    }
+  const char *key;
+  if (!begin_scalar(e, len, &key)) return;
+  if (e->text)
     put(e->text, inside ? e->text->data + offset : json_text, len);
-  } else {
+  else
     emit_tree_value(e, key, json_loadb(json_text, len, JSON_DECODE_ANY, NULL));
-  }
 }
 
 void vd_json_emit_member_string(vd_json_emit *e, const char *key, const char *s) {
