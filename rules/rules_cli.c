@@ -21,16 +21,42 @@ static const char usage_text[] =
 
 static void usage(FILE *f) { fputs(usage_text, f); }
 
-/* Prints line `line` of `path` and a caret under column `column` (1-based, in characters). */
-static void print_source(FILE *f, const char *path, int line, int column) {
-  if (line <= 0) return;
-  char *text = vd_read_file(path, 64 * 1024 * 1024, NULL, NULL);
-  if (!text) return;
-  const char *p = text;
-  for (int i = 1; i < line && p; i++) {
-    p = strchr(p, '\n');
-    if (p) p++;
+/* The file the errors being printed are in, read once with where each line starts: reading it
+ * again and counting lines for every error made thousands of errors quadratic. */
+typedef struct source {
+  char path[VD_ERROR_WHERE_MAX];
+  char *text;
+  size_t *starts, count;
+} source;
+
+static void source_free(source *s) {
+  free(s->text);
+  free(s->starts);
+  *s = (source){0};
+}
+
+/* Line `line` (1-based) of path, NULL when there is no such line. */
+static const char *source_line(source *s, const char *path, int line) {
+  if (strcmp(s->path, path) != 0) {
+    source_free(s);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->text = vd_read_file(path, 64 * 1024 * 1024, NULL, NULL);
+    size_t lines = 1;
+    for (const char *p = s->text; p && (p = strchr(p, '\n')); p++) lines++;
+    s->starts = s->text ? malloc(lines * sizeof *s->starts) : NULL;
+    if (s->starts) {
+      s->starts[s->count++] = 0;
+      for (const char *p = s->text; (p = strchr(p, '\n')); p++)
+        s->starts[s->count++] = (size_t)(p + 1 - s->text);
+    }
   }
+  if (!s->text || !s->starts || line <= 0 || (size_t)line > s->count) return NULL;
+  return s->text + s->starts[line - 1];
+}
+
+/* Prints line `line` of `path` and a caret under column `column` (1-based, in characters). */
+static void print_source(FILE *f, source *src, const char *path, int line, int column) {
+  const char *p = source_line(src, path, line);
   if (p && *p) {
     size_t len = strcspn(p, "\r\n");
     fprintf(f, "%.*s\n", (int)len, p);
@@ -46,17 +72,18 @@ static void print_source(FILE *f, const char *path, int line, int column) {
     fprintf(f, "%s^\n", caret.data ? caret.data : "");
     vd_buf_free(&caret);
   }
-  free(text);
 }
 
 static void print_diags(FILE *f, const vd_diags *diags) {
+  source src = {0};
   for (size_t i = 0; i < diags->count; i++) {
     const vd_error *e = &diags->items[i];
     char line[VD_ERROR_MESSAGE_MAX + VD_ERROR_WHERE_MAX + 32];
     vd_error_format(e, line, sizeof line);
     fprintf(f, "%s\n", line);
-    if (e->file[0]) print_source(f, e->file, e->line, e->column);
+    if (e->file[0]) print_source(f, &src, e->file, e->line, e->column);
   }
+  source_free(&src);
 }
 
 /* A file whose top level has `fields:` and no `rules:` is a schema. */

@@ -901,12 +901,20 @@ static vd_ruleset *load_document_unsorted(const vd_yaml_doc *doc, const char *ba
     size_t n = json_array_size(tests);
     rs->tests = calloc(n ? n : 1, sizeof *rs->tests);
     for (size_t i = 0; i < n; i++) load_test(&L, tests, i, &rs->tests[rs->test_count++]);
-    for (size_t i = 0; i < rs->test_count; i++)
-      for (size_t j = 0; j < i; j++)
-        if (strcmp(rs->tests[i].name, rs->tests[j].name) == 0) {
-          LOAD_ERROR(&L, tests, NULL, i, "duplicate test name \"%s\"", rs->tests[i].name);
-          break;
-        }
+    json_t *seen = json_object(); /* name → its first test's index: linear, not pairwise */
+    for (size_t i = 0; seen && i < rs->test_count; i++) {
+      const char *name = rs->tests[i].name;
+      const json_t *first = json_object_get(seen, name);
+      if (!first) {
+        json_object_set_new(seen, name, json_integer((json_int_t)i));
+        continue;
+      }
+      int line = 0, column = 0;
+      vd_yaml_where(doc, json_array_get(tests, (size_t)json_integer_value(first)), "name", 0, &line,
+                    &column);
+      LOAD_ERROR(&L, tests, NULL, i, "duplicate test name \"%s\" (first at line %d)", name, line);
+    }
+    json_decref(seen);
   }
   if (L.errors) {
     vd_ruleset_free(rs);
