@@ -383,7 +383,7 @@ static bool load_body(vd_deployment *d, const vd_yaml_doc *doc, const json_t *ro
   const char *rules = string_field(doc, root, "rules", true, diags);
   const char *schema = string_field(doc, root, "schema", false, diags);
   if (!name || !kind || !rules) return false;
-  if (strcmp(kind, "promotions") != 0 && strcmp(kind, "triage") != 0)
+  if (!vd_deployment_kind_known(kind))
     ok = yaml_diag(diags, doc, root, "kind", 0, "kind must be 'promotions' or 'triage'");
   d->name = strdup(name);
   d->kind = strdup(kind);
@@ -562,6 +562,9 @@ vd_deployment *vd_deployment_load_stored(const char *data_dir, const char *versi
 const char *vd_deployment_version(const vd_deployment *d) { return d->version; }
 const char *vd_deployment_name(const vd_deployment *d) { return d->name; }
 const char *vd_deployment_kind(const vd_deployment *d) { return d->kind; }
+bool vd_deployment_kind_known(const char *kind) {
+  return strcmp(kind, "promotions") == 0 || strcmp(kind, "triage") == 0;
+}
 const vd_triage_model *vd_deployment_triage(const vd_deployment *d) { return d->triage; }
 const char *vd_deployment_dir(const vd_deployment *d) { return d->dir; }
 const vd_ruleset *vd_deployment_ruleset(const vd_deployment *d) { return d->ruleset; }

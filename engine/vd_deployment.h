@@ -76,6 +76,8 @@ void vd_deployment_release(vd_deployment *d);
 
 const char *vd_deployment_name(const vd_deployment *d);
 const char *vd_deployment_kind(const vd_deployment *d);
+/* Whether kind names a decision kind verdict serves: "promotions" or "triage". */
+bool vd_deployment_kind_known(const char *kind);
 /* SHA-256 of the canonical form of everything that decides: settings, candidates (with
  * treatments), ruleset version and model version. In every trace as deployment.version. */
 const char *vd_deployment_version(const vd_deployment *d);

@@ -422,7 +422,7 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
   if ((npos == 1) == (since != NULL))
     return vd_args_usage_error("replay", err, "give either a decision ID or --since T");
   if (until && !since) return vd_args_usage_error("replay", err, "--until needs --since");
-  if (kind && strcmp(kind, "promotions") != 0 && strcmp(kind, "triage") != 0)
+  if (kind && !vd_deployment_kind_known(kind))
     return vd_args_usage_error("replay", err, "--kind must be promotions or triage");
   int64_t since_us = 0, until_us = 0;
   if (since && (!vd_replay_parse_time("--since", since, &since_us, &e) ||

@@ -413,8 +413,25 @@ static void handle_decision_list(vd_service *s, const vd_http_request *req,
   vd_http_query_each(req, check_list_param, &params);
   if (params.bad) return;
   vd_decision_query q = {0};
-  q.subject_id = vd_http_query(req, "subject");
+  char masked_subject[VD_TRACE_MASKED_SIZE];
+  const char *subject = vd_http_query(req, "subject");
+  if (subject) {
+    /* A masked subject.id is stored as its HMAC: the caller asks by the id they know. */
+    q.subject_id =
+        vd_trace_subject_lookup(subject, &s->mask, masked_subject, sizeof masked_subject);
+    if (!q.subject_id) {
+      vd_http_respond_error(resp, 400, "bad_request", "subject", NULL,
+                            "this server masks the whole subject in traces (mask_fields: "
+                            "subject), so decisions cannot be listed by subject");
+      return;
+    }
+  }
   q.kind = vd_http_query(req, "kind");
+  if (q.kind && !vd_deployment_kind_known(q.kind)) {
+    vd_http_respond_error(resp, 400, "bad_request", "kind", NULL,
+                          "kind must be promotions or triage, got '%s'", q.kind);
+    return;
+  }
   q.cursor = vd_http_query(req, "cursor");
   if (!time_param(req, "since", &q.has_since, &q.since_us, resp) ||
       !time_param(req, "until", &q.has_until, &q.until_us, resp))

@@ -178,6 +178,15 @@ const char *vd_trace_subject_id(const json_t *request, const vd_trace_mask *mask
   return fits ? buf : NULL;
 }
 
+const char *vd_trace_subject_lookup(const char *subject, const vd_trace_mask *mask, char *buf,
+                                    size_t size) {
+  if (strncmp(subject, "hmac-sha256:", strlen("hmac-sha256:")) == 0) return subject;
+  json_t *request = json_pack("{s:{s:s}}", "subject", "id", subject);
+  const char *stored = request ? vd_trace_subject_id(request, mask, buf, size) : NULL;
+  json_decref(request);
+  return stored == buf ? buf : stored ? subject : NULL; /* else: borrowed from request */
+}
+
 void vd_trace_write_head(vd_json_emit *e, const vd_trace_header *h, const json_t *request,
                          const vd_trace_mask *mask) {
   char timestamp[40];

@@ -107,6 +107,12 @@ void vd_trace_write_fallback(vd_json_emit *e, const char *reason, const char *me
 enum { VD_TRACE_MASKED_SIZE = 80 }; /* "hmac-sha256:" + 64 hex digits + NUL fits */
 const char *vd_trace_subject_id(const json_t *request, const vd_trace_mask *mask, char *buf,
                                 size_t size);
+/* What the subject column holds for a subject id a caller asks about (?subject=): the id itself,
+ * its "hmac-sha256:..." text (into buf) when subject.id is masked, or subject unchanged when it
+ * already is such a text. NULL when no listing by subject can match: the whole subject is
+ * masked. */
+const char *vd_trace_subject_lookup(const char *subject, const vd_trace_mask *mask, char *buf,
+                                    size_t size);
 void vd_trace_write_timings(vd_json_emit *e, double validate_us, double rules_us, double model_us,
                             double total_us);
 /* Appends one candidate's record (stolen). */
