@@ -347,6 +347,43 @@ static bool index_places(vd_yaml_doc *doc) {
   return true;
 }
 
+/* Whether a line (1-based) holds nothing but white space, or is past the end of the text. */
+static bool blank_line(const vd_yaml_doc *doc, int line) {
+  size_t len = 0;
+  const char *text = vd_yaml_source_line(doc, line, &len);
+  if (!text) return true;
+  for (size_t i = 0; i < len; i++)
+    if (text[i] != ' ' && text[i] != '\t') return false;
+  return true;
+}
+
+/* A syntax error, placed on what the user wrote. libyaml's problem_mark is where it noticed the
+ * mistake, often lines later: an unclosed quote, bracket or brace, or a key without its ':', is
+ * noticed at the next key or at the end of the text. Then its context_mark, the opening of the
+ * construct it names ("while scanning a quoted scalar"), is the mistake; and a problem noticed at
+ * the start of a blank line, or past the end, belongs to the last line written. */
+static void syntax_error(vd_yaml_doc *doc, const yaml_parser_t *p, vd_error *err) {
+  const char *problem = p->problem ? p->problem : "invalid YAML";
+  const char *context = p->context;
+  int line = line_of(&p->problem_mark), column = column_of(&p->problem_mark);
+  bool unclosed = context && p->context_mark.line < p->problem_mark.line &&
+                  (strstr(context, "while scanning") || strstr(context, "flow"));
+  if (unclosed) {
+    vd_error_at(err, doc->name, line_of(&p->context_mark), column_of(&p->context_mark),
+                "%s %s that starts here (noticed at line %d, column %d)", problem, context, line,
+                column);
+    return;
+  }
+  if (column == 1 && line > 1 && blank_line(doc, line)) {
+    while (line > 1 && blank_line(doc, line)) line--;
+    size_t len = 0;
+    vd_yaml_source_line(doc, line, &len);
+    column = (int)len + 1; /* just after the last thing written */
+  }
+  vd_error_at(err, doc->name, line, column, "%s%s%s", problem, context ? " " : "",
+              context ? context : "");
+}
+
 vd_yaml_doc *vd_yaml_load_string(const char *text, size_t len, const char *name, vd_error *err) {
   vd_yaml_doc *doc = calloc(1, sizeof *doc);
   if (!doc) {
@@ -381,14 +418,7 @@ vd_yaml_doc *vd_yaml_load_string(const char *text, size_t len, const char *name,
   while (ok && !done) {
     yaml_event_t ev;
     if (!yaml_parser_parse(&parser, &ev)) {
-      const yaml_mark_t *mark = parser.problem_mark.line || parser.problem_mark.column
-                                    ? &parser.problem_mark
-                                    : &parser.context_mark;
-      if (parser.context)
-        fail_at(doc, mark, err, "%s %s", parser.problem ? parser.problem : "invalid YAML",
-                parser.context);
-      else
-        fail_at(doc, mark, err, "%s", parser.problem ? parser.problem : "invalid YAML");
+      syntax_error(doc, &parser, err);
       ok = false;
       break;
     }

@@ -18,6 +18,25 @@ static void expect_error(const char *text, int line, int column, const char *nee
   ck_assert_msg(strstr(err.message, needle), "message '%s' lacks '%s'", err.message, needle);
 }
 
+/* Syntax errors point at what the user wrote, not where libyaml noticed them (the line after). */
+START_TEST(syntax_errors_point_at_the_line_written) {
+  /* an unclosed brace, quote or bracket, a key without ':': the opening (libyaml's context) */
+  expect_error("a: {b: 1\nc: 2\n", 1, 4,
+               "while parsing a flow mapping that starts here (noticed at line 2, column 2)");
+  expect_error("a: 'x\nb: 1\n", 1, 4,
+               "found unexpected end of stream while scanning a quoted scalar that starts here "
+               "(noticed at line 3, column 1)");
+  expect_error("a: [1, 2\n\n", 1, 4, "while parsing a flow sequence that starts here");
+  expect_error("a: 1\nb\n\n\n", 2, 1,
+               "could not find expected ':' while scanning a simple key that starts here");
+  /* noticed at the start of a blank line or past the end: the end of the last line written */
+  expect_error("a: 1\n%YAML 1.1\n\n", 2, 10, "did not find expected <document start>");
+  /* noticed at the start of the line that is wrong: that line, as libyaml says */
+  expect_error("a: b\n- c\n", 2, 1, "did not find expected key while parsing a block mapping");
+  expect_error("a:\n  b: 1\n c: 2\n", 3, 2, "did not find expected key");
+}
+END_TEST
+
 START_TEST(scalars_get_strict_types) {
   vd_error err;
   vd_yaml_doc *doc = load(
@@ -147,6 +166,7 @@ int main(void) {
   tcase_add_test(tc, positions_inside_block_and_quoted_scalars);
   tcase_add_test(tc, deep_nesting_is_bounded);
   tcase_add_test(tc, missing_file_is_an_error);
+  tcase_add_test(tc, syntax_errors_point_at_the_line_written);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
