@@ -1142,10 +1142,21 @@ static bool open_llm(vd_service *s, vd_error *err) {
   }
   lc.on_done = on_llm_done;
   lc.on_done_ctx = s;
+  /* A copied config finds these beside itself: the message says which key and from where. */
   if (lc.gazetteer_path[0] && !(s->gazetteer = vd_triage_gazetteer_open(
-                                    lc.gazetteer_path, c->data_dir, s->gazetteer_version, err)))
+                                    lc.gazetteer_path, c->data_dir, s->gazetteer_version, err))) {
+    vd_error_prefix(err,
+                    "%s: llm.gazetteer (default triage/gazetteer.tsv; paths start at the "
+                    "config file's folder)",
+                    c->path);
     return false;
+  }
   s->llm = vd_llm_open(&lc, err);
+  if (!s->llm)
+    vd_error_prefix(err,
+                    "%s: llm (prompts_dir, catalogue default to prompts/ and "
+                    "itineraries/catalogue.json; paths start at the config file's folder)",
+                    c->path);
   return s->llm != NULL;
 }
 

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "vd_buf.h"
 #include "vd_itest.h"
 #include "vd_json_path.h"
 #include "vd_test.h"
@@ -267,6 +268,32 @@ START_TEST(a_masked_subject_is_found_by_its_id) {
 }
 END_TEST
 
+/* A copy of the example config alone (the README says to copy it) misses the files it names
+ * relative to itself: the error says which key and where paths start (it said only "cannot
+ * open ./triage/gazetteer.tsv"). */
+START_TEST(a_copied_config_names_the_key_it_misses) {
+  char dir[] = "/tmp/vd-copied-config-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "cp %s/examples/verdict.yaml %s/ && cd %s && %s serve --config verdict.yaml "
+           "--listen 127.0.0.1:0 --data-dir %s/data 2>%s/stderr",
+           VERDICT_SOURCE_DIR, dir, dir, VERDICT_EXE, dir, dir);
+  ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+  char path[256];
+  snprintf(path, sizeof path, "%s/stderr", dir);
+  vd_error err = {0};
+  char *text = vd_read_file(path, 1 << 16, NULL, &err);
+  ck_assert_msg(text, "%s", err.message);
+  ck_assert_msg(strstr(text, "verdict.yaml: llm.gazetteer") &&
+                    strstr(text, "paths start at the config file's folder"),
+                "%s", text);
+  free(text);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("request_checks");
   TCase *tc = tcase_create("request_checks");
@@ -279,6 +306,7 @@ int main(void) {
   tcase_add_test(tc, a_failed_start_leaves_no_data_folder);
   tcase_add_test(tc, an_unknown_kind_is_refused);
   tcase_add_test(tc, a_masked_subject_is_found_by_its_id);
+  tcase_add_test(tc, a_copied_config_names_the_key_it_misses);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
