@@ -315,9 +315,25 @@ static void print_triage_notes(FILE *out, const json_t *trace) {
 
 typedef struct replay_counts {
   size_t identical, different, failed;
-  size_t rounded; /* identical with reals that differ within VD_TRACE_REAL_TOLERANCE */
+  size_t rounded;  /* identical with reals that differ within VD_TRACE_REAL_TOLERANCE */
+  size_t reworded; /* identical with reason texts worded differently (codes equal) */
   size_t triage, triage_identical, escalations;
 } replay_counts;
+
+/* "ID: identical", with what passed by leeway: "(42 reals within 1e-06 of the stored value:
+ * float rounding; 3 reason texts worded differently)". */
+static void print_leeway(FILE *out, const char *id, const vd_trace_leeway *l) {
+  fprintf(out, "%s: identical", id);
+  if (l->rounded || l->reworded) fputs(" (", out);
+  if (l->rounded)
+    fprintf(out, "%zu real%s within %g of the stored value: float rounding", l->rounded,
+            l->rounded == 1 ? "" : "s", VD_TRACE_REAL_TOLERANCE);
+  if (l->rounded && l->reworded) fputs("; ", out);
+  if (l->reworded)
+    fprintf(out, "%zu reason text%s worded differently, same code%s", l->reworded,
+            l->reworded == 1 ? "" : "s", l->reworded == 1 ? "" : "s");
+  fputs(l->rounded || l->reworded ? ")\n" : "\n", out);
+}
 
 /* Replays one trace; prints "identical" or the differences (and, with notes, what a triage
  * replay does not compare). */
@@ -335,22 +351,19 @@ static void replay_one(vd_replayer *r, const json_t *trace, bool quiet, bool not
     counts->failed++;
     return;
   }
-  size_t total = 0, rounded = 0;
+  size_t total = 0;
   json_t *before = vd_trace_decision_view(trace), *after = vd_trace_decision_view(again);
-  json_t *diff = vd_trace_diff_within(before, after, VD_TRACE_REAL_TOLERANCE, SHOWN_DIFFERENCES,
-                                      &total, &rounded);
+  vd_trace_leeway leeway = {.real_tolerance = VD_TRACE_REAL_TOLERANCE, .reason_wording = true};
+  json_t *diff = vd_trace_diff_within(before, after, &leeway, SHOWN_DIFFERENCES, &total);
   json_decref(before);
   json_decref(after);
   json_decref(again);
   if (total == 0) {
     counts->identical++;
     counts->triage_identical += triage;
-    counts->rounded += rounded > 0;
-    if (!quiet && rounded)
-      fprintf(out, "%s: identical (%zu real%s within %g of the stored value: float rounding)\n", id,
-              rounded, rounded == 1 ? "" : "s", VD_TRACE_REAL_TOLERANCE);
-    else if (!quiet)
-      fprintf(out, "%s: identical\n", id);
+    counts->rounded += leeway.rounded > 0;
+    counts->reworded += leeway.reworded > 0;
+    if (!quiet) print_leeway(out, id, &leeway);
   } else {
     counts->different++;
     fprintf(out, "%s: %zu difference%s\n", id, total, total == 1 ? "" : "s");
@@ -469,6 +482,11 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
               "  %zu of the identical ones with reals within %g of the stored values (float "
               "rounding of another verdict build)\n",
               c->rounded, VD_TRACE_REAL_TOLERANCE);
+    if (c->reworded)
+      fprintf(out,
+              "  %zu of the identical ones with reason texts worded differently (same reason "
+              "codes; the wording changed between verdict builds)\n",
+              c->reworded);
     if (c->triage)
       fprintf(out,
               "  of them triage: %zu, %zu identical (hot path compared; not compared: the job "

@@ -271,17 +271,29 @@ void vd_trace_finish(json_t *trace, json_t *response, double validate_us, double
 typedef struct diff_state {
   json_t *out;
   size_t max, total;
-  double tolerance;
-  size_t rounded;
+  vd_trace_leeway *leeway; /* NULL: exact */
 } diff_state;
 
 static bool within_tolerance(const diff_state *st, const json_t *a, const json_t *b) {
-  if (st->tolerance <= 0 || !json_is_number(a) || !json_is_number(b) ||
+  if (!st->leeway || st->leeway->real_tolerance <= 0 || !json_is_number(a) || !json_is_number(b) ||
       (json_is_integer(a) && json_is_integer(b)))
     return false;
   double x = json_number_value(a), y = json_number_value(b);
   double scale = fmax(1.0, fmax(fabs(x), fabs(y)));
-  return fabs(x - y) <= st->tolerance * scale;
+  return fabs(x - y) <= st->leeway->real_tolerance * scale;
+}
+
+/* Whether path is a reason's wording: "...reasons[N].text". */
+static bool is_reason_text(const char *path) {
+  size_t n = strlen(path);
+  const char *suffix = "].text";
+  size_t k = strlen(suffix);
+  if (n < k || strcmp(path + n - k, suffix) != 0) return false;
+  const char *open = path + n - k;
+  while (open > path && open[-1] >= '0' && open[-1] <= '9') open--;
+  static const char key[] = "reasons[";
+  return open != path + n - k && (size_t)(open - path) >= sizeof key - 1 &&
+         memcmp(open - (sizeof key - 1), key, sizeof key - 1) == 0;
 }
 
 static void diff_add(diff_state *st, const char *path, const json_t *a, const json_t *b) {
@@ -335,22 +347,25 @@ static void diff_walk(diff_state *st, const char *path, const json_t *a, const j
   }
   if (json_equal((json_t *)a, (json_t *)b)) return;
   if (within_tolerance(st, a, b))
-    st->rounded++;
+    st->leeway->rounded++;
+  else if (st->leeway && st->leeway->reason_wording && json_is_string(a) && json_is_string(b) &&
+           is_reason_text(path))
+    st->leeway->reworded++;
   else
     diff_add(st, path, a, b);
 }
 
-json_t *vd_trace_diff_within(const json_t *before, const json_t *after, double tolerance,
-                             size_t max, size_t *total, size_t *rounded) {
-  diff_state st = {.out = json_array(), .max = max, .tolerance = tolerance};
+json_t *vd_trace_diff_within(const json_t *before, const json_t *after, vd_trace_leeway *leeway,
+                             size_t max, size_t *total) {
+  diff_state st = {.out = json_array(), .max = max, .leeway = leeway};
+  if (leeway) leeway->rounded = leeway->reworded = 0;
   diff_walk(&st, "", before, after);
   if (total) *total = st.total;
-  if (rounded) *rounded = st.rounded;
   return st.out;
 }
 
 json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, size_t *total) {
-  return vd_trace_diff_within(before, after, 0.0, max, total, NULL);
+  return vd_trace_diff_within(before, after, NULL, max, total);
 }
 
 static void drop_submission(json_t *escalation) {

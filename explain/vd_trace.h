@@ -133,10 +133,19 @@ json_t *vd_trace_diff(const json_t *before, const json_t *after, size_t max, siz
  * compared exactly. */
 #define VD_TRACE_REAL_TOLERANCE 1e-6
 
-/* vd_trace_diff, except that two reals within `tolerance` · max(1, |a|, |b|) of each other are
- * not a difference: they are counted in *rounded (when non-NULL) instead. */
-json_t *vd_trace_diff_within(const json_t *before, const json_t *after, double tolerance,
-                             size_t max, size_t *total, size_t *rounded);
+/* What replay lets pass between the stored trace and a re-run by another verdict build, counted
+ * instead of reported: reals within `real_tolerance` · max(1, |a|, |b|) of each other (float
+ * rounding), and with `reason_wording` a reason's "text" (how a reason is worded may change
+ * between builds; its "code", like every decision-bearing value, is still compared exactly). */
+typedef struct vd_trace_leeway {
+  double real_tolerance;
+  bool reason_wording;
+  size_t rounded, reworded; /* out: how many reals and reason texts passed */
+} vd_trace_leeway;
+
+/* vd_trace_diff with leeway (its counts are set). */
+json_t *vd_trace_diff_within(const json_t *before, const json_t *after, vd_trace_leeway *leeway,
+                             size_t max, size_t *total);
 
 /* What replay compares: a copy of trace without what is not part of the decision itself —
  * "timings_us", "amendments" (later facts, such as an LLM classification, stored beside the

@@ -411,27 +411,57 @@ START_TEST(trace_diff_within_tolerance_counts_rounding_only) {
                         1, "action", "offer");
   json_t *b = json_deep_copy(a);
   json_object_set_new(b, "phi", json_real(0.4236196871879656)); /* 3.5e-9 away */
-  size_t total = 0, rounded = 0;
+  size_t total = 0;
+  vd_trace_leeway leeway = {.real_tolerance = VD_TRACE_REAL_TOLERANCE};
   json_t *diff = vd_trace_diff(a, b, 10, &total);
   ck_assert_int_eq(total, 1); /* the exact diff sees it */
   json_decref(diff);
-  diff = vd_trace_diff_within(a, b, VD_TRACE_REAL_TOLERANCE, 10, &total, &rounded);
+  diff = vd_trace_diff_within(a, b, &leeway, 10, &total);
   ck_assert_int_eq(total, 0);
-  ck_assert_int_eq(rounded, 1);
+  ck_assert_int_eq(leeway.rounded, 1);
   json_decref(diff);
   json_object_set_new(b, "score", json_real(0.126)); /* a real change */
   json_object_set_new(b, "rank", json_integer(2));   /* integers are compared exactly */
-  diff = vd_trace_diff_within(a, b, VD_TRACE_REAL_TOLERANCE, 10, &total, &rounded);
+  diff = vd_trace_diff_within(a, b, &leeway, 10, &total);
   ck_assert_int_eq(total, 2);
-  ck_assert_int_eq(rounded, 1);
+  ck_assert_int_eq(leeway.rounded, 1);
   json_decref(diff);
   json_object_set_new(b, "rank", json_integer(1));
   json_object_set_new(b, "score", json_real(1e7 + 1.0)); /* relative: 1e-7 of 1e7 */
   json_object_set_new(a, "score", json_real(1e7));
-  diff = vd_trace_diff_within(a, b, VD_TRACE_REAL_TOLERANCE, 10, &total, &rounded);
+  diff = vd_trace_diff_within(a, b, &leeway, 10, &total);
   ck_assert_int_eq(total, 0);
-  ck_assert_int_eq(rounded, 2);
+  ck_assert_int_eq(leeway.rounded, 2);
   json_decref(diff);
+  json_decref(a);
+  json_decref(b);
+}
+END_TEST
+
+/* A later build may word a reason differently (48d747b said the customer's value in every text):
+ * with reason_wording, a reason's text passes (counted) while its code and every other string are
+ * still compared exactly. */
+START_TEST(trace_diff_lets_reason_wording_pass_not_codes) {
+  json_t *a = json_pack("{s:[{s:[{s:s, s:s}]}], s:s, s:{s:s}}", "candidates", "reasons", "code",
+                        "model.newbie", "text", "Being a new customer", "action", "offer",
+                        "explanation", "text", "plain");
+  json_t *b = json_deep_copy(a);
+  json_t *reason = json_array_get(
+      json_object_get(json_array_get(json_object_get(b, "candidates"), 0), "reasons"), 0);
+  json_object_set_new(reason, "text", json_string("Being a new customer (newbie: yes)"));
+  size_t total = 0;
+  vd_trace_leeway exact_reals = {.real_tolerance = VD_TRACE_REAL_TOLERANCE};
+  json_decref(vd_trace_diff_within(a, b, &exact_reals, 10, &total));
+  ck_assert_int_eq(total, 1); /* without reason_wording it is a difference */
+  vd_trace_leeway leeway = {.real_tolerance = VD_TRACE_REAL_TOLERANCE, .reason_wording = true};
+  json_decref(vd_trace_diff_within(a, b, &leeway, 10, &total));
+  ck_assert_int_eq(total, 0);
+  ck_assert_int_eq(leeway.reworded, 1);
+  json_object_set_new(reason, "code", json_string("model.mens")); /* a code is decision-bearing */
+  json_object_set_new(json_object_get(b, "explanation"), "text", json_string("other"));
+  json_decref(vd_trace_diff_within(a, b, &leeway, 10, &total));
+  ck_assert_int_eq(total, 2); /* the code, and a "text" that is not a reason's */
+  ck_assert_int_eq(leeway.reworded, 1);
   json_decref(a);
   json_decref(b);
 }
@@ -450,6 +480,7 @@ int main(void) {
   tcase_add_test(tc, html_explanation_is_self_contained_and_escaped);
   tcase_add_test(tc, trace_diff_names_each_difference_and_ignores_timings);
   tcase_add_test(tc, trace_diff_within_tolerance_counts_rounding_only);
+  tcase_add_test(tc, trace_diff_lets_reason_wording_pass_not_codes);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
