@@ -878,7 +878,10 @@ static reader *acquire_reader(vd_decision_log *log, vd_error *err) {
     return NULL;
   }
   int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+  /* The busy timeout comes first: preparing reads the schema, and a lock held for a moment
+   * elsewhere must be waited out, not answered with a 503. */
   if (sqlite3_open_v2(log->path, &r->db, flags, NULL) != SQLITE_OK ||
+      sqlite3_busy_timeout(r->db, (int)log->config.busy_timeout_ms) != SQLITE_OK ||
       sqlite3_prepare_v3(r->db, get_sql, -1, SQLITE_PREPARE_PERSISTENT, &r->get, NULL) !=
           SQLITE_OK ||
       sqlite3_prepare_v3(r->db, amendments_sql, -1, SQLITE_PREPARE_PERSISTENT, &r->amendments,
@@ -887,7 +890,6 @@ static reader *acquire_reader(vd_decision_log *log, vd_error *err) {
     close_reader(r);
     return NULL;
   }
-  sqlite3_busy_timeout(r->db, (int)log->config.busy_timeout_ms);
   /* Reads through a memory map: no system call per page. SQLite maps at most 2 GiB (its
    * SQLITE_MAX_MMAP_SIZE); beyond that pages are read into the connection's cache, which is
    * large enough (32 MiB) to keep the interior pages of the id index and the table at 10^7 rows

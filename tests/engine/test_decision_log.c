@@ -822,7 +822,8 @@ END_TEST
 
 /* A VFS in front of the default one that counts writes and syncs of the main database file (not
  * its -wal or -shm) — in WAL mode only a checkpoint writes there — split by whether the thread
- * doing them is inside vd_decision_log_append. */
+ * doing them is inside vd_decision_log_append; and refuses the next busy_shared_locks shared
+ * locks of it, as a connection holding a pending lock would. */
 typedef struct counting_file {
   sqlite3_file base;
   sqlite3_file *real; /* the default VFS's file, right after this struct */
@@ -831,7 +832,8 @@ typedef struct counting_file {
 
 static _Thread_local bool appending;
 static atomic_int db_io_appending, db_io_elsewhere;
-static atomic_int sync_delay_ms; /* every sync through the VFS takes this long: a slow disk */
+static atomic_int busy_shared_locks; /* the next shared locks of the database refused */
+static atomic_int sync_delay_ms;     /* every sync through the VFS takes this long: a slow disk */
 static sqlite3_vfs counting_vfs;
 static sqlite3_io_methods counting_methods;
 
@@ -858,7 +860,15 @@ static int c_sync(sqlite3_file *f, int flags) {
 static int c_size(sqlite3_file *f, sqlite3_int64 *n) {
   return real_of(f)->pMethods->xFileSize(real_of(f), n);
 }
-static int c_lock(sqlite3_file *f, int l) { return real_of(f)->pMethods->xLock(real_of(f), l); }
+static int c_lock(sqlite3_file *f, int l) {
+  if (l == SQLITE_LOCK_SHARED && ((counting_file *)f)->main_db) {
+    int left = atomic_load(&busy_shared_locks);
+    while (left > 0 && !atomic_compare_exchange_weak(&busy_shared_locks, &left, left - 1)) {
+    }
+    if (left > 0) return SQLITE_BUSY;
+  }
+  return real_of(f)->pMethods->xLock(real_of(f), l);
+}
 static int c_unlock(sqlite3_file *f, int l) { return real_of(f)->pMethods->xUnlock(real_of(f), l); }
 static int c_reserved(sqlite3_file *f, int *r) {
   return real_of(f)->pMethods->xCheckReservedLock(real_of(f), r);
@@ -1002,6 +1012,28 @@ START_TEST(the_wal_stays_bounded_on_a_slow_disk) {
   vd_decision_log_close(log);
   ck_assert_int_eq(count_rows(f.path), THREADS * EACH);
   vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
+/* A reader connection opened while another connection briefly holds a lock that keeps it from its
+ * shared lock must wait (busy timeout), not fail: its statements were prepared before the busy
+ * timeout was set, and GET /v1/decisions/{id} answered 503 "cannot open a reader: database is
+ * locked" (seen in CI right after LLM amendments). The VFS refuses the next shared locks. */
+START_TEST(a_new_reader_waits_out_a_busy_database) {
+  install_counting_vfs();
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_error err = {0};
+  ck_assert_int_eq(append_one(log, "id-1", "promotions", "c1", 0, 1, &err), VD_LOG_OK);
+  atomic_store(&busy_shared_locks, 3);
+  json_t *trace = NULL;
+  vd_log_status st = vd_decision_log_get(log, "id-1", &trace, &err);
+  ck_assert_msg(st == VD_LOG_OK, "get: %s", err.message);
+  ck_assert_int_eq(atomic_load(&busy_shared_locks), 0); /* the reader did meet them */
+  json_decref(trace);
+  vd_decision_log_close(log);
   fixture_done(&f);
 }
 END_TEST
@@ -1157,6 +1189,7 @@ int main(void) {
   tcase_add_test(tc, close_commits_everything_and_folds_the_wal);
   tcase_add_test(tc, the_wal_stays_bounded_under_continuous_writes);
   tcase_add_test(tc, no_checkpoint_runs_on_an_appending_thread);
+  tcase_add_test(tc, a_new_reader_waits_out_a_busy_database);
   tcase_add_test(tc, the_checkpointer_runs_once_per_thousand_pages);
   tcase_add_test(tc, the_wal_stays_bounded_on_a_slow_disk);
   tcase_add_test(tc, fsync_durability_runs_synchronous_full);
