@@ -1271,33 +1271,26 @@ int vd_verb_train_triage(int argc, char **argv, FILE *out, FILE *errf) {
       {"max-rows", true, NULL, "use every ceil(rows/N)-th training row (default all)"},
   };
   size_t nopts = sizeof opts / sizeof opts[0];
-  bool help = false;
   size_t npos = 0;
-  vd_error e;
-  if (!vd_args_parse(argc, argv, 1, opts, nopts, NULL, 0, &npos, &help, &e)) {
-    fprintf(errf, "verdict train triage: %s (see --help)\n", e.message);
-    return 2;
-  }
-  if (help) {
-    fprintf(out,
-            "usage: verdict train triage --data train.jsonl --val val.jsonl --out DIR [options]\n\n"
-            "Trains the request-triage intent model (XGBoost multiclass over hashed word and\n"
-            "character n-grams): predicts every training row out of fold (cross-fitting), fits\n"
-            "the temperature and chooses the escalation threshold on those predictions,\n"
-            "trains on the whole training split, evaluates once on the validation split and\n"
-            "writes model.ubj (or model.json) + manifest.json to DIR.\n\n"
-            "options:\n");
-    for (size_t i = 0; i < nopts; i++) fprintf(out, "  --%-18s %s\n", opts[i].name, opts[i].help);
-    return 0;
-  }
+  static const vd_verb_help help = {
+      "train triage",
+      "usage: verdict train triage --data train.jsonl --val val.jsonl --out DIR [options]\n\n"
+      "Trains the request-triage intent model (XGBoost multiclass over hashed word and\n"
+      "character n-grams): predicts every training row out of fold (cross-fitting), fits\n"
+      "the temperature and chooses the escalation threshold on those predictions,\n"
+      "trains on the whole training split, evaluates once on the validation split and\n"
+      "writes model.ubj (or model.json) + manifest.json to DIR.",
+      NULL};
+  int parsed = vd_args_verb(&help, argc, argv, 1, opts, nopts, NULL, 0, &npos, out, errf);
+  if (parsed != VD_ARGS_GO_ON) return parsed;
+  vd_error e = {0};
   vd_triage_train_options o;
   vd_triage_train_defaults(&o);
   o.train_path = vd_args_get(opts, nopts, "data");
   o.val_path = vd_args_get(opts, nopts, "val");
   o.out_dir = vd_args_get(opts, nopts, "out");
   if (!o.train_path || !o.val_path || !o.out_dir) {
-    fprintf(errf, "verdict train triage: --data, --val and --out are required (see --help)\n");
-    return 2;
+    return vd_args_usage_error("train triage", errf, "--data, --val and --out are required");
   }
   const char *v;
   bool ok = true;

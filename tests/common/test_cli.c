@@ -112,6 +112,13 @@ START_TEST(every_verb_answers_help_and_mistakes_alike) {
     ck_assert_str_eq(c.err, line);
     captured_free(&c);
   }
+  char *triage[] = {"verdict", "train", "triage", "--no-such-option", NULL};
+  captured t = run_cli(4, triage);
+  ck_assert_int_eq(t.code, 2);
+  ck_assert_str_eq(t.err,
+                   "verdict train triage: unknown option --no-such-option (see 'verdict "
+                   "train triage --help')\n");
+  captured_free(&t);
   char *rules[] = {"verdict", "rules", "check", "--no-such-option", NULL};
   captured c = run_cli(4, rules);
   ck_assert_int_eq(c.code, 2);
