@@ -252,14 +252,27 @@ static const char *decided_by(const json_t *outcome) {
   return json_is_string(by) ? json_string_value(by) : "the model";
 }
 
+/* "score 0.0709", or "no score" for a candidate a rule took out before the model (its trace
+ * holds a score of 0 that nothing computed). */
+static const char *score_text(const json_t *candidate, char *buf, size_t size) {
+  const json_t *outcome = json_object_get(candidate, "outcome");
+  const json_t *score = json_object_get(outcome, "score");
+  bool unscored = json_is_false(json_object_get(outcome, "eligible")) &&
+                  json_is_null(json_object_get(candidate, "model"));
+  if (!json_is_number(score) || unscored) return "no score";
+  snprintf(buf, size, "score %.4f", json_number_value(score));
+  return buf;
+}
+
 static void print_candidate_change(FILE *out, const outcome_kind *k, const json_t *b,
                                    const json_t *a) {
   if (k == &promotions_outcome) {
     const json_t *ob = json_object_get(b, "outcome"), *oa = json_object_get(a, "outcome");
-    fprintf(out, "    %s: %s (score %.4f, decided by %s) -> %s (score %.4f, decided by %s)\n",
+    char sb[32], sa[32];
+    fprintf(out, "    %s: %s (%s, decided by %s) -> %s (%s, decided by %s)\n",
             json_string_value(json_object_get(b, "candidate")), action_of(b),
-            json_number_value(json_object_get(ob, "score")), decided_by(ob), action_of(a),
-            json_number_value(json_object_get(oa, "score")), decided_by(oa));
+            score_text(b, sb, sizeof sb), decided_by(ob), action_of(a),
+            score_text(a, sa, sizeof sa), decided_by(oa));
     return;
   }
   for (size_t f = 0; f < k->field_count; f++) {

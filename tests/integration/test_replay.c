@@ -239,6 +239,9 @@ START_TEST(every_decision_replays_identically_and_shadow_counts_are_exact) {
   snprintf(line, sizeof line, "decisions changed: %zu of %zu", expected_changed, decisions);
   ck_assert_msg(strstr(out, line), "%s", out);
   ck_assert_ptr_nonnull(strstr(out, "score distribution"));
+  /* a candidate denied before the model has no score (it printed "score 0.0000") */
+  ck_assert_msg(strstr(out, "-> deny (no score, decided by test-high-spender-pause)"), "%s", out);
+  ck_assert_ptr_null(strstr(out, "score 0.0000"));
   free(out);
   json_decref(schema);
   vd_itest_cleanup(&s);
