@@ -3,6 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vd_utf8.h"
+
 /* Generated from Unicode decompositions (NFKD minus combining marks) plus the letters that have
  * none (ß, æ, ø, ł, đ, þ, œ, ...). "" = no ASCII form (the character becomes a space). */
 static const char latin_00c0[400][3] = {
@@ -49,38 +51,6 @@ static const char latin_1e00[256][3] = {
     "y", "Y", "y", "",  "",  "",  "",   "",  "",
 };
 
-/* Decodes one UTF-8 sequence at s (n bytes available); returns its length, or 0 when invalid
- * (overlong, surrogate, truncated, out of range). */
-static size_t decode_utf8(const unsigned char *s, size_t n, uint32_t *cp) {
-  if (s[0] < 0x80) {
-    *cp = s[0];
-    return 1;
-  }
-  size_t need;
-  uint32_t v;
-  if ((s[0] & 0xE0) == 0xC0) {
-    need = 2;
-    v = s[0] & 0x1F;
-  } else if ((s[0] & 0xF0) == 0xE0) {
-    need = 3;
-    v = s[0] & 0x0F;
-  } else if ((s[0] & 0xF8) == 0xF0) {
-    need = 4;
-    v = s[0] & 0x07;
-  } else {
-    return 0;
-  }
-  if (n < need) return 0;
-  for (size_t i = 1; i < need; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  static const uint32_t min_for_length[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (v < min_for_length[need] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return need;
-}
-
 /* The ASCII form of a non-ASCII code point ("" when it has none). */
 static const char *ascii_form(uint32_t cp) {
   if (cp >= 0xC0 && cp <= 0x24F) return latin_00c0[cp - 0xC0];
@@ -119,7 +89,7 @@ size_t vd_fold_ascii(const char *in, size_t len, char *out, size_t out_size) {
   size_t i = 0, o = 0;
   while (i < len && o + 1 < out_size) {
     uint32_t cp = 0;
-    size_t n = decode_utf8(s + i, len - i, &cp);
+    size_t n = vd_utf8_decode(s + i, len - i, &cp);
     if (n == 0) {
       out[o++] = ' ';
       i++;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "vd_buf.h"
+#include "vd_utf8.h"
 
 static const char *const type_names[] = {"object", "array",   "string", "integer",
                                          "number", "boolean", "null"};
@@ -202,13 +203,6 @@ static void add(vd_diags *diags, const vd_buf *path, const char *fmt, ...) {
   vd_diags_add(diags, &e);
 }
 
-static size_t utf8_length(const char *s, size_t n) {
-  size_t count = 0;
-  for (size_t i = 0; i < n; i++)
-    if (((unsigned char)s[i] & 0xC0) != 0x80) count++;
-  return count;
-}
-
 static void validate_at(const json_t *root, const json_t *schema, const json_t *v, vd_buf *path,
                         vd_diags *diags);
 
@@ -333,7 +327,7 @@ static void validate_at(const json_t *root, const json_t *schema, const json_t *
       add(diags, path, "%g is above the maximum %g", x, json_number_value(max));
   }
   if (json_is_string(v)) {
-    size_t n = utf8_length(json_string_value(v), json_string_length(v));
+    size_t n = vd_utf8_count(json_string_value(v), json_string_length(v));
     const json_t *min = json_object_get(schema, "minLength");
     const json_t *max = json_object_get(schema, "maxLength");
     if (min && (json_int_t)n < json_integer_value(min))

@@ -6,39 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_utf8.h"
+
 /* Bytes jansson escapes in a string without JSON_ENSURE_ASCII / JSON_ESCAPE_SLASH: '"', '\\' and
  * the control characters; bytes >= 0x80 start a UTF-8 sequence that must be valid. */
 static bool needs_care(unsigned char c) {
   return (unsigned char)(c - 0x20) >= 0x60 || c == '"' || c == '\\'; /* < 0x20 or >= 0x80 */
-}
-
-/* Length of the valid UTF-8 sequence at s (at most `left` bytes), 0 when invalid — the same
- * acceptance as jansson's utf8_check_full (no overlongs, no surrogates, <= U+10FFFF). */
-static size_t utf8_sequence(const unsigned char *s, size_t left) {
-  unsigned char c = s[0];
-  size_t n;
-  uint32_t cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    cp = c & 0x1Fu;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    cp = c & 0x0Fu;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    cp = c & 0x07u;
-  } else {
-    return 0;
-  }
-  if (n > left) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3Fu);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0;
-  return n;
 }
 
 /* Makes room for `extra` more bytes and the NUL after them (vd_buf's contract). */
@@ -87,7 +60,8 @@ static bool write_string(const char *str, size_t len, vd_buf *out) {
     if (i == len) break;
     unsigned char c = s[i];
     if (c >= 0x80) {
-      size_t n = utf8_sequence(s + i, len - i);
+      uint32_t cp;
+      size_t n = vd_utf8_decode(s + i, len - i, &cp);
       if (!n) return false;
       i += n;
       continue;

@@ -19,6 +19,7 @@
 #include "vd_buf.h"
 #include "vd_json_write.h"
 #include "vd_time.h"
+#include "vd_utf8.h"
 
 /* A chunked body up to this many times max_body_bytes is read and dropped to answer 413; a
  * longer one closes the connection. */
@@ -115,13 +116,18 @@ void vd_http_respond_json(vd_http_response *resp, int status, json_t *json) {
 
 void vd_http_respond_error(vd_http_response *resp, int status, const char *code, const char *field,
                            json_t *extra, const char *fmt, ...) {
-  char message[1024];
+  char raw[1024], message[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(message, sizeof message, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  /* A message may quote what the client sent, or be cut inside a character: JSON needs UTF-8 (an
+   * invalid byte made json_pack fail and the error went out with an empty body). */
+  vd_utf8_escape_invalid(raw, message, sizeof message);
+  char field_text[256];
+  if (field) vd_utf8_escape_invalid(field, field_text, sizeof field_text);
   json_t *error = json_pack("{s:s, s:s, s:o}", "code", code, "message", message, "field",
-                            field ? json_string(field) : json_null());
+                            field ? json_string(field_text) : json_null());
   if (error && extra) json_object_update(error, extra);
   json_decref(extra);
   vd_http_respond_json(resp, status, json_pack("{s:o}", "error", error));

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_utf8.h"
+
 enum {
   HASH_SEED_BASE = 0x5644,
   NUM_PLACEHOLDER_LEN = 5, /* "<num>" */
@@ -219,40 +221,10 @@ static bool norm_put(vd_text_features *f, const char *bytes, size_t n) {
 /* Decodes one UTF-8 code point at s[*i]; returns it, or 0xFFFD for an invalid sequence (one byte
  * consumed). */
 static uint32_t utf8_next(const unsigned char *s, size_t len, size_t *i) {
-  unsigned char b = s[*i];
-  if (b < 0x80) {
-    (*i)++;
-    return b;
-  }
-  size_t n;
-  uint32_t cp, min;
-  if ((b & 0xE0) == 0xC0) {
-    n = 2, cp = b & 0x1F, min = 0x80;
-  } else if ((b & 0xF0) == 0xE0) {
-    n = 3, cp = b & 0x0F, min = 0x800;
-  } else if ((b & 0xF8) == 0xF0) {
-    n = 4, cp = b & 0x07, min = 0x10000;
-  } else {
-    (*i)++;
-    return 0xFFFD;
-  }
-  if (*i + n > len) {
-    (*i)++;
-    return 0xFFFD;
-  }
-  for (size_t k = 1; k < n; k++) {
-    if ((s[*i + k] & 0xC0) != 0x80) {
-      (*i)++;
-      return 0xFFFD;
-    }
-    cp = cp << 6 | (s[*i + k] & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    (*i)++;
-    return 0xFFFD;
-  }
-  *i += n;
-  return cp;
+  uint32_t cp;
+  size_t n = vd_utf8_decode(s + *i, len - *i, &cp);
+  *i += n ? n : 1;
+  return n ? cp : 0xFFFD;
 }
 
 static size_t utf8_put(uint32_t cp, char out[4]) {

@@ -12,6 +12,8 @@
 
 #include "cel_internal.h"
 
+#include "vd_utf8.h"
+
 typedef struct ev {
   const vd_cel_program *prog;
   const vd_cel_value *slots;
@@ -767,7 +769,7 @@ COLD static vd_cel_value eval_call(ev *e, const cel_node *n) {
     case F_SIZE:
       switch (target.kind) {
         case VD_CEL_STRING:
-          return vd_cel_int((int64_t)cel_utf8_count(target.v.str.data, target.v.str.len));
+          return vd_cel_int((int64_t)vd_utf8_count(target.v.str.data, target.v.str.len));
         case VD_CEL_BYTES:
           return vd_cel_int((int64_t)target.v.str.len);
         case VD_CEL_LIST:

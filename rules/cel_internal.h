@@ -221,9 +221,6 @@ bool cel_compare(const vd_cel_value *a, const vd_cel_value *b, int *order);
 /* Index of key in map, or -1. */
 long cel_map_find(const vd_cel_map *map, const vd_cel_value *key);
 bool cel_is_map_key_kind(vd_cel_kind k);
-size_t cel_utf8_count(const char *s, size_t len);
-/* len when s is valid UTF-8, otherwise the offset of the first invalid sequence. */
-size_t cel_utf8_check(const char *s, size_t len);
 /* Formats a double as CEL's string() does (shortest round-trip, Go's 'g' style). */
 void cel_format_double(double d, char *buf, size_t size);
 /* The error message of a failed allocation, as a value. */

@@ -4,6 +4,8 @@
 
 #include "cel_internal.h"
 
+#include "vd_utf8.h"
+
 typedef struct parser {
   cel_lexer lx;
   cel_token tok; /* current token */
@@ -446,7 +448,7 @@ cel_node *cel_parse(const char *src, size_t len, vd_cel_arena *arena, cel_diag *
     cel_diag_set(diag, 0, "expression is longer than %d bytes", CEL_MAX_SOURCE);
     return NULL;
   }
-  size_t bad = cel_utf8_check(src, len);
+  size_t bad = vd_utf8_valid_prefix(src, len);
   if (bad != len) {
     cel_diag_set(diag, (uint32_t)bad, "expression is not valid UTF-8");
     return NULL;

@@ -8,6 +8,8 @@
 
 #include "cel_internal.h"
 
+#include "vd_utf8.h"
+
 /* ---- arena ---- */
 
 struct vd_cel_chunk {
@@ -103,49 +105,7 @@ vd_cel_value cel_errorf(vd_cel_arena *arena, uint32_t offset, const char *fmt, .
 
 /* ---- UTF-8 ---- */
 
-bool vd_cel_utf8_valid(const char *s, size_t len) { return cel_utf8_check(s, len) == len; }
-
-size_t cel_utf8_check(const char *s, size_t len) {
-  const unsigned char *start = (const unsigned char *)s, *p = start, *end = p + len;
-  while (p < end) {
-    unsigned c = *p;
-    if (c < 0x80) {
-      p++;
-      continue;
-    }
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return (size_t)(p - start);
-    }
-    if ((size_t)(end - p) <= n) return (size_t)(p - start);
-    for (size_t i = 1; i <= n; i++) {
-      if ((p[i] & 0xC0) != 0x80) return (size_t)(p - start);
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-      return (size_t)(p - start);
-    p += n + 1;
-  }
-  return len;
-}
-
-size_t cel_utf8_count(const char *s, size_t len) {
-  size_t n = 0;
-  for (size_t i = 0; i < len; i++)
-    if (((unsigned char)s[i] & 0xC0) != 0x80) n++;
-  return n;
-}
+bool vd_cel_utf8_valid(const char *s, size_t len) { return vd_utf8_valid_prefix(s, len) == len; }
 
 /* ---- kinds ---- */
 

@@ -12,6 +12,7 @@
 #include "vd_hash.h"
 #include "vd_suggest.h"
 #include "vd_time.h"
+#include "vd_utf8.h"
 #include "vd_yaml.h"
 #include "vd_yaml_diag.h"
 
@@ -189,13 +190,6 @@ static void format_path(const field_path *p, char *buf, size_t size) {
 
 /* ---- checking one value against a field ---------------------------------------------------- */
 
-static size_t utf8_length(const char *s) {
-  size_t n = 0;
-  for (; *s; s++)
-    if (((unsigned char)*s & 0xC0) != 0x80) n++;
-  return n;
-}
-
 /* Checks a scalar of type t; returns a new normalised value or NULL (adding a diag at path). */
 static json_t *check_scalar(const vd_schema_field *f, vd_field_type t, const json_t *value,
                             const field_path *where, vd_diags *diags) {
@@ -232,7 +226,9 @@ static json_t *check_scalar(const vd_schema_field *f, vd_field_type t, const jso
     }
     case VD_FIELD_STRING:
       if (!json_is_string(value)) break;
-      if (f->max_length >= 0 && (long long)utf8_length(json_string_value(value)) > f->max_length) {
+      if (f->max_length >= 0 &&
+          (long long)vd_utf8_count(json_string_value(value), json_string_length(value)) >
+              f->max_length) {
         length_error = true;
         break;
       }
@@ -266,7 +262,8 @@ static json_t *check_scalar(const vd_schema_field *f, vd_field_type t, const jso
                            : NULL;
     if (length_error)
       add_field_diag(diags, path, "expected %s, got a string of %zu characters",
-                     expected.data ? expected.data : "", utf8_length(json_string_value(value)));
+                     expected.data ? expected.data : "",
+                     vd_utf8_count(json_string_value(value), json_string_length(value)));
     else if (typo)
       add_field_diag(diags, path, "expected %s, got %s (did you mean \"%s\"?)",
                      expected.data ? expected.data : "", got, typo);

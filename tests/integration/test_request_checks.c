@@ -294,6 +294,18 @@ START_TEST(a_copied_config_names_the_key_it_misses) {
 }
 END_TEST
 
+/* An error message or field quoting bytes that are not UTF-8 (an unknown parameter named %FF) went
+ * out with an empty body: JSON text must be UTF-8, so such bytes are shown as \xNN. */
+START_TEST(an_error_quoting_bad_bytes_is_still_json) {
+  vd_itest_response r = get("/v1/decisions?%FF=1");
+  ck_assert_int_eq(r.status, 400);
+  ck_assert_msg(r.json != NULL, "body: '%s'", r.body);
+  ck_assert_str_eq(error_string(&r, "field"), "\\xff");
+  ck_assert_ptr_nonnull(strstr(error_string(&r, "message"), "'\\xff'"));
+  vd_itest_response_free(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("request_checks");
   TCase *tc = tcase_create("request_checks");
@@ -307,6 +319,7 @@ int main(void) {
   tcase_add_test(tc, an_unknown_kind_is_refused);
   tcase_add_test(tc, a_masked_subject_is_found_by_its_id);
   tcase_add_test(tc, a_copied_config_names_the_key_it_misses);
+  tcase_add_test(tc, an_error_quoting_bad_bytes_is_still_json);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
