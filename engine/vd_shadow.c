@@ -392,7 +392,8 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
       "sample of changed decisions, and how the score (triage: model confidence)\n"
       "distribution shifts. Nothing is written and no LLM job is submitted: the log and the\n"
       "store stay as they are.",
-      "exit status: 0 report printed, 1 the candidate or the log cannot be read, 2 usage"};
+      "exit status: 0 report printed, 1 the candidate (its rules or model) or the log cannot be\n"
+      "read, 2 usage"};
   int parsed = vd_args_verb(&help, argc, argv, 1, options, n, NULL, 0, &npos, out, err);
   if (parsed != VD_ARGS_GO_ON) return parsed;
   vd_error e = {0};
@@ -423,9 +424,13 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     *targets[i] = (size_t)v;
   }
 
+  /* A model that does not load is refused, as on a reload: falling back to rules only would
+   * report every decision as the rules' (scores 0) instead of the candidate's. */
   vd_diags diags = {0};
   vd_deployment *candidate = vd_deployment_load(
-      dir, &(vd_deployment_load_options){.rules_path = rules, .model_dir = model}, &diags);
+      dir,
+      &(vd_deployment_load_options){.rules_path = rules, .model_dir = model, .require_model = true},
+      &diags);
   if (!candidate) {
     fprintf(err, "verdict shadow: the candidate version does not load:\n");
     for (size_t i = 0; i < diags.count; i++) {

@@ -1,0 +1,144 @@
+/* verdict shadow refuses a candidate whose model does not load (a --model bundle, or the
+ * deployment's own), with the load error and exit 1 — as a reload refuses it — instead of
+ * silently re-deciding everything on the rules alone. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+#include "vd_cli_verbs.h"
+#include "vd_decision_log.h"
+#include "vd_deployment.h"
+#include "vd_pipeline.h"
+#include "vd_test.h"
+
+static const char *example = VERDICT_SOURCE_DIR "/examples/promotions";
+static const char *example_rules = VERDICT_SOURCE_DIR "/examples/promotions/rules.yaml";
+static const char *triage_example = VERDICT_SOURCE_DIR "/examples/triage";
+
+static void write_file(const char *dir, const char *name, const char *text) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+static void run(const char *cmd) { ck_assert_msg(system(cmd) == 0, "%s", cmd); }
+
+/* A data folder whose decision log holds one promotions decision of the example deployment. */
+static void log_one_decision(const char *data) {
+  vd_diags diags = {0};
+  vd_deployment *d =
+      vd_deployment_load(example, &(vd_deployment_load_options){.data_dir = data}, &diags);
+  ck_assert_msg(d != NULL, "%s", diags.count ? diags.items[0].message : "");
+  json_t *request = json_pack("{s:{s:s, s:i, s:f, s:b, s:b, s:s, s:b, s:s, s:b, s:i, s:s}}",
+                              "subject", "id", "c1", "recency", 3, "history", 612.5, "mens", 1,
+                              "womens", 0, "zip_code", "Urban", "newbie", 0, "channel", "Web",
+                              "marketing_opt_out", 0, "emails_last_30d", 1, "country", "US");
+  const char *id = "01a23c2a-7289-7441-81f8-c38f843ea650";
+  vd_pipeline_input in = {
+      .request = request, .decision_id = id, .now_us = 1764000000000000, .max_results = 1};
+  vd_decision out = {0};
+  vd_diags violations = {0};
+  vd_error err = {0};
+  ck_assert_msg(vd_pipeline_decide(d, &in, &out, &violations, &err) == VD_PIPELINE_OK, "%s",
+                err.message);
+  char log_path[1024];
+  snprintf(log_path, sizeof log_path, "%s/decisions.db", data);
+  vd_decision_log *log = vd_decision_log_open(&(vd_decision_log_config){.path = log_path}, &err);
+  ck_assert_msg(log != NULL, "%s", err.message);
+  char *text = json_dumps(out.trace, JSON_COMPACT);
+  vd_decision_record rec = {.id = id,
+                            .kind = "promotions",
+                            .subject_id = "c1",
+                            .timestamp_us = 1764000000000000,
+                            .ruleset_version = vd_ruleset_version(vd_deployment_ruleset(d)),
+                            .trace_json = text,
+                            .trace_len = strlen(text)};
+  ck_assert_int_eq(vd_decision_log_append(log, &rec, &err), VD_LOG_OK);
+  vd_decision_log_close(log);
+  free(text);
+  vd_decision_clear(&out);
+  vd_diags_free(&violations);
+  vd_diags_free(&diags);
+  json_decref(request);
+  vd_deployment_release(d);
+}
+
+START_TEST(a_candidate_model_that_does_not_load_is_refused) {
+  char work[] = "/tmp/vd-shadow-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(work));
+  char data[512], junk[512], broken[512], cmd[4096];
+  snprintf(data, sizeof data, "%s/data", work);
+  snprintf(junk, sizeof junk, "%s/junk-model", work);
+  snprintf(broken, sizeof broken, "%s/promotions", work);
+  ck_assert_int_eq(mkdir(data, 0755), 0);
+  ck_assert_int_eq(mkdir(junk, 0755), 0);
+  write_file(junk, "manifest.json", "{\"name\": \"junk\"}");
+  write_file(junk, "model.ubj", "\x01\x02junk");
+  /* a copy of the example deployment whose own model folder is the junk bundle */
+  snprintf(cmd, sizeof cmd, "cp -r %s %s && rm -rf %s/model && cp -r %s %s/model", example, broken,
+           broken, junk, broken);
+  run(cmd);
+  log_one_decision(data);
+
+  /* The log is readable: a candidate that loads is reported (exit 0). */
+  char *ok_argv[] = {"shadow",
+                     "--deployment",
+                     (char *)example,
+                     "--rules",
+                     (char *)example_rules,
+                     "--data-dir",
+                     data,
+                     NULL};
+  FILE *null = fopen("/dev/null", "w");
+  ck_assert_int_eq(vd_verb_shadow(7, ok_argv, null, null), 0);
+
+  struct {
+    const char *deployment, *flag, *path, *named;
+  } refused[] = {
+      {example, "--model", "/nonexistent", "/nonexistent"},
+      {example, "--model", junk, junk},
+      {triage_example, "--model", junk, junk},
+      {broken, "--rules", example_rules, "promotions/model refused"},
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    char *argv[] = {"shadow",
+                    "--deployment",
+                    (char *)refused[i].deployment,
+                    (char *)refused[i].flag,
+                    (char *)refused[i].path,
+                    "--data-dir",
+                    data,
+                    NULL};
+    char *out_text = NULL, *err_text = NULL;
+    size_t out_size = 0, err_size = 0;
+    FILE *out = open_memstream(&out_text, &out_size), *err = open_memstream(&err_text, &err_size);
+    int status = vd_verb_shadow(7, argv, out, err);
+    fclose(out);
+    fclose(err);
+    ck_assert_msg(status == 1, "case %zu: exit %d: %s%s", i, status, out_text, err_text);
+    ck_assert_msg(strstr(err_text, "does not load") && strstr(err_text, "refused") &&
+                      strstr(err_text, refused[i].named),
+                  "case %zu: %s", i, err_text);
+    ck_assert_str_eq(out_text, ""); /* no report of a rules-only run */
+    free(out_text);
+    free(err_text);
+  }
+  fclose(null);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", work);
+  run(cmd);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("shadow");
+  TCase *tc = tcase_create("shadow");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, a_candidate_model_that_does_not_load_is_refused);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}
