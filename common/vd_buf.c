@@ -83,7 +83,9 @@ int vd_open_regular(const char *path, vd_error *err) {
   /* O_NONBLOCK: a FIFO opens at once instead of waiting for a writer, so fstat can refuse it */
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
-    vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
+    int open_errno = errno; /* kept for callers that treat ENOENT as "none yet" */
+    vd_error_set(err, "cannot open %s: %s", path, strerror(open_errno));
+    errno = open_errno;
     return -1;
   }
   struct stat sb;
@@ -94,6 +96,7 @@ int vd_open_regular(const char *path, vd_error *err) {
     else
       vd_error_set(err, "%s is %s, not a regular file", path, file_kind(sb.st_mode));
     close(fd);
+    errno = EINVAL; /* never a stale ENOENT: the file exists */
     return -1;
   }
   int flags = fcntl(fd, F_GETFL);

@@ -35,7 +35,8 @@ char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *er
 /* Opens path for reading only if it is a regular file; a FIFO, a device, a socket or a folder is
  * refused with err saying which, without blocking (opening a FIFO waits for a writer, a device
  * may never end). Every reader of a file a user names goes through these. Returns the file
- * descriptor (the caller closes it) or -1; vd_fopen_regular the stream (fclose) or NULL. */
+ * descriptor (the caller closes it) or -1; vd_fopen_regular the stream (fclose) or NULL. On failure
+ * errno is ENOENT exactly when the file does not exist (callers treating that as "none yet"). */
 int vd_open_regular(const char *path, vd_error *err);
 FILE *vd_fopen_regular(const char *path, vd_error *err);
 

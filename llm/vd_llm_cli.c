@@ -1,12 +1,15 @@
 /* `verdict llm run|job|costs`: run one LLM job from the command line and watch it stream, look a
  * job up, or read the cost ledger — for operators checking a provider set-up. */
+#include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vd_args.h"
 #include "vd_buf.h"
+#include "vd_json_file.h"
 #include "vd_llm.h"
 #include "vd_llm_cli.h"
 #include "vd_llm_store.h"
@@ -87,16 +90,23 @@ bool vd_llm_config_load_file(vd_llm_config *cfg, const char *config_path, const 
   return true;
 }
 
+enum { INPUT_MAX_BYTES = 16 * 1024 * 1024 }; /* an --input @FILE */
+
 static json_t *read_input(const char *arg, FILE *err) {
+  if (arg[0] == '@') {
+    vd_error e;
+    json_t *input = vd_json_load_file(arg + 1, INPUT_MAX_BYTES, 0, &e);
+    if (!input) {
+      char message[VD_ERROR_MESSAGE_MAX + VD_ERROR_WHERE_MAX + 32];
+      vd_error_format(&e, message, sizeof message);
+      fprintf(err, "verdict llm: --input %s\n", message);
+    }
+    return input;
+  }
   json_error_t jerr;
-  json_t *input;
-  if (arg[0] == '@')
-    input = json_load_file(arg + 1, 0, &jerr);
-  else
-    input = json_loads(arg, 0, &jerr);
+  json_t *input = json_loads(arg, 0, &jerr);
   if (!input)
-    fprintf(err, "verdict llm: --input %s:%d:%d: %s\n", arg[0] == '@' ? arg + 1 : "(argument)",
-            jerr.line, jerr.column, jerr.text);
+    fprintf(err, "verdict llm: --input (argument):%d:%d: %s\n", jerr.line, jerr.column, jerr.text);
   return input;
 }
 
@@ -170,13 +180,16 @@ static int run(vd_llm_config *cfg, const char *task_name, const char *input_arg,
 static vd_llm_store *open_store(const vd_llm_config *cfg, FILE *err) {
   char path[VD_LLM_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/llm.sqlite", cfg->data_dir);
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    fprintf(err, "verdict llm: no LLM store at %s\n", path);
+  vd_error e;
+  int fd = vd_open_regular(path, &e); /* a FIFO there is refused, not waited on */
+  if (fd < 0) {
+    if (errno == ENOENT)
+      fprintf(err, "verdict llm: no LLM store at %s\n", path);
+    else
+      fprintf(err, "verdict llm: %s\n", e.message);
     return NULL;
   }
-  fclose(f);
-  vd_error e;
+  close(fd);
   vd_llm_store *store = vd_llm_store_open(path, true, &e);
   if (!store) fprintf(err, "verdict llm: %s\n", e.message);
   return store;

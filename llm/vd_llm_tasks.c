@@ -9,6 +9,7 @@
 
 #include "vd_extract_rules.h"
 #include "vd_hash.h"
+#include "vd_json_file.h"
 #include "vd_json_schema.h"
 #include "vd_prompts.h"
 
@@ -200,11 +201,9 @@ vd_llm_tasks *vd_llm_tasks_load(const vd_llm_config *cfg, vd_error *err) {
     if (!load_prompt(t, cfg, (vd_llm_task)i, err)) goto fail;
   }
   if (cfg->catalogue_path[0]) {
-    json_error_t jerr;
-    t->catalogue = json_load_file(cfg->catalogue_path, 0, &jerr);
+    t->catalogue = vd_json_load_file(cfg->catalogue_path, CATALOGUE_MAX_BYTES, 0, err);
     if (!t->catalogue) {
-      vd_error_at(err, cfg->catalogue_path, jerr.line, jerr.column, "activity catalogue: %s",
-                  jerr.text);
+      vd_error_prefix(err, "activity catalogue");
       goto fail;
     }
     if (!check_catalogue(t->catalogue, cfg->catalogue_path, err)) goto fail;

@@ -392,10 +392,11 @@ json_t *vd_prompts_history(const char *data_dir, vd_llm_task task, vd_error *err
   vd_buf path = {0};
   history_path(data_dir, &path);
   json_t *out = json_array();
-  FILE *f = fopen(path.data, "r");
+  vd_error why;
+  FILE *f = vd_fopen_regular(path.data, &why);
   if (!f) {
     if (errno != ENOENT) {
-      vd_error_set(err, "%s: %s", path.data, strerror(errno));
+      if (err) *err = why;
       json_decref(out);
       out = NULL;
     }

@@ -11,6 +11,7 @@
 #include "vd_buf.h"
 #include "vd_features.h"
 #include "vd_forest.h"
+#include "vd_json_file.h"
 #include "vd_json_path.h"
 #include "vd_json_write.h"
 #include "vd_store.h"
@@ -95,17 +96,6 @@ static bool check_schema(const vd_model *m, const vd_schema *schema, const char 
   return true;
 }
 
-static json_t *load_json_file(const char *path, size_t max, vd_error *err) {
-  size_t size;
-  char *text = vd_read_file(path, max, &size, err);
-  if (!text) return NULL;
-  json_error_t jerr;
-  json_t *v = json_loadb(text, size, JSON_REJECT_DUPLICATES, &jerr);
-  free(text);
-  if (!v) vd_error_at(err, path, jerr.line, jerr.column, "not valid JSON: %s", jerr.text);
-  return v;
-}
-
 vd_model *vd_model_load(const char *dir, const vd_schema *schema, vd_error *err) {
   char mpath[4096], tpath[4096];
   struct stat st;
@@ -123,7 +113,8 @@ vd_model *vd_model_load(const char *dir, const vd_schema *schema, vd_error *err)
   atomic_init(&m->refs, 1);
   char *model_text = NULL;
   size_t model_size = 0;
-  if (!(m->manifest = load_json_file(mpath, MAX_MANIFEST_BYTES, err))) goto fail;
+  m->manifest = vd_json_load_file(mpath, MAX_MANIFEST_BYTES, JSON_REJECT_DUPLICATES, err);
+  if (!m->manifest) goto fail;
   if (!json_is_object(m->manifest)) {
     vd_error_set(err, "%s: expected a JSON object", mpath);
     goto fail;

@@ -10,9 +10,10 @@
 #include "vd_buf.h"
 #include "vd_calibration.h"
 #include "vd_hash.h"
+#include "vd_json_file.h"
 #include "vd_ubjson.h"
 
-enum { MAX_MODEL_FILE = 512 * 1024 * 1024 };
+enum { MAX_MODEL_FILE = 512 * 1024 * 1024, MAX_MANIFEST_FILE = 16 * 1024 * 1024 };
 
 struct vd_triage_model {
   atomic_int refs;
@@ -89,9 +90,8 @@ static bool load_linear(vd_triage_model *m, const char *model_path, vd_error *er
     model = vd_ubjson_load_file(model_path, MAX_MODEL_FILE, err);
     if (!model) return false;
   } else {
-    json_error_t je;
-    model = json_load_file(model_path, 0, &je);
-    if (!model) return vd_error_at(err, model_path, je.line, je.column, "%s", je.text);
+    model = vd_json_load_file(model_path, MAX_MODEL_FILE, 0, err);
+    if (!model) return false;
   }
   bool ok = false;
   const json_t *gb = json_object_get(json_object_get(model, "learner"), "gradient_booster");
@@ -141,9 +141,8 @@ static bool load_linear(vd_triage_model *m, const char *model_path, vd_error *er
 }
 
 static bool load_manifest(vd_triage_model *m, const char *path, vd_error *err) {
-  json_error_t je;
-  m->manifest = json_load_file(path, 0, &je);
-  if (!m->manifest) return vd_error_at(err, path, je.line, je.column, "%s", je.text);
+  m->manifest = vd_json_load_file(path, MAX_MANIFEST_FILE, 0, err);
+  if (!m->manifest) return false;
   const json_t *j = m->manifest;
   if (!(m->name = manifest_string(j, "name", path, err)) ||
       !(m->version = manifest_string(j, "version", path, err)))

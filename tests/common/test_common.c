@@ -9,6 +9,7 @@
 #include "vd_buf.h"
 #include "vd_error.h"
 #include "vd_hash.h"
+#include "vd_json_file.h"
 #include "vd_test.h"
 
 START_TEST(error_formats_file_position) {
@@ -87,6 +88,38 @@ START_TEST(args_refuse_unknown_and_missing_value) {
 END_TEST
 
 /* Files are read only when regular: a FIFO would block the open, /dev/zero never ends. */
+/* A JSON file a user names: refused at once unless regular, and a syntax error says where. */
+START_TEST(json_files_are_read_only_when_regular) {
+  alarm(20);
+  char dir[] = "/tmp/vd-json-file-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char fifo[64], file[64];
+  snprintf(fifo, sizeof fifo, "%s/fifo.json", dir);
+  snprintf(file, sizeof file, "%s/file.json", dir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  vd_error err = {0};
+  ck_assert_ptr_null(vd_json_load_file(fifo, 1024, 0, &err));
+  ck_assert_msg(strstr(err.message, fifo) && strstr(err.message, "is a FIFO"), "%s", err.message);
+  ck_assert_ptr_null(vd_json_load_file("/dev/zero", 1024, 0, &err));
+  ck_assert_msg(strstr(err.message, "/dev/zero is a character device"), "%s", err.message);
+  FILE *f = fopen(file, "w");
+  fputs("{\"a\": 1,\n \"a\": 2}", f);
+  fclose(f);
+  json_t *v = vd_json_load_file(file, 1024, 0, &err);
+  ck_assert_int_eq(json_integer_value(json_object_get(v, "a")), 2);
+  json_decref(v);
+  ck_assert_ptr_null(vd_json_load_file(file, 1024, JSON_REJECT_DUPLICATES, &err));
+  ck_assert_str_eq(err.file, file);
+  ck_assert_int_eq(err.line, 2);
+  ck_assert_msg(strstr(err.message, "not valid JSON: duplicate object key"), "%s", err.message);
+  ck_assert_ptr_null(vd_json_load_file(file, 4, 0, &err));
+  ck_assert_msg(strstr(err.message, "larger than the 4-byte limit"), "%s", err.message);
+  unlink(fifo);
+  unlink(file);
+  rmdir(dir);
+}
+END_TEST
+
 START_TEST(only_regular_files_are_opened) {
   alarm(20);
   char dir[] = "/tmp/vd-regular-XXXXXX";
@@ -143,6 +176,7 @@ int main(void) {
   tcase_add_test(tc, args_refuse_unknown_and_missing_value);
   tcase_add_test(tc, sha256_known_vector);
   tcase_add_test(tc, only_regular_files_are_opened);
+  tcase_add_test(tc, json_files_are_read_only_when_regular);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
