@@ -11,6 +11,9 @@
 
 typedef struct reader {
   const unsigned char *p, *start, *end;
+  /* Elements of typed containers of null, true or false (no bytes each) still to be allowed in
+   * the whole input: VD_UBJSON_ZERO_PAYLOAD_PER_BYTE per byte of it. */
+  size_t zero_payload_left;
   vd_error *err;
 } reader;
 
@@ -72,8 +75,6 @@ static bool read_length(reader *r, const char *what, size_t limit, size_t *out) 
 
 static json_t *read_value(reader *r, unsigned char marker, int depth);
 
-enum { ZERO_SIZE_MAX = 1 << 20 };
-
 /* The bytes a value of `marker` takes at least (for bounding counts of typed containers). */
 static size_t min_size(unsigned char marker) {
   switch (marker) {
@@ -109,7 +110,7 @@ static json_t *read_string(reader *r) {
 }
 
 /* After '[' or '{': the optional "$type" and "#count". *type 0 = none, *count SIZE_MAX = none. */
-static bool container_header(reader *r, unsigned char *type, size_t *count) {
+static bool container_header(reader *r, bool is_object, unsigned char *type, size_t *count) {
   *type = 0;
   *count = SIZE_MAX;
   if (r->p < r->end && *r->p == '$') {
@@ -121,10 +122,23 @@ static bool container_header(reader *r, unsigned char *type, size_t *count) {
   }
   if (r->p < r->end && *r->p == '#') {
     r->p++;
-    /* Each element takes at least `per` bytes; zero-byte elements (a typed container of null or
-     * booleans) are capped at ZERO_SIZE_MAX so that a corrupt count cannot run away. */
-    size_t left = (size_t)(r->end - r->p), per = *type ? min_size(*type) : 1;
-    if (!read_length(r, "count", per ? left / per : ZERO_SIZE_MAX, count)) return false;
+    /* Each element takes at least `per` bytes (an object's key at least 2 more); elements of no
+     * bytes (a typed array of null or booleans) draw on the input's budget for them, so that
+     * nested counts cannot multiply into more memory than the input justifies. */
+    size_t left = (size_t)(r->end - r->p);
+    size_t per = (*type ? min_size(*type) : 1) + (is_object ? 2 : 0);
+    if (per) return read_length(r, "count", left / per, count);
+    const unsigned char *at = r->p;
+    if (!read_length(r, "count", SIZE_MAX, count)) return false;
+    if (*count > r->zero_payload_left) {
+      r->p = at;
+      return fail(r,
+                  "count %zu of '%c' elements (no bytes each) is more than the input's %zu bytes "
+                  "justify (%zu more such elements at most, %d per input byte)",
+                  *count, *type, (size_t)(r->end - r->start), r->zero_payload_left,
+                  VD_UBJSON_ZERO_PAYLOAD_PER_BYTE);
+    }
+    r->zero_payload_left -= *count;
   }
   return true;
 }
@@ -132,7 +146,7 @@ static bool container_header(reader *r, unsigned char *type, size_t *count) {
 static json_t *read_array(reader *r, int depth) {
   unsigned char type;
   size_t count;
-  if (!container_header(r, &type, &count)) return NULL;
+  if (!container_header(r, false, &type, &count)) return NULL;
   json_t *a = json_array();
   if (!a || count == 0) return a;
   for (size_t i = 0; count == SIZE_MAX || i < count; i++) {
@@ -157,7 +171,7 @@ static json_t *read_array(reader *r, int depth) {
 static json_t *read_object(reader *r, int depth) {
   unsigned char type;
   size_t count;
-  if (!container_header(r, &type, &count)) return NULL;
+  if (!container_header(r, true, &type, &count)) return NULL;
   json_t *o = json_object();
   if (!o || count == 0) return o;
   for (size_t i = 0; count == SIZE_MAX || i < count; i++) {
@@ -260,7 +274,10 @@ static json_t *read_value(reader *r, unsigned char marker, int depth) {
 }
 
 json_t *vd_ubjson_loadb(const void *data, size_t len, vd_error *err) {
-  reader r = {data, data, (const unsigned char *)data + len, err};
+  size_t budget = len > SIZE_MAX / VD_UBJSON_ZERO_PAYLOAD_PER_BYTE
+                      ? SIZE_MAX
+                      : len * VD_UBJSON_ZERO_PAYLOAD_PER_BYTE;
+  reader r = {data, data, (const unsigned char *)data + len, budget, err};
   vd_error_clear(err);
   while (r.p < r.end && *r.p == 'N') r.p++;
   if (!need(&r, 1)) return NULL;

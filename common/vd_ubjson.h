@@ -8,7 +8,10 @@
  * Not supported (a clear error): high-precision numbers (H), which XGBoost does not write, and
  * object keys holding a NUL byte (JSON text with them does not load in jansson either).
  * Limits: nesting depth VD_UBJSON_MAX_DEPTH; every count and length is checked against the bytes
- * left, so a corrupt length cannot make it allocate more than the input justifies.
+ * left, so a corrupt length cannot make it allocate more than the input justifies. Elements that
+ * take no bytes (a typed array `[$Z#`, `[$T#`, `[$F#` of null or booleans) are bounded in total,
+ * over the whole input, to VD_UBJSON_ZERO_PAYLOAD_PER_BYTE per input byte: nested counts of them
+ * would otherwise multiply (362 bytes reached 650 MB).
  *
  * Errors say where: "byte 1234: string length -1 is negative" (err->message; with
  * vd_ubjson_load_file, err->file is the path).
@@ -22,7 +25,7 @@
 
 #include "vd_error.h"
 
-enum { VD_UBJSON_MAX_DEPTH = 128 };
+enum { VD_UBJSON_MAX_DEPTH = 128, VD_UBJSON_ZERO_PAYLOAD_PER_BYTE = 16 };
 
 /* Decodes exactly one value filling data[0 .. len) (trailing bytes are an error). */
 json_t *vd_ubjson_loadb(const void *data, size_t len, vd_error *err);

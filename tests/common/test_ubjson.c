@@ -128,6 +128,42 @@ START_TEST(malformed_input_is_refused_with_its_offset) {
 }
 END_TEST
 
+/* Typed arrays of null or booleans take no bytes per element: their counts are bounded in total
+ * by the input's size (a 362-byte input of 40 arrays of 1M nulls each reached 333 MB, nested
+ * ones 653 MB), each refused at the count that overdraws, with its offset. */
+START_TEST(zero_payload_counts_are_bounded_by_the_input_size) {
+  unsigned char nested[362] = {'['};
+  const unsigned char million_nulls[] = {'[', '$', 'Z', '#', 'l', 0x00, 0x10, 0x00, 0x00};
+  for (size_t i = 0; i < 40; i++)
+    memcpy(nested + 1 + i * sizeof million_nulls, million_nulls, sizeof million_nulls);
+  nested[361] = ']';
+  ck_assert_str_eq(refuse(nested, sizeof nested),
+                   "byte 5: count 1048576 of 'Z' elements (no bytes each) is more than the "
+                   "input's 362 bytes justify (5792 more such elements at most, 16 per input "
+                   "byte)");
+  /* The budget is for the whole input, not per container: 10 arrays of 255 true in 62 bytes
+   * (992 allowed) decode three and refuse the fourth. */
+  unsigned char many[62] = {'['};
+  const unsigned char trues[] = {'[', '$', 'T', '#', 'U', 0xff};
+  for (size_t i = 0; i < 10; i++) memcpy(many + 1 + i * sizeof trues, trues, sizeof trues);
+  many[61] = ']';
+  ck_assert_str_eq(refuse(many, sizeof many),
+                   "byte 23: count 255 of 'T' elements (no bytes each) is more than the input's "
+                   "62 bytes justify (227 more such elements at most, 16 per input byte)");
+  /* Within the budget they decode: 96 false in 6 bytes... */
+  unsigned char falses[] = {'[', '$', 'F', '#', 'i', 96};
+  json_t *v = decode(falses, sizeof falses);
+  ck_assert_int_eq(json_array_size(v), 96);
+  ck_assert(json_is_false(json_array_get(v, 95)));
+  json_decref(v);
+  falses[5] = 97;
+  ck_assert_ptr_nonnull(strstr(refuse(falses, sizeof falses), "byte 4: count 97 of 'F'"));
+  /* ... and a typed object's keys take bytes, so its count is bounded by the bytes left. */
+  const unsigned char object[] = {'{', '$', 'Z', '#', 'U', 5, 'i', 1, 'a', 'i', 1, 'b'};
+  ck_assert_ptr_nonnull(strstr(refuse(object, sizeof object), "more than the bytes left"));
+}
+END_TEST
+
 START_TEST(files_name_their_path) {
   vd_error err = {0};
   ck_assert_ptr_null(vd_ubjson_load_file("/nonexistent/model.ubj", 1024, &err));
@@ -148,6 +184,7 @@ int main(void) {
   tcase_add_test(tc, scalars_of_every_type);
   tcase_add_test(tc, containers_plain_typed_and_counted);
   tcase_add_test(tc, malformed_input_is_refused_with_its_offset);
+  tcase_add_test(tc, zero_payload_counts_are_bounded_by_the_input_size);
   tcase_add_test(tc, files_name_their_path);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
