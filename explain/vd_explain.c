@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_printable.h"
+
 enum { BAR_HALF = 24, MAX_BARS = 64, TRIAGE_BARS = 10 };
 
 bool vd_explain_format_parse(const char *name, vd_explain_format *format) {
@@ -911,6 +913,47 @@ static void html_triage(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
   html_rules(b, record, rs);
 }
 
+/* A string as the text form shows it: control and other non-printing code points escaped. */
+static json_t *printable_string(const char *s, size_t len) {
+  if (vd_printable_is_plain(s, len)) return json_stringn(s, len);
+  vd_buf b = {0};
+  vd_printable_append(&b, s, len);
+  json_t *v = b.oom ? NULL : json_stringn(b.data, b.len);
+  vd_buf_free(&b);
+  return v;
+}
+
+/* A copy of the trace with every string (keys too) printable: the text form prints values a
+ * client wrote (the request's text, subject.id, the values rules read, reasons that quote them),
+ * and one "\nOUTCOME\n  Route: payments" or "\u001b[31m" in them would forge report lines or
+ * drive the reader's terminal. Escaping the whole trace once covers every value printed, now and
+ * when a new line is added. NULL on out of memory. */
+static json_t *printable_copy(const json_t *v) {
+  if (json_is_string(v)) return printable_string(json_string_value(v), json_string_length(v));
+  if (json_is_array(v)) {
+    json_t *a = json_array();
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item) {
+      if (json_array_append_new(a, printable_copy(item)) != 0) return json_decref(a), NULL;
+    }
+    return a;
+  }
+  if (json_is_object(v)) {
+    json_t *o = json_object();
+    const char *key;
+    const json_t *item;
+    json_object_foreach((json_t *)v, key, item) {
+      json_t *k = printable_string(key, strlen(key));
+      bool ok = k && json_object_set_new(o, json_string_value(k), printable_copy(item)) == 0;
+      json_decref(k);
+      if (!ok) return json_decref(o), NULL;
+    }
+    return o;
+  }
+  return json_deep_copy(v);
+}
+
 bool vd_explain_render(const json_t *trace, const vd_ruleset *ruleset, vd_explain_format format,
                        vd_buf *out, vd_error *err) {
   if (!json_is_object(trace) || !json_is_integer(json_object_get(trace, "trace_version")) ||
@@ -920,9 +963,13 @@ bool vd_explain_render(const json_t *trace, const vd_ruleset *ruleset, vd_explai
       strcmp(vd_ruleset_version(ruleset), str(json_object_get(trace, "ruleset"), "version")) != 0)
     ruleset = NULL; /* descriptions only from the version that decided */
   switch (format) {
-    case VD_EXPLAIN_TEXT:
-      render_text(out, trace, ruleset);
+    case VD_EXPLAIN_TEXT: {
+      json_t *shown = printable_copy(trace);
+      if (!shown) return vd_error_set(err, "out of memory");
+      render_text(out, shown, ruleset);
+      json_decref(shown);
       break;
+    }
     case VD_EXPLAIN_HTML:
       render_html(out, trace, ruleset);
       break;

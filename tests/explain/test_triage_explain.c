@@ -539,6 +539,41 @@ START_TEST(a_triage_explanation_reads_for_a_compliance_reader) {
 }
 END_TEST
 
+/* The text form escapes what a client wrote: no forged lines, no live terminal escapes. */
+START_TEST(the_text_form_escapes_client_text) {
+  fixture f;
+  fixture_init(&f);
+  const vd_ruleset *rs = vd_deployment_ruleset(f.d);
+  json_t *t = served(&f, f.d,
+                     "my luggage\n  Channel:  phone\nOUTCOME\n  Route: payments "
+                     "\x1b[31mred\xe2\x80\xa8next\xe2\x80\xaereversed",
+                     5, NULL, NULL, NULL);
+  json_object_set_new(json_object_get(json_object_get(t, "request"), "subject"), "id",
+                      json_string("c-1\r\nOUTCOME\n  Route:       payments\x7f"));
+  char *text = render(t, rs, VD_EXPLAIN_TEXT);
+  ck_assert_msg(!strstr(text, "\n  Channel:  phone") && !strstr(text, "\n  Route: payments") &&
+                    !strstr(text, "\n  Route:       payments"),
+                "%s", text);
+  ck_assert_msg(!strchr(text, '\x1b') && !strchr(text, '\r') && !strchr(text, '\x7f') &&
+                    !strstr(text, "\xe2\x80\xa8") && !strstr(text, "\xe2\x80\xae"),
+                "%s", text);
+  ck_assert_msg(strstr(text,
+                       "Request:  \"my luggage\\n  Channel:  phone\\nOUTCOME\\n  Route: "
+                       "payments \\u001b[31mred\\u2028next\\u202ereversed\""),
+                "%s", text);
+  ck_assert_msg(strstr(text, "Customer: c-1\\r\\nOUTCOME\\n  Route:       payments\\u007f\n"), "%s",
+                text);
+  /* the values the rules read are the same escaped text */
+  ck_assert_msg(strstr(text, "looked at context.text = my luggage\\n  Channel:"), "%s", text);
+  const char *first = strstr(text, "\nOUTCOME\n");
+  ck_assert_ptr_nonnull(first);
+  ck_assert_ptr_null(strstr(first + 1, "\nOUTCOME\n"));
+  free(text);
+  json_decref(t);
+  fixture_done(&f);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("triage_explain");
   TCase *tc = tcase_create("triage");
@@ -547,6 +582,7 @@ int main(void) {
   tcase_add_test(tc, the_stored_text_is_the_text_the_rules_and_the_model_read);
   tcase_add_test(tc, every_triage_trace_replays_identically_without_an_llm_job);
   tcase_add_test(tc, a_triage_explanation_reads_for_a_compliance_reader);
+  tcase_add_test(tc, the_text_form_escapes_client_text);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }

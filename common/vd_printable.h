@@ -1,0 +1,23 @@
+/* vd_printable: text a client wrote, made safe to print on a terminal or in a plain-text report.
+ *
+ * A value shown in a line-oriented text must not start lines of its own ("\n  Route: payments"
+ * would forge a line), send terminal escapes ("\u001b[31m") or reorder what follows (bidi
+ * overrides). vd_printable_append copies UTF-8 text, writing every such code point as an escape:
+ * \n, \r, \t, and \uXXXX for the other C0/C1 controls, DEL, U+2028/U+2029 (line/paragraph
+ * separators), the bidi marks, embeddings, overrides and isolates (U+061C, U+200E/F,
+ * U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D, U+2060, U+FEFF) and any
+ * byte that is not valid UTF-8 (\xHH). Everything else, backslashes included, is copied as is. */
+#ifndef VD_PRINTABLE_H
+#define VD_PRINTABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vd_buf.h"
+
+/* Appends text[0..len) to b, escaped as above. */
+void vd_printable_append(vd_buf *b, const char *text, size_t len);
+/* True when text[0..len) would be copied unchanged (nothing to escape). */
+bool vd_printable_is_plain(const char *text, size_t len);
+
+#endif

@@ -1,0 +1,50 @@
+/* vd_printable: client text made safe for a line-oriented text report. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vd_printable.h"
+#include "vd_test.h"
+
+static char *printable(const char *s, size_t len) {
+  vd_buf b = {0};
+  vd_printable_append(&b, s, len);
+  ck_assert(!b.oom);
+  vd_buf_puts(&b, "");
+  return vd_buf_take(&b);
+}
+
+static void check(const char *in, size_t len, const char *want) {
+  char *got = printable(in, len);
+  ck_assert_str_eq(got, want);
+  ck_assert(vd_printable_is_plain(in, len) == (strcmp(in, want) == 0 && strlen(in) == len));
+  free(got);
+}
+
+START_TEST(controls_and_invisible_code_points_are_escaped) {
+  check("plain text, Zürich — ok \\ \"q\"", strlen("plain text, Zürich — ok \\ \"q\""),
+        "plain text, Zürich — ok \\ \"q\"");
+  check("a\nb\r\tc", 6, "a\\nb\\r\\tc");
+  check("\x1b[31mred", 8, "\\u001b[31mred");
+  check("nul\0x", 5, "nul\\u0000x");
+  check("del\x7f", 4, "del\\u007f");
+  check("c1\xc2\x85", 4, "c1\\u0085");                             /* NEL */
+  check("ls\xe2\x80\xa8ps\xe2\x80\xa9", 10, "ls\\u2028ps\\u2029"); /* line/paragraph separators */
+  check(
+      "\xe2\x80\xae"
+      "evil\xe2\x81\xa6x\xe2\x81\xa9",
+      14, "\\u202eevil\\u2066x\\u2069");
+  check("zw\xe2\x80\x8b\xef\xbb\xbf\xd8\x9c", 10, "zw\\u200b\\ufeff\\u061c");
+  check("bad\xff\xc0\xaf", 6, "bad\\xff\\xc0\\xaf"); /* not UTF-8, overlong '/' */
+  check("cut\xe2\x80", 5, "cut\\xe2\\x80");
+  check("\xf0\x9f\x98\x80 emoji", 10, "\xf0\x9f\x98\x80 emoji");
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("printable");
+  TCase *tc = tcase_create("printable");
+  tcase_add_test(tc, controls_and_invisible_code_points_are_escaped);
+  suite_add_tcase(s, tc);
+  return vd_test_run(s);
+}
