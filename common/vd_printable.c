@@ -1,6 +1,7 @@
 #include "vd_printable.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 /* Decodes one UTF-8 sequence at s (n bytes left); returns its length, 0 when it is not valid
  * UTF-8 (overlong forms, surrogates and values past U+10FFFF included). */
@@ -61,4 +62,17 @@ void vd_printable_append(vd_buf *b, const char *text, size_t len) {
     plain = i;
   }
   vd_buf_append(b, text + plain, len - plain);
+}
+
+void vd_printable_prefix(const char *text, size_t len, char *out, size_t size) {
+  size_t w = 0;
+  for (size_t i = 0; i < len && i < 40 && w + 5 < size; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      out[w++] = (char)c;
+    else
+      w += (size_t)snprintf(out + w, size - w, "\\x%02x", c);
+  }
+  if (len > 40 && w + 4 < size) w += (size_t)snprintf(out + w, size - w, "...");
+  out[w] = '\0';
 }

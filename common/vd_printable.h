@@ -20,4 +20,9 @@ void vd_printable_append(vd_buf *b, const char *text, size_t len);
 /* True when text[0..len) would be copied unchanged (nothing to escape). */
 bool vd_printable_is_plain(const char *text, size_t len);
 
+/* For quoting bad input in an error message: the first 40 bytes of text[0..len) in printable
+ * ASCII, every other byte (and '\\') as \xHH, "..." when cut; written to out (NUL-terminated,
+ * at most size bytes). */
+void vd_printable_prefix(const char *text, size_t len, char *out, size_t size);
+
 #endif

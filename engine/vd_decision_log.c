@@ -1,5 +1,6 @@
 #include "vd_decision_log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,7 +15,9 @@
 #include <unistd.h>
 
 #include "vd_buf.h"
+#include "vd_printable.h"
 #include "vd_time.h"
+#include "vd_uuid.h"
 
 const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
@@ -981,6 +984,26 @@ done:
   sqlite3_close(db);
   free(body);
   return status;
+}
+
+bool vd_decision_id_parse(const char *text, size_t len, char id[VD_DECISION_ID_SIZE],
+                          vd_error *err) {
+  id[0] = '\0';
+  if (len == 36) {
+    memcpy(id, text, 36);
+    id[36] = '\0';
+  }
+  if (!vd_uuid_valid(id)) {
+    char shown[200];
+    vd_printable_prefix(text, len, shown, sizeof shown);
+    id[0] = '\0';
+    return vd_error_set(err,
+                        "'%s' is not a decision id (a UUID such as "
+                        "01a23d05-78b3-718e-beff-6e5c91252a00)",
+                        shown);
+  }
+  for (char *c = id; *c; c++) *c = (char)tolower((unsigned char)*c);
+  return true;
 }
 
 vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,

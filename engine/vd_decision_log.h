@@ -119,6 +119,14 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
 
 /* The trace of decision `id`: VD_LOG_OK with *trace set (a new reference), VD_LOG_NOT_FOUND, or
  * VD_LOG_FAILED with err. */
+/* A decision id as a user types it (the API's path, verdict explain|replay): exactly one UUID,
+ * nothing before, after or inside it, in either case. Writes the stored (lower-case) form to id
+ * and returns true; else false with err "'TEXT' is not a decision id (a UUID such as ...)" (the
+ * API's 400 and the CLI's usage error say the same). */
+enum { VD_DECISION_ID_SIZE = 37 };
+bool vd_decision_id_parse(const char *text, size_t len, char id[VD_DECISION_ID_SIZE],
+                          vd_error *err);
+
 vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
                                   vd_error *err);
 

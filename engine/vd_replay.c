@@ -434,6 +434,9 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
     return vd_args_usage_error("replay", err, "give --data-dir DIR or --config FILE");
   if ((npos == 1) == (since != NULL))
     return vd_args_usage_error("replay", err, "give either a decision ID or --since T");
+  char id[VD_DECISION_ID_SIZE];
+  if (npos == 1 && !vd_decision_id_parse(pos[0], strlen(pos[0]), id, &e))
+    return vd_args_usage_error("replay", err, "%s", e.message);
   if (until && !since) return vd_args_usage_error("replay", err, "--until needs --since");
   if (kind && !vd_deployment_kind_known(kind))
     return vd_args_usage_error("replay", err, "--kind must be promotions or triage");
@@ -451,13 +454,13 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
   int code = 1;
   if (npos == 1) {
     json_t *trace = NULL;
-    vd_log_status st = vd_decision_log_get(log, pos[0], &trace, &e);
+    vd_log_status st = vd_decision_log_get(log, id, &trace, &e);
     if (st == VD_LOG_OK) {
       replay_counts counts = {0};
       replay_one(r, trace, false, true, &counts, out);
       code = counts.identical == 1 ? 0 : 1;
     } else if (st == VD_LOG_NOT_FOUND) {
-      fprintf(err, "verdict replay: no decision with id %s\n", pos[0]);
+      fprintf(err, "verdict replay: no decision with id %s\n", id);
     } else {
       fprintf(err, "verdict replay: %s\n", e.message);
     }
@@ -589,6 +592,9 @@ int vd_verb_explain(int argc, char **argv, FILE *out, FILE *err) {
   const char *data_dir = vd_args_get(options, n, "data-dir");
   const char *config = vd_args_get(options, n, "config");
   if (npos != 1) return vd_args_usage_error("explain", err, "give the decision ID");
+  char id[VD_DECISION_ID_SIZE];
+  if (!vd_decision_id_parse(pos[0], strlen(pos[0]), id, &e))
+    return vd_args_usage_error("explain", err, "%s", e.message);
   if (!data_dir && !config)
     return vd_args_usage_error("explain", err, "give --data-dir DIR or --config FILE");
   char data[4096];
@@ -598,10 +604,10 @@ int vd_verb_explain(int argc, char **argv, FILE *out, FILE *err) {
     return 1;
   }
   json_t *trace = NULL;
-  vd_log_status st = vd_decision_log_get(log, pos[0], &trace, &e);
+  vd_log_status st = vd_decision_log_get(log, id, &trace, &e);
   vd_decision_log_close(log);
   if (st == VD_LOG_NOT_FOUND) {
-    fprintf(err, "verdict explain: no decision with id %s\n", pos[0]);
+    fprintf(err, "verdict explain: no decision with id %s\n", id);
     return 1;
   }
   if (st != VD_LOG_OK) {

@@ -1,6 +1,5 @@
 #include "vd_service.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -27,6 +26,7 @@
 #include "vd_llm.h"
 #include "vd_metrics.h"
 #include "vd_pipeline.h"
+#include "vd_printable.h"
 #include "vd_replay.h"
 #include "vd_server.h"
 #include "vd_store.h"
@@ -193,19 +193,6 @@ static bool authorize(vd_service *s, const vd_http_request *req, vd_role role,
 
 /* Up to the first 40 bytes of text for an error message: printable ASCII as it is, any other
  * byte as \xNN (the message is JSON text: it must stay valid UTF-8 whatever the client sent). */
-static void printable_prefix(const char *text, size_t len, char *out, size_t size) {
-  size_t w = 0;
-  for (size_t i = 0; i < len && i < 40 && w + 5 < size; i++) {
-    unsigned char c = (unsigned char)text[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\')
-      out[w++] = (char)c;
-    else
-      w += (size_t)snprintf(out + w, size - w, "\\x%02x", c);
-  }
-  if (len > 40 && w + 4 < size) w += (size_t)snprintf(out + w, size - w, "...");
-  out[w] = '\0';
-}
-
 /* Whether a Content-Type names JSON: "application/json", optionally with "charset=utf-8" (any
  * case, the value may be quoted), nothing else. */
 static bool is_json_media_type(const char *type) {
@@ -232,7 +219,7 @@ static json_t *parse_body(const vd_http_request *req, vd_http_response *resp) {
   const char *type = vd_http_header(req, "Content-Type");
   if (!is_json_media_type(type)) {
     char shown[200] = "";
-    if (type) printable_prefix(type, strlen(type), shown, sizeof shown);
+    if (type) vd_printable_prefix(type, strlen(type), shown, sizeof shown);
     vd_http_respond_error(resp, 415, "unsupported_media_type", "Content-Type",
                           json_pack("{s:s}", "expected", "application/json"),
                           "the body must be JSON: send the header 'Content-Type: "
@@ -342,23 +329,15 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
         "no such resource (GET /v1/decisions/ID or /v1/decisions/ID/explanation)");
     return;
   }
-  /* the id is exactly one UUID: nothing before, after or inside it (a "%00" stays as it is, see
-   * vd_server.c), in either case (stored ids are lower case) */
+  /* a "%00" in the path stays as it is (see vd_server.c), so it makes the id invalid */
   size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
-  char id[37] = "";
-  if (len == 36) memcpy(id, rest, 36);
-  if (!vd_uuid_valid(id)) {
-    char shown[200];
-    printable_prefix(rest, len, shown, sizeof shown);
-    vd_http_respond_error(resp, 400, "bad_request", "id", NULL,
-                          "'%s' is not a decision id (a UUID such as "
-                          "01a23d05-78b3-718e-beff-6e5c91252a00)",
-                          shown);
+  char id[VD_DECISION_ID_SIZE];
+  vd_error err = {0};
+  if (!vd_decision_id_parse(rest, len, id, &err)) {
+    vd_http_respond_error(resp, 400, "bad_request", "id", NULL, "%s", err.message);
     return;
   }
-  for (char *c = id; *c; c++) *c = (char)tolower((unsigned char)*c);
   json_t *trace = NULL;
-  vd_error err = {0};
   vd_log_status st = vd_decision_log_get(s->log, id, &trace, &err);
   if (st == VD_LOG_OK && explanation) {
     respond_explanation(s, req, trace, resp);
