@@ -319,6 +319,47 @@ static void respond_explanation(vd_service *s, const vd_http_request *req, json_
   vd_ruleset_free(rs);
 }
 
+/* The query parameters an endpoint takes (at most 32). */
+typedef struct query_check {
+  const char *const *allowed;
+  size_t count;
+  const char *expected; /* the allowed names in words, for the error */
+  unsigned seen;        /* bit i: allowed[i] was given */
+  vd_http_response *resp;
+  bool bad;
+} query_check;
+
+static bool check_query_param(void *ctx, const char *key, const char *value) {
+  (void)value;
+  query_check *q = ctx;
+  for (size_t i = 0; i < q->count; i++) {
+    if (strcmp(q->allowed[i], key) != 0) continue;
+    if (!(q->seen & (1u << i))) {
+      q->seen |= 1u << i;
+      return true;
+    }
+    vd_http_respond_error(q->resp, 400, "bad_request", key, NULL,
+                          "query parameter '%s' is given more than once (which one counts would "
+                          "be a guess)",
+                          key);
+    q->bad = true;
+    return false;
+  }
+  vd_http_respond_error(q->resp, 400, "bad_request", key, NULL, "unknown query parameter '%s' (%s)",
+                        key, q->expected);
+  q->bad = true;
+  return false;
+}
+
+/* Refuses (400, naming it) a query parameter the endpoint does not take or one given twice: a
+ * typo or a second bound silently ignored answers a question the client did not ask. */
+static bool query_ok(const vd_http_request *req, const char *const *allowed, size_t count,
+                     const char *expected, vd_http_response *resp) {
+  query_check q = {allowed, count, expected, 0, resp, false};
+  vd_http_query_each(req, check_query_param, &q);
+  return !q.bad;
+}
+
 static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_http_response *resp) {
   const char *rest = vd_http_path(req) + strlen("/v1/decisions/");
   const char *slash = strchr(rest, '/');
@@ -337,6 +378,10 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
     vd_http_respond_error(resp, 400, "bad_request", "id", NULL, "%s", err.message);
     return;
   }
+  static const char *const explanation_params[] = {"format"};
+  if (!query_ok(req, explanation_params, explanation ? 1 : 0,
+                explanation ? "expected format" : "GET /v1/decisions/ID takes none", resp))
+    return;
   json_t *trace = NULL;
   vd_log_status st = vd_decision_log_get(s->log, id, &trace, &err);
   if (st == VD_LOG_OK && explanation) {
@@ -352,32 +397,13 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
   }
 }
 
-typedef struct list_params {
-  vd_http_response *resp;
-  bool bad;
-} list_params;
-
-static bool check_list_param(void *ctx, const char *key, const char *value) {
-  (void)value;
-  static const char *const allowed[] = {"subject", "kind", "since", "until", "limit", "cursor"};
-  for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
-    if (strcmp(allowed[i], key) == 0) return true;
-  list_params *p = ctx;
-  vd_http_respond_error(p->resp, 400, "bad_request", key, NULL,
-                        "unknown query parameter '%s' (expected subject, kind, since, until, "
-                        "limit, cursor)",
-                        key);
-  p->bad = true;
-  return false;
-}
-
 /* An explicit bound is honoured whatever its value (1970-01-01T00:00:00Z is 0 µs): *has says
  * whether one was given. */
 static bool time_param(const vd_http_request *req, const char *name, bool *has, int64_t *out,
                        vd_http_response *resp) {
   const char *v = vd_http_query(req, name);
   *out = 0;
-  *has = v && *v;
+  *has = v != NULL; /* an empty bound is refused, as the CLI refuses --since '' */
   vd_error err = {0};
   if (*has && !vd_replay_parse_time(name, v, out, &err)) {
     vd_http_respond_error(resp, 400, "bad_request", name, NULL, "%s", err.message);
@@ -388,9 +414,10 @@ static bool time_param(const vd_http_request *req, const char *name, bool *has, 
 
 static void handle_decision_list(vd_service *s, const vd_http_request *req,
                                  vd_http_response *resp) {
-  list_params params = {resp, false};
-  vd_http_query_each(req, check_list_param, &params);
-  if (params.bad) return;
+  static const char *const allowed[] = {"subject", "kind", "since", "until", "limit", "cursor"};
+  if (!query_ok(req, allowed, sizeof allowed / sizeof allowed[0],
+                "expected subject, kind, since, until, limit, cursor", resp))
+    return;
   vd_decision_query q = {0};
   char masked_subject[VD_TRACE_MASKED_SIZE];
   const char *subject = vd_http_query(req, "subject");
@@ -416,11 +443,12 @@ static void handle_decision_list(vd_service *s, const vd_http_request *req,
       !time_param(req, "until", &q.has_until, &q.until_us, resp))
     return;
   const char *limit = vd_http_query(req, "limit");
-  if (limit && *limit) {
+  if (limit) {
     char *end = NULL;
     errno = 0;
     long long n = strtoll(limit, &end, 10);
-    if (errno || *end || n < 1 || n > VD_DECISION_LIST_MAX) {
+    /* digits only: strtoll would also take leading spaces and a sign ("limit=%2010") */
+    if (limit[0] < '0' || limit[0] > '9' || errno || *end || n < 1 || n > VD_DECISION_LIST_MAX) {
       vd_http_respond_error(resp, 400, "bad_request", "limit", NULL,
                             "limit must be an integer in [1, %d], got '%s'", VD_DECISION_LIST_MAX,
                             limit);
