@@ -276,11 +276,13 @@ static enum MHD_Result queue(vd_http_request *req, vd_http_response *resp) {
   return result;
 }
 
-/* What the first look at a request's headers counts: their size, and the framing headers whose
- * repetition or combination lets a proxy and verdict disagree on where a request ends. */
+/* What the first look at a request's headers counts: their size, the framing headers whose
+ * repetition or combination lets a proxy and verdict disagree on where a request ends, and the
+ * Content-Type headers (with two, a proxy and verdict may disagree on what the body is). */
 typedef struct header_tally {
   size_t bytes;
   int content_lengths;
+  int content_types;
   bool transfer_encoding;
 } header_tally;
 
@@ -290,6 +292,7 @@ static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const ch
   header_tally *t = cls;
   t->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* "key: value\r\n" */
   t->content_lengths += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0;
+  t->content_types += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE) == 0;
   t->transfer_encoding =
       t->transfer_encoding || strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0;
   return MHD_YES;
@@ -330,6 +333,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
                             tally.transfer_encoding ? "both Content-Length and Transfer-Encoding"
                                                     : "more than one Content-Length header");
       vd_http_add_header(&resp, "Connection", "close");
+      return queue(req, &resp);
+    }
+    if (tally.content_types > 1) {
+      /* the first one won: "application/json" then "text/plain" was read as JSON */
+      vd_http_response resp = {0};
+      vd_http_respond_error(&resp, 400, "bad_request", NULL, NULL,
+                            "more than one Content-Type header (send one: application/json)");
       return queue(req, &resp);
     }
     const char *length =

@@ -185,6 +185,29 @@ START_TEST(chunked_body_over_the_limit_is_413) {
 }
 END_TEST
 
+/* Two Content-Type headers: which one describes the body would be a guess (the first won). */
+START_TEST(duplicate_content_type_is_400_unhandled) {
+  seen s = {0};
+  vd_server *server = start(&s, 1024, 0);
+  const char *twice[] = {
+      "POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+      "content-type: text/plain\r\nContent-Length: 2\r\n\r\n{}"};
+  char *out = raw(vd_server_port(server), twice, 1, 0);
+  ck_assert_msg(strstr(out, "HTTP/1.1 400") && strstr(out, "more than one Content-Type header"),
+                "%s", out);
+  free(out);
+  ck_assert_int_eq(atomic_load(&s.handled), 0);
+  const char *once[] = {
+      "POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+      "Content-Length: 2\r\n\r\n{}"};
+  out = raw(vd_server_port(server), once, 1, 0);
+  ck_assert_msg(strstr(out, "HTTP/1.1 200"), "%s", out);
+  free(out);
+  vd_server_stop(server);
+  ck_assert_int_eq(atomic_load(&s.handled), 1);
+}
+END_TEST
+
 START_TEST(headers_over_the_limit_are_refused) {
   seen s = {0};
   vd_server *server = start(&s, 1024, 0);
@@ -310,6 +333,7 @@ int main(void) {
   tcase_add_test(tc, declared_body_over_the_limit_is_413_unread);
   tcase_add_test(tc, chunked_body_over_the_limit_is_413);
   tcase_add_test(tc, headers_over_the_limit_are_refused);
+  tcase_add_test(tc, duplicate_content_type_is_400_unhandled);
   tcase_add_test(tc, slow_body_closes_the_connection);
   tcase_add_test(tc, quiesce_and_drain_finish_requests_in_flight);
   tcase_add_test(tc, drain_gives_up_after_its_timeout);
