@@ -2,6 +2,7 @@
  * read is bounds-checked against the end of the input. */
 #include "vd_ubjson.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -238,15 +239,25 @@ static json_t *read_value(reader *r, unsigned char marker, int depth) {
       size_t n = marker == 'd' ? 4 : 8;
       if (!need(r, n)) return NULL;
       uint64_t bits = big_endian(r->p, n);
-      r->p += n;
+      double d;
       if (n == 4) {
         uint32_t b32 = (uint32_t)bits;
         float f;
         memcpy(&f, &b32, sizeof f);
-        return json_real(f);
+        d = f;
+      } else {
+        memcpy(&d, &bits, sizeof d);
       }
-      double d;
-      memcpy(&d, &bits, sizeof d);
+      /* JSON has no NaN or infinity (jansson's json_real refuses them), and a model weight that
+       * is one makes every score it touches one. */
+      if (!isfinite(d)) {
+        fail(r, "float%d %s is not a finite number", n == 4 ? 32 : 64,
+             isnan(d) ? "NaN"
+             : d > 0  ? "+infinity"
+                      : "-infinity");
+        return NULL;
+      }
+      r->p += n;
       return json_real(d);
     }
     case 'C':

@@ -3,7 +3,8 @@
  * size of the text form and read without parsing decimal numbers.
  *
  * Supported: null (Z), no-op (N, skipped), true/false (T/F), integers (i, U, I, l, L: big-endian,
- * to json_integer), float32/float64 (d, D: to json_real, a float32 exactly), char (C), strings
+ * to json_integer), float32/float64 (d, D: to json_real, a float32 exactly; NaN and infinities
+ * are refused, as JSON has none), char (C), strings
  * (S, UTF-8 checked), arrays and objects, with or without the optimised `$` type and `#` count.
  * Not supported (a clear error): high-precision numbers (H), which XGBoost does not write, and
  * object keys holding a NUL byte (JSON text with them does not load in jansson either).

@@ -296,6 +296,17 @@ void vd_triage_scratch_free(vd_triage_scratch *s) {
   free(s);
 }
 
+/* A margin or probability that overflowed (finite weights can sum past float's range): named with
+ * the model and its file, instead of a NaN that no JSON can hold ("out of memory" downstream). */
+static bool finite_or_fail(const vd_triage_model *m, const char *what, size_t cls, double value,
+                           vd_error *err) {
+  if (isfinite(value)) return true;
+  return vd_error_set(err,
+                      "triage model %s (%s, version %.12s…): the %s of intent %s is %g, not a "
+                      "finite number — its weights overflow; retrain the model",
+                      m->name, m->model_file, m->version, what, m->classes[cls], value);
+}
+
 /* Featurises and fills s->margins exactly as XGBoost's gblinear predictor does (float sums,
  * features in increasing column order). */
 static bool compute_margins(const vd_triage_model *m, vd_triage_scratch *s, const char *text,
@@ -315,6 +326,8 @@ static bool compute_margins(const vd_triage_model *m, vd_triage_scratch *s, cons
     const float v = val[i];
     for (size_t c = 0; c < k; c++) s->margins[c] += v * w[c];
   }
+  for (size_t c = 0; c < k; c++)
+    if (!finite_or_fail(m, "margin", c, s->margins[c], err)) return false;
   return true;
 }
 
@@ -427,6 +440,8 @@ bool vd_triage_score(const vd_triage_model *m, vd_triage_scratch *s, const char 
    * exactly at the threshold is treated the same way here and there. */
   for (size_t c = 0; c < k; c++) s->dmargins[c] = s->margins[c];
   vd_softmax(s->dmargins, k, m->temperature, s->probs);
+  for (size_t c = 0; c < k; c++)
+    if (!finite_or_fail(m, "probability", c, s->probs[c], err)) return false;
   if (top_k < 1) top_k = 1;
   if (top_k > VD_TRIAGE_TOP_MAX) top_k = VD_TRIAGE_TOP_MAX;
   if (top_k > k) top_k = k;

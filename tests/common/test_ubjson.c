@@ -121,6 +121,13 @@ START_TEST(malformed_input_is_refused_with_its_offset) {
   const unsigned char high[] = {'H', 'i', 1, '1'};
   ck_assert_ptr_nonnull(strstr(refuse(high, sizeof high), "not supported"));
   ck_assert_ptr_nonnull(strstr(refuse("", 0), "truncated"));
+  /* NaN and infinities (no JSON value; json_real refused them and the caller read "out of
+   * memory") are refused at their offset. */
+  const unsigned char nan64[] = {'[', 'D', 0x7f, 0xf8, 0, 0, 0, 0, 0, 0, ']'};
+  ck_assert_str_eq(refuse(nan64, sizeof nan64), "byte 2: float64 NaN is not a finite number");
+  const unsigned char inf32[] = {'[', '$', 'd', '#', 'i', 2, 0x3f, 0x80, 0, 0, 0xff, 0x80, 0, 0};
+  ck_assert_str_eq(refuse(inf32, sizeof inf32),
+                   "byte 10: float32 -infinity is not a finite number");
   /* Nesting deeper than the limit fails cleanly instead of exhausting the stack. */
   unsigned char deep[VD_UBJSON_MAX_DEPTH + 10];
   memset(deep, '[', sizeof deep);
