@@ -59,11 +59,13 @@ static const vd_verb_help help = {
     "usage: verdict score --deployment DIR --in FILE [--out FILE.jsonl] [options]\n\n"
     "Scores every row of FILE with the deployment's decision pipeline (the server's: schema\n"
     "validation, rules, model, after-model rules) and writes one JSON line per input row:\n"
-    "the API response body with \"line\", or {\"line\", \"error\"} for a rejected row.\n"
+    "the API response body with \"line\", or {\"line\", \"error\"} for a rejected row\n"
+    "(code invalid_request) or one whose decision failed (code internal, as the API's 500).\n"
     "FILE is JSON Lines (request bodies) or CSV; CSV columns map to request fields by the\n"
     "schema and DIR/batch.yaml (README \"Batch scoring\"), and each CSV row is scored\n"
     "against every candidate of the deployment.",
-    "exit status: 0 every row decided, 1 some rows rejected, 2 bad usage or input"};
+    "exit status: 0 every row decided, 1 some rows rejected or not decided, 2 bad usage or\n"
+    "input"};
 
 /* Every --set value (vd_args keeps only the last of a repeated option). */
 static size_t collect_sets(int argc, char **argv, const char **sets) {
@@ -110,7 +112,8 @@ typedef struct slot {
   json_t *request;   /* ROW */
   vd_diags problems; /* REJECT, or the violations of a request that broke the schema */
   json_t *response;  /* decided */
-  bool failed;       /* an internal failure: err says why */
+  bool undecided;    /* the decision failed (err says why): the row's line is the error */
+  bool failed;       /* an internal failure of the run: err says why */
   vd_error err;
 } slot;
 
@@ -141,9 +144,9 @@ static void decide_slot(run_state *st, slot *sl) {
     }
   } else if (status == VD_PIPELINE_INVALID) {
     sl->kind = VD_BATCH_REJECT;
-  } else {
-    vd_error_prefix(&sl->err, "line %zu", sl->line);
-    sl->failed = true;
+  } else { /* as the API answers this request a 500, the row gets its error and the run goes on */
+    sl->kind = VD_BATCH_REJECT;
+    sl->undecided = true;
   }
   vd_decision_clear(&decision);
 }
@@ -177,6 +180,15 @@ static bool emit_block(run_state *st, block *b, vd_error *err) {
     json_t *body = sl->response;
     if (body) {
       vd_batch_summary_decided(st->summary, body);
+    } else if (sl->undecided) {
+      vd_error why = sl->err;
+      vd_error_prefix(&why, "decision failed");
+      vd_diags one = {0};
+      vd_diags_add(&one, &why);
+      vd_batch_summary_rejected(st->summary, sl->line, &one);
+      vd_diags_free(&one);
+      body = json_pack("{s:I, s:{s:s, s:s}}", "line", (json_int_t)sl->line, "error", "code",
+                       "internal", "message", why.message);
     } else {
       vd_batch_summary_rejected(st->summary, sl->line, &sl->problems);
       body = vd_batch_reject_json(sl->line, &sl->problems);

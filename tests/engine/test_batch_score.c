@@ -333,6 +333,53 @@ START_TEST(a_broken_model_stops_the_run) {
 }
 END_TEST
 
+/* A row whose decision fails (the API answers it 500) gets one error line and the run goes on: two
+ * adjust rules of 1e308 push one row's score past a double (the whole batch stopped with exit 2
+ * and an empty --out). */
+START_TEST(a_row_whose_decision_fails_gets_an_error_line) {
+  char dir[] = "/tmp/vd-score-dep-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char command[2048];
+  snprintf(command, sizeof command,
+           "cp -r '%s'/. '%s' && awk '/^tests:/ { exit } { print }' '%s/rules.yaml' > "
+           "'%s/rules.new' && mv '%s/rules.new' '%s/rules.yaml' && for i in 1 2; do printf '"
+           "  - id: huge-%%s\\n    stage: before_model\\n    when: subject.recency == 9\\n"
+           "    then: { adjust: 1e308 }\\n' $i >> '%s/rules.yaml'; done",
+           deployment_dir, dir, deployment_dir, dir, dir, dir, dir);
+  ck_assert_int_eq(system(command), 0);
+  char *in = temp_file(".csv", hillstrom_rows), *out = temp_file(".jsonl", NULL);
+  const char *args[] = {"--deployment", dir, "--in", in, "--out", out, "--jobs", "2", NULL};
+  captured c = run_score(args);
+  ck_assert_msg(c.code == 1, "exit %d: %s", c.code, c.err);
+  json_t *lines = read_lines(out);
+  ck_assert_uint_eq(json_array_size(lines), 4);
+  for (size_t i = 0; i < 4; i++) {
+    json_t *l = json_array_get(lines, i);
+    ck_assert_int_eq(json_integer_value(json_object_get(l, "line")), (json_int_t)i + 2);
+    if (i != 2) {
+      ck_assert_ptr_nonnull(json_object_get(l, "results"));
+      continue;
+    }
+    const json_t *error = json_object_get(l, "error"); /* the row of recency 9 */
+    ck_assert_str_eq(json_string_value(json_object_get(error, "code")), "internal");
+    const char *message = json_string_value(json_object_get(error, "message"));
+    ck_assert_msg(
+        message && strstr(message, "decision failed") && strstr(message, "not a finite number"),
+        "%s", message);
+  }
+  ck_assert_msg(strstr(c.out, "rows: 4 (decided 3, rejected 1)"), "%s", c.out);
+  ck_assert_ptr_nonnull(strstr(c.out, "not a finite number"));
+  json_decref(lines);
+  captured_free(&c);
+  snprintf(command, sizeof command, "rm -rf '%s'", dir);
+  ck_assert_int_eq(system(command), 0);
+  unlink(in);
+  unlink(out);
+  free(in);
+  free(out);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("batch_score");
   TCase *tc = tcase_create("batch_score");
@@ -343,6 +390,7 @@ int main(void) {
   tcase_add_test(tc, parallel_jobs_keep_the_input_order);
   tcase_add_test(tc, bad_usage_and_bad_files_exit_2);
   tcase_add_test(tc, a_broken_model_stops_the_run);
+  tcase_add_test(tc, a_row_whose_decision_fails_gets_an_error_line);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
