@@ -460,6 +460,14 @@ static void load_then(loader *L, json_t *rule_obj, rule *r) {
                  r->id, vd_yaml_kind(arg));
       return;
     }
+    if (fabs(json_number_value(arg)) > VD_RULES_ADJUST_MAX) {
+      LOAD_ERROR(L, then, key, 0,
+                 "rule %s: adjust %.15g is beyond ±%d: an adjustment shifts a score (an uplift is "
+                 "within ±1), and adjustments this large could add up past the range of a "
+                 "double, failing every decision they match",
+                 r->id, json_number_value(arg), VD_RULES_ADJUST_MAX);
+      return;
+    }
     r->adjust = json_number_value(arg);
     return;
   }

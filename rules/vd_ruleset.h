@@ -25,7 +25,9 @@
  * (rule-level `priority` descending, then file order). A matching deny settles the candidate at
  * once (later rules are not evaluated; deny beats allow, route and everything else). The first
  * matching allow / route / priority / escalate sets that value; later matches of the same kind
- * are recorded but change nothing. adjust values of all matching rules add up (both stages).
+ * are recorded but change nothing. adjust values of all matching rules add up (both stages);
+ * each is at most VD_RULES_ADJUST_MAX in magnitude (a larger one is refused at load), so no sum
+ * of them can make a score non-finite.
  * An evaluation error fails closed: a deny rule whose `when` errors counts as matched (the
  * candidate is denied, the error is in the trace); any other rule whose `when` errors counts as
  * not matched. Settled after before_model (deny, allow or route): the model and after_model are
@@ -60,6 +62,10 @@ typedef enum vd_action {
   VD_ACTION_PRIORITY, /* the triage priority action (`then: {priority: urgent}`) */
   VD_ACTION_ESCALATE,
 } vd_action;
+
+/* The largest |adjust| a rule may take: far beyond any ranking shift (an uplift is within ±1),
+ * and small enough that the adjustments of any rule file add up to a finite score. */
+enum { VD_RULES_ADJUST_MAX = 1000000 };
 
 enum {
   /* Load without running the file's own tests (for `verdict rules test`, which runs and reports

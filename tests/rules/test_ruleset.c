@@ -125,6 +125,28 @@ START_TEST(misspelt_key_and_stage) {
 }
 END_TEST
 
+/* An adjustment whose size could make a score non-finite is refused where it is written (1e308
+ * twice passed every check, then each matching request was a 500); the bound itself loads. */
+START_TEST(an_adjustment_beyond_the_bound_is_refused) {
+  ck_assert_str_eq(
+      load_errors(HEAD "  - id: a\n    stage: before_model\n    when: true\n"
+                       "    then: { adjust: 1e308 }\n"
+                       "  - id: b\n    stage: after_model\n    when: true\n"
+                       "    then: { adjust: -1000000.5 }\n"),
+      "r.yaml:8:21: rule a: adjust 1e+308 is beyond ±1000000: an adjustment shifts a score (an "
+      "uplift is within ±1), and adjustments this large could add up past the range of a double, "
+      "failing every decision they match\n"
+      "r.yaml:12:21: rule b: adjust -1000000.5 is beyond ±1000000: an adjustment shifts a score "
+      "(an "
+      "uplift is within ±1), and adjustments this large could add up past the range of a double, "
+      "failing every decision they match");
+  vd_ruleset *rs = load_ok(HEAD
+                           "  - id: a\n    stage: before_model\n    when: true\n"
+                           "    then: { adjust: -1000000 }\n");
+  vd_ruleset_free(rs);
+}
+END_TEST
+
 START_TEST(the_two_priorities_are_kept_apart) {
   ck_assert_str_eq(load_errors(HEAD "  - id: a\n    stage: before_model\n    priority: urgent\n"
                                     "    when: subject.flag\n    then: { route: q }\n"),
@@ -650,6 +672,7 @@ int main(void) {
   tcase_add_test(m, two_actions_in_one_rule);
   tcase_add_test(m, duplicate_rule_id);
   tcase_add_test(m, misspelt_key_and_stage);
+  tcase_add_test(m, an_adjustment_beyond_the_bound_is_refused);
   tcase_add_test(m, the_two_priorities_are_kept_apart);
   tcase_add_test(m, model_scores_only_after_the_model);
   tcase_add_test(m, yaml_surprises_are_refused);
