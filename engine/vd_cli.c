@@ -20,6 +20,8 @@ static const vd_verb verbs[] = {
      vd_verb_rules},
     {"train", "Train a model bundle: verdict train promotions --data CSV --spec YAML --out DIR",
      vd_verb_train},
+    {"models", "Re-stamp a model bundle after editing its manifest: verdict models rehash DIR",
+     vd_verb_models},
     {"serve", "Serve the scoring API: verdict serve --config FILE", vd_verb_serve},
     {"score", "Batch-score a CSV or JSON Lines file: verdict score --deployment DIR --in FILE",
      vd_verb_score},

@@ -8,6 +8,8 @@
 
 /* models/vd_train.h */
 int vd_verb_train(int argc, char **argv, FILE *out, FILE *err);
+/* models/vd_bundle.h (re-stamping and checking bundle versions) */
+int vd_verb_models(int argc, char **argv, FILE *out, FILE *err);
 
 /* rules/cel_expr_verb.c (CEL, vd_cel.h) */
 int vd_verb_expr(int argc, char **argv, FILE *out, FILE *err);

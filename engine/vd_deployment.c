@@ -498,13 +498,8 @@ static bool load_stored_body(vd_deployment *d, const char *data_dir, const vd_ya
   }
   if (!load_candidates(d, doc, root, diags)) return false;
   if (model && strcmp(kind, "triage") == 0) { /* the text model, from the same store */
-    char bundle[4096];
-    if (vd_store_path(data_dir, "models", model, bundle, sizeof bundle, &e))
-      d->triage = vd_triage_load(bundle, &e);
-    if (d->triage && strcmp(vd_triage_version(d->triage), model) != 0)
-      vd_error_set(&e, "stored model %s loads as version %s: the store was altered", model,
-                   vd_triage_version(d->triage));
-    if (!d->triage || strcmp(vd_triage_version(d->triage), model) != 0) {
+    d->triage = vd_triage_store_load(data_dir, model, &e);
+    if (!d->triage) {
       add_diag(diags, &e);
       return false;
     }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "vd_buf.h"
+#include "vd_bundle.h"
 #include "vd_features.h"
 #include "vd_forest.h"
 #include "vd_json_file.h"
@@ -96,7 +97,9 @@ static bool check_schema(const vd_model *m, const vd_schema *schema, const char 
   return true;
 }
 
-vd_model *vd_model_load(const char *dir, const vd_schema *schema, vd_error *err) {
+/* allow_legacy: accept a version of the legacy scheme (vd_bundle.h), for stored bundles only. */
+static vd_model *load_bundle(const char *dir, const vd_schema *schema, bool allow_legacy,
+                             vd_error *err) {
   char mpath[4096], tpath[4096];
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -181,13 +184,7 @@ vd_model *vd_model_load(const char *dir, const vd_schema *schema, vd_error *err)
   if (!(model_text = vd_read_file(tpath, MAX_MODEL_BYTES, &model_size, err))) goto fail;
   char hash[VD_SHA256_HEX_SIZE];
   vd_sha256_hex(model_text, model_size, hash);
-  if (strcmp(hash, m->version) != 0) {
-    vd_error_set(err,
-                 "%s: content hash %.12s… is not the manifest's version %.12s… (corrupt, or "
-                 "a model.json from another bundle)",
-                 tpath, hash, m->version);
-    goto fail;
-  }
+  if (!vd_bundle_check_version(m->manifest, dir, model_file, hash, allow_legacy, err)) goto fail;
   if (!(m->forest =
             vd_forest_load(model_text, model_size, tpath, VD_FOREST_DEFAULT_TABLE_FEATURES, err)))
     goto fail;
@@ -209,6 +206,10 @@ fail:
   free(model_text);
   vd_model_free(m);
   return NULL;
+}
+
+vd_model *vd_model_load(const char *dir, const vd_schema *schema, vd_error *err) {
+  return load_bundle(dir, schema, false, err);
 }
 
 vd_model *vd_model_retain(vd_model *m) {
@@ -480,7 +481,10 @@ vd_model *vd_model_store_load(const char *data_dir, const char *version, const v
   }
   char dir[4200];
   if (!vd_store_path(data_dir, "models", version, dir, sizeof dir, err)) return NULL;
-  vd_model *m = vd_model_load(dir, schema, err);
+  /* A stored bundle may carry a legacy version (the model file's hash alone): the decision logs
+   * written before the version covered the manifest name those versions, and their replays load
+   * them from here. The stored copy is still checked against that version. */
+  vd_model *m = load_bundle(dir, schema, true, err);
   if (m && strcmp(m->version, version) != 0) {
     vd_error_set(err, "%s: holds version %s, not %s", dir, m->version, version);
     vd_model_free(m);

@@ -2,9 +2,9 @@
  * TreeSHAP contributions, reason codes, and the content-addressed store of bundles.
  *
  * A bundle is a folder holding model.json (XGBoost's JSON model) and manifest.json (format
- * VD_MODEL_FORMAT: name, version = SHA-256 of model.json, task, features with their request
- * source fields and encodings, treatment arms and control, training data hash, parameters,
- * validation metrics, reason texts). See README "Models".
+ * VD_MODEL_FORMAT: name, version = SHA-256 over the manifest and model.json (vd_bundle.h), task,
+ * features with their request source fields and encodings, treatment arms and control, training
+ * data hash, parameters, validation metrics, reason texts). See README "Models".
  *
  * Scoring runs on a native evaluator over the bundle's trees (vd_forest.h): predictions are
  * bit-identical to XGBoost's, contributions equal XGBoost's pred_contribs; XGBoost itself is not
@@ -33,17 +33,19 @@ typedef struct vd_model vd_model;
 
 /* Loads and checks a bundle folder. Refuses (NULL, err naming the file and the problem) a
  * missing folder or file, invalid JSON, a manifest of another format or with missing/ill-typed
- * fields, a model.json whose SHA-256 is not the manifest's version, a model the native evaluator
- * cannot run, columns that do not match the features, and — when schema is non-NULL — a feature
- * whose source field the schema lacks or types incompatibly (numeric ← int/double, bool ← bool,
- * enum ← enum/string; an enum value the schema allows but the model refuses with unknown: error).
+ * fields, a version that is not the bundle's (vd_bundle.h: an edited manifest or model.json;
+ * the error says to run `verdict models rehash` after a deliberate edit), a model the native
+ * evaluator cannot run, columns that do not match the features, and — when schema is non-NULL — a
+ * feature whose source field the schema lacks or types incompatibly (numeric ← int/double, bool ←
+ * bool, enum ← enum/string; an enum value the schema allows but the model refuses with unknown:
+ * error).
  */
 vd_model *vd_model_load(const char *bundle_dir, const vd_schema *schema, vd_error *err);
 vd_model *vd_model_retain(vd_model *model);
 void vd_model_free(vd_model *model);
 
 const char *vd_model_name(const vd_model *model);
-const char *vd_model_version(const vd_model *model); /* SHA-256 hex of model.json */
+const char *vd_model_version(const vd_model *model); /* vd_bundle_version of the bundle */
 const char *vd_model_task(const vd_model *model);    /* "uplift" */
 const json_t *vd_model_manifest(const vd_model *model);
 const char *vd_model_control(const vd_model *model); /* the control treatment value */
@@ -116,7 +118,8 @@ void vd_model_result_write(const vd_model *model, const vd_model_result *result,
 bool vd_model_store_put(const char *data_dir, const char *bundle_dir,
                         char version[VD_SHA256_HEX_SIZE], vd_error *err);
 /* Loads DATA_DIR/models/<version>/ (for replay); refuses a stored bundle whose content does not
- * hash to `version`. */
+ * hash to `version`. Accepts there a version of the legacy scheme (vd_bundle.h), which the
+ * decision logs written before name. */
 vd_model *vd_model_store_load(const char *data_dir, const char *version, const vd_schema *schema,
                               vd_error *err);
 

@@ -13,6 +13,7 @@
 
 #include "vd_args.h"
 #include "vd_buf.h"
+#include "vd_bundle.h"
 #include "vd_csv.h"
 #include "vd_features.h"
 #include "vd_forest.h"
@@ -743,12 +744,13 @@ bool vd_train_uplift(const vd_train_options *o, char version[VD_SHA256_HEX_SIZE]
   double auc, ece, qini;
   validation = evaluate(&s, &final, &d, valid, n_valid, &qini, &auc, &ece, NULL);
   log_eval(o->log, "validation (held out)", validation);
-  vd_sha256_hex(final.json[0], final.json_len[0], version);
+  char model_sha[VD_SHA256_HEX_SIZE];
+  vd_sha256_hex(final.json[0], final.json_len[0], model_sha);
 
   manifest = json_object();
   json_object_set_new(manifest, "format", json_string(VD_MODEL_FORMAT));
   json_object_set_new(manifest, "name", json_string(s.name));
-  json_object_set_new(manifest, "version", json_string(version));
+  json_object_set_new(manifest, "version", json_string(model_sha)); /* stamped below */
   json_object_set_new(manifest, "task", json_string("uplift"));
   json_object_set_new(manifest, "model_file", json_string("model.json"));
   json_object_set_new(manifest, "objective", json_string("binary:logistic"));
@@ -790,7 +792,9 @@ bool vd_train_uplift(const vd_train_options *o, char version[VD_SHA256_HEX_SIZE]
   json_object_set_new(manifest, "validation", validation);
   validation = NULL;
   json_object_set_new(manifest, "reasons", reason_texts(&s));
-  manifest_text = json_dumps(manifest, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+  const size_t manifest_flags = JSON_INDENT(2) | JSON_REAL_PRECISION(10);
+  if (!vd_bundle_stamp(manifest, manifest_flags, model_sha, version, err)) goto done;
+  manifest_text = json_dumps(manifest, manifest_flags);
   if (!manifest_text) {
     vd_error_set(err, "out of memory");
     goto done;

@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "vd_buf.h"
+#include "vd_bundle.h"
 #include "vd_calibration.h"
 #include "vd_hash.h"
 #include "vd_json_file.h"
+#include "vd_store.h"
 #include "vd_ubjson.h"
 
 enum { MAX_MODEL_FILE = 512 * 1024 * 1024, MAX_MANIFEST_FILE = 16 * 1024 * 1024 };
@@ -210,7 +212,8 @@ static bool load_manifest(vd_triage_model *m, const char *path, vd_error *err) {
   return true;
 }
 
-vd_triage_model *vd_triage_load(const char *dir, vd_error *err) {
+/* allow_legacy: accept a version of the legacy scheme (vd_bundle.h), for stored bundles only. */
+static vd_triage_model *load_bundle(const char *dir, bool allow_legacy, vd_error *err) {
   vd_triage_model *m = calloc(1, sizeof *m);
   if (!m) {
     vd_error_set(err, "out of memory");
@@ -225,14 +228,28 @@ vd_triage_model *vd_triage_load(const char *dir, vd_error *err) {
     snprintf(model_path, sizeof model_path, "%s/%s", dir, m->model_file);
     ok = vd_sha256_file_hex(model_path, hex, err);
   }
-  if (ok && strcmp(hex, m->version) != 0) {
-    vd_error_field(err, "version", "is %.16s…, but %s has SHA-256 %.16s… (the bundle was altered)",
-                   m->version, m->model_file, hex);
-    vd_error_prefix(err, "%s", manifest_path);
-    ok = false;
-  }
+  if (ok) ok = vd_bundle_check_version(m->manifest, dir, m->model_file, hex, allow_legacy, err);
   if (ok) ok = load_linear(m, model_path, err);
   if (!ok) {
+    vd_triage_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+vd_triage_model *vd_triage_load(const char *dir, vd_error *err) {
+  return load_bundle(dir, false, err);
+}
+
+vd_triage_model *vd_triage_store_load(const char *data_dir, const char *version, vd_error *err) {
+  char dir[4200];
+  if (!vd_store_path(data_dir, "models", version, dir, sizeof dir, err)) return NULL;
+  /* A stored bundle may carry a legacy version (the model file's hash alone): the decision logs
+   * written before the version covered the manifest name those versions, and their replays load
+   * them from here. The stored copy is still checked against that version. */
+  vd_triage_model *m = load_bundle(dir, true, err);
+  if (m && strcmp(m->version, version) != 0) {
+    vd_error_set(err, "%s: holds version %s, not %s", dir, m->version, version);
     vd_triage_free(m);
     return NULL;
   }

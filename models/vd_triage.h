@@ -4,7 +4,8 @@
  * Bundle (a folder, same conventions as the promotions bundles):
  *   model.ubj      XGBoost's model (multi:softprob over the classes, gblinear) in its binary
  *                  JSON form (UBJSON, common/vd_ubjson.h), or model.json in its JSON form
- *   manifest.json  {"name", "version" (SHA-256 of the model file), "model_file" ("model.ubj" or
+ *   manifest.json  {"name", "version" (vd_bundle.h: SHA-256 over the manifest and the model
+ *                  file), "model_file" ("model.ubj" or
  *                  "model.json"; absent = "model.json"), "task": "multiclass", "kind":
  *                  "text", "featuriser" (vd_text_config_to_json), "columns" (the hash buckets the
  *                  model reads, column j = bucket columns[j]), "classes" (class j = label),
@@ -48,9 +49,13 @@ typedef struct vd_triage_model vd_triage_model;
 typedef struct vd_triage_scratch vd_triage_scratch;
 
 /* Loads bundle_dir/manifest.json and the model file it names; checks that the version is the
- * SHA-256 of the model file and that model and manifest agree (classes, columns, booster). Errors
- * name the file and the manifest field. */
+ * bundle's (vd_bundle.h: manifest and model file) and that model and manifest agree (classes,
+ * columns, booster). Errors name the file and the manifest field. */
 vd_triage_model *vd_triage_load(const char *bundle_dir, vd_error *err);
+/* Loads DATA_DIR/models/<version>/ (the content-addressed store, for replay and stored
+ * deployments); accepts the legacy version scheme there (vd_bundle.h), refuses a stored bundle
+ * whose content does not hash to `version`. */
+vd_triage_model *vd_triage_store_load(const char *data_dir, const char *version, vd_error *err);
 vd_triage_model *vd_triage_retain(vd_triage_model *model);
 void vd_triage_free(vd_triage_model *model);
 

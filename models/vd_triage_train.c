@@ -12,6 +12,7 @@
 
 #include "vd_args.h"
 #include "vd_buf.h"
+#include "vd_bundle.h"
 #include "vd_calibration.h"
 #include "vd_hash.h"
 #include "vd_model.h"
@@ -398,12 +399,13 @@ static bool make_dir(const char *path, vd_error *err) {
   return vd_error_set(err, "cannot create %s: %s", path, strerror(errno));
 }
 
+#define MANIFEST_FLAGS (JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17))
+
 static bool write_json(const char *path, const json_t *j, vd_error *err) {
   char tmp[4096];
   if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
     return vd_error_set(err, "path too long: %s", path);
-  if (json_dump_file(j, tmp, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17)) != 0)
-    return vd_error_set(err, "cannot write %s", tmp);
+  if (json_dump_file(j, tmp, MANIFEST_FLAGS) != 0) return vd_error_set(err, "cannot write %s", tmp);
   if (rename(tmp, path) != 0)
     return vd_error_set(err, "cannot rename %s: %s", tmp, strerror(errno));
   return true;
@@ -1157,10 +1159,10 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
   snprintf(model_path, sizeof model_path, "%s/%s", staging, model_file_of(o));
   snprintf(manifest_path, sizeof manifest_path, "%s/manifest.json", staging);
   if (!XGB_OK(XGBoosterSaveModel(t.final.booster, model_path), err)) goto done;
-  char version[VD_SHA256_HEX_SIZE];
-  if (!vd_sha256_file_hex(model_path, version, err)) goto done;
+  char model_sha[VD_SHA256_HEX_SIZE], version[VD_SHA256_HEX_SIZE];
+  if (!vd_sha256_file_hex(model_path, model_sha, err)) goto done;
   {
-    json_t *m = manifest_of(&t, version);
+    json_t *m = manifest_of(&t, model_sha); /* the version is stamped below */
     if (!m || json_object_update(m, t.manifest) != 0) {
       json_decref(m);
       vd_error_set(err, "out of memory");
@@ -1169,6 +1171,7 @@ bool vd_triage_train(const vd_triage_train_options *o, FILE *log, vd_error *err)
     json_decref(t.manifest);
     t.manifest = m;
   }
+  if (!vd_bundle_stamp(t.manifest, MANIFEST_FLAGS, model_sha, version, err)) goto done;
   if (!write_json(manifest_path, t.manifest, err)) goto done;
   if (linear) {
     double diff;

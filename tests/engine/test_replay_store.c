@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <sys/stat.h>
+#include "vd_bundle.h"
 #include "vd_cli_verbs.h"
 #include "vd_decision_log.h"
 #include "vd_deployment.h"
@@ -252,12 +253,106 @@ START_TEST(the_replay_verb_reads_the_log) {
 }
 END_TEST
 
+/* Appends " [edited]" to every reason text of the bundle's manifest (what a product team does to
+ * reword an explanation). */
+static void edit_reason_texts(const char *bundle) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/manifest.json", bundle);
+  json_t *m = json_load_file(path, 0, NULL);
+  ck_assert_ptr_nonnull(m);
+  const char *feature, *direction;
+  json_t *texts, *text;
+  json_object_foreach(json_object_get(m, "reasons"), feature, texts) {
+    json_object_foreach(texts, direction, text) {
+      char edited[512];
+      snprintf(edited, sizeof edited, "%s [edited]", json_string_value(text));
+      json_string_set(text, edited);
+    }
+  }
+  ck_assert_int_eq(json_dump_file(m, path, JSON_INDENT(2)), 0);
+  json_decref(m);
+}
+
+static bool stored_model(const char *data, const char *version) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/models/%s/manifest.json", data, version);
+  return access(path, F_OK) == 0;
+}
+
+/* A bundle's version covers its manifest: rewording a reason text gives a new model version and
+ * a new deployment version, the store keeps both bundles side by side, and each decision replays
+ * identically on the manifest it was made with (a stale manifest under an unchanged version made
+ * the decisions after the edit replay with the old texts). */
+START_TEST(an_edited_manifest_is_a_new_version_and_both_replay) {
+  char *data = temp_dir(), *work = temp_dir();
+  char cmd[2048], deployment[1024], bundle[1100];
+  snprintf(deployment, sizeof deployment, "%s/promotions", work);
+  snprintf(bundle, sizeof bundle, "%s/model", deployment);
+  snprintf(cmd, sizeof cmd, "cp -r %s %s", example, deployment);
+  ck_assert_int_eq(system(cmd), 0);
+  vd_diags diags = {0};
+  vd_deployment_load_options options = {.data_dir = data};
+  vd_deployment *before = vd_deployment_load(deployment, &options, &diags);
+  ck_assert_msg(before != NULL, "%s", diags.count ? diags.items[0].message : "");
+  json_t *old_trace =
+      decide(before, customer("c1", 1), "01a23c2a-7289-7441-81f8-c38f843ea630", 1764000000000000);
+  char old_model[VD_SHA256_HEX_SIZE];
+  snprintf(old_model, sizeof old_model, "%s", vd_model_version(vd_deployment_model(before)));
+
+  edit_reason_texts(bundle);
+  /* Until it is re-stamped, the edited bundle is refused, saying what to do. */
+  vd_error err = {0};
+  ck_assert_ptr_null(vd_model_load(bundle, NULL, &err));
+  ck_assert_msg(strstr(err.message, "manifest.json") && strstr(err.message, "models rehash"), "%s",
+                err.message);
+  char new_model[VD_SHA256_HEX_SIZE];
+  bool changed = false;
+  ck_assert_msg(vd_bundle_rehash(bundle, new_model, &changed, &err), "%s", err.message);
+  ck_assert(changed);
+  ck_assert_str_ne(new_model, old_model);
+  vd_deployment *after = vd_deployment_load(deployment, &options, &diags);
+  ck_assert_msg(after != NULL, "%s", diags.count ? diags.items[0].message : "");
+  ck_assert_str_eq(vd_model_version(vd_deployment_model(after)), new_model);
+  ck_assert_str_ne(vd_deployment_version(after), vd_deployment_version(before));
+  ck_assert(stored_model(data, old_model) && stored_model(data, new_model));
+  json_t *new_trace =
+      decide(after, customer("c1", 1), "01a23c2a-7289-7441-81f8-c38f843ea631", 1764000000000001);
+  char *old_text = json_dumps(old_trace, 0), *new_text = json_dumps(new_trace, 0);
+  ck_assert_ptr_null(strstr(old_text, "[edited]"));
+  ck_assert_ptr_nonnull(strstr(new_text, "[edited]"));
+  free(old_text);
+  free(new_text);
+  vd_replayer *r = vd_replayer_new(data);
+  json_t *traces[] = {old_trace, new_trace};
+  for (int i = 0; i < 2; i++) {
+    json_t *again = vd_replayer_decide(r, traces[i], &err);
+    ck_assert_msg(again != NULL, "%s", err.message);
+    size_t total = 1;
+    json_t *diff = vd_trace_diff(traces[i], again, 10, &total);
+    char *shown = json_dumps(diff, 0);
+    ck_assert_msg(total == 0, "decision %d replays different: %s", i, shown);
+    free(shown);
+    json_decref(diff);
+    json_decref(again);
+  }
+  vd_replayer_free(r);
+  json_decref(old_trace);
+  json_decref(new_trace);
+  vd_deployment_release(before);
+  vd_deployment_release(after);
+  vd_diags_free(&diags);
+  remove_dir(work);
+  remove_dir(data);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("replay");
   TCase *tc = tcase_create("replay");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_stored_deployment_rebuilds_to_the_same_version_and_replays_identically);
   tcase_add_test(tc, the_replay_verb_reads_the_log);
+  tcase_add_test(tc, an_edited_manifest_is_a_new_version_and_both_replay);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vd_buf.h"
+#include "vd_bundle.h"
 #include "vd_deployment.h"
 #include "vd_explain.h"
 #include "vd_json_schema.h"
@@ -210,6 +211,9 @@ START_TEST(missing_reason_texts_are_listed_with_their_generated_text) {
   ck_assert_int_eq(json_dump_file(manifest, path, JSON_INDENT(2)), 0);
   json_decref(manifest);
   snprintf(path, sizeof path, "%s/model", dir);
+  char version[VD_SHA256_HEX_SIZE]; /* an edited manifest is a new version: stamp it */
+  vd_error err = {0};
+  ck_assert_msg(vd_bundle_rehash(path, version, NULL, &err), "%s", err.message);
   d = load(&(vd_deployment_load_options){.model_dir = path});
   ck_assert_ptr_nonnull(vd_deployment_model(d));
   json_t *missing = vd_reasons_missing(vd_deployment_model(d));

@@ -9,6 +9,8 @@
 
 #include "support_models.h"
 #include "vd_buf.h"
+#include "vd_bundle.h"
+#include "vd_cli_verbs.h"
 #include "vd_forest.h"
 #include "vd_json_write.h"
 #include "vd_model.h"
@@ -38,7 +40,10 @@ START_TEST(shipped_bundle_loads_and_describes_itself) {
   char hash[VD_SHA256_HEX_SIZE];
   vd_error err = {0};
   ck_assert(vd_sha256_file_hex(SHIPPED_BUNDLE "/model.json", hash, &err));
-  ck_assert_str_eq(vd_model_version(m), hash);
+  char version[VD_SHA256_HEX_SIZE]; /* the version covers the manifest and model.json */
+  ck_assert(vd_bundle_version(vd_model_manifest(m), hash, version, &err));
+  ck_assert_str_eq(vd_model_version(m), version);
+  ck_assert_str_ne(vd_model_version(m), hash);
   const json_t *v = json_object_get(vd_model_manifest(m), "validation");
   /* the quality bar of the issue, on the held-out split */
   ck_assert(json_real_value(json_object_get(v, "auc")) >= 0.63);
@@ -225,6 +230,8 @@ START_TEST(reason_texts_say_the_value_seen) {
                           "down", "{value?new lowered it", "recency", "up",
                           "{value?recent:old} purchase raised it", "down", "Bought {value}"));
   vd_error err = {0};
+  char version[VD_SHA256_HEX_SIZE];
+  ck_assert_msg(vd_bundle_rehash(d, version, NULL, &err), "%s", err.message);
   m = vd_model_load(d, NULL, &err);
   ck_assert_msg(m != NULL, "%s", err.message);
   vd_model_reason_text(m, 4, true, req, text, sizeof text);
@@ -285,14 +292,14 @@ START_TEST(bad_bundles_are_refused_with_file_and_problem) {
   FILE *f = fopen(path, "wb");
   fwrite(text, 1, size, f);
   fclose(f);
-  expect_bad(d, "model.json", "is not the manifest's version");
+  expect_bad(d, "manifest.json", "is not the bundle's content hash");
 
-  /* a model.json that is not an XGBoost model, with the manifest's version updated to match */
+  /* a model.json that is not an XGBoost model, with the bundle re-stamped to match */
   d = copy_bundle(SHIPPED_BUNDLE, 0);
   write_text(d, "model.json", "{\"not\": \"a model\"}");
   char hash[VD_SHA256_HEX_SIZE];
-  vd_sha256_hex("{\"not\": \"a model\"}", strlen("{\"not\": \"a model\"}"), hash);
-  edit_manifest(d, "version", json_string(hash));
+  vd_error err = {0};
+  ck_assert_msg(vd_bundle_rehash(d, hash, NULL, &err), "%s", err.message);
   expect_bad(d, "model.json", "not an XGBoost gbtree JSON model");
 
   /* the model of another bundle (different columns) under a matching version */
@@ -303,8 +310,7 @@ START_TEST(bad_bundles_are_refused_with_file_and_problem) {
                       "num_feature", json_string("20"));
   char *other = json_dumps(model, JSON_COMPACT);
   write_text(d, "model.json", other);
-  vd_sha256_hex(other, strlen(other), hash);
-  edit_manifest(d, "version", json_string(hash));
+  ck_assert_msg(vd_bundle_rehash(d, hash, NULL, &err), "%s", err.message);
   expect_bad(d, "model.json", "the model has 20 input columns, the manifest describes 15");
   free(other);
   json_decref(model);
@@ -396,7 +402,202 @@ START_TEST(store_keeps_versions_by_content) {
   fputs(" ", f);
   fclose(f);
   ck_assert(vd_model_store_load(data, version, NULL, &err) == NULL);
-  ck_assert_msg(strstr(err.message, "is not the manifest's version"), "%s", err.message);
+  ck_assert_msg(strstr(err.message, "is not the bundle's content hash"), "%s", err.message);
+}
+END_TEST
+
+/* Every reason text of a bundle's manifest with " [edited]" appended. */
+static void edit_reason_texts(const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/manifest.json", dir);
+  json_t *m = json_load_file(path, 0, NULL);
+  ck_assert(m != NULL);
+  const char *feature, *direction;
+  json_t *texts, *text;
+  json_object_foreach(json_object_get(m, "reasons"), feature, texts) {
+    json_object_foreach(texts, direction, text) {
+      char edited[512];
+      snprintf(edited, sizeof edited, "%s [edited]", json_string_value(text));
+      json_string_set(text, edited);
+    }
+  }
+  ck_assert_int_eq(json_dump_file(m, path, JSON_INDENT(2)), 0);
+  json_decref(m);
+}
+
+static vd_model *load_ok(const char *dir) {
+  vd_error err = {0};
+  vd_model *m = vd_model_load(dir, NULL, &err);
+  ck_assert_msg(m != NULL, "%s", err.message);
+  return m;
+}
+
+/* The version covers the manifest: a reworded reason text is refused under the old version (the
+ * error says to rehash), re-stamping gives a new version that loads with the new text, and only
+ * the version's value changes in the file. */
+START_TEST(an_edited_manifest_needs_a_new_version) {
+  vd_model *shipped = load_shipped();
+  const char *d = copy_bundle(SHIPPED_BUNDLE, 0);
+  edit_reason_texts(d);
+  vd_error err = {0};
+  ck_assert(vd_model_load(d, NULL, &err) == NULL);
+  ck_assert_msg(strstr(err.message, "manifest.json: version") &&
+                    strstr(err.message, "verdict models rehash") &&
+                    strstr(err.message, "reason text"),
+                "%s", err.message);
+  char version[VD_SHA256_HEX_SIZE], again[VD_SHA256_HEX_SIZE];
+  bool changed = false;
+  ck_assert_msg(vd_bundle_rehash(d, version, &changed, &err), "%s", err.message);
+  ck_assert(changed);
+  ck_assert_str_ne(version, vd_model_version(shipped));
+  char path[4096];
+  snprintf(path, sizeof path, "%s/manifest.json", d);
+  size_t size;
+  char *stamped = slurp(path, &size);
+  ck_assert(vd_bundle_rehash(d, again, &changed, &err)); /* idempotent */
+  ck_assert(!changed);
+  ck_assert_str_eq(again, version);
+  vd_model *m = load_ok(d);
+  ck_assert_str_eq(vd_model_version(m), version);
+  json_t *req = request(3, 650.0, "Rural");
+  char text[256];
+  vd_model_reason_text(m, 4, true, req, text, sizeof text);
+  ck_assert_msg(strstr(text, "[edited]"), "%s", text);
+  /* the text of the file is the edited one with only the version's value replaced */
+  const char *unstamped_dir = copy_bundle(SHIPPED_BUNDLE, 1);
+  edit_reason_texts(unstamped_dir);
+  snprintf(path, sizeof path, "%s/manifest.json", unstamped_dir);
+  size_t unstamped_size;
+  char *unstamped = slurp(path, &unstamped_size);
+  const char *old_at = strstr(unstamped, vd_model_version(shipped));
+  ck_assert(old_at != NULL && size == unstamped_size);
+  size_t at = (size_t)(old_at - unstamped);
+  ck_assert(memcmp(stamped, unstamped, at) == 0 && memcmp(stamped + at, version, 64) == 0 &&
+            memcmp(stamped + at + 64, unstamped + at + 64, size - at - 64) == 0);
+  /* A bundle of the scheme before (version = SHA-256 of model.json alone) is refused as such */
+  d = copy_bundle(SHIPPED_BUNDLE, 2);
+  char model_sha[VD_SHA256_HEX_SIZE];
+  ck_assert(vd_sha256_file_hex(SHIPPED_BUNDLE "/model.json", model_sha, &err));
+  edit_manifest(d, "version", json_string(model_sha));
+  ck_assert(vd_model_load(d, NULL, &err) == NULL);
+  ck_assert_msg(strstr(err.message, "alone") && strstr(err.message, "verdict models rehash"), "%s",
+                err.message);
+  free(stamped);
+  free(unstamped);
+  json_decref(req);
+  vd_model_free(m);
+  vd_model_free(shipped);
+}
+END_TEST
+
+/* The store keeps the bundle before and after a manifest edit side by side, each under its own
+ * version with its own manifest; and a stored bundle of the scheme before (version = the model
+ * file's hash, as the stores and decision logs written before hold) still loads from the store
+ * — but not as a bundle given directly. */
+START_TEST(store_keeps_edited_bundles_side_by_side_and_old_scheme_ones) {
+  char data[] = "/tmp/vd-models-store-XXXXXX";
+  ck_assert(mkdtemp(data) != NULL);
+  char before[VD_SHA256_HEX_SIZE], after[VD_SHA256_HEX_SIZE];
+  vd_error err = {0};
+  ck_assert_msg(vd_model_store_put(data, SHIPPED_BUNDLE, before, &err), "%s", err.message);
+  const char *d = copy_bundle(SHIPPED_BUNDLE, 0);
+  edit_reason_texts(d);
+  ck_assert(!vd_model_store_put(data, d, after, &err)); /* not stamped: refused */
+  ck_assert(vd_bundle_rehash(d, after, NULL, &err));
+  ck_assert_msg(vd_model_store_put(data, d, after, &err), "%s", err.message);
+  ck_assert_str_ne(before, after);
+  vd_model *a = vd_model_store_load(data, before, NULL, &err),
+           *b = vd_model_store_load(data, after, NULL, &err);
+  ck_assert_msg(a && b, "%s", err.message);
+  json_t *req = request(3, 650.0, "Rural");
+  char ta[256], tb[256];
+  vd_model_reason_text(a, 4, true, req, ta, sizeof ta);
+  vd_model_reason_text(b, 4, true, req, tb, sizeof tb);
+  ck_assert_msg(!strstr(ta, "[edited]") && strstr(tb, "[edited]"), "%s / %s", ta, tb);
+  vd_model_free(a);
+  vd_model_free(b);
+
+  /* an old-scheme stored bundle, as an earlier build wrote it */
+  char model_sha[VD_SHA256_HEX_SIZE], dir[4200], cmd[8600];
+  ck_assert(vd_sha256_file_hex(SHIPPED_BUNDLE "/model.json", model_sha, &err));
+  snprintf(dir, sizeof dir, "%s/models/%s", data, model_sha);
+  snprintf(cmd, sizeof cmd, "cp -r %s %s", SHIPPED_BUNDLE, dir);
+  ck_assert_int_eq(system(cmd), 0);
+  edit_manifest(dir, "version", json_string(model_sha));
+  vd_model *old = vd_model_store_load(data, model_sha, NULL, &err);
+  ck_assert_msg(old != NULL, "%s", err.message);
+  ck_assert_str_eq(vd_model_version(old), model_sha);
+  vd_model_reason_text(old, 4, true, req, ta, sizeof ta);
+  ck_assert_msg(!strstr(ta, "[edited]"), "%s", ta);
+  vd_model_free(old);
+  ck_assert(vd_model_load(dir, NULL, &err) == NULL); /* directly: re-stamp it first */
+  /* an old-scheme stored bundle whose model.json was altered after it was stored is refused (the
+   * old scheme never covered its manifest) */
+  snprintf(cmd, sizeof cmd, "%s/model.json", dir);
+  FILE *f = fopen(cmd, "ab");
+  ck_assert(f != NULL);
+  fputs(" ", f);
+  fclose(f);
+  ck_assert(vd_model_store_load(data, model_sha, NULL, &err) == NULL);
+  ck_assert_msg(strstr(err.message, "is not the bundle's content hash"), "%s", err.message);
+  json_decref(req);
+}
+END_TEST
+
+static int run_models(int argc, char **argv, char **out_text, char **err_text) {
+  size_t out_size, err_size;
+  FILE *out = open_memstream(out_text, &out_size), *err = open_memstream(err_text, &err_size);
+  int status = vd_verb_models(argc, argv, out, err);
+  fclose(out);
+  fclose(err);
+  return status;
+}
+
+/* `verdict models rehash|version`: usage, stamping, and checking. */
+START_TEST(the_models_verb_rehashes_and_checks) {
+  char *o, *e;
+  char *help[] = {"models", "--help", NULL};
+  ck_assert_int_eq(run_models(2, help, &o, &e), 0);
+  ck_assert(strstr(o, "verdict models rehash DIR"));
+  free(o);
+  free(e);
+  char *none[] = {"models", NULL};
+  ck_assert_int_eq(run_models(1, none, &o, &e), 2);
+  ck_assert_msg(strstr(e, "expected rehash or version"), "%s", e);
+  free(o);
+  free(e);
+  char *unknown[] = {"models", "stamp", "x", NULL};
+  ck_assert_int_eq(run_models(3, unknown, &o, &e), 2);
+  free(o);
+  free(e);
+  char *no_dir[] = {"models", "rehash", NULL};
+  ck_assert_int_eq(run_models(2, no_dir, &o, &e), 2);
+  free(o);
+  free(e);
+  char *d = strdup(copy_bundle(SHIPPED_BUNDLE, 3));
+  edit_reason_texts(d);
+  char *check[] = {"models", "version", d, NULL};
+  ck_assert_int_eq(run_models(3, check, &o, &e), 1);
+  ck_assert_msg(strstr(e, "verdict models rehash"), "%s", e);
+  free(o);
+  free(e);
+  char *rehash[] = {"models", "rehash", d, NULL};
+  ck_assert_int_eq(run_models(3, rehash, &o, &e), 0);
+  ck_assert_msg(strstr(o, "(stamped)"), "%s", o);
+  free(o);
+  free(e);
+  ck_assert_int_eq(run_models(3, check, &o, &e), 0);
+  vd_model *m = load_ok(d);
+  ck_assert_msg(strstr(o, vd_model_version(m)), "%s", o);
+  vd_model_free(m);
+  free(o);
+  free(e);
+  char *missing[] = {"models", "rehash", "/nonexistent/bundle", NULL};
+  ck_assert_int_eq(run_models(3, missing, &o, &e), 1);
+  ck_assert_msg(strstr(e, "/nonexistent/bundle/manifest.json"), "%s", e);
+  free(o);
+  free(e);
+  free(d);
 }
 END_TEST
 
@@ -512,6 +713,9 @@ int main(void) {
   tcase_add_test(tc, bad_bundles_are_refused_with_file_and_problem);
   tcase_add_test(tc, schema_mismatches_are_refused);
   tcase_add_test(tc, store_keeps_versions_by_content);
+  tcase_add_test(tc, an_edited_manifest_needs_a_new_version);
+  tcase_add_test(tc, store_keeps_edited_bundles_side_by_side_and_old_scheme_ones);
+  tcase_add_test(tc, the_models_verb_rehashes_and_checks);
   tcase_add_test(tc, concurrent_scoring_matches_single_threaded);
   tcase_add_test(tc, contributions_sum_to_margin_on_every_row);
   suite_add_tcase(s, tc);

@@ -4,10 +4,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support_models.h"
 #include "support_triage.h"
+#include "vd_bundle.h"
 #include "vd_calibration.h"
 #include "vd_hash.h"
 #include "vd_test.h"
@@ -356,7 +358,13 @@ START_TEST(the_validation_split_is_only_evaluated) {
   fclose(f);
   ck_assert(train_small_on(other, val_part));
   vd_triage_model *a = load(bundle_dir), *b = load(other);
-  ck_assert_str_eq(vd_triage_version(a), vd_triage_version(b));
+  char model_a[VD_SHA256_HEX_SIZE], model_b[VD_SHA256_HEX_SIZE], path[4200];
+  snprintf(path, sizeof path, "%s/model.ubj", bundle_dir);
+  ck_assert(vd_sha256_file_hex(path, model_a, NULL));
+  snprintf(path, sizeof path, "%s/model.ubj", other);
+  ck_assert(vd_sha256_file_hex(path, model_b, NULL));
+  ck_assert_str_eq(model_a, model_b); /* the same model; the versions differ by the metrics */
+  ck_assert_str_ne(vd_triage_version(a), vd_triage_version(b));
   ck_assert_double_eq(vd_triage_temperature(a), vd_triage_temperature(b));
   ck_assert_double_eq(vd_triage_threshold(a), vd_triage_threshold(b));
   const json_t *ma = json_object_get(vd_triage_manifest(a), "metrics"),
@@ -464,7 +472,7 @@ START_TEST(model_formats_ubjson_and_json_score_the_same) {
                    "model.ubj");
   ck_assert_str_eq(json_string_value(json_object_get(vd_triage_manifest(b), "model_file")),
                    "model.json");
-  ck_assert_str_ne(vd_triage_version(a), vd_triage_version(b)); /* the file's hash */
+  ck_assert_str_ne(vd_triage_version(a), vd_triage_version(b)); /* covers the model file */
   ck_assert_double_eq(vd_triage_threshold(a), vd_triage_threshold(b));
   size_t k = vd_triage_class_count(a);
   double *ma = malloc(k * sizeof(double)), *mb = malloc(k * sizeof(double));
@@ -500,8 +508,9 @@ START_TEST(load_refuses_altered_or_broken_bundles) {
   fputs(" ", f);
   fclose(f);
   ck_assert_ptr_null(vd_triage_load(dir, &err));
-  ck_assert_msg(strstr(err.message, "altered") && strcmp(err.field, "version") == 0, "%s",
-                err.message);
+  ck_assert_msg(strstr(err.message, "manifest.json: version") && strstr(err.message, "altered") &&
+                    strstr(err.message, "model.ubj changed"),
+                "%s", err.message);
   /* A manifest with a bad threshold names the field. */
   dir = copy_bundle(bundle_dir, 1);
   snprintf(path, sizeof path, "%s/manifest.json", dir);
@@ -524,11 +533,10 @@ START_TEST(load_refuses_altered_or_broken_bundles) {
   snprintf(model, sizeof model, "%s/model.ubj", dir);
   ck_assert_int_eq(truncate(model, 5000), 0);
   char hex[VD_SHA256_HEX_SIZE];
-  ck_assert(vd_sha256_file_hex(model, hex, NULL));
   json_object_set_new(manifest, "model_file", json_string("model.ubj"));
-  json_object_set_new(manifest, "version", json_string(hex));
   json_dump_file(manifest, path, 0);
   json_decref(manifest);
+  ck_assert_msg(vd_bundle_rehash(dir, hex, NULL, &err), "%s", err.message);
   ck_assert_ptr_null(vd_triage_load(dir, &err));
   /* (the weights' count is refused first: "byte 200: count 453151 is more than the bytes left") */
   ck_assert_msg(strstr(err.message, "model.ubj: byte ") && strstr(err.message, "bytes left"), "%s",
@@ -541,6 +549,61 @@ END_TEST
 
 /* Words only, no regularisation (and no regularisation path), full steps: the coordinate updater
  * diverges, and the trainer refuses to write the bundle. */
+#define SHIPPED_TRIAGE VERDICT_SOURCE_DIR "/examples/triage/model"
+
+/* The triage bundle's version covers its manifest too (vd_bundle.h): an edited threshold is
+ * refused until re-stamped, then loads under a new version; the store keeps both; a stored bundle
+ * of the scheme before (version = the model file's hash) loads from the store only. */
+START_TEST(an_edited_triage_manifest_needs_a_new_version) {
+  vd_error err = {0};
+  vd_triage_model *shipped = vd_triage_load(SHIPPED_TRIAGE, &err);
+  ck_assert_msg(shipped != NULL, "%s", err.message);
+  const char *dir = copy_bundle(SHIPPED_TRIAGE, 0);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/manifest.json", dir);
+  json_t *manifest = json_load_file(path, 0, NULL);
+  json_object_set_new(json_object_get(manifest, "escalation"), "threshold", json_real(0.5));
+  ck_assert_int_eq(json_dump_file(manifest, path, JSON_INDENT(2) | JSON_SORT_KEYS), 0);
+  json_decref(manifest);
+  ck_assert_ptr_null(vd_triage_load(dir, &err));
+  ck_assert_msg(strstr(err.message, "verdict models rehash"), "%s", err.message);
+  char version[VD_SHA256_HEX_SIZE];
+  ck_assert_msg(vd_bundle_rehash(dir, version, NULL, &err), "%s", err.message);
+  vd_triage_model *edited = vd_triage_load(dir, &err);
+  ck_assert_msg(edited != NULL, "%s", err.message);
+  ck_assert_str_eq(vd_triage_version(edited), version);
+  ck_assert_str_ne(version, vd_triage_version(shipped));
+  ck_assert_double_eq(vd_triage_threshold(edited), 0.5);
+  vd_triage_free(edited);
+  /* an old-scheme bundle as an earlier build stored it */
+  char data[] = "/tmp/vd-triage-store-XXXXXX", model_sha[VD_SHA256_HEX_SIZE];
+  ck_assert(mkdtemp(data) != NULL);
+  ck_assert(vd_sha256_file_hex(SHIPPED_TRIAGE "/model.ubj", model_sha, &err));
+  char stored[1024], cmd[4096];
+  snprintf(stored, sizeof stored, "%s/models", data);
+  ck_assert_int_eq(mkdir(stored, 0755), 0);
+  snprintf(stored, sizeof stored, "%s/models/%s", data, model_sha);
+  snprintf(cmd, sizeof cmd, "cp -r %s %s", SHIPPED_TRIAGE, stored);
+  ck_assert_int_eq(system(cmd), 0);
+  snprintf(path, sizeof path, "%s/manifest.json", stored);
+  manifest = json_load_file(path, 0, NULL);
+  json_object_set_new(manifest, "version", json_string(model_sha));
+  ck_assert_int_eq(json_dump_file(manifest, path, JSON_INDENT(2) | JSON_SORT_KEYS), 0);
+  json_decref(manifest);
+  vd_triage_model *old = vd_triage_store_load(data, model_sha, &err);
+  ck_assert_msg(old != NULL, "%s", err.message);
+  ck_assert_str_eq(vd_triage_version(old), model_sha);
+  vd_triage_free(old);
+  ck_assert_ptr_null(vd_triage_load(stored, &err));
+  ck_assert_msg(strstr(err.message, "alone"), "%s", err.message);
+  char missing[VD_SHA256_HEX_SIZE];
+  memset(missing, 'a', 64);
+  missing[64] = '\0';
+  ck_assert_ptr_null(vd_triage_store_load(data, missing, &err));
+  vd_triage_free(shipped);
+}
+END_TEST
+
 START_TEST(training_refuses_a_diverged_model) {
   if (!have_data) return;
   char train_path[4096], val_path[4096], out[256];
@@ -626,6 +689,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, training_is_deterministic);
   tcase_add_test(tc, model_formats_ubjson_and_json_score_the_same);
   tcase_add_test(tc, load_refuses_altered_or_broken_bundles);
+  tcase_add_test(tc, an_edited_triage_manifest_needs_a_new_version);
   tcase_add_test(tc, one_model_scores_from_many_threads);
   tcase_add_test(tc, training_refuses_a_diverged_model);
   suite_add_tcase(s, tc);
