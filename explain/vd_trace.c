@@ -274,13 +274,13 @@ typedef struct diff_state {
   vd_trace_leeway *leeway; /* NULL: exact */
 } diff_state;
 
-static bool within_tolerance(const diff_state *st, const json_t *a, const json_t *b) {
-  if (!st->leeway || st->leeway->real_tolerance <= 0 || !json_is_number(a) || !json_is_number(b) ||
+static bool within_tolerance(const vd_trace_leeway *leeway, const json_t *a, const json_t *b) {
+  if (leeway->real_tolerance <= 0 || !json_is_number(a) || !json_is_number(b) ||
       (json_is_integer(a) && json_is_integer(b)))
     return false;
   double x = json_number_value(a), y = json_number_value(b);
   double scale = fmax(1.0, fmax(fabs(x), fabs(y)));
-  return fabs(x - y) <= st->leeway->real_tolerance * scale;
+  return fabs(x - y) <= leeway->real_tolerance * scale;
 }
 
 /* Whether path is a reason's wording: "...reasons[N].text". */
@@ -346,11 +346,12 @@ static void diff_walk(diff_state *st, const char *path, const json_t *a, const j
     return;
   }
   if (json_equal((json_t *)a, (json_t *)b)) return;
-  if (within_tolerance(st, a, b))
-    st->leeway->rounded++;
-  else if (st->leeway && st->leeway->reason_wording && json_is_string(a) && json_is_string(b) &&
+  vd_trace_leeway *leeway = st->leeway;
+  if (leeway && within_tolerance(leeway, a, b))
+    leeway->rounded++;
+  else if (leeway && leeway->reason_wording && json_is_string(a) && json_is_string(b) &&
            is_reason_text(path))
-    st->leeway->reworded++;
+    leeway->reworded++;
   else
     diff_add(st, path, a, b);
 }
