@@ -3,6 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vd_utf8.h"
+
 enum {
   PAN_MIN = 13,
   PAN_MAX = 19,
@@ -81,23 +83,9 @@ static size_t classify(const unsigned char *s, size_t len, char_kind *kind, unsi
     }
     return 1;
   }
-  size_t width;
-  uint32_t cp, min;
-  if (c >= 0xC2 && c <= 0xDF) {
-    width = 2, cp = c & 0x1Fu, min = 0x80;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    width = 3, cp = c & 0x0Fu, min = 0x800;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    width = 4, cp = c & 0x07u, min = 0x10000;
-  } else {
-    return 1;
-  }
-  if (len < width) return 1;
-  for (size_t i = 1; i < width; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 1;
-    cp = cp << 6 | (s[i] & 0x3Fu);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 1;
+  uint32_t cp;
+  size_t width = vd_utf8_decode(s, len, &cp);
+  if (width == 0) return 1; /* not UTF-8: one byte of something else */
   const code_range *r =
       find_range(unicode_digits, sizeof unicode_digits / sizeof *unicode_digits, cp);
   if (r) {

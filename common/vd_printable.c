@@ -3,22 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Decodes one UTF-8 sequence at s (n bytes left); returns its length, 0 when it is not valid
- * UTF-8 (overlong forms, surrogates and values past U+10FFFF included). */
-static size_t decode(const unsigned char *s, size_t n, uint32_t *cp) {
-  if (s[0] < 0x80) return *cp = s[0], 1;
-  size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
-  if (len == 0 || len > n || s[0] > 0xF4) return 0;
-  uint32_t v = s[0] & (0x7F >> len);
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (v < least[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return len;
-}
+#include "vd_utf8.h"
 
 static bool non_printing(uint32_t cp) {
   return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C ||
@@ -30,7 +15,7 @@ bool vd_printable_is_plain(const char *text, size_t len) {
   const unsigned char *s = (const unsigned char *)text;
   for (size_t i = 0; i < len;) {
     uint32_t cp;
-    size_t n = decode(s + i, len - i, &cp);
+    size_t n = vd_utf8_decode(s + i, len - i, &cp);
     if (n == 0 || non_printing(cp)) return false;
     i += n;
   }
@@ -42,7 +27,7 @@ void vd_printable_append(vd_buf *b, const char *text, size_t len) {
   size_t plain = 0; /* start of the run not yet copied */
   for (size_t i = 0; i < len;) {
     uint32_t cp;
-    size_t n = decode(s + i, len - i, &cp);
+    size_t n = vd_utf8_decode(s + i, len - i, &cp);
     if (n != 0 && !non_printing(cp)) {
       i += n;
       continue;
