@@ -191,8 +191,6 @@ static bool authorize(vd_service *s, const vd_http_request *req, vd_role role,
   return false;
 }
 
-/* Up to the first 40 bytes of text for an error message: printable ASCII as it is, any other
- * byte as \xNN (the message is JSON text: it must stay valid UTF-8 whatever the client sent). */
 /* Whether a Content-Type names JSON: "application/json", optionally with "charset=utf-8" (any
  * case, the value may be quoted), nothing else. */
 static bool is_json_media_type(const char *type) {
