@@ -1,17 +1,28 @@
 #include "vd_auth.h"
 
+#include <stdbool.h>
 #include <strings.h>
+
+static bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
 vd_auth_result vd_auth_check(const vd_config_key *keys, size_t key_count, const char *authorization,
                              unsigned required, const char **key_name) {
   if (key_name) *key_name = NULL;
-  /* RFC 7235: the scheme is case-insensitive; one or more spaces separate it from the token. */
-  if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) return VD_AUTH_MISSING;
-  const char *token = authorization + 7;
+  if (!authorization) return VD_AUTH_MISSING;
+  /* RFC 9110 5.5: a field value excludes the optional whitespace (SP / HTAB) around it, so
+   * "Bearer KEY " is "Bearer KEY". */
+  const char *value = authorization;
+  while (is_ows(*value)) value++;
+  /* RFC 9110 11.4: the scheme is case-insensitive; one or more spaces separate it from the
+   * token. */
+  if (strncasecmp(value, "Bearer ", 7) != 0) return VD_AUTH_MISSING;
+  const char *token = value + 7;
   while (*token == ' ') token++;
   size_t len = 0;
-  while (token[len] && token[len] != ' ' && token[len] != '\t') len++;
-  if (len == 0 || token[len]) return VD_AUTH_MISSING;
+  while (token[len] && !is_ows(token[len])) len++;
+  const char *rest = token + len;
+  while (is_ows(*rest)) rest++;
+  if (len == 0 || *rest) return VD_AUTH_MISSING;
   char presented[VD_SHA256_HEX_SIZE];
   vd_sha256_hex(token, len, presented);
   const vd_config_key *match = NULL;

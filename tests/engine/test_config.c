@@ -235,6 +235,13 @@ START_TEST(bearer_keys_and_roles) {
   ck_assert_int_eq(vd_auth_check(keys, 2, "Bearer s3cret", VD_ROLE_SCORE, &name), VD_AUTH_OK);
   ck_assert_str_eq(name, "scorer");
   ck_assert_int_eq(vd_auth_check(keys, 2, "bearer  s3cret", VD_ROLE_SCORE, &name), VD_AUTH_OK);
+  /* RFC 9110 5.5: whitespace around a field value is not part of it. */
+  ck_assert_int_eq(vd_auth_check(keys, 2, "Bearer s3cret ", VD_ROLE_SCORE, &name), VD_AUTH_OK);
+  ck_assert_int_eq(vd_auth_check(keys, 2, " \tBearer s3cret\t \t", VD_ROLE_SCORE, &name),
+                   VD_AUTH_OK);
+  ck_assert_int_eq(vd_auth_check(keys, 2, "Bearer s3cret \t extra", VD_ROLE_SCORE, &name),
+                   VD_AUTH_MISSING);
+  ck_assert_int_eq(vd_auth_check(keys, 2, "Bearer  \t ", VD_ROLE_SCORE, &name), VD_AUTH_MISSING);
   ck_assert_int_eq(vd_auth_check(keys, 2, "Bearer s3cret", VD_ROLE_ADMIN, &name),
                    VD_AUTH_FORBIDDEN);
   ck_assert_str_eq(name, "scorer");
