@@ -305,6 +305,18 @@ static void add_score(scores *s, const json_t *candidate) {
   if (json_is_number(v)) scores_add(s, json_number_value(v));
 }
 
+/* The text report when no logged decision was re-decided: nothing to compare, no distribution
+ * (a mean over 0 scores is no number). */
+static void print_no_decisions(FILE *out, const char *deployment, const char *since,
+                               const char *until, size_t failed) {
+  fprintf(out, "no decisions: the decision log holds no decision of deployment %s", deployment);
+  if (since) fprintf(out, " from %s", since);
+  if (until) fprintf(out, " until %s", until);
+  if (failed)
+    fprintf(out, " that the candidate could re-decide (%zu invalid on the candidate)", failed);
+  fprintf(out, "; nothing to compare\n");
+}
+
 /* One logged decision re-decided on the candidate version. */
 static bool shadow_visit(void *ctx, const json_t *trace) {
   shadow_run *run = ctx;
@@ -522,6 +534,10 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     fprintf(out, "shadow evaluation of %s%s%s%s%s on %zu logged decisions of %s\n",
             rules ? "rules " : "", rules ? rules : "", rules && model ? " and " : "",
             model ? "model " : "", model ? model : "", compared, vd_deployment_name(candidate));
+    if (!compared) {
+      print_no_decisions(out, vd_deployment_name(candidate), since, until, failed);
+      goto done;
+    }
     fprintf(out, "  rule set as logged %.12s…%s -> candidate %.12s…\n", run.first_version,
             run.other_versions ? " (and others)" : "", vd_ruleset_version(rs));
     fprintf(out, "decisions changed: %zu of %zu (%.1f%%)", changed, compared,
@@ -559,12 +575,18 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     const scores *sets[2] = {before_scores, after_scores};
     const char *names[2] = {"before", "after "};
     for (int s = 0; s < 2; s++) {
-      fprintf(out, "  %s (%6zu scores)          %+8.4f", names[s], sets[s]->n, mean(sets[s]));
+      fprintf(out, "  %s (%6zu scores)", names[s], sets[s]->n);
+      if (!sets[s]->n) { /* a mean of nothing is no number: say so instead of printing nan */
+        fprintf(out, "          no scores\n");
+        continue;
+      }
+      fprintf(out, "          %+8.4f", mean(sets[s]));
       for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++)
         fprintf(out, "  %+8.4f", quantile(sets[s], qs[q]));
       fputc('\n', out);
     }
-    fprintf(out, "  shift of the mean: %+.4f\n", mean(after_scores) - mean(before_scores));
+    if (before_scores->n && after_scores->n)
+      fprintf(out, "  shift of the mean: %+.4f\n", mean(after_scores) - mean(before_scores));
     size_t i;
     json_t *s;
     if (json_array_size(samples)) fprintf(out, "\nsample of changed decisions:\n");
@@ -580,6 +602,7 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     }
     if (json_array_size(samples)) fprintf(out, "  (both full traces of each: --json)\n");
   }
+done:
   json_decref(samples);
   json_decref(run.new_rules);
   json_decref(run.logged.defs);

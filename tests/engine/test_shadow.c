@@ -134,11 +134,50 @@ START_TEST(a_candidate_model_that_does_not_load_is_refused) {
 }
 END_TEST
 
+/* Over 0 decisions (a window the log holds none in) the report says so instead of printing a
+ * distribution of nothing (+nan). */
+START_TEST(no_decisions_are_reported_as_such) {
+  char work[] = "/tmp/vd-shadow-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(work));
+  char data[512], cmd[1024];
+  snprintf(data, sizeof data, "%s/data", work);
+  ck_assert_int_eq(mkdir(data, 0755), 0);
+  log_one_decision(data); /* logged 2025-11-24 */
+  char *argv[] = {"shadow",
+                  "--deployment",
+                  (char *)example,
+                  "--rules",
+                  (char *)example_rules,
+                  "--data-dir",
+                  data,
+                  "--since",
+                  "2026-01-01T00:00:00Z",
+                  NULL};
+  char *out_text = NULL, *err_text = NULL;
+  size_t out_size = 0, err_size = 0;
+  FILE *out = open_memstream(&out_text, &out_size), *err = open_memstream(&err_text, &err_size);
+  int status = vd_verb_shadow(9, argv, out, err);
+  fclose(out);
+  fclose(err);
+  ck_assert_msg(status == 0, "exit %d: %s%s", status, out_text, err_text);
+  ck_assert_msg(strstr(out_text,
+                       "no decisions: the decision log holds no decision of deployment "
+                       "promotions from 2026-01-01T00:00:00Z; nothing to compare"),
+                "%s", out_text);
+  ck_assert_msg(!strstr(out_text, "nan"), "%s", out_text);
+  free(out_text);
+  free(err_text);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", work);
+  run(cmd);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("shadow");
   TCase *tc = tcase_create("shadow");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_candidate_model_that_does_not_load_is_refused);
+  tcase_add_test(tc, no_decisions_are_reported_as_such);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
