@@ -211,6 +211,15 @@ static bool is_json_media_type(const char *type) {
   return *p == '\0';
 }
 
+#define EMPTY_BODY_HINT "send the request as a JSON object"
+
+/* True when text[0..size) holds only JSON whitespace (RFC 8259 2), or nothing. */
+static bool is_blank_json(const char *text, size_t size) {
+  for (size_t i = 0; i < size; i++)
+    if (!strchr(" \t\r\n", text[i]) || text[i] == '\0') return false;
+  return true;
+}
+
 /* Parses a JSON object body; a body not declared as JSON is a 415 saying what to send, a body
  * that does not parse a 400 with the position of the mistake. */
 static json_t *parse_body(const vd_http_request *req, vd_http_response *resp) {
@@ -229,6 +238,22 @@ static json_t *parse_body(const vd_http_request *req, vd_http_response *resp) {
   const char *body = vd_http_body(req, &size);
   json_error_t jerr;
   json_t *json = json_loadb(body, size, JSON_REJECT_DUPLICATES, &jerr);
+  if (!json && is_blank_json(body, size)) {
+    /* jansson puts "end of file" in an empty body at column 0; the object is missing at the
+     * first position after the whitespace (line 1, column 1 for no body at all). */
+    int line = 1, column = 1;
+    for (size_t i = 0; i < size; i++) {
+      bool newline = body[i] == '\n';
+      line += newline;
+      column = newline ? 1 : column + 1;
+    }
+    vd_http_respond_error(resp, 400, "bad_json", NULL,
+                          json_pack("{s:i, s:i, s:I, s:s}", "line", line, "column", column,
+                                    "position", (json_int_t)size + 1, "hint", EMPTY_BODY_HINT),
+                          "invalid JSON at line %d, column %d: the body is %s — %s", line, column,
+                          size ? "only whitespace" : "empty", EMPTY_BODY_HINT);
+    return NULL;
+  }
   if (!json) {
     char hint[160]; /* the probable cause: "a trailing comma before '}'?" */
     bool hinted = vd_json_error_hint(body, size, &jerr, hint, sizeof hint);

@@ -236,6 +236,41 @@ START_TEST(syntax_errors_name_their_cause) {
 }
 END_TEST
 
+/* An empty (or whitespace-only) body says so, at a real position (jansson's own says column 0),
+ * with the same code and fields as every other JSON syntax error. */
+START_TEST(an_empty_body_says_it_is_empty) {
+  static const struct {
+    const char *body, *message;
+    int line, column, position;
+  } cases[] = {
+      {"",
+       "invalid JSON at line 1, column 1: the body is empty — send the request as a JSON "
+       "object",
+       1, 1, 1},
+      {" \r\n\t",
+       "invalid JSON at line 2, column 2: the body is only whitespace — send the "
+       "request as a JSON object",
+       2, 2, 5},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *body = cases[i].body;
+    expect_refused(cases[i].message, body, strlen(body), 400, "bad_json");
+    vd_itest_response r =
+        vd_itest_call(&server, "POST", "/v1/triage", "demo-score", body, strlen(body));
+    ck_assert_msg(r.status == 400, "case %zu: HTTP %ld", i, r.status);
+    json_t *error = json_object_get(r.json, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(error, "code")), "bad_json");
+    ck_assert_str_eq(json_string_value(json_object_get(error, "message")), cases[i].message);
+    ck_assert_str_eq(json_string_value(json_object_get(error, "hint")),
+                     "send the request as a JSON object");
+    ck_assert_int_eq(json_integer_value(json_object_get(error, "line")), cases[i].line);
+    ck_assert_int_eq(json_integer_value(json_object_get(error, "column")), cases[i].column);
+    ck_assert_int_eq(json_integer_value(json_object_get(error, "position")), cases[i].position);
+    vd_itest_response_free(&r);
+  }
+}
+END_TEST
+
 START_TEST(wide_candidate_lists_are_bounded) {
   /* As many candidates as fit in the body limit: refused (unknown ids) or capped, quickly. */
   size_t cap = 64000, size = 0;
@@ -261,6 +296,7 @@ int main(void) {
   tcase_add_test(tc, long_strings_are_400_or_413);
   tcase_add_test(tc, wide_candidate_lists_are_bounded);
   tcase_add_test(tc, syntax_errors_name_their_cause);
+  tcase_add_test(tc, an_empty_body_says_it_is_empty);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
