@@ -42,6 +42,10 @@ bool vd_args_parse(int argc, char **argv, int first, vd_option *options, size_t 
       } else {
         return vd_error_set(err, "option --%s needs a value", opt->name);
       }
+      /* "--deployment=" (or an empty "$VAR") names nothing: no verb has a use for an empty value,
+       * and taking it on would fail later with an empty name in the message. */
+      if (!*opt->value)
+        return vd_error_set(err, "option --%s needs a value (got an empty one)", opt->name);
       continue;
     }
     if (*positional_count == max_positionals)

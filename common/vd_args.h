@@ -22,8 +22,9 @@ typedef struct vd_option {
   const char *help;  /* one line, for --help */
 } vd_option;
 
-/* Parses argv[first..argc). Unknown options, a missing value, or more than max_positionals
- * positionals are errors. "--help" is always accepted and sets *help_requested. */
+/* Parses argv[first..argc). Unknown options, a missing or empty value ("--name=", "--name ''"),
+ * or more than max_positionals positionals are errors. "--help" is always accepted and sets
+ * *help_requested. */
 bool vd_args_parse(int argc, char **argv, int first, vd_option *options, size_t option_count,
                    const char **positionals, size_t max_positionals, size_t *positional_count,
                    bool *help_requested, vd_error *err);

@@ -129,6 +129,25 @@ START_TEST(every_verb_answers_help_and_mistakes_alike) {
 }
 END_TEST
 
+/* An empty option value ("--deployment=") is a usage mistake saying so, alike for every verb,
+ * not a message with an empty name further on. */
+START_TEST(an_empty_option_value_is_a_usage_mistake) {
+  static const char *const verbs[] = {"score", "shadow"};
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+    char *argv[] = {"verdict", (char *)verbs[i], "--deployment=", NULL};
+    captured c = run_cli(3, argv);
+    ck_assert_msg(c.code == 2, "%s --deployment=: exit %d", verbs[i], c.code);
+    char line[160];
+    snprintf(line, sizeof line,
+             "verdict %s: option --deployment needs a value (got an empty one) (see 'verdict %s "
+             "--help')\n",
+             verbs[i], verbs[i]);
+    ck_assert_str_eq(c.err, line);
+    captured_free(&c);
+  }
+}
+END_TEST
+
 START_TEST(executable_exits_2_on_unknown_verb) {
   char command[4096];
   snprintf(command, sizeof command, "'%s' frobnicate 2>/dev/null", VERDICT_EXE);
@@ -149,6 +168,7 @@ int main(void) {
   tcase_add_test(tc, help_for_a_known_verb_succeeds);
   tcase_add_test(tc, executable_exits_2_on_unknown_verb);
   tcase_add_test(tc, every_verb_answers_help_and_mistakes_alike);
+  tcase_add_test(tc, an_empty_option_value_is_a_usage_mistake);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }

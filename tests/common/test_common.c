@@ -84,6 +84,13 @@ START_TEST(args_refuse_unknown_and_missing_value) {
   char *missing[] = {"serve", "--config", NULL};
   ck_assert(!vd_args_parse(2, missing, 1, opts, 1, pos, 1, &npos, &help, &e));
   ck_assert_str_eq(e.message, "option --config needs a value");
+  /* An empty value is no value, in either spelling. */
+  char *empty_eq[] = {"serve", "--config=", NULL};
+  ck_assert(!vd_args_parse(2, empty_eq, 1, opts, 1, pos, 1, &npos, &help, &e));
+  ck_assert_str_eq(e.message, "option --config needs a value (got an empty one)");
+  char *empty_arg[] = {"serve", "--config", "", NULL};
+  ck_assert(!vd_args_parse(3, empty_arg, 1, opts, 1, pos, 1, &npos, &help, &e));
+  ck_assert_str_eq(e.message, "option --config needs a value (got an empty one)");
 }
 END_TEST
 
