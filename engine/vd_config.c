@@ -48,6 +48,7 @@ void vd_config_free(vd_config *c) {
 typedef struct loader {
   const vd_yaml_doc *doc;
   const char *base_dir;
+  const vd_config_overrides *overrides; /* never NULL */
   vd_error *err;
 } loader;
 
@@ -379,11 +380,12 @@ static bool parse_root(const loader *ld, const json_t *root, vd_config *c) {
     if (!vd_config_parse_listen(listen, &c->listen_host, &c->listen_port, &why))
       return vd_yaml_error(ld->doc, root, "listen", 0, ld->err, "%s", why.message);
   }
-  if (!data_dir)
+  /* --data-dir on the command line stands in for the file's data_dir (applied after the load). */
+  if (!data_dir && !ld->overrides->data_dir)
     return vd_yaml_error(ld->doc, NULL, NULL, 0, ld->err,
-                         "the config needs 'data_dir': the folder for the decision log and model "
-                         "store");
-  c->data_dir = resolve_path(ld, data_dir);
+                         "the config needs 'data_dir' (or --data-dir DIR on the command line): "
+                         "the folder for the decision log and model store");
+  if (data_dir) c->data_dir = resolve_path(ld, data_dir);
   if (mask_key) c->mask_key_file = resolve_path(ld, mask_key);
   if (!get_strings(ld, root, "deployments", &c->deployments, &c->deployment_count, true) ||
       !get_strings(ld, root, "mask_fields", &c->mask_fields, &c->mask_field_count, false))
@@ -395,7 +397,8 @@ static bool parse_root(const loader *ld, const json_t *root, vd_config *c) {
   return parse_keys(ld, root, c) && parse_limits(ld, root, &c->limits) && parse_log(ld, root, c);
 }
 
-static vd_config *load_doc(vd_yaml_doc *doc, const char *base_dir, vd_error *err) {
+static vd_config *load_doc(vd_yaml_doc *doc, const char *base_dir,
+                           const vd_config_overrides *overrides, vd_error *err) {
   vd_config *c = calloc(1, sizeof *c);
   if (!c) {
     vd_error_set(err, "out of memory");
@@ -422,8 +425,10 @@ static vd_config *load_doc(vd_yaml_doc *doc, const char *base_dir, vd_error *err
                                              .retention_days = 0,
                                              .retention_interval_ms = 3600000,
                                              .max_bytes = 0};
-  loader ld = {doc, base_dir, err};
-  if (!parse_root(&ld, vd_yaml_root(doc), c)) {
+  static const vd_config_overrides none = {0};
+  loader ld = {doc, base_dir, overrides ? overrides : &none, err};
+  if (!parse_root(&ld, vd_yaml_root(doc), c) ||
+      !vd_config_override(c, ld.overrides->listen, ld.overrides->data_dir, err)) {
     vd_config_free(c);
     return NULL;
   }
@@ -434,18 +439,23 @@ vd_config *vd_config_load_string(const char *text, const char *name, const char 
                                  vd_error *err) {
   vd_yaml_doc *doc = vd_yaml_load_string(text, strlen(text), name, err);
   if (!doc) return NULL;
-  vd_config *c = load_doc(doc, base_dir, err);
+  vd_config *c = load_doc(doc, base_dir, NULL, err);
   vd_yaml_free(doc);
   return c;
 }
 
 vd_config *vd_config_load(const char *path, vd_error *err) {
+  return vd_config_load_overridden(path, NULL, err);
+}
+
+vd_config *vd_config_load_overridden(const char *path, const vd_config_overrides *overrides,
+                                     vd_error *err) {
   vd_yaml_doc *doc = vd_yaml_load_file(path, err);
   if (!doc) return NULL;
   char *base = strdup(path);
   char *slash = base ? strrchr(base, '/') : NULL;
   if (slash) *slash = '\0';
-  vd_config *c = load_doc(doc, slash ? base : ".", err);
+  vd_config *c = load_doc(doc, slash ? base : ".", overrides, err);
   free(base);
   vd_yaml_free(doc);
   return c;

@@ -79,6 +79,15 @@ typedef struct vd_config {
 
 /* Loads and checks a config file. NULL with err (file:line:col) on any mistake. */
 vd_config *vd_config_load(const char *path, vd_error *err);
+/* What the command line gives in place of the file's settings (each NULL: the file's). */
+typedef struct vd_config_overrides {
+  const char *listen;   /* --listen HOST:PORT */
+  const char *data_dir; /* --data-dir DIR: the file then need not name data_dir */
+} vd_config_overrides;
+/* vd_config_load with the overrides applied (overrides may be NULL); an override's mistake is
+ * named by its option ("--listen: ..."). */
+vd_config *vd_config_load_overridden(const char *path, const vd_config_overrides *overrides,
+                                     vd_error *err);
 /* Loads a config from text (name is used in positions); relative paths resolve against base_dir. */
 vd_config *vd_config_load_string(const char *text, const char *name, const char *base_dir,
                                  vd_error *err);

@@ -22,12 +22,9 @@ vd_decision_log *vd_replay_open_log(const char *data_dir, const char *config_pat
   char log_path[4096];
   vd_config *config = NULL;
   if (config_path) {
-    config = vd_config_load(config_path, err);
+    config =
+        vd_config_load_overridden(config_path, &(vd_config_overrides){.data_dir = data_dir}, err);
     if (!config) return NULL;
-    if (data_dir && !vd_config_override(config, NULL, data_dir, err)) {
-      vd_config_free(config);
-      return NULL;
-    }
     snprintf(data_dir_out, size, "%s", config->data_dir);
     if (config->decision_log_path)
       snprintf(log_path, sizeof log_path, "%s", config->decision_log_path);

@@ -1398,9 +1398,10 @@ int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err) {
   vd_error e = {0};
   const char *config_path = vd_args_get(options, option_count, "config");
   if (!config_path) return vd_args_usage_error("serve", err, "--config FILE is required");
-  vd_config *config = vd_config_load(config_path, &e);
-  if (!config || !vd_config_override(config, vd_args_get(options, option_count, "listen"),
-                                     vd_args_get(options, option_count, "data-dir"), &e)) {
+  vd_config_overrides overrides = {.listen = vd_args_get(options, option_count, "listen"),
+                                   .data_dir = vd_args_get(options, option_count, "data-dir")};
+  vd_config *config = vd_config_load_overridden(config_path, &overrides, &e);
+  if (!config) {
     char text[1024];
     vd_error_format(&e, text, sizeof text);
     fprintf(err, "verdict serve: %s\n", text);

@@ -1,5 +1,8 @@
 /* vd_config (the serve config file), vd_auth (keys and roles) and vd_metrics (Prometheus text). */
+#define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vd_auth.h"
 #include "vd_config.h"
@@ -211,6 +214,33 @@ START_TEST(command_line_overrides) {
 }
 END_TEST
 
+/* `verdict serve --config F --data-dir D`: the command line's data folder stands in for the
+ * file's, so a config without data_dir loads; without either it is refused naming both. */
+START_TEST(data_dir_on_the_command_line_satisfies_the_config) {
+  char path[] = "/tmp/vd-config-XXXXXX.yaml";
+  int fd = mkstemps(path, 5);
+  ck_assert_int_ge(fd, 0);
+  static const char text[] = "deployments: [promotions]\n";
+  ck_assert_int_eq(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+  close(fd);
+  vd_error err = {0};
+  ck_assert_ptr_null(vd_config_load(path, &err));
+  ck_assert_msg(strstr(err.message,
+                       "the config needs 'data_dir' (or --data-dir DIR on the "
+                       "command line)"),
+                "%s", err.message);
+  vd_config *c = vd_config_load_overridden(
+      path, &(vd_config_overrides){.data_dir = "/tmp/from-the-command-line"}, &err);
+  ck_assert_msg(c != NULL, "%s", err.message);
+  ck_assert_str_eq(c->data_dir, "/tmp/from-the-command-line");
+  vd_config_free(c);
+  ck_assert_ptr_null(vd_config_load_overridden(
+      path, &(vd_config_overrides){.listen = "nonsense", .data_dir = "/tmp/x"}, &err));
+  ck_assert_ptr_nonnull(strstr(err.message, "--listen"));
+  unlink(path);
+}
+END_TEST
+
 /* ---- vd_auth ------------------------------------------------------------------------------- */
 
 static vd_config_key keys[2];
@@ -333,6 +363,7 @@ int main(void) {
   tcase_add_test(tc, duplicate_keys_and_missing_sections);
   tcase_add_test(tc, listen_addresses);
   tcase_add_test(tc, command_line_overrides);
+  tcase_add_test(tc, data_dir_on_the_command_line_satisfies_the_config);
   suite_add_tcase(s, tc);
   TCase *auth = tcase_create("auth");
   tcase_add_test(auth, bearer_keys_and_roles);
