@@ -242,10 +242,17 @@ static void text_rules(vd_buf *b, const json_t *candidate, const vd_ruleset *rs)
                     str(r, "id"), winner, str(r, "action"));
     else
       vd_buf_printf(b, "    - %s: %s\n", str(r, "id"), applied);
+    /* The description and the action's argument come from the rule file, not the trace (which
+     * is made printable as a whole): escaped here, like every other text someone wrote. */
     const char *description = rule_description(rs, str(r, "id"));
-    if (description) vd_buf_printf(b, "        %s\n", description);
-    vd_buf_printf(b, "        checked %s; when it applies it %s\n", stage_words(str(r, "stage")),
-                  action);
+    if (description) {
+      vd_buf_puts(b, "        ");
+      vd_printable_append(b, description, strlen(description));
+      vd_buf_puts(b, "\n");
+    }
+    vd_buf_printf(b, "        checked %s; when it applies it ", stage_words(str(r, "stage")));
+    vd_printable_append(b, action, strlen(action));
+    vd_buf_puts(b, "\n");
     if (json_object_get(r, "error"))
       vd_buf_printf(b, "        evaluation error: %s\n", str(r, "error"));
     const char *key;

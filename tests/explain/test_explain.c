@@ -337,6 +337,39 @@ START_TEST(text_explanation_reads_for_a_compliance_reader) {
 }
 END_TEST
 
+/* A rule file's own text (a rule's description, its deny message) reaches the text explanation
+ * escaped like client text: no terminal escape, forged line or bidi override gets through. */
+START_TEST(text_explanation_escapes_the_rule_files_text) {
+  char dir[] = "/tmp/vd-explain-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char cmd[1024], rules[512];
+  /* sed writes YAML escapes (\e, \n, \u202e) into double-quoted strings */
+  snprintf(cmd, sizeof cmd,
+           "cp %s/schema.yaml %s/ && sed -e 's|description: At most four marketing e-mails in "
+           "30 days.|description: \"At most four\\\\e[31m e-mails\\\\nForged: line\\\\u202e\"|' "
+           "-e 's|deny: \"Already received 4 marketing|deny: \"Already\\\\e[2J received 4 "
+           "marketing|' %s/rules.yaml > %s/rules.yaml",
+           example, dir, example, dir);
+  ck_assert_int_eq(system(cmd), 0);
+  snprintf(rules, sizeof rules, "%s/rules.yaml", dir);
+  vd_deployment *d = load(&(vd_deployment_load_options){.rules_path = rules});
+  const vd_ruleset *rs = vd_deployment_ruleset(d);
+  json_t *t = trace_of(d, customer("c2", 3, 612.5, false, 5, "US"), 0, NULL);
+  char *text = render(t, rs, VD_EXPLAIN_TEXT);
+  ck_assert_msg(strstr(text, "        At most four\\u001b[31m e-mails\\nForged: line\\u202e\n"),
+                "%s", text);
+  ck_assert_msg(strstr(text, "declines the offer (\"Already\\u001b[2J received 4"), "%s", text);
+  ck_assert_ptr_null(strchr(text, '\x1b'));
+  ck_assert_ptr_null(strstr(text, "\nForged"));
+  ck_assert_ptr_null(strstr(text, "\u202e"));
+  free(text);
+  json_decref(t);
+  vd_deployment_release(d);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(html_explanation_is_self_contained_and_escaped) {
   vd_deployment *d = load(NULL);
   json_t *t = trace_of(d, customer("<b>x&y</b>", 3, 612.5, false, 1, "US"), 0, NULL);
@@ -482,6 +515,7 @@ int main(void) {
   tcase_add_test(tc, masking_an_unknown_field_is_refused);
   tcase_add_test(tc, text_explanation_reads_for_a_compliance_reader);
   tcase_add_test(tc, html_explanation_is_self_contained_and_escaped);
+  tcase_add_test(tc, text_explanation_escapes_the_rule_files_text);
   tcase_add_test(tc, trace_diff_names_each_difference_and_ignores_timings);
   tcase_add_test(tc, trace_diff_within_tolerance_counts_rounding_only);
   tcase_add_test(tc, trace_diff_lets_reason_wording_pass_not_codes);
