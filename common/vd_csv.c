@@ -50,6 +50,9 @@ static bool push_offset(vd_csv *csv, size_t count, size_t offset) {
   return true;
 }
 
+/* A field is a C string to every reader: a NUL would silently cut it ("12\0abc" read as 12). */
+#define NUL_IN_FIELD "a NUL byte in a field (CSV is text)"
+
 static int fail(vd_csv *csv, vd_error *err, const char *why) {
   vd_error_at(err, csv->path, (int)csv->line, (int)(csv->pos - csv->line_start + 1), "%s", why);
   return -1;
@@ -68,6 +71,10 @@ int vd_csv_next(vd_csv *csv, const char *const **fields, size_t *count, vd_error
       for (;;) {
         if (csv->pos >= csv->size) return fail(csv, err, "unterminated quoted field");
         char c = csv->text[csv->pos++];
+        if (c == '\0') {
+          csv->pos--;
+          return fail(csv, err, NUL_IN_FIELD);
+        }
         if (c == '"') {
           if (csv->pos < csv->size && csv->text[csv->pos] == '"') {
             vd_buf_append(&csv->cells, "\"", 1);
@@ -94,6 +101,11 @@ int vd_csv_next(vd_csv *csv, const char *const **fields, size_t *count, vd_error
       if (end > start && csv->text[end - 1] == '\r' && end < csv->size) end--; /* CRLF */
       if (memchr(csv->text + start, '"', end - start))
         return fail(csv, err, "a quote inside an unquoted field");
+      const char *nul = memchr(csv->text + start, '\0', end - start);
+      if (nul) {
+        csv->pos = (size_t)(nul - csv->text);
+        return fail(csv, err, NUL_IN_FIELD);
+      }
       vd_buf_append(&csv->cells, csv->text + start, end - start);
     }
     vd_buf_append(&csv->cells, "", 1); /* the field's terminating NUL */

@@ -17,8 +17,8 @@ typedef struct vd_csv vd_csv;
 /* Opens a file (at most max_size bytes). NULL with err set when it cannot be read. */
 vd_csv *vd_csv_open(const char *path, size_t max_size, vd_error *err);
 /* Reads the next record. Returns 1 with *fields and *count set, 0 at the end of the file, or -1
- * with err set to "file:line:col: why" (an unterminated quote, text after a closing quote). A blank
- * line is a record with one empty field. */
+ * with err set to "file:line:col: why" (an unterminated quote, text after a closing quote, a NUL
+ * byte). A blank line is a record with one empty field. */
 int vd_csv_next(vd_csv *csv, const char *const **fields, size_t *count, vd_error *err);
 /* The 1-based line on which the record last returned by vd_csv_next starts. */
 size_t vd_csv_line(const vd_csv *csv);

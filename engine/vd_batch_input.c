@@ -12,6 +12,7 @@
 #include "vd_buf.h"
 #include "vd_csv.h"
 #include "vd_json_path.h"
+#include "vd_number.h"
 #include "vd_suggest.h"
 #include "vd_yaml.h"
 
@@ -176,28 +177,22 @@ void vd_batch_mapping_free(vd_batch_mapping *m) {
 
 /* One scalar cell by type; NULL with err on a bad value. */
 static json_t *convert_scalar(vd_field_type type, const char *text, vd_error *err) {
-  char *end = NULL;
   switch (type) {
     case VD_FIELD_BOOL:
       if (strcmp(text, "1") == 0 || strcasecmp(text, "true") == 0) return json_true();
       if (strcmp(text, "0") == 0 || strcasecmp(text, "false") == 0) return json_false();
       vd_error_set(err, "expected bool (1, 0, true or false), got \"%.64s\"", text);
       return NULL;
-    case VD_FIELD_INT: {
-      errno = 0;
-      long long v = strtoll(text, &end, 10);
-      if (end != text && *end == '\0' && errno == 0 && text[0] != ' ') return json_integer(v);
-      double d = strtod(text, &end); /* "3.0": the schema decides whether it is integral */
-      if (end != text && *end == '\0' && isfinite(d) && text[0] != ' ') return json_real(d);
-      vd_error_set(err, "expected int, got \"%.64s\"", text);
-      return NULL;
-    }
+    case VD_FIELD_INT:
     case VD_FIELD_DOUBLE: {
-      errno = 0;
-      double d = strtod(text, &end);
-      if (end != text && *end == '\0' && errno == 0 && isfinite(d) && text[0] != ' ')
-        return json_real(d);
-      vd_error_set(err, "expected a number, got \"%.64s\"", text);
+      /* read as a JSON body's number is (vd_number), so a CSV row and a JSON line agree */
+      vd_number n;
+      vd_error why = {0};
+      if (vd_number_parse(text, strlen(text), &n, &why))
+        /* "3.0" for an int: the schema decides whether it is integral */
+        return type == VD_FIELD_INT && n.is_integer ? json_integer(n.integer) : json_real(n.real);
+      vd_error_set(err, "expected %s, got \"%.64s\": %s", type == VD_FIELD_INT ? "int" : "a number",
+                   text, why.message);
       return NULL;
     }
     case VD_FIELD_STRING:

@@ -1,6 +1,5 @@
 #include "vd_features.h"
 
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 
 #include "vd_buf.h"
 #include "vd_json_path.h"
+#include "vd_number.h"
 
 typedef enum missing_policy {
   MISSING_NATIVE,
@@ -475,15 +475,16 @@ json_t *vd_features_csv_request(const vd_features *fs, const size_t *column_of,
     if (!*cell) continue; /* empty cell: the field is absent */
     json_t *value = NULL;
     if (f->encoding == VD_ENCODING_NUMERIC) {
-      char *end;
-      errno = 0;
-      double d = strtod(cell, &end);
-      if (*end || errno || !isfinite(d)) {
-        vd_error_at(err, file, (int)line, 0, "column %s: \"%s\" is not a number", f->column, cell);
+      /* read as a JSON body's number is (vd_number): training and serving agree on the text */
+      vd_number n;
+      vd_error why = {0};
+      if (!vd_number_parse(cell, strlen(cell), &n, &why)) {
+        vd_error_at(err, file, (int)line, 0, "column %s: \"%.64s\" is not a number: %s", f->column,
+                    cell, why.message);
         json_decref(request);
         return NULL;
       }
-      value = json_real(d);
+      value = json_real(n.real);
     } else if (f->encoding == VD_ENCODING_BOOL) {
       if (strcmp(cell, "1") == 0 || strcmp(cell, "true") == 0)
         value = json_true();

@@ -1,6 +1,7 @@
 /* `verdict score` input: CSV rows → requests by the schema and mapping, JSON Lines, and every
  * way a row or a file can be wrong (with line numbers). */
 #define _GNU_SOURCE
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,15 +24,20 @@ static vd_schema *load_schema(void) {
   return s;
 }
 
-/* Writes text to a temporary file with the given suffix; the caller unlinks and frees it. */
-static char *temp_file(const char *suffix, const char *text) {
+/* Writes text[0..len) to a temporary file with the given suffix; the caller unlinks and frees
+ * it. */
+static char *temp_file_n(const char *suffix, const char *text, size_t len) {
   char *path = NULL;
   ck_assert_int_gt(asprintf(&path, "/tmp/vd-batch-XXXXXX%s", suffix), 0);
   int fd = mkstemps(path, (int)strlen(suffix));
   ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
   close(fd);
   return path;
+}
+
+static char *temp_file(const char *suffix, const char *text) {
+  return temp_file_n(suffix, text, strlen(text));
 }
 
 static void remove_file(char *path) {
@@ -173,6 +179,60 @@ START_TEST(bad_cells_reject_the_row_with_line_and_field) {
   json_decref(expect_row(f.reader, 5)); /* reading goes on after rejects */
   expect_end(f.reader);
   fixture_done(&f);
+}
+END_TEST
+
+/* A CSV cell's number is read as a JSON line's is (vd_number): hexadecimal is refused with its
+ * reason, a subnormal kept exactly, and a NUL byte is no part of a cell. */
+START_TEST(csv_numbers_read_as_json_numbers) {
+  char text[1024];
+  snprintf(text, sizeof text, "%s%s%s%s", hillstrom_header,
+           "0x10,3) $200 - $350,329.08,1,0,Rural,1,Web,No E-Mail,0,0,0\n", /* 2: hex int */
+           "6,3) $200 - $350,0x1p3,1,0,Rural,1,Web,No E-Mail,0,0,0\n",     /* 3: hex double */
+           "6,3) $200 - $350,4.9406564584124654e-324,1,0,Rural,1,Web,No E-Mail,0,0,0\n");
+  fixture f = {0};
+  vd_error err = {0};
+  ck_assert_msg(open_with(&f, ".csv", text, mapping_path, &err), "%s", err.message);
+  expect_reject(f.reader, 2, "subject.recency",
+                "column 1 (recency): expected int, got \"0x10\": hexadecimal is not a JSON "
+                "number: write it in decimal");
+  expect_reject(f.reader, 3, "subject.history",
+                "column 3 (history): expected a number, got \"0x1p3\": hexadecimal");
+  json_t *req = expect_row(f.reader, 4);
+  double csv_value = json_real_value(json_object_get(json_object_get(req, "subject"), "history"));
+  json_decref(req);
+  expect_end(f.reader);
+  fixture_done(&f);
+  /* the same value on a JSON line */
+  fixture j = {0};
+  ck_assert_msg(open_with(&j, ".jsonl",
+                          "{\"subject\": {\"id\": \"c1\", \"history\": 4.9406564584124654e-324}}\n",
+                          mapping_path, &err),
+                "%s", err.message);
+  req = expect_row(j.reader, 1);
+  ck_assert(csv_value ==
+            json_real_value(json_object_get(json_object_get(req, "subject"), "history")));
+  ck_assert(csv_value == DBL_TRUE_MIN);
+  json_decref(req);
+  fixture_done(&j);
+
+  /* "6\0junk" would read as 6: refused where the NUL is */
+  static const char nul_row[] = "recency,history\n6\0junk,1\n";
+  vd_schema *schema = load_schema();
+  vd_batch_mapping *mapping = vd_batch_mapping_load(mapping_path, &err);
+  char *path = temp_file_n(".csv", nul_row, sizeof nul_row - 1);
+  vd_batch_reader *r = vd_batch_reader_open(path, VD_BATCH_AUTO, schema, mapping, &err);
+  ck_assert_msg(r != NULL, "%s", err.message);
+  json_t *none = NULL;
+  size_t line = 0;
+  ck_assert_int_eq(vd_batch_reader_next(r, &none, &line, NULL, &err), VD_BATCH_FATAL);
+  ck_assert_str_eq(err.message, "a NUL byte in a field (CSV is text)");
+  ck_assert_int_eq(err.line, 2);
+  ck_assert_int_eq(err.column, 2);
+  vd_batch_reader_close(r);
+  vd_batch_mapping_free(mapping);
+  vd_schema_free(schema);
+  remove_file(path);
 }
 END_TEST
 
@@ -387,6 +447,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, hillstrom_rows_become_typed_requests);
   tcase_add_test(tc, bad_cells_reject_the_row_with_line_and_field);
+  tcase_add_test(tc, csv_numbers_read_as_json_numbers);
   tcase_add_test(tc, blank_lines_and_multiline_fields_keep_line_numbers);
   tcase_add_test(tc, a_byte_order_mark_is_not_part_of_the_header);
   tcase_add_test(tc, an_unknown_column_is_an_error_at_the_header);

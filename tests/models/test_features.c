@@ -1,5 +1,6 @@
 /* Feature encoding: every encoding and every missing/unknown policy, spec errors, the canonical
  * form, CSV rows turned into requests — and the CSV reader they rely on. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,37 @@ START_TEST(csv_rows_become_requests) {
 }
 END_TEST
 
+/* Training reads a numeric cell as a JSON body's number (vd_number), as batch scoring does:
+ * hexadecimal refused with its reason, a subnormal kept exactly. */
+START_TEST(csv_numbers_read_as_json_numbers) {
+  vd_features *fs = parse(SPEC, NULL);
+  const char *path = write_tmp(
+      "recency,spend,mens,zip,channel,tier\n0x10,1,1,Urban,Web,gold\n"
+      "4.9406564584124654e-324,1,1,Urban,Web,gold\n");
+  vd_error err = {0};
+  vd_csv *csv = vd_csv_open(path, 1 << 20, &err);
+  const char *const *cells;
+  size_t count, cols[6];
+  ck_assert_int_eq(vd_csv_next(csv, &cells, &count, &err), 1);
+  ck_assert(vd_features_bind_csv(fs, cells, count, path, cols, &err));
+  ck_assert_int_eq(vd_csv_next(csv, &cells, &count, &err), 1);
+  ck_assert(vd_features_csv_request(fs, cols, cells, count, path, 2, &err) == NULL);
+  ck_assert_msg(strstr(err.message,
+                       "column recency: \"0x10\" is not a number: hexadecimal is "
+                       "not a JSON number: write it in decimal") &&
+                    err.line == 2,
+                "%s", err.message);
+  ck_assert_int_eq(vd_csv_next(csv, &cells, &count, &err), 1);
+  json_t *r = vd_features_csv_request(fs, cols, cells, count, path, 3, &err);
+  ck_assert_msg(r != NULL, "%s", err.message);
+  ck_assert(json_real_value(vd_json_get_path(r, "subject.recency")) == DBL_TRUE_MIN);
+  json_decref(r);
+  vd_csv_close(csv);
+  unlink(path);
+  vd_features_free(fs);
+}
+END_TEST
+
 START_TEST(csv_reader_quotes_and_errors) {
   const char *path = write_tmp("a,\"b,c\",\"say \"\"hi\"\"\"\n\"multi\nline\",x\n\n\"open\n");
   vd_error err = {0};
@@ -245,6 +277,7 @@ int main(void) {
   tcase_add_test(tc, encodes_values_and_policies);
   tcase_add_test(tc, spec_errors_name_the_field);
   tcase_add_test(tc, csv_rows_become_requests);
+  tcase_add_test(tc, csv_numbers_read_as_json_numbers);
   tcase_add_test(tc, csv_reader_quotes_and_errors);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
