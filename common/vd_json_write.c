@@ -1,5 +1,6 @@
 #include "vd_json_write.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -279,9 +280,11 @@ static size_t format_g(double v, bool shortest, char *buf) {
 
 /* The shortest of %.15g, %.16g and %.17g that reads back as v (%.15g is the shortest form
  * whenever any of at most 15 digits is: %g drops trailing zeros), with snprintf + strtod: the
- * values format_g cannot take. Returns the length written to buf (40 bytes of room), 0 on error. */
+ * values format_g cannot take. A subnormal carries fewer than 15 significant digits (5e-324 is
+ * one), so its %.15g is not its shortest: it tries every precision from 1. Returns the length
+ * written to buf (40 bytes of room), 0 on error. */
 static size_t format_shortest(double v, char *buf) {
-  for (int precision = 15; precision <= 17; precision++) {
+  for (int precision = fabs(v) < DBL_MIN ? 1 : 15; precision <= 17; precision++) {
     int n = snprintf(buf, 40, "%.*g", precision, v);
     if (n > 0 && n < 40 && (precision == 17 || strtod(buf, NULL) == v)) return (size_t)n;
   }

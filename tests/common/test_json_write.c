@@ -145,7 +145,8 @@ START_TEST(invalid_utf8_is_refused_like_jansson) {
 END_TEST
 
 /* The shortest writer: every real reads back as the same double, never takes more digits than
- * %.17g, and takes the %.15g digits whenever those read back (the shortest form then). */
+ * %.17g, and takes the %.15g digits of a normal double whenever those read back (the shortest
+ * form then). */
 static void assert_shortest(double v) {
   json_t *real = json_real(v);
   size_t len = 0;
@@ -157,7 +158,8 @@ static void assert_shortest(double v) {
   ck_assert_uint_le(len, strlen(full));
   char p15[40];
   snprintf(p15, sizeof p15, "%.15g", v);
-  if (strtod(p15, NULL) == v && v != floor(v)) { /* integral reals print all their digits */
+  /* integral reals print all their digits; a subnormal's shortest is shorter than %.15g (below) */
+  if (strtod(p15, NULL) == v && v != floor(v) && fabs(v) >= DBL_MIN) {
     /* the same digits as %.15g (jansson's layout may add ".0" or strip the exponent) */
     json_t *again = json_loads(got, JSON_DECODE_ANY, NULL);
     ck_assert_ptr_nonnull(again);
@@ -220,6 +222,96 @@ START_TEST(shortest_reals_read_back_exactly) {
     double scaled = ldexp((double)rand_r(&seed) / RAND_MAX, (rand_r(&seed) % 80) - 40);
     assert_shortest(scaled);
     assert_shortest((double)(float)scaled);
+  }
+}
+END_TEST
+
+/* The digits of a written real (no sign, point or exponent, leading zeros dropped). */
+static size_t significant_digits(const char *text) {
+  size_t n = 0;
+  bool leading = true;
+  for (const char *s = text; *s && *s != 'e'; s++) {
+    if (*s < '0' || *s > '9' || (leading && *s == '0')) continue;
+    leading = false;
+    n++;
+  }
+  return n;
+}
+
+/* Every finite double, written by the tree writers and the streaming emitter, reads back as
+ * itself, bit for bit (-0.0 keeps its sign); the shortest form of a subnormal is as short as any
+ * that reads back (5e-324, not the 15 digits of %.15g — a subnormal carries fewer than 15). */
+static void assert_round_trip(double v) {
+  json_t *real = json_real(v);
+  char *texts[3] = {vd_json_dumps_compact(real, NULL), vd_json_dumps_shortest(real, NULL), NULL};
+  vd_buf streamed = {0};
+  vd_json_emit e;
+  vd_json_emit_text(&e, &streamed);
+  vd_json_emit_real(&e, v);
+  ck_assert(vd_json_emit_done(&e));
+  texts[2] = streamed.data;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_ptr_nonnull(texts[i]);
+    double back = strtod(texts[i], NULL);
+    ck_assert_msg(memcmp(&back, &v, sizeof v) == 0, "writer %d: %s does not read back as %a", i,
+                  texts[i], v);
+  }
+  ck_assert_str_eq(texts[2], texts[1]);
+  if (v != 0 && fabs(v) < DBL_MIN) {
+    size_t got = significant_digits(texts[1]);
+    char shorter[400];
+    if (got > 1) {
+      snprintf(shorter, sizeof shorter, "%.*g", (int)got - 1, v);
+      ck_assert_msg(strtod(shorter, NULL) != v, "%s is written, but %s reads back too", texts[1],
+                    shorter);
+    }
+  }
+  free(texts[0]);
+  free(texts[1]);
+  vd_buf_free(&streamed);
+  json_decref(real);
+}
+
+START_TEST(every_finite_double_reads_back_exactly) {
+  const double edges[] = {0.0,
+                          -0.0,
+                          0.1,
+                          -0.1,
+                          1.0 / 3,
+                          DBL_TRUE_MIN,
+                          -DBL_TRUE_MIN,
+                          2 * DBL_TRUE_MIN,
+                          DBL_MIN - DBL_TRUE_MIN, /* the largest subnormal */
+                          DBL_MIN,
+                          -DBL_MIN,
+                          nextafter(DBL_MIN, 1),
+                          DBL_MAX,
+                          -DBL_MAX,
+                          nextafter(DBL_MAX, 0),
+                          1e-6,
+                          nextafter(1e-6, 0),
+                          1e17,
+                          nextafter(1e17, 0),
+                          9007199254740993.0,
+                          1e22,
+                          1e23,
+                          5e-324,
+                          1.5e-323,
+                          2.2250738585072009e-308,
+                          4.9406564584124654e-320};
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) assert_round_trip(edges[i]);
+  /* random subnormals (every bit count of the mantissa) and random bit patterns */
+  unsigned seed = 11;
+  int rounds = getenv("VERDICT_UNDER_SANITIZER") ? 3000 : 20000;
+  for (int i = 0; i < rounds; i++) {
+    uint64_t bits =
+        ((uint64_t)rand_r(&seed) << 42) ^ ((uint64_t)rand_r(&seed) << 21) ^ (uint64_t)rand_r(&seed);
+    uint64_t mantissa = (bits & ((UINT64_C(1) << 52) - 1)) >> (rand_r(&seed) % 52);
+    double v;
+    memcpy(&v, &mantissa, sizeof v);
+    assert_round_trip(i % 2 ? v : -v);
+    memcpy(&v, &bits, sizeof v);
+    if (isfinite(v)) assert_round_trip(v);
   }
 }
 END_TEST
@@ -471,6 +563,7 @@ int main(void) {
   tcase_add_test(tc, appends_to_an_existing_buffer);
   tcase_add_test(tc, shortest_reals_read_back_exactly);
   tcase_add_test(tc, shortest_reals_examples);
+  tcase_add_test(tc, every_finite_double_reads_back_exactly);
   tcase_add_test(tc, a_part_is_located_in_the_whole_text);
   tcase_add_test(tc, the_emitter_writes_what_the_tree_writes);
   tcase_add_test(tc, the_emitter_leaves_out_non_finite_reals_like_jansson);
