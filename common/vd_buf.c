@@ -79,6 +79,13 @@ static const char *file_kind(mode_t mode) {
                           : "not a file";
 }
 
+/* True when sb is a regular file's; else false with err "PATH is a FIFO (named pipe), not a
+ * regular file" — the one message for readers and writers. */
+static bool is_regular(const char *path, const struct stat *sb, vd_error *err) {
+  if (S_ISREG(sb->st_mode)) return true;
+  return vd_error_set(err, "%s is %s, not a regular file", path, file_kind(sb->st_mode));
+}
+
 int vd_open_regular(const char *path, vd_error *err) {
   /* O_NONBLOCK: a FIFO opens at once instead of waiting for a writer, so fstat can refuse it */
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -90,11 +97,8 @@ int vd_open_regular(const char *path, vd_error *err) {
   }
   struct stat sb;
   bool stated = fstat(fd, &sb) == 0;
-  if (!stated || !S_ISREG(sb.st_mode)) {
-    if (!stated)
-      vd_error_set(err, "cannot read %s: %s", path, strerror(errno));
-    else
-      vd_error_set(err, "%s is %s, not a regular file", path, file_kind(sb.st_mode));
+  if (!stated || !is_regular(path, &sb, err)) {
+    if (!stated) vd_error_set(err, "cannot read %s: %s", path, strerror(errno));
     close(fd);
     errno = EINVAL; /* never a stale ENOENT: the file exists */
     return -1;
@@ -110,6 +114,43 @@ FILE *vd_fopen_regular(const char *path, vd_error *err) {
   FILE *f = fdopen(fd, "rb");
   if (!f) {
     vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
+int vd_open_write_regular(const char *path, int flags, vd_error *err) {
+  struct stat sb;
+  /* refused before any open: opening a device for writing may act on it (a tape rewinds) */
+  if (stat(path, &sb) == 0 && !is_regular(path, &sb, err)) {
+    errno = EINVAL;
+    return -1;
+  }
+  /* O_NONBLOCK: a FIFO made after the stat fails to open (ENXIO) or opens at once instead of
+   * waiting for a reader, and fstat refuses it */
+  int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | flags, 0666);
+  if (fd < 0) {
+    vd_error_set(err, "cannot write %s: %s", path, strerror(errno));
+    return -1;
+  }
+  bool stated = fstat(fd, &sb) == 0;
+  if (!stated || !is_regular(path, &sb, err)) {
+    if (!stated) vd_error_set(err, "cannot write %s: %s", path, strerror(errno));
+    close(fd);
+    errno = EINVAL;
+    return -1;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  return fd;
+}
+
+FILE *vd_fopen_write_regular(const char *path, vd_error *err) {
+  int fd = vd_open_write_regular(path, O_TRUNC, err);
+  if (fd < 0) return NULL;
+  FILE *f = fdopen(fd, "wb");
+  if (!f) {
+    vd_error_set(err, "cannot write %s: %s", path, strerror(errno));
     close(fd);
   }
   return f;

@@ -40,4 +40,13 @@ char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *er
 int vd_open_regular(const char *path, vd_error *err);
 FILE *vd_fopen_regular(const char *path, vd_error *err);
 
+/* The same for writing a file a user names (verdict score --out, train --out DIR, eval reports):
+ * path must be a regular file or not exist yet (it is then created, mode 0666 less the umask); a
+ * FIFO, device, socket or folder is refused at once, with err "PATH is a FIFO (named pipe), not a
+ * regular file", as for reading (opening a FIFO for writing waits for a reader for ever).
+ * flags adds O_TRUNC, O_APPEND or O_EXCL to O_WRONLY | O_CREAT. vd_open_write_regular returns
+ * the descriptor or -1; vd_fopen_write_regular truncates and returns the stream or NULL. */
+int vd_open_write_regular(const char *path, int flags, vd_error *err);
+FILE *vd_fopen_write_regular(const char *path, vd_error *err);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "vd_args.h"
 #include "vd_batch_input.h"
+#include "vd_buf.h"
 #include "vd_deployment.h"
 #include "vd_json_write.h"
 #include "vd_pipeline.h"
@@ -297,10 +298,11 @@ int vd_verb_score(int argc, char **argv, FILE *out, FILE *err) {
   st.summary = vd_batch_summary_new();
   if (!st.ids || !st.summary) goto fail;
   if (out_path) {
-    st.results = fopen(out_path, "w");
+    /* a FIFO or a device is refused at once: opening a FIFO to write waits for a reader */
+    st.results = vd_fopen_write_regular(out_path, &e);
     st.close_results = true;
     if (!st.results) {
-      vd_error_set(&e, "cannot write %s", out_path);
+      vd_error_prefix(&e, "--out");
       goto fail;
     }
   } else {

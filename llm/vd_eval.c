@@ -628,20 +628,28 @@ static void write_markdown(FILE *f, const json_t *report) {
   }
 }
 
+/* report.json and report.md in dir; a FIFO or device in their place is refused at once
+ * (vd_fopen_write_regular), never waited on. */
 static bool write_reports(const char *dir, json_t *report, FILE *err) {
   mkdir(dir, 0755);
   vd_buf path = {0};
   vd_buf_printf(&path, "%s/report.json", dir);
-  bool ok = json_dump_file(report, path.data, JSON_INDENT(2)) == 0;
-  if (!ok) fprintf(err, "verdict eval: cannot write %s\n", path.data);
+  vd_error e = {0};
+  FILE *f = vd_fopen_write_regular(path.data, &e);
+  bool ok = f && json_dumpf(report, f, JSON_INDENT(2)) == 0;
+  ok = (!f || fclose(f) == 0) && ok;
+  if (!f)
+    fprintf(err, "verdict eval: %s\n", e.message);
+  else if (!ok)
+    fprintf(err, "verdict eval: cannot write %s\n", path.data);
   vd_buf_reset(&path);
   vd_buf_printf(&path, "%s/report.md", dir);
-  FILE *f = ok ? fopen(path.data, "w") : NULL;
+  f = ok ? vd_fopen_write_regular(path.data, &e) : NULL;
   if (f) {
     write_markdown(f, report);
     ok = fclose(f) == 0;
   } else if (ok) {
-    fprintf(err, "verdict eval: cannot write %s\n", path.data);
+    fprintf(err, "verdict eval: %s\n", e.message);
     ok = false;
   }
   vd_buf_free(&path);

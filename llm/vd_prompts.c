@@ -475,13 +475,14 @@ static bool append_history(const char *data_dir, json_t *entry, vd_error *err) {
   }
   history_path(data_dir, &path);
   bool ok = false;
-  int fd = open(path.data, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   char *line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
-  if (fd < 0 || !line) {
-    vd_error_set(err, "%s: %s", path.data, fd < 0 ? strerror(errno) : "out of memory");
-  } else if (flock(fd, LOCK_EX) != 0) {
+  /* a FIFO or device there is refused (err says which): opening a FIFO would block */
+  int fd = line ? vd_open_write_regular(path.data, O_APPEND, err) : -1;
+  if (!line) {
+    vd_error_set(err, "%s: out of memory", path.data);
+  } else if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
     vd_error_set(err, "%s: cannot lock: %s", path.data, strerror(errno));
-  } else {
+  } else if (fd >= 0) { /* (fd < 0: err says why) */
     vd_buf b = {0};
     vd_buf_printf(&b, "%s\n", line);
     ok = write(fd, b.data, b.len) == (ssize_t)b.len && fsync(fd) == 0;

@@ -99,8 +99,8 @@ static bool write_replacing(const char *path, const vd_buf *b, vd_error *err) {
   char tmp[4200];
   if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
     return vd_error_set(err, "path too long: %s", path);
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return vd_error_set(err, "cannot write %s: %s", tmp, strerror(errno));
+  FILE *f = vd_fopen_write_regular(tmp, err); /* a FIFO there would block the open */
+  if (!f) return false;
   bool ok = fwrite(b->data, 1, b->len, f) == b->len && fflush(f) == 0 && fsync(fileno(f)) == 0;
   ok = fclose(f) == 0 && ok;
   if (!ok || rename(tmp, path) != 0) {

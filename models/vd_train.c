@@ -558,8 +558,8 @@ static bool write_file(const char *dir, const char *name, const char *data, size
                        vd_error *err) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "wb");
-  if (!f) return vd_error_set(err, "cannot write %s: %s", path, strerror(errno));
+  FILE *f = vd_fopen_write_regular(path, err); /* a FIFO there would block the open */
+  if (!f) return false;
   bool ok = fwrite(data, 1, len, f) == len;
   ok = (fclose(f) == 0) && ok;
   if (!ok) return vd_error_set(err, "cannot write %s: %s", path, strerror(errno));

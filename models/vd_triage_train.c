@@ -405,7 +405,10 @@ static bool write_json(const char *path, const json_t *j, vd_error *err) {
   char tmp[4096];
   if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
     return vd_error_set(err, "path too long: %s", path);
-  if (json_dump_file(j, tmp, MANIFEST_FLAGS) != 0) return vd_error_set(err, "cannot write %s", tmp);
+  FILE *f = vd_fopen_write_regular(tmp, err); /* a FIFO there would block the open */
+  if (!f) return false;
+  bool ok = json_dumpf(j, f, MANIFEST_FLAGS) == 0;
+  if (fclose(f) != 0 || !ok) return vd_error_set(err, "cannot write %s", tmp);
   if (rename(tmp, path) != 0)
     return vd_error_set(err, "cannot rename %s: %s", tmp, strerror(errno));
   return true;

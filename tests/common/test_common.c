@@ -1,5 +1,6 @@
 /* The shared helpers: errors, buffers, argument parsing, hashing. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,6 +166,49 @@ START_TEST(only_regular_files_are_opened) {
 }
 END_TEST
 
+/* Files a user names for output: a FIFO (whose open would wait for a reader for ever), a device
+ * or a folder is refused at once saying which; a new file is created, an old one truncated or
+ * appended to. */
+START_TEST(only_regular_files_are_written) {
+  alarm(20);
+  char dir[] = "/tmp/vd-regular-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char fifo[64], file[64];
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  snprintf(file, sizeof file, "%s/file", dir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  vd_error err = {0};
+  ck_assert_ptr_null(vd_fopen_write_regular(fifo, &err));
+  ck_assert_msg(strstr(err.message, "/fifo is a FIFO (named pipe), not a regular file"), "%s",
+                err.message);
+  ck_assert_int_lt(vd_open_write_regular(fifo, O_APPEND, &err), 0);
+  ck_assert_msg(strstr(err.message, "is a FIFO"), "%s", err.message);
+  ck_assert_ptr_null(vd_fopen_write_regular("/dev/null", &err));
+  ck_assert_str_eq(err.message, "/dev/null is a character device, not a regular file");
+  ck_assert_ptr_null(vd_fopen_write_regular(dir, &err));
+  ck_assert_msg(strstr(err.message, "is a folder"), "%s", err.message);
+  FILE *f = vd_fopen_write_regular(file, &err); /* created */
+  ck_assert_msg(f != NULL, "%s", err.message);
+  fputs("first, longer text", f);
+  ck_assert_int_eq(fclose(f), 0);
+  f = vd_fopen_write_regular(file, &err); /* truncated */
+  ck_assert_ptr_nonnull(f);
+  fputs("second", f);
+  ck_assert_int_eq(fclose(f), 0);
+  int fd = vd_open_write_regular(file, O_APPEND, &err);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, "+", 1), 1); /* an ordinary blocking descriptor */
+  close(fd);
+  char *text = vd_read_file(file, 1024, NULL, &err);
+  ck_assert_str_eq(text, "second+");
+  free(text);
+  unlink(fifo);
+  unlink(file);
+  rmdir(dir);
+  alarm(0);
+}
+END_TEST
+
 START_TEST(sha256_known_vector) {
   char hex[VD_SHA256_HEX_SIZE];
   vd_sha256_hex("abc", 3, hex);
@@ -183,6 +227,7 @@ int main(void) {
   tcase_add_test(tc, args_refuse_unknown_and_missing_value);
   tcase_add_test(tc, sha256_known_vector);
   tcase_add_test(tc, only_regular_files_are_opened);
+  tcase_add_test(tc, only_regular_files_are_written);
   tcase_add_test(tc, json_files_are_read_only_when_regular);
   suite_add_tcase(s, tc);
   return vd_test_run(s);

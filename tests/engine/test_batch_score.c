@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vd_batch.h"
@@ -304,6 +305,21 @@ START_TEST(bad_usage_and_bad_files_exit_2) {
   char *kept = vd_read_file(in, 1 << 20, &size, &read_err);
   ck_assert_str_eq(kept, hillstrom_rows);
   free(kept);
+  /* --out naming a FIFO: refused at once (opening it to write would wait for a reader) */
+  alarm(20);
+  char fifo[] = "/tmp/vd-score-fifo-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(fifo));
+  ck_assert_int_eq(rmdir(fifo), 0);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  const char *to_fifo[] = {"--deployment", deployment_dir, "--in", in, "--out", fifo, NULL};
+  c = run_score(to_fifo);
+  ck_assert_int_eq(c.code, 2);
+  char expected[128];
+  snprintf(expected, sizeof expected, "--out: %s is a FIFO (named pipe), not a regular file", fifo);
+  ck_assert_msg(strstr(c.err, expected), "%s", c.err);
+  captured_free(&c);
+  alarm(0);
+  unlink(fifo);
   unlink(in);
   free(in);
 }

@@ -658,6 +658,21 @@ START_TEST(test_extract_rules_fallback_matches_the_rules_evaluator) {
   captured c = call(vd_verb_eval, 11, argv);
   ck_assert_msg(c.rc == 0, "%s", c.err);
   release(&c);
+  /* a FIFO where a report goes: refused at once (opening it to write would wait for a reader) */
+  char other[420], fifo[450];
+  snprintf(other, sizeof other, "%s/other", env.dir);
+  snprintf(fifo, sizeof fifo, "%s/report.md", other);
+  ck_assert_int_eq(mkdir(other, 0755), 0);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  argv[10] = other;
+  alarm(60);
+  c = call(vd_verb_eval, 11, argv);
+  alarm(0);
+  ck_assert_int_ne(c.rc, 0);
+  ck_assert_msg(strstr(c.err, "report.md is a FIFO (named pipe), not a regular file"), "%s", c.err);
+  release(&c);
+  unlink(fifo);
+  argv[10] = out;
   char path[500];
   snprintf(path, sizeof path, "%s/report.json", out);
   json_t *report = json_load_file(path, 0, NULL);

@@ -2,6 +2,7 @@
  * with file:line:col, and the verb's usage handling. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support_models.h"
@@ -142,6 +143,28 @@ START_TEST(spec_errors_name_file_line_and_column) {
 }
 END_TEST
 
+/* A FIFO in the --out folder where model.json goes: refused at once, saying so (opening it to
+ * write would wait for a reader for ever). */
+START_TEST(a_fifo_in_the_out_folder_is_refused) {
+  char data[4096];
+  if (!data_path(data, sizeof data)) return;
+  char dir[] = "/tmp/vd-train-fifo-XXXXXX", fifo[64];
+  ck_assert(mkdtemp(dir) != NULL);
+  snprintf(fifo, sizeof fifo, "%s/model.json", dir);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  vd_train_options o = {.data_path = data, .spec_path = SPEC, .out_dir = dir, .max_rows = 2000};
+  char version[VD_SHA256_HEX_SIZE];
+  vd_error err = {0};
+  alarm(120);
+  ck_assert(!vd_train_uplift(&o, version, &err));
+  alarm(0);
+  ck_assert_msg(strstr(err.message, "model.json is a FIFO (named pipe), not a regular file"), "%s",
+                err.message);
+  unlink(fifo);
+  rmdir(dir);
+}
+END_TEST
+
 START_TEST(verb_usage) {
   char buf[8192];
   FILE *out = fmemopen(buf, sizeof buf, "w");
@@ -171,6 +194,7 @@ int main(void) {
   tcase_add_test(tc, training_is_deterministic_and_writes_a_loadable_bundle);
   tcase_add_test(tc, the_shipped_bundle_is_reproduced_byte_for_byte);
   tcase_add_test(tc, spec_errors_name_file_line_and_column);
+  tcase_add_test(tc, a_fifo_in_the_out_folder_is_refused);
   tcase_add_test(tc, verb_usage);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
