@@ -233,6 +233,49 @@ void vd_itest_response_free(vd_itest_response *r) {
   *r = (vd_itest_response){0};
 }
 
+const char *vd_itest_customer(const char *subject_id, char *buf, size_t size) {
+  snprintf(buf, size,
+           "{\"subject\": {\"id\": \"%s\", \"recency\": 6, \"history\": 329.08, \"mens\": true, "
+           "\"womens\": true, \"zip_code\": \"Rural\", \"newbie\": true, \"channel\": \"Web\", "
+           "\"marketing_opt_out\": false, \"emails_last_30d\": 1, \"country\": \"US\"}}",
+           subject_id);
+  return buf;
+}
+
+bool vd_itest_start_with_decision(vd_itest_server *s, const char *subject_id, char *decision_id,
+                                  size_t size) {
+  if (!vd_itest_prepare(s, NULL) || !vd_itest_start(s)) {
+    fprintf(stderr, "verdict serve did not become ready (in %s)\n", s->root);
+    return false;
+  }
+  char body[512];
+  vd_itest_customer(subject_id, body, sizeof body);
+  vd_itest_response r =
+      vd_itest_call(s, "POST", "/v1/promotions/score", "demo-score", body, strlen(body));
+  const char *id = json_string_value(json_object_get(r.json, "decision_id"));
+  if (r.status != 200 || !id)
+    fprintf(stderr, "scoring %s: HTTP %ld: %s\n", subject_id, r.status, r.body ? r.body : "");
+  else
+    snprintf(decision_id, size, "%s", id);
+  bool ok = r.status == 200 && id;
+  vd_itest_response_free(&r);
+  return ok;
+}
+
+bool vd_itest_finish(vd_itest_server *s) {
+  bool ok = s->pid <= 0 || vd_itest_stop(s, SIGTERM) == 0;
+  vd_itest_cleanup(s);
+  return ok;
+}
+
+vd_itest_response vd_itest_get_compliance(const vd_itest_server *s, const char *path) {
+  return vd_itest_call(s, "GET", path, "demo-compliance", NULL, 0);
+}
+
+const char *vd_itest_error_string(const vd_itest_response *r, const char *key) {
+  return json_string_value(json_object_get(json_object_get(r->json, "error"), key));
+}
+
 /* Splits one CSV line in place (RFC 4180 quotes, no embedded newlines). */
 static size_t split_csv(char *line, char **fields, size_t max) {
   size_t n = 0;

@@ -11,38 +11,22 @@
 #include "vd_test.h"
 
 static vd_itest_server server;
-static char decision_id[64];
-
-static const char customer[] =
-    "{\"subject\": {\"id\": \"c-params\", \"recency\": 6, \"history\": 329.08, \"mens\": true, "
-    "\"womens\": true, \"zip_code\": \"Rural\", \"newbie\": true, \"channel\": \"Web\", "
-    "\"marketing_opt_out\": false, \"emails_last_30d\": 1, \"country\": \"US\"}}";
+static char decision_id[64]; /* one stored decision of subject c-params, scored by the fixture */
 
 static void start_server(void) {
-  ck_assert_msg(vd_itest_prepare(&server, NULL), "cannot prepare a temp folder");
-  ck_assert_msg(vd_itest_start(&server), "verdict serve did not become ready");
-  vd_itest_response r = vd_itest_call(&server, "POST", "/v1/promotions/score", "demo-score",
-                                      customer, strlen(customer));
-  ck_assert_msg(r.status == 200, "scoring: HTTP %ld: %s", r.status, r.body);
-  snprintf(decision_id, sizeof decision_id, "%s",
-           json_string_value(json_object_get(r.json, "decision_id")));
-  vd_itest_response_free(&r);
+  ck_assert(vd_itest_start_with_decision(&server, "c-params", decision_id, sizeof decision_id));
 }
 
-static void stop_server(void) {
-  if (server.pid > 0) ck_assert_int_eq(vd_itest_stop(&server, SIGTERM), 0);
-  vd_itest_cleanup(&server);
-}
+static void stop_server(void) { ck_assert(vd_itest_finish(&server)); }
 
 /* GET path: the status, and for a 400 that error.field is field and the message says want. */
 static void expect(const char *path, long status, const char *field, const char *want) {
-  vd_itest_response r = vd_itest_call(&server, "GET", path, "demo-compliance", NULL, 0);
+  vd_itest_response r = vd_itest_get_compliance(&server, path);
   ck_assert_msg(r.status == status, "%s: HTTP %ld (want %ld): %.300s", path, r.status, status,
                 r.body);
   if (status == 400) {
-    const json_t *error = json_object_get(r.json, "error");
-    const char *got_field = json_string_value(json_object_get(error, "field"));
-    const char *message = json_string_value(json_object_get(error, "message"));
+    const char *got_field = vd_itest_error_string(&r, "field");
+    const char *message = vd_itest_error_string(&r, "message");
     ck_assert_msg(got_field && strcmp(got_field, field) == 0, "%s: %.300s", path, r.body);
     ck_assert_msg(message && strstr(message, want), "%s: %.300s", path, r.body);
   }

@@ -18,36 +18,17 @@
 #include "vd_test.h"
 
 static vd_itest_server server;
-static char decision_id[64]; /* one stored decision, scored by the fixture */
-
-static const char customer[] =
-    "{\"subject\": {\"id\": \"c-checks\", \"recency\": 6, \"history\": 329.08, \"mens\": true, "
-    "\"womens\": true, \"zip_code\": \"Rural\", \"newbie\": true, \"channel\": \"Web\", "
-    "\"marketing_opt_out\": false, \"emails_last_30d\": 1, \"country\": \"US\"}}";
+static char decision_id[64]; /* one stored decision of subject c-checks, scored by the fixture */
+static char customer[512];   /* that customer's scoring body */
 
 static void start_server(void) {
-  ck_assert_msg(vd_itest_prepare(&server, NULL), "cannot prepare a temp folder");
-  ck_assert_msg(vd_itest_start(&server), "verdict serve did not become ready");
-  vd_itest_response r = vd_itest_call(&server, "POST", "/v1/promotions/score", "demo-score",
-                                      customer, strlen(customer));
-  ck_assert_msg(r.status == 200, "scoring: HTTP %ld: %s", r.status, r.body);
-  snprintf(decision_id, sizeof decision_id, "%s",
-           json_string_value(json_object_get(r.json, "decision_id")));
-  vd_itest_response_free(&r);
+  vd_itest_customer("c-checks", customer, sizeof customer);
+  ck_assert(vd_itest_start_with_decision(&server, "c-checks", decision_id, sizeof decision_id));
 }
 
-static void stop_server(void) {
-  if (server.pid > 0) ck_assert_int_eq(vd_itest_stop(&server, SIGTERM), 0);
-  vd_itest_cleanup(&server);
-}
+static void stop_server(void) { ck_assert(vd_itest_finish(&server)); }
 
-static vd_itest_response get(const char *path) {
-  return vd_itest_call(&server, "GET", path, "demo-compliance", NULL, 0);
-}
-
-static const char *error_string(const vd_itest_response *r, const char *key) {
-  return json_string_value(json_object_get(json_object_get(r->json, "error"), key));
-}
+static vd_itest_response get(const char *path) { return vd_itest_get_compliance(&server, path); }
 
 /* How many decisions of the fixture's subject the listing at query returns. */
 static size_t listed(const char *bounds) {
@@ -78,8 +59,8 @@ START_TEST(bad_time_bounds_name_their_parameter) {
     snprintf(path, sizeof path, "/v1/decisions?%s=1970-13-01T00:00:00Z", names[i]);
     vd_itest_response r = get(path);
     ck_assert_int_eq(r.status, 400);
-    ck_assert_str_eq(error_string(&r, "field"), names[i]);
-    const char *message = error_string(&r, "message");
+    ck_assert_str_eq(vd_itest_error_string(&r, "field"), names[i]);
+    const char *message = vd_itest_error_string(&r, "message");
     ck_assert_msg(message && strncmp(message, names[i], strlen(names[i])) == 0 &&
                       strstr(message, "1970-13-01T00:00:00Z"),
                   "%s: %s", names[i], message);
@@ -98,8 +79,8 @@ static void expect_get(const char *suffix, long status) {
   ck_assert_msg(json_is_object(r.json) || strstr(path, "format=text"), "%s: not JSON: %.300s", path,
                 r.body);
   if (status == 400) {
-    ck_assert_str_eq(error_string(&r, "field"), "id");
-    ck_assert_ptr_nonnull(strstr(error_string(&r, "message"), "is not a decision id"));
+    ck_assert_str_eq(vd_itest_error_string(&r, "field"), "id");
+    ck_assert_ptr_nonnull(strstr(vd_itest_error_string(&r, "message"), "is not a decision id"));
   }
   vd_itest_response_free(&r);
 }
@@ -121,12 +102,12 @@ START_TEST(an_id_must_be_exactly_a_decision_id) {
   vd_itest_response r = get(path);
   char want[128];
   snprintf(want, sizeof want, "'%s%%00\\xff' is not a decision id", decision_id);
-  ck_assert_msg(strstr(error_string(&r, "message"), want), "%s", r.body);
+  ck_assert_msg(strstr(vd_itest_error_string(&r, "message"), want), "%s", r.body);
   vd_itest_response_free(&r);
   /* well formed: 404 when absent; either case finds it */
   r = get("/v1/decisions/01a23c2a-7289-7441-81f8-c38f843ea62d");
   ck_assert_int_eq(r.status, 404);
-  ck_assert_str_eq(error_string(&r, "field"), "id");
+  ck_assert_str_eq(vd_itest_error_string(&r, "field"), "id");
   vd_itest_response_free(&r);
   char upper[64], upper_path[128];
   snprintf(upper, sizeof upper, "%s", decision_id);
@@ -139,7 +120,7 @@ START_TEST(an_id_must_be_exactly_a_decision_id) {
    * "c-checks%00x" has no decisions */
   r = get("/v1/decisions?kind=promotions%00x");
   ck_assert_int_eq(r.status, 400);
-  ck_assert_str_eq(error_string(&r, "field"), "kind");
+  ck_assert_str_eq(vd_itest_error_string(&r, "field"), "kind");
   vd_itest_response_free(&r);
   r = get("/v1/decisions?subject=c-checks%00x");
   ck_assert_int_eq(r.status, 200);
@@ -170,10 +151,10 @@ START_TEST(a_body_must_be_declared_json) {
       const char *what = refused[i] ? refused[i] : "(none)";
       ck_assert_msg(r.status == 415, "%s %s: HTTP %ld: %.300s", endpoints[e], what, r.status,
                     r.body);
-      ck_assert_str_eq(error_string(&r, "code"), "unsupported_media_type");
-      ck_assert_str_eq(error_string(&r, "field"), "Content-Type");
-      ck_assert_str_eq(error_string(&r, "expected"), "application/json");
-      const char *message = error_string(&r, "message");
+      ck_assert_str_eq(vd_itest_error_string(&r, "code"), "unsupported_media_type");
+      ck_assert_str_eq(vd_itest_error_string(&r, "field"), "Content-Type");
+      ck_assert_str_eq(vd_itest_error_string(&r, "expected"), "application/json");
+      const char *message = vd_itest_error_string(&r, "message");
       ck_assert_msg(strstr(message, "'Content-Type: application/json'"), "%s", message);
       if (refused[i]) {
         char got[128];
@@ -228,8 +209,8 @@ END_TEST
 START_TEST(an_unknown_kind_is_refused) {
   vd_itest_response r = get("/v1/decisions?kind=promo");
   ck_assert_msg(r.status == 400, "HTTP %ld: %s", r.status, r.body);
-  ck_assert_str_eq(error_string(&r, "field"), "kind");
-  ck_assert_ptr_nonnull(strstr(error_string(&r, "message"), "promotions or triage"));
+  ck_assert_str_eq(vd_itest_error_string(&r, "field"), "kind");
+  ck_assert_ptr_nonnull(strstr(vd_itest_error_string(&r, "message"), "promotions or triage"));
   vd_itest_response_free(&r);
 }
 END_TEST
@@ -237,7 +218,7 @@ END_TEST
 static size_t listed_on(vd_itest_server *on, const char *subject) {
   char path[256];
   snprintf(path, sizeof path, "/v1/decisions?subject=%s", subject);
-  vd_itest_response r = vd_itest_call(on, "GET", path, "demo-compliance", NULL, 0);
+  vd_itest_response r = vd_itest_get_compliance(on, path);
   ck_assert_msg(r.status == 200, "%s: HTTP %ld: %s", path, r.status, r.body);
   size_t n = json_array_size(json_object_get(r.json, "decisions"));
   vd_itest_response_free(&r);
@@ -256,7 +237,7 @@ START_TEST(a_masked_subject_is_found_by_its_id) {
   vd_itest_response_free(&r);
   ck_assert_uint_eq(listed_on(&masked, "c-checks"), 1);
   ck_assert_uint_eq(listed_on(&masked, "c-other"), 0);
-  r = vd_itest_call(&masked, "GET", "/v1/decisions?subject=c-checks", "demo-compliance", NULL, 0);
+  r = vd_itest_get_compliance(&masked, "/v1/decisions?subject=c-checks");
   json_t *trace = json_array_get(json_object_get(r.json, "decisions"), 0);
   const char *stored =
       json_string_value(vd_json_get_path(json_object_get(trace, "request"), "subject.id"));
@@ -300,8 +281,8 @@ START_TEST(an_error_quoting_bad_bytes_is_still_json) {
   vd_itest_response r = get("/v1/decisions?%FF=1");
   ck_assert_int_eq(r.status, 400);
   ck_assert_msg(r.json != NULL, "body: '%s'", r.body);
-  ck_assert_str_eq(error_string(&r, "field"), "\\xff");
-  ck_assert_ptr_nonnull(strstr(error_string(&r, "message"), "'\\xff'"));
+  ck_assert_str_eq(vd_itest_error_string(&r, "field"), "\\xff");
+  ck_assert_ptr_nonnull(strstr(vd_itest_error_string(&r, "message"), "'\\xff'"));
   vd_itest_response_free(&r);
 }
 END_TEST

@@ -64,6 +64,21 @@ vd_itest_response vd_itest_call_typed(const vd_itest_server *s, const char *meth
                                       const char *body, size_t size);
 void vd_itest_response_free(vd_itest_response *r);
 
+/* The demo customer's scoring body (a Rural web shopper the example deployment offers to) with
+ * the given subject id, in buf (size bytes; 512 are enough). Returns buf. */
+const char *vd_itest_customer(const char *subject_id, char *buf, size_t size);
+/* A fixture's start: vd_itest_prepare (no extra config) and vd_itest_start, then the demo
+ * customer scored once as subject_id, its decision id copied to decision_id (size bytes). false
+ * (after printing why) when any step fails. */
+bool vd_itest_start_with_decision(vd_itest_server *s, const char *subject_id, char *decision_id,
+                                  size_t size);
+/* A fixture's end: SIGTERM (false unless it exits 0), then vd_itest_cleanup. */
+bool vd_itest_finish(vd_itest_server *s);
+/* GET path with the demo compliance key. */
+vd_itest_response vd_itest_get_compliance(const vd_itest_server *s, const char *path);
+/* error.<key> of a JSON error answer as a string (borrowed from r), or NULL. */
+const char *vd_itest_error_string(const vd_itest_response *r, const char *key);
+
 /* The request body for a Hillstrom CSV row (recency,history_segment,history,mens,womens,zip_code,
  * newbie,channel,...) as subject fields, plus the marketing fields the schema requires. Caller
  * frees. */
