@@ -127,6 +127,15 @@ static bool get_unsigned(const loader *ld, const json_t *obj, const char *key, u
   return true;
 }
 
+static bool get_bool(const loader *ld, const json_t *obj, const char *key, bool *out) {
+  json_t *v = json_object_get(obj, key);
+  if (!v || json_is_null(v)) return true;
+  if (!json_is_boolean(v))
+    return vd_yaml_error(ld->doc, obj, key, 0, ld->err, "'%s' must be true or false", key);
+  *out = json_is_true(v);
+  return true;
+}
+
 /* A list of non-empty strings. */
 static bool get_strings(const loader *ld, const json_t *obj, const char *key, char ***out,
                         size_t *count, bool paths) {
@@ -280,6 +289,7 @@ static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
                                         "max_bytes",
                                         "min_free_bytes",
                                         "retention_interval_ms",
+                                        "compress",
                                         NULL};
   if (!want_object(ld, root, "decision_log", v, "'decision_log'") ||
       !only_keys(ld, v, "decision_log", allowed))
@@ -327,6 +337,9 @@ static bool parse_log(const loader *ld, const json_t *root, vd_config *c) {
   log->max_batch = (size_t)batch;
   log->max_bytes = bytes;
   log->min_free_bytes = min_free;
+  bool compress = !log->uncompressed;
+  if (!get_bool(ld, v, "compress", &compress)) return false;
+  log->uncompressed = !compress;
   return true;
 }
 

@@ -17,6 +17,7 @@
 #include "vd_buf.h"
 #include "vd_printable.h"
 #include "vd_time.h"
+#include "vd_trace_blob.h"
 #include "vd_uuid.h"
 
 const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
@@ -40,9 +41,11 @@ enum {
                                       * page and a 24-byte header, 33 MB */
 };
 static const unsigned default_retention_interval_ms = 3600000;
-/* Connections read through a memory map of the file's first 2 GiB (SQLite's maximum,
- * SQLITE_MAX_MMAP_SIZE), so a page found there costs no read system call. */
-#define MMAP_PRAGMA "PRAGMA mmap_size=2147418112"
+/* No connection reads through a memory map. A page fault on a page not in memory reads the
+ * device's whole readahead window around it (read_ahead_kb: 8 MiB on the development VM), so a
+ * get by id at 10^7 decisions read ~84 KB and took milliseconds at p99; read(2) reads what SQLite
+ * asks for (~10 KB a get, p99 ~0.4 ms cold; see the README, "Queries on a growing table"). */
+#define NO_MMAP_PRAGMA "PRAGMA mmap_size=0"
 static const int64_t us_per_day = INT64_C(86400000000);
 
 static const char schema_sql[] =
@@ -81,6 +84,9 @@ static const char amendments_sql[] =
 typedef struct pending {
   const vd_decision_record *record;
   int64_t timestamp_us;
+  size_t trace_len; /* the JSON text's */
+  void *blob;       /* the trace compressed (vd_trace_blob), or NULL: stored as the text */
+  size_t blob_len;
   struct pending *next;
   vd_log_status status;
   bool done;
@@ -153,6 +159,8 @@ struct vd_decision_log {
   pthread_cond_t checkpoint_wanted;
   atomic_int wal_pages;     /* the WAL's size after the last commit, in pages (wal_hook) */
   atomic_int checkpoint_at; /* the WAL size in pages at which a commit wakes the checkpointer */
+  atomic_uint_fast64_t wal_frames; /* frames the writer's commits wrote (wal_hook) */
+  uint64_t frame_bytes;            /* a WAL frame: the page and its 24-byte header */
   bool checkpoint_due, checkpoint_stop, checkpoint_started;
 };
 
@@ -260,8 +268,10 @@ static void commit_batch(vd_decision_log *log, pending *batch) {
     sqlite3_bind_int64(st, 4, p->timestamp_us);
     sqlite3_bind_text(st, 5, r->ruleset_version, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, r->model_version, -1, SQLITE_STATIC);
-    size_t len = r->trace_len ? r->trace_len : strlen(r->trace_json);
-    sqlite3_bind_text64(st, 7, r->trace_json, len, SQLITE_STATIC, SQLITE_UTF8);
+    if (p->blob)
+      sqlite3_bind_blob64(st, 7, p->blob, p->blob_len, SQLITE_STATIC);
+    else
+      sqlite3_bind_text64(st, 7, r->trace_json, p->trace_len, SQLITE_STATIC, SQLITE_UTF8);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
       p->status = VD_LOG_OK;
@@ -330,7 +340,12 @@ static void finish_batch(vd_decision_log *log, pending *batch, double seconds) {
   for (pending *p = batch, *next; p; p = next) {
     next = p->next; /* p belongs to its caller again once done is set */
     n++;
-    if (p->status == VD_LOG_OK) s->committed++;
+    if (p->status == VD_LOG_OK) {
+      s->committed++;
+      s->trace_bytes += p->trace_len;
+      s->stored_trace_bytes += p->blob ? p->blob_len : p->trace_len;
+      s->compressed += p->blob != NULL;
+    }
     if (p->status == VD_LOG_DUPLICATE) s->duplicates++;
     if (p->status == VD_LOG_FAILED) {
       s->failed++;
@@ -457,6 +472,10 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
   int before = atomic_exchange_explicit(&log->wal_pages, pages, memory_order_relaxed);
   if (pages < before) /* the WAL started over */
     atomic_store_explicit(&log->checkpoint_at, CHECKPOINT_PAGES, memory_order_relaxed);
+  /* this commit's frames: the growth, or all of it when the WAL started over (the checkpointer
+   * sets wal_pages to 0 when it restarts the WAL, so `before` is 0 then too) */
+  int written = pages >= before ? pages - before : pages;
+  atomic_fetch_add_explicit(&log->wal_frames, (uint_fast64_t)written, memory_order_relaxed);
   /* once per CHECKPOINT_PAGES, not at every commit: each pass costs the checkpointer a wake-up
    * and a sync of the WAL */
   if (pages >= atomic_load_explicit(&log->checkpoint_at, memory_order_relaxed))
@@ -661,12 +680,13 @@ static bool open_writer(vd_decision_log *log, vd_error *err) {
   if (!wal) return sqlite_fail(err, db, path, "cannot switch to WAL mode (read-only folder?)");
   const char *sync = log->config.durability == VD_DURABILITY_FSYNC ? "PRAGMA synchronous=FULL"
                                                                    : "PRAGMA synchronous=NORMAL";
-  /* A small page cache, read through a memory map. SQLite ends every write transaction by
-   * dropping cached pages past the database's end (pcache1 truncate), a walk whose cost grows
-   * with the cache: with 64 MiB it was 6 % of the server's CPU under load (perf). The pages an
-   * append touches are the rightmost path of each index and one random leaf of the subject
-   * index; the map serves those that fall out of the cache without a read system call. */
-  if (!exec(db, sync, path, err) || !exec(db, "PRAGMA cache_size=-2048; " MMAP_PRAGMA, path, err) ||
+  /* A small page cache: SQLite ends every write transaction by dropping cached pages past the
+   * database's end (pcache1 truncate), a walk whose cost grows with the cache: with 64 MiB it
+   * was 6 % of the server's CPU under load (perf). The pages an append touches are the
+   * rightmost path of each index and one random leaf of the subject index; one that fell out
+   * of the cache is a read from the page cache, or from the disk when cold (NO_MMAP_PRAGMA). */
+  if (!exec(db, sync, path, err) ||
+      !exec(db, "PRAGMA cache_size=-2048; " NO_MMAP_PRAGMA, path, err) ||
       !exec(db, schema_sql, path, err))
     return false;
   /* a write lock proves the folder is writable now, not only at some later first commit */
@@ -679,6 +699,8 @@ static bool open_writer(vd_decision_log *log, vd_error *err) {
     if (!exec(db, sql, path, err)) return false;
   }
   log->stats.fsync = pragma_int(db, "PRAGMA synchronous") >= 2;
+  int64_t page_size = pragma_int(db, "PRAGMA page_size");
+  log->frame_bytes = (uint64_t)(page_size > 0 ? page_size : 4096) + 24;
   if (sqlite3_prepare_v3(db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &log->insert, NULL) ||
       sqlite3_prepare_v3(db, purge_sql, -1, SQLITE_PREPARE_PERSISTENT, &log->purge, NULL))
     return sqlite_fail(err, db, path, "cannot prepare statements");
@@ -757,6 +779,7 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
   pthread_cond_init(&log->checkpointer_go, NULL);
   atomic_init(&log->wal_pages, 0);
   atomic_init(&log->checkpoint_at, CHECKPOINT_PAGES);
+  atomic_init(&log->wal_frames, 0);
   log->stats.queue_capacity = log->config.queue_capacity;
   log->stats.healthy = true;
   log->next_retention_us = vd_wall_us(); /* first retention pass right after start */
@@ -797,7 +820,11 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
     return VD_LOG_INVALID;
   }
   pending p = {.record = record,
-               .timestamp_us = record->timestamp_us ? record->timestamp_us : vd_wall_us()};
+               .timestamp_us = record->timestamp_us ? record->timestamp_us : vd_wall_us(),
+               .trace_len = record->trace_len ? record->trace_len : strlen(record->trace_json)};
+  /* compressed here, before the lock: the commit only binds the bytes */
+  if (!log->config.uncompressed)
+    vd_trace_blob_encode(record->trace_json, p.trace_len, &p.blob, &p.blob_len);
   pthread_mutex_lock(&log->lock);
   if (log->depth >= log->config.queue_capacity && !log->stopping &&
       log->config.overload == VD_LOG_OVERLOAD_WAIT) {
@@ -809,6 +836,7 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
   if (log->stopping) {
     pthread_mutex_unlock(&log->lock);
     vd_error_set(err, "decision log is shutting down");
+    free(p.blob);
     return VD_LOG_CLOSED;
   }
   if (log->depth >= log->config.queue_capacity) {
@@ -816,6 +844,7 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
     pthread_mutex_unlock(&log->lock);
     vd_error_set(err, "decision log overloaded: %zu decisions already wait for a commit",
                  log->config.queue_capacity);
+    free(p.blob);
     return VD_LOG_OVERLOADED;
   }
   pthread_cond_init(&p.committed, NULL);
@@ -843,6 +872,7 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
   if (log->stopping && log->in_flight == 0) pthread_cond_broadcast(&log->done);
   pthread_mutex_unlock(&log->lock);
   pthread_cond_destroy(&p.committed);
+  free(p.blob);
   if (p.status != VD_LOG_OK) vd_error_set(err, "decision log %s: %s", log->path, p.message);
   return p.status;
 }
@@ -869,6 +899,8 @@ bool vd_decision_log_purge(vd_decision_log *log, int64_t older_than_us, uint64_t
 void vd_decision_log_stats_get(vd_decision_log *log, vd_decision_log_stats *out) {
   pthread_mutex_lock(&log->lock);
   *out = log->stats;
+  out->wal_frames = atomic_load_explicit(&log->wal_frames, memory_order_relaxed);
+  out->wal_bytes = out->wal_frames * log->frame_bytes;
   out->queue_depth = log->depth;
   out->in_flight = log->in_flight;
   pthread_mutex_unlock(&log->lock);
@@ -900,11 +932,10 @@ static reader *acquire_reader(vd_decision_log *log, vd_error *err) {
     close_reader(r);
     return NULL;
   }
-  /* Reads through the memory map (MMAP_PRAGMA); beyond its 2 GiB pages are read into the
-   * connection's cache, which is large enough (32 MiB) to keep the interior pages of the id index
-   * and the table at 10^7 rows (about 20 MB), so a get by id past the mapped part reads two leaf
-   * pages, not four to eight. */
-  sqlite3_exec(r->db, MMAP_PRAGMA "; PRAGMA cache_size=-32768", NULL, NULL, NULL);
+  /* The cache (32 MiB) keeps the interior pages of the id index and the table at 10^7 rows
+   * (about 20 MB) while no commit lands in between (a commit makes SQLite drop a reader's cache
+   * at its next read), so a cold get reads its two leaf pages only (NO_MMAP_PRAGMA). */
+  sqlite3_exec(r->db, NO_MMAP_PRAGMA "; PRAGMA cache_size=-32768", NULL, NULL, NULL);
   return r;
 }
 
@@ -915,13 +946,38 @@ static void release_reader(vd_decision_log *log, reader *r) {
   pthread_mutex_unlock(&log->readers_lock);
 }
 
-static json_t *parse_trace(sqlite3_stmt *st, int column, vd_error *err) {
-  const char *text = (const char *)sqlite3_column_text(st, column);
-  size_t len = (size_t)sqlite3_column_bytes(st, column);
+static json_t *parse_json(const char *text, size_t len, const char *what, const char *id,
+                          vd_error *err) {
   json_error_t jerr;
-  json_t *trace = json_loadb(text ? text : "", len, 0, &jerr);
-  if (!trace) vd_error_set(err, "decision log: a stored trace is not JSON: %s", jerr.text);
-  return trace;
+  json_t *v = json_loadb(text, len, 0, &jerr);
+  if (!v)
+    vd_error_set(err, "decision log: the stored %s of decision %s is not JSON: %s", what, id,
+                 jerr.text);
+  return v;
+}
+
+/* The JSON text of the trace in column `column` of st's row: a TEXT value as it is (every row
+ * before compression, and traces that did not shrink), a BLOB decoded (vd_trace_blob); *decoded
+ * then owns the text (free() it, else it is NULL). *text stays valid until the next step of st
+ * or the free. */
+static bool stored_trace(const vd_decision_log *log, sqlite3_stmt *st, int column, const char *id,
+                         char **decoded, const char **text, size_t *len, vd_error *err) {
+  *decoded = NULL;
+  if (sqlite3_column_type(st, column) != SQLITE_BLOB) {
+    const char *t = (const char *)sqlite3_column_text(st, column);
+    *text = t ? t : "";
+    *len = (size_t)sqlite3_column_bytes(st, column);
+    return true;
+  }
+  const void *blob = sqlite3_column_blob(st, column);
+  size_t blob_len = (size_t)sqlite3_column_bytes(st, column);
+  if (!(*decoded = vd_trace_blob_decode(blob, blob_len, len, err))) {
+    vd_error_prefix(err, "decision log %s: the stored trace of decision %s cannot be read",
+                    log->path, id);
+    return false;
+  }
+  *text = *decoded;
+  return true;
 }
 
 /* Adds the decision's amendments, oldest first, as trace.amendments (absent when none). */
@@ -932,7 +988,9 @@ static bool attach_amendments(vd_decision_log *log, reader *r, const char *id, j
   int rc;
   bool ok = true;
   while ((rc = sqlite3_step(r->amendments)) == SQLITE_ROW) {
-    json_t *body = parse_trace(r->amendments, 1, err);
+    const char *text = (const char *)sqlite3_column_text(r->amendments, 1);
+    json_t *body = parse_json(text ? text : "", (size_t)sqlite3_column_bytes(r->amendments, 1),
+                              "amendment", id, err);
     if (!body) {
       ok = false;
       break;
@@ -1021,8 +1079,12 @@ vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t *
   sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(r->get);
   vd_log_status status = VD_LOG_OK;
+  char *decoded = NULL;
+  const char *text = NULL;
+  size_t len = 0;
   if (rc == SQLITE_ROW) {
-    *trace = parse_trace(r->get, 0, err);
+    if (stored_trace(log, r->get, 0, id, &decoded, &text, &len, err))
+      *trace = parse_json(text, len, "trace", id, err);
     if (!*trace)
       status = VD_LOG_FAILED;
     else if (!attach_amendments(log, r, id, *trace, err)) {
@@ -1037,6 +1099,7 @@ vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t *
     sqlite_fail(err, r->db, log->path, "cannot read");
     status = VD_LOG_FAILED;
   }
+  free(decoded);
   sqlite3_reset(r->get);
   sqlite3_clear_bindings(r->get);
   release_reader(log, r);
@@ -1078,9 +1141,10 @@ static bool decode_cursor(const char *cursor, int64_t *ts_us, char id[ID_MAX + 1
   return true;
 }
 
-/* Runs a listing query and calls row(ctx, trace text, length) for each row of the page, oldest
- * first; row returns false (with err) to stop with a failure. *next_cursor as for the list. */
-typedef bool (*list_row_fn)(void *ctx, const char *text, size_t len, vd_error *err);
+/* Runs a listing query and calls row(ctx, id, trace text, length) for each row of the page,
+ * oldest first; row returns false (with err) to stop with a failure. *next_cursor as for the
+ * list. */
+typedef bool (*list_row_fn)(void *ctx, const char *id, const char *text, size_t len, vd_error *err);
 
 static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row_fn row, void *ctx,
                       char **next_cursor, vd_error *err) {
@@ -1134,13 +1198,16 @@ static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row
       more = true;
       break;
     }
-    const char *text = (const char *)sqlite3_column_text(st, 2);
-    if (!row(ctx, text ? text : "", (size_t)sqlite3_column_bytes(st, 2), err)) {
-      ok = false;
-      break;
-    }
+    const char *id = (const char *)sqlite3_column_text(st, 1);
+    snprintf(last_id, sizeof last_id, "%s", id ? id : "");
+    const char *text = NULL;
+    char *decoded = NULL;
+    size_t len = 0;
+    ok = stored_trace(log, st, 2, last_id, &decoded, &text, &len, err) &&
+         row(ctx, last_id, text, len, err);
+    free(decoded);
+    if (!ok) break;
     last_ts = sqlite3_column_int64(st, 0);
-    snprintf(last_id, sizeof last_id, "%s", (const char *)sqlite3_column_text(st, 1));
     rows++;
   }
   if (ok && rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -1154,10 +1221,9 @@ static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row
   return ok;
 }
 
-static bool add_parsed(void *ctx, const char *text, size_t len, vd_error *err) {
-  json_error_t jerr;
-  json_t *trace = json_loadb(text, len, 0, &jerr);
-  if (!trace) return vd_error_set(err, "decision log: a stored trace is not JSON: %s", jerr.text);
+static bool add_parsed(void *ctx, const char *id, const char *text, size_t len, vd_error *err) {
+  json_t *trace = parse_json(text, len, "trace", id, err);
+  if (!trace) return false;
   json_array_append_new(ctx, trace);
   return true;
 }
@@ -1180,7 +1246,8 @@ typedef struct text_list {
   size_t rows;
 } text_list;
 
-static bool add_text(void *ctx, const char *text, size_t len, vd_error *err) {
+static bool add_text(void *ctx, const char *id, const char *text, size_t len, vd_error *err) {
+  (void)id;
   text_list *t = ctx;
   if (t->rows++) vd_buf_append(t->out, ",", 1);
   vd_buf_append(t->out, text, len);

@@ -35,6 +35,11 @@
  * repeated or skipped; a decision inserted behind the cursor's position is not seen, one ahead of
  * it shows up on a later page).
  *
+ * Storage: each trace is LZ4-compressed on the appending thread, before it queues, into the blob
+ * of vd_trace_blob.h (stored as an SQLite BLOB), or kept as JSON TEXT when that does not shrink it
+ * or the config says uncompressed. Every reader decodes either form, so logs written before
+ * compression (TEXT only) read as they did; the JSON text read back is the text appended.
+ *
  * Ownership: vd_decision_log_open returns a handle the caller closes with vd_decision_log_close
  * (which commits every queued append first). Records passed to append are borrowed for the call.
  * Returned json_t values and cursor strings belong to the caller (json_decref / free). Every
@@ -77,6 +82,10 @@ typedef struct vd_decision_log_config {
    * recovers by itself when space returns; default 64 MiB, twice the largest WAL (0 takes the
    * default). */
   uint64_t min_free_bytes;
+  /* Store traces as plain JSON TEXT (readable with the sqlite3 CLI) instead of LZ4-compressed
+   * blobs (vd_trace_blob.h: about a third of the bytes, so fewer WAL frames and pages a
+   * decision). Readers take either form, whatever the setting: default false (compress). */
+  bool uncompressed;
 } vd_decision_log_config;
 
 typedef enum vd_log_status {
@@ -117,8 +126,6 @@ void vd_decision_log_close(vd_decision_log *log);
 vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_record *record,
                                      vd_error *err);
 
-/* The trace of decision `id`: VD_LOG_OK with *trace set (a new reference), VD_LOG_NOT_FOUND, or
- * VD_LOG_FAILED with err. */
 /* A decision id as a user types it (the API's path, verdict explain|replay): exactly one UUID,
  * nothing before, after or inside it, in either case. Writes the stored (lower-case) form to id
  * and returns true; else false with err "'TEXT' is not a decision id (a UUID such as ...)" (the
@@ -127,6 +134,9 @@ enum { VD_DECISION_ID_SIZE = 37 };
 bool vd_decision_id_parse(const char *text, size_t len, char id[VD_DECISION_ID_SIZE],
                           vd_error *err);
 
+/* The trace of decision `id`: VD_LOG_OK with *trace set (a new reference), VD_LOG_NOT_FOUND, or
+ * VD_LOG_FAILED with err — also when the stored trace is damaged (err names the decision and
+ * what is wrong with it). */
 vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
                                   vd_error *err);
 
@@ -204,6 +214,14 @@ typedef struct vd_decision_log_stats {
   double checkpoint_hold_seconds_sum;
   double checkpoint_hold_seconds_max;
   double commit_seconds_sum;
+  /* What the committed rows cost the WAL: frames (pages) written by the log's commits and their
+   * bytes (frame header included), and the traces' JSON bytes against what was stored for them
+   * (compressed blob or text). Per decision: wal_frames / committed, and so on. */
+  uint64_t wal_frames;
+  uint64_t wal_bytes;
+  uint64_t trace_bytes;
+  uint64_t stored_trace_bytes;
+  uint64_t compressed; /* rows whose trace was stored compressed */
   /* commits by latency: [i] counts commits <= bounds[i] and > bounds[i-1]; the last, slower ones */
   uint64_t commit_latency[VD_LOG_LATENCY_BUCKETS + 1];
   bool fsync;   /* the writer connection runs synchronous=FULL */

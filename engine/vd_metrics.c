@@ -246,6 +246,22 @@ static void render_log(const vd_decision_log_stats *log, vd_buf *out) {
                 "verdict_decision_log_checkpoint_hold_seconds_max %.9f\n",
                 (unsigned long long)log->checkpoint_holds, (unsigned long long)log->wal_restarts,
                 log->checkpoint_hold_seconds_sum, log->checkpoint_hold_seconds_max);
+  vd_buf_printf(out,
+                "# HELP verdict_decision_log_wal_frames_total WAL frames (pages) the commits "
+                "wrote.\n"
+                "# TYPE verdict_decision_log_wal_frames_total counter\n"
+                "verdict_decision_log_wal_frames_total %llu\n"
+                "# HELP verdict_decision_log_wal_bytes_total Bytes of those frames, headers "
+                "included.\n"
+                "# TYPE verdict_decision_log_wal_bytes_total counter\n"
+                "verdict_decision_log_wal_bytes_total %llu\n"
+                "# HELP verdict_decision_log_trace_bytes_total Trace bytes of the committed "
+                "decisions: as JSON, and as stored (LZ4 or text).\n"
+                "# TYPE verdict_decision_log_trace_bytes_total counter\n"
+                "verdict_decision_log_trace_bytes_total{form=\"json\"} %llu\n"
+                "verdict_decision_log_trace_bytes_total{form=\"stored\"} %llu\n",
+                (unsigned long long)log->wal_frames, (unsigned long long)log->wal_bytes,
+                (unsigned long long)log->trace_bytes, (unsigned long long)log->stored_trace_bytes);
 }
 
 void vd_metrics_render(vd_metrics *m, const vd_decision_log_stats *log, vd_buf *out) {

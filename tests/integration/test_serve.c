@@ -16,6 +16,7 @@
 #include "vd_buf.h"
 #include "vd_itest.h"
 #include "vd_test.h"
+#include "vd_trace_blob.h"
 
 static vd_itest_server server;
 
@@ -308,12 +309,19 @@ START_TEST(reals_are_written_shortest_in_response_and_trace) {
       SQLITE_OK);
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-  const char *stored = (const char *)sqlite3_column_text(st, 0);
+  /* stored compressed (vd_trace_blob), as a real trace shrinks */
+  ck_assert_int_eq(sqlite3_column_type(st, 0), SQLITE_BLOB);
+  size_t stored_len = 0;
+  vd_error err = {0};
+  char *stored = vd_trace_blob_decode(sqlite3_column_blob(st, 0),
+                                      (size_t)sqlite3_column_bytes(st, 0), &stored_len, &err);
+  ck_assert_msg(stored != NULL, "%s", err.message);
   ck_assert_uint_gt(assert_reals_shortest(stored), 20);
   /* the response is in the trace: its text is the stored text's "response" value, byte for byte */
   const char *results = strstr(r.body, "\"results\":");
   ck_assert_ptr_nonnull(results);
   ck_assert_ptr_nonnull(strstr(stored, results));
+  free(stored);
   sqlite3_finalize(st);
   sqlite3_close(db);
   vd_itest_response_free(&r);
