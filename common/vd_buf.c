@@ -86,6 +86,33 @@ static bool is_regular(const char *path, const struct stat *sb, vd_error *err) {
   return vd_error_set(err, "%s is %s, not a regular file", path, file_kind(sb->st_mode));
 }
 
+/* fd, opened with O_NONBLOCK, as an ordinary blocking descriptor when it is a regular file; else
+ * closed, -1 with err saying why and errno EINVAL (never a stale ENOENT: the file exists). */
+static int regular_descriptor(int fd, const char *path, const char *verb, vd_error *err) {
+  struct stat sb;
+  bool stated = fstat(fd, &sb) == 0;
+  if (!stated || !is_regular(path, &sb, err)) {
+    if (!stated) vd_error_set(err, "cannot %s %s: %s", verb, path, strerror(errno));
+    close(fd);
+    errno = EINVAL;
+    return -1;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+/* fd (may be -1: NULL) as a stream; closed on failure. */
+static FILE *stream_of(int fd, const char *mode, const char *path, vd_error *err) {
+  if (fd < 0) return NULL;
+  FILE *f = fdopen(fd, mode);
+  if (!f) {
+    vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
 int vd_open_regular(const char *path, vd_error *err) {
   /* O_NONBLOCK: a FIFO opens at once instead of waiting for a writer, so fstat can refuse it */
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -95,28 +122,11 @@ int vd_open_regular(const char *path, vd_error *err) {
     errno = open_errno;
     return -1;
   }
-  struct stat sb;
-  bool stated = fstat(fd, &sb) == 0;
-  if (!stated || !is_regular(path, &sb, err)) {
-    if (!stated) vd_error_set(err, "cannot read %s: %s", path, strerror(errno));
-    close(fd);
-    errno = EINVAL; /* never a stale ENOENT: the file exists */
-    return -1;
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  return fd;
+  return regular_descriptor(fd, path, "read", err);
 }
 
 FILE *vd_fopen_regular(const char *path, vd_error *err) {
-  int fd = vd_open_regular(path, err);
-  if (fd < 0) return NULL;
-  FILE *f = fdopen(fd, "rb");
-  if (!f) {
-    vd_error_set(err, "cannot open %s: %s", path, strerror(errno));
-    close(fd);
-  }
-  return f;
+  return stream_of(vd_open_regular(path, err), "rb", path, err);
 }
 
 int vd_open_write_regular(const char *path, int flags, vd_error *err) {
@@ -133,27 +143,11 @@ int vd_open_write_regular(const char *path, int flags, vd_error *err) {
     vd_error_set(err, "cannot write %s: %s", path, strerror(errno));
     return -1;
   }
-  bool stated = fstat(fd, &sb) == 0;
-  if (!stated || !is_regular(path, &sb, err)) {
-    if (!stated) vd_error_set(err, "cannot write %s: %s", path, strerror(errno));
-    close(fd);
-    errno = EINVAL;
-    return -1;
-  }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-  return fd;
+  return regular_descriptor(fd, path, "write", err);
 }
 
 FILE *vd_fopen_write_regular(const char *path, vd_error *err) {
-  int fd = vd_open_write_regular(path, O_TRUNC, err);
-  if (fd < 0) return NULL;
-  FILE *f = fdopen(fd, "wb");
-  if (!f) {
-    vd_error_set(err, "cannot write %s: %s", path, strerror(errno));
-    close(fd);
-  }
-  return f;
+  return stream_of(vd_open_write_regular(path, O_TRUNC, err), "wb", path, err);
 }
 
 char *vd_read_file(const char *path, size_t max_size, size_t *size, vd_error *err) {

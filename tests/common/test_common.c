@@ -95,16 +95,27 @@ START_TEST(args_refuse_unknown_and_missing_value) {
 }
 END_TEST
 
+/* A fresh folder (dir: a mkdtemp template) holding a FIFO at fifo ("DIR/fifoEXT"); file is
+ * "DIR/fileEXT" beside it, not made. */
+static void make_fifo_dir(char *dir, const char *ext, char fifo[64], char file[64]) {
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(fifo, 64, "%s/fifo%s", dir, ext);
+  snprintf(file, 64, "%s/file%s", dir, ext);
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+}
+
+static void remove_fifo_dir(const char *dir, const char *fifo, const char *file) {
+  unlink(fifo);
+  unlink(file);
+  rmdir(dir);
+}
+
 /* Files are read only when regular: a FIFO would block the open, /dev/zero never ends. */
 /* A JSON file a user names: refused at once unless regular, and a syntax error says where. */
 START_TEST(json_files_are_read_only_when_regular) {
   alarm(20);
-  char dir[] = "/tmp/vd-json-file-XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  char fifo[64], file[64];
-  snprintf(fifo, sizeof fifo, "%s/fifo.json", dir);
-  snprintf(file, sizeof file, "%s/file.json", dir);
-  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  char dir[] = "/tmp/vd-json-file-XXXXXX", fifo[64], file[64];
+  make_fifo_dir(dir, ".json", fifo, file);
   vd_error err = {0};
   ck_assert_ptr_null(vd_json_load_file(fifo, 1024, 0, &err));
   ck_assert_msg(strstr(err.message, fifo) && strstr(err.message, "is a FIFO"), "%s", err.message);
@@ -122,20 +133,14 @@ START_TEST(json_files_are_read_only_when_regular) {
   ck_assert_msg(strstr(err.message, "not valid JSON: duplicate object key"), "%s", err.message);
   ck_assert_ptr_null(vd_json_load_file(file, 4, 0, &err));
   ck_assert_msg(strstr(err.message, "larger than the 4-byte limit"), "%s", err.message);
-  unlink(fifo);
-  unlink(file);
-  rmdir(dir);
+  remove_fifo_dir(dir, fifo, file);
 }
 END_TEST
 
 START_TEST(only_regular_files_are_opened) {
   alarm(20);
-  char dir[] = "/tmp/vd-regular-XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  char fifo[64], file[64];
-  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
-  snprintf(file, sizeof file, "%s/file", dir);
-  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  char dir[] = "/tmp/vd-regular-XXXXXX", fifo[64], file[64];
+  make_fifo_dir(dir, "", fifo, file);
   FILE *f = fopen(file, "w");
   fputs("text", f);
   fclose(f);
@@ -159,9 +164,7 @@ START_TEST(only_regular_files_are_opened) {
   char byte = 0;
   ck_assert_int_eq(read(fd, &byte, 1), 1); /* an ordinary blocking descriptor */
   close(fd);
-  unlink(fifo);
-  unlink(file);
-  rmdir(dir);
+  remove_fifo_dir(dir, fifo, file);
   alarm(0);
 }
 END_TEST
@@ -171,12 +174,8 @@ END_TEST
  * appended to. */
 START_TEST(only_regular_files_are_written) {
   alarm(20);
-  char dir[] = "/tmp/vd-regular-XXXXXX";
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  char fifo[64], file[64];
-  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
-  snprintf(file, sizeof file, "%s/file", dir);
-  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  char dir[] = "/tmp/vd-regular-XXXXXX", fifo[64], file[64];
+  make_fifo_dir(dir, "", fifo, file);
   vd_error err = {0};
   ck_assert_ptr_null(vd_fopen_write_regular(fifo, &err));
   ck_assert_msg(strstr(err.message, "/fifo is a FIFO (named pipe), not a regular file"), "%s",
@@ -202,9 +201,7 @@ START_TEST(only_regular_files_are_written) {
   char *text = vd_read_file(file, 1024, NULL, &err);
   ck_assert_str_eq(text, "second+");
   free(text);
-  unlink(fifo);
-  unlink(file);
-  rmdir(dir);
+  remove_fifo_dir(dir, fifo, file);
   alarm(0);
 }
 END_TEST

@@ -68,6 +68,35 @@ static void log_one_decision(const char *data) {
   vd_deployment_release(d);
 }
 
+/* Fills argv (10 slots) with `shadow --deployment EXAMPLE --rules EXAMPLE/rules.yaml --data-dir
+ * data [--since since]` and returns argc. */
+static int example_rules_argv(char **argv, char *data, const char *since) {
+  int n = 0;
+  argv[n++] = "shadow";
+  argv[n++] = "--deployment";
+  argv[n++] = (char *)example;
+  argv[n++] = "--rules";
+  argv[n++] = (char *)example_rules;
+  argv[n++] = "--data-dir";
+  argv[n++] = data;
+  if (since) {
+    argv[n++] = "--since";
+    argv[n++] = (char *)since;
+  }
+  argv[n] = NULL;
+  return n;
+}
+
+/* Runs verdict shadow; its output and errors go to *out_text and *err_text (caller frees). */
+static int run_shadow(int argc, char **argv, char **out_text, char **err_text) {
+  size_t out_size = 0, err_size = 0;
+  FILE *out = open_memstream(out_text, &out_size), *err = open_memstream(err_text, &err_size);
+  int status = vd_verb_shadow(argc, argv, out, err);
+  fclose(out);
+  fclose(err);
+  return status;
+}
+
 START_TEST(a_candidate_model_that_does_not_load_is_refused) {
   char work[] = "/tmp/vd-shadow-XXXXXX";
   ck_assert_ptr_nonnull(mkdtemp(work));
@@ -86,16 +115,9 @@ START_TEST(a_candidate_model_that_does_not_load_is_refused) {
   log_one_decision(data);
 
   /* The log is readable: a candidate that loads is reported (exit 0). */
-  char *ok_argv[] = {"shadow",
-                     "--deployment",
-                     (char *)example,
-                     "--rules",
-                     (char *)example_rules,
-                     "--data-dir",
-                     data,
-                     NULL};
+  char *ok_argv[10];
   FILE *null = fopen("/dev/null", "w");
-  ck_assert_int_eq(vd_verb_shadow(7, ok_argv, null, null), 0);
+  ck_assert_int_eq(vd_verb_shadow(example_rules_argv(ok_argv, data, NULL), ok_argv, null, null), 0);
 
   struct {
     const char *deployment, *flag, *path, *named;
@@ -115,11 +137,7 @@ START_TEST(a_candidate_model_that_does_not_load_is_refused) {
                     data,
                     NULL};
     char *out_text = NULL, *err_text = NULL;
-    size_t out_size = 0, err_size = 0;
-    FILE *out = open_memstream(&out_text, &out_size), *err = open_memstream(&err_text, &err_size);
-    int status = vd_verb_shadow(7, argv, out, err);
-    fclose(out);
-    fclose(err);
+    int status = run_shadow(7, argv, &out_text, &err_text);
     ck_assert_msg(status == 1, "case %zu: exit %d: %s%s", i, status, out_text, err_text);
     ck_assert_msg(strstr(err_text, "does not load") && strstr(err_text, "refused") &&
                       strstr(err_text, refused[i].named),
@@ -143,22 +161,10 @@ START_TEST(no_decisions_are_reported_as_such) {
   snprintf(data, sizeof data, "%s/data", work);
   ck_assert_int_eq(mkdir(data, 0755), 0);
   log_one_decision(data); /* logged 2025-11-24 */
-  char *argv[] = {"shadow",
-                  "--deployment",
-                  (char *)example,
-                  "--rules",
-                  (char *)example_rules,
-                  "--data-dir",
-                  data,
-                  "--since",
-                  "2026-01-01T00:00:00Z",
-                  NULL};
+  char *argv[10];
   char *out_text = NULL, *err_text = NULL;
-  size_t out_size = 0, err_size = 0;
-  FILE *out = open_memstream(&out_text, &out_size), *err = open_memstream(&err_text, &err_size);
-  int status = vd_verb_shadow(9, argv, out, err);
-  fclose(out);
-  fclose(err);
+  int status = run_shadow(example_rules_argv(argv, data, "2026-01-01T00:00:00Z"), argv, &out_text,
+                          &err_text);
   ck_assert_msg(status == 0, "exit %d: %s%s", status, out_text, err_text);
   ck_assert_msg(strstr(out_text,
                        "no decisions: the decision log holds no decision of deployment "
