@@ -351,8 +351,8 @@ static void bench_cost(const char *dir, const trace_shape *shape) {
       "\n== write volume per decision (1 writer, %d appends, one commit each; trace %zu bytes) "
       "==\n",
       COST_APPENDS, shape->len);
-  printf("%12s %12s %12s %12s %14s %12s\n", "stored as", "trace B", "stored B", "WAL frames",
-         "WAL bytes", "file B");
+  printf("%12s %12s %12s %12s %14s %12s %12s\n", "stored as", "trace B", "stored B", "WAL frames",
+         "WAL bytes", "file B", "CPU us");
   for (int uncompressed = 0; uncompressed < 2; uncompressed++) {
     char path[512];
     snprintf(path, sizeof path, "%s/bench-cost-%d.db", dir, (int)getpid());
@@ -361,8 +361,16 @@ static void bench_cost(const char *dir, const trace_shape *shape) {
     size_t count = 0;
     uint64_t failures = 0;
     double elapsed = 0;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0); /* the writer and the log's threads (the checkpointer) */
     run_writers(log, gen, shape, 1, 0, COST_APPENDS, 100000, NULL, NULL, &count, &failures,
                 &elapsed);
+    getrusage(RUSAGE_SELF, &ru1);
+    double cpu_us = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+                             ru0.ru_stime.tv_sec) *
+                        1e6 +
+                    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                             ru0.ru_stime.tv_usec);
     vd_decision_log_stats s;
     vd_decision_log_stats_get(log, &s);
     vd_decision_log_close(log);
@@ -370,11 +378,11 @@ static void bench_cost(const char *dir, const trace_shape *shape) {
     stat(path, &st);
     double frames, wal_bytes, stored;
     per_decision(&s, &frames, &wal_bytes, &stored);
-    printf("%12s %12.0f %12.0f %12.2f %14.0f %12.0f%s\n",
+    printf("%12s %12.0f %12.0f %12.2f %14.0f %12.0f %12.1f%s\n",
            uncompressed ? "text" : (s.compressed ? "lz4" : "text (no gain)"),
            (double)s.trace_bytes / (double)(s.committed ? s.committed : 1), stored, frames,
            wal_bytes, (double)st.st_size / (double)(s.committed ? s.committed : 1),
-           failures ? "  (failures!)" : "");
+           cpu_us / (double)(count ? count : 1), failures ? "  (failures!)" : "");
     fflush(stdout);
     vd_uuid_gen_free(gen);
     remove_db(path);

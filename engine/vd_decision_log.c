@@ -24,16 +24,17 @@ const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
 enum {
-  PURGE_CHUNK = 2000,       /* rows deleted per retention transaction */
-  ID_MAX = 128,             /* the longest decision id accepted */
-  CHECKPOINT_PAGES = 1000,  /* WAL pages written that wake the checkpointer (SQLite's default) */
-  WAL_RESET_PAGES = 6000,   /* WAL pages at which the checkpointer starts the WAL over */
-  TAIL_PAGES = 32,          /* WAL pages left to copy at most while commits are held */
-  CATCH_UP_ROUNDS = 4,      /* checkpoints alongside the commits before holding them */
-  DB_CHUNK_BYTES = 4 << 20, /* the database file grows by this much at a time */
-  WAL_HARD_PAGES = 8000,    /* past this, commits wait for the checkpointer's WAL restart */
-  MESSAGE_MAX = 256,        /* the error message a waiter gets back */
-  DEFAULT_CAPACITY = 4096,  /* see the header for every default */
+  PURGE_CHUNK = 2000,        /* rows deleted per retention transaction */
+  ID_MAX = 128,              /* the longest decision id accepted */
+  CHECKPOINT_PAGES = 1000,   /* WAL pages written that wake the checkpointer (SQLite's default) */
+  WAL_RESET_PAGES = 6000,    /* WAL pages at which the checkpointer starts the WAL over */
+  TAIL_PAGES = 32,           /* WAL pages left to copy at most while commits are held */
+  CATCH_UP_ROUNDS = 4,       /* checkpoints alongside the commits before holding them */
+  DB_CHUNK_BYTES = 4 << 20,  /* the database file grows by this much at a time */
+  WAL_HARD_PAGES = 8000,     /* past this, commits wait for the checkpointer's WAL restart */
+  MESSAGE_MAX = 256,         /* the error message a waiter gets back */
+  SPACE_CHECK_FRAMES = 1024, /* free space is checked again after this many WAL frames (4 MiB) */
+  DEFAULT_CAPACITY = 4096,   /* see the header for every default */
   DEFAULT_BATCH = 512,
   DEFAULT_WAIT_MS = 100,
   DEFAULT_BUSY_MS = 5000,
@@ -41,6 +42,7 @@ enum {
                                       * page and a 24-byte header, 33 MB */
 };
 static const unsigned default_retention_interval_ms = 3600000;
+static const uint64_t space_check_ns = 100000000; /* ... or after 100 ms, whichever comes first */
 /* No connection reads through a memory map. A page fault on a page not in memory reads the
  * device's whole readahead window around it (read_ahead_kb: 8 MiB on the development VM), so a
  * get by id at 10^7 decisions read ~84 KB and took milliseconds at p99; read(2) reads what SQLite
@@ -161,6 +163,9 @@ struct vd_decision_log {
   atomic_int checkpoint_at; /* the WAL size in pages at which a commit wakes the checkpointer */
   atomic_uint_fast64_t wal_frames; /* frames the writer's commits wrote (wal_hook) */
   uint64_t frame_bytes;            /* a WAL frame: the page and its 24-byte header */
+  /* the last free-space check that found enough (enough_space), by the thread holding the
+   * connection: when, and the WAL frames written by then */
+  uint64_t space_ok_ns, space_ok_frames;
   bool checkpoint_due, checkpoint_stop, checkpoint_started;
 };
 
@@ -233,10 +238,23 @@ static int wal_pages(vd_decision_log *log) {
  * returns, since the WAL keeps taking what is freed. So commits stop (503) while less than
  * min_free_bytes is free, and the checkpointer is woken to make progress with what is left. */
 static bool enough_space(vd_decision_log *log, char *fatal) {
+  /* Not at every commit (a statfs system call each): a check that found enough holds for
+   * space_check_ns or SPACE_CHECK_FRAMES frames (4 MiB, against the 64 MiB margin), whichever
+   * ends first; after a refusal every commit checks again, so the log recovers at once. */
+  uint64_t now = vd_monotonic_ns();
+  uint64_t frames = atomic_load_explicit(&log->wal_frames, memory_order_relaxed);
+  if (log->space_ok_ns && now - log->space_ok_ns < space_check_ns &&
+      frames - log->space_ok_frames < SPACE_CHECK_FRAMES)
+    return true;
   struct statvfs fs;
   if (statvfs(log->folder, &fs) != 0) return true; /* cannot tell: let SQLite find out */
   uint64_t free_bytes = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
-  if (free_bytes >= log->config.min_free_bytes) return true;
+  log->space_ok_ns = 0;
+  if (free_bytes >= log->config.min_free_bytes) {
+    log->space_ok_ns = now;
+    log->space_ok_frames = frames;
+    return true;
+  }
   snprintf(fatal, MESSAGE_MAX,
            "only %" PRIu64
            " bytes free on the decision log's file system (%s), under "
