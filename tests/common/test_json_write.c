@@ -253,8 +253,10 @@ static void assert_round_trip(double v) {
   for (int i = 0; i < 3; i++) {
     ck_assert_ptr_nonnull(texts[i]);
     double back = strtod(texts[i], NULL);
-    ck_assert_msg(memcmp(&back, &v, sizeof v) == 0, "writer %d: %s does not read back as %a", i,
-                  texts[i], v);
+    uint64_t back_bits, bits; /* bit for bit: -0.0 is not 0.0 */
+    memcpy(&back_bits, &back, sizeof back);
+    memcpy(&bits, &v, sizeof v);
+    ck_assert_msg(back_bits == bits, "writer %d: %s does not read back as %a", i, texts[i], v);
   }
   ck_assert_str_eq(texts[2], texts[1]);
   if (v != 0 && fabs(v) < DBL_MIN) {
