@@ -60,6 +60,40 @@ typedef struct group {
 
 enum { GROUP_MAX_BITS = 6 };
 
+/* Dense trees: a grouped tree whose splits read at most DENSE_MAX_COLUMNS distinct columns lays
+ * every group's table row over the tree's own columns (padded to a multiple of 4 floats), so the
+ * groups of a tree are summed four columns at a time and scattered into phi once per tree. When
+ * the model has at most DENSE_MAX_COLUMNS features (the shipped one: 15), every grouped tree is
+ * dense over all of them (rows of DENSE_MAX_COLUMNS floats, feature c in column c): nothing is
+ * scattered, the tree's sum is added to a dense double accumulator. */
+enum { DENSE_MAX_COLUMNS = 16 };
+
+/* The splits of dense trees are decided together, in blocks of consecutive trees with at most
+ * BLOCK_SLOTS splits: sorted by (column, threshold), the splits of one column that a row sends
+ * left are a suffix of its run, found by one binary search over the run's distinct thresholds;
+ * a row then sets one byte per split with two memsets per column instead of comparing split by
+ * split. Groups read their decisions as bytes at precomputed slots. */
+enum { BLOCK_SLOTS = 4096 };
+
+typedef struct decision_block {
+  size_t tree_end; /* the block holds the trees from the previous block's tree_end to this */
+  size_t first_run, run_count;
+  uint32_t slots; /* decision bytes; byte `slots` is always 0 (padding decisions read it) */
+} decision_block;
+
+/* The splits of one block on one column, in slots sorted by threshold. */
+typedef struct threshold_run {
+  uint32_t feature;
+  uint32_t first_slot, slot_count;
+  uint32_t
+      threshold_count; /* distinct thresholds, ascending, at run_thresholds + first_threshold */
+  size_t first_threshold;
+  /* run_right[first_right + r]: how many of the run's splits a value at or above the r smallest
+   * thresholds (and below the next) sends right; threshold_count + 1 entries */
+  size_t first_right;
+  size_t nan_left; /* into slot_default_left: where a missing value goes, per slot */
+} threshold_run;
+
 typedef struct tree {
   size_t first_node;
   size_t node_count;
@@ -69,6 +103,9 @@ typedef struct tree {
    * feature adds 0 to the bias slot (overwritten at the end). */
   bool grouped;
   uint16_t pad_bits, pad_width;
+  bool dense; /* grouped, rows over the tree's columns (DENSE_MAX_COLUMNS) */
+  uint16_t dense_columns, dense_width; /* the tree's columns, and the row stride (multiple of 4) */
+  size_t first_column;                 /* into tree_columns */
   size_t first_group;
   size_t group_count;
   uint64_t split_mask; /* trees of ≤ 64 nodes: bit k set when node k is a split */
@@ -82,6 +119,7 @@ struct vd_forest {
   bool logistic;
   float base_margin;
   size_t feature_count;
+  bool all_columns; /* feature_count <= DENSE_MAX_COLUMNS: dense rows over every column */
   size_t max_depth;
   tree *trees;
   size_t tree_count;
@@ -92,7 +130,15 @@ struct vd_forest {
   group *groups;
   size_t group_count;
   uint8_t *group_bits;
+  uint16_t *group_slots; /* dense trees: group_bits as slots of the tree's decision block */
   uint32_t *group_features;
+  uint32_t *tree_columns;
+  decision_block *blocks;
+  size_t block_count;
+  threshold_run *runs;
+  float *run_thresholds;
+  uint32_t *run_right;
+  uint8_t *slot_default_left;
   uint32_t *path_features;
   double *zero_fractions;
   float *tables;
@@ -392,9 +438,10 @@ static size_t index_of(const uint8_t *a, size_t n, uint32_t v) {
 }
 
 /* The group's table: for every combination `bits` of its decisions (bit p = the row went left
- * at node g->node[p]), the summed TreeSHAP weights of its leaves per feature. */
+ * at node g->node[p]), the summed TreeSHAP weights of its leaves per feature — feature u of the
+ * group at column[u] of a row of `stride` floats. */
 static void fill_group_table(const vd_forest *f, const tree *tr, const group_plan *g,
-                             float *table) {
+                             const uint8_t *column, size_t stride, float *table) {
   double w[MAX_PATH_FEATURES], sum[GROUP_MAX_BITS];
   for (uint64_t bits = 0; bits < ((uint64_t)1 << g->bits); bits++) {
     memset(sum, 0, sizeof sum);
@@ -415,8 +462,22 @@ static void fill_group_table(const vd_forest *f, const tree *tr, const group_pla
         sum[u] += w[j];
       }
     }
-    for (size_t u = 0; u < g->width; u++) table[bits * tr->pad_width + u] = (float)sum[u];
+    for (size_t u = 0; u < g->width; u++) table[bits * stride + column[u]] = (float)sum[u];
   }
+}
+
+/* The distinct columns a tree's splits read, in node order (a tree of ≤ 64 nodes); returns how
+ * many. */
+static size_t split_columns(const vd_forest *f, const tree *tr, uint32_t *out) {
+  size_t n = 0;
+  for (size_t k = 0; k < tr->node_count; k++) {
+    const node *nd = &f->nodes[tr->first_node + k];
+    if (nd->left < 0) continue;
+    size_t j = 0;
+    while (j < n && out[j] != nd->feature) j++;
+    if (j == n) out[n++] = nd->feature;
+  }
+  return n;
 }
 
 /* Plans every grouped tree's groups (into f->groups, sized) and returns the table floats they
@@ -424,7 +485,7 @@ static void fill_group_table(const vd_forest *f, const tree *tr, const group_pla
 static bool build_groups(vd_forest *f, unsigned max_table_features, group_plan **plans_out,
                          size_t *floats, const char *name, vd_error *err) {
   group_plan *plans = NULL;
-  size_t plan_count = 0, plan_cap = 0, bits = 0, feats = 0;
+  size_t plan_count = 0, plan_cap = 0, bits = 0, feats = 0, columns = 0;
   for (size_t t = 0; t < f->tree_count; t++) {
     tree *tr = &f->trees[t];
     size_t widest = 0;
@@ -448,8 +509,20 @@ static bool build_groups(vd_forest *f, unsigned max_table_features, group_plan *
       if (g->bits > tr->pad_bits) tr->pad_bits = g->bits;
       if (g->width > tr->pad_width) tr->pad_width = g->width;
     }
-    for (size_t i = 0; i < n; i++)
-      *floats += ((size_t)1 << plans[plan_count + i].bits) * tr->pad_width;
+    uint32_t cols[64];
+    size_t nc = split_columns(f, tr, cols);
+    tr->dense = nc <= DENSE_MAX_COLUMNS;
+    if (f->all_columns) {
+      tr->dense_columns = (uint16_t)f->feature_count;
+      tr->dense_width = DENSE_MAX_COLUMNS;
+    } else if (tr->dense) {
+      tr->dense_columns = (uint16_t)nc;
+      tr->dense_width = (uint16_t)((nc + 3) & ~(size_t)3);
+      tr->first_column = columns;
+      columns += nc;
+    }
+    size_t stride = tr->dense ? tr->dense_width : tr->pad_width;
+    for (size_t i = 0; i < n; i++) *floats += ((size_t)1 << plans[plan_count + i].bits) * stride;
     bits += n * tr->pad_bits;
     feats += n * tr->pad_width;
     plan_count += n;
@@ -457,9 +530,11 @@ static bool build_groups(vd_forest *f, unsigned max_table_features, group_plan *
   f->group_count = plan_count;
   f->groups = calloc(plan_count ? plan_count : 1, sizeof *f->groups);
   f->group_bits = calloc(bits ? bits : 1, sizeof *f->group_bits);
+  f->group_slots = calloc(bits ? bits : 1, sizeof *f->group_slots);
   f->group_features = calloc(feats ? feats : 1, sizeof *f->group_features);
+  f->tree_columns = calloc(columns ? columns : 1, sizeof *f->tree_columns);
   *plans_out = plans;
-  if (!f->groups || !f->group_bits || !f->group_features)
+  if (!f->groups || !f->group_bits || !f->group_slots || !f->group_features || !f->tree_columns)
     return fail(err, name, "out of memory for the TreeSHAP tables");
   return true;
 }
@@ -494,6 +569,9 @@ static bool build_tables(vd_forest *f, unsigned max_table_features, const char *
     if (!tr->grouped) continue;
     /* any leaf's node: the row never "goes left" there, so a padding decision reads 0 */
     uint8_t leaf_node = (uint8_t)f->leaves[tr->first_leaf].node;
+    uint32_t *cols = f->tree_columns + tr->first_column;
+    if (tr->dense && !f->all_columns) split_columns(f, tr, cols);
+    size_t stride = tr->dense ? tr->dense_width : tr->pad_width;
     for (size_t i = 0; i < tr->group_count; i++) {
       const group_plan *g = &plans[tr->first_group + i];
       group *out = &f->groups[tr->first_group + i];
@@ -502,8 +580,18 @@ static bool build_tables(vd_forest *f, unsigned max_table_features, const char *
         f->group_bits[bit++] = p < g->bits ? g->node[p] : leaf_node;
       for (size_t u = 0; u < tr->pad_width; u++)
         f->group_features[feat++] = u < g->width ? g->feature[u] : (uint32_t)f->feature_count;
-      fill_group_table(f, tr, g, f->tables + table); /* the padding stays 0 */
-      table += ((size_t)1 << g->bits) * tr->pad_width;
+      uint8_t column[GROUP_MAX_BITS];
+      for (size_t u = 0; u < g->width; u++) {
+        column[u] = (uint8_t)u;
+        if (f->all_columns) {
+          column[u] = (uint8_t)g->feature[u];
+        } else if (tr->dense) {
+          column[u] = 0;
+          while (cols[column[u]] != g->feature[u]) column[u]++; /* g's features are the tree's */
+        }
+      }
+      fill_group_table(f, tr, g, column, stride, f->tables + table); /* the padding stays 0 */
+      table += ((size_t)1 << g->bits) * stride;
     }
   }
   free(plans);
@@ -521,6 +609,110 @@ static bool build_tables(vd_forest *f, unsigned max_table_features, const char *
       }
     }
   }
+  return true;
+}
+
+/* One split of a dense tree, for sorting a block's splits by (column, threshold). */
+typedef struct split_ref {
+  float threshold;
+  uint32_t feature;
+  uint32_t node; /* index into f->nodes */
+  uint8_t default_left;
+} split_ref;
+
+static int compare_splits(const void *pa, const void *pb) {
+  const split_ref *a = pa, *b = pb;
+  if (a->feature != b->feature) return a->feature < b->feature ? -1 : 1;
+  if (a->threshold < b->threshold) return -1;
+  if (b->threshold < a->threshold) return 1;
+  return (a->node > b->node) - (a->node < b->node); /* a total order: the same layout every load */
+}
+
+/* Sorts one block's splits into runs per column and gives each its slot. */
+static void plan_block(vd_forest *f, decision_block *bl, split_ref *batch, size_t n,
+                       uint16_t *node_slot, size_t *runs, size_t *thresholds, size_t *rights,
+                       size_t nan) {
+  qsort(batch, n, sizeof *batch, compare_splits);
+  bl->first_run = *runs;
+  for (size_t i = 0; i < n; i++) {
+    node_slot[batch[i].node] = (uint16_t)i;
+    f->slot_default_left[nan + i] = batch[i].default_left;
+    if (i == 0 || batch[i].feature != batch[i - 1].feature) {
+      f->runs[(*runs)++] = (threshold_run){.feature = batch[i].feature,
+                                           .first_slot = (uint32_t)i,
+                                           .first_threshold = *thresholds,
+                                           .first_right = *rights,
+                                           .nan_left = nan + i};
+      f->run_right[(*rights)++] = 0;
+    }
+    threshold_run *r = &f->runs[*runs - 1];
+    r->slot_count++;
+    if (i == r->first_slot || batch[i - 1].threshold < batch[i].threshold) {
+      f->run_thresholds[(*thresholds)++] = batch[i].threshold;
+      r->threshold_count++;
+      (*rights)++;
+    }
+    f->run_right[*rights - 1] = r->slot_count;
+  }
+  bl->run_count = *runs - bl->first_run;
+  bl->slots = (uint32_t)n;
+}
+
+/* Cuts the trees into decision blocks and points every dense group's decisions at its slots. */
+static bool build_decisions(vd_forest *f, const char *name, vd_error *err) {
+  size_t splits = 0;
+  for (size_t t = 0; t < f->tree_count; t++)
+    if (f->trees[t].dense) splits += (size_t)__builtin_popcountll(f->trees[t].split_mask);
+  f->blocks = calloc(f->tree_count ? f->tree_count : 1, sizeof *f->blocks);
+  f->runs = calloc(splits ? splits : 1, sizeof *f->runs);
+  f->run_thresholds = calloc(splits ? splits : 1, sizeof *f->run_thresholds);
+  f->run_right = calloc(2 * splits + 1, sizeof *f->run_right);
+  f->slot_default_left = calloc(splits ? splits : 1, 1);
+  const tree *last = &f->trees[f->tree_count - 1]; /* a forest has ≥ 1 tree */
+  size_t nodes = last->first_node + last->node_count;
+  uint16_t *node_slot = calloc(nodes ? nodes : 1, sizeof *node_slot);
+  split_ref *batch = malloc(BLOCK_SLOTS * sizeof *batch);
+  if (!f->blocks || !f->runs || !f->run_thresholds || !f->run_right || !f->slot_default_left ||
+      !node_slot || !batch) {
+    free(node_slot);
+    free(batch);
+    return fail(err, name, "out of memory for the TreeSHAP tables");
+  }
+  size_t t = 0, runs = 0, thresholds = 0, rights = 0, nan = 0;
+  while (t < f->tree_count) {
+    decision_block *bl = &f->blocks[f->block_count++];
+    size_t n = 0, first_tree = t;
+    for (; t < f->tree_count; t++) {
+      const tree *tr = &f->trees[t];
+      if (!tr->dense) continue;
+      if (n + (size_t)__builtin_popcountll(tr->split_mask) > BLOCK_SLOTS) break;
+      for (size_t k = 0; k < tr->node_count; k++) {
+        const node *nd = &f->nodes[tr->first_node + k];
+        if (nd->left >= 0)
+          batch[n++] = (split_ref){.threshold = nd->value,
+                                   .feature = nd->feature,
+                                   .node = (uint32_t)(tr->first_node + k),
+                                   .default_left = nd->default_left};
+      }
+    }
+    bl->tree_end = t;
+    plan_block(f, bl, batch, n, node_slot, &runs, &thresholds, &rights, nan);
+    nan += n;
+    for (size_t u = first_tree; u < t; u++) {
+      const tree *tr = &f->trees[u];
+      if (!tr->dense) continue;
+      for (size_t i = 0; i < tr->group_count; i++) {
+        const group *g = &f->groups[tr->first_group + i];
+        for (size_t p = 0; p < tr->pad_bits; p++) {
+          size_t k = tr->first_node + f->group_bits[g->first_bit + p];
+          /* a padding decision names a leaf: it reads the block's always-0 byte */
+          f->group_slots[g->first_bit + p] = f->nodes[k].left >= 0 ? node_slot[k] : (uint16_t)n;
+        }
+      }
+    }
+  }
+  free(node_slot);
+  free(batch);
   return true;
 }
 
@@ -576,6 +768,7 @@ vd_forest *vd_forest_load(const char *text, size_t size, const char *name,
     goto fail;
   }
   f->feature_count = (size_t)features;
+  f->all_columns = f->feature_count <= DENSE_MAX_COLUMNS;
   /* XGBoost's ProbToMargin, in float. */
   f->base_margin = f->logistic ? -logf(1.0f / base_score - 1.0f) : base_score;
   const char *tree_keys[] = {"gradient_booster", "model", "trees"};
@@ -597,7 +790,7 @@ vd_forest *vd_forest_load(const char *text, size_t size, const char *name,
     }
     if (!load_tree(&b, json_array_get(trees, i), i, name, err)) goto fail;
   }
-  if (!build_tables(f, max_table_features, name, err)) goto fail;
+  if (!build_tables(f, max_table_features, name, err) || !build_decisions(f, name, err)) goto fail;
   f->walk = malloc((b.node_count ? b.node_count : 1) * sizeof *f->walk);
   if (!f->walk) goto oom;
   for (size_t t = 0; t < f->tree_count; t++)
@@ -631,7 +824,14 @@ void vd_forest_free(vd_forest *f) {
   free(f->tables);
   free(f->groups);
   free(f->group_bits);
+  free(f->group_slots);
   free(f->group_features);
+  free(f->tree_columns);
+  free(f->blocks);
+  free(f->runs);
+  free(f->run_thresholds);
+  free(f->run_right);
+  free(f->slot_default_left);
   free(f);
 }
 
@@ -640,6 +840,19 @@ size_t vd_forest_tree_count(const vd_forest *f) { return f->tree_count; }
 size_t vd_forest_max_depth(const vd_forest *f) { return f->max_depth; }
 const char *vd_forest_objective(const vd_forest *f) { return f->objective; }
 size_t vd_forest_table_bytes(const vd_forest *f) { return f->table_floats * sizeof(float); }
+
+vd_forest_layout vd_forest_layout_of(const vd_forest *f) {
+  vd_forest_layout out = {.decision_blocks = f->block_count};
+  for (size_t t = 0; t < f->tree_count; t++) {
+    if (f->trees[t].dense)
+      out.dense_trees++;
+    else if (f->trees[t].grouped)
+      out.grouped_trees++;
+    else
+      out.leaf_trees++;
+  }
+  return out;
+}
 
 /* ---------- evaluation ---------- */
 
@@ -690,57 +903,175 @@ float vd_forest_transform(const vd_forest *f, float margin) {
   return f->logistic ? 1.0f / (1.0f + expf(-margin)) : margin;
 }
 
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+
+/* Sets decided[slot] to 1 for every split of the block that the row goes left at. */
+static void decide_block(const vd_forest *f, const decision_block *bl, const float *row,
+                         uint8_t *decided) {
+  for (size_t i = 0; i < bl->run_count; i++) {
+    const threshold_run *r = &f->runs[bl->first_run + i];
+    float v = row[r->feature];
+    uint8_t *out = decided + r->first_slot;
+    if (isnan(v)) {
+      memcpy(out, f->slot_default_left + r->nan_left, r->slot_count);
+      continue;
+    }
+    /* how many distinct thresholds are ≤ v: their splits send v right, the rest left */
+    const float *u = f->run_thresholds + r->first_threshold;
+    size_t below = 0, n = r->threshold_count;
+    while (n > 0) {
+      size_t half = n / 2;
+      if (v < u[below + half]) {
+        n = half;
+      } else {
+        below += half + 1;
+        n -= half + 1;
+      }
+    }
+    uint32_t right = f->run_right[r->first_right + below];
+    memset(out, 0, right);
+    memset(out + right, 1, r->slot_count - right);
+  }
+  decided[bl->slots] = 0;
+}
+
+/* The table row a dense group reads: bit p of its index is the decision at slots[p]. */
+static inline const float *dense_row(const vd_forest *f, const tree *tr, const group *g,
+                                     const uint8_t *decided) {
+  const uint16_t *slots = f->group_slots + g->first_bit;
+  size_t i = 0;
+  switch (tr->pad_bits) { /* GROUP_MAX_BITS = 6 */
+    case 6:
+      i |= (size_t)decided[slots[5]] << 5;
+      __attribute__((fallthrough));
+    case 5:
+      i |= (size_t)decided[slots[4]] << 4;
+      __attribute__((fallthrough));
+    case 4:
+      i |= (size_t)decided[slots[3]] << 3;
+      __attribute__((fallthrough));
+    case 3:
+      i |= (size_t)decided[slots[2]] << 2;
+      __attribute__((fallthrough));
+    case 2:
+      i |= (size_t)decided[slots[1]] << 1;
+      __attribute__((fallthrough));
+    default:
+      i |= (size_t)decided[slots[0]];
+  }
+  return f->tables + g->table + i * tr->dense_width;
+}
+
+static inline v4f load4(const float *p) {
+  v4f x;
+  memcpy(&x, p, sizeof x);
+  return x;
+}
+
+/* A dense tree over every column: its groups' rows summed in float, added to acc (double). */
+static void dense_tree_all_columns(const vd_forest *f, const tree *tr, const uint8_t *decided,
+                                   v4d *acc) {
+  v4f a = {0}, b = {0}, c = {0}, d = {0};
+  for (size_t i = 0; i < tr->group_count; i++) {
+    const float *row = dense_row(f, tr, &f->groups[tr->first_group + i], decided);
+    a += load4(row);
+    b += load4(row + 4);
+    c += load4(row + 8);
+    d += load4(row + 12);
+  }
+  acc[0] += __builtin_convertvector(a, v4d);
+  acc[1] += __builtin_convertvector(b, v4d);
+  acc[2] += __builtin_convertvector(c, v4d);
+  acc[3] += __builtin_convertvector(d, v4d);
+}
+
+/* A dense tree over its own columns: its groups' rows summed in float, then added to phi. */
+static void dense_tree(const vd_forest *f, const tree *tr, const uint8_t *decided, double *phi) {
+  const size_t nv = tr->dense_width / 4;
+  v4f acc[DENSE_MAX_COLUMNS / 4] = {{0}};
+  for (size_t i = 0; i < tr->group_count; i++) {
+    const float *row = dense_row(f, tr, &f->groups[tr->first_group + i], decided);
+    for (size_t v = 0; v < nv; v++) acc[v] += load4(row + 4 * v);
+  }
+  float sum[DENSE_MAX_COLUMNS];
+  memcpy(sum, acc, sizeof sum);
+  const uint32_t *cols = f->tree_columns + tr->first_column;
+  for (size_t j = 0; j < tr->dense_columns; j++) phi[cols[j]] += (double)sum[j];
+}
+
+/* A tree that is not dense: grouped over sparse feature lists, or leaf by leaf. */
+static void sparse_tree(const vd_forest *f, const tree *tr, const float *row, double *phi) {
+  double w[MAX_PATH_FEATURES];
+  /* Trees of at most 64 nodes: decide every split once, as bits, instead of once per leaf. */
+  bool small = tr->node_count <= 64;
+  uint64_t went_left = 0;
+  if (small) { /* branch-free over every node; the leaves' bits are then cleared */
+    const walk_node *nodes = f->walk + tr->first_node;
+    for (size_t k = 0; k < tr->node_count; k++)
+      went_left |= (uint64_t)went_left_at(&nodes[k], row) << k;
+    went_left &= tr->split_mask;
+  }
+  if (tr->grouped) {
+    const size_t nb = tr->pad_bits, nw = tr->pad_width;
+    for (size_t i = 0; i < tr->group_count; i++) {
+      const group *g = &f->groups[tr->first_group + i];
+      const uint8_t *decisions = f->group_bits + g->first_bit;
+      size_t row_index = 0;
+      for (size_t p = 0; p < nb; p++) row_index |= (size_t)((went_left >> decisions[p]) & 1u) << p;
+      const float *entry = f->tables + g->table + row_index * nw;
+      const uint32_t *feats = f->group_features + g->first_feature;
+      for (size_t j = 0; j < nw; j++) phi[feats[j]] += (double)entry[j];
+    }
+    return;
+  }
+  for (size_t i = 0; i < tr->leaf_count; i++) {
+    const leaf *l = &f->leaves[tr->first_leaf + i];
+    uint64_t h = ((uint64_t)1 << l->features) - 1; /* l->features <= 64 */
+    if (l->features == 64) h = UINT64_MAX;
+    const step *s = f->steps + l->first_step;
+    if (small)
+      for (size_t k = 0; k < l->steps; k++)
+        h &= ~((uint64_t)(((went_left >> s[k].node) & 1u) != s[k].left) << s[k].slot);
+    else
+      for (size_t k = 0; k < l->steps; k++)
+        if (goes_left(row[s[k].feature], s[k].threshold, s[k].default_left) != (s[k].left != 0))
+          h &= ~((uint64_t)1 << s[k].slot);
+    const uint32_t *feats = f->path_features + l->first_feature;
+    if (l->table != SIZE_MAX) {
+      const float *entry = f->tables + l->table + h * l->features;
+      for (size_t j = 0; j < l->features; j++) phi[feats[j]] += (double)entry[j];
+    } else {
+      path_shap(f->zero_fractions + l->first_feature, l->features, h, l->value, w);
+      for (size_t j = 0; j < l->features; j++) phi[feats[j]] += w[j];
+    }
+  }
+}
+
 void vd_forest_contributions(const vd_forest *f, const float *row, double *phi) {
   memset(phi, 0, (f->feature_count + 1) * sizeof *phi);
   double bias = (double)f->base_margin;
-  double w[MAX_PATH_FEATURES];
-  for (size_t t = 0; t < f->tree_count; t++) {
-    const tree *tr = &f->trees[t];
-    bias += tr->root_mean;
-    /* Trees of at most 64 nodes: decide every split once, as bits, instead of once per leaf. */
-    bool small = tr->node_count <= 64;
-    uint64_t went_left = 0;
-    if (small) { /* branch-free over every node; the leaves' bits are then cleared */
-      const walk_node *nodes = f->walk + tr->first_node;
-      for (size_t k = 0; k < tr->node_count; k++)
-        went_left |= (uint64_t)went_left_at(&nodes[k], row) << k;
-      went_left &= tr->split_mask;
-    }
-    if (tr->grouped) {
-      const size_t nb = tr->pad_bits, nw = tr->pad_width;
-      for (size_t i = 0; i < tr->group_count; i++) {
-        const group *g = &f->groups[tr->first_group + i];
-        const uint8_t *decisions = f->group_bits + g->first_bit;
-        size_t row_index = 0;
-        for (size_t p = 0; p < nb; p++)
-          row_index |= (size_t)((went_left >> decisions[p]) & 1u) << p;
-        const float *entry = f->tables + g->table + row_index * nw;
-        const uint32_t *feats = f->group_features + g->first_feature;
-        for (size_t j = 0; j < nw; j++) phi[feats[j]] += (double)entry[j];
-      }
-      continue;
-    }
-    for (size_t i = 0; i < tr->leaf_count; i++) {
-      const leaf *l = &f->leaves[tr->first_leaf + i];
-      uint64_t h = ((uint64_t)1 << l->features) - 1; /* l->features <= 64 */
-      if (l->features == 64) h = UINT64_MAX;
-      const step *s = f->steps + l->first_step;
-      if (small)
-        for (size_t k = 0; k < l->steps; k++)
-          h &= ~((uint64_t)(((went_left >> s[k].node) & 1u) != s[k].left) << s[k].slot);
+  uint8_t decided[BLOCK_SLOTS + 1];
+  v4d acc[DENSE_MAX_COLUMNS / 4] = {{0}}; /* dense trees over every column */
+  size_t t = 0;
+  for (size_t b = 0; b < f->block_count; b++) {
+    const decision_block *bl = &f->blocks[b];
+    decide_block(f, bl, row, decided);
+    for (; t < bl->tree_end; t++) {
+      const tree *tr = &f->trees[t];
+      bias += tr->root_mean;
+      if (tr->dense && f->all_columns)
+        dense_tree_all_columns(f, tr, decided, acc);
+      else if (tr->dense)
+        dense_tree(f, tr, decided, phi);
       else
-        for (size_t k = 0; k < l->steps; k++)
-          if (goes_left(row[s[k].feature], s[k].threshold, s[k].default_left) != (s[k].left != 0))
-            h &= ~((uint64_t)1 << s[k].slot);
-      const uint32_t *feats = f->path_features + l->first_feature;
-      if (l->table != SIZE_MAX) {
-        const float *entry = f->tables + l->table + h * l->features;
-        for (size_t j = 0; j < l->features; j++) phi[feats[j]] += (double)entry[j];
-      } else {
-        path_shap(f->zero_fractions + l->first_feature, l->features, h, l->value, w);
-        for (size_t j = 0; j < l->features; j++) phi[feats[j]] += w[j];
-      }
+        sparse_tree(f, tr, row, phi);
     }
+  }
+  if (f->all_columns) {
+    double sum[DENSE_MAX_COLUMNS];
+    memcpy(sum, acc, sizeof sum);
+    for (size_t j = 0; j < f->feature_count; j++) phi[j] += sum[j];
   }
   phi[f->feature_count] = bias;
 }

@@ -9,8 +9,11 @@
  * tabulated (Fast TreeSHAP v2 style). Small trees (≤ 64 nodes, depth ≤ 6) go one step further:
  * they are cut into subtrees whose leaves together depend on ≤ 6 split decisions, and one table
  * row per subtree holds the summed weights of all its leaves — a depth-4 tree costs 4 table rows
- * per row instead of 16. Other trees tabulate per leaf (leaves with at most `max_table_features`
- * unique features) or run the exact extend/unwind path algorithm for their H at call time.
+ * per row instead of 16. Those rows are dense over the tree's columns (over all columns for
+ * models of ≤ 16 features) and summed 4 floats at a time; their splits are decided with one
+ * binary search per column over the sorted thresholds (see vd_forest_layout). Other trees tabulate
+ * per leaf (leaves with at most `max_table_features` unique features) or run the exact
+ * extend/unwind path algorithm for their H at call time.
  *
  * Ownership: vd_forest_load returns an immutable forest freed with vd_forest_free; every
  * function taking a const forest is safe to call from any number of threads at once. */
@@ -40,6 +43,16 @@ size_t vd_forest_max_depth(const vd_forest *forest);
 const char *vd_forest_objective(const vd_forest *forest);
 /* Bytes of precomputed TreeSHAP tables (for operators: memory per loaded model). */
 size_t vd_forest_table_bytes(const vd_forest *forest);
+
+/* How the trees are laid out for TreeSHAP (for tests and operators). Dense trees (≤ 64 nodes,
+ * depth ≤ 6, ≤ 16 distinct columns) read one table row per subtree over the tree's columns;
+ * grouped trees do the same over sparse feature lists; the other trees work leaf by leaf. The
+ * splits of dense trees are decided per block of consecutive trees (≤ 4,096 splits a block). */
+typedef struct vd_forest_layout {
+  size_t dense_trees, grouped_trees, leaf_trees;
+  size_t decision_blocks;
+} vd_forest_layout;
+vd_forest_layout vd_forest_layout_of(const vd_forest *forest);
 
 /* Raw margin for one row of vd_forest_feature_count() floats (NaN = missing). */
 float vd_forest_margin(const vd_forest *forest, const float *row);

@@ -98,7 +98,8 @@ END_TEST
 /* Deeper models with missing values (NaN → default branches) and a non-0.5 base score, checked
  * with tabulated subtrees, tabulated leaves and with every leaf computed on the fly. */
 static char *train_model(const float *x, size_t rows, size_t width, const float *y,
-                         const char *depth, const char *base_score, size_t *size) {
+                         const char *depth, const char *base_score, int iterations, const char *eta,
+                         size_t *size) {
   DMatrixHandle dm;
   BoosterHandle b;
   ck_assert_int_eq(XGDMatrixCreateFromMat(x, rows, width, NAN, &dm), 0);
@@ -106,7 +107,7 @@ static char *train_model(const float *x, size_t rows, size_t width, const float 
   ck_assert_int_eq(XGBoosterCreate(&dm, 1, &b), 0);
   const char *params[][2] = {{"objective", "binary:logistic"},
                              {"max_depth", depth},
-                             {"eta", "0.3"},
+                             {"eta", eta},
                              {"nthread", "2"},
                              {"tree_method", "hist"},
                              {"base_score", base_score},
@@ -114,7 +115,7 @@ static char *train_model(const float *x, size_t rows, size_t width, const float 
                              {"min_child_weight", "0.5"}};
   for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
     ck_assert_int_eq(XGBoosterSetParam(b, params[i][0], params[i][1]), 0);
-  for (int it = 0; it < 25; it++) ck_assert_int_eq(XGBoosterUpdateOneIter(b, it, dm), 0);
+  for (int it = 0; it < iterations; it++) ck_assert_int_eq(XGBoosterUpdateOneIter(b, it, dm), 0);
   bst_ulong len;
   const char *text;
   ck_assert_int_eq(XGBoosterSaveModelToBuffer(b, "{\"format\": \"json\"}", &len, &text), 0);
@@ -144,7 +145,7 @@ START_TEST(deep_model_with_missing_values_matches_xgboost) {
     }
   }
   size_t size;
-  char *json = train_model(rows.x, rows.rows, rows.width, y, "9", "0.3", &size);
+  char *json = train_model(rows.x, rows.rows, rows.width, y, "9", "0.3", 25, "0.3", &size);
   vd_error err = {0};
   vd_forest *probe = vd_forest_load(json, size, "deep.json", 8, &err);
   ck_assert_msg(probe != NULL, "%s", err.message);
@@ -155,12 +156,150 @@ START_TEST(deep_model_with_missing_values_matches_xgboost) {
   free(json);
   /* depth 5 (≤ 63 nodes): every tree is cut into tabulated subtrees, with NaN defaults and
    * features repeated along paths */
-  json = train_model(rows.x, rows.rows, rows.width, y, "5", "0.3", &size);
+  json = train_model(rows.x, rows.rows, rows.width, y, "5", "0.3", 25, "0.3", &size);
   compare_all(json, size, rows.x, rows.rows, rows.width, 8, 1);
   free(json);
   free(y);
   free_rows(&rows);
   vd_features_free(features);
+}
+END_TEST
+
+/* Synthetic rows: continuous, few-valued and binary columns, 1 in 8 cells missing, and a label
+ * that depends on several of them (so trees split on many columns, with repeated thresholds). */
+static float *synthetic_rows(size_t rows, size_t width, unsigned seed, float **labels) {
+  float *x = malloc(rows * width * sizeof *x), *y = malloc(rows * sizeof *y);
+  unsigned state = seed;
+  for (size_t r = 0; r < rows; r++) {
+    double score = 0;
+    for (size_t c = 0; c < width; c++) {
+      state = state * 1103515245u + 12345u;
+      double u = (double)((state >> 8) & 0xffff) / 65536.0;
+      float v = c % 3 == 0 ? (float)(u * 100.0) : c % 3 == 1 ? (float)(int)(u * 7.0) : u < 0.4f;
+      state = state * 1103515245u + 12345u;
+      if ((state >> 16) % 8 == 0) v = NAN;
+      x[r * width + c] = v;
+      if (!isnan(v)) score += (c % 4 == 0 ? 1.0 : -0.5) * (c % 3 == 0 ? v / 100.0 : v / 3.0);
+    }
+    state = state * 1103515245u + 12345u;
+    y[r] = score + (double)((state >> 16) % 100) / 200.0 > 0.2;
+  }
+  *labels = y;
+  return x;
+}
+
+/* Contributions of the tabulated layouts against the per-leaf extend/unwind algorithm (no
+ * tables, in double) on every row, and repeated calls bit-identical. */
+static void compare_layouts(const char *json, size_t size, const float *x, size_t rows,
+                            size_t width) {
+  vd_error err = {0};
+  vd_forest *fast = vd_forest_load(json, size, "m.json", 8, &err);
+  vd_forest *slow = vd_forest_load(json, size, "m.json", 0, &err);
+  ck_assert_msg(fast && slow, "%s", err.message);
+  ck_assert_uint_eq(vd_forest_layout_of(slow).dense_trees, 0);
+  double *a = malloc(3 * (width + 1) * sizeof *a), *b = a + width + 1, *c = b + width + 1;
+  double worst = 0;
+  for (size_t r = 0; r < rows; r++) {
+    vd_forest_contributions(fast, x + r * width, a);
+    vd_forest_contributions(slow, x + r * width, b);
+    vd_forest_contributions(fast, x + r * width, c);
+    ck_assert_msg(memcmp(a, c, (width + 1) * sizeof *a) == 0, "row %zu: not deterministic", r);
+    double sum = 0;
+    for (size_t k = 0; k <= width; k++) {
+      worst = fmax(worst, fabs(a[k] - b[k]));
+      sum += a[k];
+    }
+    float m = vd_forest_margin(fast, x + r * width);
+    ck_assert_msg(fabs(sum - (double)m) < 1e-5, "row %zu: sum %.9g, margin %.9g", r, sum,
+                  (double)m);
+  }
+  ck_assert_msg(worst < 2e-6, "tabulated vs per-leaf contributions differ by %g", worst);
+  free(a);
+  vd_forest_free(fast);
+  vd_forest_free(slow);
+}
+
+/* Forests of several shapes on synthetic data with missing values: few columns (dense rows over
+ * all columns), many columns (dense rows over each tree's columns, and sparse grouped trees when
+ * a tree reads more than 16), shallow and deep trees, and more splits than one decision block. */
+START_TEST(random_forests_of_every_layout_match_xgboost) {
+  size_t rows = 2000; /* enough for full trees: the shapes below depend on it */
+  struct {
+    size_t width;
+    const char *depth, *eta; /* a small eta keeps late trees full (many splits) */
+    int iterations;
+    bool dense, grouped, leaf, blocks;
+  } shapes[] = {
+      {6, "2", "0.3", 20, true, false, false, false},  /* few columns, shallow */
+      {6, "5", "0.02", 200, true, false, false, true}, /* few columns, > 4,096 dense splits */
+      {40, "4", "0.3", 20, true, false, false, false}, /* dense over each tree's columns */
+      {40, "6", "0.3", 40, true, true, true, false},   /* some read > 16 columns, > 64 nodes */
+      {40, "8", "0.3", 10, false, false, true, false}, /* deeper than 6: leaf by leaf */
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    size_t width = shapes[i].width;
+    float *y;
+    float *x = synthetic_rows(rows, width, 777u + (unsigned)i, &y);
+    size_t size;
+    char *json = train_model(x, rows, width, y, shapes[i].depth, "0.4", shapes[i].iterations,
+                             shapes[i].eta, &size);
+    vd_error err = {0};
+    vd_forest *f = vd_forest_load(json, size, "m.json", 8, &err);
+    ck_assert_msg(f != NULL, "%s", err.message);
+    vd_forest_layout l = vd_forest_layout_of(f);
+    fprintf(stderr,
+            "shape %zu: %zu columns, depth %s: %zu dense, %zu grouped, %zu leaf trees, %zu "
+            "decision blocks\n",
+            i, width, shapes[i].depth, l.dense_trees, l.grouped_trees, l.leaf_trees,
+            l.decision_blocks);
+    ck_assert_msg((l.dense_trees > 0) == shapes[i].dense, "shape %zu: dense trees", i);
+    ck_assert_msg((l.grouped_trees > 0) == shapes[i].grouped, "shape %zu: grouped trees", i);
+    ck_assert_msg((l.leaf_trees > 0) == shapes[i].leaf, "shape %zu: leaf trees", i);
+    ck_assert_msg((l.decision_blocks > 1) == shapes[i].blocks, "shape %zu: decision blocks", i);
+    vd_forest_free(f);
+    size_t checked = under_sanitizer() ? rows / 10 : rows; /* the same forests, fewer rows */
+    compare_all(json, size, x, checked, width, 8, 1);
+    compare_layouts(json, size, x, checked, width);
+    free(json);
+    free(x);
+    free(y);
+  }
+}
+END_TEST
+
+/* A column whose value equals a split threshold goes right, -0 and 0 are one threshold, and
+ * missing values follow each split's default, in the dense layout too. */
+START_TEST(dense_decisions_at_thresholds_and_missing) {
+  const char *json =
+      "{\"learner\": {\"gradient_booster\": {\"name\": \"gbtree\", \"model\": {\"trees\": ["
+      "{\"left_children\": [1, 3, 5, -1, -1, -1, -1], \"right_children\": [2, 4, 6, -1, -1, -1, "
+      "-1], \"split_indices\": [0, 1, 1, 0, 0, 0, 0], \"split_conditions\": [0.5, 0, -0.0, 0.1, "
+      "0.2, 0.3, 0.4], \"default_left\": [1, 0, 1, 0, 0, 0, 0], \"sum_hessian\": [8, 4, 4, 1, 3, "
+      "2, 2], \"split_type\": [0, 0, 0, 0, 0, 0, 0], \"categories_nodes\": []},"
+      "{\"left_children\": [1, -1, -1], \"right_children\": [2, -1, -1], \"split_indices\": [1, "
+      "0, 0], \"split_conditions\": [0, -0.5, 0.5], \"default_left\": [0, 0, 0], "
+      "\"sum_hessian\": [2, 1, 1], \"split_type\": [0, 0, 0], \"categories_nodes\": []}], "
+      "\"tree_info\": [0, 0]}}, \"learner_model_param\": {\"base_score\": \"5E-1\", "
+      "\"num_feature\": \"2\", \"num_class\": \"0\"}, \"objective\": {\"name\": "
+      "\"binary:logistic\"}}}";
+  float x[][2] = {{0.5f, 0.0f}, {0.4f, -0.0f}, {NAN, NAN},           {0.4f, NAN},
+                  {NAN, 1.0f},  {1.0f, -1.0f}, {-INFINITY, INFINITY}};
+  size_t rows = sizeof x / sizeof x[0];
+  vd_error err = {0};
+  vd_forest *f = vd_forest_load(json, strlen(json), "m.json", 8, &err);
+  ck_assert_msg(f != NULL, "%s", err.message);
+  ck_assert_uint_eq(vd_forest_layout_of(f).dense_trees, 2);
+  /* XGBoost does not load a hand-written model (no training config): the per-leaf algorithm is
+   * the reference here, and the walk for where each row goes */
+  double phi[3];
+  vd_forest_contributions(f, x[0], phi); /* 0.5 is not < 0.5: right, then 0 is not < -0: right */
+  ck_assert(vd_forest_margin(f, x[0]) == 0.4f + 0.5f);
+  ck_assert(fabs(phi[0] + phi[1] + phi[2] - (0.4 + 0.5)) < 1e-6);
+  x[0][1] = -0.0f;
+  ck_assert(vd_forest_margin(f, x[0]) == 0.4f + 0.5f);
+  ck_assert(vd_forest_margin(f, x[2]) == 0.2f + 0.5f); /* left, right, right (the defaults) */
+  vd_forest_free(f);
+  compare_layouts(json, strlen(json), &x[0][0], rows, 2);
 }
 END_TEST
 
@@ -215,6 +354,8 @@ int main(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, shipped_model_matches_xgboost_on_every_row);
   tcase_add_test(tc, deep_model_with_missing_values_matches_xgboost);
+  tcase_add_test(tc, random_forests_of_every_layout_match_xgboost);
+  tcase_add_test(tc, dense_decisions_at_thresholds_and_missing);
   tcase_add_test(tc, malformed_models_are_refused);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
