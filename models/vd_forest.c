@@ -2,6 +2,9 @@
 
 #include <jansson.h>
 #include <math.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +68,8 @@ enum { GROUP_MAX_BITS = 6 };
  * groups of a tree are summed four columns at a time and scattered into phi once per tree. When
  * the model has at most DENSE_MAX_COLUMNS features (the shipped one: 15), every grouped tree is
  * dense over all of them (rows of DENSE_MAX_COLUMNS floats, feature c in column c): nothing is
- * scattered, the tree's sum is added to a dense double accumulator. */
+ * scattered, each row is added to a dense double accumulator — the same additions, in the same
+ * order, as sparse rows into phi, so the contributions keep their bits. */
 enum { DENSE_MAX_COLUMNS = 16 };
 
 /* The splits of dense trees are decided together, in blocks of consecutive trees with at most
@@ -904,7 +908,6 @@ float vd_forest_transform(const vd_forest *f, float margin) {
 }
 
 typedef float v4f __attribute__((vector_size(16)));
-typedef double v4d __attribute__((vector_size(32)));
 
 /* Sets decided[slot] to 1 for every split of the block that the row goes left at. */
 static void decide_block(const vd_forest *f, const decision_block *bl, const float *row,
@@ -969,21 +972,43 @@ static inline v4f load4(const float *p) {
   return x;
 }
 
-/* A dense tree over every column: its groups' rows summed in float, added to acc (double). */
+/* A dense tree over every column: its groups' rows added to acc in double, group by group —
+ * the additions the sparse rows made, in the same order, plus exact additions of 0 for the
+ * columns a subtree does not read, so the sums are the same bits. */
 static void dense_tree_all_columns(const vd_forest *f, const tree *tr, const uint8_t *decided,
-                                   v4d *acc) {
-  v4f a = {0}, b = {0}, c = {0}, d = {0};
+                                   double *acc) {
+#if defined(__SSE2__) /* every x86-64: pairs of floats widened and added two at a time */
+  __m128d a0 = _mm_loadu_pd(acc), a1 = _mm_loadu_pd(acc + 2), a2 = _mm_loadu_pd(acc + 4);
+  __m128d a3 = _mm_loadu_pd(acc + 6), a4 = _mm_loadu_pd(acc + 8), a5 = _mm_loadu_pd(acc + 10);
+  __m128d a6 = _mm_loadu_pd(acc + 12), a7 = _mm_loadu_pd(acc + 14);
   for (size_t i = 0; i < tr->group_count; i++) {
     const float *row = dense_row(f, tr, &f->groups[tr->first_group + i], decided);
-    a += load4(row);
-    b += load4(row + 4);
-    c += load4(row + 8);
-    d += load4(row + 12);
+    __m128 x = _mm_loadu_ps(row), y = _mm_loadu_ps(row + 4);
+    a0 = _mm_add_pd(a0, _mm_cvtps_pd(x));
+    a1 = _mm_add_pd(a1, _mm_cvtps_pd(_mm_movehl_ps(x, x)));
+    a2 = _mm_add_pd(a2, _mm_cvtps_pd(y));
+    a3 = _mm_add_pd(a3, _mm_cvtps_pd(_mm_movehl_ps(y, y)));
+    x = _mm_loadu_ps(row + 8);
+    y = _mm_loadu_ps(row + 12);
+    a4 = _mm_add_pd(a4, _mm_cvtps_pd(x));
+    a5 = _mm_add_pd(a5, _mm_cvtps_pd(_mm_movehl_ps(x, x)));
+    a6 = _mm_add_pd(a6, _mm_cvtps_pd(y));
+    a7 = _mm_add_pd(a7, _mm_cvtps_pd(_mm_movehl_ps(y, y)));
   }
-  acc[0] += __builtin_convertvector(a, v4d);
-  acc[1] += __builtin_convertvector(b, v4d);
-  acc[2] += __builtin_convertvector(c, v4d);
-  acc[3] += __builtin_convertvector(d, v4d);
+  _mm_storeu_pd(acc, a0);
+  _mm_storeu_pd(acc + 2, a1);
+  _mm_storeu_pd(acc + 4, a2);
+  _mm_storeu_pd(acc + 6, a3);
+  _mm_storeu_pd(acc + 8, a4);
+  _mm_storeu_pd(acc + 10, a5);
+  _mm_storeu_pd(acc + 12, a6);
+  _mm_storeu_pd(acc + 14, a7);
+#else /* the same additions, one column at a time */
+  for (size_t i = 0; i < tr->group_count; i++) {
+    const float *row = dense_row(f, tr, &f->groups[tr->first_group + i], decided);
+    for (size_t k = 0; k < DENSE_MAX_COLUMNS; k++) acc[k] += (double)row[k];
+  }
+#endif
 }
 
 /* A dense tree over its own columns: its groups' rows summed in float, then added to phi. */
@@ -1052,7 +1077,7 @@ void vd_forest_contributions(const vd_forest *f, const float *row, double *phi) 
   memset(phi, 0, (f->feature_count + 1) * sizeof *phi);
   double bias = (double)f->base_margin;
   uint8_t decided[BLOCK_SLOTS + 1];
-  v4d acc[DENSE_MAX_COLUMNS / 4] = {{0}}; /* dense trees over every column */
+  double acc[DENSE_MAX_COLUMNS] = {0}; /* dense trees over every column */
   size_t t = 0;
   for (size_t b = 0; b < f->block_count; b++) {
     const decision_block *bl = &f->blocks[b];
@@ -1068,10 +1093,7 @@ void vd_forest_contributions(const vd_forest *f, const float *row, double *phi) 
         sparse_tree(f, tr, row, phi);
     }
   }
-  if (f->all_columns) {
-    double sum[DENSE_MAX_COLUMNS];
-    memcpy(sum, acc, sizeof sum);
-    for (size_t j = 0; j < f->feature_count; j++) phi[j] += sum[j];
-  }
+  if (f->all_columns)
+    for (size_t j = 0; j < f->feature_count; j++) phi[j] += acc[j];
   phi[f->feature_count] = bias;
 }
