@@ -80,7 +80,8 @@ typedef struct vd_decision_log_config {
   /* Refuse appends (VD_LOG_FAILED) while the file system holding the log has less free space
    * than this, so the WAL can always be checkpointed back into the database and the log
    * recovers by itself when space returns; default 64 MiB, twice the largest WAL (0 takes the
-   * default). */
+   * default). Checked once per 100 ms or 4 MiB of WAL written, and at every commit after a
+   * refusal. */
   uint64_t min_free_bytes;
   /* Store traces as plain JSON TEXT (readable with the sqlite3 CLI) instead of LZ4-compressed
    * blobs (vd_trace_blob.h: about a third of the bytes, so fewer WAL frames and pages a
