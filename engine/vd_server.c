@@ -18,6 +18,7 @@
 
 #include "vd_buf.h"
 #include "vd_json_write.h"
+#include "vd_printable.h"
 #include "vd_time.h"
 #include "vd_utf8.h"
 
@@ -277,14 +278,28 @@ static enum MHD_Result queue(vd_http_request *req, vd_http_response *resp) {
 }
 
 /* What the first look at a request's headers counts: their size, the framing headers whose
- * repetition or combination lets a proxy and verdict disagree on where a request ends, and the
- * Content-Type headers (with two, a proxy and verdict may disagree on what the body is). */
+ * repetition or combination lets a proxy and verdict disagree on where a request ends, the
+ * Content-Type headers (with two, a proxy and verdict may disagree on what the body is) and the
+ * first header name that is not a token. */
 typedef struct header_tally {
   size_t bytes;
   int content_lengths;
   int content_types;
   bool transfer_encoding;
+  const char *bad_name;
 } header_tally;
+
+/* RFC 9110 §5.1: a field name is a token (RFC 9110 §5.6.2). libmicrohttpd 0.9.75 keeps the
+ * whitespace of "Transfer-Encoding : chunked" in the name (and reads the header as no framing
+ * at all), where a proxy may read it as chunked: RFC 9112 §5.1 requires a 400. */
+static bool is_token(const char *name) {
+  if (!*name) return false;
+  for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || ((*c | 0x20) >= 'a' && (*c | 0x20) <= 'z') ||
+          strchr("!#$%&'*+-.^_`|~", *c)))
+      return false;
+  return true;
+}
 
 static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value) {
@@ -295,6 +310,7 @@ static enum MHD_Result tally_header(void *cls, enum MHD_ValueKind kind, const ch
   t->content_types += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE) == 0;
   t->transfer_encoding =
       t->transfer_encoding || strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0;
+  if (!t->bad_name && !is_token(key)) t->bad_name = key;
   return MHD_YES;
 }
 
@@ -324,6 +340,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
       vd_http_respond_error(&resp, 431, "request_header_fields_too_large", NULL, NULL,
                             "the request line and headers take %zu bytes, over the limit of %zu",
                             tally.bytes, o->max_header_bytes);
+      return queue(req, &resp);
+    }
+    if (tally.bad_name) {
+      /* the connection is closed: where this request ends is not known (smuggling) */
+      char shown[256];
+      vd_printable_prefix(tally.bad_name, strlen(tally.bad_name), shown, sizeof shown);
+      vd_http_response resp = {0};
+      vd_http_respond_error(&resp, 400, "bad_request", NULL, NULL,
+                            "header name \"%s\" is not a token (no whitespace before the colon, "
+                            "RFC 9112 section 5.1)",
+                            shown);
+      vd_http_add_header(&resp, "Connection", "close");
       return queue(req, &resp);
     }
     if (tally.content_lengths > 1 || (tally.content_lengths && tally.transfer_encoding)) {
