@@ -14,6 +14,7 @@
 #include "vd_json_path.h"
 #include "vd_number.h"
 #include "vd_suggest.h"
+#include "vd_utf8.h"
 #include "vd_yaml.h"
 
 enum { LIST_SEPARATOR = '|' };
@@ -175,13 +176,22 @@ void vd_batch_mapping_free(vd_batch_mapping *m) {
 
 /* --- cell conversion ----------------------------------------------------------------------- */
 
+/* A cell as quoted in a message (which goes into JSON): its first 64 bytes cut on a character
+ * boundary, bytes that are not UTF-8 as \xHH. Returns out. */
+static const char *quoted_cell(const char *text, char *out, size_t size) {
+  vd_utf8_escape_invalid(text, out, size);
+  return out;
+}
+
 /* One scalar cell by type; NULL with err on a bad value. */
 static json_t *convert_scalar(vd_field_type type, const char *text, vd_error *err) {
+  char shown[65];
   switch (type) {
     case VD_FIELD_BOOL:
       if (strcmp(text, "1") == 0 || strcasecmp(text, "true") == 0) return json_true();
       if (strcmp(text, "0") == 0 || strcasecmp(text, "false") == 0) return json_false();
-      vd_error_set(err, "expected bool (1, 0, true or false), got \"%.64s\"", text);
+      vd_error_set(err, "expected bool (1, 0, true or false), got \"%s\"",
+                   quoted_cell(text, shown, sizeof shown));
       return NULL;
     case VD_FIELD_INT:
     case VD_FIELD_DOUBLE: {
@@ -191,8 +201,8 @@ static json_t *convert_scalar(vd_field_type type, const char *text, vd_error *er
       if (vd_number_parse(text, strlen(text), &n, &why))
         /* "3.0" for an int: the schema decides whether it is integral */
         return type == VD_FIELD_INT && n.is_integer ? json_integer(n.integer) : json_real(n.real);
-      vd_error_set(err, "expected %s, got \"%.64s\": %s", type == VD_FIELD_INT ? "int" : "a number",
-                   text, why.message);
+      vd_error_set(err, "expected %s, got \"%s\": %s", type == VD_FIELD_INT ? "int" : "a number",
+                   quoted_cell(text, shown, sizeof shown), why.message);
       return NULL;
     }
     case VD_FIELD_STRING:
@@ -305,8 +315,9 @@ static int header_column(const vd_batch_reader *r, size_t index) {
 
 static bool resolve_column(vd_batch_reader *r, const vd_batch_mapping *m, size_t index,
                            const char *header, vd_error *err) {
-  char where[96];
-  snprintf(where, sizeof where, "column %zu ('%.40s')", index + 1, header);
+  char where[96], shown[41];
+  snprintf(where, sizeof where, "column %zu ('%s')", index + 1,
+           quoted_cell(header, shown, sizeof shown));
   int col = header_column(r, index);
   column *c = &r->columns[index];
   c->header = r->headers[index];

@@ -8,6 +8,7 @@
 #include "vd_buf.h"
 #include "vd_json_path.h"
 #include "vd_number.h"
+#include "vd_utf8.h"
 
 typedef enum missing_policy {
   MISSING_NATIVE,
@@ -479,8 +480,10 @@ json_t *vd_features_csv_request(const vd_features *fs, const size_t *column_of,
       vd_number n;
       vd_error why = {0};
       if (!vd_number_parse(cell, strlen(cell), &n, &why)) {
-        vd_error_at(err, file, (int)line, 0, "column %s: \"%.64s\" is not a number: %s", f->column,
-                    cell, why.message);
+        char shown[65]; /* cut on a character boundary, invalid bytes as \xHH */
+        vd_utf8_escape_invalid(cell, shown, sizeof shown);
+        vd_error_at(err, file, (int)line, 0, "column %s: \"%s\" is not a number: %s", f->column,
+                    shown, why.message);
         json_decref(request);
         return NULL;
       }

@@ -69,17 +69,21 @@ static char *dup_string(const char *s) {
 
 static void format_number(char *buf, size_t size, double v) { snprintf(buf, size, "%.15g", v); }
 
-/* A JSON value as shown in messages, cut at 60 characters. */
+/* A JSON value as shown in messages, cut at 60 bytes on a character boundary (a message cut
+ * inside one is not UTF-8: jansson refuses it and the violation is lost). */
 static void render_value(const json_t *value, char *buf, size_t size) {
   char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
   if (!text) {
     snprintf(buf, size, "(unprintable)");
     return;
   }
-  if (strlen(text) > 60)
-    snprintf(buf, size, "%.57s...", text);
-  else
+  if (strlen(text) > 60) {
+    char head[58];
+    vd_utf8_escape_invalid(text, head, sizeof head);
+    snprintf(buf, size, "%s...", head);
+  } else {
     snprintf(buf, size, "%s", text);
+  }
   free(text);
 }
 

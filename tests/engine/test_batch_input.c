@@ -9,6 +9,7 @@
 #include "vd_batch_input.h"
 #include "vd_schema.h"
 #include "vd_test.h"
+#include "vd_utf8.h"
 
 static const char *schema_path = VERDICT_SOURCE_DIR "/examples/promotions/schema.yaml";
 static const char *mapping_path = VERDICT_SOURCE_DIR "/examples/promotions/batch.yaml";
@@ -179,6 +180,35 @@ START_TEST(bad_cells_reject_the_row_with_line_and_field) {
   json_decref(expect_row(f.reader, 5)); /* reading goes on after rejects */
   expect_end(f.reader);
   fixture_done(&f);
+}
+END_TEST
+
+/* A bad cell is quoted in the message as UTF-8 whatever it holds: invalid bytes escaped (\xff),
+ * a long cell cut on a character boundary; raw, jansson refused the message and the output line
+ * carried no error at all. */
+START_TEST(a_bad_cell_is_quoted_as_utf8) {
+  char long_cell[80];
+  snprintf(long_cell, sizeof long_cell, "%063d\xc3\xa9", 1);
+  const char *cells[] = {"\xff\xfe", long_cell, "\xe2\x82"};
+  const char *shown[] = {"got \"\\xff\\xfe\"", "got \"00000", "got \"\\xe2\\x82\""};
+  for (size_t c = 0; c < 3; c++) {
+    char text[1024];
+    snprintf(text, sizeof text, "%s6,3) $200 - $350,%s,1,0,Rural,1,Web,No E-Mail,0,0,0\n",
+             hillstrom_header, cells[c]);
+    fixture f = {0};
+    vd_error err = {0};
+    ck_assert_msg(open_with(&f, ".csv", text, mapping_path, &err), "%s", err.message);
+    json_t *req = NULL;
+    size_t line = 0;
+    vd_diags diags = {0};
+    ck_assert_int_eq(vd_batch_reader_next(f.reader, &req, &line, &diags, NULL), VD_BATCH_REJECT);
+    ck_assert_uint_eq(diags.count, 1);
+    const char *m = diags.items[0].message;
+    ck_assert_msg(vd_utf8_valid_prefix(m, strlen(m)) == strlen(m), "cell %zu: not UTF-8: %s", c, m);
+    ck_assert_msg(strstr(m, shown[c]), "cell %zu: '%s' lacks '%s'", c, m, shown[c]);
+    vd_diags_free(&diags);
+    fixture_done(&f);
+  }
 }
 END_TEST
 
@@ -447,6 +477,7 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, hillstrom_rows_become_typed_requests);
   tcase_add_test(tc, bad_cells_reject_the_row_with_line_and_field);
+  tcase_add_test(tc, a_bad_cell_is_quoted_as_utf8);
   tcase_add_test(tc, csv_numbers_read_as_json_numbers);
   tcase_add_test(tc, blank_lines_and_multiline_fields_keep_line_numbers);
   tcase_add_test(tc, a_byte_order_mark_is_not_part_of_the_header);

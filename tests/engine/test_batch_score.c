@@ -215,6 +215,34 @@ START_TEST(rejected_rows_keep_their_line_and_reasons) {
 }
 END_TEST
 
+/* A violation quoting a value cut inside a character still reaches the output line (the cut
+ * message was refused by jansson, and the line read {"line":1} with no error). */
+START_TEST(a_violation_with_a_cut_character_is_written) {
+  char zip[128] = "R";
+  for (int i = 0; i < 40; i++) strcat(zip, "\xc3\xa9");
+  char jsonl[1024];
+  snprintf(jsonl, sizeof jsonl,
+           "{\"subject\": {\"id\": \"c1\", \"recency\": 6, \"history\": 329.08, \"mens\": true, "
+           "\"womens\": true, \"zip_code\": \"%s\", \"newbie\": true, \"channel\": \"Web\", "
+           "\"marketing_opt_out\": false, \"emails_last_30d\": 0, \"country\": \"US\"}}\n",
+           zip);
+  char *in = temp_file(".jsonl", jsonl);
+  const char *args[] = {"--deployment", deployment_dir, "--in", in, NULL};
+  captured c = run_score(args);
+  ck_assert_int_eq(c.code, 1);
+  json_t *l1 = json_loads(c.out, JSON_DISABLE_EOF_CHECK, NULL);
+  ck_assert_msg(l1 != NULL, "%s", c.out);
+  json_t *violations = json_object_get(json_object_get(l1, "error"), "violations");
+  ck_assert_msg(json_array_size(violations) == 1, "%s", c.out);
+  const char *m = json_string_value(json_object_get(json_array_get(violations, 0), "message"));
+  ck_assert_msg(m && strstr(m, "got \"R\xc3\xa9"), "%s", c.out);
+  json_decref(l1);
+  captured_free(&c);
+  unlink(in);
+  free(in);
+}
+END_TEST
+
 START_TEST(parallel_jobs_keep_the_input_order) {
   char path[512];
   if (!vd_test_shared_path("data/hillstrom/hillstrom.csv", path, sizeof path)) return;
@@ -457,6 +485,7 @@ int main(void) {
   tcase_add_test(tc, csv_rows_are_scored_against_every_candidate);
   tcase_add_test(tc, results_equal_the_pipeline_called_directly);
   tcase_add_test(tc, rejected_rows_keep_their_line_and_reasons);
+  tcase_add_test(tc, a_violation_with_a_cut_character_is_written);
   tcase_add_test(tc, parallel_jobs_keep_the_input_order);
   tcase_add_test(tc, bad_usage_and_bad_files_exit_2);
   tcase_add_test(tc, a_broken_model_stops_the_run);

@@ -4,6 +4,7 @@
 
 #include "vd_schema.h"
 #include "vd_test.h"
+#include "vd_utf8.h"
 
 static const char *const promotions_schema = VERDICT_SOURCE_DIR "/examples/promotions/schema.yaml";
 
@@ -164,6 +165,33 @@ START_TEST(validation_rejects_bad_shapes) {
 }
 END_TEST
 
+/* A value shown in a message is cut at 60 bytes: on a character boundary, so the message stays
+ * UTF-8 (cut inside "é", jansson refused the message and the error vanished from the answer). */
+START_TEST(a_cut_value_keeps_whole_characters) {
+  vd_schema *s = load_promotions();
+  char zip[128] = "R";
+  for (int i = 0; i < 40; i++) strcat(zip, "\xc3\xa9");
+  char other[128];
+  snprintf(other, sizeof other,
+           "%055d\xc3\xa9"
+           "bbbbbbbbbb",
+           0); /* "é" across byte 57 */
+  const char *values[] = {zip, other};
+  for (size_t v = 0; v < 2; v++) {
+    json_t *r = valid_request();
+    json_object_set_new(json_object_get(r, "subject"), "zip_code", json_string(values[v]));
+    const char *text = validation_errors(s, r);
+    ck_assert_msg(vd_utf8_valid_prefix(text, strlen(text)) == strlen(text), "not UTF-8: %s", text);
+    ck_assert_msg(strstr(text, "...") && strstr(text, "got \""), "%s", text);
+    ck_assert_msg(json_string(text) != NULL, "jansson refuses: %s", text);
+  }
+  char *shown = strstr(errors_text, "got \"");
+  ck_assert_ptr_nonnull(shown);
+  ck_assert_msg(strncmp(shown + 5, other, 55) == 0, "the whole first part is kept: %s", shown);
+  vd_schema_free(s);
+}
+END_TEST
+
 START_TEST(validation_normalises) {
   vd_schema *s = load_promotions();
   json_t *r = valid_request();
@@ -300,6 +328,7 @@ int main(void) {
   tcase_add_test(t, validation_reports_every_violation);
   tcase_add_test(t, validation_rejects_bad_shapes);
   tcase_add_test(t, validation_normalises);
+  tcase_add_test(t, a_cut_value_keeps_whole_characters);
   tcase_add_test(t, nested_fields_and_lists);
   tcase_add_test(t, schema_file_mistakes_are_positioned);
   tcase_add_test(t, version_ignores_formatting);
