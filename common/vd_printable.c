@@ -5,10 +5,13 @@
 
 #include "vd_utf8.h"
 
+/* The backslash is the escape character itself: copied as is, a client-typed "\n" would read as
+ * an escaped newline. */
 static bool non_printing(uint32_t cp) {
-  return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x061C ||
-         (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
-         (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF;
+  return cp < 0x20 || cp == '\\' || (cp >= 0x7F && cp <= 0x9F) || cp == 0x00AD || cp == 0x034F ||
+         cp == 0x061C || cp == 0x180E || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0x3164 ||
+         cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE007F);
 }
 
 bool vd_printable_is_plain(const char *text, size_t len) {
@@ -41,6 +44,10 @@ void vd_printable_append(vd_buf *b, const char *text, size_t len) {
       vd_buf_puts(b, "\\r");
     else if (cp == '\t')
       vd_buf_puts(b, "\\t");
+    else if (cp == '\\')
+      vd_buf_puts(b, "\\\\");
+    else if (cp > 0xFFFF)
+      vd_buf_printf(b, "\\U%08x", (unsigned)cp);
     else
       vd_buf_printf(b, "\\u%04x", (unsigned)cp);
     i += n;

@@ -3,10 +3,13 @@
  * A value shown in a line-oriented text must not start lines of its own ("\n  Route: payments"
  * would forge a line), send terminal escapes ("\u001b[31m") or reorder what follows (bidi
  * overrides). vd_printable_append copies UTF-8 text, writing every such code point as an escape:
- * \n, \r, \t, and \uXXXX for the other C0/C1 controls, DEL, U+2028/U+2029 (line/paragraph
- * separators), the bidi marks, embeddings, overrides and isolates (U+061C, U+200E/F,
- * U+202A-U+202E, U+2066-U+2069), zero-width characters (U+200B-U+200D, U+2060, U+FEFF) and any
- * byte that is not valid UTF-8 (\xHH). Everything else, backslashes included, is copied as is. */
+ * \n, \r, \t, \\ for a backslash (so a client-typed "\n" cannot pass for an escaped newline),
+ * and \uXXXX (\UXXXXXXXX above U+FFFF) for the other C0/C1 controls, DEL, U+2028/U+2029
+ * (line/paragraph separators), the bidi marks, embeddings, overrides and isolates (U+061C,
+ * U+200E/F, U+202A-U+202E, U+2066-U+2069), zero-width and other invisible characters
+ * (U+200B-U+200D, U+2060-U+2065, U+FEFF, the soft hyphen U+00AD, U+034F, U+180E, U+3164, the
+ * interlinear annotation marks U+FFF9-U+FFFB, the tag characters U+E0000-U+E007F) and any byte that
+ * is not valid UTF-8 (\xHH). Everything else is copied as is. */
 #ifndef VD_PRINTABLE_H
 #define VD_PRINTABLE_H
 

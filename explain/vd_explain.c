@@ -409,8 +409,18 @@ static void render_text(vd_buf *b, const json_t *t, const vd_ruleset *rs) {
 
 /* ---- HTML ---------------------------------------------------------------------------------- */
 
-static void esc(vd_buf *b, const char *s) {
-  for (; *s; s++) switch (*s) {
+/* Text someone wrote, for the page: made printable first as the text form does (curl in a
+ * terminal prints the page raw: an ESC ] ... BEL would retitle it), then HTML-escaped. */
+static void esc(vd_buf *b, const char *text) {
+  vd_buf shown = {0};
+  vd_printable_append(&shown, text, strlen(text));
+  vd_buf_puts(&shown, ""); /* NUL-terminated */
+  if (shown.oom) {
+    b->oom = true;
+    vd_buf_free(&shown);
+    return;
+  }
+  for (const char *s = shown.data; *s; s++) switch (*s) {
       case '<':
         vd_buf_puts(b, "&lt;");
         break;
@@ -429,6 +439,7 @@ static void esc(vd_buf *b, const char *s) {
       default:
         vd_buf_append(b, s, 1);
     }
+  vd_buf_free(&shown);
 }
 
 static void html_bars(vd_buf *b, const json_t *model, size_t max) {

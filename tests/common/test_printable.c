@@ -22,8 +22,10 @@ static void check(const char *in, size_t len, const char *want) {
 }
 
 START_TEST(controls_and_invisible_code_points_are_escaped) {
-  check("plain text, Zürich — ok \\ \"q\"", strlen("plain text, Zürich — ok \\ \"q\""),
-        "plain text, Zürich — ok \\ \"q\"");
+  check("plain text, Zürich — ok \"q\"", strlen("plain text, Zürich — ok \"q\""),
+        "plain text, Zürich — ok \"q\"");
+  /* a backslash is escaped itself: a client-typed \n cannot pass for an escaped newline */
+  check("typed \\n, real\n", 15, "typed \\\\n, real\\n");
   check("a\nb\r\tc", 6, "a\\nb\\r\\tc");
   check("\x1b[31mred", 8, "\\u001b[31mred");
   check("nul\0x", 5, "nul\\u0000x");
@@ -41,10 +43,27 @@ START_TEST(controls_and_invisible_code_points_are_escaped) {
 }
 END_TEST
 
+/* Other code points that show nothing, so text can hide in them: tag characters (U+E0000 to
+ * U+E007F, "ASCII smuggling"), the soft hyphen, the Mongolian vowel separator, the interlinear
+ * annotation marks, the combining grapheme joiner and the Hangul filler. */
+START_TEST(invisible_code_points_are_escaped) {
+  check("t\xf3\xa0\x80\x81\xf3\xa0\x81\xa9\xf3\xa0\x81\xbf", 13,
+        "t\\U000e0001\\U000e0069\\U000e007f");
+  check("t\xf3\xa0\x82\x80", 5, "t\xf3\xa0\x82\x80"); /* U+E0080: not a tag */
+  check("soft\xc2\xadhyphen", 12, "soft\\u00adhyphen");
+  check("m\xe1\xa0\x8e", 4, "m\\u180e");
+  check("\xef\xbf\xb9\xef\xbf\xba\xef\xbf\xbb", 9, "\\ufff9\\ufffa\\ufffb");
+  check("\xef\xbf\xbc", 3, "\xef\xbf\xbc"); /* U+FFFC, the object replacement character, shows */
+  check("cgj\xcd\x8f", 5, "cgj\\u034f");
+  check("h\xe3\x85\xa4", 4, "h\\u3164");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("printable");
   TCase *tc = tcase_create("printable");
   tcase_add_test(tc, controls_and_invisible_code_points_are_escaped);
+  tcase_add_test(tc, invisible_code_points_are_escaped);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }

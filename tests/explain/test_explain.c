@@ -390,6 +390,20 @@ START_TEST(html_explanation_is_self_contained_and_escaped) {
                                "added up, so their figures can differ from the bars."));
   free(html);
   json_decref(t);
+  /* Terminal escapes (an OSC title sequence ESC ] ... BEL), other controls and bidi overrides are
+   * escaped as in the text form, then HTML-escaped: curl in a terminal prints the page raw. */
+  t = trace_of(
+      d, customer("c-<b>\"x'\x1b]0;title\x07\xc2\x9b\xe2\x80\xae\\n", 3, 612.5, false, 1, "US"), 0,
+      NULL);
+  html = render(t, vd_deployment_ruleset(d), VD_EXPLAIN_HTML);
+  ck_assert_msg(strstr(html, "c-&lt;b&gt;&quot;x&#39;\\u001b]0;title\\u0007\\u009b\\u202e\\\\n"),
+                "%s", html);
+  ck_assert_ptr_null(strchr(html, '\x1b'));
+  ck_assert_ptr_null(strchr(html, '\x07'));
+  ck_assert_ptr_null(strstr(html, "\xc2\x9b"));
+  ck_assert_ptr_null(strstr(html, "\xe2\x80\xae"));
+  free(html);
+  json_decref(t);
   /* A masked subject id reads "(masked)". */
   const vd_trace_mask mask = {(const unsigned char *)"k", 1, (const char *const[]){"subject.id"},
                               1};
