@@ -309,8 +309,8 @@ static json_t *diags_json(const vd_diags *diags) {
 
 /* GET /v1/decisions/{id}/explanation?format=text|html|json: the trace rendered for a compliance
  * reader (explain/vd_explain.h), with rule descriptions from the stored ruleset it names. */
-static void respond_explanation(vd_service *s, const vd_http_request *req, json_t *trace,
-                                vd_http_response *resp) {
+static void respond_explanation(vd_service *s, const vd_http_request *req, const char *id,
+                                json_t *trace, vd_http_response *resp) {
   const char *name = vd_http_query(req, "format");
   vd_explain_format format = VD_EXPLAIN_HTML;
   if (name && !vd_explain_format_parse(name, &format)) {
@@ -330,7 +330,11 @@ static void respond_explanation(vd_service *s, const vd_http_request *req, json_
   }
   vd_buf b = {0};
   if (!vd_explain_render(trace, rs, format, &b, &err)) {
-    vd_http_respond_error(resp, 500, "internal", NULL, NULL, "%s", err.message);
+    /* valid JSON, but not a trace: the stored row is damaged, answered as the other damaged
+     * rows are (GET /v1/decisions/{id}: 503 naming the decision) */
+    vd_error_prefix(&err, "decision log: the stored trace of decision %s", id);
+    event(s, "explaining decision %s failed: %s", id, err.message); /* a 5xx is always logged */
+    vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL, "%s", err.message);
   } else {
     free(resp->body);
     resp->status = 200;
@@ -408,7 +412,7 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
   json_t *trace = NULL;
   vd_log_status st = vd_decision_log_get(s->log, id, &trace, &err);
   if (st == VD_LOG_OK && explanation) {
-    respond_explanation(s, req, trace, resp);
+    respond_explanation(s, req, id, trace, resp);
     json_decref(trace);
   } else if (st == VD_LOG_OK)
     vd_http_respond_json(resp, 200, trace);

@@ -172,6 +172,62 @@ START_TEST(schema_violations_list_every_path) {
 }
 END_TEST
 
+/* A value cut inside a character in a violation's message (byte 57 of "a"*55 + "é" + ...) is
+ * still listed: the invalid message was dropped and the answer read "violations":[]. */
+START_TEST(a_violation_cut_inside_a_character_is_listed) {
+  char body[1024];
+  snprintf(body, sizeof body,
+           "{\"subject\": {\"id\": \"c1\", \"recency\": 6, \"history\": 10, \"mens\": true,"
+           " \"womens\": false, \"zip_code\": \"%055d\xc3\xa9"
+           "bbbbbbbbbb\", \"newbie\": false, \"channel\": \"Web\","
+           " \"marketing_opt_out\": false, \"emails_last_30d\": 0, \"country\": \"US\"}}",
+           0);
+  vd_itest_response r = post("/v1/promotions/score", "demo-score", body);
+  ck_assert_int_eq(r.status, 400);
+  json_t *violations = json_object_get(json_object_get(r.json, "error"), "violations");
+  ck_assert_msg(json_array_size(violations) == 1, "%s", r.body);
+  const char *field = json_string_value(json_object_get(json_array_get(violations, 0), "field"));
+  ck_assert_str_eq(field, "subject.zip_code");
+  vd_itest_response_free(&r);
+}
+END_TEST
+
+/* A stored trace that is JSON but not a trace is a damaged row: its explanation is answered as
+ * GET /v1/decisions/{id} answers a damaged row (503, naming the decision), not 500 "internal". */
+START_TEST(the_explanation_of_a_damaged_trace_names_the_decision) {
+  vd_itest_response r = post("/v1/promotions/score", "demo-score", customer);
+  ck_assert_int_eq(r.status, 200);
+  char id[64];
+  snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "decision_id")));
+  vd_itest_response_free(&r);
+  char path[512];
+  snprintf(path, sizeof path, "%s/decisions.db", server.data_dir);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt *st = NULL;
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "UPDATE decisions SET trace = '{\"x\": 1}' WHERE id = ?1",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+  ck_assert_int_eq(sqlite3_changes(db), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  const char *formats[] = {"", "?format=text", "?format=json"};
+  for (size_t f = 0; f < 3; f++) {
+    snprintf(path, sizeof path, "/v1/decisions/%s/explanation%s", id, formats[f]);
+    r = vd_itest_call(&server, "GET", path, "demo-compliance", NULL, 0);
+    ck_assert_msg(r.status == 503, "%s: HTTP %ld %s", path, r.status, r.body);
+    ck_assert_str_eq(error_code(&r), "decision_log_unavailable");
+    const char *message = vd_itest_error_string(&r, "message");
+    ck_assert_msg(message && strstr(message, id) && strstr(message, "not a decision trace"), "%s",
+                  r.body);
+    vd_itest_response_free(&r);
+  }
+}
+END_TEST
+
 START_TEST(oversized_body_is_413) {
   size_t size = 70 * 1024;
   char *body = malloc(size + 1);
@@ -651,6 +707,9 @@ int main(void) {
   tcase_add_test(api, pagination_walks_every_decision_once);
   tcase_add_test(api, health_ready_and_metrics);
   tcase_add_test(api, a_second_server_on_the_same_data_folder_is_refused);
+  tcase_add_test(api, a_violation_cut_inside_a_character_is_listed);
+  tcase_add_test(
+      api, the_explanation_of_a_damaged_trace_names_the_decision); /* last: it damages a row */
   suite_add_tcase(s, api);
   TCase *reload = tcase_create("reload");
   tcase_add_checked_fixture(reload, start_server, stop_server);
