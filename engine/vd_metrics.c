@@ -262,6 +262,12 @@ static void render_log(const vd_decision_log_stats *log, vd_buf *out) {
                 "verdict_decision_log_trace_bytes_total{form=\"stored\"} %llu\n",
                 (unsigned long long)log->wal_frames, (unsigned long long)log->wal_bytes,
                 (unsigned long long)log->trace_bytes, (unsigned long long)log->stored_trace_bytes);
+  vd_buf_printf(out,
+                "# HELP verdict_decision_log_batches_total Group commits (committed / batches: "
+                "decisions per commit).\n"
+                "# TYPE verdict_decision_log_batches_total counter\n"
+                "verdict_decision_log_batches_total %llu\n",
+                (unsigned long long)log->batches);
 }
 
 void vd_metrics_render(vd_metrics *m, const vd_decision_log_stats *log, vd_buf *out) {

@@ -318,6 +318,7 @@ START_TEST(metrics_render_counts_and_histograms) {
                                  .committed = 10,
                                  .healthy = true,
                                  .checkpoint_holds = 7,
+                                 .batches = 8,
                                  .checkpoint_hold_seconds_max = 0.0015};
   stats.commit_latency[0] = 4;
   stats.commit_latency[VD_LOG_LATENCY_BUCKETS] = 1;
@@ -329,6 +330,8 @@ START_TEST(metrics_render_counts_and_histograms) {
   ck_assert_ptr_nonnull(strstr(out.data, "verdict_decision_log_checkpoint_holds_total 7\n"));
   ck_assert_ptr_nonnull(
       strstr(out.data, "verdict_decision_log_checkpoint_hold_seconds_max 0.001500000\n"));
+  /* committed / batches: the decisions a group commit carries */
+  ck_assert_ptr_nonnull(strstr(out.data, "verdict_decision_log_batches_total 8\n"));
   vd_buf_free(&out);
   vd_metrics_free(m);
 }
