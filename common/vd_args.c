@@ -10,6 +10,16 @@ static vd_option *find(vd_option *options, size_t count, const char *name, size_
   return NULL;
 }
 
+/* True when text is "--NAME" or "--NAME=..." for an option of the table or --help. */
+static bool names_option(vd_option *options, size_t count, const char *text) {
+  if (strncmp(text, "--", 2) != 0) return false;
+  const char *name = text + 2;
+  const char *eq = strchr(name, '=');
+  size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+  return (name_len == 4 && strncmp(name, "help", 4) == 0) ||
+         (name_len && find(options, count, name, name_len) != NULL);
+}
+
 bool vd_args_parse(int argc, char **argv, int first, vd_option *options, size_t option_count,
                    const char **positionals, size_t max_positionals, size_t *positional_count,
                    bool *help_requested, vd_error *err) {
@@ -39,6 +49,12 @@ bool vd_args_parse(int argc, char **argv, int first, vd_option *options, size_t 
         opt->value = eq + 1;
       } else if (i + 1 < argc) {
         opt->value = argv[++i];
+        /* "--deployment --in x.csv": the value forgotten, the next option taken as the value */
+        if (names_option(options, option_count, opt->value))
+          return vd_error_set(err,
+                              "option --%s needs a value (got the option %s; a value that "
+                              "starts with '--' is written --%s=VALUE)",
+                              opt->name, opt->value, opt->name);
       } else {
         return vd_error_set(err, "option --%s needs a value", opt->name);
       }
@@ -48,6 +64,10 @@ bool vd_args_parse(int argc, char **argv, int first, vd_option *options, size_t 
         return vd_error_set(err, "option --%s needs a value (got an empty one)", opt->name);
       continue;
     }
+    /* "verdict rules check ''" (an unset "$FILE") names nothing, as an empty option value */
+    if (!*arg)
+      return vd_error_set(err, "argument %zu is empty (an empty argument names nothing)",
+                          *positional_count + 1);
     if (*positional_count == max_positionals)
       return vd_error_set(err, "unexpected argument '%s'", arg);
     positionals[(*positional_count)++] = arg;

@@ -23,8 +23,9 @@ typedef struct vd_option {
 } vd_option;
 
 /* Parses argv[first..argc). Unknown options, a missing or empty value ("--name=", "--name ''"),
- * or more than max_positionals positionals are errors. "--help" is always accepted and sets
- * *help_requested. */
+ * a value given apart that is one of the verb's options ("--deployment --in x.csv": write
+ * "--deployment=--in" for such a value), an empty positional, or more than max_positionals
+ * positionals are errors. "--help" is always accepted and sets *help_requested. */
 bool vd_args_parse(int argc, char **argv, int first, vd_option *options, size_t option_count,
                    const char **positionals, size_t max_positionals, size_t *positional_count,
                    bool *help_requested, vd_error *err);

@@ -148,6 +148,27 @@ START_TEST(an_empty_option_value_is_a_usage_mistake) {
 }
 END_TEST
 
+/* An empty positional ("verdict rules check ''" printed "cannot open : No such file") and an
+ * option taken as a forgotten value ("score --deployment --in x.csv") are usage mistakes. */
+START_TEST(an_empty_argument_or_an_option_as_a_value_is_a_usage_mistake) {
+  char *rules[] = {"verdict", "rules", "check", "", NULL};
+  captured c = run_cli(4, rules);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_str_eq(c.err,
+                   "verdict rules check: argument 1 is empty (an empty argument names nothing) "
+                   "(see 'verdict rules check --help')\n");
+  captured_free(&c);
+  char *score[] = {"verdict", "score", "--deployment", "--in", "x.csv", NULL};
+  c = run_cli(5, score);
+  ck_assert_int_eq(c.code, 2);
+  ck_assert_str_eq(c.err,
+                   "verdict score: option --deployment needs a value (got the option --in; a "
+                   "value that starts with '--' is written --deployment=VALUE) (see 'verdict "
+                   "score --help')\n");
+  captured_free(&c);
+}
+END_TEST
+
 START_TEST(executable_exits_2_on_unknown_verb) {
   char command[4096];
   snprintf(command, sizeof command, "'%s' frobnicate 2>/dev/null", VERDICT_EXE);
@@ -169,6 +190,7 @@ int main(void) {
   tcase_add_test(tc, executable_exits_2_on_unknown_verb);
   tcase_add_test(tc, every_verb_answers_help_and_mistakes_alike);
   tcase_add_test(tc, an_empty_option_value_is_a_usage_mistake);
+  tcase_add_test(tc, an_empty_argument_or_an_option_as_a_value_is_a_usage_mistake);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }

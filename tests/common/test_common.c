@@ -95,6 +95,50 @@ START_TEST(args_refuse_unknown_and_missing_value) {
 }
 END_TEST
 
+/* "--deployment --in x.csv" took "--in" as the folder: a value given apart that is one of the
+ * verb's options (or --help) is a forgotten value. "--name=--in" passes such a value; anything
+ * else starting with "--" is a value as before. */
+START_TEST(args_refuse_an_option_as_a_value) {
+  vd_option opts[] = {{"deployment", true, NULL, ""}, {"in", true, NULL, ""}};
+  const char *pos[2];
+  size_t npos;
+  bool help;
+  vd_error e;
+  char *forgot[] = {"score", "--deployment", "--in", "x.csv", NULL};
+  ck_assert(!vd_args_parse(4, forgot, 1, opts, 2, pos, 2, &npos, &help, &e));
+  ck_assert_str_eq(e.message,
+                   "option --deployment needs a value (got the option --in; a value "
+                   "that starts with '--' is written --deployment=VALUE)");
+  char *forgot_eq[] = {"score", "--deployment", "--in=x.csv", NULL};
+  ck_assert(!vd_args_parse(3, forgot_eq, 1, opts, 2, pos, 2, &npos, &help, &e));
+  char *forgot_help[] = {"score", "--in", "--help", NULL};
+  ck_assert(!vd_args_parse(3, forgot_help, 1, opts, 2, pos, 2, &npos, &help, &e));
+  char *explicit[] = {"score", "--deployment=--in", NULL};
+  ck_assert(vd_args_parse(2, explicit, 1, opts, 2, pos, 2, &npos, &help, &e));
+  ck_assert_str_eq(vd_args_get(opts, 2, "deployment"), "--in");
+  opts[0].value = NULL;
+  char *other[] = {"score", "--deployment", "--not-an-option", NULL};
+  ck_assert(vd_args_parse(3, other, 1, opts, 2, pos, 2, &npos, &help, &e));
+  ck_assert_str_eq(vd_args_get(opts, 2, "deployment"), "--not-an-option");
+}
+END_TEST
+
+/* An empty positional ("verdict rules check ''") names nothing, like an empty option value. */
+START_TEST(args_refuse_an_empty_positional) {
+  vd_option opts[] = {{"config", true, NULL, ""}};
+  const char *pos[2];
+  size_t npos;
+  bool help;
+  vd_error e;
+  char *empty[] = {"check", "a.yaml", "", NULL};
+  ck_assert(!vd_args_parse(3, empty, 1, opts, 1, pos, 2, &npos, &help, &e));
+  ck_assert_str_eq(e.message, "argument 2 is empty (an empty argument names nothing)");
+  char *after_dashes[] = {"check", "--", "", NULL};
+  ck_assert(!vd_args_parse(3, after_dashes, 1, opts, 1, pos, 2, &npos, &help, &e));
+  ck_assert_str_eq(e.message, "argument 1 is empty (an empty argument names nothing)");
+}
+END_TEST
+
 /* A fresh folder (dir: a mkdtemp template) holding a FIFO at fifo ("DIR/fifoEXT"); file is
  * "DIR/fileEXT" beside it, not made. */
 static void make_fifo_dir(char *dir, const char *ext, char fifo[64], char file[64]) {
@@ -222,6 +266,8 @@ int main(void) {
   tcase_add_test(tc, buf_grows_and_takes);
   tcase_add_test(tc, args_parse_values_flags_positionals);
   tcase_add_test(tc, args_refuse_unknown_and_missing_value);
+  tcase_add_test(tc, args_refuse_an_option_as_a_value);
+  tcase_add_test(tc, args_refuse_an_empty_positional);
   tcase_add_test(tc, sha256_known_vector);
   tcase_add_test(tc, only_regular_files_are_opened);
   tcase_add_test(tc, only_regular_files_are_written);
