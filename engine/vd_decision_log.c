@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vd_buf.h"
+#include "vd_json_check.h"
 #include "vd_printable.h"
 #include "vd_time.h"
 #include "vd_trace_blob.h"
@@ -24,15 +25,16 @@ const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
 enum {
-  PURGE_CHUNK = 2000,        /* rows deleted per retention transaction */
-  ID_MAX = 128,              /* the longest decision id accepted */
-  CHECKPOINT_PAGES = 1000,   /* WAL pages written that wake the checkpointer (SQLite's default) */
-  WAL_RESET_PAGES = 6000,    /* WAL pages at which the checkpointer starts the WAL over */
-  TAIL_PAGES = 32,           /* WAL pages left to copy at most while commits are held */
-  CATCH_UP_ROUNDS = 4,       /* checkpoints alongside the commits before holding them */
-  DB_CHUNK_BYTES = 4 << 20,  /* the database file grows by this much at a time */
-  WAL_HARD_PAGES = 8000,     /* past this, commits wait for the checkpointer's WAL restart */
-  MESSAGE_MAX = 256,         /* the error message a waiter gets back */
+  PURGE_CHUNK = 2000,       /* rows deleted per retention transaction */
+  ID_MAX = 128,             /* the longest decision id accepted */
+  CHECKPOINT_PAGES = 1000,  /* WAL pages written that wake the checkpointer (SQLite's default) */
+  WAL_RESET_PAGES = 6000,   /* WAL pages at which the checkpointer starts the WAL over */
+  TAIL_PAGES = 32,          /* WAL pages left to copy at most while commits are held */
+  CATCH_UP_ROUNDS = 4,      /* checkpoints alongside the commits before holding them */
+  DB_CHUNK_BYTES = 4 << 20, /* the database file grows by this much at a time */
+  WAL_HARD_PAGES = 8000,    /* past this, commits wait for the checkpointer's WAL restart */
+  MESSAGE_MAX = 256,        /* the error message a waiter gets back */
+  LIST_TEXT_MAX_BYTES = 256 << 20, /* the longest listing page served as text */
   SPACE_CHECK_FRAMES = 1024, /* free space is checked again after this many WAL frames (4 MiB) */
   DEFAULT_CAPACITY = 4096,   /* see the header for every default */
   DEFAULT_BATCH = 512,
@@ -985,17 +987,24 @@ static bool stored_trace(const vd_decision_log *log, sqlite3_stmt *st, int colum
     const char *t = (const char *)sqlite3_column_text(st, column);
     *text = t ? t : "";
     *len = (size_t)sqlite3_column_bytes(st, column);
-    return true;
+  } else {
+    const void *blob = sqlite3_column_blob(st, column);
+    size_t blob_len = (size_t)sqlite3_column_bytes(st, column);
+    if (!(*decoded = vd_trace_blob_decode(blob, blob_len, len, err))) {
+      vd_error_prefix(err, "decision log %s: the stored trace of decision %s cannot be read",
+                      log->path, id);
+      return false;
+    }
+    *text = *decoded;
   }
-  const void *blob = sqlite3_column_blob(st, column);
-  size_t blob_len = (size_t)sqlite3_column_bytes(st, column);
-  if (!(*decoded = vd_trace_blob_decode(blob, blob_len, len, err))) {
-    vd_error_prefix(err, "decision log %s: the stored trace of decision %s cannot be read",
-                    log->path, id);
-    return false;
-  }
-  *text = *decoded;
-  return true;
+  /* The listing serves the stored text as it is: a damaged or forged row must be an error here,
+   * not invalid JSON or extra records in an answer. */
+  if (vd_json_check_object(*text, *len, NULL, NULL, NULL, err)) return true;
+  vd_error_prefix(err, "decision log %s: the stored trace of decision %s is damaged", log->path,
+                  id);
+  free(*decoded);
+  *decoded = NULL;
+  return false;
 }
 
 /* Adds the decision's amendments, oldest first, as trace.amendments (absent when none). */
@@ -1265,8 +1274,14 @@ typedef struct text_list {
 } text_list;
 
 static bool add_text(void *ctx, const char *id, const char *text, size_t len, vd_error *err) {
-  (void)id;
   text_list *t = ctx;
+  /* a page of real traces is a few MB: rows claiming far more (damaged or forged) must not grow
+   * one answer without bound */
+  if (t->out->len + len > LIST_TEXT_MAX_BYTES)
+    return vd_error_set(err,
+                        "decision log: the page would exceed %d MiB at decision %s: ask for "
+                        "fewer decisions (limit)",
+                        LIST_TEXT_MAX_BYTES >> 20, id);
   if (t->rows++) vd_buf_append(t->out, ",", 1);
   vd_buf_append(t->out, text, len);
   return !t->out->oom || vd_error_set(err, "out of memory");

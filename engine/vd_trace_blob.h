@@ -26,8 +26,10 @@
 enum {
   VD_TRACE_BLOB_HEADER = 12,
   VD_TRACE_BLOB_LZ4 = 1,
-  /* the longest trace a blob holds (traces come from request bodies of at most a few MiB) */
-  VD_TRACE_BLOB_MAX = 1 << 30,
+  /* The longest trace a blob holds: a trace is a few times its request, and requests are at
+   * most limits.max_body_bytes (64 KiB by default). A row claiming more is refused before any
+   * allocation for it (a 4 MB blob could claim 1 GiB); a longer trace is stored as text. */
+  VD_TRACE_BLOB_MAX = 64 << 20,
 };
 
 /* Compresses text[0..len). True with *blob (malloc'ed) and *blob_len when the blob is smaller

@@ -334,6 +334,61 @@ START_TEST(a_damaged_blob_is_an_error_naming_the_decision) {
 }
 END_TEST
 
+/* Stored text that is not one JSON object — forged in the file, as TEXT or as a blob with a
+ * valid checksum — is an error naming the decision, for get and for the listing, which would
+ * otherwise copy it into its answer (invalid JSON, or extra records: {"a":1},{"b":2}). */
+START_TEST(stored_text_that_is_not_one_object_is_an_error) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(f.path, false);
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  char id[VD_UUID_STRING_SIZE];
+  vd_uuid_v7(gen, id, NULL);
+  char *trace = real_trace(4);
+  append(log, id, 1000, trace);
+  static const char *const forged[] = {"{\"a\":1},{\"b\":2}",   "not json at all", "",
+                                       "{\"a\":\"x\\u0000y\"}", "[1,2]",           "{\"a\":1"};
+  for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+    for (int as_blob = 0; as_blob < 2; as_blob++) {
+      void *blob = NULL;
+      size_t len = 0;
+      if (as_blob) {
+        /* vd_trace_blob_encode keeps what does not shrink as text: pad so it compresses */
+        char padded[512];
+        int n = snprintf(padded, sizeof padded, "%s%0400d", forged[i], 0);
+        if (!vd_trace_blob_encode(padded, (size_t)n, &blob, &len)) continue;
+        overwrite_blob(f.path, id, blob, len);
+      } else {
+        sqlite3 *db = NULL;
+        ck_assert_int_eq(sqlite3_open(f.path, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        char *sql = sqlite3_mprintf("UPDATE decisions SET trace = %Q WHERE id = %Q", forged[i], id);
+        ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_free(sql);
+        sqlite3_close(db);
+      }
+      free(blob);
+      vd_error err = {0};
+      json_t *got = NULL;
+      ck_assert_int_eq(vd_decision_log_get(log, id, &got, &err), VD_LOG_FAILED);
+      ck_assert_msg(strstr(err.message, id) && strstr(err.message, "not one JSON object"),
+                    "%zu/%d: %s", i, as_blob, err.message);
+      bool ok = true;
+      vd_error lerr = {0};
+      char *listed = list_text(log, &lerr, &ok);
+      ck_assert_msg(!ok, "%zu/%d: listed %s", i, as_blob, listed ? listed : "(null)");
+      free(listed);
+      ck_assert_msg(strstr(lerr.message, id) && strstr(lerr.message, "damaged"), "%s",
+                    lerr.message);
+    }
+  }
+  vd_decision_log_close(log);
+  vd_uuid_gen_free(gen);
+  free(trace);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(a_trace_that_does_not_shrink_is_stored_as_it_is) {
   fixture f;
   fixture_init(&f);
@@ -442,6 +497,18 @@ START_TEST(the_blob_codec_round_trips_and_checks_its_header) {
   ck_assert_ptr_null(vd_trace_blob_decode(bad, blob_len, &text_len, &err));
   ck_assert_msg(strstr(err.message, "bad length"), "%s", err.message);
   free(bad);
+  /* a small row may not claim more than any trace can be (the attack run made a 4 MB blob claim
+   * 1 GiB and a listing of such rows allocate gigabytes): refused before allocating, even with
+   * a block large enough for the claim and a valid checksum */
+  size_t big = VD_TRACE_BLOB_HEADER + ((size_t)VD_TRACE_BLOB_MAX + 1) / 255 + 64;
+  bad = calloc(1, big);
+  memcpy(bad, "VDZ", 3);
+  bad[3] = VD_TRACE_BLOB_LZ4;
+  put_u32(bad + 4, (uint32_t)VD_TRACE_BLOB_MAX + 1);
+  reseal(bad, big);
+  ck_assert_ptr_null(vd_trace_blob_decode(bad, big, &text_len, &err));
+  ck_assert_msg(strstr(err.message, "bad length"), "%s", err.message);
+  free(bad);
   free(blob);
   free(trace);
 }
@@ -454,6 +521,7 @@ int main(void) {
   tcase_add_test(tc, compressed_traces_round_trip_through_get_and_listings);
   tcase_add_test(tc, older_text_rows_read_and_list_among_new_ones);
   tcase_add_test(tc, a_damaged_blob_is_an_error_naming_the_decision);
+  tcase_add_test(tc, stored_text_that_is_not_one_object_is_an_error);
   tcase_add_test(tc, a_trace_that_does_not_shrink_is_stored_as_it_is);
   tcase_add_test(tc, compress_false_stores_text_and_reads_blobs_still);
   tcase_add_test(tc, the_blob_codec_round_trips_and_checks_its_header);
