@@ -362,16 +362,42 @@ static bool blank_line(const vd_yaml_doc *doc, int line) {
  * noticed at the next key or at the end of the text. Then its context_mark, the opening of the
  * construct it names ("while scanning a quoted scalar"), is the mistake; and a problem noticed at
  * the start of a blank line, or past the end, belongs to the last line written. */
+/* libyaml's words for a mistake, and what a person editing the file by hand usually did. */
+static const char *plain_hint(const char *problem, const char *context) {
+  static const struct {
+    const char *problem, *context, *hint;
+  } hints[] = {
+      {"mapping values are not allowed", NULL,
+       " (a ':' where none can be: is this line indented deeper than the one above, or does a "
+       "value contain ': '? then quote it)"},
+      {"did not find expected ',' or '}'", NULL,
+       " (a quote or a '{' never closed, or a ',' missing between two entries?)"},
+      {"did not find expected ',' or ']'", NULL,
+       " (a quote or a '[' never closed, or a ',' missing between two items?)"},
+      {"found unexpected end of stream", "quoted scalar", " (a quote never closed?)"},
+      {"found character that cannot start any token", NULL,
+       " (a tab? YAML indents with spaces only; or quote a value starting with '@' or '`')"},
+      {"did not find expected key", NULL,
+       " (this line's indentation does not match the entries above it)"},
+  };
+  for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++)
+    if (strstr(problem, hints[i].problem) &&
+        (!hints[i].context || (context && strstr(context, hints[i].context))))
+      return hints[i].hint;
+  return "";
+}
+
 static void syntax_error(vd_yaml_doc *doc, const yaml_parser_t *p, vd_error *err) {
   const char *problem = p->problem ? p->problem : "invalid YAML";
   const char *context = p->context;
+  const char *hint = plain_hint(problem, context);
   int line = line_of(&p->problem_mark), column = column_of(&p->problem_mark);
   bool unclosed = context && p->context_mark.line < p->problem_mark.line &&
                   (strstr(context, "while scanning") || strstr(context, "flow"));
   if (unclosed) {
     vd_error_at(err, doc->name, line_of(&p->context_mark), column_of(&p->context_mark),
-                "%s %s that starts here (noticed at line %d, column %d)", problem, context, line,
-                column);
+                "%s %s that starts here (noticed at line %d, column %d)%s", problem, context, line,
+                column, hint);
     return;
   }
   if (column == 1 && line > 1 && blank_line(doc, line)) {
@@ -380,8 +406,8 @@ static void syntax_error(vd_yaml_doc *doc, const yaml_parser_t *p, vd_error *err
     vd_yaml_source_line(doc, line, &len);
     column = (int)len + 1; /* just after the last thing written */
   }
-  vd_error_at(err, doc->name, line, column, "%s%s%s", problem, context ? " " : "",
-              context ? context : "");
+  vd_error_at(err, doc->name, line, column, "%s%s%s%s", problem, context ? " " : "",
+              context ? context : "", hint);
 }
 
 vd_yaml_doc *vd_yaml_load_string(const char *text, size_t len, const char *name, vd_error *err) {

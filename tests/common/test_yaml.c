@@ -34,6 +34,14 @@ START_TEST(syntax_errors_point_at_the_line_written) {
   /* noticed at the start of the line that is wrong: that line, as libyaml says */
   expect_error("a: b\n- c\n", 2, 1, "did not find expected key while parsing a block mapping");
   expect_error("a:\n  b: 1\n c: 2\n", 3, 2, "did not find expected key");
+  /* libyaml's words come with what a person usually did (the new-user trial's two cases) */
+  expect_error("rules:\n  - id: a\n    stage: x\n      when: y\n", 4, 11,
+               "mapping values are not allowed in this context (a ':' where none can be: is "
+               "this line indented deeper");
+  expect_error("a: { deny: \"x }\nb: 1\n", 1, 12, "(a quote never closed?)");
+  expect_error("a: {b: 1\nc: 2\n", 1, 4, "(a quote or a '{' never closed");
+  expect_error("a: 'x\nb: 1\n", 1, 4, "(a quote never closed?)");
+  expect_error("a:\n\t- b\n", 2, 1, "(a tab? YAML indents with spaces only");
 }
 END_TEST
 
