@@ -1065,10 +1065,13 @@ static bool warm_up(vd_service *s, const vd_deployment *d, vd_diags *diags) {
   return warm_up_outcome(d, st, &violations, &err, diags);
 }
 
-/* Loads every configured deployment; on success *out holds one new version per folder. */
-static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diags *diags) {
+/* Loads every configured deployment; on success *out holds one new version per folder. On
+ * failure *failed (when not NULL) names what was refused, for the summary line after the errors:
+ * a deployment that did not load, or mask_fields that the deployments (loaded fine) refuse. */
+static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diags *diags,
+                     const char **failed) {
   const vd_config *c = s->config;
-  bool ok = true;
+  bool ok = true, deployments_ok = true, mask_ok = true;
   for (size_t i = 0; i < c->deployment_count; i++) {
     bool had_model = false;
     if (reloading) {
@@ -1078,19 +1081,21 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
     }
     vd_deployment_load_options options = {.data_dir = c->data_dir, .require_model = had_model};
     out[i] = vd_deployment_load(c->deployments[i], &options, diags);
-    if (!out[i] ||
-        !vd_trace_mask_check(&s->mask, vd_deployment_ruleset(out[i]), vd_deployment_model(out[i]),
-                             diags) ||
-        !warm_up(s, out[i], diags))
-      ok = false;
+    if (!out[i] || !warm_up(s, out[i], diags))
+      deployments_ok = false;
+    else if (!vd_trace_mask_check(&s->mask, vd_deployment_ruleset(out[i]),
+                                  vd_deployment_model(out[i]), diags))
+      mask_ok = false;
   }
-  if (ok) {
+  if (deployments_ok && mask_ok) {
     const vd_schema **schemas = calloc(c->deployment_count + 1, sizeof(const vd_schema *));
     for (size_t i = 0; schemas && i < c->deployment_count; i++)
       schemas[i] = vd_deployment_schema(out[i]);
-    ok = schemas && vd_trace_mask_known(&s->mask, schemas, c->deployment_count, diags);
+    if (!schemas) deployments_ok = false;
+    mask_ok = schemas && vd_trace_mask_known(&s->mask, schemas, c->deployment_count, diags);
     free(schemas);
   }
+  ok = deployments_ok && mask_ok;
   for (size_t i = 0; ok && i < c->deployment_count; i++)
     for (size_t j = 0; j < i; j++)
       if (strcmp(vd_deployment_kind(out[i]), vd_deployment_kind(out[j])) == 0 ||
@@ -1101,6 +1106,12 @@ static bool load_all(vd_service *s, bool reloading, vd_deployment **out, vd_diag
         if (diags) vd_diags_add(diags, &e);
         ok = false;
       }
+  if (failed && !ok)
+    *failed = !deployments_ok ? (mask_ok ? "the deployments failed to load"
+                                         : "the deployments failed to load and mask_fields "
+                                           "was refused")
+              : !mask_ok      ? "mask_fields was refused (the deployments loaded)"
+                              : "two deployments have the same name or kind";
   if (!ok)
     for (size_t i = 0; i < c->deployment_count; i++) {
       vd_deployment_release(out[i]);
@@ -1130,7 +1141,7 @@ bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   vd_deployment **fresh = calloc(n, sizeof(vd_deployment *));
   if (!fresh) return false;
   pthread_mutex_lock(&s->reload_lock);
-  bool ok = load_all(s, true, fresh, diags);
+  bool ok = load_all(s, true, fresh, diags, NULL);
   json_t *prompts =
       NULL; /* the LLM prompts the registry now has active, swapped in with the rules */
   if (ok && s->llm) {
@@ -1307,9 +1318,10 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
 
   vd_deployment **loaded = calloc(c->deployment_count, sizeof(vd_deployment *));
   if (!loaded) goto fail;
-  if (!load_all(s, false, loaded, diags)) {
+  const char *failed = NULL;
+  if (!load_all(s, false, loaded, diags, &failed)) {
     free(loaded);
-    vd_error_set(err, "the deployments failed to load");
+    vd_error_set(err, "%s", failed);
     goto fail;
   }
   for (size_t i = 0; i < c->deployment_count; i++) {
