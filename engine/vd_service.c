@@ -1165,6 +1165,11 @@ bool vd_service_reload(vd_service *s, vd_diags *diags, json_t **report) {
   } else {
     event(s, "reload refused (%zu error%s); the previous versions keep serving",
           diags ? diags->count : 0, diags && diags->count == 1 ? "" : "s");
+    for (size_t i = 0; diags && i < diags->count; i++) {
+      char text[VD_ERROR_MESSAGE_MAX + VD_ERROR_WHERE_MAX + 32];
+      vd_error_format(&diags->items[i], text, sizeof text);
+      event(s, "reload: %s", text);
+    }
   }
   return ok;
 }
@@ -1457,13 +1462,8 @@ int vd_verb_serve(int argc, char **argv, FILE *out, FILE *err) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      vd_diags reload_diags = {0};
-      if (!vd_service_reload(service, &reload_diags, NULL))
-        for (size_t i = 0; i < reload_diags.count; i++) {
-          char text[1024];
-          vd_error_format(&reload_diags.items[i], text, sizeof text);
-          fprintf(err, "verdict serve: reload: %s\n", text);
-        }
+      vd_diags reload_diags = {0}; /* vd_service_reload logs each error */
+      vd_service_reload(service, &reload_diags, NULL);
       vd_diags_free(&reload_diags);
       continue;
     }
