@@ -79,6 +79,9 @@ static double mean(const scores *s) {
   return s->n ? sum / (double)s->n : NAN;
 }
 
+/* A statistic of no scores (NaN) is no number: null in the JSON report, not 0.0. */
+static json_t *number_or_null(double x) { return isnan(x) ? json_null() : json_real(x); }
+
 static const json_t *candidate_record(const json_t *trace, const char *id) {
   size_t i;
   json_t *c;
@@ -122,10 +125,16 @@ static const char *field_of(const json_t *candidate, const char *field) {
 static const char *action_of(const json_t *candidate) { return field_of(candidate, "action"); }
 
 /* The score whose distribution is reported: a promotions candidate's final score, a triage
- * request's model confidence (absent when the rules settled it before the model). */
+ * request's model confidence (absent when the rules settled it before the model). NULL for a
+ * promotions candidate a rule took out before the model: its trace holds a score of 0 that
+ * nothing computed, which is no score of the model's. */
 static const json_t *score_of(const json_t *candidate) {
   const json_t *o = json_object_get(candidate, "outcome");
-  if (json_object_get(o, "score")) return json_object_get(o, "score");
+  if (json_object_get(o, "score")) {
+    bool unscored = json_is_false(json_object_get(o, "eligible")) &&
+                    json_is_null(json_object_get(candidate, "model"));
+    return unscored ? NULL : json_object_get(o, "score");
+  }
   return json_object_get(json_object_get(candidate, "model"), "confidence");
 }
 
@@ -252,14 +261,10 @@ static const char *decided_by(const json_t *outcome) {
   return json_is_string(by) ? json_string_value(by) : "the model";
 }
 
-/* "score 0.0709", or "no score" for a candidate a rule took out before the model (its trace
- * holds a score of 0 that nothing computed). */
+/* "score 0.0709", or "no score" for a candidate a rule took out before the model. */
 static const char *score_text(const json_t *candidate, char *buf, size_t size) {
-  const json_t *outcome = json_object_get(candidate, "outcome");
-  const json_t *score = json_object_get(outcome, "score");
-  bool unscored = json_is_false(json_object_get(outcome, "eligible")) &&
-                  json_is_null(json_object_get(candidate, "model"));
-  if (!json_is_number(score) || unscored) return "no score";
+  const json_t *score = score_of(candidate);
+  if (!json_is_number(score)) return "no score";
   snprintf(buf, size, "score %.4f", json_number_value(score));
   return buf;
 }
@@ -515,11 +520,10 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
     for (int s = 0; s < 2; s++)
       json_object_set_new(
           dist, names[s],
-          json_pack("{s:I, s:f, s:f, s:f, s:f}", "count", (json_int_t)sets[s]->n, "mean",
-                    isnan(mean(sets[s])) ? 0.0 : mean(sets[s]), "p10",
-                    isnan(quantile(sets[s], 0.1)) ? 0.0 : quantile(sets[s], 0.1), "p50",
-                    isnan(quantile(sets[s], 0.5)) ? 0.0 : quantile(sets[s], 0.5), "p90",
-                    isnan(quantile(sets[s], 0.9)) ? 0.0 : quantile(sets[s], 0.9)));
+          json_pack("{s:I, s:o, s:o, s:o, s:o}", "count", (json_int_t)sets[s]->n, "mean",
+                    number_or_null(mean(sets[s])), "p10", number_or_null(quantile(sets[s], 0.1)),
+                    "p50", number_or_null(quantile(sets[s], 0.5)), "p90",
+                    number_or_null(quantile(sets[s], 0.9))));
     json_object_set_new(dist, "of", json_string(score_name));
     json_t *report = json_pack(
         "{s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:O}", "kind", vd_deployment_kind(candidate),
@@ -570,8 +574,8 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
       fprintf(out, "\ncaused by (%s affected):\n", triage ? "decisions" : "candidates");
     for (size_t i = 0; i < causes->n; i++)
       fprintf(out, "  %-60s %zu\n", causes->keys[i], causes->counts[i]);
-    fprintf(out, "\n%s distribution%s   mean      p10       p50       p90\n", score_name,
-            triage ? " (model-scored)" : " (all candidates)");
+    fprintf(out, "\n%s distribution (model-scored)   mean      p10       p50       p90\n",
+            score_name);
     const scores *sets[2] = {before_scores, after_scores};
     const char *names[2] = {"before", "after "};
     for (int s = 0; s < 2; s++) {

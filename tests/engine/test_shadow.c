@@ -178,12 +178,72 @@ START_TEST(no_decisions_are_reported_as_such) {
 }
 END_TEST
 
+/* Only the candidates the model scored are in a score distribution: a candidate a rule denies
+ * before the model has a 0 in its trace that nothing computed. A candidate rule set denying every
+ * candidate of the logged decision before the model leaves the "after" side empty: count 0 and,
+ * in --json, null statistics (a mean of nothing is no number, not 0.0). */
+START_TEST(denied_candidates_are_not_scores) {
+  char work[] = "/tmp/vd-shadow-XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(work));
+  char data[512], cmd[1024], rules[512];
+  snprintf(data, sizeof data, "%s/data", work);
+  ck_assert_int_eq(mkdir(data, 0755), 0);
+  log_one_decision(data);
+  snprintf(cmd, sizeof cmd, "cp %s/schema.yaml %s/ && cp %s %s/rules.yaml", example, work,
+           example_rules, work);
+  run(cmd);
+  snprintf(rules, sizeof rules, "%s/rules.yaml", work);
+  /* the new rule goes first under `rules:` (the file's own tests never use history 612.5) */
+  snprintf(cmd, sizeof cmd,
+           "sed -i 's/^rules:$/rules:\\n  - id: pause-this-customer\\n    stage: before_model\\n"
+           "    when: subject.history == 612.5\\n    then: { deny: Paused }\\n/' %s",
+           rules);
+  run(cmd);
+  char *argv[12];
+  int argc = example_rules_argv(argv, data, NULL);
+  argv[4] = rules;
+  argv[argc++] = "--json";
+  argv[argc] = NULL;
+  char *out_text = NULL, *err_text = NULL;
+  int status = run_shadow(argc, argv, &out_text, &err_text);
+  ck_assert_msg(status == 0, "exit %d: %s%s", status, out_text, err_text);
+  json_error_t je;
+  json_t *report = json_loads(out_text, 0, &je);
+  ck_assert_msg(report != NULL, "%s: %s", je.text, out_text);
+  ck_assert_int_eq(json_integer_value(json_object_get(report, "compared")), 1);
+  const json_t *scores = json_object_get(report, "scores");
+  const json_t *before = json_object_get(scores, "before"),
+               *after = json_object_get(scores, "after");
+  ck_assert_int_ge(json_integer_value(json_object_get(before, "count")), 1);
+  ck_assert_msg(json_is_real(json_object_get(before, "mean")), "%s", out_text);
+  ck_assert_msg(json_integer_value(json_object_get(after, "count")) == 0, "%s", out_text);
+  const char *stats[] = {"mean", "p10", "p50", "p90"};
+  for (int i = 0; i < 4; i++)
+    ck_assert_msg(json_is_null(json_object_get(after, stats[i])), "after.%s: %s", stats[i],
+                  out_text);
+  json_decref(report);
+  free(out_text);
+  free(err_text);
+  /* the text report says so too */
+  argv[--argc] = NULL;
+  status = run_shadow(argc, argv, &out_text, &err_text);
+  ck_assert_msg(status == 0, "exit %d: %s%s", status, out_text, err_text);
+  ck_assert_msg(strstr(out_text, "after  (     0 scores)          no scores"), "%s", out_text);
+  ck_assert_msg(strstr(out_text, "(no score, decided by pause-this-customer)"), "%s", out_text);
+  free(out_text);
+  free(err_text);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", work);
+  run(cmd);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("shadow");
   TCase *tc = tcase_create("shadow");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, a_candidate_model_that_does_not_load_is_refused);
   tcase_add_test(tc, no_decisions_are_reported_as_such);
+  tcase_add_test(tc, denied_candidates_are_not_scores);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
