@@ -475,8 +475,10 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
     if (!ok) fprintf(err, "verdict replay: reading the decision log: %s\n", e.message);
     const replay_counts *c = &rr.counts;
     fprintf(out,
-            "replayed %zu decisions: %zu identical, %zu different, %zu could not be replayed\n",
-            c->identical + c->different + c->failed, c->identical, c->different, c->failed);
+            "replayed %zu decision%s: %zu identical, %zu different, %zu could not be replayed\n",
+            c->identical + c->different + c->failed,
+            c->identical + c->different + c->failed == 1 ? "" : "s", c->identical, c->different,
+            c->failed);
     if (c->rounded)
       fprintf(out,
               "  %zu of the identical ones with reals within %g of the stored values (float "
@@ -490,9 +492,9 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
     if (c->triage)
       fprintf(out,
               "  of them triage: %zu, %zu identical (hot path compared; not compared: the job "
-              "ids of %zu escalations and the LLM's answers stored as amendments; cards_masked "
+              "ids of %zu escalation%s and the LLM's answers stored as amendments; cards_masked "
               "carried over as stored)\n",
-              c->triage, c->triage_identical, c->escalations);
+              c->triage, c->triage_identical, c->escalations, c->escalations == 1 ? "" : "s");
     code = ok && c->different == 0 && c->failed == 0 ? 0 : 1;
   }
   vd_replayer_free(r);

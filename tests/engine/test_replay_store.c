@@ -194,6 +194,20 @@ START_TEST(the_replay_verb_reads_the_log) {
   fclose(out);
   ck_assert_ptr_nonnull(strstr(out_text, "replayed 2 decisions: 2 identical, 0 different"));
   free(out_text);
+  /* one decision is one: "replayed 1 decision", not "1 decisions" */
+  char *first[] = {"replay",
+                   "--since",
+                   "2025-01-01T00:00:00Z",
+                   "--until",
+                   "2025-11-24T16:00:00.000001Z",
+                   "--data-dir",
+                   data,
+                   NULL};
+  out = open_memstream(&out_text, &out_size);
+  ck_assert_int_eq(vd_verb_replay(7, first, out, errf), 0);
+  fclose(out);
+  ck_assert_msg(strstr(out_text, "replayed 1 decision: 1 identical, 0 different"), "%s", out_text);
+  free(out_text);
   /* an explicit bound at the epoch is a bound (0 was read as "none"), and a bad one is named */
   char *epoch[] = {
       "replay", "--since", "1960-01-01T00:00:00Z", "--until", "1970-01-01T00:00:00Z", "--data-dir",
