@@ -16,6 +16,7 @@
 
 #include "vd_buf.h"
 #include "vd_json_check.h"
+#include "vd_json_write.h"
 #include "vd_printable.h"
 #include "vd_time.h"
 #include "vd_trace_blob.h"
@@ -1098,32 +1099,93 @@ bool vd_decision_id_parse(const char *text, size_t len, char id[VD_DECISION_ID_S
   return true;
 }
 
+/* Reads decision id on reader r: the stored text (*decoded, if any, is the caller's to free)
+ * and whether it has amendments. The reader's get statement is left stepped: reset it after. */
+static vd_log_status read_decision(vd_decision_log *log, reader *r, const char *id, char **decoded,
+                                   const char **text, size_t *len, bool *amended, vd_error *err) {
+  *decoded = NULL;
+  sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(r->get);
+  if (rc == SQLITE_DONE) {
+    vd_error_set(err, "no decision with id %s", id);
+    return VD_LOG_NOT_FOUND;
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite_fail(err, r->db, log->path, "cannot read");
+    return VD_LOG_FAILED;
+  }
+  if (!stored_trace(log, r->get, 0, id, decoded, text, len, err)) return VD_LOG_FAILED;
+  sqlite3_bind_text(r->amendments, 1, id, -1, SQLITE_STATIC);
+  rc = sqlite3_step(r->amendments);
+  sqlite3_reset(r->amendments);
+  sqlite3_clear_bindings(r->amendments);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    sqlite_fail(err, r->db, log->path, "cannot read amendments");
+    return VD_LOG_FAILED;
+  }
+  *amended = rc == SQLITE_ROW;
+  return VD_LOG_OK;
+}
+
+/* The stored text as a tree with its amendments merged in; NULL with err. */
+static json_t *trace_tree(vd_decision_log *log, reader *r, const char *id, const char *text,
+                          size_t len, bool amended, vd_error *err) {
+  json_t *trace = parse_json(text, len, "trace", id, err);
+  if (trace && amended && !attach_amendments(log, r, id, trace, err)) {
+    json_decref(trace);
+    trace = NULL;
+  }
+  return trace;
+}
+
 vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
                                   vd_error *err) {
   *trace = NULL;
   reader *r = acquire_reader(log, err);
   if (!r) return VD_LOG_FAILED;
-  sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(r->get);
-  vd_log_status status = VD_LOG_OK;
   char *decoded = NULL;
   const char *text = NULL;
   size_t len = 0;
-  if (rc == SQLITE_ROW) {
-    if (stored_trace(log, r->get, 0, id, &decoded, &text, &len, err))
-      *trace = parse_json(text, len, "trace", id, err);
-    if (!*trace)
-      status = VD_LOG_FAILED;
-    else if (!attach_amendments(log, r, id, *trace, err)) {
-      json_decref(*trace);
-      *trace = NULL;
-      status = VD_LOG_FAILED;
+  bool amended = false;
+  vd_log_status status = read_decision(log, r, id, &decoded, &text, &len, &amended, err);
+  if (status == VD_LOG_OK && !(*trace = trace_tree(log, r, id, text, len, amended, err)))
+    status = VD_LOG_FAILED;
+  free(decoded);
+  sqlite3_reset(r->get);
+  sqlite3_clear_bindings(r->get);
+  release_reader(log, r);
+  return status;
+}
+
+vd_log_status vd_decision_log_get_text(vd_decision_log *log, const char *id, char **text_out,
+                                       size_t *len_out, vd_error *err) {
+  *text_out = NULL;
+  *len_out = 0;
+  reader *r = acquire_reader(log, err);
+  if (!r) return VD_LOG_FAILED;
+  char *decoded = NULL;
+  const char *text = NULL;
+  size_t len = 0;
+  bool amended = false;
+  vd_log_status status = read_decision(log, r, id, &decoded, &text, &len, &amended, err);
+  if (status == VD_LOG_OK && !amended) {
+    /* as stored: parsing ~9 KB into a tree only to write it out again was most of a get */
+    if (decoded) {
+      *text_out = decoded;
+      decoded = NULL;
+    } else if ((*text_out = malloc(len + 1))) {
+      memcpy(*text_out, text, len);
+      (*text_out)[len] = '\0';
     }
-  } else if (rc == SQLITE_DONE) {
-    vd_error_set(err, "no decision with id %s", id);
-    status = VD_LOG_NOT_FOUND;
-  } else {
-    sqlite_fail(err, r->db, log->path, "cannot read");
+    *len_out = len;
+  } else if (status == VD_LOG_OK) {
+    json_t *trace = trace_tree(log, r, id, text, len, true, err);
+    if (trace) *text_out = vd_json_dumps_shortest(trace, len_out);
+    json_decref(trace);
+    if (!trace) status = VD_LOG_FAILED;
+  }
+  if (status == VD_LOG_OK && !*text_out) {
+    vd_error_set(err, "out of memory");
     status = VD_LOG_FAILED;
   }
   free(decoded);

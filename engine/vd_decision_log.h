@@ -140,6 +140,12 @@ bool vd_decision_id_parse(const char *text, size_t len, char id[VD_DECISION_ID_S
  * what is wrong with it). */
 vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
                                   vd_error *err);
+/* The same trace as JSON text, what GET /v1/decisions/{id} serves: the stored text as it is
+ * (checked to be one JSON object, as the listing serves it) when the decision has no amendments;
+ * with amendments, vd_decision_log_get's tree written with vd_json_dumps_shortest. *text is
+ * malloc'ed (the caller frees it), *len its length. Statuses as vd_decision_log_get. */
+vd_log_status vd_decision_log_get_text(vd_decision_log *log, const char *id, char **text,
+                                       size_t *len, vd_error *err);
 
 /* Appends an amendment to decision `id` — a later fact about it, e.g. the LLM classification of
  * a triage request whose route was provisional — without ever changing the stored trace:

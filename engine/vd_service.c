@@ -410,13 +410,21 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
                 explanation ? "expected format" : "GET /v1/decisions/ID takes none", resp))
     return;
   json_t *trace = NULL;
-  vd_log_status st = vd_decision_log_get(s->log, id, &trace, &err);
+  char *text = NULL;
+  size_t text_len = 0;
+  /* the trace as stored, unless an explanation needs it as a tree */
+  vd_log_status st = explanation ? vd_decision_log_get(s->log, id, &trace, &err)
+                                 : vd_decision_log_get_text(s->log, id, &text, &text_len, &err);
   if (st == VD_LOG_OK && explanation) {
     respond_explanation(s, req, id, trace, resp);
     json_decref(trace);
-  } else if (st == VD_LOG_OK)
-    vd_http_respond_json(resp, 200, trace);
-  else if (st == VD_LOG_NOT_FOUND)
+  } else if (st == VD_LOG_OK) {
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = text;
+    resp->body_size = text_len;
+  } else if (st == VD_LOG_NOT_FOUND)
     vd_http_respond_error(resp, 404, "not_found", "id", NULL, "no decision with id %s", id);
   else {
     event(s, "reading decision %s failed: %s", id, err.message); /* a 5xx is always logged */

@@ -13,6 +13,7 @@
 #include "vd_buf.h"
 #include "vd_config.h"
 #include "vd_decision_log.h"
+#include "vd_json_write.h"
 #include "vd_metrics.h"
 #include "vd_test.h"
 #include "vd_trace_blob.h"
@@ -180,6 +181,47 @@ START_TEST(compressed_traces_round_trip_through_get_and_listings) {
   for (int i = 0; i < 3; i++) free(traces[i]);
   vd_buf_free(&want);
   vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
+/* GET /v1/decisions/{id} serves the stored text (what the listing serves for the decision) when
+ * there are no amendments, and the merged tree written out when there are. */
+START_TEST(get_text_is_the_stored_text_or_the_amended_tree) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(f.path, false);
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  char id[VD_UUID_STRING_SIZE];
+  vd_uuid_v7(gen, id, NULL);
+  char *trace = real_trace(6);
+  append(log, id, 1000, trace);
+  vd_error err = {0};
+  char *text = NULL;
+  size_t len = 0;
+  ck_assert_int_eq(vd_decision_log_get_text(log, id, &text, &len, &err), VD_LOG_OK);
+  ck_assert_uint_eq(len, strlen(trace));
+  ck_assert_str_eq(text, trace);
+  free(text);
+  json_t *amendment = json_pack("{s:s, s:i}", "type", "test", "n", 1);
+  ck_assert_int_eq(vd_decision_log_amend(log, id, amendment, &err), VD_LOG_OK);
+  json_decref(amendment);
+  json_t *tree = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, id, &tree, &err), VD_LOG_OK);
+  size_t want_len = 0;
+  char *want = vd_json_dumps_shortest(tree, &want_len);
+  json_decref(tree);
+  ck_assert_int_eq(vd_decision_log_get_text(log, id, &text, &len, &err), VD_LOG_OK);
+  ck_assert_str_eq(text, want);
+  ck_assert_ptr_nonnull(strstr(text, "\"amendments\":[{\"n\":1,\"type\":\"test\",\"amended_at\""));
+  free(text);
+  free(want);
+  ck_assert_int_eq(vd_decision_log_get_text(log, "no-such-id", &text, &len, &err),
+                   VD_LOG_NOT_FOUND);
+  ck_assert_ptr_null(text);
+  vd_decision_log_close(log);
+  vd_uuid_gen_free(gen);
+  free(trace);
   fixture_done(&f);
 }
 END_TEST
@@ -522,6 +564,7 @@ int main(void) {
   tcase_add_test(tc, older_text_rows_read_and_list_among_new_ones);
   tcase_add_test(tc, a_damaged_blob_is_an_error_naming_the_decision);
   tcase_add_test(tc, stored_text_that_is_not_one_object_is_an_error);
+  tcase_add_test(tc, get_text_is_the_stored_text_or_the_amended_tree);
   tcase_add_test(tc, a_trace_that_does_not_shrink_is_stored_as_it_is);
   tcase_add_test(tc, compress_false_stores_text_and_reads_blobs_still);
   tcase_add_test(tc, the_blob_codec_round_trips_and_checks_its_header);
