@@ -36,10 +36,17 @@ static bool hex4(scan *s, unsigned *unit) {
   return true;
 }
 
+/* Bytes a string's scan must stop at: the quote, the backslash, control characters, and the
+ * lead bytes of multi-byte UTF-8 (checked by vd_utf8_decode); everything else is skipped in one
+ * tight loop — most of a trace is plain ASCII inside strings. */
+static bool stops_string(unsigned char c) { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80; }
+
 /* A string, s->p at its opening quote; leaves s->p past the closing one. */
 static bool string(scan *s) {
   s->p++;
   while (s->p < s->end) {
+    while (s->p < s->end && !stops_string(*s->p)) s->p++;
+    if (s->p == s->end) break;
     unsigned char c = *s->p;
     if (c == '"') {
       s->p++;
