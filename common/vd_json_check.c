@@ -11,8 +11,8 @@ typedef struct scan {
 } scan;
 
 static bool fail(scan *s, const char *why) {
-  return vd_error_set(s->err, "not one JSON object: %s at byte %zu", why,
-                      (size_t)(s->p - s->start));
+  vd_error_set(s->err, "not one JSON object: %s at byte %zu", why, (size_t)(s->p - s->start));
+  return false;
 }
 
 static void skip_space(scan *s) {
@@ -68,12 +68,12 @@ static bool string(scan *s) {
       if (!strchr("\"\\/bfnrt", c)) return fail(s, "an invalid escape");
       continue;
     }
-    unsigned unit;
+    unsigned unit = 0;
     if (!hex4(s, &unit)) return false;
     if (unit == 0) return fail(s, "an escaped NUL (\\u0000)");
     if (unit >= 0xDC00 && unit <= 0xDFFF) return fail(s, "a lone low surrogate");
     if (unit >= 0xD800 && unit <= 0xDBFF) {
-      unsigned low;
+      unsigned low = 0;
       if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
         return fail(s, "a high surrogate without its low half");
       s->p += 2;

@@ -1138,9 +1138,14 @@ static json_t *trace_tree(vd_decision_log *log, reader *r, const char *id, const
   return trace;
 }
 
-vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
-                                  vd_error *err) {
-  *trace = NULL;
+static vd_log_status out_of_memory(vd_error *err) {
+  vd_error_set(err, "out of memory");
+  return VD_LOG_FAILED;
+}
+
+/* vd_decision_log_get (tree set) and vd_decision_log_get_text (text set): one read of the row. */
+static vd_log_status get_decision(vd_decision_log *log, const char *id, json_t **tree,
+                                  char **text_out, size_t *len_out, vd_error *err) {
   reader *r = acquire_reader(log, err);
   if (!r) return VD_LOG_FAILED;
   char *decoded = NULL;
@@ -1148,8 +1153,26 @@ vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t *
   size_t len = 0;
   bool amended = false;
   vd_log_status status = read_decision(log, r, id, &decoded, &text, &len, &amended, err);
-  if (status == VD_LOG_OK && !(*trace = trace_tree(log, r, id, text, len, amended, err)))
-    status = VD_LOG_FAILED;
+  if (status == VD_LOG_OK && (tree || amended)) {
+    json_t *trace = trace_tree(log, r, id, text, len, amended, err);
+    if (!trace)
+      status = VD_LOG_FAILED;
+    else if (tree)
+      *tree = trace;
+    else if (!(*text_out = vd_json_dumps_shortest(trace, len_out)))
+      status = out_of_memory(err);
+    if (!tree) json_decref(trace);
+  } else if (status == VD_LOG_OK) {
+    /* as stored: parsing ~9 KB into a tree only to write it out again was most of a get */
+    *text_out = decoded ? decoded : malloc(len + 1);
+    if (*text_out && !decoded) {
+      memcpy(*text_out, text, len);
+      (*text_out)[len] = '\0';
+    }
+    decoded = NULL;
+    *len_out = len;
+    if (!*text_out) status = out_of_memory(err);
+  }
   free(decoded);
   sqlite3_reset(r->get);
   sqlite3_clear_bindings(r->get);
@@ -1157,42 +1180,17 @@ vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t *
   return status;
 }
 
-vd_log_status vd_decision_log_get_text(vd_decision_log *log, const char *id, char **text_out,
-                                       size_t *len_out, vd_error *err) {
-  *text_out = NULL;
-  *len_out = 0;
-  reader *r = acquire_reader(log, err);
-  if (!r) return VD_LOG_FAILED;
-  char *decoded = NULL;
-  const char *text = NULL;
-  size_t len = 0;
-  bool amended = false;
-  vd_log_status status = read_decision(log, r, id, &decoded, &text, &len, &amended, err);
-  if (status == VD_LOG_OK && !amended) {
-    /* as stored: parsing ~9 KB into a tree only to write it out again was most of a get */
-    if (decoded) {
-      *text_out = decoded;
-      decoded = NULL;
-    } else if ((*text_out = malloc(len + 1))) {
-      memcpy(*text_out, text, len);
-      (*text_out)[len] = '\0';
-    }
-    *len_out = len;
-  } else if (status == VD_LOG_OK) {
-    json_t *trace = trace_tree(log, r, id, text, len, true, err);
-    if (trace) *text_out = vd_json_dumps_shortest(trace, len_out);
-    json_decref(trace);
-    if (!trace) status = VD_LOG_FAILED;
-  }
-  if (status == VD_LOG_OK && !*text_out) {
-    vd_error_set(err, "out of memory");
-    status = VD_LOG_FAILED;
-  }
-  free(decoded);
-  sqlite3_reset(r->get);
-  sqlite3_clear_bindings(r->get);
-  release_reader(log, r);
-  return status;
+vd_log_status vd_decision_log_get(vd_decision_log *log, const char *id, json_t **trace,
+                                  vd_error *err) {
+  *trace = NULL;
+  return get_decision(log, id, trace, NULL, NULL, err);
+}
+
+vd_log_status vd_decision_log_get_text(vd_decision_log *log, const char *id, char **text,
+                                       size_t *len, vd_error *err) {
+  *text = NULL;
+  *len = 0;
+  return get_decision(log, id, NULL, text, len, err);
 }
 
 /* The cursor is the (timestamp, id) of the last row returned: 16 hex digits of the timestamp

@@ -544,7 +544,9 @@ START_TEST(the_blob_codec_round_trips_and_checks_its_header) {
    * a block large enough for the claim and a valid checksum */
   size_t big = VD_TRACE_BLOB_HEADER + ((size_t)VD_TRACE_BLOB_MAX + 1) / 255 + 64;
   bad = calloc(1, big);
-  memcpy(bad, "VDZ", 3);
+  bad[0] = (unsigned char)'V';
+  bad[1] = (unsigned char)'D';
+  bad[2] = (unsigned char)'Z';
   bad[3] = VD_TRACE_BLOB_LZ4;
   put_u32(bad + 4, (uint32_t)VD_TRACE_BLOB_MAX + 1);
   reseal(bad, big);
