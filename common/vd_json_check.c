@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vd_number.h"
 #include "vd_utf8.h"
 
 typedef struct scan {
@@ -84,28 +85,12 @@ static bool string(scan *s) {
   return fail(s, "an unterminated string");
 }
 
-static bool digits(scan *s) {
-  const unsigned char *from = s->p;
-  while (s->p < s->end && *s->p >= '0' && *s->p <= '9') s->p++;
-  return s->p > from;
-}
-
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+/* A number (vd_number's grammar); one cut short ("1.", "1e", "01") is malformed, not a number
+ * followed by something else. */
 static bool number(scan *s) {
-  if (*s->p == '-') s->p++;
-  if (s->p < s->end && *s->p == '0')
-    s->p++;
-  else if (!digits(s))
-    return fail(s, "a malformed number");
-  if (s->p < s->end && *s->p == '.') {
-    s->p++;
-    if (!digits(s)) return fail(s, "a malformed number");
-  }
-  if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-    s->p++;
-    if (s->p < s->end && (*s->p == '+' || *s->p == '-')) s->p++;
-    if (!digits(s)) return fail(s, "a malformed number");
-  }
+  size_t n = vd_number_span((const char *)s->p, (size_t)(s->end - s->p));
+  s->p += n;
+  if (!n || (s->p < s->end && strchr(".eE0123456789", *s->p))) return fail(s, "a malformed number");
   return true;
 }
 

@@ -22,6 +22,31 @@ static bool no_integer_part(const char *p, const char *end, vd_error *err) {
   return vd_error_set(err, "not a number as JSON writes one (-12, 3.5, 1e-9)");
 }
 
+size_t vd_number_span(const char *text, size_t len) {
+  const char *p = text, *end = text + len;
+  if (p < end && *p == '-') p++;
+  if (p == end || !is_digit(*p)) return 0;
+  p = *p == '0' ? p + 1 : skip_digits(p, end);
+  if (p + 1 < end && *p == '.' && is_digit(p[1])) p = skip_digits(p + 1, end);
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    const char *q = p + 1;
+    if (q < end && (*q == '+' || *q == '-')) q++;
+    if (q < end && is_digit(*q)) p = skip_digits(q, end);
+  }
+  return (size_t)(p - text);
+}
+
+/* Why a number stops being one at text[n] (n < len, after a whole integer part). */
+static bool stops_early(const char *text, size_t n, vd_error *err) {
+  bool fraction = memchr(text, '.', n) != NULL;
+  bool exponent = memchr(text, 'e', n) != NULL || memchr(text, 'E', n) != NULL;
+  char c = text[n];
+  if (c == '.' && !fraction && !exponent)
+    return vd_error_set(err, "no digit after the '.' (write 5.0 or 5, not 5.)");
+  if ((c == 'e' || c == 'E') && !exponent) return vd_error_set(err, "no digits in the exponent");
+  return vd_error_set(err, "unexpected text after the number");
+}
+
 bool vd_number_parse(const char *text, size_t len, vd_number *out, vd_error *err) {
   const char *p = text, *end = text + len;
   if (len == 0) return vd_error_set(err, "no digits (an empty text)");
@@ -35,21 +60,9 @@ bool vd_number_parse(const char *text, size_t len, vd_number *out, vd_error *err
   if (p + 1 < end && p[0] == '0' && is_digit(p[1]))
     return vd_error_set(err, "a leading zero (write 7, not 07)");
   if (p == end || !is_digit(*p)) return no_integer_part(p, end, err);
-  p = skip_digits(p, end);
-  bool integer = true;
-  if (p < end && *p == '.') {
-    integer = false;
-    if (++p == end || !is_digit(*p))
-      return vd_error_set(err, "no digit after the '.' (write 5.0 or 5, not 5.)");
-    p = skip_digits(p, end);
-  }
-  if (p < end && (*p == 'e' || *p == 'E')) {
-    integer = false;
-    if (++p < end && (*p == '+' || *p == '-')) p++;
-    if (p == end || !is_digit(*p)) return vd_error_set(err, "no digits in the exponent");
-    p = skip_digits(p, end);
-  }
-  if (p != end) return vd_error_set(err, "unexpected text after the number");
+  size_t n = vd_number_span(text, len);
+  if (n != len) return stops_early(text, n, err);
+  bool integer = !memchr(text, '.', len) && !memchr(text, 'e', len) && !memchr(text, 'E', len);
   /* strtod/strtoll need a terminated copy; the grammar above bounds what they can read. */
   char small[64];
   char *copy = len < sizeof small ? small : malloc(len + 1);

@@ -22,6 +22,11 @@ typedef struct vd_number {
   double real;       /* the value as the nearest double (both kinds) */
 } vd_number;
 
+/* The length of the JSON number at the start of text[0..len) (0 when none starts there): the
+ * grammar above, its fraction and exponent taken only when whole ("1." spans 1). For scanners of
+ * JSON text (vd_json_check); vd_number_parse reads with it too. */
+size_t vd_number_span(const char *text, size_t len);
+
 /* Parses text[0..len) as one JSON number. false with err's message saying why ("hexadecimal is
  * not a JSON number: write it in decimal"); the caller adds where (file:line, column). */
 bool vd_number_parse(const char *text, size_t len, vd_number *out, vd_error *err);
