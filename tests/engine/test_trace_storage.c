@@ -283,7 +283,9 @@ START_TEST(older_text_rows_read_and_list_among_new_ones) {
 END_TEST
 
 /* Replaces a row's stored trace with the given bytes, as a damaged file would have them. */
-static void overwrite_blob(const char *path, const char *id, const void *bytes, size_t len) {
+/* Replaces decision id's stored trace in the file, as a BLOB or (as_text) as TEXT. */
+static void overwrite_stored(const char *path, const char *id, const void *bytes, size_t len,
+                             bool as_text) {
   sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
@@ -291,7 +293,10 @@ static void overwrite_blob(const char *path, const char *id, const void *bytes, 
   ck_assert_int_eq(
       sqlite3_prepare_v2(db, "UPDATE decisions SET trace = ?1 WHERE id = ?2", -1, &st, NULL),
       SQLITE_OK);
-  sqlite3_bind_blob(st, 1, bytes, (int)len, SQLITE_STATIC);
+  if (as_text)
+    sqlite3_bind_text(st, 1, bytes, (int)len, SQLITE_STATIC);
+  else
+    sqlite3_bind_blob(st, 1, bytes, (int)len, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
   ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
   sqlite3_finalize(st);
@@ -349,7 +354,7 @@ START_TEST(a_damaged_blob_is_an_error_naming_the_decision) {
       bad[3] = 9;
       expect = "unknown format 9";
     }
-    overwrite_blob(f.path, id, bad, cases[c].len);
+    overwrite_stored(f.path, id, bad, cases[c].len, false);
     vd_error err = {0};
     json_t *got = NULL;
     ck_assert_int_eq(vd_decision_log_get(log, id, &got, &err), VD_LOG_FAILED);
@@ -365,7 +370,7 @@ START_TEST(a_damaged_blob_is_an_error_naming_the_decision) {
     ck_assert_msg(strstr(lerr.message, id) && strstr(lerr.message, expect), "%s", lerr.message);
   }
   /* the intact blob reads again */
-  overwrite_blob(f.path, id, good, len);
+  overwrite_stored(f.path, id, good, len, false);
   assert_get_is(log, id, trace);
   vd_decision_log_close(log);
   free(bad);
@@ -399,15 +404,9 @@ START_TEST(stored_text_that_is_not_one_object_is_an_error) {
         char padded[512];
         int n = snprintf(padded, sizeof padded, "%s%0400d", forged[i], 0);
         if (!vd_trace_blob_encode(padded, (size_t)n, &blob, &len)) continue;
-        overwrite_blob(f.path, id, blob, len);
+        overwrite_stored(f.path, id, blob, len, false);
       } else {
-        sqlite3 *db = NULL;
-        ck_assert_int_eq(sqlite3_open(f.path, &db), SQLITE_OK);
-        sqlite3_busy_timeout(db, 5000);
-        char *sql = sqlite3_mprintf("UPDATE decisions SET trace = %Q WHERE id = %Q", forged[i], id);
-        ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_free(sql);
-        sqlite3_close(db);
+        overwrite_stored(f.path, id, forged[i], strlen(forged[i]), true);
       }
       free(blob);
       vd_error err = {0};
