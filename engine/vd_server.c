@@ -104,13 +104,19 @@ const char *vd_http_body(const vd_http_request *req, size_t *size) {
   return req->body.data ? req->body.data : "";
 }
 
-void vd_http_respond_json(vd_http_response *resp, int status, json_t *json) {
+void vd_http_respond_body(vd_http_response *resp, int status, const char *content_type, char *body,
+                          size_t size) {
   free(resp->body);
   resp->status = status;
-  resp->content_type = "application/json";
+  resp->content_type = content_type;
+  resp->body = body;
+  resp->body_size = body ? size : 0;
+}
+
+void vd_http_respond_json(vd_http_response *resp, int status, json_t *json) {
   size_t size = 0; /* compact, reals in their shortest form: the writer of the stored traces */
-  resp->body = json ? vd_json_dumps_shortest(json, &size) : NULL;
-  resp->body_size = resp->body ? size : 0;
+  char *body = json ? vd_json_dumps_shortest(json, &size) : NULL;
+  vd_http_respond_body(resp, status, "application/json", body, size);
   json_decref(json);
   if (json && !resp->body) resp->status = 500; /* out of memory while serialising */
 }

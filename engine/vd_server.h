@@ -71,6 +71,10 @@ typedef struct vd_http_response {
   void *stream_ctx;
 } vd_http_response;
 
+/* Sets the response to status with body[0..size) of content_type (a static string); body is
+ * malloc'ed and stolen (NULL: no body). */
+void vd_http_respond_body(vd_http_response *resp, int status, const char *content_type, char *body,
+                          size_t size);
 /* Sets the response to status with body = the compact serialisation of json, reals in their
  * shortest round-trip form (vd_json_dumps_shortest, as stored traces) (reference stolen). */
 void vd_http_respond_json(vd_http_response *resp, int status, json_t *json);

@@ -336,11 +336,8 @@ static void respond_explanation(vd_service *s, const vd_http_request *req, const
     event(s, "explaining decision %s failed: %s", id, err.message); /* a 5xx is always logged */
     vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL, "%s", err.message);
   } else {
-    free(resp->body);
-    resp->status = 200;
-    resp->content_type = vd_explain_content_type(format);
-    resp->body_size = b.len;
-    resp->body = vd_buf_take(&b);
+    size_t len = b.len;
+    vd_http_respond_body(resp, 200, vd_explain_content_type(format), vd_buf_take(&b), len);
   }
   vd_buf_free(&b);
   vd_ruleset_free(rs);
@@ -419,11 +416,7 @@ static void handle_decision_get(vd_service *s, const vd_http_request *req, vd_ht
     respond_explanation(s, req, id, trace, resp);
     json_decref(trace);
   } else if (st == VD_LOG_OK) {
-    free(resp->body);
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = text;
-    resp->body_size = text_len;
+    vd_http_respond_body(resp, 200, "application/json", text, text_len);
   } else if (st == VD_LOG_NOT_FOUND)
     vd_http_respond_error(resp, 404, "not_found", "id", NULL, "no decision with id %s", id);
   else {
@@ -516,11 +509,8 @@ static void handle_decision_list(vd_service *s, const vd_http_request *req,
     vd_http_respond_error(resp, 503, "overloaded", NULL, NULL, "out of memory");
     return;
   }
-  free(resp->body);
-  resp->status = 200;
-  resp->content_type = "application/json";
-  resp->body_size = body.len;
-  resp->body = vd_buf_take(&body);
+  size_t len = body.len;
+  vd_http_respond_body(resp, 200, "application/json", vd_buf_take(&body), len);
 }
 
 static json_t *versions_json(vd_service *s) {
@@ -727,11 +717,7 @@ static void log_and_answer(vd_service *s, const char *id, const char *kind, int6
       vd_http_respond_json(resp, 200, json_incref((json_t *)out->response));
       return;
     }
-    free(resp->body);
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = body;
-    resp->body_size = end - start;
+    vd_http_respond_body(resp, 200, "application/json", body, end - start);
     return;
   }
   vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,
