@@ -282,8 +282,13 @@ static size_t layout_g(bool negative, uint64_t q, int precision, int x, char *bu
  * round-half-even. With `shortest`, the fewest of 15, 16 or 17 digits that read back as v: the
  * 15 (16) digit rounding of the exact value comes from the same 17 digits and the rest, and it
  * reads back as v when c / 10^k == |v| — c (< 2^53) and 10^k (k <= 22) are exact doubles, so
- * that is one correctly rounded division, what strtod does with the text. Returns the length
- * written to buf (>= 32 bytes), 0 when v is outside the range (the caller uses snprintf). */
+ * that is one correctly rounded division, what strtod does with the text. A 16-digit c beyond
+ * 2^53 (from 9007199254740993 on: one value in ten) is no exact double, but it needs no check:
+ * c >= 2^53 + 1 puts the spacing of 16-digit decimals near |v| (10^-kp) below |v| / 2^53, and
+ * that is below ulp(v) (|v| < 2^53 ulp(v), 53-bit significand), so the 16-digit rounding lies
+ * within half an ulp of v and always reads back — what snprintf's %.16g and strtod found when
+ * this case went to format_shortest. Returns the length written to buf (>= 32 bytes), 0 when v
+ * is outside the range (the caller uses snprintf). */
 static size_t format_g(double v, bool shortest, char *buf) {
   double a = fabs(v);
   uint64_t whole;
@@ -297,10 +302,9 @@ static size_t format_g(double v, bool shortest, char *buf) {
     uint64_t d = p10[17 - precision], c = whole / d, r = whole % d;
     if (r > d / 2 || (r == d / 2 && (inexact || (c & 1)))) c++; /* half-even on the exact value */
     int kp = k - (17 - precision);
-    /* beyond 2^53 (a 16-digit c from 9007199254740993 on) c is not an exact double and the
-     * check below proves nothing: the caller's snprintf + strtod decides instead */
-    if (c > (UINT64_C(1) << 53) || kp < 0 || kp > 22) return 0;
-    if ((double)c / p10d[kp] == a) return layout_g(signbit(v), c, precision, x, buf);
+    if (kp < 0 || kp > 22) return 0;
+    if (c > (UINT64_C(1) << 53) || (double)c / p10d[kp] == a)
+      return layout_g(signbit(v), c, precision, x, buf);
   }
   uint64_t q = whole + (tail > 0 || (tail == 0 && (whole & 1)));
   return layout_g(signbit(v), q, 17, x, buf);
