@@ -3,6 +3,7 @@
 #include <libgen.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1083,9 +1084,6 @@ struct vd_rules_frame {
   const vd_ruleset *rs;
   vd_cel_value *slots;
   vd_cel_arena request_arena, candidate_arena, eval_arena;
-  unsigned char request_scratch[FRAME_SCRATCH];
-  unsigned char candidate_scratch[FRAME_SCRATCH];
-  unsigned char eval_scratch[EVAL_SCRATCH];
   const json_t *request, *candidate;
   vd_rules_scores scores;
   bool have_scores;
@@ -1100,11 +1098,21 @@ struct vd_rules_frame {
     char error[ERROR_TEXT];
   } * cache;
   size_t *cache_reads; /* rule i's reads at [i * max_refs] */
+  /* The arenas' first memory; last, because it is not cleared (see vd_rules_frame_new). */
+  struct frame_scratch {
+    unsigned char request[FRAME_SCRATCH];
+    unsigned char candidate[FRAME_SCRATCH];
+    unsigned char eval[EVAL_SCRATCH];
+  } scratch;
 };
 
 vd_rules_frame *vd_rules_frame_new(const vd_ruleset *rs) {
-  vd_rules_frame *f = calloc(1, sizeof *f);
+  /* Every field is cleared but the 12 KiB of arena scratch: arena memory is never read before it
+   * is written (heap chunks are not cleared either), and clearing it cost a decision ~12,000
+   * instructions (a frame is made per decision). */
+  vd_rules_frame *f = malloc(sizeof *f);
   if (!f) return NULL;
+  memset(f, 0, offsetof(vd_rules_frame, scratch));
   f->rs = rs;
   f->slots = calloc(rs->slot_count ? rs->slot_count : 1, sizeof *f->slots);
   f->read_slots = calloc(rs->max_refs ? rs->max_refs : 1, sizeof *f->read_slots);
@@ -1116,9 +1124,9 @@ vd_rules_frame *vd_rules_frame_new(const vd_ruleset *rs) {
     vd_rules_frame_free(f);
     return NULL;
   }
-  vd_cel_arena_init(&f->request_arena, f->request_scratch, sizeof f->request_scratch);
-  vd_cel_arena_init(&f->candidate_arena, f->candidate_scratch, sizeof f->candidate_scratch);
-  vd_cel_arena_init(&f->eval_arena, f->eval_scratch, sizeof f->eval_scratch);
+  vd_cel_arena_init(&f->request_arena, f->scratch.request, sizeof f->scratch.request);
+  vd_cel_arena_init(&f->candidate_arena, f->scratch.candidate, sizeof f->scratch.candidate);
+  vd_cel_arena_init(&f->eval_arena, f->scratch.eval, sizeof f->scratch.eval);
   return f;
 }
 
