@@ -49,38 +49,60 @@ static inline bool word_needs_care(uint64_t w) {
   return (hits & highs) != 0;
 }
 
-/* Copies the plain prefix of s[0, len) (no byte needs care) to dst, 8 bytes a step, and returns
- * its length: most strings of a trace (keys, ids, names) are plain ASCII and come out in this one
- * pass, with no byte loop and no memcpy call. A string of 8 bytes or more ends with one
- * overlapping word, so no byte is looked at one by one. */
-static size_t copy_plain(const unsigned char *s, size_t len, char *dst) {
-  size_t i = 0;
+/* Copies the plain prefix of s[0, len) (no byte needs care) to dst and returns its length (a
+ * shorter prefix may be reported: the caller goes on from there): most strings of a trace (keys,
+ * ids, names) are plain ASCII and come out in this one pass, 8 bytes a step with one overlapping
+ * word at the end, or two overlapping 4-byte halves for 4 to 7 bytes — no byte loop and no
+ * memcpy call but for strings under 4 bytes. */
+static inline size_t copy_plain(const unsigned char *s, size_t len, char *dst) {
   uint64_t w;
-  for (; len - i >= 8; i += 8) {
-    memcpy(&w, s + i, 8);
-    if (word_needs_care(w)) return i;
-    memcpy(dst + i, &w, 8);
-  }
   if (len >= 8) {
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+      memcpy(&w, s + i, 8);
+      if (word_needs_care(w)) return i;
+      memcpy(dst + i, &w, 8);
+    }
     memcpy(&w, s + len - 8, 8);
     if (word_needs_care(w)) return i;
     memcpy(dst + len - 8, &w, 8);
     return len;
   }
+  if (len >= 4) {
+    uint32_t head, tail;
+    memcpy(&head, s, 4);
+    memcpy(&tail, s + len - 4, 4);
+    if (word_needs_care(head | (uint64_t)tail << 32)) return 0;
+    memcpy(dst, &head, 4);
+    memcpy(dst + len - 4, &tail, 4);
+    return len;
+  }
+  size_t i = 0;
   for (; i < len && !needs_care(s[i]); i++) dst[i] = (char)s[i];
   return i;
 }
 
-static bool write_string(const char *str, size_t len, vd_buf *out) {
-  const unsigned char *s = (const unsigned char *)str;
+static bool write_escaped(const char *str, size_t len, size_t plain, vd_buf *out);
+
+/* A JSON string: the plain case inline, the rest (escapes, UTF-8 checks) in write_escaped. */
+static inline bool write_string(const char *str, size_t len, vd_buf *out) {
   if (!room(out, len + 2)) return false; /* escapes make more room as they come */
-  out->data[out->len++] = '"';
-  size_t plain = copy_plain(s, len, out->data + out->len);
-  if (plain == len) {
-    out->len += len;
-    out->data[out->len++] = '"';
-    return true;
+  char *dst = out->data + out->len;
+  dst[0] = '"';
+  size_t plain = copy_plain((const unsigned char *)str, len, dst + 1);
+  if (plain < len) {
+    out->len++;
+    return write_escaped(str, len, plain, out);
   }
+  dst[len + 1] = '"';
+  out->len += len + 2;
+  return true;
+}
+
+/* The string after its opening quote (write_string made room for it unescaped and the closing
+ * quote), going on after the first `plain` bytes, known plain. */
+static bool write_escaped(const char *str, size_t len, size_t plain, vd_buf *out) {
+  const unsigned char *s = (const unsigned char *)str;
   size_t run = 0; /* start of the bytes not yet copied (the plain prefix is copied again) */
   for (size_t i = plain; i < len;) {
     uint64_t w; /* most of a trace's text is plain ASCII: 8 bytes a step, then byte by byte */
