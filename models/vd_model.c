@@ -253,7 +253,8 @@ bool vd_model_result_init(const vd_model *m, vd_model_result *r, vd_error *err) 
   r->features = calloc(r->column_count, sizeof *r->features);
   r->contributions = calloc(r->column_count + 1, sizeof *r->contributions);
   r->feature_contributions = calloc(r->feature_count, sizeof *r->feature_contributions);
-  if (!r->features || !r->contributions || !r->feature_contributions) {
+  r->control_row = calloc(r->column_count, sizeof *r->control_row);
+  if (!r->features || !r->contributions || !r->feature_contributions || !r->control_row) {
     vd_model_result_free(r);
     return vd_error_set(err, "out of memory");
   }
@@ -264,7 +265,20 @@ void vd_model_result_free(vd_model_result *r) {
   free(r->features);
   free(r->contributions);
   free(r->feature_contributions);
+  free(r->control_row);
   *r = (vd_model_result){0};
+}
+
+/* The margin of the control row in r->features: the forest's, or the one remembered for the same
+ * row of the same model (bit for bit: a margin depends on the row's floats alone). */
+static float control_margin(const vd_model *m, vd_model_result *r) {
+  size_t bytes = r->column_count * sizeof *r->features;
+  if (r->control_model == m && memcmp(r->control_row, r->features, bytes) == 0)
+    return r->control_margin;
+  r->control_margin = vd_forest_margin(m->forest, r->features);
+  memcpy(r->control_row, r->features, bytes);
+  r->control_model = m;
+  return r->control_margin;
 }
 
 bool vd_model_score(const vd_model *m, const json_t *request, const char *treatment,
@@ -275,7 +289,7 @@ bool vd_model_score(const vd_model *m, const json_t *request, const char *treatm
   if (!vd_features_encode(m->features, request, r->features, err)) return false;
   size_t base = vd_features_base_width(m->features), arms = vd_features_arm_count(m->features);
   for (size_t a = 0; a < arms; a++) r->features[base + a] = 0.0f;
-  float control = vd_forest_margin(m->forest, r->features);
+  float control = control_margin(m, r);
   if (!vd_features_set_treatment(m->features, treatment, m->control, r->features, err))
     return false;
   bool is_control = strcmp(treatment, m->control) == 0;

@@ -59,7 +59,7 @@ size_t vd_model_column_count(const vd_model *model);
 const char *vd_model_column_name(const vd_model *model, size_t column);
 
 /* One candidate's scores. Allocate per thread with vd_model_result_init (sized for the model),
- * reuse across calls, release with vd_model_result_free. */
+ * reuse across calls with that model, release with vd_model_result_free. */
 typedef struct vd_model_result {
   double p_treatment;    /* P(response | the candidate's treatment) */
   double p_control;      /* P(response | control) */
@@ -72,6 +72,12 @@ typedef struct vd_model_result {
   double *contributions; /* column_count + 1: TreeSHAP per column, then the bias; sum = margin */
   size_t feature_count;  /* input features + 1 (the last is the treatment) */
   double *feature_contributions; /* columns summed per input feature, then the treatment */
+  /* Private to vd_model_score: the control row it last scored and that row's margin. Every
+   * candidate of a request has the same control row, so the candidates after the first (other
+   * arms) skip one of their two walks of the forest. */
+  float *control_row;
+  float control_margin;
+  const vd_model *control_model; /* NULL: none remembered */
 } vd_model_result;
 
 bool vd_model_result_init(const vd_model *model, vd_model_result *result, vd_error *err);

@@ -59,6 +59,38 @@ START_TEST(shipped_bundle_loads_and_describes_itself) {
 }
 END_TEST
 
+/* A result remembers the control margin of the last row it scored (the candidates of a request
+ * share it): reused across arms, requests and back, it scores exactly as a fresh result does. */
+START_TEST(a_reused_result_scores_as_a_fresh_one) {
+  vd_model *m = load_shipped();
+  vd_error err = {0};
+  json_t *requests[] = {request(2, 650.0, "Rural"), request(9, 29.99, "Urban"),
+                        request(2, 650.5, "Rural")};
+  const struct {
+    size_t request;
+    const char *treatment;
+  } steps[] = {{0, "Mens E-Mail"}, {0, "Womens E-Mail"}, {1, "Mens E-Mail"},  {2, "Mens E-Mail"},
+               {0, "No E-Mail"},   {1, "Womens E-Mail"}, {0, "Womens E-Mail"}};
+  vd_model_result reused;
+  ck_assert(vd_model_result_init(m, &reused, &err));
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    vd_model_result fresh;
+    ck_assert(vd_model_result_init(m, &fresh, &err));
+    const json_t *req = requests[steps[i].request];
+    ck_assert(vd_model_score(m, req, steps[i].treatment, true, &fresh, &err));
+    ck_assert(vd_model_score(m, req, steps[i].treatment, true, &reused, &err));
+    ck_assert_msg(reused.margin_control == fresh.margin_control && reused.margin == fresh.margin &&
+                      reused.p_control == fresh.p_control && reused.uplift == fresh.uplift,
+                  "step %zu: control margin %.9g, fresh %.9g", i, reused.margin_control,
+                  fresh.margin_control);
+    vd_model_result_free(&fresh);
+  }
+  vd_model_result_free(&reused);
+  for (size_t i = 0; i < 3; i++) json_decref(requests[i]);
+  vd_model_free(m);
+}
+END_TEST
+
 START_TEST(scores_treatment_and_control_with_contributions) {
   vd_model *m = load_shipped();
   vd_model_result r;
@@ -708,6 +740,7 @@ int main(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, shipped_bundle_loads_and_describes_itself);
   tcase_add_test(tc, scores_treatment_and_control_with_contributions);
+  tcase_add_test(tc, a_reused_result_scores_as_a_fresh_one);
   tcase_add_test(tc, reason_texts_say_the_value_seen);
   tcase_add_test(tc, bad_requests_and_treatments_are_refused_with_the_field);
   tcase_add_test(tc, bad_bundles_are_refused_with_file_and_problem);
