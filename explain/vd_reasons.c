@@ -1,9 +1,9 @@
 #include "vd_reasons.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "vd_json_path.h"
+#include "vd_text.h"
 
 static size_t rule_index(const vd_ruleset *rs, const char *id) {
   size_t n = vd_ruleset_rule_count(rs);
@@ -37,6 +37,16 @@ static size_t write_adjust_rules(const vd_reasons_input *in, bool against, size_
   return written;
 }
 
+/* "model:FEATURE:DIRECTION" into code (a few per decision: no printf). */
+static void model_code(const char *feature, const char *direction, char *code, size_t size) {
+  vd_text t;
+  vd_text_init(&t, code, size);
+  vd_text_puts(&t, "model:");
+  vd_text_puts(&t, feature);
+  vd_text_puts(&t, ":");
+  vd_text_puts(&t, direction);
+}
+
 static void write_model_reasons(const vd_reasons_input *in, bool against, size_t written,
                                 vd_json_emit *e) {
   if (!in->model || !in->contributions || written >= VD_REASONS_MAX) return;
@@ -50,7 +60,7 @@ static void write_model_reasons(const vd_reasons_input *in, bool against, size_t
     const char *feature = is_treatment ? "treatment" : vd_model_feature_name(in->model, p->feature);
     const char *direction = p->raised ? "up" : "down";
     char code[256], text[512];
-    snprintf(code, sizeof code, "model:%s:%s", feature, direction);
+    model_code(feature, direction, code, sizeof code);
     vd_model_reason_text(in->model, p->feature, p->raised, in->request, text, sizeof text);
     vd_json_emit_object(e);
     vd_json_emit_member_string(e, "code", code);

@@ -16,6 +16,7 @@
 #include "vd_json_path.h"
 #include "vd_json_write.h"
 #include "vd_store.h"
+#include "vd_text.h"
 
 enum { MAX_MANIFEST_BYTES = 16 << 20, MAX_MODEL_BYTES = 512 << 20 };
 
@@ -311,46 +312,48 @@ bool vd_model_score(const vd_model *m, const json_t *request, const char *treatm
 
 /* ---------- reasons ---------- */
 
-static void value_text(const json_t *v, char *buf, size_t size) {
+/* The value as a reason says it: "missing", the string, the integer, the real with 2 decimals,
+ * "yes" or "no". */
+static void value_text(const json_t *v, vd_text *t) {
   if (!v || json_is_null(v))
-    snprintf(buf, size, "missing");
+    vd_text_puts(t, "missing");
   else if (json_is_string(v))
-    snprintf(buf, size, "%s", json_string_value(v));
+    vd_text_puts(t, json_string_value(v));
   else if (json_is_integer(v))
-    snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+    vd_text_printf(t, "%lld", (long long)json_integer_value(v));
   else if (json_is_real(v))
-    snprintf(buf, size, "%.2f", json_real_value(v));
+    vd_text_printf(t, "%.2f", json_real_value(v));
   else
-    snprintf(buf, size, "%s", json_is_true(v) ? "yes" : "no");
+    vd_text_puts(t, json_is_true(v) ? "yes" : "no");
 }
 
 /* Appends tmpl with its holes filled (vd_model_reason_text); v is the value, text its text. A
  * "{value?" without its ':' and '}' is written as it stands. Returns whether tmpl had a hole. */
-static bool fill_template(vd_buf *b, const char *tmpl, const json_t *v, const char *text) {
+static bool fill_template(vd_text *t, const char *tmpl, const json_t *v, const char *text) {
   static const char hole[] = "{value";
   bool filled = false;
   for (const char *p = tmpl; *p;) {
     const char *at = strstr(p, hole);
     if (!at) {
-      vd_buf_puts(b, p);
+      vd_text_puts(t, p);
       break;
     }
-    vd_buf_append(b, p, (size_t)(at - p));
+    vd_text_append(t, p, (size_t)(at - p));
     const char *q = at + strlen(hole);
     const char *colon = *q == '?' ? strchr(q, ':') : NULL;
     const char *close = colon ? strchr(colon, '}') : NULL;
     if (*q == '}') {
-      vd_buf_puts(b, text);
+      vd_text_puts(t, text);
       p = q + 1;
     } else if (close) {
       if (json_is_boolean(v))
-        vd_buf_append(b, json_is_true(v) ? q + 1 : colon + 1,
-                      (size_t)(json_is_true(v) ? colon - q - 1 : close - colon - 1));
+        vd_text_append(t, json_is_true(v) ? q + 1 : colon + 1,
+                       (size_t)(json_is_true(v) ? colon - q - 1 : close - colon - 1));
       else
-        vd_buf_puts(b, text);
+        vd_text_puts(t, text);
       p = close + 1;
     } else {
-      vd_buf_append(b, at, strlen(hole));
+      vd_text_append(t, at, strlen(hole));
       p = q;
       continue;
     }
@@ -361,6 +364,7 @@ static bool fill_template(vd_buf *b, const char *tmpl, const json_t *v, const ch
 
 void vd_model_reason_text(const vd_model *m, size_t feature, bool raised, const json_t *request,
                           char *buf, size_t size) {
+  if (size == 0) return;
   bool is_treatment = feature >= vd_features_count(m->features);
   const char *name = is_treatment ? "treatment" : vd_features_name(m->features, feature);
   const json_t *texts = json_object_get(m->reasons, name);
@@ -368,16 +372,16 @@ void vd_model_reason_text(const vd_model *m, size_t feature, bool raised, const 
   const json_t *v =
       is_treatment ? NULL : vd_json_get_path(request, vd_features_source(m->features, feature));
   char value[128];
-  value_text(v, value, sizeof value);
-  vd_buf b = {0};
+  vd_text value_out, out;
+  vd_text_init(&value_out, value, sizeof value);
+  vd_text_init(&out, buf, size);
+  value_text(v, &value_out);
   if (!tmpl) {
-    vd_buf_printf(&b, "%s (%s) %s the expected response", name, value,
-                  raised ? "raised" : "lowered");
-  } else if (!fill_template(&b, tmpl, v, value) && !is_treatment) {
-    vd_buf_printf(&b, " (%s: %s)", name, value); /* a text must say what the customer had */
+    vd_text_printf(&out, "%s (%s) %s the expected response", name, value,
+                   raised ? "raised" : "lowered");
+  } else if (!fill_template(&out, tmpl, v, value) && !is_treatment) {
+    vd_text_printf(&out, " (%s: %s)", name, value); /* a text must say what the customer had */
   }
-  snprintf(buf, size, "%s", b.data ? b.data : "");
-  vd_buf_free(&b);
 }
 
 size_t vd_model_reason_pick(const vd_model *m, const double *phi, size_t max, bool only_lowering,
