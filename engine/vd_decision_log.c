@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "vd_buf.h"
+#include "vd_journal.h"
 #include "vd_json_check.h"
 #include "vd_json_write.h"
+#include "vd_le.h"
 #include "vd_printable.h"
 #include "vd_time.h"
 #include "vd_trace_blob.h"
@@ -26,15 +28,19 @@ const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
 enum {
-  PURGE_CHUNK = 2000,       /* rows deleted per retention transaction */
-  ID_MAX = 128,             /* the longest decision id accepted */
-  CHECKPOINT_PAGES = 1000,  /* WAL pages written that wake the checkpointer (SQLite's default) */
-  WAL_RESET_PAGES = 6000,   /* WAL pages at which the checkpointer starts the WAL over */
-  TAIL_PAGES = 32,          /* WAL pages left to copy at most while commits are held */
-  CATCH_UP_ROUNDS = 4,      /* checkpoints alongside the commits before holding them */
-  DB_CHUNK_BYTES = 4 << 20, /* the database file grows by this much at a time */
-  WAL_HARD_PAGES = 8000,    /* past this, commits wait for the checkpointer's WAL restart */
-  MESSAGE_MAX = 256,        /* the error message a waiter gets back */
+  PURGE_CHUNK = 2000,        /* rows deleted per retention transaction */
+  ID_MAX = 128,              /* the longest decision id accepted */
+  CHECKPOINT_PAGES = 1000,   /* WAL pages written that wake the checkpointer (SQLite's default) */
+  WAL_RESET_PAGES = 6000,    /* WAL pages at which the checkpointer starts the WAL over */
+  TAIL_PAGES = 32,           /* WAL pages left to copy at most while commits are held */
+  CATCH_UP_ROUNDS = 4,       /* checkpoints alongside the commits before holding them */
+  DB_CHUNK_BYTES = 4 << 20,  /* the database file grows by this much at a time */
+  WAL_HARD_PAGES = 8000,     /* past this, commits wait for the checkpointer's WAL restart */
+  MESSAGE_MAX = 256,         /* the error message a waiter gets back */
+  INDEX_DELAY_MS = 10,       /* the longest a row waits to be indexed, unless a reader asks */
+  RETRY_MS = 100,            /* a failed indexing commit is tried again after this */
+  BATCH_MAX_BYTES = 1 << 20, /* an indexing commit takes rows up to this many bytes: it writes
+                              * them all to the WAL at once, past the WAL's bounds if large */
   LIST_TEXT_MAX_BYTES = 256 << 20, /* the longest listing page served as text */
   SPACE_CHECK_FRAMES = 1024, /* free space is checked again after this many WAL frames (4 MiB) */
   DEFAULT_CAPACITY = 4096,   /* see the header for every default */
@@ -85,22 +91,25 @@ static const char amend_sql[] =
 static const char amendments_sql[] =
     "SELECT ts_us, body FROM amendments WHERE decision_id = ?1 ORDER BY seq";
 
-/* One append waiting for its commit; lives on the appending thread's stack. */
-typedef struct pending {
-  const vd_decision_record *record;
+/* One decision as the journal holds it and the index takes it: the record's fields, each a
+ * length and its bytes, in the payload that follows the struct (one allocation). Queued from its
+ * append until the writer thread has indexed it; owned by the queue. */
+typedef struct queued {
+  struct queued *next;
+  uint64_t position; /* in the journal */
+  int64_t queued_us; /* when it was queued (wall clock, as the writer thread's timed waits) */
   int64_t timestamp_us;
   size_t trace_len; /* the JSON text's */
-  void *blob;       /* the trace compressed (vd_trace_blob), or NULL: stored as the text */
-  size_t blob_len;
-  struct pending *next;
-  vd_log_status status;
-  bool done;
-  pthread_cond_t committed; /* signalled for this append alone: committed, or the connection is
-                             * handed to it (release_connection); no herd of woken waiters */
-  char message[MESSAGE_MAX];
-} pending;
-
-/* A purge of rows older than `cutoff_us`, worked through in chunks by purge_main. */
+  bool blob;        /* the stored trace is a vd_trace_blob, else the JSON text */
+  /* id, kind, subject_id, ruleset_version, model_version, stored trace: into payload; a NULL
+   * field has a NULL pointer */
+  const char *field[6];
+  uint32_t field_len[6];
+  size_t payload_len;
+  unsigned char payload[];
+} queued;
+/* A purge of rows older than `cutoff_us`, worked through in chunks by the writer thread
+ * (writer_main). */
 typedef struct purge_request {
   int64_t cutoff_us;
   uint64_t deleted;
@@ -128,24 +137,39 @@ struct vd_decision_log {
   sqlite3_stmt *purge;
   pthread_t thread;
   char *folder; /* the folder holding the file: its file system's free space is checked */
+  /* Where appends land before they are indexed (vd_journal.h); NULL when another process (a
+   * running server) owns the journal: this one only reads, and appends fail. */
+  vd_journal *journal;
 
   pthread_mutex_t lock; /* guards everything below */
-  pthread_cond_t work;  /* the purge thread waits for purges, retention, the connection or stop */
-  pthread_cond_t done;  /* purgers wait for their purge, close for the last commit */
+  pthread_cond_t work;  /* the writer thread waits for rows, purges, the connection or stop */
+  pthread_cond_t done;  /* purgers wait for their purge, close for the appends in flight */
   pthread_cond_t space; /* appenders wait for queue space (WAIT policy) */
-  /* The writer connection is used by one thread at a time: whoever holds `committing` — an
-   * appending thread leading a group commit, or the purge thread for one chunk. */
+  pthread_cond_t indexed_cond; /* readers catching up wait for the writer thread's commits */
+  /* The writer connection is used by one thread at a time: whoever holds `committing` — the
+   * writer thread for a batch or a purge chunk, or the checkpointer restarting the WAL. */
   bool committing;
-  bool purger_waiting;       /* the purge thread waits for the connection: wake it on release */
   bool checkpointer_waiting; /* the checkpointer waits to hold commits: it gets the connection
-                              * next, before any queued append (restart_wal) */
+                              * next (restart_wal) */
   bool checkpointer_turn;    /* the connection was handed to the checkpointer */
   bool wal_full; /* the WAL reached WAL_HARD_PAGES: commits wait for the checkpointer's restart
                   * (the disk does not keep up with the appends) */
   pthread_cond_t checkpointer_go; /* signalled with checkpointer_turn */
-  pending *head, *tail;
-  size_t depth;            /* queued, not yet taken into a commit */
-  size_t in_flight;        /* queued or being committed */
+  queued *head, *tail;            /* journaled, not yet indexed, oldest first (journal order) */
+  size_t depth;                   /* rows in the queue */
+  size_t in_flight;               /* appends inside vd_decision_log_append */
+  uint64_t appended;              /* rows queued since open */
+  uint64_t indexed;               /* rows done with by the writer thread (stored, or duplicates) */
+  int64_t head_since_us;          /* when the oldest queued row was queued */
+  uint64_t replay_upto;           /* journal frames up to here were found at open */
+  size_t catching_up;             /* readers waiting for the queue to be indexed */
+  bool writer_done;               /* the writer thread has ended (close) */
+  /* The last indexing commit failed: the rows stay queued and are tried again after
+   * RETRY_MS; appends go on into the journal until the queue is full. `full` (the file reached
+   * max_bytes) refuses appends at once, with index_error. */
+  bool index_failing, full;
+  int64_t retry_at_us;
+  char index_error[MESSAGE_MAX];
   purge_request *purges;   /* FIFO; the head is worked on */
   purge_request retention; /* the periodic purge (no waiter) */
   bool retention_active;
@@ -267,59 +291,142 @@ static bool enough_space(vd_decision_log *log, char *fatal) {
   return false;
 }
 
-/* Inserts and commits one batch; sets each entry's status. Called without the lock. */
-static void commit_batch(vd_decision_log *log, pending *batch) {
-  sqlite3 *db = log->writer;
-  char fatal[MESSAGE_MAX] = "";
-  if (!enough_space(log, fatal)) {
-    for (pending *p = batch; p; p = p->next) {
-      p->status = VD_LOG_FAILED;
-      copy_message(p->message, fatal);
-    }
-    return;
+/* --- rows as the journal holds them ----------------------------------------------------- */
+
+enum { ROW_FORMAT = 1, ROW_HEAD = 14, ROW_NULL = 0xffffffffu };
+
+/* Fills q's fields from its payload, checking every length: a frame that passed its checksum
+ * but does not read as a row (a format from a newer version) is an error, never a guess. The
+ * payload: format (1 byte), flags (bit 0: the trace is a blob), timestamp (int64), the trace's
+ * JSON length (uint32), then the six fields, each a uint32 length (ROW_NULL: none) and its
+ * bytes. All little-endian. */
+static bool decode_row(queued *q, vd_error *err) {
+  const unsigned char *p = q->payload, *end = q->payload + q->payload_len;
+  if (q->payload_len < ROW_HEAD || p[0] != ROW_FORMAT)
+    return vd_error_set(err, "not a decision row of format %d", ROW_FORMAT);
+  q->blob = p[1] & 1;
+  q->timestamp_us = (int64_t)vd_le_get64(p + 2);
+  q->trace_len = vd_le_get32(p + 10);
+  p += ROW_HEAD;
+  for (int i = 0; i < 6; i++) {
+    if (end - p < 4) return vd_error_set(err, "a decision row ends inside field %d", i + 1);
+    uint32_t len = vd_le_get32(p);
+    p += 4;
+    q->field[i] = NULL;
+    q->field_len[i] = 0;
+    if (len == ROW_NULL) continue;
+    if ((size_t)(end - p) < len)
+      return vd_error_set(err, "a decision row's field %d is cut", i + 1);
+    q->field[i] = (const char *)p;
+    q->field_len[i] = len;
+    p += len;
   }
+  if (p != end) return vd_error_set(err, "a decision row has %td bytes too many", end - p);
+  if (!q->field[0] || !q->field[1] || !q->field[5])
+    return vd_error_set(err, "a decision row lacks its id, kind or trace");
+  return true;
+}
+
+static queued *new_queued(size_t payload_len) {
+  queued *q = malloc(sizeof *q + payload_len);
+  if (q) *q = (queued){.payload_len = payload_len};
+  return q;
+}
+
+/* A queue entry for a record: the payload written, then read back by decode_row (one reading
+ * of the format, whether the row comes from an append or from the journal at open). */
+static queued *row_of_record(const vd_decision_record *r, int64_t timestamp_us, size_t trace_len,
+                             const void *blob, size_t blob_len, vd_error *err) {
+  const void *value[6] = {r->id,
+                          r->kind,
+                          r->subject_id,
+                          r->ruleset_version,
+                          r->model_version,
+                          blob ? blob : r->trace_json};
+  size_t len[6], total = ROW_HEAD;
+  for (int i = 0; i < 6; i++) {
+    len[i] = i == 5 ? (blob ? blob_len : trace_len) : value[i] ? strlen(value[i]) : 0;
+    total += 4 + len[i];
+  }
+  if (trace_len >= ROW_NULL || total > VD_JOURNAL_PAYLOAD_MAX) {
+    vd_error_set(err, "decision log: a trace of %zu bytes is too long to store", trace_len);
+    return NULL;
+  }
+  queued *q = new_queued(total);
+  if (!q) {
+    vd_error_set(err, "out of memory");
+    return NULL;
+  }
+  unsigned char *p = q->payload;
+  p[0] = ROW_FORMAT;
+  p[1] = blob ? 1 : 0;
+  vd_le_put64(p + 2, (uint64_t)timestamp_us);
+  vd_le_put32(p + 10, (uint32_t)trace_len);
+  p += ROW_HEAD;
+  for (int i = 0; i < 6; i++) {
+    vd_le_put32(p, value[i] ? (uint32_t)len[i] : ROW_NULL);
+    p += 4;
+    if (value[i]) memcpy(p, value[i], len[i]);
+    p += len[i];
+  }
+  if (!decode_row(q, err)) { /* cannot happen: the bytes were just written */
+    free(q);
+    return NULL;
+  }
+  return q;
+}
+
+/* --- indexing: the writer thread -------------------------------------------------------- */
+
+static void bind_field(sqlite3_stmt *st, int column, const queued *q, int i) {
+  if (q->field[i])
+    sqlite3_bind_text(st, column, q->field[i], (int)q->field_len[i], SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, column);
+}
+
+/* Inserts the first n queued rows from `batch` and commits them, without the lock. False with
+ * `fatal` when the transaction failed: nothing of it is stored, the rows stay queued, and *full
+ * says whether the file reached max_bytes. A row whose id is stored already is skipped: counted
+ * in skipped[0] as a duplicate, or in skipped[1] when it is a journal frame found at open
+ * (replay_upto), indexed before the last stop. */
+static bool commit_batch(vd_decision_log *log, queued *batch, size_t n, uint64_t skipped[2],
+                         bool *full, char *fatal) {
+  sqlite3 *db = log->writer;
+  sqlite3_stmt *st = log->insert;
+  skipped[0] = skipped[1] = 0;
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    snprintf(fatal, sizeof fatal, "cannot begin a transaction: %s", sqlite3_errmsg(db));
-  for (pending *p = batch; p && !fatal[0]; p = p->next) {
-    const vd_decision_record *r = p->record;
-    sqlite3_stmt *st = log->insert;
-    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->subject_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, p->timestamp_us);
-    sqlite3_bind_text(st, 5, r->ruleset_version, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, r->model_version, -1, SQLITE_STATIC);
-    if (p->blob)
-      sqlite3_bind_blob64(st, 7, p->blob, p->blob_len, SQLITE_STATIC);
+    snprintf(fatal, MESSAGE_MAX, "cannot begin a transaction: %s", sqlite3_errmsg(db));
+  queued *q = batch;
+  for (size_t i = 0; i < n && !fatal[0]; i++) {
+    for (int f = 0; f < 3; f++) bind_field(st, f + 1, q, f);
+    sqlite3_bind_int64(st, 4, q->timestamp_us);
+    bind_field(st, 5, q, 3);
+    bind_field(st, 6, q, 4);
+    if (q->blob)
+      sqlite3_bind_blob(st, 7, q->field[5], (int)q->field_len[5], SQLITE_STATIC);
     else
-      sqlite3_bind_text64(st, 7, r->trace_json, p->trace_len, SQLITE_STATIC, SQLITE_UTF8);
+      bind_field(st, 7, q, 5);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-      p->status = VD_LOG_OK;
-    } else if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_CONSTRAINT) {
-      /* only this statement is undone; the rest of the batch goes on */
-      p->status = VD_LOG_DUPLICATE;
-      snprintf(p->message, sizeof p->message, "decision %s is already in the log", r->id);
-    } else {
-      snprintf(fatal, sizeof fatal, "cannot insert: %s", sqlite3_errmsg(db));
-    }
+    if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_CONSTRAINT)
+      skipped[q->position <= log->replay_upto]++; /* only this row is undone */
+    else if (rc != SQLITE_DONE)
+      snprintf(fatal, MESSAGE_MAX, "cannot insert: %s", sqlite3_errmsg(db));
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (i + 1 < n) q = q->next; /* the last one's next belongs to the appenders */
   }
   if (!fatal[0] && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-    snprintf(fatal, sizeof fatal, "cannot commit: %s", sqlite3_errmsg(db));
-  if (fatal[0]) {
-    int sys = sqlite3_system_errno(db);
-    if (sys) {
-      size_t n = strlen(fatal);
-      snprintf(fatal + n, sizeof fatal - n, ": %s", strerror(sys));
-    }
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    for (pending *p = batch; p; p = p->next) {
-      p->status = VD_LOG_FAILED;
-      copy_message(p->message, fatal);
-    }
+    snprintf(fatal, MESSAGE_MAX, "cannot commit: %s", sqlite3_errmsg(db));
+  if (!fatal[0]) return true;
+  *full = (sqlite3_errcode(db) & 0xff) == SQLITE_FULL;
+  int sys = sqlite3_system_errno(db);
+  if (sys) {
+    size_t len = strlen(fatal);
+    snprintf(fatal + len, MESSAGE_MAX - len, ": %s", strerror(sys));
   }
+  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return false;
 }
 
 /* Deletes one chunk of rows older than the request's cutoff; marks it done when nothing is left. */
@@ -339,47 +446,76 @@ static void purge_chunk(vd_decision_log *log, purge_request *req) {
   if (changes < PURGE_CHUNK) req->done = true;
 }
 
-static pending *take_batch(vd_decision_log *log) {
-  pending *batch = log->head, *last = batch;
-  size_t n = 1;
-  while (last->next && n < log->config.max_batch) {
-    last = last->next;
-    n++;
+/* The first n rows are indexed (lock held): off the queue, counted, freed; the journal may reuse
+ * the space of their frames. */
+static void drop_indexed(vd_decision_log *log, size_t n, const uint64_t skipped[2]) {
+  vd_decision_log_stats *s = &log->stats;
+  uint64_t position = 0;
+  for (size_t i = 0; i < n; i++) {
+    queued *q = log->head;
+    log->head = q->next;
+    s->trace_bytes += q->trace_len;
+    s->stored_trace_bytes += q->field_len[5];
+    s->compressed += q->blob;
+    position = q->position;
+    free(q);
   }
-  log->head = last->next;
   if (!log->head) log->tail = NULL;
-  last->next = NULL;
+  log->head_since_us = log->head ? log->head->queued_us : 0;
   log->depth -= n;
+  log->indexed += n;
+  s->committed += n - skipped[0] - skipped[1];
+  s->duplicates += skipped[0];
+  vd_journal_indexed(log->journal, position);
   pthread_cond_broadcast(&log->space);
-  return batch;
+  pthread_cond_broadcast(&log->indexed_cond);
 }
 
-static void finish_batch(vd_decision_log *log, pending *batch, double seconds) {
-  vd_decision_log_stats *s = &log->stats;
-  uint64_t n = 0;
-  bool failed = false;
-  for (pending *p = batch, *next; p; p = next) {
-    next = p->next; /* p belongs to its caller again once done is set */
+/* Indexes the oldest queued rows, up to max_batch, in one transaction (lock held on entry and
+ * exit, dropped around the SQLite work; the connection is taken). */
+static void index_batch(vd_decision_log *log) {
+  size_t n = 0, bytes = 0;
+  queued *batch = log->head;
+  for (queued *q = batch; q && n < log->config.max_batch && bytes < BATCH_MAX_BYTES; q = q->next) {
     n++;
-    if (p->status == VD_LOG_OK) {
-      s->committed++;
-      s->trace_bytes += p->trace_len;
-      s->stored_trace_bytes += p->blob ? p->blob_len : p->trace_len;
-      s->compressed += p->blob != NULL;
-    }
-    if (p->status == VD_LOG_DUPLICATE) s->duplicates++;
-    if (p->status == VD_LOG_FAILED) {
-      s->failed++;
-      failed = true;
-    }
-    p->done = true;
-    pthread_cond_signal(&p->committed);
+    bytes += q->payload_len;
   }
+  pthread_mutex_unlock(&log->lock);
+  char fatal[MESSAGE_MAX] = "";
+  uint64_t skipped[2] = {0, 0};
+  bool full = false;
+  uint64_t start = vd_monotonic_ns();
+  bool ok = enough_space(log, fatal) && commit_batch(log, batch, n, skipped, &full, fatal);
+  double seconds = (double)(vd_monotonic_ns() - start) / 1e9;
+  pthread_mutex_lock(&log->lock);
+  vd_decision_log_stats *s = &log->stats;
   s->batches++;
-  if (n > s->max_batch) s->max_batch = n;
-  if (failed) s->failed_commits++;
-  s->healthy = !failed;
-  record_latency(s, seconds);
+  s->index_seconds_sum += seconds;
+  if (ok) {
+    if (n > s->max_batch) s->max_batch = n;
+    drop_indexed(log, n, skipped);
+    log->index_failing = log->full = false;
+  } else {
+    s->failed_commits++;
+    log->index_failing = true;
+    log->full = full;
+    copy_message(log->index_error, fatal);
+    log->retry_at_us = vd_wall_us() + RETRY_MS * 1000;
+    pthread_cond_broadcast(&log->indexed_cond); /* readers catching up stop waiting */
+  }
+  s->healthy = ok;
+  if (wal_pages(log) >= WAL_HARD_PAGES && log->checkpoint_started) log->wal_full = true;
+}
+
+/* Whether the writer thread should index now (lock held): rows are queued, the WAL and the last
+ * failure allow it, and a batch is full, its oldest row has waited INDEX_DELAY_MS, a reader waits
+ * for it, or the log closes. The delay makes batches of tens to hundreds of rows under load,
+ * where a commit per row cost ~50-140 us of CPU; a reader never waits for it. */
+static bool index_due(const vd_decision_log *log, int64_t now_us) {
+  if (!log->head || log->wal_full) return false;
+  if (log->index_failing && now_us < log->retry_at_us && !log->catching_up) return false;
+  return log->stopping || log->catching_up || log->depth >= log->config.max_batch ||
+         now_us - log->head_since_us >= INDEX_DELAY_MS * 1000;
 }
 
 /* The purge to work on next, or NULL: explicit requests first, then a due periodic retention. */
@@ -411,72 +547,66 @@ static bool purge_due(vd_decision_log *log, int64_t now_us) {
                          (log->retention_active || now_us >= log->next_retention_us));
 }
 
-/* Gives up the writer connection (lock held). The oldest queued append — whose thread waits on
- * its own condition variable — takes it over and commits everything queued by then; with nothing
- * queued, a waiting purge thread gets it. Either way one thread is woken, and none when idle. */
+/* Gives up the writer connection (lock held): to the checkpointer when it waits for it, else back
+ * to the writer thread. */
 static void release_connection(vd_decision_log *log) {
   if (log->checkpointer_waiting) {
-    /* handed over with `committing` still set, so a stream of appends cannot starve it */
+    /* handed over with `committing` still set, so a stream of batches cannot starve it */
     log->checkpointer_waiting = false;
     log->checkpointer_turn = true;
     pthread_cond_signal(&log->checkpointer_go);
     return;
   }
   log->committing = false;
-  if (log->head)
-    pthread_cond_signal(&log->head->committed);
-  else if (log->purger_waiting)
-    pthread_cond_signal(&log->work);
-  if (log->stopping) pthread_cond_broadcast(&log->done);
+  pthread_cond_signal(&log->work);
 }
 
-/* Group commit, led by an appending thread (lock held, connection taken): commits what is queued,
- * up to max_batch rows, and wakes the other callers of that batch. The lock is dropped around the
- * SQLite work, so appends arriving meanwhile queue up for the next batch. */
-static void lead_commit(vd_decision_log *log) {
-  pending *batch = take_batch(log);
-  pthread_mutex_unlock(&log->lock);
-  uint64_t start = vd_monotonic_ns();
-  commit_batch(log, batch);
-  double seconds = (double)(vd_monotonic_ns() - start) / 1e9;
-  pthread_mutex_lock(&log->lock);
-  finish_batch(log, batch, seconds);
-  if (wal_pages(log) >= WAL_HARD_PAGES && log->checkpoint_started) log->wal_full = true;
-}
-
-/* Retention and explicit purges run here, one chunk at a time and only while no append is queued
- * (appends go first); commits themselves run on the appending threads (lead_commit). */
-static void *purge_main(void *arg) {
+/* The writer thread: indexes the queued rows in batches and, between them, runs retention and
+ * explicit purges one chunk at a time, so rows never wait behind a long delete. On close it
+ * indexes everything still queued (or, if that fails, leaves it to the journal for the next
+ * open) before it ends. */
+static void *writer_main(void *arg) {
   vd_decision_log *log = arg;
   pthread_mutex_lock(&log->lock);
   for (;;) {
     int64_t now = vd_wall_us();
-    if (log->stopping) break;
-    if (!purge_due(log, now)) {
-      if (log->config.retention_days > 0) {
-        struct timespec deadline;
-        abs_deadline(&deadline, log->next_retention_us);
-        pthread_cond_timedwait(&log->work, &log->lock, &deadline);
-      } else {
-        pthread_cond_wait(&log->work, &log->lock);
-      }
-      continue;
-    }
-    if (log->committing || log->head || log->wal_full) {
-      log->purger_waiting = true;
+    if (log->committing) { /* the checkpointer holds the connection */
       pthread_cond_wait(&log->work, &log->lock);
-      log->purger_waiting = false;
       continue;
     }
-    purge_request *purge = next_purge(log, now);
-    if (!purge) continue;
-    log->committing = true;
-    pthread_mutex_unlock(&log->lock);
-    purge_chunk(log, purge);
-    pthread_mutex_lock(&log->lock);
-    if (purge->done) finish_purge(log, purge);
-    release_connection(log);
+    if (index_due(log, now)) {
+      log->committing = true;
+      index_batch(log);
+      release_connection(log);
+      continue;
+    }
+    if (log->stopping && (!log->head || log->index_failing)) break;
+    purge_request *purge = purge_due(log, now) ? next_purge(log, now) : NULL;
+    if (purge) {
+      log->committing = true;
+      pthread_mutex_unlock(&log->lock);
+      purge_chunk(log, purge);
+      pthread_mutex_lock(&log->lock);
+      if (purge->done) finish_purge(log, purge);
+      release_connection(log);
+      continue;
+    }
+    /* sleep until the oldest row is due, the failed commit may be tried again, or retention */
+    int64_t wake = INT64_MAX;
+    if (log->head && !log->wal_full)
+      wake = log->index_failing ? log->retry_at_us : log->head_since_us + INDEX_DELAY_MS * 1000;
+    if (log->config.retention_days > 0 && log->next_retention_us < wake)
+      wake = log->next_retention_us;
+    if (wake == INT64_MAX) {
+      pthread_cond_wait(&log->work, &log->lock);
+    } else {
+      struct timespec deadline;
+      abs_deadline(&deadline, wake);
+      pthread_cond_timedwait(&log->work, &log->lock, &deadline);
+    }
   }
+  log->writer_done = true;
+  pthread_cond_broadcast(&log->indexed_cond);
   pthread_mutex_unlock(&log->lock);
   return NULL;
 }
@@ -728,6 +858,45 @@ static bool open_writer(vd_decision_log *log, vd_error *err) {
   return true;
 }
 
+/* A frame found in the journal at open: a row acknowledged before the last stop and perhaps not
+ * indexed yet. Queued like an append; one already indexed is skipped by its id (commit_batch). */
+static bool queue_replayed(void *ctx, uint64_t position, const unsigned char *payload, size_t len,
+                           vd_error *err) {
+  vd_decision_log *log = ctx;
+  queued *q = new_queued(len);
+  if (!q) return vd_error_set(err, "out of memory");
+  memcpy(q->payload, payload, len);
+  if (!decode_row(q, err)) {
+    vd_error_prefix(err, "decision log journal of %s, frame %" PRIu64, log->path, position);
+    free(q);
+    return false;
+  }
+  q->position = position;
+  q->queued_us = vd_wall_us();
+  if (log->tail)
+    log->tail->next = q;
+  else
+    log->head = q, log->head_since_us = q->queued_us;
+  log->tail = q;
+  log->depth++;
+  log->appended++;
+  log->replay_upto = position;
+  log->stats.replayed++;
+  return true;
+}
+
+/* Opens the journal, queueing what it holds. Another process owning it (a running server, when
+ * this is a CLI) leaves this log without one: it reads, and its appends fail. */
+static bool open_journal(vd_decision_log *log, vd_error *err) {
+  bool busy = false;
+  vd_error why = {0};
+  log->journal = vd_journal_open(log->path, log->config.durability == VD_DURABILITY_FSYNC,
+                                 queue_replayed, log, &busy, &why);
+  if (log->journal || busy) return true;
+  *err = why;
+  return false;
+}
+
 static void close_reader(reader *r) {
   sqlite3_finalize(r->get);
   sqlite3_finalize(r->amendments);
@@ -737,6 +906,11 @@ static void close_reader(reader *r) {
 
 static void free_log(vd_decision_log *log) {
   stop_checkpointer(log);
+  vd_journal_close(log->journal);
+  for (queued *q = log->head, *next; q; q = next) { /* left in the journal */
+    next = q->next;
+    free(q);
+  }
   sqlite3_finalize(log->insert);
   sqlite3_finalize(log->purge);
   if (log->writer) {
@@ -756,6 +930,7 @@ static void free_log(vd_decision_log *log) {
   pthread_cond_destroy(&log->work);
   pthread_cond_destroy(&log->done);
   pthread_cond_destroy(&log->space);
+  pthread_cond_destroy(&log->indexed_cond);
   free(log->folder);
   free(log->wal_path);
   free(log->path);
@@ -795,6 +970,7 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
   pthread_cond_init(&log->work, NULL);
   pthread_cond_init(&log->done, NULL);
   pthread_cond_init(&log->space, NULL);
+  pthread_cond_init(&log->indexed_cond, NULL);
   pthread_mutex_init(&log->checkpoint_lock, NULL);
   pthread_cond_init(&log->checkpoint_wanted, NULL);
   pthread_cond_init(&log->checkpointer_go, NULL);
@@ -804,13 +980,13 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
   log->stats.queue_capacity = log->config.queue_capacity;
   log->stats.healthy = true;
   log->next_retention_us = vd_wall_us(); /* first retention pass right after start */
-  if (!open_writer(log, err) || !start_checkpointer(log, err)) {
+  if (!open_writer(log, err) || !open_journal(log, err) || !start_checkpointer(log, err)) {
     free_log(log);
     return NULL;
   }
-  int rc = pthread_create(&log->thread, NULL, purge_main, log);
+  int rc = pthread_create(&log->thread, NULL, writer_main, log);
   if (rc != 0) {
-    vd_error_set(err, "decision log: cannot start the purge thread: %s", strerror(rc));
+    vd_error_set(err, "decision log: cannot start the writer thread: %s", strerror(rc));
     free_log(log);
     return NULL;
   }
@@ -823,14 +999,53 @@ void vd_decision_log_close(vd_decision_log *log) {
   log->stopping = true;
   pthread_cond_broadcast(&log->work);
   pthread_cond_broadcast(&log->space);
-  /* appends already queued are committed by their own threads before they return */
-  while (log->in_flight > 0 || log->committing) pthread_cond_wait(&log->done, &log->lock);
+  while (log->in_flight > 0) pthread_cond_wait(&log->done, &log->lock);
   pthread_mutex_unlock(&log->lock);
-  pthread_join(log->thread, NULL);
+  pthread_join(log->thread, NULL); /* it indexes what is still queued first */
+  /* everything indexed: the journal starts empty next time (else its rows are indexed then) */
+  if (log->journal && !log->head) vd_journal_clear(log->journal, NULL);
   free_log(log);
 }
 
 /* --- appends ------------------------------------------------------------------------------- */
+
+/* The time an append spent in the journal — what the acknowledgement waited for. */
+static void record_append(vd_decision_log *log, uint64_t start_ns, bool durable) {
+  double seconds = (double)(vd_monotonic_ns() - start_ns) / 1e9;
+  pthread_mutex_lock(&log->lock);
+  record_latency(&log->stats, seconds);
+  if (!durable) log->stats.failed++;
+  log->in_flight--;
+  if (log->stopping && log->in_flight == 0) pthread_cond_broadcast(&log->done);
+  pthread_mutex_unlock(&log->lock);
+}
+
+/* Why an append cannot be taken now (lock held), or NULL: the log closes, the queue is full
+ * (after waiting for space, with the WAIT policy), the file reached max_bytes, or the disk is
+ * short of space. `status` gets the append's answer. */
+static const char *refusal(vd_decision_log *log, vd_log_status *status, char *fatal) {
+  if (log->depth >= log->config.queue_capacity && !log->stopping &&
+      log->config.overload == VD_LOG_OVERLOAD_WAIT) {
+    struct timespec deadline;
+    abs_deadline(&deadline, vd_wall_us() + (int64_t)log->config.max_wait_ms * 1000);
+    while (log->depth >= log->config.queue_capacity && !log->stopping)
+      if (pthread_cond_timedwait(&log->space, &log->lock, &deadline) == ETIMEDOUT) break;
+  }
+  *status = VD_LOG_CLOSED;
+  if (log->stopping) return "decision log is shutting down";
+  *status = VD_LOG_OVERLOADED;
+  if (log->depth >= log->config.queue_capacity) {
+    log->stats.overloaded++;
+    snprintf(fatal, MESSAGE_MAX,
+             "decision log overloaded: %zu decisions already wait to be indexed",
+             log->config.queue_capacity);
+    return fatal;
+  }
+  *status = VD_LOG_FAILED;
+  if (log->full) return log->index_error;
+  if (!enough_space(log, fatal)) return fatal;
+  return NULL;
+}
 
 vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_record *record,
                                      vd_error *err) {
@@ -840,63 +1055,91 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
                  ID_MAX);
     return VD_LOG_INVALID;
   }
-  pending p = {.record = record,
-               .timestamp_us = record->timestamp_us ? record->timestamp_us : vd_wall_us(),
-               .trace_len = record->trace_len ? record->trace_len : strlen(record->trace_json)};
-  /* compressed here, before the lock: the commit only binds the bytes */
+  if (!log->journal) {
+    vd_error_set(err,
+                 "decision log %s: another process owns it (a running verdict serve); this "
+                 "one only reads",
+                 log->path);
+    return VD_LOG_FAILED;
+  }
+  uint64_t start = vd_monotonic_ns();
+  int64_t timestamp = record->timestamp_us ? record->timestamp_us : vd_wall_us();
+  size_t trace_len = record->trace_len ? record->trace_len : strlen(record->trace_json);
+  /* compressed here, before the lock: the writer thread only binds the bytes */
+  void *blob = NULL;
+  size_t blob_len = 0;
   if (!log->config.uncompressed)
-    vd_trace_blob_encode(record->trace_json, p.trace_len, &p.blob, &p.blob_len);
+    vd_trace_blob_encode(record->trace_json, trace_len, &blob, &blob_len);
+  queued *q = row_of_record(record, timestamp, trace_len, blob, blob_len, err);
+  free(blob);
+  if (!q) return VD_LOG_FAILED;
   pthread_mutex_lock(&log->lock);
-  if (log->depth >= log->config.queue_capacity && !log->stopping &&
-      log->config.overload == VD_LOG_OVERLOAD_WAIT) {
-    struct timespec deadline;
-    abs_deadline(&deadline, vd_wall_us() + (int64_t)log->config.max_wait_ms * 1000);
-    while (log->depth >= log->config.queue_capacity && !log->stopping)
-      if (pthread_cond_timedwait(&log->space, &log->lock, &deadline) == ETIMEDOUT) break;
+  vd_log_status status = VD_LOG_OK;
+  char fatal[MESSAGE_MAX] = "";
+  const char *why = refusal(log, &status, fatal);
+  vd_error journal_err = {0};
+  /* the frame is written under the lock, so the queue's order is the journal's */
+  uint64_t position =
+      why ? 0 : vd_journal_append(log->journal, q->payload, q->payload_len, &journal_err);
+  if (!why && !position) {
+    status = VD_LOG_FAILED;
+    why = journal_err.message;
+    log->stats.healthy = false;
   }
-  if (log->stopping) {
+  if (why) {
+    log->stats.failed += status == VD_LOG_FAILED;
+    vd_error_set(err, "%s%s%s", status == VD_LOG_FAILED ? log->path : "",
+                 status == VD_LOG_FAILED ? ": " : "", why);
     pthread_mutex_unlock(&log->lock);
-    vd_error_set(err, "decision log is shutting down");
-    free(p.blob);
-    return VD_LOG_CLOSED;
+    free(q);
+    return status;
   }
-  if (log->depth >= log->config.queue_capacity) {
-    log->stats.overloaded++;
-    pthread_mutex_unlock(&log->lock);
-    vd_error_set(err, "decision log overloaded: %zu decisions already wait for a commit",
-                 log->config.queue_capacity);
-    free(p.blob);
-    return VD_LOG_OVERLOADED;
-  }
-  pthread_cond_init(&p.committed, NULL);
+  q->position = position;
+  q->queued_us = vd_wall_us();
   if (log->tail)
-    log->tail->next = &p;
+    log->tail->next = q;
   else
-    log->head = &p;
-  log->tail = &p;
+    log->head = q, log->head_since_us = q->queued_us;
+  log->tail = q;
   log->depth++;
+  log->appended++;
   log->in_flight++;
-  /* No hand-off to another thread: with the connection free, this thread commits (its own row
-   * and whatever else is queued); otherwise it waits until its row is committed or until the
-   * connection is handed to it (release_connection). */
-  while (!p.done) {
-    if (log->committing || log->wal_full) {
-      pthread_cond_wait(&p.committed, &log->lock);
-      continue;
-    }
-    log->committing = true;
-    do lead_commit(log); /* more than max_batch rows ahead of this one: several batches */
-    while (!p.done);
-    release_connection(log);
-  }
-  log->in_flight--;
-  if (log->stopping && log->in_flight == 0) pthread_cond_broadcast(&log->done);
+  /* the writer thread sleeps until the oldest row is due: wake it for a first row (to set its
+   * timer), a full batch, or a reader waiting */
+  if (log->depth == 1 || log->depth == log->config.max_batch || log->catching_up)
+    pthread_cond_signal(&log->work);
   pthread_mutex_unlock(&log->lock);
-  pthread_cond_destroy(&p.committed);
-  free(p.blob);
-  if (p.status != VD_LOG_OK) vd_error_set(err, "decision log %s: %s", log->path, p.message);
-  return p.status;
+  bool durable = vd_journal_sync(log->journal, position, &journal_err);
+  record_append(log, start, durable);
+  if (durable) return VD_LOG_OK;
+  /* it is in the journal and will be indexed, but not known to be on the disk: not acknowledged */
+  vd_error_set(err, "decision log %s: %s", log->path, journal_err.message);
+  return VD_LOG_FAILED;
 }
+
+/* Waits until every row queued before the call is indexed, so a read sees every decision
+ * acknowledged before it began: the writer thread is asked to index at once, not after its
+ * delay (nor its back-off after a failure). False with err when that attempt fails: the rows
+ * are safe in the journal, but not readable yet. */
+static bool catch_up(vd_decision_log *log, vd_error *err) {
+  pthread_mutex_lock(&log->lock);
+  uint64_t target = log->appended, failures = log->stats.failed_commits;
+  if (log->indexed < target) {
+    log->catching_up++;
+    pthread_cond_signal(&log->work);
+    while (log->indexed < target && log->stats.failed_commits == failures && !log->writer_done)
+      pthread_cond_wait(&log->indexed_cond, &log->lock);
+    log->catching_up--;
+  }
+  bool ok = log->indexed >= target;
+  if (!ok)
+    vd_error_set(err, "decision log %s: %" PRIu64 " acknowledged decisions are not indexed yet: %s",
+                 log->path, target - log->indexed, log->index_error);
+  pthread_mutex_unlock(&log->lock);
+  return ok;
+}
+
+bool vd_decision_log_flush(vd_decision_log *log, vd_error *err) { return catch_up(log, err); }
 
 bool vd_decision_log_purge(vd_decision_log *log, int64_t older_than_us, uint64_t *deleted,
                            vd_error *err) {
@@ -924,6 +1167,7 @@ void vd_decision_log_stats_get(vd_decision_log *log, vd_decision_log_stats *out)
   out->wal_bytes = out->wal_frames * log->frame_bytes;
   out->queue_depth = log->depth;
   out->in_flight = log->in_flight;
+  out->journal_bytes = log->journal ? vd_journal_bytes(log->journal) : 0;
   pthread_mutex_unlock(&log->lock);
 }
 
@@ -1146,6 +1390,8 @@ static vd_log_status out_of_memory(vd_error *err) {
 /* vd_decision_log_get (tree set) and vd_decision_log_get_text (text set): one read of the row. */
 static vd_log_status get_decision(vd_decision_log *log, const char *id, json_t **tree,
                                   char **text_out, size_t *len_out, vd_error *err) {
+  vd_error behind = {0};
+  bool caught_up = catch_up(log, &behind);
   reader *r = acquire_reader(log, err);
   if (!r) return VD_LOG_FAILED;
   char *decoded = NULL;
@@ -1153,6 +1399,10 @@ static vd_log_status get_decision(vd_decision_log *log, const char *id, json_t *
   size_t len = 0;
   bool amended = false;
   vd_log_status status = read_decision(log, r, id, &decoded, &text, &len, &amended, err);
+  if (status == VD_LOG_NOT_FOUND && !caught_up) { /* it may be one of those not indexed yet */
+    status = VD_LOG_FAILED;
+    if (err) *err = behind;
+  }
   if (status == VD_LOG_OK && (tree || amended)) {
     json_t *trace = trace_tree(log, r, id, text, len, amended, err);
     if (!trace)
@@ -1257,6 +1507,7 @@ static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row
   if (has_cursor) strcat(sql, " AND ts_us >= ?5 AND (ts_us > ?5 OR id > ?6)");
   strcat(sql, " ORDER BY ts_us, id LIMIT ?7");
 
+  if (!catch_up(log, err)) return false;
   reader *r = acquire_reader(log, err);
   if (!r) return false;
   sqlite3_stmt *st = NULL;

@@ -1,23 +1,33 @@
 /* vd_decision_log: the durable decision log — one row per decision with its full trace, in SQLite
  * (WAL mode) in the data folder, with indexed columns for id, kind, subject, time and versions.
  *
- * Durability: vd_decision_log_append returns VD_LOG_OK only after the row's transaction has
- * COMMITTED. Appends from concurrent threads are group-committed: the appending thread that finds
- * the writer connection free commits whatever is queued (oldest first, up to max_batch
- * rows) in one transaction, while the others wait on their own condition variables;
- * when done it wakes that batch's callers and hands the connection to the oldest caller still
- * queued. So the cost of a commit is shared by every decision in the batch, and no thread hand-off
- * (context switch) is paid when a caller finds the connection free.
- *   - VD_DURABILITY_NORMAL (default): WAL + synchronous=NORMAL. A committed row is in the WAL file
- *     (the kernel's page cache) before append returns: it survives the process being killed
- *     (SIGKILL, crash, OOM kill), not a power loss or kernel crash.
- *   - VD_DURABILITY_FSYNC: WAL + synchronous=FULL. The WAL is fsync'ed at every commit before
- *     append returns: a committed row also survives power loss.
+ * Durability: vd_decision_log_append returns VD_LOG_OK only once the row is in the log's journal
+ * (vd_journal.h: DB_PATH.journal-0/-1, one write of the row, in the order of the appends). The
+ * log's writer thread then inserts the journaled rows into SQLite in batches — when a batch of
+ * max_batch rows is queued, when the oldest has waited 10 ms, or at once when a reader asks —
+ * so an SQLite commit (about eight WAL pages whatever its size) is shared by tens to hundreds of
+ * decisions instead of being paid by each. Opening the log indexes whatever the journal still
+ * holds from before (a killed process); rows indexed already are recognised by their id.
+ *   - VD_DURABILITY_NORMAL (default): the journal write is in the kernel's page cache before
+ *     append returns: the decision survives the process being killed (SIGKILL, crash, OOM
+ *     kill), not a power loss or kernel crash. SQLite runs synchronous=NORMAL.
+ *   - VD_DURABILITY_FSYNC: append also waits for an fdatasync of the journal (one sync covers
+ *     every append waiting for it), and SQLite runs synchronous=FULL, so a journal file is only
+ *     reused once the rows it held are on the disk in SQLite: it also survives power loss.
+ *
+ * Reads see every decision acknowledged before they began: get, list and foreach first wait
+ * for the writer thread to index what is queued (a few ms at most, nothing when it is idle).
  *
  * Overload and failure never lose a decision silently: append returns a distinct status instead —
- * VD_LOG_OVERLOADED when the bounded queue is full (policy REJECT: at once; WAIT: after waiting
- * up to max_wait_ms for space) and VD_LOG_FAILED when the commit failed (disk full, I/O error,
- * max_bytes reached, lock timeout). The server answers 503 for both; the decision was not stored.
+ * VD_LOG_OVERLOADED when max queue_capacity rows wait to be indexed (policy REJECT: at once;
+ * WAIT: after waiting up to max_wait_ms for space) and VD_LOG_FAILED when the journal cannot be
+ * written (disk full, I/O error), the file reached max_bytes, or the disk is short of
+ * min_free_bytes. The server answers 503 for both; the decision was not acknowledged. When an
+ * indexing commit fails (a lock held elsewhere past busy_timeout_ms, an I/O error), its rows stay
+ * queued and in the journal, are tried again every 100 ms, and appends go on until the queue is
+ * full; a read that needs them meanwhile fails (VD_LOG_FAILED) instead of answering "not found".
+ * Decision ids must be unique (the server's are UUIDv7): a second row with a stored id is found
+ * only when indexed, and is then counted in `duplicates` and not stored.
  *
  * Checkpoints (copying the WAL back into the database) run on the log's checkpoint thread and
  * connection only, never on a committing thread. Under continuous writes that thread restarts the
@@ -40,10 +50,14 @@
  * or the config says uncompressed. Every reader decodes either form, so logs written before
  * compression (TEXT only) read as they did; the JSON text read back is the text appended.
  *
+ * One process writes: the journal is locked (flock) by the process that opened the log first. A
+ * second process opening the same log (a CLI while the server runs) reads only; its appends fail.
+ *
  * Ownership: vd_decision_log_open returns a handle the caller closes with vd_decision_log_close
- * (which commits every queued append first). Records passed to append are borrowed for the call.
- * Returned json_t values and cursor strings belong to the caller (json_decref / free). Every
- * function except close is thread-safe; close must not run concurrently with the others.
+ * (which indexes every queued row first, then empties and removes the journal). Records passed to
+ * append are borrowed for the call. Returned json_t values and cursor strings belong to the caller
+ * (json_decref / free). Every function except close is thread-safe; close must not run concurrently
+ * with the others.
  */
 #ifndef VD_DECISION_LOG_H
 #define VD_DECISION_LOG_H
@@ -69,8 +83,8 @@ typedef enum vd_log_overload {
 typedef struct vd_decision_log_config {
   const char *path;         /* the SQLite file, e.g. DATA_DIR/decisions.db (created if absent) */
   vd_durability durability; /* default VD_DURABILITY_NORMAL */
-  size_t queue_capacity;    /* appends waiting for a commit before overload; default 4096 */
-  size_t max_batch;         /* rows per group commit at most; default 512 */
+  size_t queue_capacity;    /* rows waiting to be indexed before overload; default 4096 */
+  size_t max_batch;         /* rows per indexing commit at most; default 512 */
   vd_log_overload overload; /* default VD_LOG_OVERLOAD_REJECT */
   unsigned max_wait_ms;     /* VD_LOG_OVERLOAD_WAIT only; default 100 */
   unsigned busy_timeout_ms; /* how long a commit waits for a lock held elsewhere; default 5000 */
@@ -92,8 +106,8 @@ typedef struct vd_decision_log_config {
 typedef enum vd_log_status {
   VD_LOG_OK = 0,
   VD_LOG_OVERLOADED, /* the queue is full: not stored, answer 503 */
-  VD_LOG_FAILED,     /* the commit failed (disk, I/O, full, lock): not stored, answer 503 */
-  VD_LOG_DUPLICATE,  /* a decision with this id is already stored */
+  VD_LOG_FAILED,     /* not stored (disk, I/O, full), or a read cannot see it yet: answer 503 */
+  VD_LOG_DUPLICATE,  /* unused since appends are journaled: duplicates are counted in stats */
   VD_LOG_INVALID,    /* the record lacks id, kind or trace */
   VD_LOG_CLOSED,     /* the log is shutting down */
   VD_LOG_NOT_FOUND,  /* get: no decision with this id */
@@ -123,7 +137,7 @@ vd_decision_log *vd_decision_log_open(const vd_decision_log_config *config, vd_e
  * frees the handle. */
 void vd_decision_log_close(vd_decision_log *log);
 
-/* Stores one decision; blocks until it is committed (see the top of this file). */
+/* Stores one decision; returns once it is in the journal (see the top of this file). */
 vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_record *record,
                                      vd_error *err);
 
@@ -191,6 +205,11 @@ typedef bool (*vd_decision_visit)(void *ctx, const json_t *trace);
 bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *query,
                              vd_decision_visit visit, void *ctx, vd_error *err);
 
+/* Waits until every decision acknowledged so far is indexed (the reads do this themselves):
+ * for tools and tests that read the SQLite file directly. False with err when indexing fails
+ * now (the decisions stay in the journal and are indexed once it works again). */
+bool vd_decision_log_flush(vd_decision_log *log, vd_error *err);
+
 /* Deletes decisions with a timestamp before older_than_us now (the log's thread does it, between
  * append batches); *deleted (may be NULL) gets the count. */
 bool vd_decision_log_purge(vd_decision_log *log, int64_t older_than_us, uint64_t *deleted,
@@ -202,17 +221,18 @@ enum { VD_LOG_LATENCY_BUCKETS = 12 };
 extern const double vd_decision_log_latency_bounds[VD_LOG_LATENCY_BUCKETS];
 
 typedef struct vd_decision_log_stats {
-  uint64_t queue_depth;    /* appends queued now, not yet taken into a commit */
-  uint64_t in_flight;      /* appends waiting for their commit now (queued or committing) */
+  uint64_t queue_depth;    /* rows journaled, not yet indexed */
+  uint64_t in_flight;      /* appends inside vd_decision_log_append now, past the journal write */
   uint64_t queue_capacity; /* the configured bound */
-  uint64_t committed;      /* rows committed since open */
-  uint64_t batches;        /* group commits since open */
+  uint64_t committed;      /* rows indexed since open */
+  uint64_t batches;        /* indexing commits tried since open */
   uint64_t max_batch;      /* the largest batch so far */
   uint64_t overloaded;     /* appends refused with VD_LOG_OVERLOADED */
   uint64_t failed;         /* appends that got VD_LOG_FAILED */
-  uint64_t failed_commits; /* transactions that failed */
-  uint64_t duplicates;     /* appends refused with VD_LOG_DUPLICATE */
+  uint64_t failed_commits; /* indexing transactions that failed (their rows are tried again) */
+  uint64_t duplicates;     /* rows not stored: their id was stored already */
   uint64_t purged;         /* rows deleted by retention and purge */
+  uint64_t replayed;       /* rows found in the journal at open (indexed then, if not yet) */
   /* The checkpointer's WAL restarts: each time it held the commits to copy the WAL's last pages
    * (see "checkpoints" in vd_decision_log.c), how long, and whether the WAL then starts over. */
   uint64_t checkpoint_passes; /* checkpoints run alongside the commits (one per ~1000 pages) */
@@ -220,7 +240,9 @@ typedef struct vd_decision_log_stats {
   uint64_t wal_restarts;
   double checkpoint_hold_seconds_sum;
   double checkpoint_hold_seconds_max;
-  double commit_seconds_sum;
+  double commit_seconds_sum; /* the appends' journal writes (commit_latency's sum) */
+  double index_seconds_sum;  /* time spent in the writer thread's indexing commits (batches) */
+  uint64_t journal_bytes;    /* the journal's files now */
   /* What the committed rows cost the WAL: frames (pages) written by the log's commits and their
    * bytes (frame header included), and the traces' JSON bytes against what was stored for them
    * (compressed blob or text). Per decision: wal_frames / committed, and so on. */
@@ -229,10 +251,11 @@ typedef struct vd_decision_log_stats {
   uint64_t trace_bytes;
   uint64_t stored_trace_bytes;
   uint64_t compressed; /* rows whose trace was stored compressed */
-  /* commits by latency: [i] counts commits <= bounds[i] and > bounds[i-1]; the last, slower ones */
+  /* appends by the time their journal write (and sync) took — what an acknowledgement waits for:
+   * [i] counts those <= bounds[i] and > bounds[i-1]; the last, slower ones */
   uint64_t commit_latency[VD_LOG_LATENCY_BUCKETS + 1];
   bool fsync;   /* the writer connection runs synchronous=FULL */
-  bool healthy; /* the last commit succeeded (or none was tried yet) */
+  bool healthy; /* the last journal write and indexing commit succeeded (or none was tried) */
 } vd_decision_log_stats;
 
 void vd_decision_log_stats_get(vd_decision_log *log, vd_decision_log_stats *out);

@@ -192,30 +192,32 @@ static void render_family(vd_metrics *m, int which, vd_buf *out) {
 }
 
 static void render_log(const vd_decision_log_stats *log, vd_buf *out) {
-  vd_buf_printf(out,
-                "# HELP verdict_decision_log_queue_depth Decisions waiting to be committed.\n"
-                "# TYPE verdict_decision_log_queue_depth gauge\n"
-                "verdict_decision_log_queue_depth %llu\n"
-                "# HELP verdict_decision_log_queue_capacity Decisions the queue holds at most.\n"
-                "# TYPE verdict_decision_log_queue_capacity gauge\n"
-                "verdict_decision_log_queue_capacity %llu\n"
-                "# HELP verdict_decision_log_committed_total Decisions committed.\n"
-                "# TYPE verdict_decision_log_committed_total counter\n"
-                "verdict_decision_log_committed_total %llu\n"
-                "# HELP verdict_decision_log_refused_total Appends refused, by why.\n"
-                "# TYPE verdict_decision_log_refused_total counter\n"
-                "verdict_decision_log_refused_total{reason=\"overloaded\"} %llu\n"
-                "verdict_decision_log_refused_total{reason=\"failed\"} %llu\n"
-                "verdict_decision_log_refused_total{reason=\"duplicate\"} %llu\n"
-                "# HELP verdict_decision_log_healthy 1 when the last commit succeeded.\n"
-                "# TYPE verdict_decision_log_healthy gauge\n"
-                "verdict_decision_log_healthy %d\n"
-                "# HELP verdict_decision_log_commit_seconds Group commit latency.\n"
-                "# TYPE verdict_decision_log_commit_seconds histogram\n",
-                (unsigned long long)log->queue_depth, (unsigned long long)log->queue_capacity,
-                (unsigned long long)log->committed, (unsigned long long)log->overloaded,
-                (unsigned long long)log->failed, (unsigned long long)log->duplicates,
-                log->healthy ? 1 : 0);
+  vd_buf_printf(
+      out,
+      "# HELP verdict_decision_log_queue_depth Decisions journaled, not yet indexed.\n"
+      "# TYPE verdict_decision_log_queue_depth gauge\n"
+      "verdict_decision_log_queue_depth %llu\n"
+      "# HELP verdict_decision_log_queue_capacity Decisions the queue holds at most.\n"
+      "# TYPE verdict_decision_log_queue_capacity gauge\n"
+      "verdict_decision_log_queue_capacity %llu\n"
+      "# HELP verdict_decision_log_committed_total Decisions indexed (in decisions.db).\n"
+      "# TYPE verdict_decision_log_committed_total counter\n"
+      "verdict_decision_log_committed_total %llu\n"
+      "# HELP verdict_decision_log_refused_total Appends refused, by why.\n"
+      "# TYPE verdict_decision_log_refused_total counter\n"
+      "verdict_decision_log_refused_total{reason=\"overloaded\"} %llu\n"
+      "verdict_decision_log_refused_total{reason=\"failed\"} %llu\n"
+      "verdict_decision_log_refused_total{reason=\"duplicate\"} %llu\n"
+      "# HELP verdict_decision_log_healthy 1 when the last journal write and indexing commit "
+      "succeeded.\n"
+      "# TYPE verdict_decision_log_healthy gauge\n"
+      "verdict_decision_log_healthy %d\n"
+      "# HELP verdict_decision_log_commit_seconds Time an append took to be durable (its "
+      "journal write): what a response waits for.\n"
+      "# TYPE verdict_decision_log_commit_seconds histogram\n",
+      (unsigned long long)log->queue_depth, (unsigned long long)log->queue_capacity,
+      (unsigned long long)log->committed, (unsigned long long)log->overloaded,
+      (unsigned long long)log->failed, (unsigned long long)log->duplicates, log->healthy ? 1 : 0);
   uint64_t cumulative = 0;
   for (size_t b = 0; b < VD_LOG_LATENCY_BUCKETS; b++) {
     cumulative += log->commit_latency[b];
@@ -263,11 +265,22 @@ static void render_log(const vd_decision_log_stats *log, vd_buf *out) {
                 (unsigned long long)log->wal_frames, (unsigned long long)log->wal_bytes,
                 (unsigned long long)log->trace_bytes, (unsigned long long)log->stored_trace_bytes);
   vd_buf_printf(out,
-                "# HELP verdict_decision_log_batches_total Group commits (committed / batches: "
+                "# HELP verdict_decision_log_batches_total Indexing commits (committed / batches: "
                 "decisions per commit).\n"
                 "# TYPE verdict_decision_log_batches_total counter\n"
-                "verdict_decision_log_batches_total %llu\n",
-                (unsigned long long)log->batches);
+                "verdict_decision_log_batches_total %llu\n"
+                "# HELP verdict_decision_log_index_seconds_total Time spent in indexing commits.\n"
+                "# TYPE verdict_decision_log_index_seconds_total counter\n"
+                "verdict_decision_log_index_seconds_total %.9f\n"
+                "# HELP verdict_decision_log_journal_bytes The journal's files now.\n"
+                "# TYPE verdict_decision_log_journal_bytes gauge\n"
+                "verdict_decision_log_journal_bytes %llu\n"
+                "# HELP verdict_decision_log_replayed_total Decisions found in the journal at "
+                "start.\n"
+                "# TYPE verdict_decision_log_replayed_total counter\n"
+                "verdict_decision_log_replayed_total %llu\n",
+                (unsigned long long)log->batches, log->index_seconds_sum,
+                (unsigned long long)log->journal_bytes, (unsigned long long)log->replayed);
 }
 
 void vd_metrics_render(vd_metrics *m, const vd_decision_log_stats *log, vd_buf *out) {

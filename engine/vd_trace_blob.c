@@ -7,22 +7,13 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "vd_le.h"
+
 static const char magic[3] = {'V', 'D', 'Z'};
 
 /* LZ4 expands at most 255 times (a match token codes at most 255 more bytes per byte of input):
  * a recorded length beyond that cannot be honest, so nothing that large is allocated for it. */
 enum { LZ4_MAX_RATIO = 255 };
-
-static void put_u32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-  p[2] = (unsigned char)(v >> 16);
-  p[3] = (unsigned char)(v >> 24);
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* CRC-32 of the header's first 8 bytes and the block. */
 static uint32_t blob_crc(const unsigned char *blob, size_t len) {
@@ -47,9 +38,9 @@ bool vd_trace_blob_encode(const char *text, size_t len, void **blob, size_t *blo
   }
   memcpy(out, magic, sizeof magic);
   out[3] = VD_TRACE_BLOB_LZ4;
-  put_u32(out + 4, (uint32_t)len);
+  vd_le_put32(out + 4, (uint32_t)len);
   size_t total = VD_TRACE_BLOB_HEADER + (size_t)block;
-  put_u32(out + 8, blob_crc(out, total));
+  vd_le_put32(out + 8, blob_crc(out, total));
   *blob = out;
   *blob_len = total;
   return true;
@@ -73,18 +64,18 @@ char *vd_trace_blob_decode(const void *blob, size_t len, size_t *text_len, vd_er
     return NULL;
   }
   size_t block = len - VD_TRACE_BLOB_HEADER;
-  uint32_t want = get_u32(b + 4);
+  uint32_t want = vd_le_get32(b + 4);
   if (want == 0 || want > VD_TRACE_BLOB_MAX || (uint64_t)want > (uint64_t)block * LZ4_MAX_RATIO) {
     vd_error_set(err, "bad length: %" PRIu32 " bytes cannot come from a %zu-byte block", want,
                  block);
     return NULL;
   }
   uint32_t crc = blob_crc(b, len);
-  if (crc != get_u32(b + 8)) {
+  if (crc != vd_le_get32(b + 8)) {
     vd_error_set(err,
                  "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
                  "): damaged or truncated",
-                 get_u32(b + 8), crc);
+                 vd_le_get32(b + 8), crc);
     return NULL;
   }
   char *text = malloc((size_t)want + 1);

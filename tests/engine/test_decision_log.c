@@ -79,26 +79,6 @@ static void release_write_lock(sqlite3 *db) {
   sqlite3_close(db);
 }
 
-static uint64_t queue_depth(vd_decision_log *log) {
-  vd_decision_log_stats s;
-  vd_decision_log_stats_get(log, &s);
-  return s.queue_depth;
-}
-
-static uint64_t in_flight(vd_decision_log *log) {
-  vd_decision_log_stats s;
-  vd_decision_log_stats_get(log, &s);
-  return s.in_flight;
-}
-
-/* Waits until `queued` appends are queued and `flight` in flight in all. */
-static void wait_for(vd_decision_log *log, uint64_t queued, uint64_t flight) {
-  for (int i = 0; i < 5000 && (queue_depth(log) != queued || in_flight(log) != flight); i++)
-    sleep_ms(1);
-  ck_assert_uint_eq(queue_depth(log), queued);
-  ck_assert_uint_eq(in_flight(log), flight);
-}
-
 typedef struct appender {
   vd_decision_log *log;
   vd_uuid_gen *gen;
@@ -181,7 +161,7 @@ START_TEST(amendments_are_appended_and_returned_with_the_trace) {
 }
 END_TEST
 
-START_TEST(invalid_and_duplicate_records_are_refused) {
+START_TEST(invalid_records_are_refused_and_duplicates_counted) {
   fixture f;
   fixture_init(&f);
   vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
@@ -189,8 +169,8 @@ START_TEST(invalid_and_duplicate_records_are_refused) {
   vd_decision_record no_kind = {.id = "x", .trace_json = "{}"};
   ck_assert_int_eq(vd_decision_log_append(log, &no_kind, &err), VD_LOG_INVALID);
   ck_assert_int_eq(append_one(log, "dup", "promotions", NULL, 0, 1, &err), VD_LOG_OK);
-  ck_assert_int_eq(append_one(log, "dup", "promotions", NULL, 0, 2, &err), VD_LOG_DUPLICATE);
-  ck_assert_ptr_nonnull(strstr(err.message, "already"));
+  /* journaled at once; the index finds the second id taken and keeps the first */
+  ck_assert_int_eq(append_one(log, "dup", "promotions", NULL, 0, 2, &err), VD_LOG_OK);
   json_t *trace = NULL;
   ck_assert_int_eq(vd_decision_log_get(log, "dup", &trace, NULL), VD_LOG_OK);
   ck_assert_int_eq(json_integer_value(json_object_get(trace, "n")), 1); /* the first stays */
@@ -198,38 +178,44 @@ START_TEST(invalid_and_duplicate_records_are_refused) {
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
   ck_assert_uint_eq(s.duplicates, 1);
+  ck_assert_uint_eq(s.committed, 1);
   ck_assert(s.healthy);
   vd_decision_log_close(log);
   fixture_done(&f);
 }
 END_TEST
 
-START_TEST(concurrent_appends_are_group_committed) {
+/* An append is acknowledged once journaled: it does not wait for SQLite, which is locked
+ * elsewhere here; the rows are indexed in a few batches once the lock goes, not one by one. */
+START_TEST(appends_are_acknowledged_before_indexing_and_indexed_in_batches) {
   fixture f;
   fixture_init(&f);
   vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
   vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
-  enum { THREADS = 8 };
+  enum { THREADS = 8, EACH = 25 };
   pthread_t threads[THREADS];
   appender a[THREADS];
   sqlite3 *lock = hold_write_lock(f.path);
-  /* the first append stalls in the writer's commit; the other seven queue up behind it */
   for (int t = 0; t < THREADS; t++) {
-    a[t] = (appender){.log = log, .gen = gen, .count = 1};
+    a[t] = (appender){.log = log, .gen = gen, .count = EACH};
     pthread_create(&threads[t], NULL, append_many, &a[t]);
-    if (t == 0) wait_for(log, 0, 1);
   }
-  wait_for(log, THREADS - 1, THREADS);
-  release_write_lock(lock);
   for (int t = 0; t < THREADS; t++) {
-    pthread_join(threads[t], NULL);
+    pthread_join(threads[t], NULL); /* all returned while SQLite is still locked */
     ck_assert_int_eq(a[t].status, VD_LOG_OK);
   }
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
-  ck_assert_uint_eq(s.committed, THREADS);
-  ck_assert_uint_eq(s.max_batch, THREADS - 1); /* seven rows in one transaction */
-  ck_assert_uint_eq(s.batches, 2);
+  ck_assert_uint_eq(s.queue_depth, THREADS * EACH);
+  ck_assert_uint_eq(s.committed, 0);
+  release_write_lock(lock);
+  ck_assert(vd_decision_log_flush(log, NULL));
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.committed, THREADS * EACH);
+  ck_assert_uint_eq(s.queue_depth, 0);
+  /* one batch stalled behind the lock, the rest after it: a handful, not 200 */
+  ck_assert_uint_le(s.batches, 5);
+  ck_assert_uint_ge(s.max_batch, THREADS * EACH / 5);
   for (int t = 0; t < THREADS; t++) {
     json_t *trace = NULL;
     ck_assert_int_eq(vd_decision_log_get(log, a[t].first_id, &trace, NULL), VD_LOG_OK);
@@ -245,35 +231,27 @@ START_TEST(a_full_queue_is_a_distinct_overload_error) {
   fixture f;
   fixture_init(&f);
   vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path, .queue_capacity = 4});
-  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
-  enum { THREADS = 5 };
-  pthread_t threads[THREADS];
-  appender a[THREADS];
-  sqlite3 *lock = hold_write_lock(f.path);
-  for (int t = 0; t < THREADS; t++) {
-    a[t] = (appender){.log = log, .gen = gen, .count = 1};
-    pthread_create(&threads[t], NULL, append_many, &a[t]);
-    if (t == 0) wait_for(log, 0, 1);
-  }
-  wait_for(log, 4, 5); /* one in the stalled commit, four queued: full */
+  sqlite3 *lock = hold_write_lock(f.path); /* the index stalls: journaled rows stay queued */
   vd_error err = {0};
+  for (int i = 0; i < 4; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "q-%d", i);
+    ck_assert_int_eq(append_one(log, id, "promotions", NULL, 0, i, &err), VD_LOG_OK);
+  }
   uint64_t start = vd_monotonic_ns();
   ck_assert_int_eq(append_one(log, "late", "promotions", NULL, 0, 0, &err), VD_LOG_OVERLOADED);
   ck_assert_uint_lt(vd_monotonic_ns() - start, 100000000); /* REJECT does not wait */
   ck_assert_ptr_nonnull(strstr(err.message, "overloaded"));
   release_write_lock(lock);
-  for (int t = 0; t < THREADS; t++) {
-    pthread_join(threads[t], NULL);
-    ck_assert_int_eq(a[t].status, VD_LOG_OK); /* the queued ones were all committed */
-  }
   json_t *trace = NULL;
   ck_assert_int_eq(vd_decision_log_get(log, "late", &trace, NULL), VD_LOG_NOT_FOUND);
+  ck_assert_int_eq(vd_decision_log_get(log, "q-3", &trace, NULL), VD_LOG_OK);
+  json_decref(trace);
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
   ck_assert_uint_eq(s.overloaded, 1);
-  ck_assert_uint_eq(s.committed, THREADS);
+  ck_assert_uint_eq(s.committed, 4); /* the queued ones were all indexed */
   vd_decision_log_close(log);
-  vd_uuid_gen_free(gen);
   fixture_done(&f);
 }
 END_TEST
@@ -283,51 +261,55 @@ START_TEST(wait_policy_waits_for_space_then_gives_up) {
   fixture_init(&f);
   vd_decision_log *log = open_log(&(vd_decision_log_config){
       .path = f.path, .queue_capacity = 1, .overload = VD_LOG_OVERLOAD_WAIT, .max_wait_ms = 150});
-  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
-  pthread_t threads[2];
-  appender a[2];
   sqlite3 *lock = hold_write_lock(f.path);
-  for (int t = 0; t < 2; t++) {
-    a[t] = (appender){.log = log, .gen = gen, .count = 1};
-    pthread_create(&threads[t], NULL, append_many, &a[t]);
-    if (t == 0) wait_for(log, 0, 1);
-  }
-  wait_for(log, 1, 2);
   vd_error err = {0};
+  ck_assert_int_eq(append_one(log, "first", "promotions", NULL, 0, 0, &err), VD_LOG_OK);
   uint64_t start = vd_monotonic_ns();
   ck_assert_int_eq(append_one(log, "late", "promotions", NULL, 0, 0, &err), VD_LOG_OVERLOADED);
   ck_assert_uint_ge(vd_monotonic_ns() - start, 140000000); /* it waited max_wait_ms */
   release_write_lock(lock);
-  for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
-  /* with the writer running again, a waiting append gets through */
+  ck_assert(vd_decision_log_flush(log, &err));
+  /* with the index running again, a waiting append gets through */
   ck_assert_int_eq(append_one(log, "later", "promotions", NULL, 0, 0, &err), VD_LOG_OK);
   vd_decision_log_close(log);
-  vd_uuid_gen_free(gen);
   fixture_done(&f);
 }
 END_TEST
 
-START_TEST(a_lock_timeout_is_a_failed_commit_not_a_hang) {
+/* A lock held elsewhere past busy_timeout_ms fails the indexing commit, not the append: the row
+ * stays journaled and queued, a read that needs it says why it cannot see it (not "not found"),
+ * and the row is indexed once the lock goes. */
+START_TEST(a_lock_timeout_fails_indexing_not_the_append) {
   fixture f;
   fixture_init(&f);
   vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path, .busy_timeout_ms = 50});
   sqlite3 *lock = hold_write_lock(f.path);
   vd_error err = {0};
-  ck_assert_int_eq(append_one(log, "a", "promotions", NULL, 0, 0, &err), VD_LOG_FAILED);
-  ck_assert_ptr_nonnull(strstr(err.message, "locked"));
+  ck_assert_int_eq(append_one(log, "a", "promotions", NULL, 0, 0, &err), VD_LOG_OK);
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "a", &trace, &err), VD_LOG_FAILED);
+  ck_assert_msg(strstr(err.message, "not indexed yet") && strstr(err.message, "locked"), "%s",
+                err.message);
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
   ck_assert(!s.healthy);
-  ck_assert_uint_eq(s.failed_commits, 1);
+  ck_assert_uint_ge(s.failed_commits, 1);
+  ck_assert_uint_eq(s.queue_depth, 1);
   release_write_lock(lock);
-  ck_assert_int_eq(append_one(log, "a", "promotions", NULL, 0, 0, &err), VD_LOG_OK);
+  ck_assert_int_eq(vd_decision_log_get(log, "a", &trace, &err), VD_LOG_OK);
+  json_decref(trace);
   vd_decision_log_stats_get(log, &s);
   ck_assert(s.healthy);
+  ck_assert_uint_eq(s.committed, 1);
   vd_decision_log_close(log);
   fixture_done(&f);
 }
 END_TEST
 
+static int64_t count_rows(const char *path);
+
+/* max_bytes reached: the index cannot take the rows journaled last, appends fail from then on,
+ * and nothing acknowledged is lost — once retention frees room, the waiting rows are indexed. */
 START_TEST(a_full_disk_fails_appends_and_retention_recovers) {
   fixture f;
   fixture_init(&f);
@@ -348,19 +330,79 @@ START_TEST(a_full_disk_fails_appends_and_retention_recovers) {
         .id = id, .kind = "promotions", .timestamp_us = 1000 + i, .trace_json = trace};
     st = vd_decision_log_append(log, &r, &err);
     if (st == VD_LOG_OK) stored++;
+    if (i % 8 == 7) vd_decision_log_flush(log, NULL); /* let the index find the file full */
   }
   ck_assert_int_eq(st, VD_LOG_FAILED);
-  ck_assert_ptr_nonnull(strstr(err.message, "full"));
+  ck_assert_msg(strstr(err.message, "full"), "%s", err.message);
   ck_assert_int_gt(stored, 5);
   json_t *got = NULL;
   ck_assert_int_eq(vd_decision_log_get(log, "big-0", &got, &err), VD_LOG_OK);
   json_decref(got);
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_gt(s.queue_depth, 0); /* acknowledged, waiting for room */
   uint64_t deleted = 0;
   ck_assert(vd_decision_log_purge(log, 1000 + stored, &deleted, &err));
-  ck_assert_uint_eq(deleted, (uint64_t)stored);
+  ck_assert_uint_gt(deleted, 0);
+  ck_assert(vd_decision_log_flush(log, &err));
   vd_decision_record again = {.id = "after", .kind = "promotions", .trace_json = trace};
   ck_assert_int_eq(vd_decision_log_append(log, &again, &err), VD_LOG_OK);
   vd_decision_log_close(log);
+  /* every acknowledged row is stored, but those retention deleted */
+  ck_assert_int_eq(count_rows(f.path), stored - (int64_t)deleted + 1);
+  fixture_done(&f);
+}
+END_TEST
+
+/* Rows a close could not index (SQLite locked elsewhere) stay in the journal and are indexed at
+ * the next open. */
+START_TEST(rows_left_in_the_journal_are_indexed_at_the_next_open) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path, .busy_timeout_ms = 20});
+  sqlite3 *lock = hold_write_lock(f.path);
+  vd_error err = {0};
+  for (int i = 0; i < 3; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "left-%d", i);
+    ck_assert_int_eq(append_one(log, id, "promotions", "c9", 0, i, &err), VD_LOG_OK);
+  }
+  vd_decision_log_close(log); /* its last commit fails: the rows stay journaled */
+  release_write_lock(lock);
+  ck_assert_int_eq(count_rows(f.path), 0);
+  log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.replayed, 3);
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "left-2", &trace, &err), VD_LOG_OK);
+  ck_assert_int_eq(json_integer_value(json_object_get(trace, "n")), 2);
+  json_decref(trace);
+  vd_decision_log_close(log);
+  ck_assert_int_eq(count_rows(f.path), 3);
+  char journal[160];
+  snprintf(journal, sizeof journal, "%s.journal-0", f.path);
+  ck_assert_int_ne(access(journal, F_OK), 0); /* all indexed: a clean close removes it */
+  fixture_done(&f);
+}
+END_TEST
+
+/* A second opener (a CLI while the server runs) reads what the first indexed; it cannot append. */
+START_TEST(a_second_opener_reads_only) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *owner = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_error err = {0};
+  ck_assert_int_eq(append_one(owner, "mine", "promotions", NULL, 0, 7, &err), VD_LOG_OK);
+  ck_assert(vd_decision_log_flush(owner, &err));
+  vd_decision_log *reader = open_log(&(vd_decision_log_config){.path = f.path});
+  ck_assert_int_eq(append_one(reader, "theirs", "promotions", NULL, 0, 1, &err), VD_LOG_FAILED);
+  ck_assert_ptr_nonnull(strstr(err.message, "another process owns it"));
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(reader, "mine", &trace, &err), VD_LOG_OK);
+  json_decref(trace);
+  vd_decision_log_close(reader);
+  vd_decision_log_close(owner);
   fixture_done(&f);
 }
 END_TEST
@@ -784,7 +826,10 @@ static void *append_big(void *arg) {
 START_TEST(the_wal_stays_bounded_under_continuous_writes) {
   fixture f;
   fixture_init(&f);
-  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path,
+                                                            .overload = VD_LOG_OVERLOAD_WAIT,
+                                                            .max_wait_ms = 60000,
+                                                            .uncompressed = true});
   vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
   static char trace[8192];
   memset(trace, ' ', sizeof trace - 1);
@@ -801,6 +846,7 @@ START_TEST(the_wal_stays_bounded_under_continuous_writes) {
     pthread_join(threads[t], NULL);
     ck_assert(a[t].ok);
   }
+  ck_assert(vd_decision_log_flush(log, NULL));
   char wal[160];
   snprintf(wal, sizeof wal, "%s-wal", f.path);
   struct stat sb;
@@ -811,9 +857,16 @@ START_TEST(the_wal_stays_bounded_under_continuous_writes) {
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
   ck_assert_uint_gt(s.wal_restarts, 0);
-  /* and the database file grows in 4 MiB steps (fewer journal commits in its syncs) */
-  ck_assert_int_eq(stat(f.path, &sb), 0);
-  ck_assert_msg(sb.st_size % (4 << 20) == 0, "database of %lld bytes", (long long)sb.st_size);
+  /* and the database file grows in 4 MiB steps (fewer journal commits in its syncs); a
+   * checkpoint still copying may be in the middle of a step, which SQLite takes a page at a
+   * time where it cannot preallocate: the size is seen between its checkpoints */
+  bool stepped = false;
+  for (int i = 0; i < 200 && !stepped; i++) {
+    ck_assert_int_eq(stat(f.path, &sb), 0);
+    stepped = sb.st_size % (4 << 20) == 0;
+    if (!stepped) sleep_ms(5);
+  }
+  ck_assert_msg(stepped, "database of %lld bytes", (long long)sb.st_size);
   vd_decision_log_close(log);
   ck_assert_int_eq(count_rows(f.path), THREADS * EACH);
   vd_uuid_gen_free(gen);
@@ -944,7 +997,10 @@ START_TEST(no_checkpoint_runs_on_an_appending_thread) {
   atomic_store(&db_io_elsewhere, 0);
   fixture f;
   fixture_init(&f);
-  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path,
+                                                            .overload = VD_LOG_OVERLOAD_WAIT,
+                                                            .max_wait_ms = 60000,
+                                                            .uncompressed = true});
   vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
   static char trace[8192];
   memset(trace, ' ', sizeof trace - 1);
@@ -962,6 +1018,7 @@ START_TEST(no_checkpoint_runs_on_an_appending_thread) {
     pthread_join(threads[t], NULL);
     ck_assert(a[t].ok);
   }
+  ck_assert(vd_decision_log_flush(log, NULL));
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
   int on_append = atomic_load(&db_io_appending), off_append = atomic_load(&db_io_elsewhere);
@@ -983,7 +1040,10 @@ START_TEST(the_wal_stays_bounded_on_a_slow_disk) {
   install_counting_vfs();
   fixture f;
   fixture_init(&f);
-  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path,
+                                                            .overload = VD_LOG_OVERLOAD_WAIT,
+                                                            .max_wait_ms = 60000,
+                                                            .uncompressed = true});
   atomic_store(&sync_delay_ms, 150);
   vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
   static char trace[8192];
@@ -1001,6 +1061,7 @@ START_TEST(the_wal_stays_bounded_on_a_slow_disk) {
     pthread_join(threads[t], NULL);
     ck_assert(a[t].ok);
   }
+  ck_assert(vd_decision_log_flush(log, NULL));
   char wal[160];
   snprintf(wal, sizeof wal, "%s-wal", f.path);
   struct stat sb;
@@ -1045,14 +1106,17 @@ END_TEST
 START_TEST(the_checkpointer_runs_once_per_thousand_pages) {
   fixture f;
   fixture_init(&f);
-  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path,
+                                                            .overload = VD_LOG_OVERLOAD_WAIT,
+                                                            .max_wait_ms = 60000,
+                                                            .uncompressed = true});
   vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
   static char trace[8192];
   memset(trace, ' ', sizeof trace - 1);
   trace[0] = '{';
   trace[sizeof trace - 2] = '}';
   big_appender a = {log, gen, 1, trace, false};
-  for (int i = 0; i < 1500; i++) { /* ~6 pages each: ~9,000 pages, two WAL restarts */
+  for (int i = 0; i < 1500; i++) { /* ~3 pages each: ~4,500 pages, several passes */
     append_big(&a);
     ck_assert(a.ok);
     sleep_ms(1);
@@ -1060,8 +1124,9 @@ START_TEST(the_checkpointer_runs_once_per_thousand_pages) {
   vd_decision_log_stats s;
   vd_decision_log_stats_get(log, &s);
   ck_assert_uint_gt(s.checkpoint_passes, 0);
-  ck_assert_msg(s.checkpoint_passes * 20 < s.batches, "%llu checkpoints for %llu commits",
-                (unsigned long long)s.checkpoint_passes, (unsigned long long)s.batches);
+  ck_assert_uint_gt(s.batches, 4 * s.checkpoint_passes);
+  ck_assert_msg(s.checkpoint_passes <= s.wal_frames / 500 + 2, "%llu checkpoints for %llu pages",
+                (unsigned long long)s.checkpoint_passes, (unsigned long long)s.wal_frames);
   vd_decision_log_close(log);
   vd_uuid_gen_free(gen);
   fixture_done(&f);
@@ -1140,6 +1205,9 @@ static void kill_test(vd_durability durability, int wanted) {
   fclose(in);
 
   vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_gt(s.replayed, 0); /* the journal of the killed process was read */
   for (size_t i = 0; i < n; i++) {
     ids[i][36] = '\0';
     json_t *trace = NULL;
@@ -1173,12 +1241,14 @@ int main(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, append_then_get_returns_the_trace);
   tcase_add_test(tc, amendments_are_appended_and_returned_with_the_trace);
-  tcase_add_test(tc, invalid_and_duplicate_records_are_refused);
-  tcase_add_test(tc, concurrent_appends_are_group_committed);
+  tcase_add_test(tc, invalid_records_are_refused_and_duplicates_counted);
+  tcase_add_test(tc, appends_are_acknowledged_before_indexing_and_indexed_in_batches);
   tcase_add_test(tc, a_full_queue_is_a_distinct_overload_error);
   tcase_add_test(tc, wait_policy_waits_for_space_then_gives_up);
-  tcase_add_test(tc, a_lock_timeout_is_a_failed_commit_not_a_hang);
+  tcase_add_test(tc, a_lock_timeout_fails_indexing_not_the_append);
   tcase_add_test(tc, a_full_disk_fails_appends_and_retention_recovers);
+  tcase_add_test(tc, rows_left_in_the_journal_are_indexed_at_the_next_open);
+  tcase_add_test(tc, a_second_opener_reads_only);
   tcase_add_test(tc, a_read_only_folder_is_an_error);
   tcase_add_test(tc, a_missing_folder_is_an_error);
   tcase_add_test(tc, cursor_pagination_is_exact_and_stable);

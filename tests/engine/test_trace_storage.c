@@ -69,6 +69,7 @@ static void append(vd_decision_log *log, const char *id, int64_t ts_us, const ch
                           .timestamp_us = ts_us,
                           .trace_json = trace};
   ck_assert_msg(vd_decision_log_append(log, &r, &err) == VD_LOG_OK, "append: %s", err.message);
+  ck_assert_msg(vd_decision_log_flush(log, &err), "flush: %s", err.message); /* in the file now */
 }
 
 /* typeof(trace) and length(trace) of a row, read with SQLite directly. */

@@ -272,6 +272,15 @@ vd_itest_response vd_itest_get_compliance(const vd_itest_server *s, const char *
   return vd_itest_call(s, "GET", path, "demo-compliance", NULL, 0);
 }
 
+bool vd_itest_indexed(const vd_itest_server *s, const char *decision_id) {
+  char path[160];
+  snprintf(path, sizeof path, "/v1/decisions/%s", decision_id);
+  vd_itest_response r = vd_itest_get_compliance(s, path);
+  bool ok = r.status == 200;
+  vd_itest_response_free(&r);
+  return ok;
+}
+
 const char *vd_itest_error_string(const vd_itest_response *r, const char *key) {
   return json_string_value(json_object_get(json_object_get(r->json, "error"), key));
 }

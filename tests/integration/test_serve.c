@@ -200,6 +200,7 @@ START_TEST(the_explanation_of_a_damaged_trace_names_the_decision) {
   char id[64];
   snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "decision_id")));
   vd_itest_response_free(&r);
+  ck_assert(vd_itest_indexed(&server, id));
   char path[512];
   snprintf(path, sizeof path, "%s/decisions.db", server.data_dir);
   sqlite3 *db = NULL;
@@ -355,6 +356,7 @@ START_TEST(reals_are_written_shortest_in_response_and_trace) {
   ck_assert_uint_gt(assert_reals_shortest(r.body), 4);
   char id[64];
   snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r.json, "decision_id")));
+  ck_assert(vd_itest_indexed(&server, id));
   char path[400];
   snprintf(path, sizeof path, "%s/decisions.db", server.data_dir);
   sqlite3 *db = NULL;

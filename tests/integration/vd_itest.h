@@ -76,6 +76,9 @@ bool vd_itest_start_with_decision(vd_itest_server *s, const char *subject_id, ch
 bool vd_itest_finish(vd_itest_server *s);
 /* GET path with the demo compliance key. */
 vd_itest_response vd_itest_get_compliance(const vd_itest_server *s, const char *path);
+/* True once GET /v1/decisions/{id} answers 200: the decision is indexed in decisions.db (a
+ * read makes the server index what is queued), for tests that open the file directly. */
+bool vd_itest_indexed(const vd_itest_server *s, const char *decision_id);
 /* error.<key> of a JSON error answer as a string (borrowed from r), or NULL. */
 const char *vd_itest_error_string(const vd_itest_response *r, const char *key);
 
