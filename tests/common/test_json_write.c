@@ -117,39 +117,47 @@ START_TEST(strings_escape_like_jansson) {
 }
 END_TEST
 
-/* Plain strings are copied 8 bytes a step, ending with a word that overlaps the one before: a
- * byte that needs care (an escape, a UTF-8 sequence, an invalid byte) at any position of a
- * string of any length up to 40, as a value and as a key, is still written like jansson. */
+/* Plain strings are copied 16 bytes a step, ending with a block that overlaps the one before
+ * (and escapes are searched 16 bytes a step): a byte that needs care (an escape, a UTF-8
+ * sequence, an invalid byte) at any position of a string of any length up to 72, alone or after
+ * an escape, as a value and as a key, is still written like jansson. */
+static void assert_string_and_key_same_as_jansson(const char *text) {
+  json_t *value = json_string(text), *object = json_object();
+  ck_assert_ptr_nonnull(value);
+  json_object_set(object, text, value);
+  assert_same_as_jansson(value);
+  assert_same_as_jansson(object);
+  json_decref(value);
+  json_decref(object);
+}
+
 START_TEST(a_special_byte_anywhere_in_a_string_writes_like_jansson) {
   static const char *const specials[] = {"\"",   "\\",       "\n",           "\x01",
                                          "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x9a\x80"};
-  for (size_t len = 0; len <= 40; len++)
+  enum { MAX_LEN = 72 };
+  for (size_t len = 0; len <= MAX_LEN; len++)
     for (size_t at = 0; at <= len; at++)
       for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
-        char text[64];
+        char text[MAX_LEN + 8];
         size_t n = strlen(specials[k]);
         memset(text, 'a', len + n);
         memcpy(text + at, specials[k], n); /* len plain bytes, the special one at `at` */
         text[len + n] = '\0';
-        json_t *value = json_string(text), *object = json_object();
-        ck_assert_ptr_nonnull(value);
-        json_object_set(object, text, value);
-        assert_same_as_jansson(value);
-        assert_same_as_jansson(object);
-        json_decref(value);
-        json_decref(object);
+        assert_string_and_key_same_as_jansson(text);
+        text[0] = '\t'; /* an escape first: the special one is found by the escaping loop */
+        if (at > 0) assert_string_and_key_same_as_jansson(text);
       }
-  for (size_t len = 0; len <= 40; len++) { /* and plain strings of every length */
-    char text[48];
+  for (size_t len = 0; len <= MAX_LEN; len++) { /* and plain strings of every length */
+    char text[MAX_LEN + 1];
     memset(text, 'a', len);
     text[len] = '\0';
     json_t *plain = json_string(text);
     assert_same_as_jansson(plain);
     json_decref(plain);
   }
-  for (size_t len = 1; len <= 24; len++) /* an invalid byte anywhere is refused */
+  for (size_t len = 1; len <= 40; len++) /* an invalid byte anywhere is refused */
     for (size_t at = 0; at < len; at++) {
-      char text[32];
+      char text[48];
       memset(text, 'a', len);
       text[at] = (char)0xff;
       json_t *bad = json_stringn_nocheck(text, len);
