@@ -18,7 +18,7 @@
 #include "vd_journal.h"
 #include "vd_json_check.h"
 #include "vd_json_write.h"
-#include "vd_le.h"
+#include "vd_log_row.h"
 #include "vd_printable.h"
 #include "vd_time.h"
 #include "vd_trace_blob.h"
@@ -91,23 +91,18 @@ static const char amend_sql[] =
 static const char amendments_sql[] =
     "SELECT ts_us, body FROM amendments WHERE decision_id = ?1 ORDER BY seq";
 
-/* One decision as the journal holds it and the index takes it: the record's fields, each a
- * length and its bytes, in the payload that follows the struct (one allocation). Queued from its
- * append until the writer thread has indexed it; owned by the queue. */
+/* One decision journaled and waiting for the index: its row (vd_log_row.h) points into the
+ * payload that follows the struct (one allocation). Queued from its append until the writer
+ * thread has indexed it; owned by the queue. */
 typedef struct queued {
   struct queued *next;
   uint64_t position; /* in the journal */
   int64_t queued_us; /* when it was queued (wall clock, as the writer thread's timed waits) */
-  int64_t timestamp_us;
-  size_t trace_len; /* the JSON text's */
-  bool blob;        /* the stored trace is a vd_trace_blob, else the JSON text */
-  /* id, kind, subject_id, ruleset_version, model_version, stored trace: into payload; a NULL
-   * field has a NULL pointer */
-  const char *field[6];
-  uint32_t field_len[6];
+  vd_log_row row;
   size_t payload_len;
   unsigned char payload[];
 } queued;
+
 /* A purge of rows older than `cutoff_us`, worked through in chunks by the writer thread
  * (writer_main). */
 typedef struct purge_request {
@@ -293,83 +288,47 @@ static bool enough_space(vd_decision_log *log, char *fatal) {
 
 /* --- rows as the journal holds them ----------------------------------------------------- */
 
-enum { ROW_FORMAT = 1, ROW_HEAD = 14, ROW_NULL = 0xffffffffu };
-
-/* Fills q's fields from its payload, checking every length: a frame that passed its checksum
- * but does not read as a row (a format from a newer version) is an error, never a guess. The
- * payload: format (1 byte), flags (bit 0: the trace is a blob), timestamp (int64), the trace's
- * JSON length (uint32), then the six fields, each a uint32 length (ROW_NULL: none) and its
- * bytes. All little-endian. */
-static bool decode_row(queued *q, vd_error *err) {
-  const unsigned char *p = q->payload, *end = q->payload + q->payload_len;
-  if (q->payload_len < ROW_HEAD || p[0] != ROW_FORMAT)
-    return vd_error_set(err, "not a decision row of format %d", ROW_FORMAT);
-  q->blob = p[1] & 1;
-  q->timestamp_us = (int64_t)vd_le_get64(p + 2);
-  q->trace_len = vd_le_get32(p + 10);
-  p += ROW_HEAD;
-  for (int i = 0; i < 6; i++) {
-    if (end - p < 4) return vd_error_set(err, "a decision row ends inside field %d", i + 1);
-    uint32_t len = vd_le_get32(p);
-    p += 4;
-    q->field[i] = NULL;
-    q->field_len[i] = 0;
-    if (len == ROW_NULL) continue;
-    if ((size_t)(end - p) < len)
-      return vd_error_set(err, "a decision row's field %d is cut", i + 1);
-    q->field[i] = (const char *)p;
-    q->field_len[i] = len;
-    p += len;
-  }
-  if (p != end) return vd_error_set(err, "a decision row has %td bytes too many", end - p);
-  if (!q->field[0] || !q->field[1] || !q->field[5])
-    return vd_error_set(err, "a decision row lacks its id, kind or trace");
-  return true;
-}
-
 static queued *new_queued(size_t payload_len) {
   queued *q = malloc(sizeof *q + payload_len);
   if (q) *q = (queued){.payload_len = payload_len};
   return q;
 }
 
-/* A queue entry for a record: the payload written, then read back by decode_row (one reading
- * of the format, whether the row comes from an append or from the journal at open). */
+/* A queue entry for a record: its row written into the payload, and read back from it, so the
+ * row points into the entry (as for a row read from the journal at open). */
 static queued *row_of_record(const vd_decision_record *r, int64_t timestamp_us, size_t trace_len,
                              const void *blob, size_t blob_len, vd_error *err) {
-  const void *value[6] = {r->id,
-                          r->kind,
-                          r->subject_id,
-                          r->ruleset_version,
-                          r->model_version,
-                          blob ? blob : r->trace_json};
-  size_t len[6], total = ROW_HEAD;
-  for (int i = 0; i < 6; i++) {
-    len[i] = i == 5 ? (blob ? blob_len : trace_len) : value[i] ? strlen(value[i]) : 0;
-    total += 4 + len[i];
+  vd_log_row row = {.timestamp_us = timestamp_us, .trace_len = trace_len, .blob = blob != NULL};
+  const char *value[VD_ROW_FIELDS] = {r->id,
+                                      r->kind,
+                                      r->subject_id,
+                                      r->ruleset_version,
+                                      r->model_version,
+                                      blob ? blob : r->trace_json};
+  for (int i = 0; i < VD_ROW_FIELDS; i++) {
+    size_t len = i == VD_ROW_TRACE ? (blob ? blob_len : trace_len)
+                 : value[i]        ? strlen(value[i])
+                                   : 0;
+    if (len > VD_JOURNAL_PAYLOAD_MAX) {
+      vd_error_set(err, "decision log: a field of %zu bytes is too long to store", len);
+      return NULL;
+    }
+    row.field[i] = value[i];
+    row.field_len[i] = (uint32_t)len;
   }
-  if (trace_len >= ROW_NULL || total > VD_JOURNAL_PAYLOAD_MAX) {
-    vd_error_set(err, "decision log: a trace of %zu bytes is too long to store", trace_len);
+  size_t size = vd_log_row_size(&row, err);
+  if (!size) return NULL;
+  if (size > VD_JOURNAL_PAYLOAD_MAX) {
+    vd_error_set(err, "decision log: a decision of %zu bytes is too long to store", size);
     return NULL;
   }
-  queued *q = new_queued(total);
+  queued *q = new_queued(size);
   if (!q) {
     vd_error_set(err, "out of memory");
     return NULL;
   }
-  unsigned char *p = q->payload;
-  p[0] = ROW_FORMAT;
-  p[1] = blob ? 1 : 0;
-  vd_le_put64(p + 2, (uint64_t)timestamp_us);
-  vd_le_put32(p + 10, (uint32_t)trace_len);
-  p += ROW_HEAD;
-  for (int i = 0; i < 6; i++) {
-    vd_le_put32(p, value[i] ? (uint32_t)len[i] : ROW_NULL);
-    p += 4;
-    if (value[i]) memcpy(p, value[i], len[i]);
-    p += len[i];
-  }
-  if (!decode_row(q, err)) { /* cannot happen: the bytes were just written */
+  vd_log_row_write(&row, q->payload);
+  if (!vd_log_row_read(q->payload, q->payload_len, &q->row, err)) { /* cannot fail */
     free(q);
     return NULL;
   }
@@ -378,9 +337,9 @@ static queued *row_of_record(const vd_decision_record *r, int64_t timestamp_us, 
 
 /* --- indexing: the writer thread -------------------------------------------------------- */
 
-static void bind_field(sqlite3_stmt *st, int column, const queued *q, int i) {
-  if (q->field[i])
-    sqlite3_bind_text(st, column, q->field[i], (int)q->field_len[i], SQLITE_STATIC);
+static void bind_field(sqlite3_stmt *st, int column, const vd_log_row *row, int i) {
+  if (row->field[i])
+    sqlite3_bind_text(st, column, row->field[i], (int)row->field_len[i], SQLITE_STATIC);
   else
     sqlite3_bind_null(st, column);
 }
@@ -399,14 +358,18 @@ static bool commit_batch(vd_decision_log *log, queued *batch, size_t n, uint64_t
     snprintf(fatal, MESSAGE_MAX, "cannot begin a transaction: %s", sqlite3_errmsg(db));
   queued *q = batch;
   for (size_t i = 0; i < n && !fatal[0]; i++) {
-    for (int f = 0; f < 3; f++) bind_field(st, f + 1, q, f);
-    sqlite3_bind_int64(st, 4, q->timestamp_us);
-    bind_field(st, 5, q, 3);
-    bind_field(st, 6, q, 4);
-    if (q->blob)
-      sqlite3_bind_blob(st, 7, q->field[5], (int)q->field_len[5], SQLITE_STATIC);
+    const vd_log_row *row = &q->row;
+    bind_field(st, 1, row, VD_ROW_ID);
+    bind_field(st, 2, row, VD_ROW_KIND);
+    bind_field(st, 3, row, VD_ROW_SUBJECT);
+    sqlite3_bind_int64(st, 4, row->timestamp_us);
+    bind_field(st, 5, row, VD_ROW_RULESET);
+    bind_field(st, 6, row, VD_ROW_MODEL);
+    if (row->blob)
+      sqlite3_bind_blob(st, 7, row->field[VD_ROW_TRACE], (int)row->field_len[VD_ROW_TRACE],
+                        SQLITE_STATIC);
     else
-      bind_field(st, 7, q, 5);
+      bind_field(st, 7, row, VD_ROW_TRACE);
     int rc = sqlite3_step(st);
     if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_CONSTRAINT)
       skipped[q->position <= log->replay_upto]++; /* only this row is undone */
@@ -454,9 +417,9 @@ static void drop_indexed(vd_decision_log *log, size_t n, const uint64_t skipped[
   for (size_t i = 0; i < n; i++) {
     queued *q = log->head;
     log->head = q->next;
-    s->trace_bytes += q->trace_len;
-    s->stored_trace_bytes += q->field_len[5];
-    s->compressed += q->blob;
+    s->trace_bytes += q->row.trace_len;
+    s->stored_trace_bytes += q->row.field_len[VD_ROW_TRACE];
+    s->compressed += q->row.blob;
     position = q->position;
     free(q);
   }
@@ -866,7 +829,7 @@ static bool queue_replayed(void *ctx, uint64_t position, const unsigned char *pa
   queued *q = new_queued(len);
   if (!q) return vd_error_set(err, "out of memory");
   memcpy(q->payload, payload, len);
-  if (!decode_row(q, err)) {
+  if (!vd_log_row_read(q->payload, len, &q->row, err)) {
     vd_error_prefix(err, "decision log journal of %s, frame %" PRIu64, log->path, position);
     free(q);
     return false;
