@@ -541,6 +541,9 @@ static void *writer_main(void *arg) {
       log->committing = true;
       index_batch(log);
       release_connection(log);
+      pthread_mutex_unlock(&log->lock);
+      vd_journal_recycle(log->journal); /* here, not in an append's switch to the other file */
+      pthread_mutex_lock(&log->lock);
       continue;
     }
     if (log->stopping && (!log->head || log->index_failing)) break;

@@ -19,6 +19,7 @@ typedef struct journal_file {
   char *path;
   uint64_t bytes;
   uint64_t first, last;
+  bool emptying; /* vd_journal_recycle truncates it, without the lock */
 } journal_file;
 
 struct vd_journal {
@@ -180,7 +181,7 @@ bool vd_journal_clear(vd_journal *j, vd_error *err) {
  * it is: appends go on there. */
 static void maybe_switch(vd_journal *j) {
   journal_file *active = &j->files[j->active], *other = &j->files[1 - j->active];
-  if (active->bytes < VD_JOURNAL_FILE_BYTES || other->last > j->indexed) return;
+  if (active->bytes < VD_JOURNAL_FILE_BYTES || other->last > j->indexed || other->emptying) return;
   if (j->sync && j->synced < active->last) {
     if (fdatasync(active->fd) != 0) return;
     j->synced = active->last;
@@ -262,6 +263,22 @@ bool vd_journal_sync(vd_journal *j, uint64_t position, vd_error *err) {
 void vd_journal_indexed(vd_journal *j, uint64_t position) {
   pthread_mutex_lock(&j->lock);
   if (position > j->indexed) j->indexed = position;
+  pthread_mutex_unlock(&j->lock);
+}
+
+void vd_journal_recycle(vd_journal *j) {
+  pthread_mutex_lock(&j->lock);
+  journal_file *other = &j->files[1 - j->active];
+  if (other->emptying || other->bytes == 0 || other->last > j->indexed) {
+    pthread_mutex_unlock(&j->lock);
+    return;
+  }
+  other->emptying = true; /* appends go to the active file meanwhile, and do not switch */
+  pthread_mutex_unlock(&j->lock);
+  int rc = ftruncate(other->fd, 0);
+  pthread_mutex_lock(&j->lock);
+  other->emptying = false;
+  if (rc == 0) other->bytes = other->first = other->last = 0;
   pthread_mutex_unlock(&j->lock);
 }
 

@@ -74,6 +74,12 @@ bool vd_journal_sync(vd_journal *j, uint64_t position, vd_error *err);
 /* Every frame up to `position` is indexed: a file holding only such frames may be emptied. */
 void vd_journal_indexed(vd_journal *j, uint64_t position);
 
+/* Empties the file appends are not going to, once every frame in it is indexed, so that the
+ * next move to it costs nothing: freeing a full file's pages takes 0.5-0.7 ms here (ftruncate of
+ * 16 MiB), which every append behind the move would otherwise wait for. Call it off the hot path
+ * (the log's writer thread does). */
+void vd_journal_recycle(vd_journal *j);
+
 /* The journal's size in bytes, both files (for metrics). */
 uint64_t vd_journal_bytes(vd_journal *j);
 

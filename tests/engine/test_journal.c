@@ -205,6 +205,36 @@ START_TEST(the_older_file_is_read_first) {
 }
 END_TEST
 
+/* recycle empties the file appends left, once indexed (and only then), ahead of the next move. */
+START_TEST(recycle_empties_the_idle_file_once_indexed) {
+  fixture f;
+  fixture_init(&f);
+  vd_journal *j = open_journal(&f, false, NULL);
+  enum { CHUNK = 1 << 20 };
+  char *big = malloc(CHUNK);
+  memset(big, 'x', CHUNK);
+  vd_error err = {0};
+  uint64_t last = 0;
+  while (file_size(f.file[0]) < VD_JOURNAL_FILE_BYTES)
+    ck_assert((last = vd_journal_append(j, big, CHUNK, &err)) > 0);
+  append_text(j, "in journal-1");
+  vd_journal_recycle(j);
+  ck_assert_int_ge(file_size(f.file[0]), VD_JOURNAL_FILE_BYTES); /* not indexed: kept */
+  vd_journal_indexed(j, last);
+  vd_journal_recycle(j);
+  ck_assert_int_eq(file_size(f.file[0]), 0);
+  ck_assert_int_eq(file_size(f.file[1]), VD_JOURNAL_HEADER + 12); /* the active one: untouched */
+  vd_journal_close(j);
+  seen s = {0};
+  j = open_journal(&f, false, &s);
+  ck_assert_int_eq(s.count, 1);
+  ck_assert_str_eq(s.payloads[0], "in journal-1");
+  vd_journal_close(j);
+  free(big);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(one_owner_at_a_time) {
   fixture f;
   fixture_init(&f);
@@ -313,6 +343,7 @@ int main(void) {
   tcase_add_test(tc, a_damaged_frame_ends_the_file);
   tcase_add_test(tc, a_file_is_reused_only_once_indexed);
   tcase_add_test(tc, the_older_file_is_read_first);
+  tcase_add_test(tc, recycle_empties_the_idle_file_once_indexed);
   tcase_add_test(tc, one_owner_at_a_time);
   tcase_add_test(tc, a_failing_visitor_fails_the_open);
   tcase_add_test(tc, clear_and_close_leave_no_files);
