@@ -228,9 +228,12 @@ static bool first_17_digits(double a, uint64_t *whole_out, int *x_out, int *k_ou
   int exponent = (int)(bits >> 52 & 0x7ffu);
   uint64_t mantissa = (bits & ((UINT64_C(1) << 52) - 1)) | (UINT64_C(1) << 52);
   int shift = 1075 - exponent; /* a = mantissa * 2^-shift */
-  /* floor(log10(a)) to within 2 from the binary exponent (78913 / 2^18 ~ log10 2); the attempts
-   * below settle it exactly (whole must have 17 digits) */
-  int x = (exponent - 1023) * 78913 / (1 << 18);
+  /* floor(log10(a)) to within 2 from the binary exponent e = exponent - 1023: floor(e log10 2)
+   * (78913 / 2^18 ~ log10 2), rounded down for a < 1 too (C division rounds a negative quotient
+   * up: one attempt more for most numbers of a trace); the attempts below settle it exactly
+   * (whole must have 17 digits) */
+  int scaled_e = (exponent - 1023) * 78913;
+  int x = scaled_e >= 0 ? scaled_e / (1 << 18) : -((-scaled_e + (1 << 18) - 1) / (1 << 18));
   for (int attempt = 0; attempt < 5; attempt++) {
     int k = 16 - x;
     if (k < 0 || k > 22) return false;
@@ -264,6 +267,26 @@ static bool first_17_digits(double a, uint64_t *whole_out, int *x_out, int *k_ou
   return false;
 }
 
+/* The 8 decimal digits of v < 10^8 at p, two at a time from a table. */
+static void eight_digits(uint32_t v, char *p) {
+  static const char pairs[] =
+      "00010203040506070809101112131415161718192021222324252627282930313233"
+      "34353637383940414243444546474849505152535455565758596061626364656667"
+      "6869707172737475767778798081828384858687888990919293949596979899";
+  uint32_t high = v / 10000, low = v % 10000;
+  memcpy(p, pairs + 2 * (high / 100), 2);
+  memcpy(p + 2, pairs + 2 * (high % 100), 2);
+  memcpy(p + 4, pairs + 2 * (low / 100), 2);
+  memcpy(p + 6, pairs + 2 * (low % 100), 2);
+}
+
+/* The 17 decimal digits of v < 10^17 at p (leading zeros included). */
+static void seventeen_digits(uint64_t v, char *p) {
+  p[0] = (char)('0' + v / 10000000000000000u);
+  eight_digits((uint32_t)(v / 100000000u % 100000000u), p + 1);
+  eight_digits((uint32_t)(v % 100000000u), p + 9);
+}
+
 /* glibc's %g layout of the `precision` digits q (X = x) as jansson writes them: fixed notation
  * for -5 < X < 17, else d.ddde-0X with the exponent's leading zero stripped; trailing zeros
  * dropped, ".0" kept on an integral value. Returns the length (buf >= 32 bytes), 0 when X is out
@@ -275,12 +298,8 @@ static size_t layout_g(bool negative, uint64_t q, int precision, int x, char *bu
   }
   if (x >= 17 || x < -6) return 0;
   char digits[17];
-  for (int i = 16; i >= precision; i--) digits[i] = '0';
-  for (int i = precision - 1; i >= 0; i--) {
-    digits[i] = (char)('0' + q % 10);
-    q /= 10;
-  }
-  int last = 16; /* %g drops trailing zeros */
+  seventeen_digits(q * p10[17 - precision], digits); /* '0's after the precision's digits */
+  int last = 16;                                     /* %g drops trailing zeros */
   while (last > 0 && digits[last] == '0') last--;
   size_t n = 0;
   if (negative) buf[n++] = '-';
