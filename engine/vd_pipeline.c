@@ -25,7 +25,6 @@ typedef struct candidate_state {
   double *contributions;      /* the model's per input feature (+ treatment), for the reasons */
   const char *fallback;       /* why the model did not score it (NULL: scored or settled) */
   char model_error[VD_ERROR_MESSAGE_MAX];
-  vd_error request_error; /* field set: the request holds a value the model cannot read */
   bool eligible;
   const char *action;
   double score;
@@ -180,24 +179,26 @@ static void reuse_score(const vd_model *model, candidate_state *c, const candida
   if (c->contributions) memcpy(c->contributions, from->contributions, n * sizeof *c->contributions);
 }
 
-/* Model scoring for one open candidate; on failure records the fallback reason. */
-static void score_candidate(const vd_model *model, const json_t *request, candidate_state *c,
-                            vd_model_result *result, vd_buf *parts) {
+/* Model scoring for one open candidate; on failure records the fallback reason. False when the
+ * request holds a value the model cannot read (the client's mistake, e.g. beyond a float):
+ * request_error names the field. request_error holds the model's error otherwise; it is not
+ * cleared beforehand (a kilobyte per candidate), only the first bytes of the texts read after a
+ * failure. */
+static bool score_candidate(const vd_model *model, const json_t *request, candidate_state *c,
+                            vd_model_result *result, vd_buf *parts, vd_error *request_error) {
   if (!c->def->treatment) {
     c->fallback = "no_treatment";
     snprintf(c->model_error, sizeof c->model_error,
              "candidate %s has no treatment value in deployment.yaml", c->def->id);
-    return;
+    return true;
   }
-  vd_error err = {0};
-  if (!vd_model_score(model, request, c->def->treatment, true, result, &err)) {
-    if (err.field[0]) { /* a request value the model cannot read (e.g. beyond a float) */
-      c->request_error = err;
-      return;
-    }
+  vd_error *err = request_error;
+  err->message[0] = err->field[0] = err->file[0] = '\0';
+  if (!vd_model_score(model, request, c->def->treatment, true, result, err)) {
+    if (err->field[0]) return false;
     c->fallback = "model_error";
-    vd_error_format(&err, c->model_error, sizeof c->model_error);
-    return;
+    vd_error_format(err, c->model_error, sizeof c->model_error);
+    return true;
   }
   c->scored = true;
   c->p_treatment = result->p_treatment;
@@ -213,6 +214,7 @@ static void score_candidate(const vd_model *model, const json_t *request, candid
   if (c->contributions)
     memcpy(c->contributions, result->feature_contributions,
            result->feature_count * sizeof *c->contributions);
+  return true;
 }
 
 /* The reasons of one result (explain/vd_reasons.h decides what they say), written into the parts
@@ -495,10 +497,11 @@ vd_pipeline_status vd_pipeline_decide(const vd_deployment *d, const vd_pipeline_
       snprintf(c->model_error, sizeof c->model_error, "%s",
                vd_deployment_model_error(d) ? vd_deployment_model_error(d) : "no model");
     } else {
-      score_candidate(model, request, c, &result, &parts);
+      vd_error request_error;
       scored_any = true;
-      if (c->request_error.field[0]) { /* the client's mistake: a 400 naming the field */
-        if (violations) vd_diags_add(violations, &c->request_error);
+      if (!score_candidate(model, request, c, &result, &parts, &request_error)) {
+        /* the client's mistake: a 400 naming the field */
+        if (violations) vd_diags_add(violations, &request_error);
         status = VD_PIPELINE_INVALID;
         goto done;
       }
