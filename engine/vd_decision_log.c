@@ -1449,7 +1449,18 @@ static bool decode_cursor(const char *cursor, int64_t *ts_us, char id[ID_MAX + 1
  * list. */
 typedef bool (*list_row_fn)(void *ctx, const char *id, const char *text, size_t len, vd_error *err);
 
-static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row_fn row, void *ctx,
+/* Where list_rows hands each row of a page: `row` gets its text; `damaged` (NULL: the listing
+ * fails instead) a row whose trace cannot be read, with why; when it returns false the page
+ * ends there and `stopped` is set. */
+typedef struct list_sink {
+  list_row_fn row;
+  void *ctx;
+  vd_decision_damaged damaged;
+  void *damaged_ctx;
+  bool stopped;
+} list_sink;
+
+static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_sink *sink,
                       char **next_cursor, vd_error *err) {
   *next_cursor = NULL;
   size_t limit = q->limit ? q->limit : VD_DECISION_LIST_DEFAULT;
@@ -1507,10 +1518,17 @@ static bool list_rows(vd_decision_log *log, const vd_decision_query *q, list_row
     const char *text = NULL;
     char *decoded = NULL;
     size_t len = 0;
-    ok = stored_trace(log, st, 2, last_id, &decoded, &text, &len, err) &&
-         row(ctx, last_id, text, len, err);
+    vd_error why = {0};
+    if (stored_trace(log, st, 2, last_id, &decoded, &text, &len, &why)) {
+      ok = sink->row(sink->ctx, last_id, text, len, err);
+    } else if (!sink->damaged) {
+      ok = false;
+      if (err) *err = why;
+    } else {
+      sink->stopped = !sink->damaged(sink->damaged_ctx, last_id, &why);
+    }
     free(decoded);
-    if (!ok) break;
+    if (!ok || sink->stopped) break;
     last_ts = sqlite3_column_int64(st, 0);
     rows++;
   }
@@ -1532,17 +1550,27 @@ static bool add_parsed(void *ctx, const char *id, const char *text, size_t len, 
   return true;
 }
 
-bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json_t **traces,
-                          char **next_cursor, vd_error *err) {
+/* A page as a JSON array of the parsed traces (vd_decision_log_list), damaged rows handed to
+ * sink's damaged (NULL: they fail the page). */
+static bool list_parsed(vd_decision_log *log, const vd_decision_query *q, list_sink *sink,
+                        json_t **traces, char **next_cursor, vd_error *err) {
   json_t *list = json_array();
+  *traces = NULL;
   if (!list) return vd_error_set(err, "out of memory");
-  if (!list_rows(log, q, add_parsed, list, next_cursor, err)) {
+  sink->row = add_parsed;
+  sink->ctx = list;
+  if (!list_rows(log, q, sink, next_cursor, err)) {
     json_decref(list);
-    *traces = NULL;
     return false;
   }
   *traces = list;
   return true;
+}
+
+bool vd_decision_log_list(vd_decision_log *log, const vd_decision_query *q, json_t **traces,
+                          char **next_cursor, vd_error *err) {
+  list_sink sink = {0};
+  return list_parsed(log, q, &sink, traces, next_cursor, err);
 }
 
 typedef struct text_list {
@@ -1568,13 +1596,15 @@ bool vd_decision_log_list_text(vd_decision_log *log, const vd_decision_query *q,
                                char **next_cursor, vd_error *err) {
   text_list t = {out, 0};
   vd_buf_append(out, "[", 1);
-  if (!list_rows(log, q, add_text, &t, next_cursor, err)) return false;
+  list_sink sink = {.row = add_text, .ctx = &t};
+  if (!list_rows(log, q, &sink, next_cursor, err)) return false;
   vd_buf_append(out, "]", 1);
   return !out->oom || vd_error_set(err, "out of memory");
 }
 
 bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *query,
-                             vd_decision_visit visit, void *ctx, vd_error *err) {
+                             vd_decision_visit visit, vd_decision_damaged damaged, void *ctx,
+                             vd_error *err) {
   vd_decision_query q = *query;
   if (!q.limit) q.limit = VD_DECISION_LIST_MAX;
   char *cursor = q.cursor && *q.cursor ? strdup(q.cursor) : NULL;
@@ -1583,13 +1613,15 @@ bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *quer
     q.cursor = cursor;
     json_t *page = NULL;
     char *next = NULL;
-    ok = vd_decision_log_list(log, &q, &page, &next, err);
+    list_sink sink = {.damaged = damaged, .damaged_ctx = ctx};
+    ok = list_parsed(log, &q, &sink, &page, &next, err);
     free(cursor);
     cursor = next;
-    more = cursor != NULL;
+    more = cursor != NULL && !sink.stopped;
     size_t i;
     json_t *trace;
     json_array_foreach(page, i, trace) {
+      if (sink.stopped) break;
       if (visit(ctx, trace)) continue;
       more = false;
       break;

@@ -200,10 +200,15 @@ bool vd_decision_log_list_text(vd_decision_log *log, const vd_decision_query *qu
 /* Calls visit(ctx, trace) for every decision matching query (subject, kind, since, until),
  * oldest first, reading keyset-paged (vd_decision_log_list) with query->limit rows a page
  * (0: VD_DECISION_LIST_MAX) from query->cursor on. trace is borrowed for the call. visit returns
- * false to stop early (then this returns true). False with err when a page cannot be read. */
+ * false to stop early (then this returns true). A stored row that cannot be read (damaged:
+ * vd_decision_log_get's errors) goes to damaged(ctx, id, why), which returns false to stop, and
+ * the others go on; without damaged (NULL) it fails the call. damaged is called while a page is
+ * read, so before visit sees that page's good rows. False with err when a page cannot be read. */
 typedef bool (*vd_decision_visit)(void *ctx, const json_t *trace);
+typedef bool (*vd_decision_damaged)(void *ctx, const char *id, const vd_error *why);
 bool vd_decision_log_foreach(vd_decision_log *log, const vd_decision_query *query,
-                             vd_decision_visit visit, void *ctx, vd_error *err);
+                             vd_decision_visit visit, vd_decision_damaged damaged, void *ctx,
+                             vd_error *err);
 
 /* Waits until every decision acknowledged so far is indexed (the reads do this themselves):
  * for tools and tests that read the SQLite file directly. False with err when indexing fails

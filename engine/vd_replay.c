@@ -393,6 +393,15 @@ static bool replay_visit(void *ctx, const json_t *trace) {
   return true;
 }
 
+/* A stored decision that cannot be read is one that could not be replayed: said, counted, and
+ * the run goes on with the others. */
+static bool replay_damaged(void *ctx, const char *id, const vd_error *why) {
+  replay_range *rr = ctx;
+  fprintf(rr->out, "%s: cannot replay: %s\n", id, why->message);
+  rr->counts.failed++;
+  return true;
+}
+
 int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
   vd_option options[] = {
       {"data-dir", true, NULL, "the data folder (decision log and version store)"},
@@ -471,7 +480,7 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
                            .has_until = until != NULL,
                            .until_us = until_us,
                            .limit = PAGE};
-    bool ok = vd_decision_log_foreach(log, &q, replay_visit, &rr, &e);
+    bool ok = vd_decision_log_foreach(log, &q, replay_visit, replay_damaged, &rr, &e);
     if (!ok) fprintf(err, "verdict replay: reading the decision log: %s\n", e.message);
     const replay_counts *c = &rr.counts;
     fprintf(out,

@@ -323,6 +323,15 @@ static void print_no_decisions(FILE *out, const char *deployment, const char *si
 }
 
 /* One logged decision re-decided on the candidate version. */
+/* A stored decision that cannot be read counts among those that could not be replayed. */
+static bool shadow_damaged(void *ctx, const char *id, const vd_error *why) {
+  (void)id;
+  (void)why;
+  shadow_run *run = ctx;
+  run->failed++;
+  return !run->limit || run->compared + run->failed < run->limit;
+}
+
 static bool shadow_visit(void *ctx, const json_t *trace) {
   shadow_run *run = ctx;
   const char *name =
@@ -482,7 +491,8 @@ int vd_verb_shadow(int argc, char **argv, FILE *out, FILE *err) {
                          .since_us = since_us,
                          .has_until = until != NULL,
                          .until_us = until_us};
-  bool ok = run.replayer && vd_decision_log_foreach(log, &q, shadow_visit, &run, &e);
+  bool ok =
+      run.replayer && vd_decision_log_foreach(log, &q, shadow_visit, shadow_damaged, &run, &e);
   vd_decision_log_close(log);
   if (!ok) fprintf(err, "verdict shadow: reading the decision log: %s\n", e.message);
 

@@ -655,24 +655,24 @@ START_TEST(foreach_visits_every_matching_decision_across_pages) {
   vd_error err = {0};
   vd_decision_query q = {
       .has_since = true, .since_us = t0 + 3, .has_until = true, .until_us = t0 + 21, .limit = 4};
-  ck_assert_msg(vd_decision_log_foreach(log, &q, note_visit, &v, &err), "%s", err.message);
+  ck_assert_msg(vd_decision_log_foreach(log, &q, note_visit, NULL, &v, &err), "%s", err.message);
   ck_assert_uint_eq(v.count, 18);
   for (size_t i = 0; i < v.count; i++) ck_assert_int_eq(v.seen[i], (json_int_t)(3 + i));
   /* a kind, the default page size */
   v = (visits){0};
   q = (vd_decision_query){.kind = "triage"};
-  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, NULL, &v, &err));
   ck_assert_uint_eq(v.count, 12);
   ck_assert_int_eq(v.seen[11], 23);
   /* the visitor stops it */
   v = (visits){.stop_after = 7};
   q = (vd_decision_query){.limit = 3};
-  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, NULL, &v, &err));
   ck_assert_uint_eq(v.count, 7);
   /* a bad page size is the list's error */
   v = (visits){0};
   q = (vd_decision_query){.limit = VD_DECISION_LIST_MAX + 1};
-  ck_assert(!vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert(!vd_decision_log_foreach(log, &q, note_visit, NULL, &v, &err));
   ck_assert_str_eq(err.field, "limit");
   ck_assert_uint_eq(v.count, 0);
   vd_decision_log_close(log);
@@ -694,17 +694,17 @@ START_TEST(bounds_at_the_epoch_are_honoured) {
   visits v = {0};
   vd_error err = {0};
   vd_decision_query q = {.has_until = true, .until_us = 0};
-  ck_assert_msg(vd_decision_log_foreach(log, &q, note_visit, &v, &err), "%s", err.message);
+  ck_assert_msg(vd_decision_log_foreach(log, &q, note_visit, NULL, &v, &err), "%s", err.message);
   ck_assert_uint_eq(v.count, 2); /* the two before the epoch */
   ck_assert_int_eq(v.seen[1], 1);
   v = (visits){0};
   q = (vd_decision_query){.has_since = true, .since_us = 0};
-  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, NULL, &v, &err));
   ck_assert_uint_eq(v.count, 1);
   ck_assert_int_eq(v.seen[0], 2);
   v = (visits){0};
   q = (vd_decision_query){0}; /* no bounds: all three */
-  ck_assert(vd_decision_log_foreach(log, &q, note_visit, &v, &err));
+  ck_assert(vd_decision_log_foreach(log, &q, note_visit, NULL, &v, &err));
   ck_assert_uint_eq(v.count, 3);
   vd_decision_log_close(log);
   fixture_done(&f);

@@ -385,6 +385,65 @@ END_TEST
 /* Stored text that is not one JSON object — forged in the file, as TEXT or as a blob with a
  * valid checksum — is an error naming the decision, for get and for the listing, which would
  * otherwise copy it into its answer (invalid JSON, or extra records: {"a":1},{"b":2}). */
+typedef struct walk {
+  int visited, damaged;
+  char damaged_id[VD_UUID_STRING_SIZE];
+  char why[VD_ERROR_MESSAGE_MAX];
+  bool stop_at_damage;
+} walk;
+
+static bool walk_visit(void *ctx, const json_t *trace) {
+  (void)trace;
+  ((walk *)ctx)->visited++;
+  return true;
+}
+
+static bool walk_damaged(void *ctx, const char *id, const vd_error *why) {
+  walk *w = ctx;
+  w->damaged++;
+  snprintf(w->damaged_id, sizeof w->damaged_id, "%s", id);
+  snprintf(w->why, sizeof w->why, "%s", why->message);
+  return !w->stop_at_damage;
+}
+
+/* One damaged row does not stop a walk over the log (verdict replay --since, shadow): it goes to
+ * the damaged handler, naming the decision and why, and the others are visited; without a
+ * handler the walk fails, naming it. */
+START_TEST(foreach_hands_a_damaged_row_over_and_goes_on) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(f.path, false);
+  vd_uuid_gen *gen = vd_uuid_gen_new(NULL);
+  char ids[3][VD_UUID_STRING_SIZE];
+  char *trace = real_trace(4);
+  for (int i = 0; i < 3; i++) {
+    vd_uuid_v7(gen, ids[i], NULL);
+    append(log, ids[i], 1000 + i, trace);
+  }
+  overwrite_stored(f.path, ids[1], "VDZ", 3, false);
+  vd_decision_query q = {.limit = 2}; /* the damaged row ends the first page */
+  walk w = {0};
+  vd_error err = {0};
+  ck_assert_msg(vd_decision_log_foreach(log, &q, walk_visit, walk_damaged, &w, &err), "%s",
+                err.message);
+  ck_assert_int_eq(w.visited, 2);
+  ck_assert_int_eq(w.damaged, 1);
+  ck_assert_str_eq(w.damaged_id, ids[1]);
+  ck_assert_msg(strstr(w.why, "cannot be read"), "%s", w.why);
+  w = (walk){.stop_at_damage = true};
+  ck_assert(vd_decision_log_foreach(log, &q, walk_visit, walk_damaged, &w, &err));
+  ck_assert_int_eq(w.damaged, 1);
+  ck_assert_int_eq(w.visited, 0); /* stopped while its page was read */
+  w = (walk){0};
+  ck_assert(!vd_decision_log_foreach(log, &q, walk_visit, NULL, &w, &err));
+  ck_assert_ptr_nonnull(strstr(err.message, ids[1]));
+  vd_decision_log_close(log);
+  free(trace);
+  vd_uuid_gen_free(gen);
+  fixture_done(&f);
+}
+END_TEST
+
 START_TEST(stored_text_that_is_not_one_object_is_an_error) {
   fixture f;
   fixture_init(&f);
@@ -565,6 +624,7 @@ int main(void) {
   tcase_add_test(tc, compressed_traces_round_trip_through_get_and_listings);
   tcase_add_test(tc, older_text_rows_read_and_list_among_new_ones);
   tcase_add_test(tc, a_damaged_blob_is_an_error_naming_the_decision);
+  tcase_add_test(tc, foreach_hands_a_damaged_row_over_and_goes_on);
   tcase_add_test(tc, stored_text_that_is_not_one_object_is_an_error);
   tcase_add_test(tc, get_text_is_the_stored_text_or_the_amended_tree);
   tcase_add_test(tc, a_trace_that_does_not_shrink_is_stored_as_it_is);
