@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,28 @@ START_TEST(every_decision_replays_identically_and_shadow_counts_are_exact) {
   /* a candidate denied before the model has no score (it printed "score 0.0000") */
   ck_assert_msg(strstr(out, "-> deny (no score, decided by test-high-spender-pause)"), "%s", out);
   ck_assert_ptr_null(strstr(out, "score 0.0000"));
+  free(out);
+
+  /* One damaged row: said and counted, and the others still replay. */
+  char db_path[600];
+  snprintf(db_path, sizeof db_path, "%s/decisions.db", s.data_dir);
+  sqlite3 *db = NULL;
+  ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+  char *update =
+      sqlite3_mprintf("UPDATE decisions SET trace = X'56445A00' WHERE id = %Q", first_id);
+  ck_assert_int_eq(sqlite3_exec(db, update, NULL, NULL, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_changes(db), 1);
+  sqlite3_free(update);
+  sqlite3_close(db);
+  snprintf(cmd, sizeof cmd, "%s replay --since 2000-01-01T00:00:00Z --quiet --data-dir %s",
+           VERDICT_EXE, s.data_dir);
+  status = run(cmd, &out);
+  char damaged[160];
+  snprintf(damaged, sizeof damaged, "%s: cannot replay: ", first_id);
+  snprintf(expect, sizeof expect, "replayed %zu decisions: %zu identical, 0 different, 1 could",
+           decisions, decisions - 1);
+  ck_assert_msg(status == 1 && strstr(out, damaged) && strstr(out, expect), "status %d:\n%s",
+                status, out);
   free(out);
   json_decref(schema);
   vd_itest_cleanup(&s);
