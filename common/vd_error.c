@@ -4,8 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_utf8.h"
+
+/* A message cut to fit ends on a character boundary: cut inside one it is not UTF-8, and jansson
+ * refuses it in a JSON error answer, losing the whole error. */
+static void end_whole(char *message, int written, size_t size) {
+  if (written < (int)size) return;
+  size_t len = strlen(message);
+  message[vd_utf8_whole_prefix(message, len)] = '\0';
+}
+
 static void set_message(vd_error *err, const char *fmt, va_list ap) {
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  end_whole(err->message, vsnprintf(err->message, sizeof err->message, fmt, ap),
+            sizeof err->message);
 }
 
 void vd_error_clear(vd_error *err) {
@@ -56,7 +67,8 @@ void vd_error_prefix(vd_error *err, const char *fmt, ...) {
   /* Room for both parts in full; the result is cut to the message size. */
   char joined[2 * VD_ERROR_MESSAGE_MAX + 2];
   snprintf(joined, sizeof joined, "%s: %s", prefix, err->message);
-  snprintf(err->message, sizeof err->message, "%.*s", VD_ERROR_MESSAGE_MAX - 1, joined);
+  end_whole(err->message, snprintf(err->message, sizeof err->message, "%s", joined),
+            sizeof err->message);
 }
 
 void vd_error_format(const vd_error *err, char *buf, size_t size) {

@@ -42,3 +42,13 @@ void vd_utf8_escape_invalid(const char *in, char *out, size_t size) {
   }
   out[w] = '\0';
 }
+
+size_t vd_utf8_whole_prefix(const char *s, size_t len) {
+  const unsigned char *u = (const unsigned char *)s;
+  size_t start = len, back = 0;
+  while (start > 0 && back < 3 && (u[start - 1] & 0xC0) == 0x80) start--, back++;
+  if (start == 0 || u[start - 1] < 0xC0) return len; /* ends on ASCII or stray continuations */
+  unsigned char lead = u[start - 1];
+  size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+  return len - (start - 1) < need ? start - 1 : len;
+}

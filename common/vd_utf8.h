@@ -47,6 +47,10 @@ static inline size_t vd_utf8_decode(const unsigned char *s, size_t left, uint32_
 /* The length of the longest valid UTF-8 prefix of s[0..len): len when all of it is valid. */
 size_t vd_utf8_valid_prefix(const char *s, size_t len);
 
+/* len, less the bytes of a character cut short at the end of s[0..len) (text cut to fit a
+ * buffer): what is left ends on a character boundary. Bytes before are not looked at. */
+size_t vd_utf8_whole_prefix(const char *s, size_t len);
+
 /* The number of code points in valid UTF-8 text (continuation bytes are not counted). */
 size_t vd_utf8_count(const char *s, size_t len);
 

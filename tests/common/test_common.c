@@ -11,7 +11,9 @@
 #include "vd_error.h"
 #include "vd_hash.h"
 #include "vd_json_file.h"
+#include "vd_json_path.h"
 #include "vd_test.h"
+#include "vd_utf8.h"
 
 START_TEST(error_formats_file_position) {
   vd_error e;
@@ -29,6 +31,34 @@ START_TEST(error_formats_field_and_prefix) {
   char buf[600];
   vd_error_format(&e, buf, sizeof buf);
   ck_assert_str_eq(buf, "subject.recency: request: expected int");
+}
+END_TEST
+
+/* A message longer than the buffer is cut on a character boundary, never inside one (which is
+ * not UTF-8, and a JSON error answer would lose it); also after a prefix. */
+START_TEST(a_long_message_is_cut_on_a_character_boundary) {
+  char text[VD_ERROR_MESSAGE_MAX + 8];
+  for (int shift = 0; shift < 4; shift++) {
+    memset(text, 'a', (size_t)shift);
+    size_t n = (size_t)shift;
+    while (n + 2 < sizeof text - 1) { /* "é" (2 bytes) again and again */
+      text[n++] = (char)0xC3;
+      text[n++] = (char)0xA9;
+    }
+    text[n] = '\0';
+    vd_error e = {0};
+    vd_error_set(&e, "%s", text);
+    size_t len = strlen(e.message);
+    ck_assert_uint_ge(len, VD_ERROR_MESSAGE_MAX - 2);
+    ck_assert_uint_eq(vd_utf8_valid_prefix(e.message, len), len);
+    vd_error_prefix(&e, "x");
+    len = strlen(e.message);
+    ck_assert_uint_eq(vd_utf8_valid_prefix(e.message, len), len);
+  }
+  ck_assert_uint_eq(vd_utf8_whole_prefix("ab\xe2\x82", 4), 2); /* "€" cut after 2 of 3 */
+  ck_assert_uint_eq(vd_utf8_whole_prefix("ab\xe2\x82\xac", 5), 5);
+  ck_assert_uint_eq(vd_utf8_whole_prefix("ab\xf0", 3), 2);
+  ck_assert_uint_eq(vd_utf8_whole_prefix("abc", 3), 3);
 }
 END_TEST
 
@@ -257,11 +287,40 @@ START_TEST(sha256_known_vector) {
 }
 END_TEST
 
+/* A dotted path is looked up one component at a time; a missing, empty or over-long component
+ * or a step through a non-object finds nothing, and keys that only start like a component do not
+ * match it. */
+START_TEST(json_paths_are_looked_up_component_by_component) {
+  json_t *root = json_loads(
+      "{\"subject\": {\"recency\": 3, \"rec\": 1, \"address\": {\"country\": \"FR\"}}, \"n\": 2}",
+      0, NULL);
+  ck_assert_ptr_nonnull(root);
+  ck_assert_int_eq(json_integer_value(vd_json_get_path(root, "subject.recency")), 3);
+  ck_assert_int_eq(json_integer_value(vd_json_get_path(root, "subject.rec")), 1);
+  ck_assert_str_eq(json_string_value(vd_json_get_path(root, "subject.address.country")), "FR");
+  ck_assert_ptr_eq(vd_json_get_path(root, ""), root);
+  ck_assert_ptr_eq(vd_json_get_path(root, "subject."), json_object_get(root, "subject"));
+  ck_assert_ptr_null(vd_json_get_path(root, "subject.recenc"));
+  ck_assert_ptr_null(vd_json_get_path(root, "subject.recencyy"));
+  ck_assert_ptr_null(vd_json_get_path(root, "subj.recency"));
+  ck_assert_ptr_null(vd_json_get_path(root, "subject..recency"));
+  ck_assert_ptr_null(vd_json_get_path(root, ".subject"));
+  ck_assert_ptr_null(vd_json_get_path(root, "n.x")); /* through a number */
+  char long_key[300];
+  memset(long_key, 'k', sizeof long_key - 1);
+  long_key[sizeof long_key - 1] = '\0';
+  json_object_set_new(root, long_key, json_true());
+  ck_assert_ptr_null(vd_json_get_path(root, long_key)); /* components stop at 255 bytes */
+  json_decref(root);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("common");
   TCase *tc = tcase_create("helpers");
   tcase_add_test(tc, error_formats_file_position);
   tcase_add_test(tc, error_formats_field_and_prefix);
+  tcase_add_test(tc, a_long_message_is_cut_on_a_character_boundary);
   tcase_add_test(tc, diags_collect_every_error);
   tcase_add_test(tc, buf_grows_and_takes);
   tcase_add_test(tc, args_parse_values_flags_positionals);
@@ -272,6 +331,7 @@ int main(void) {
   tcase_add_test(tc, only_regular_files_are_opened);
   tcase_add_test(tc, only_regular_files_are_written);
   tcase_add_test(tc, json_files_are_read_only_when_regular);
+  tcase_add_test(tc, json_paths_are_looked_up_component_by_component);
   suite_add_tcase(s, tc);
   return vd_test_run(s);
 }
