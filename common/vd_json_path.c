@@ -16,12 +16,16 @@ static bool next_component(const char **path, char key[KEY_MAX]) {
 }
 
 json_t *vd_json_get_path(const json_t *root, const char *path) {
+  /* each component looked up in place, by length (no copy, no strlen): the model reads its
+   * features and the reasons their values this way on every decision */
   const json_t *node = root;
-  char key[KEY_MAX];
   while (*path) {
-    if (!json_is_object(node) || !next_component(&path, key)) return NULL;
-    node = json_object_get(node, key);
+    const char *dot = strchr(path, '.');
+    size_t len = dot ? (size_t)(dot - path) : strlen(path);
+    if (!json_is_object(node) || len == 0 || len >= KEY_MAX) return NULL;
+    node = json_object_getn(node, path, len);
     if (!node) return NULL;
+    path += dot ? len + 1 : len;
   }
   return (json_t *)node;
 }
