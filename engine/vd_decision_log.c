@@ -257,8 +257,9 @@ static int wal_pages(vd_decision_log *log) {
 /* Disk-full safety: the WAL can only be copied back into the database (and so start over) while
  * the file system has room for the pages it holds. Were commits allowed to take the last free
  * bytes, the WAL would hold them and no checkpoint could ever run again — not even once space
- * returns, since the WAL keeps taking what is freed. So commits stop (503) while less than
- * min_free_bytes is free, and the checkpointer is woken to make progress with what is left. */
+ * returns, since the WAL keeps taking what is freed. So appends stop (503) while less than
+ * min_free_bytes is free, and the checkpointer is woken to make progress with what is left.
+ * Called by appends, with the lock held. */
 static bool enough_space(vd_decision_log *log, char *fatal) {
   /* Not at every commit (a statfs system call each): a check that found enough holds for
    * space_check_ns or SPACE_CHECK_FRAMES frames (4 MiB, against the 64 MiB margin), whichever
@@ -448,7 +449,9 @@ static void index_batch(vd_decision_log *log) {
   uint64_t skipped[2] = {0, 0};
   bool full = false;
   uint64_t start = vd_monotonic_ns();
-  bool ok = enough_space(log, fatal) && commit_batch(log, batch, n, skipped, &full, fatal);
+  /* no free-space check here: these rows are acknowledged already, and appends (refusal) keep
+   * min_free_bytes for the checkpoints */
+  bool ok = commit_batch(log, batch, n, skipped, &full, fatal);
   double seconds = (double)(vd_monotonic_ns() - start) / 1e9;
   pthread_mutex_lock(&log->lock);
   vd_decision_log_stats *s = &log->stats;
