@@ -259,6 +259,7 @@ static bool parse_limits(const loader *ld, const json_t *root, vd_config_limits 
                                         "max_body_bytes",
                                         "max_header_bytes",
                                         "max_results",
+                                        "time_slice_us",
                                         NULL};
   if (!want_object(ld, root, "limits", v, "'limits'") || !only_keys(ld, v, "limits", allowed))
     return false;
@@ -270,6 +271,7 @@ static bool parse_limits(const loader *ld, const json_t *root, vd_config_limits 
          get_unsigned(ld, v, "request_timeout_ms", 0, 3600000, &l->request_timeout_ms) &&
          get_unsigned(ld, v, "shutdown_timeout_ms", 0, 3600000, &l->shutdown_timeout_ms) &&
          get_unsigned(ld, v, "max_results", 0, 100000, &l->max_results) &&
+         get_unsigned(ld, v, "time_slice_us", 0, 100000, &l->time_slice_us) &&
          get_uint(ld, v, "max_body_bytes", 64, 64ull * 1024 * 1024, &body) &&
          get_uint(ld, v, "max_header_bytes", 1024, 1024 * 1024, &header) &&
          ((l->max_body_bytes = body), (l->max_header_bytes = header), true);
@@ -427,7 +429,8 @@ static vd_config *load_doc(vd_yaml_doc *doc, const char *base_dir,
                                  .shutdown_timeout_ms = 10000,
                                  .max_body_bytes = 64 * 1024,
                                  .max_header_bytes = 16 * 1024,
-                                 .max_results = 0};
+                                 .max_results = 0,
+                                 .time_slice_us = 100};
   c->decision_log = (vd_decision_log_config){.path = NULL,
                                              .durability = VD_DURABILITY_NORMAL,
                                              .queue_capacity = 4096,

@@ -45,7 +45,8 @@ typedef struct vd_config_limits {
   unsigned shutdown_timeout_ms;    /* SIGTERM waits this long for requests in flight */
   size_t max_body_bytes;           /* larger bodies get 413 */
   size_t max_header_bytes;         /* larger headers get 431 */
-  unsigned max_results; /* cap on a request's `max_results` (0 = none beyond deployments') */
+  unsigned max_results;   /* cap on a request's `max_results` (0 = none beyond deployments') */
+  unsigned time_slice_us; /* the HTTP threads' scheduler slice (vd_slice.h); 0 = the kernel's */
 } vd_config_limits;
 
 typedef struct vd_config {

@@ -19,6 +19,7 @@
 #include "vd_buf.h"
 #include "vd_json_write.h"
 #include "vd_printable.h"
+#include "vd_slice.h"
 #include "vd_time.h"
 #include "vd_utf8.h"
 
@@ -564,6 +565,11 @@ vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
     tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem};
     tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem};
   }
+  /* the pool's threads inherit the slice of the thread that starts them; this one gets its own
+   * back */
+  uint64_t own_slice = 0;
+  bool sliced = o->time_slice_us && vd_slice_get(&own_slice) &&
+                vd_slice_set((uint64_t)o->time_slice_us * 1000);
   server->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_access, server, MHD_OPTION_ARRAY, tls, MHD_OPTION_EXTERNAL_LOGGER,
       on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, server->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
@@ -572,6 +578,7 @@ vd_server *vd_server_start(const vd_server_options *options, vd_error *err) {
       o->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_UNESCAPE_CALLBACK,
       unescape_keeping_nul, NULL, MHD_OPTION_END);
+  if (sliced) vd_slice_set(own_slice);
   if (!server->daemon) {
     vd_error_set(err, "cannot start the HTTP%s server on port %d%s", o->tls_cert_pem ? "S" : "",
                  server->port,

@@ -102,6 +102,8 @@ typedef struct vd_server_options {
   unsigned request_timeout_ms;     /* the whole body must arrive within this; 0 = no limit */
   size_t max_body_bytes;           /* 0 = 64 KiB */
   size_t max_header_bytes;         /* 0 = 16 KiB */
+  /* The worker threads' scheduler slice in µs (common/vd_slice.h); 0 = the kernel's default. */
+  unsigned time_slice_us;
   /* HTTPS (libmicrohttpd with GnuTLS): PEM text of the certificate chain and of the private key
    * (borrowed; copied by libmicrohttpd at start). Both NULL = plain HTTP. */
   const char *tls_cert_pem;

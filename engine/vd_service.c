@@ -1331,8 +1331,8 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
   }
   free(loaded);
 
-  /* A handler blocks until its decision is committed, so more threads than cores let one group
-   * commit carry several requests (and keep the cores busy while a commit, or an fsync, runs). */
+  /* A handler blocks until its decision is journaled (and with durability fsync until the disk
+   * has it), so more threads than cores keep the cores busy meanwhile. */
   unsigned threads = c->limits.threads;
   if (!threads) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1354,6 +1354,7 @@ vd_service *vd_service_start(const vd_config *c, FILE *events, vd_diags *diags, 
                                .request_timeout_ms = c->limits.request_timeout_ms,
                                .max_body_bytes = c->limits.max_body_bytes,
                                .max_header_bytes = c->limits.max_header_bytes,
+                               .time_slice_us = c->limits.time_slice_us,
                                .tls_cert_pem = s->tls_cert_pem,
                                .tls_key_pem = s->tls_key_pem,
                                .handler = handle,

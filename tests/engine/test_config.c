@@ -57,6 +57,7 @@ START_TEST(defaults_and_relative_paths) {
   ck_assert_str_eq(c->deployments[0], "/etc/verdict/promotions");
   ck_assert_int_eq(c->listen_port, 9090);
   ck_assert_uint_eq(c->limits.threads, 0);
+  ck_assert_uint_eq(c->limits.time_slice_us, 100);
   ck_assert_uint_eq(c->limits.max_header_bytes, 16384);
   ck_assert_uint_eq(c->limits.connection_timeout_s, 30);
   ck_assert_ptr_null(c->decision_log.path);
@@ -72,7 +73,7 @@ START_TEST(every_setting_is_read) {
            "%smask_fields: [subject.id]\nmask_key_file: /secrets/mask.key\n"
            "limits: {threads: 3, max_body_bytes: 1024, max_header_bytes: 2048,"
            " connection_timeout_s: 5, request_timeout_ms: 700, shutdown_timeout_ms: 900,"
-           " max_connections: 10, max_results: 1}\n"
+           " max_connections: 10, max_results: 1, time_slice_us: 0}\n"
            "decision_log: {path: log/d.db, durability: fsync, overload: wait, queue_capacity: 7,"
            " max_batch: 3, max_wait_ms: 9, retention_days: 30, max_bytes: 100000,"
            " busy_timeout_ms: 11, retention_interval_ms: 60000}\n",
@@ -88,6 +89,7 @@ START_TEST(every_setting_is_read) {
   ck_assert_uint_eq(c->limits.max_header_bytes, 2048);
   ck_assert_uint_eq(c->limits.request_timeout_ms, 700);
   ck_assert_uint_eq(c->limits.max_results, 1);
+  ck_assert_uint_eq(c->limits.time_slice_us, 0);
   ck_assert_str_eq(c->decision_log.path, "/etc/verdict/log/d.db");
   ck_assert_int_eq(c->decision_log.durability, VD_DURABILITY_FSYNC);
   ck_assert_int_eq(c->decision_log.overload, VD_LOG_OVERLOAD_WAIT);
@@ -119,6 +121,7 @@ static const mistake mistakes[] = {
     {"decision_log: {durability: sometimes}\n", 4, 28, "durability must be 'normal'"},
     {"limits: {threads: -1}\n", 4, 19, "must be an integer in [0, 1024]"},
     {"limits: {max_body_bytes: 10}\n", 4, 26, "[64, "},
+    {"limits: {time_slice_us: 200000}\n", 4, 25, "must be an integer in [0, 100000]"},
     {"decision_log: {retention_interval_ms: 5}\n", 4, 39,
      "must be an integer in [1000, 604800000]"},
 };

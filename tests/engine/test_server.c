@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "vd_server.h"
+#include "vd_slice.h"
 #include "vd_test.h"
 
 typedef struct seen {
@@ -20,12 +23,15 @@ typedef struct seen {
   atomic_int observed;
   atomic_int last_status;
   unsigned sleep_ms;
+  _Atomic uint64_t handler_slice_ns; /* the handling thread's scheduler slice, last request */
 } seen;
 
 /* Echoes what it got: method, path, query "q", header "X-Test", body size. */
 static void echo(void *ctx, const vd_http_request *req, vd_http_response *resp) {
   seen *s = ctx;
   atomic_fetch_add(&s->handled, 1);
+  uint64_t slice = 0;
+  if (vd_slice_get(&slice)) atomic_store(&s->handler_slice_ns, slice);
   if (s->sleep_ms) usleep(s->sleep_ms * 1000);
   size_t size = 0;
   vd_http_body(req, &size);
@@ -111,6 +117,32 @@ START_TEST(routes_requests_to_the_handler) {
   free(out);
   vd_server_stop(server);
   ck_assert_int_eq(atomic_load(&s.observed), 1);
+}
+END_TEST
+
+/* time_slice_us: the worker threads run with that scheduler slice, and the thread that started
+ * the server keeps its own. */
+START_TEST(workers_run_with_the_configured_time_slice) {
+  uint64_t own = 0;
+  if (!vd_slice_get(&own) || own == 0) {
+    fprintf(stderr, "time slice test skipped: this kernel has no custom slices (before 6.12)\n");
+    return;
+  }
+  seen s = {0};
+  vd_server_options o = {
+      .host = "127.0.0.1", .threads = 2, .time_slice_us = 250, .handler = echo, .ctx = &s};
+  vd_error err = {0};
+  vd_server *server = vd_server_start(&o, &err);
+  ck_assert_msg(server != NULL, "%s", err.message);
+  const char *parts[] = {"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"};
+  char *out = raw(vd_server_port(server), parts, 1, 0);
+  ck_assert_ptr_nonnull(strstr(out, "HTTP/1.1 200"));
+  free(out);
+  vd_server_stop(server);
+  ck_assert_uint_eq(atomic_load(&s.handler_slice_ns), 250000);
+  uint64_t after = 0;
+  ck_assert(vd_slice_get(&after));
+  ck_assert_uint_eq(after, own);
 }
 END_TEST
 
@@ -329,6 +361,7 @@ int main(void) {
   TCase *tc = tcase_create("server");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, routes_requests_to_the_handler);
+  tcase_add_test(tc, workers_run_with_the_configured_time_slice);
   tcase_add_test(tc, keep_alive_serves_several_requests_on_one_connection);
   tcase_add_test(tc, declared_body_over_the_limit_is_413_unread);
   tcase_add_test(tc, chunked_body_over_the_limit_is_413);
