@@ -18,6 +18,7 @@
 #include "vd_journal.h"
 #include "vd_json_check.h"
 #include "vd_json_write.h"
+#include "vd_le.h"
 #include "vd_log_row.h"
 #include "vd_printable.h"
 #include "vd_time.h"
@@ -37,7 +38,8 @@ enum {
   DB_CHUNK_BYTES = 4 << 20,  /* the database file grows by this much at a time */
   WAL_HARD_PAGES = 8000,     /* past this, commits wait for the checkpointer's WAL restart */
   MESSAGE_MAX = 256,         /* the error message a waiter gets back */
-  INDEX_DELAY_MS = 10,       /* the longest a row waits to be indexed, unless a reader asks */
+  INDEX_DELAY_MS = 2,        /* the longest a row waits to be indexed, unless a reader asks: short
+                              * batches keep the writer thread from holding a core for ms (p99) */
   RETRY_MS = 100,            /* a failed indexing commit is tried again after this */
   BATCH_MAX_BYTES = 1 << 20, /* an indexing commit takes rows up to this many bytes: it writes
                               * them all to the WAL at once, past the WAL's bounds if large */
@@ -159,6 +161,7 @@ struct vd_decision_log {
   uint64_t replay_upto;           /* journal frames up to here were found at open */
   size_t catching_up;             /* readers waiting for the queue to be indexed */
   bool writer_done;               /* the writer thread has ended (close) */
+  bool closing;                   /* vd_decision_log_close, not a failed open */
   /* The last indexing commit failed: the rows stay queued and are tried again after
    * RETRY_MS; appends go on into the journal until the queue is full. `full` (the file reached
    * max_bytes) refuses appends at once, with index_error. */
@@ -827,18 +830,50 @@ static bool open_writer(vd_decision_log *log, vd_error *err) {
   return true;
 }
 
+/* A frame that passed its checksum but does not read as a row (a row format of a newer
+ * version, after a downgrade): set aside, as it is, in DB_PATH.journal-unreadable — frames of
+ * the journal's own format — rather than refusing to start or dropping it. */
+static bool set_aside(vd_decision_log *log, uint64_t position, const unsigned char *payload,
+                      size_t len, vd_error *err) {
+  size_t n = strlen(log->path) + sizeof ".journal-unreadable";
+  char *path = malloc(n);
+  if (!path) return vd_error_set(err, "out of memory");
+  snprintf(path, n, "%s.journal-unreadable", log->path);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  unsigned char head[12];
+  vd_le_put64(head, position);
+  vd_le_put32(head + 8, (uint32_t)len);
+  bool ok = fd >= 0 && write(fd, head, sizeof head) == (ssize_t)sizeof head &&
+            write(fd, payload, len) == (ssize_t)len && fsync(fd) == 0;
+  if (!ok) vd_error_set(err, "cannot set it aside in %s: %s", path, strerror(errno));
+  if (fd >= 0) close(fd);
+  free(path);
+  return ok;
+}
+
 /* A frame found in the journal at open: a row acknowledged before the last stop and perhaps not
- * indexed yet. Queued like an append; one already indexed is skipped by its id (commit_batch). */
+ * indexed yet. Queued like an append; one already indexed is skipped by its id (commit_batch),
+ * one older than the retention period is not indexed again (retention deleted it, or would). */
 static bool queue_replayed(void *ctx, uint64_t position, const unsigned char *payload, size_t len,
                            vd_error *err) {
   vd_decision_log *log = ctx;
   queued *q = new_queued(len);
   if (!q) return vd_error_set(err, "out of memory");
   memcpy(q->payload, payload, len);
-  if (!vd_log_row_read(q->payload, len, &q->row, err)) {
-    vd_error_prefix(err, "decision log journal of %s, frame %" PRIu64, log->path, position);
+  vd_error why = {0};
+  if (!vd_log_row_read(q->payload, len, &q->row, &why)) {
     free(q);
+    log->stats.journal_unreadable++;
+    if (set_aside(log, position, payload, len, err)) return true;
+    vd_error_prefix(err, "decision log journal of %s, frame %" PRIu64 " (%s)", log->path, position,
+                    why.message);
     return false;
+  }
+  if (log->config.retention_days > 0 &&
+      q->row.timestamp_us < vd_wall_us() - (int64_t)log->config.retention_days * us_per_day) {
+    free(q);
+    log->stats.replay_expired++;
+    return true;
   }
   q->position = position;
   q->queued_us = vd_wall_us();
@@ -854,16 +889,44 @@ static bool queue_replayed(void *ctx, uint64_t position, const unsigned char *pa
   return true;
 }
 
-/* Opens the journal, queueing what it holds. Another process owning it (a running server, when
- * this is a CLI) leaves this log without one: it reads, and its appends fail. */
+/* A tool's log (shared_reader) indexes what it took from the journal at once, makes it durable
+ * (a checkpoint syncs the database) and lets the journal go, so that a server can take it. */
+static bool index_and_release(vd_decision_log *log, vd_error *err) {
+  char fatal[MESSAGE_MAX] = "";
+  while (log->head) {
+    size_t n = 0;
+    for (queued *q = log->head; q && n < log->config.max_batch; q = q->next) n++;
+    uint64_t skipped[2];
+    bool full = false;
+    if (!commit_batch(log, log->head, n, skipped, &full, fatal))
+      return vd_error_set(err, "decision log %s: cannot index its journal: %s", log->path, fatal);
+    drop_indexed(log, n, skipped);
+  }
+  if (sqlite3_wal_checkpoint_v2(log->writer, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
+          SQLITE_OK ||
+      !vd_journal_clear(log->journal, err))
+    return sqlite_fail(err, log->writer, log->path, "cannot make its journal's rows durable");
+  vd_journal_close(log->journal);
+  log->journal = NULL;
+  return true;
+}
+
+/* Opens the journal, queueing what it holds. The server's log owns it, waiting up to
+ * busy_timeout_ms for a tool to let it go. A tool's log (shared_reader) takes it only when no
+ * process has it: then it indexes what it holds and lets it go; else it reads the index only. */
 static bool open_journal(vd_decision_log *log, vd_error *err) {
-  bool busy = false;
+  bool busy = false, shared = log->config.shared_reader;
+  vd_journal_options options = {.sync = log->config.durability == VD_DURABILITY_FSYNC,
+                                .lock_wait_ms = shared ? 0 : log->config.busy_timeout_ms};
   vd_error why = {0};
-  log->journal = vd_journal_open(log->path, log->config.durability == VD_DURABILITY_FSYNC,
-                                 queue_replayed, log, &busy, &why);
-  if (log->journal || busy) return true;
-  *err = why;
-  return false;
+  log->journal = vd_journal_open(log->path, &options, queue_replayed, log, &busy, &why);
+  if (!log->journal) {
+    if (shared && busy) return true;
+    *err = why;
+    return false;
+  }
+  log->stats.journal_damaged_bytes = vd_journal_damaged_bytes(log->journal);
+  return !shared || index_and_release(log, err);
 }
 
 static void close_reader(reader *r) {
@@ -875,17 +938,21 @@ static void close_reader(reader *r) {
 
 static void free_log(vd_decision_log *log) {
   stop_checkpointer(log);
+  sqlite3_finalize(log->insert);
+  sqlite3_finalize(log->purge);
+  if (log->writer) {
+    /* fold the WAL back into the database so a clean shutdown leaves one file; the checkpoint
+     * syncs it, so only then may an empty queue empty the journal (it starts empty next time;
+     * else its rows are indexed then) */
+    bool durable = sqlite3_wal_checkpoint_v2(log->writer, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                             NULL) == SQLITE_OK;
+    if (durable && log->journal && !log->head && log->closing) vd_journal_clear(log->journal, NULL);
+    sqlite3_close(log->writer);
+  }
   vd_journal_close(log->journal);
   for (queued *q = log->head, *next; q; q = next) { /* left in the journal */
     next = q->next;
     free(q);
-  }
-  sqlite3_finalize(log->insert);
-  sqlite3_finalize(log->purge);
-  if (log->writer) {
-    /* fold the WAL back into the database so a clean shutdown leaves one file */
-    sqlite3_wal_checkpoint_v2(log->writer, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    sqlite3_close(log->writer);
   }
   for (reader *r = log->idle_readers, *next; r; r = next) {
     next = r->next;
@@ -971,8 +1038,7 @@ void vd_decision_log_close(vd_decision_log *log) {
   while (log->in_flight > 0) pthread_cond_wait(&log->done, &log->lock);
   pthread_mutex_unlock(&log->lock);
   pthread_join(log->thread, NULL); /* it indexes what is still queued first */
-  /* everything indexed: the journal starts empty next time (else its rows are indexed then) */
-  if (log->journal && !log->head) vd_journal_clear(log->journal, NULL);
+  log->closing = true;
   free_log(log);
 }
 
@@ -1057,6 +1123,7 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
   }
   if (why) {
     log->stats.failed += status == VD_LOG_FAILED;
+    if (status == VD_LOG_FAILED) log->stats.healthy = false;
     vd_error_set(err, "%s%s%s", status == VD_LOG_FAILED ? log->path : "",
                  status == VD_LOG_FAILED ? ": " : "", why);
     pthread_mutex_unlock(&log->lock);

@@ -4,7 +4,7 @@
  * Durability: vd_decision_log_append returns VD_LOG_OK only once the row is in the log's journal
  * (vd_journal.h: DB_PATH.journal-0/-1, one write of the row, in the order of the appends). The
  * log's writer thread then inserts the journaled rows into SQLite in batches — when a batch of
- * max_batch rows is queued, when the oldest has waited 10 ms, or at once when a reader asks —
+ * max_batch rows is queued, when the oldest has waited 2 ms, or at once when a reader asks —
  * so an SQLite commit (about eight WAL pages whatever its size) is shared by tens to hundreds of
  * decisions instead of being paid by each. Opening the log indexes whatever the journal still
  * holds from before (a killed process); rows indexed already are recognised by their id.
@@ -101,6 +101,11 @@ typedef struct vd_decision_log_config {
    * blobs (vd_trace_blob.h: about a third of the bytes, so fewer WAL frames and pages a
    * decision). Readers take either form, whatever the setting: default false (compress). */
   bool uncompressed;
+  /* A tool beside a server that may be running (verdict replay, explain, shadow): when no
+   * process owns the journal, the log indexes what it holds and lets it go at open; otherwise it
+   * reads the index only. Either way its appends fail. The server's log (false) owns the
+   * journal, waiting up to busy_timeout_ms for a tool to let it go, else open fails. */
+  bool shared_reader;
 } vd_decision_log_config;
 
 typedef enum vd_log_status {
@@ -238,6 +243,10 @@ typedef struct vd_decision_log_stats {
   uint64_t duplicates;     /* rows not stored: their id was stored already */
   uint64_t purged;         /* rows deleted by retention and purge */
   uint64_t replayed;       /* rows found in the journal at open (indexed then, if not yet) */
+  uint64_t replay_expired; /* ... of them older than retention_days: not indexed again */
+  uint64_t journal_unreadable;    /* journal frames that did not read as rows: set aside in
+                                   * DB_PATH.journal-unreadable */
+  uint64_t journal_damaged_bytes; /* bytes of the journal skipped as damage at open */
   /* The checkpointer's WAL restarts: each time it held the commits to copy the WAL's last pages
    * (see "checkpoints" in vd_decision_log.c), how long, and whether the WAL then starts over. */
   uint64_t checkpoint_passes; /* checkpoints run alongside the commits (one per ~1000 pages) */

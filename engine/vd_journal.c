@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -31,6 +33,7 @@ struct vd_journal {
   uint64_t next_position;
   uint64_t indexed; /* every frame up to here is in the index */
   uint64_t written; /* the last frame written */
+  uint64_t damaged; /* bytes skipped at open: damage with good frames after it */
   uint64_t synced;  /* the last frame an fdatasync covered */
   bool syncing;     /* an fdatasync is under way, without the lock */
 };
@@ -54,62 +57,135 @@ static bool read_exactly(int fd, void *buf, size_t n, uint64_t offset) {
   return true;
 }
 
-/* The position of a file's first frame, 0 when it holds none (or its first is damaged: then
- * scan_file finds nothing in it either). */
+/* The position of a file's first frame, 0 when it holds none. */
 static uint64_t first_position(int fd) {
   unsigned char h[VD_JOURNAL_HEADER];
   return read_exactly(fd, h, sizeof h, 0) ? vd_le_get64(h + 8) : 0;
 }
 
-/* Reads a file's frames from the start, passing each to visit, and cuts the file after the last
- * good one (a torn or damaged tail: the crash happened while it was written). */
-static bool scan_file(journal_file *f, vd_journal_visit visit, void *ctx, vd_error *err) {
-  unsigned char h[VD_JOURNAL_HEADER];
-  unsigned char *payload = NULL;
-  size_t capacity = 0;
-  uint64_t offset = 0;
+/* The frame at data[at..], if a whole one with a good checksum is there: its payload length. */
+static bool frame_at(const unsigned char *data, size_t size, size_t at, uint32_t *len) {
+  if (size - at < VD_JOURNAL_HEADER) return false;
+  const unsigned char *h = data + at;
+  *len = vd_le_get32(h);
+  return *len <= VD_JOURNAL_PAYLOAD_MAX && *len <= size - at - VD_JOURNAL_HEADER &&
+         frame_crc(h, h + VD_JOURNAL_HEADER, *len) == vd_le_get32(h + 4);
+}
+
+/* After a frame that does not read, the next one that does: a candidate's position must follow
+ * the last good one closely before its checksum is computed, so the search is a cheap compare
+ * at most offsets. size when there is none (the damage is the file's tail). */
+static size_t next_good_frame(const unsigned char *data, size_t size, size_t from, uint64_t last) {
+  enum { POSITIONS_AHEAD = 1 << 20 };
+  for (size_t at = from; at + VD_JOURNAL_HEADER <= size; at++) {
+    uint64_t position = vd_le_get64(data + at + 8);
+    uint32_t len;
+    if (position > last && position - last <= POSITIONS_AHEAD && frame_at(data, size, at, &len))
+      return at;
+  }
+  return size;
+}
+
+/* Reads a file's frames from the start, passing each to visit. A frame that does not read ends
+ * the file when nothing good follows it — a crash while it was written, never acknowledged: the
+ * file is cut there. When good frames follow, it is damage (a flipped bit, a bad sector): the
+ * bytes are skipped and counted (*damaged), kept in the file, and the frames after it are read. */
+static bool scan_file(journal_file *f, vd_journal_visit visit, void *ctx, uint64_t *damaged,
+                      vd_error *err) {
+  struct stat sb;
+  if (fstat(f->fd, &sb) != 0)
+    return vd_error_set(err, "decision log journal %s: %s", f->path, strerror(errno));
+  size_t size = (size_t)sb.st_size;
+  unsigned char *data = size ? malloc(size) : NULL;
+  if (size && !data) return vd_error_set(err, "decision log journal %s: out of memory", f->path);
+  if (size && !read_exactly(f->fd, data, size, 0)) {
+    free(data);
+    return vd_error_set(err, "decision log journal %s: cannot read: %s", f->path, strerror(errno));
+  }
+  size_t at = 0, end = 0; /* end: after the last good frame */
   bool ok = true;
-  while (read_exactly(f->fd, h, sizeof h, offset)) {
-    uint32_t len = vd_le_get32(h);
-    if (len > VD_JOURNAL_PAYLOAD_MAX) break;
-    if (len > capacity) {
-      unsigned char *grown = realloc(payload, len);
-      if (!grown) {
-        ok = vd_error_set(err, "decision log journal %s: out of memory", f->path);
-        break;
-      }
-      payload = grown;
-      capacity = len;
+  while (ok && at < size) {
+    uint32_t len;
+    if (!frame_at(data, size, at, &len)) {
+      size_t next = next_good_frame(data, size, at + 1, f->last);
+      if (next == size) break;
+      *damaged += next - at;
+      at = next;
+      continue;
     }
-    if (!read_exactly(f->fd, payload, len, offset + sizeof h)) break;
-    if (frame_crc(h, payload, len) != vd_le_get32(h + 4)) break;
-    uint64_t position = vd_le_get64(h + 8);
-    if (visit && !visit(ctx, position, payload, len, err)) {
-      ok = false;
-      break;
-    }
+    uint64_t position = vd_le_get64(data + at + 8);
+    ok = !visit || visit(ctx, position, data + at + VD_JOURNAL_HEADER, len, err);
     if (!f->first) f->first = position;
     f->last = position;
-    offset += sizeof h + len;
+    at += VD_JOURNAL_HEADER + len;
+    end = at;
   }
-  free(payload);
+  free(data);
   if (!ok) return false;
-  f->bytes = offset;
-  if (ftruncate(f->fd, (off_t)offset) != 0)
-    return vd_error_set(err, "decision log journal %s: cannot cut its damaged tail: %s", f->path,
+  f->bytes = end;
+  if (end < size && ftruncate(f->fd, (off_t)end) != 0)
+    return vd_error_set(err, "decision log journal %s: cannot cut its torn tail: %s", f->path,
                         strerror(errno));
   return true;
 }
 
+/* Opens (creating) a journal file: a regular file, never through a symlink (a link planted in
+ * the data folder would have the open cut whatever it points to). */
 static bool open_file(journal_file *f, const char *db_path, int index, vd_error *err) {
   size_t n = strlen(db_path) + sizeof ".journal-0";
   f->path = malloc(n);
   if (!f->path) return vd_error_set(err, "out of memory");
   snprintf(f->path, n, "%s.journal-%d", db_path, index);
-  f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
   if (f->fd < 0)
-    return vd_error_set(err, "decision log journal %s: cannot open: %s", f->path, strerror(errno));
+    return vd_error_set(err, "decision log journal %s: cannot open: %s", f->path,
+                        errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+  struct stat sb;
+  if (fstat(f->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+    return vd_error_set(err, "decision log journal %s: not a regular file", f->path);
   return true;
+}
+
+/* Takes journal-0's lock, waiting up to wait_ms for another process to let it go. The lock must
+ * be on the file the path names when it is granted: a process closing the log removes its empty
+ * files, and a lock on a removed file would let two processes own the journal. */
+static bool lock_journal(journal_file *f, const char *db_path, unsigned wait_ms, bool *busy,
+                         vd_error *err) {
+  for (unsigned waited = 0;; waited += 10) {
+    if (flock(f->fd, LOCK_EX | LOCK_NB) == 0) {
+      struct stat held, named;
+      if (fstat(f->fd, &held) == 0 && stat(f->path, &named) == 0 && held.st_ino == named.st_ino &&
+          held.st_dev == named.st_dev)
+        return true;
+      close(f->fd); /* removed or replaced meanwhile: open what the path names now */
+      free(f->path);
+      f->path = NULL;
+      f->fd = -1;
+      if (!open_file(f, db_path, 0, err)) return false;
+      continue;
+    }
+    if (errno != EWOULDBLOCK)
+      return vd_error_set(err, "decision log journal %s: cannot lock: %s", f->path,
+                          strerror(errno));
+    if (waited >= wait_ms) break;
+    usleep(10 * 1000);
+  }
+  if (busy) *busy = true;
+  return vd_error_set(err,
+                      "decision log journal %s: in use by another process (a running verdict "
+                      "serve, or a verdict replay, explain or shadow on the same log)",
+                      f->path);
+}
+
+/* With sync, the files' names must survive a power loss too: the folder is synced once. */
+static void sync_folder(const char *db_path) {
+  char *copy = strdup(db_path);
+  if (!copy) return;
+  int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  free(copy);
+  if (fd < 0) return;
+  (void)fsync(fd);
+  close(fd);
 }
 
 static void close_files(vd_journal *j) {
@@ -119,8 +195,8 @@ static void close_files(vd_journal *j) {
   }
 }
 
-vd_journal *vd_journal_open(const char *db_path, bool sync, vd_journal_visit visit, void *ctx,
-                            bool *busy, vd_error *err) {
+vd_journal *vd_journal_open(const char *db_path, const vd_journal_options *options,
+                            vd_journal_visit visit, void *ctx, bool *busy, vd_error *err) {
   if (busy) *busy = false;
   vd_journal *j = calloc(1, sizeof *j);
   if (!j) {
@@ -128,21 +204,19 @@ vd_journal *vd_journal_open(const char *db_path, bool sync, vd_journal_visit vis
     return NULL;
   }
   j->files[0].fd = j->files[1].fd = -1;
-  j->sync = sync;
-  bool ok = open_file(&j->files[0], db_path, 0, err);
-  if (ok && flock(j->files[0].fd, LOCK_EX | LOCK_NB) != 0) {
-    if (busy) *busy = errno == EWOULDBLOCK;
-    ok = vd_error_set(err, "decision log journal %s: %s", j->files[0].path,
-                      errno == EWOULDBLOCK ? "in use by another process (a running verdict serve)"
-                                           : strerror(errno));
-  }
-  ok = ok && open_file(&j->files[1], db_path, 1, err);
+  j->sync = options->sync;
+  bool ok = open_file(&j->files[0], db_path, 0, err) &&
+            lock_journal(&j->files[0], db_path, options->lock_wait_ms, busy, err) &&
+            open_file(&j->files[1], db_path, 1, err);
   if (ok) {
     /* oldest first: the file whose first frame comes first */
     uint64_t p0 = first_position(j->files[0].fd), p1 = first_position(j->files[1].fd);
     int older = p1 && (!p0 || p1 < p0) ? 1 : 0;
-    ok = scan_file(&j->files[older], visit, ctx, err) &&
-         scan_file(&j->files[1 - older], visit, ctx, err);
+    ok = scan_file(&j->files[older], visit, ctx, &j->damaged, err);
+    /* the newer file's positions follow the older's */
+    if (ok && !j->files[1 - older].last) j->files[1 - older].last = j->files[older].last;
+    ok = ok && scan_file(&j->files[1 - older], visit, ctx, &j->damaged, err);
+    if (ok && j->files[1 - older].first == 0) j->files[1 - older].last = 0;
     j->active = j->files[1].last > j->files[0].last ? 1 : 0;
   }
   if (!ok) {
@@ -150,6 +224,7 @@ vd_journal *vd_journal_open(const char *db_path, bool sync, vd_journal_visit vis
     free(j);
     return NULL;
   }
+  if (j->sync) sync_folder(db_path);
   uint64_t last = j->files[j->active].last;
   j->next_position = last + 1;
   j->written = j->synced = last;
@@ -281,6 +356,8 @@ void vd_journal_recycle(vd_journal *j) {
   if (rc == 0) other->bytes = other->first = other->last = 0;
   pthread_mutex_unlock(&j->lock);
 }
+
+uint64_t vd_journal_damaged_bytes(vd_journal *j) { return j->damaged; }
 
 uint64_t vd_journal_bytes(vd_journal *j) {
   pthread_mutex_lock(&j->lock);

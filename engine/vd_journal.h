@@ -16,17 +16,16 @@
  *   bytes 4-7    CRC-32 (zlib) of bytes 0-3, 8-15 and the payload, uint32 little-endian
  *   bytes 8-15   the frame's position: 1, 2, 3, ... across both files, uint64 little-endian
  *   bytes 16-    the payload
- * Reading stops at the first frame that is incomplete or fails its checksum: a crash in the
- * middle of a write leaves at most that one, and it was never acknowledged.
+ * A crash in the middle of a write leaves at most one incomplete frame, at the end, never
+ * acknowledged; open cuts it off. Damage elsewhere (good frames after it) is skipped, not cut.
  *
  * Durability: a frame is in the file (the kernel's page cache) once append returns, so it
  * survives the process being killed; vd_journal_sync then waits for an fdatasync(2) that covers
  * it (group sync: one call covers every frame written before it started), so it survives power
  * loss.
  *
- * One process at a time: open takes an exclusive flock(2) on journal-0 and reports `busy` when
- * another process holds it (the serving process; a CLI reading the same log then reads the index
- * only).
+ * One process at a time: open takes an exclusive flock(2) on journal-0, waiting up to
+ * lock_wait_ms, and reports `busy` when another process keeps it.
  *
  * Ownership: vd_journal_open returns a handle closed with vd_journal_close. Payloads are borrowed
  * for the call. Thread-safe, except close.
@@ -53,11 +52,22 @@ typedef struct vd_journal vd_journal;
 typedef bool (*vd_journal_visit)(void *ctx, uint64_t position, const unsigned char *payload,
                                  size_t len, vd_error *err);
 
-/* Opens (creating) DB_PATH.journal-0 and -1, locks them, and passes every frame they hold to
- * visit (which may be NULL). NULL with err when a file cannot be opened, read or locked; *busy
- * (may be NULL) is set when the reason is another process holding the lock. */
-vd_journal *vd_journal_open(const char *db_path, bool sync, vd_journal_visit visit, void *ctx,
-                            bool *busy, vd_error *err);
+typedef struct vd_journal_options {
+  bool sync;             /* appends are synced (vd_journal_sync) */
+  unsigned lock_wait_ms; /* how long open waits for another process to let the journal go */
+} vd_journal_options;
+
+/* Opens (creating) DB_PATH.journal-0 and -1 — regular files, never through a symbolic link —,
+ * locks them, and passes every frame they hold to visit (which may be NULL), oldest first. A
+ * frame that does not read ends a file only when nothing good follows (a torn write, cut off);
+ * damage with good frames after it is skipped and counted (vd_journal_damaged_bytes) and the
+ * frames after it are read. NULL with err when a file cannot be opened, read or locked; *busy
+ * (may be NULL) is set when the reason is another process holding the lock past lock_wait_ms. */
+vd_journal *vd_journal_open(const char *db_path, const vd_journal_options *options,
+                            vd_journal_visit visit, void *ctx, bool *busy, vd_error *err);
+
+/* Bytes open skipped as damage (0 normally): for a warning and the metrics. */
+uint64_t vd_journal_damaged_bytes(vd_journal *j);
 
 /* Empties both files: every frame in them is indexed (call it after open's visit has indexed
  * them all; positions go on from where they were). */

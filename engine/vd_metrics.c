@@ -278,9 +278,19 @@ static void render_log(const vd_decision_log_stats *log, vd_buf *out) {
                 "# HELP verdict_decision_log_replayed_total Decisions found in the journal at "
                 "start.\n"
                 "# TYPE verdict_decision_log_replayed_total counter\n"
-                "verdict_decision_log_replayed_total %llu\n",
+                "verdict_decision_log_replayed_total %llu\n"
+                "# HELP verdict_decision_log_journal_unreadable_total Journal frames at start that "
+                "did not read as decisions (set aside in decisions.db.journal-unreadable).\n"
+                "# TYPE verdict_decision_log_journal_unreadable_total counter\n"
+                "verdict_decision_log_journal_unreadable_total %llu\n"
+                "# HELP verdict_decision_log_journal_damaged_bytes Journal bytes skipped as damage "
+                "at start.\n"
+                "# TYPE verdict_decision_log_journal_damaged_bytes gauge\n"
+                "verdict_decision_log_journal_damaged_bytes %llu\n",
                 (unsigned long long)log->batches, log->index_seconds_sum,
-                (unsigned long long)log->journal_bytes, (unsigned long long)log->replayed);
+                (unsigned long long)log->journal_bytes, (unsigned long long)log->replayed,
+                (unsigned long long)log->journal_unreadable,
+                (unsigned long long)log->journal_damaged_bytes);
 }
 
 void vd_metrics_render(vd_metrics *m, const vd_decision_log_stats *log, vd_buf *out) {

@@ -40,12 +40,19 @@ vd_decision_log *vd_replay_open_log(const char *data_dir, const char *config_pat
   } else {
     vd_decision_log_config cfg = config ? config->decision_log : (vd_decision_log_config){0};
     cfg.path = log_path;
-    cfg.retention_days = 0; /* a tool never deletes decisions */
+    cfg.retention_days = 0;   /* a tool never deletes decisions */
+    cfg.shared_reader = true; /* nor keeps a running server from its journal */
     log = vd_decision_log_open(&cfg, err);
   }
   vd_config_free(config);
   return log;
 }
+
+/* A tool reads decisions.db; a server running on the same folder indexes what it answered a few
+ * milliseconds later, so a decision answered just now may not be there yet. */
+static const char not_indexed_hint[] =
+    " (if a server runs on this folder and answered it just now, it is indexed within a few "
+    "milliseconds: try again)";
 
 bool vd_replay_parse_time(const char *name, const char *text, int64_t *us, vd_error *err) {
   vd_cel_value t;
@@ -466,7 +473,7 @@ int vd_verb_replay(int argc, char **argv, FILE *out, FILE *err) {
       replay_one(r, trace, false, true, &counts, out);
       code = counts.identical == 1 ? 0 : 1;
     } else if (st == VD_LOG_NOT_FOUND) {
-      fprintf(err, "verdict replay: no decision with id %s\n", id);
+      fprintf(err, "verdict replay: no decision with id %s%s\n", id, not_indexed_hint);
     } else {
       fprintf(err, "verdict replay: %s\n", e.message);
     }
@@ -615,7 +622,7 @@ int vd_verb_explain(int argc, char **argv, FILE *out, FILE *err) {
   vd_log_status st = vd_decision_log_get(log, id, &trace, &e);
   vd_decision_log_close(log);
   if (st == VD_LOG_NOT_FOUND) {
-    fprintf(err, "verdict explain: no decision with id %s\n", id);
+    fprintf(err, "verdict explain: no decision with id %s%s\n", id, not_indexed_hint);
     return 1;
   }
   if (st != VD_LOG_OK) {

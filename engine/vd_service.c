@@ -58,6 +58,9 @@ struct vd_service {
   vd_gazetteer *gazetteer; /* places for itinerary escalations (the LLM layer's gazetteer) */
   char gazetteer_version[VD_SHA256_HEX_SIZE]; /* its SHA-256, stored for replay */
   atomic_uint streams;                        /* SSE streams still able to call into llm */
+  /* refused decisions are logged once a second at most, with how many since the last line */
+  atomic_uint_fast64_t refusal_logged_ns;
+  atomic_uint refusals_unlogged;
 };
 
 static void event(vd_service *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -72,6 +75,25 @@ static void event(vd_service *s, const char *fmt, ...) {
   fputc('\n', s->events);
   fflush(s->events);
   va_end(ap);
+}
+
+/* Why the decision log refused a decision goes to the server's log, not to the client (it names
+ * files and system errors): the first refusal at once, then at most one line a second, saying
+ * how many went unlogged in between, so a full disk does not flood it. */
+static void log_refusal(vd_service *s, vd_log_status status, const vd_error *why) {
+  uint64_t now = vd_monotonic_ns(), last = atomic_load(&s->refusal_logged_ns);
+  if (last && now - last < 1000000000u) {
+    atomic_fetch_add(&s->refusals_unlogged, 1);
+    return;
+  }
+  if (!atomic_compare_exchange_strong(&s->refusal_logged_ns, &last, now)) {
+    atomic_fetch_add(&s->refusals_unlogged, 1);
+    return;
+  }
+  unsigned more = atomic_exchange(&s->refusals_unlogged, 0);
+  char since[64] = "";
+  if (more) snprintf(since, sizeof since, " (and %u more since the last such line)", more);
+  event(s, "decision refused (%s)%s: %s", vd_log_status_name(status), since, why->message);
 }
 
 /* ---- Files in the data folder -------------------------------------------------------------- */
@@ -720,8 +742,10 @@ static void log_and_answer(vd_service *s, const char *id, const char *kind, int6
     vd_http_respond_body(resp, 200, "application/json", body, end - start);
     return;
   }
+  log_refusal(s, logged, &err);
   vd_http_respond_error(resp, 503, "decision_log_unavailable", NULL, NULL,
-                        "the decision could not be stored (%s): try again",
+                        "the decision could not be stored (%s): try again; the server's log "
+                        "says why",
                         vd_log_status_name(logged));
   vd_http_add_header(resp, "Retry-After", "1");
 }
@@ -1257,6 +1281,21 @@ static void log_start(vd_service *s, const vd_decision_log_config *log, unsigned
         c->tls_cert ? "https" : "http", v6 ? "[" : "", c->listen_host, v6 ? "]" : "",
         vd_server_port(s->server));
   event(s, "data folder %s, decision log %s", c->data_dir, log->path);
+  vd_decision_log_stats st;
+  vd_decision_log_stats_get(s->log, &st);
+  if (st.replayed)
+    event(s, "decision log: %llu decisions found in its journal, indexed now if they were not",
+          (unsigned long long)st.replayed);
+  if (st.journal_unreadable)
+    event(s,
+          "WARNING: decision log: %llu journal records did not read as decisions (a newer "
+          "verdict's?): set aside, as they were, in %s.journal-unreadable",
+          (unsigned long long)st.journal_unreadable, log->path);
+  if (st.journal_damaged_bytes)
+    event(s,
+          "WARNING: decision log: %llu damaged bytes in its journal were skipped (the records "
+          "after them were read); the damage stays in %s.journal-0/-1 until the file is reused",
+          (unsigned long long)st.journal_damaged_bytes, log->path);
   json_t *versions = versions_json(s);
   log_deployments(s, "serving", versions);
   json_decref(versions);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vd_decision_log.h"
+#include "vd_journal.h"
 #include "vd_test.h"
 #include "vd_time.h"
 #include "vd_uuid.h"
@@ -387,22 +388,111 @@ START_TEST(rows_left_in_the_journal_are_indexed_at_the_next_open) {
 }
 END_TEST
 
-/* A second opener (a CLI while the server runs) reads what the first indexed; it cannot append. */
-START_TEST(a_second_opener_reads_only) {
+/* A tool's log (shared_reader) beside a running server reads what the server indexed and cannot
+ * append; a second server's log waits busy_timeout_ms for the journal, then fails, naming it. */
+START_TEST(a_second_opener_reads_only_or_fails) {
   fixture f;
   fixture_init(&f);
   vd_decision_log *owner = open_log(&(vd_decision_log_config){.path = f.path});
   vd_error err = {0};
   ck_assert_int_eq(append_one(owner, "mine", "promotions", NULL, 0, 7, &err), VD_LOG_OK);
   ck_assert(vd_decision_log_flush(owner, &err));
-  vd_decision_log *reader = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log *reader =
+      open_log(&(vd_decision_log_config){.path = f.path, .shared_reader = true});
   ck_assert_int_eq(append_one(reader, "theirs", "promotions", NULL, 0, 1, &err), VD_LOG_FAILED);
   ck_assert_ptr_nonnull(strstr(err.message, "another process owns it"));
   json_t *trace = NULL;
   ck_assert_int_eq(vd_decision_log_get(reader, "mine", &trace, &err), VD_LOG_OK);
   json_decref(trace);
   vd_decision_log_close(reader);
+  uint64_t start = vd_monotonic_ns();
+  ck_assert_ptr_null(vd_decision_log_open(
+      &(vd_decision_log_config){.path = f.path, .busy_timeout_ms = 100}, &err));
+  ck_assert_uint_ge(vd_monotonic_ns() - start, 90000000); /* it waited */
+  ck_assert_msg(strstr(err.message, "journal") && strstr(err.message, "in use by another process"),
+                "%s", err.message);
   vd_decision_log_close(owner);
+  fixture_done(&f);
+}
+END_TEST
+
+/* A tool's log that finds the journal free indexes what it holds and lets it go at once: a server
+ * started while the tool runs gets the journal (it waited forever for it before, answering 503
+ * to every decision). */
+START_TEST(a_tool_indexes_the_journal_and_lets_it_go) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path, .busy_timeout_ms = 20});
+  sqlite3 *lock = hold_write_lock(f.path);
+  vd_error err = {0};
+  ck_assert_int_eq(append_one(log, "kept", "promotions", NULL, 0, 1, &err), VD_LOG_OK);
+  vd_decision_log_close(log); /* the row stays journaled */
+  release_write_lock(lock);
+  vd_decision_log *tool =
+      open_log(&(vd_decision_log_config){.path = f.path, .shared_reader = true});
+  ck_assert_int_eq(count_rows(f.path), 1); /* indexed at open */
+  vd_decision_log *server = open_log(&(vd_decision_log_config){.path = f.path});
+  ck_assert_int_eq(append_one(server, "new", "promotions", NULL, 0, 2, &err), VD_LOG_OK);
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(tool, "kept", &trace, &err), VD_LOG_OK);
+  json_decref(trace);
+  vd_decision_log_close(server);
+  vd_decision_log_close(tool);
+  ck_assert_int_eq(count_rows(f.path), 2);
+  fixture_done(&f);
+}
+END_TEST
+
+/* Rows in the journal older than retention_days are not indexed again at open: retention
+ * deleted them (a crash after that must not bring them back) or would at once. */
+START_TEST(rows_past_retention_are_not_indexed_again) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path, .busy_timeout_ms = 20});
+  sqlite3 *lock = hold_write_lock(f.path);
+  vd_error err = {0};
+  int64_t old = vd_wall_us() - 3 * INT64_C(86400000000);
+  ck_assert_int_eq(append_one(log, "old", "promotions", NULL, old, 1, &err), VD_LOG_OK);
+  ck_assert_int_eq(append_one(log, "recent", "promotions", NULL, 0, 2, &err), VD_LOG_OK);
+  vd_decision_log_close(log);
+  release_write_lock(lock);
+  log = open_log(&(vd_decision_log_config){.path = f.path, .retention_days = 1});
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.replayed, 1);
+  ck_assert_uint_eq(s.replay_expired, 1);
+  json_t *trace = NULL;
+  ck_assert_int_eq(vd_decision_log_get(log, "old", &trace, &err), VD_LOG_NOT_FOUND);
+  ck_assert_int_eq(vd_decision_log_get(log, "recent", &trace, &err), VD_LOG_OK);
+  json_decref(trace);
+  vd_decision_log_close(log);
+  fixture_done(&f);
+}
+END_TEST
+
+/* A journal frame with a good checksum that does not read as a row (another version's format)
+ * neither stops the open nor is dropped: it is set aside, as it was, and counted. */
+START_TEST(an_unreadable_row_is_set_aside) {
+  fixture f;
+  fixture_init(&f);
+  vd_decision_log *log = open_log(&(vd_decision_log_config){.path = f.path});
+  vd_decision_log_close(log);
+  vd_journal *j = vd_journal_open(f.path, &(vd_journal_options){0}, NULL, NULL, NULL, NULL);
+  ck_assert_ptr_nonnull(j);
+  ck_assert_uint_gt(vd_journal_append(j, "\x09future row", 11, NULL), 0);
+  vd_journal_close(j);
+  vd_error err = {0};
+  log = vd_decision_log_open(&(vd_decision_log_config){.path = f.path}, &err);
+  ck_assert_msg(log != NULL, "%s", err.message);
+  vd_decision_log_stats s;
+  vd_decision_log_stats_get(log, &s);
+  ck_assert_uint_eq(s.journal_unreadable, 1);
+  vd_decision_log_close(log);
+  char aside[200];
+  snprintf(aside, sizeof aside, "%s.journal-unreadable", f.path);
+  struct stat sb;
+  ck_assert_int_eq(stat(aside, &sb), 0);
+  ck_assert_int_eq(sb.st_size, 12 + 11); /* position, length, the payload as it was */
   fixture_done(&f);
 }
 END_TEST
@@ -1248,7 +1338,10 @@ int main(void) {
   tcase_add_test(tc, a_lock_timeout_fails_indexing_not_the_append);
   tcase_add_test(tc, a_full_disk_fails_appends_and_retention_recovers);
   tcase_add_test(tc, rows_left_in_the_journal_are_indexed_at_the_next_open);
-  tcase_add_test(tc, a_second_opener_reads_only);
+  tcase_add_test(tc, a_second_opener_reads_only_or_fails);
+  tcase_add_test(tc, a_tool_indexes_the_journal_and_lets_it_go);
+  tcase_add_test(tc, rows_past_retention_are_not_indexed_again);
+  tcase_add_test(tc, an_unreadable_row_is_set_aside);
   tcase_add_test(tc, a_read_only_folder_is_an_error);
   tcase_add_test(tc, a_missing_folder_is_an_error);
   tcase_add_test(tc, cursor_pagination_is_exact_and_stable);

@@ -56,7 +56,8 @@ static bool visit(void *ctx, uint64_t position, const unsigned char *payload, si
 
 static vd_journal *open_journal(const fixture *f, bool sync, seen *s) {
   vd_error err = {0};
-  vd_journal *j = vd_journal_open(f->db, sync, s ? visit : NULL, s, NULL, &err);
+  vd_journal *j =
+      vd_journal_open(f->db, &(vd_journal_options){.sync = sync}, s ? visit : NULL, s, NULL, &err);
   ck_assert_msg(j != NULL, "open: %s", err.message);
   return j;
 }
@@ -116,8 +117,9 @@ START_TEST(a_torn_tail_is_cut) {
 }
 END_TEST
 
-/* A flipped byte fails the frame's checksum: reading stops there (never different data). */
-START_TEST(a_damaged_frame_ends_the_file) {
+/* A flipped byte fails the frame's checksum: that frame is never read as different data; the
+ * good frames after it are read, and the damaged bytes are counted and kept (no cut). */
+START_TEST(a_damaged_frame_is_skipped_and_the_frames_after_it_read) {
   fixture f;
   fixture_init(&f);
   vd_journal *j = open_journal(&f, false, NULL);
@@ -125,6 +127,7 @@ START_TEST(a_damaged_frame_ends_the_file) {
   append_text(j, "two");
   append_text(j, "three");
   vd_journal_close(j);
+  long long size = file_size(f.file[0]);
   int fd = open(f.file[0], O_RDWR);
   ck_assert_int_ge(fd, 0);
   off_t second_payload = 2 * VD_JOURNAL_HEADER + 3;
@@ -132,10 +135,32 @@ START_TEST(a_damaged_frame_ends_the_file) {
   close(fd);
   seen s = {0};
   j = open_journal(&f, false, &s);
-  ck_assert_int_eq(s.count, 1);
+  ck_assert_int_eq(s.count, 2);
   ck_assert_str_eq(s.payloads[0], "one");
-  ck_assert_int_eq(file_size(f.file[0]), VD_JOURNAL_HEADER + 3);
+  ck_assert_str_eq(s.payloads[1], "three");
+  ck_assert_uint_eq(s.positions[1], 3);
+  ck_assert_uint_eq(vd_journal_damaged_bytes(j), VD_JOURNAL_HEADER + 3);
+  ck_assert_int_eq(file_size(f.file[0]), size); /* the damage is kept, not cut */
+  ck_assert_uint_eq(append_text(j, "four"), 4);
   vd_journal_close(j);
+  fixture_done(&f);
+}
+END_TEST
+
+/* A symbolic link where a journal file goes is refused, and what it points to is left alone. */
+START_TEST(a_symbolic_link_is_refused) {
+  fixture f;
+  fixture_init(&f);
+  char victim[200];
+  snprintf(victim, sizeof victim, "%s/victim.txt", f.dir);
+  FILE *v = fopen(victim, "w");
+  fputs("precious", v);
+  fclose(v);
+  ck_assert_int_eq(symlink(victim, f.file[1]), 0);
+  vd_error err = {0};
+  ck_assert_ptr_null(vd_journal_open(f.db, &(vd_journal_options){0}, NULL, NULL, NULL, &err));
+  ck_assert_msg(strstr(err.message, "symbolic link"), "%s", err.message);
+  ck_assert_int_eq(file_size(victim), 8);
   fixture_done(&f);
 }
 END_TEST
@@ -241,11 +266,11 @@ START_TEST(one_owner_at_a_time) {
   vd_journal *j = open_journal(&f, false, NULL);
   bool busy = false;
   vd_error err = {0};
-  ck_assert_ptr_null(vd_journal_open(f.db, false, NULL, NULL, &busy, &err));
+  ck_assert_ptr_null(vd_journal_open(f.db, &(vd_journal_options){0}, NULL, NULL, &busy, &err));
   ck_assert(busy);
   ck_assert_ptr_nonnull(strstr(err.message, "another process"));
   vd_journal_close(j);
-  vd_journal *again = vd_journal_open(f.db, false, NULL, NULL, &busy, &err);
+  vd_journal *again = vd_journal_open(f.db, &(vd_journal_options){0}, NULL, NULL, &busy, &err);
   ck_assert_ptr_nonnull(again);
   ck_assert(!busy);
   vd_journal_close(again);
@@ -262,7 +287,7 @@ START_TEST(a_failing_visitor_fails_the_open) {
   vd_journal_close(j);
   seen s = {.fail_at = 2};
   vd_error err = {0};
-  ck_assert_ptr_null(vd_journal_open(f.db, false, visit, &s, NULL, &err));
+  ck_assert_ptr_null(vd_journal_open(f.db, &(vd_journal_options){0}, visit, &s, NULL, &err));
   ck_assert_str_eq(err.message, "visitor refused frame 2");
   s = (seen){0};
   j = open_journal(&f, false, &s); /* nothing was cut: both are still there */
@@ -340,7 +365,8 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, frames_are_read_back_in_order_after_a_reopen);
   tcase_add_test(tc, a_torn_tail_is_cut);
-  tcase_add_test(tc, a_damaged_frame_ends_the_file);
+  tcase_add_test(tc, a_damaged_frame_is_skipped_and_the_frames_after_it_read);
+  tcase_add_test(tc, a_symbolic_link_is_refused);
   tcase_add_test(tc, a_file_is_reused_only_once_indexed);
   tcase_add_test(tc, the_older_file_is_read_first);
   tcase_add_test(tc, recycle_empties_the_idle_file_once_indexed);

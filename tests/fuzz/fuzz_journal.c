@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   write_file(file1, NULL, 0);
   seen s = {0};
   vd_error err = {0};
-  vd_journal *j = vd_journal_open(db, false, visit, &s, NULL, &err);
+  vd_journal *j = vd_journal_open(db, &(vd_journal_options){0}, visit, &s, NULL, &err);
   if (!j) abort(); /* a visitor that never refuses: only I/O can fail */
   struct stat sb;
   if (stat(file0, &sb) != 0 || (size_t)sb.st_size != s.bytes) abort();
@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (position != s.last + 1) abort();
   vd_journal_close(j);
   seen again = {0};
-  j = vd_journal_open(db, false, visit, &again, NULL, &err);
+  j = vd_journal_open(db, &(vd_journal_options){0}, visit, &again, NULL, &err);
   if (!j || again.frames != s.frames + 1 || again.last != position) abort();
   vd_journal_close(j);
   return 0;

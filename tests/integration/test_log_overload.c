@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vd_buf.h"
 #include "vd_itest.h"
 #include "vd_test.h"
 
@@ -97,6 +98,7 @@ START_TEST(a_full_queue_answers_503) {
   ck_assert(vd_itest_prepare(&s,
                              "limits:\n  threads: 8\n"
                              "decision_log:\n  queue_capacity: 1\n  busy_timeout_ms: 10000\n"));
+  snprintf(s.stderr_path, sizeof s.stderr_path, "%s/serve.log", s.root);
   ck_assert_msg(vd_itest_start(&s), "verdict serve did not become ready");
   call calls[CLIENTS];
   score_while_stalled(&s, 800, calls);
@@ -106,6 +108,13 @@ START_TEST(a_full_queue_answers_503) {
   ck_assert_int_ge(refused, 1);
   ck_assert_int_ge(ok, 1);
   ck_assert_int_eq(ok + refused, CLIENTS);
+  /* the client is told to try again; the server's log says why, once for the burst */
+  char *logged = vd_read_file(s.stderr_path, 1 << 20, NULL, NULL);
+  ck_assert_ptr_nonnull(logged);
+  ck_assert_msg(strstr(logged, "decision refused (overloaded)") &&
+                    strstr(logged, "decisions already wait to be indexed"),
+                "%s", logged);
+  free(logged);
   /* and the log serves again */
   call after = {.server = &s};
   score(&after);
