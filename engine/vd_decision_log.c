@@ -38,8 +38,7 @@ enum {
   DB_CHUNK_BYTES = 4 << 20,  /* the database file grows by this much at a time */
   WAL_HARD_PAGES = 8000,     /* past this, commits wait for the checkpointer's WAL restart */
   MESSAGE_MAX = 256,         /* the error message a waiter gets back */
-  INDEX_DELAY_MS = 2,        /* the longest a row waits to be indexed, unless a reader asks: short
-                              * batches keep the writer thread from holding a core for ms (p99) */
+  INDEX_DELAY_MS = 10,       /* the longest a row waits to be indexed, unless a reader asks */
   RETRY_MS = 100,            /* a failed indexing commit is tried again after this */
   BATCH_MAX_BYTES = 1 << 20, /* an indexing commit takes rows up to this many bytes: it writes
                               * them all to the WAL at once, past the WAL's bounds if large */

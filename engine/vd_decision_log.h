@@ -4,7 +4,7 @@
  * Durability: vd_decision_log_append returns VD_LOG_OK only once the row is in the log's journal
  * (vd_journal.h: DB_PATH.journal-0/-1, one write of the row, in the order of the appends). The
  * log's writer thread then inserts the journaled rows into SQLite in batches — when a batch of
- * max_batch rows is queued, when the oldest has waited 2 ms, or at once when a reader asks —
+ * max_batch rows is queued, when the oldest has waited 10 ms, or at once when a reader asks —
  * so an SQLite commit (about eight WAL pages whatever its size) is shared by tens to hundreds of
  * decisions instead of being paid by each. Opening the log indexes whatever the journal still
  * holds from before (a killed process); rows indexed already are recognised by their id.
