@@ -1,8 +1,9 @@
 /* Fuzzes what the decision log reads back from its journal at open (vd_journal.h, vd_log_row.h:
  * what a killed process, a damaged disk or a hostile file leaves): the input is journal-0's
  * content. Every frame handed over must lie inside the file, every row read must point inside
- * its frame, the file must be cut right after the last frame handed over, and a frame appended
- * then must be read back after it. Never a crash, an overread or an unbounded allocation. */
+ * its frame, the file must end right after the last frame handed over (frames and skipped damage
+ * before it), and a frame appended then must be read back after it. Never a crash, an overread or
+ * an unbounded allocation. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   vd_journal *j = vd_journal_open(db, &(vd_journal_options){0}, visit, &s, NULL, &err);
   if (!j) abort(); /* a visitor that never refuses: only I/O can fail */
   struct stat sb;
-  if (stat(file0, &sb) != 0 || (size_t)sb.st_size != s.bytes) abort();
+  /* the file ends after its last good frame: frames and skipped damage up to there */
+  if (stat(file0, &sb) != 0 || (size_t)sb.st_size != s.bytes + vd_journal_damaged_bytes(j)) abort();
   uint64_t position = vd_journal_append(j, "after", 5, &err);
   if (position != s.last + 1) abort();
   vd_journal_close(j);
