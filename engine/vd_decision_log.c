@@ -829,6 +829,19 @@ static bool open_writer(vd_decision_log *log, vd_error *err) {
   return true;
 }
 
+/* Puts a journaled row at the end of the queue (the lock held, or at open). */
+static void enqueue(vd_decision_log *log, queued *q, uint64_t position) {
+  q->position = position;
+  q->queued_us = vd_wall_us();
+  if (log->tail)
+    log->tail->next = q;
+  else
+    log->head = q, log->head_since_us = q->queued_us;
+  log->tail = q;
+  log->depth++;
+  log->appended++;
+}
+
 /* A frame that passed its checksum but does not read as a row (a row format of a newer
  * version, after a downgrade): set aside, as it is, in DB_PATH.journal-unreadable — frames of
  * the journal's own format — rather than refusing to start or dropping it. */
@@ -874,15 +887,7 @@ static bool queue_replayed(void *ctx, uint64_t position, const unsigned char *pa
     log->stats.replay_expired++;
     return true;
   }
-  q->position = position;
-  q->queued_us = vd_wall_us();
-  if (log->tail)
-    log->tail->next = q;
-  else
-    log->head = q, log->head_since_us = q->queued_us;
-  log->tail = q;
-  log->depth++;
-  log->appended++;
+  enqueue(log, q, position);
   log->replay_upto = position;
   log->stats.replayed++;
   return true;
@@ -1129,15 +1134,7 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
     free(q);
     return status;
   }
-  q->position = position;
-  q->queued_us = vd_wall_us();
-  if (log->tail)
-    log->tail->next = q;
-  else
-    log->head = q, log->head_since_us = q->queued_us;
-  log->tail = q;
-  log->depth++;
-  log->appended++;
+  enqueue(log, q, position);
   log->in_flight++;
   /* the writer thread sleeps until the oldest row is due: wake it for a first row (to set its
    * timer), a full batch, or a reader waiting */

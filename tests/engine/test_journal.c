@@ -69,6 +69,19 @@ static uint64_t append_text(vd_journal *j, const char *text) {
   return position;
 }
 
+/* Appends 1 MiB frames until the file at path holds VD_JOURNAL_FILE_BYTES; the last position. */
+static uint64_t fill_to_limit(vd_journal *j, const char *path) {
+  enum { CHUNK = 1 << 20 };
+  char *big = malloc(CHUNK);
+  memset(big, 'x', CHUNK);
+  uint64_t last = 0;
+  vd_error err = {0};
+  while (file_size(path) < VD_JOURNAL_FILE_BYTES)
+    ck_assert_msg((last = vd_journal_append(j, big, CHUNK, &err)) > 0, "%s", err.message);
+  free(big);
+  return last;
+}
+
 START_TEST(frames_are_read_back_in_order_after_a_reopen) {
   fixture f;
   fixture_init(&f);
@@ -171,17 +184,11 @@ START_TEST(a_file_is_reused_only_once_indexed) {
   fixture f;
   fixture_init(&f);
   vd_journal *j = open_journal(&f, false, NULL);
-  enum { CHUNK = 1 << 20 };
-  char *big = malloc(CHUNK);
-  memset(big, 'x', CHUNK);
   vd_error err = {0};
-  uint64_t last = 0;
-  while (file_size(f.file[0]) < VD_JOURNAL_FILE_BYTES)
-    ck_assert((last = vd_journal_append(j, big, CHUNK, &err)) > 0);
+  uint64_t last = fill_to_limit(j, f.file[0]);
   uint64_t first_in_1 = vd_journal_append(j, "a", 1, &err);
   ck_assert_int_eq(file_size(f.file[1]), VD_JOURNAL_HEADER + 1); /* journal-1 held nothing */
-  while (file_size(f.file[1]) < VD_JOURNAL_FILE_BYTES)
-    ck_assert(vd_journal_append(j, big, CHUNK, &err) > 0);
+  fill_to_limit(j, f.file[1]);
   long long full0 = file_size(f.file[0]);
   ck_assert_uint_gt(vd_journal_append(j, "b", 1, &err), 0);
   ck_assert_int_eq(file_size(f.file[0]), full0); /* journal-0 is not indexed: kept */
@@ -195,7 +202,6 @@ START_TEST(a_file_is_reused_only_once_indexed) {
   ck_assert_uint_eq(vd_journal_bytes(j),
                     (uint64_t)file_size(f.file[0]) + (uint64_t)file_size(f.file[1]));
   vd_journal_close(j);
-  free(big);
   fixture_done(&f);
 }
 END_TEST
@@ -206,13 +212,7 @@ START_TEST(the_older_file_is_read_first) {
   fixture f;
   fixture_init(&f);
   vd_journal *j = open_journal(&f, false, NULL);
-  enum { CHUNK = 1 << 20 };
-  char *big = malloc(CHUNK);
-  memset(big, 'x', CHUNK);
-  vd_error err = {0};
-  uint64_t last = 0;
-  while (file_size(f.file[0]) < VD_JOURNAL_FILE_BYTES)
-    ck_assert((last = vd_journal_append(j, big, CHUNK, &err)) > 0);
+  uint64_t last = fill_to_limit(j, f.file[0]);
   vd_journal_indexed(j, 1); /* journal-1 holds nothing: it may be used */
   append_text(j, "in journal-1");
   vd_journal_close(j);
@@ -225,7 +225,6 @@ START_TEST(the_older_file_is_read_first) {
   ck_assert_uint_eq(append_text(j, "after"), last + 2);
   ck_assert_int_eq(file_size(f.file[0]), before); /* appended to journal-1 */
   vd_journal_close(j);
-  free(big);
   fixture_done(&f);
 }
 END_TEST
@@ -235,13 +234,7 @@ START_TEST(recycle_empties_the_idle_file_once_indexed) {
   fixture f;
   fixture_init(&f);
   vd_journal *j = open_journal(&f, false, NULL);
-  enum { CHUNK = 1 << 20 };
-  char *big = malloc(CHUNK);
-  memset(big, 'x', CHUNK);
-  vd_error err = {0};
-  uint64_t last = 0;
-  while (file_size(f.file[0]) < VD_JOURNAL_FILE_BYTES)
-    ck_assert((last = vd_journal_append(j, big, CHUNK, &err)) > 0);
+  uint64_t last = fill_to_limit(j, f.file[0]);
   append_text(j, "in journal-1");
   vd_journal_recycle(j);
   ck_assert_int_ge(file_size(f.file[0]), VD_JOURNAL_FILE_BYTES); /* not indexed: kept */
@@ -255,7 +248,6 @@ START_TEST(recycle_empties_the_idle_file_once_indexed) {
   ck_assert_int_eq(s.count, 1);
   ck_assert_str_eq(s.payloads[0], "in journal-1");
   vd_journal_close(j);
-  free(big);
   fixture_done(&f);
 }
 END_TEST
