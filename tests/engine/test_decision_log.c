@@ -235,7 +235,7 @@ START_TEST(a_full_queue_is_a_distinct_overload_error) {
   sqlite3 *lock = hold_write_lock(f.path); /* the index stalls: journaled rows stay queued */
   vd_error err = {0};
   for (int i = 0; i < 4; i++) {
-    char id[16];
+    char id[32];
     snprintf(id, sizeof id, "q-%d", i);
     ck_assert_int_eq(append_one(log, id, "promotions", NULL, 0, i, &err), VD_LOG_OK);
   }
@@ -364,7 +364,7 @@ START_TEST(rows_left_in_the_journal_are_indexed_at_the_next_open) {
   sqlite3 *lock = hold_write_lock(f.path);
   vd_error err = {0};
   for (int i = 0; i < 3; i++) {
-    char id[16];
+    char id[32];
     snprintf(id, sizeof id, "left-%d", i);
     ck_assert_int_eq(append_one(log, id, "promotions", "c9", 0, i, &err), VD_LOG_OK);
   }
