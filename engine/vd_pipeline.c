@@ -62,11 +62,12 @@ static json_t *resolve_candidates(const vd_deployment *d, const json_t *request,
   const json_t *given = json_object_get(request, "candidates");
   *count = 0;
   if (!given || json_is_null(given)) {
-    /* the deployment's objects themselves, not copies: nothing writes into the request the schema
-     * reads (it makes a new one), and jansson's reference counts are atomic */
+    /* copies, not the deployment's objects: sharing them (7ccc408) had request threads race on
+     * their reference counts — jansson's json_incref reads the count before its atomic add
+     * (ThreadSanitizer, integration/test_reload_storm) */
     for (size_t i = 0; i < vd_deployment_candidate_count(d); i++) {
       const vd_candidate_def *def = vd_deployment_candidate(d, i);
-      json_array_append(list, (json_t *)def->fields);
+      json_array_append_new(list, json_deep_copy(def->fields));
       defs[(*count)++] = def;
     }
   } else if (!json_is_array(given) || json_array_size(given) == 0) {
