@@ -13,14 +13,15 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "vd_buf.h"
 #include "vd_le.h"
 
-/* One of the two files, and the positions of the frames it holds (0: none). */
+/* One of the two files, and the position of the last frame it holds (0: none). */
 typedef struct journal_file {
   int fd;
   char *path;
   uint64_t bytes;
-  uint64_t first, last;
+  uint64_t last;
   bool emptying; /* vd_journal_recycle truncates it, without the lock */
 } journal_file;
 
@@ -46,21 +47,9 @@ static uint32_t frame_crc(const unsigned char header[VD_JOURNAL_HEADER],
   return (uint32_t)crc32_z(crc, payload, len);
 }
 
-static bool read_exactly(int fd, void *buf, size_t n, uint64_t offset) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(offset + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    got += (size_t)r;
-  }
-  return true;
-}
-
-/* The position of a file's first frame, 0 when it holds none. */
-static uint64_t first_position(int fd) {
-  unsigned char h[VD_JOURNAL_HEADER];
-  return read_exactly(fd, h, sizeof h, 0) ? vd_le_get64(h + 8) : 0;
+/* The position of the first frame in a file's bytes, 0 when it holds none. */
+static uint64_t first_position(const unsigned char *data, size_t size) {
+  return size >= VD_JOURNAL_HEADER ? vd_le_get64(data + 8) : 0;
 }
 
 /* The frame at data[at..], if a whole one with a good checksum is there: its payload length. */
@@ -86,47 +75,58 @@ static size_t next_good_frame(const unsigned char *data, size_t size, size_t fro
   return size;
 }
 
-/* Reads a file's frames from the start, passing each to visit. A frame that does not read ends
- * the file when nothing good follows it — a crash while it was written, never acknowledged: the
- * file is cut there. When good frames follow, it is damage (a flipped bit, a bad sector): the
- * bytes are skipped and counted (*damaged), kept in the file, and the frames after it are read. */
-static bool scan_file(journal_file *f, vd_journal_visit visit, void *ctx, uint64_t *damaged,
-                      vd_error *err) {
-  struct stat sb;
-  if (fstat(f->fd, &sb) != 0)
-    return vd_error_set(err, "decision log journal %s: %s", f->path, strerror(errno));
-  size_t size = (size_t)sb.st_size;
-  unsigned char *data = size ? malloc(size) : NULL;
-  if (size && !data) return vd_error_set(err, "decision log journal %s: out of memory", f->path);
-  if (size && !read_exactly(f->fd, data, size, 0)) {
-    free(data);
-    return vd_error_set(err, "decision log journal %s: cannot read: %s", f->path, strerror(errno));
-  }
+/* Passes a file's frames (data[0..size), the file read whole) to visit, from the start. A
+ * frame that does not read ends the file when nothing good follows it — a crash while it was
+ * written, never acknowledged: the file is cut there. When good frames follow, it is damage (a
+ * flipped bit, a bad sector): the bytes are skipped and counted (*damaged), kept in the file, and
+ * the frames after it are read. `after`: the last position of the file read before this one (the
+ * frames found after damage must follow it). */
+static bool scan_file(journal_file *f, const unsigned char *data, size_t size, uint64_t after,
+                      vd_journal_visit visit, void *ctx, uint64_t *damaged, vd_error *err) {
   size_t at = 0, end = 0; /* end: after the last good frame */
-  bool ok = true;
-  while (ok && at < size) {
+  uint64_t last = after;
+  while (at < size) {
     uint32_t len;
     if (!frame_at(data, size, at, &len)) {
-      size_t next = next_good_frame(data, size, at + 1, f->last);
+      size_t next = next_good_frame(data, size, at + 1, last);
       if (next == size) break;
       *damaged += next - at;
       at = next;
       continue;
     }
-    uint64_t position = vd_le_get64(data + at + 8);
-    ok = !visit || visit(ctx, position, data + at + VD_JOURNAL_HEADER, len, err);
-    if (!f->first) f->first = position;
-    f->last = position;
+    last = vd_le_get64(data + at + 8);
+    if (visit && !visit(ctx, last, data + at + VD_JOURNAL_HEADER, len, err)) return false;
+    f->last = last;
     at += VD_JOURNAL_HEADER + len;
     end = at;
   }
-  free(data);
-  if (!ok) return false;
   f->bytes = end;
   if (end < size && ftruncate(f->fd, (off_t)end) != 0)
     return vd_error_set(err, "decision log journal %s: cannot cut its torn tail: %s", f->path,
                         strerror(errno));
   return true;
+}
+
+/* Reads both files whole and scans them, the older first (the one whose first frame comes
+ * first). */
+static bool scan_files(vd_journal *j, vd_journal_visit visit, void *ctx, vd_error *err) {
+  char *data[2] = {NULL, NULL};
+  size_t size[2] = {0, 0};
+  bool ok = true;
+  for (int i = 0; i < 2 && ok; i++)
+    ok = (data[i] = vd_read_file(j->files[i].path, SIZE_MAX - 1, &size[i], err)) != NULL;
+  if (ok) {
+    uint64_t p0 = first_position((unsigned char *)data[0], size[0]),
+             p1 = first_position((unsigned char *)data[1], size[1]);
+    int older = p1 && (!p0 || p1 < p0) ? 1 : 0, newer = 1 - older;
+    ok = scan_file(&j->files[older], (unsigned char *)data[older], size[older], 0, visit, ctx,
+                   &j->damaged, err) &&
+         scan_file(&j->files[newer], (unsigned char *)data[newer], size[newer],
+                   j->files[older].last, visit, ctx, &j->damaged, err);
+  }
+  free(data[0]);
+  free(data[1]);
+  return ok;
 }
 
 /* Opens (creating) a journal file: a regular file, never through a symlink (a link planted in
@@ -208,17 +208,8 @@ vd_journal *vd_journal_open(const char *db_path, const vd_journal_options *optio
   bool ok = open_file(&j->files[0], db_path, 0, err) &&
             lock_journal(&j->files[0], db_path, options->lock_wait_ms, busy, err) &&
             open_file(&j->files[1], db_path, 1, err);
-  if (ok) {
-    /* oldest first: the file whose first frame comes first */
-    uint64_t p0 = first_position(j->files[0].fd), p1 = first_position(j->files[1].fd);
-    int older = p1 && (!p0 || p1 < p0) ? 1 : 0;
-    ok = scan_file(&j->files[older], visit, ctx, &j->damaged, err);
-    /* the newer file's positions follow the older's */
-    if (ok && !j->files[1 - older].last) j->files[1 - older].last = j->files[older].last;
-    ok = ok && scan_file(&j->files[1 - older], visit, ctx, &j->damaged, err);
-    if (ok && j->files[1 - older].first == 0) j->files[1 - older].last = 0;
-    j->active = j->files[1].last > j->files[0].last ? 1 : 0;
-  }
+  ok = ok && scan_files(j, visit, ctx, err);
+  j->active = j->files[1].last > j->files[0].last ? 1 : 0;
   if (!ok) {
     close_files(j);
     free(j);
@@ -237,7 +228,7 @@ static bool empty_file(journal_file *f, vd_error *err) {
   if (ftruncate(f->fd, 0) != 0)
     return vd_error_set(err, "decision log journal %s: cannot empty it: %s", f->path,
                         strerror(errno));
-  f->bytes = f->first = f->last = 0;
+  f->bytes = f->last = 0;
   return true;
 }
 
@@ -321,7 +312,6 @@ uint64_t vd_journal_append(vd_journal *j, const void *payload, size_t len, vd_er
   }
   j->next_position++;
   f->bytes += total;
-  if (!f->first) f->first = position;
   f->last = j->written = position;
   pthread_mutex_unlock(&j->lock);
   return position;
@@ -353,7 +343,7 @@ void vd_journal_recycle(vd_journal *j) {
   int rc = ftruncate(other->fd, 0);
   pthread_mutex_lock(&j->lock);
   other->emptying = false;
-  if (rc == 0) other->bytes = other->first = other->last = 0;
+  if (rc == 0) other->bytes = other->last = 0;
   pthread_mutex_unlock(&j->lock);
 }
 
