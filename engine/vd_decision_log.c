@@ -152,11 +152,10 @@ struct vd_decision_log {
                   * (the disk does not keep up with the appends) */
   pthread_cond_t checkpointer_go; /* signalled with checkpointer_turn */
   queued *head, *tail;            /* journaled, not yet indexed, oldest first (journal order) */
-  size_t depth;                   /* rows in the queue */
   size_t in_flight;               /* appends inside vd_decision_log_append */
   uint64_t appended;              /* rows queued since open */
-  uint64_t indexed;               /* rows done with by the writer thread (stored, or duplicates) */
-  int64_t head_since_us;          /* when the oldest queued row was queued */
+  uint64_t indexed;               /* rows done with by the writer thread (stored, or duplicates):
+                                   * the queue holds appended - indexed (queued_rows) */
   uint64_t replay_upto;           /* journal frames up to here were found at open */
   size_t catching_up;             /* readers waiting for the queue to be indexed */
   bool writer_done;               /* the writer thread has ended (close) */
@@ -412,6 +411,23 @@ static void purge_chunk(vd_decision_log *log, purge_request *req) {
   if (changes < PURGE_CHUNK) req->done = true;
 }
 
+/* Rows journaled and not yet indexed (lock held). */
+static size_t queued_rows(const vd_decision_log *log) {
+  return (size_t)(log->appended - log->indexed);
+}
+
+/* How many of the oldest queued rows the next indexing commit takes (lock held): max_batch, or
+ * fewer when they hold BATCH_MAX_BYTES. */
+static size_t batch_size(const vd_decision_log *log) {
+  size_t n = 0, bytes = 0;
+  for (queued *q = log->head; q && n < log->config.max_batch && bytes < BATCH_MAX_BYTES;
+       q = q->next) {
+    n++;
+    bytes += q->payload_len;
+  }
+  return n;
+}
+
 /* The first n rows are indexed (lock held): off the queue, counted, freed; the journal may reuse
  * the space of their frames. */
 static void drop_indexed(vd_decision_log *log, size_t n, const uint64_t skipped[2]) {
@@ -427,8 +443,6 @@ static void drop_indexed(vd_decision_log *log, size_t n, const uint64_t skipped[
     free(q);
   }
   if (!log->head) log->tail = NULL;
-  log->head_since_us = log->head ? log->head->queued_us : 0;
-  log->depth -= n;
   log->indexed += n;
   s->committed += n - skipped[0] - skipped[1];
   s->duplicates += skipped[0];
@@ -440,12 +454,8 @@ static void drop_indexed(vd_decision_log *log, size_t n, const uint64_t skipped[
 /* Indexes the oldest queued rows, up to max_batch, in one transaction (lock held on entry and
  * exit, dropped around the SQLite work; the connection is taken). */
 static void index_batch(vd_decision_log *log) {
-  size_t n = 0, bytes = 0;
+  size_t n = batch_size(log);
   queued *batch = log->head;
-  for (queued *q = batch; q && n < log->config.max_batch && bytes < BATCH_MAX_BYTES; q = q->next) {
-    n++;
-    bytes += q->payload_len;
-  }
   pthread_mutex_unlock(&log->lock);
   char fatal[MESSAGE_MAX] = "";
   uint64_t skipped[2] = {0, 0};
@@ -482,8 +492,13 @@ static void index_batch(vd_decision_log *log) {
 static bool index_due(const vd_decision_log *log, int64_t now_us) {
   if (!log->head || log->wal_full) return false;
   if (log->index_failing && now_us < log->retry_at_us && !log->catching_up) return false;
-  return log->stopping || log->catching_up || log->depth >= log->config.max_batch ||
-         now_us - log->head_since_us >= INDEX_DELAY_MS * 1000;
+  return log->stopping || log->catching_up || queued_rows(log) >= log->config.max_batch ||
+         now_us - log->head->queued_us >= INDEX_DELAY_MS * 1000;
+}
+
+/* Decisions older than this are past retention (retention_days > 0). */
+static int64_t retention_cutoff_us(const vd_decision_log *log, int64_t now_us) {
+  return now_us - (int64_t)log->config.retention_days * us_per_day;
 }
 
 /* The purge to work on next, or NULL: explicit requests first, then a due periodic retention. */
@@ -491,8 +506,7 @@ static purge_request *next_purge(vd_decision_log *log, int64_t now_us) {
   if (log->purges) return log->purges;
   if (log->config.retention_days == 0) return NULL;
   if (!log->retention_active && now_us >= log->next_retention_us) {
-    log->retention =
-        (purge_request){.cutoff_us = now_us - log->config.retention_days * us_per_day, .ok = true};
+    log->retention = (purge_request){.cutoff_us = retention_cutoff_us(log, now_us), .ok = true};
     log->retention_active = true;
     log->next_retention_us = now_us + (int64_t)log->config.retention_interval_ms * 1000;
   }
@@ -565,7 +579,7 @@ static void *writer_main(void *arg) {
     /* sleep until the oldest row is due, the failed commit may be tried again, or retention */
     int64_t wake = INT64_MAX;
     if (log->head && !log->wal_full)
-      wake = log->index_failing ? log->retry_at_us : log->head_since_us + INDEX_DELAY_MS * 1000;
+      wake = log->index_failing ? log->retry_at_us : log->head->queued_us + INDEX_DELAY_MS * 1000;
     if (log->config.retention_days > 0 && log->next_retention_us < wake)
       wake = log->next_retention_us;
     if (wake == INT64_MAX) {
@@ -836,15 +850,15 @@ static void enqueue(vd_decision_log *log, queued *q, uint64_t position) {
   if (log->tail)
     log->tail->next = q;
   else
-    log->head = q, log->head_since_us = q->queued_us;
+    log->head = q;
   log->tail = q;
-  log->depth++;
   log->appended++;
 }
 
 /* A frame that passed its checksum but does not read as a row (a row format of a newer
- * version, after a downgrade): set aside, as it is, in DB_PATH.journal-unreadable — frames of
- * the journal's own format — rather than refusing to start or dropping it. */
+ * version, after a downgrade): set aside, as it is, in DB_PATH.journal-unreadable — its
+ * position (uint64), its length (uint32), its payload — rather than refusing to start or
+ * dropping it. */
 static bool set_aside(vd_decision_log *log, uint64_t position, const unsigned char *payload,
                       size_t len, vd_error *err) {
   size_t n = strlen(log->path) + sizeof ".journal-unreadable";
@@ -882,7 +896,7 @@ static bool queue_replayed(void *ctx, uint64_t position, const unsigned char *pa
     return false;
   }
   if (log->config.retention_days > 0 &&
-      q->row.timestamp_us < vd_wall_us() - (int64_t)log->config.retention_days * us_per_day) {
+      q->row.timestamp_us < retention_cutoff_us(log, vd_wall_us())) {
     free(q);
     log->stats.replay_expired++;
     return true;
@@ -896,16 +910,13 @@ static bool queue_replayed(void *ctx, uint64_t position, const unsigned char *pa
 /* A tool's log (shared_reader) indexes what it took from the journal at once, makes it durable
  * (a checkpoint syncs the database) and lets the journal go, so that a server can take it. */
 static bool index_and_release(vd_decision_log *log, vd_error *err) {
-  char fatal[MESSAGE_MAX] = "";
-  while (log->head) {
-    size_t n = 0;
-    for (queued *q = log->head; q && n < log->config.max_batch; q = q->next) n++;
-    uint64_t skipped[2];
-    bool full = false;
-    if (!commit_batch(log, log->head, n, skipped, &full, fatal))
-      return vd_error_set(err, "decision log %s: cannot index its journal: %s", log->path, fatal);
-    drop_indexed(log, n, skipped);
-  }
+  pthread_mutex_lock(&log->lock);
+  while (log->head && !log->index_failing) index_batch(log);
+  bool indexed = !log->index_failing;
+  pthread_mutex_unlock(&log->lock);
+  if (!indexed)
+    return vd_error_set(err, "decision log %s: cannot index its journal: %s", log->path,
+                        log->index_error);
   if (sqlite3_wal_checkpoint_v2(log->writer, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
           SQLITE_OK ||
       !vd_journal_clear(log->journal, err))
@@ -1063,17 +1074,17 @@ static void record_append(vd_decision_log *log, uint64_t start_ns, bool durable)
  * (after waiting for space, with the WAIT policy), the file reached max_bytes, or the disk is
  * short of space. `status` gets the append's answer. */
 static const char *refusal(vd_decision_log *log, vd_log_status *status, char *fatal) {
-  if (log->depth >= log->config.queue_capacity && !log->stopping &&
+  if (queued_rows(log) >= log->config.queue_capacity && !log->stopping &&
       log->config.overload == VD_LOG_OVERLOAD_WAIT) {
     struct timespec deadline;
     abs_deadline(&deadline, vd_wall_us() + (int64_t)log->config.max_wait_ms * 1000);
-    while (log->depth >= log->config.queue_capacity && !log->stopping)
+    while (queued_rows(log) >= log->config.queue_capacity && !log->stopping)
       if (pthread_cond_timedwait(&log->space, &log->lock, &deadline) == ETIMEDOUT) break;
   }
   *status = VD_LOG_CLOSED;
   if (log->stopping) return "decision log is shutting down";
   *status = VD_LOG_OVERLOADED;
-  if (log->depth >= log->config.queue_capacity) {
+  if (queued_rows(log) >= log->config.queue_capacity) {
     log->stats.overloaded++;
     snprintf(fatal, MESSAGE_MAX,
              "decision log overloaded: %zu decisions already wait to be indexed",
@@ -1123,7 +1134,6 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
   if (!why && !position) {
     status = VD_LOG_FAILED;
     why = journal_err.message;
-    log->stats.healthy = false;
   }
   if (why) {
     log->stats.failed += status == VD_LOG_FAILED;
@@ -1138,7 +1148,7 @@ vd_log_status vd_decision_log_append(vd_decision_log *log, const vd_decision_rec
   log->in_flight++;
   /* the writer thread sleeps until the oldest row is due: wake it for a first row (to set its
    * timer), a full batch, or a reader waiting */
-  if (log->depth == 1 || log->depth == log->config.max_batch || log->catching_up)
+  if (queued_rows(log) == 1 || queued_rows(log) == log->config.max_batch || log->catching_up)
     pthread_cond_signal(&log->work);
   pthread_mutex_unlock(&log->lock);
   bool durable = vd_journal_sync(log->journal, position, &journal_err);
@@ -1197,7 +1207,7 @@ void vd_decision_log_stats_get(vd_decision_log *log, vd_decision_log_stats *out)
   *out = log->stats;
   out->wal_frames = atomic_load_explicit(&log->wal_frames, memory_order_relaxed);
   out->wal_bytes = out->wal_frames * log->frame_bytes;
-  out->queue_depth = log->depth;
+  out->queue_depth = queued_rows(log);
   out->in_flight = log->in_flight;
   out->journal_bytes = log->journal ? vd_journal_bytes(log->journal) : 0;
   pthread_mutex_unlock(&log->lock);
