@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_le.h"
 #include "vd_utf8.h"
 
 enum {
@@ -112,8 +113,7 @@ uint32_t vd_text_murmur3_32(const void *data, size_t len, uint32_t seed) {
   uint32_t h = seed;
   size_t blocks = len / 4;
   for (size_t i = 0; i < blocks; i++) {
-    uint32_t k = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                 (uint32_t)p[4 * i + 3] << 24;
+    uint32_t k = vd_le_get32(p + 4 * i);
     k *= c1;
     k = rotl32(k, 15);
     k *= c2;

@@ -14,6 +14,7 @@
 #include "vd_config.h"
 #include "vd_decision_log.h"
 #include "vd_json_write.h"
+#include "vd_le.h"
 #include "vd_metrics.h"
 #include "vd_test.h"
 #include "vd_trace_blob.h"
@@ -304,16 +305,12 @@ static void overwrite_stored(const char *path, const char *id, const void *bytes
   sqlite3_close(db);
 }
 
-static void put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* The checksum the blob format carries (see vd_trace_blob.h), recomputed after an edit so the
  * decoder's other checks are reached. */
 static void reseal(unsigned char *blob, size_t len) {
   uLong crc = crc32(0L, blob, 8);
   crc = crc32(crc, blob + VD_TRACE_BLOB_HEADER, (uInt)(len - VD_TRACE_BLOB_HEADER));
-  put_u32(blob + 8, (uint32_t)crc);
+  vd_le_put32(blob + 8, (uint32_t)crc);
 }
 
 START_TEST(a_damaged_blob_is_an_error_naming_the_decision) {
@@ -341,7 +338,7 @@ START_TEST(a_damaged_blob_is_an_error_naming_the_decision) {
       bad[0] = '{';
       expect = "bad magic";
     } else if (strcmp(why, "length") == 0) {
-      put_u32(bad + 4, (uint32_t)strlen(trace) + 10); /* consistent checksum, wrong length */
+      vd_le_put32(bad + 4, (uint32_t)strlen(trace) + 10); /* consistent checksum, wrong length */
       reseal(bad, len);
       expect = "not the recorded";
     } else if (strcmp(why, "truncated") == 0) {
@@ -582,8 +579,7 @@ START_TEST(the_blob_codec_round_trips_and_checks_its_header) {
   const unsigned char *b = blob;
   ck_assert_int_eq(memcmp(b, "VDZ", 3), 0);
   ck_assert_int_eq(b[3], VD_TRACE_BLOB_LZ4);
-  ck_assert_uint_eq(
-      (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24, len);
+  ck_assert_uint_eq(vd_le_get32(b + 4), len);
   vd_error err = {0};
   size_t text_len = 0;
   char *text = vd_trace_blob_decode(blob, blob_len, &text_len, &err);
@@ -594,7 +590,7 @@ START_TEST(the_blob_codec_round_trips_and_checks_its_header) {
   /* a recorded length beyond what LZ4 can expand to is refused before any allocation */
   unsigned char *bad = malloc(blob_len);
   memcpy(bad, blob, blob_len);
-  put_u32(bad + 4, 0x7fffffffu);
+  vd_le_put32(bad + 4, 0x7fffffffu);
   ck_assert_ptr_null(vd_trace_blob_decode(bad, blob_len, &text_len, &err));
   ck_assert_msg(strstr(err.message, "bad length"), "%s", err.message);
   free(bad);
@@ -607,7 +603,7 @@ START_TEST(the_blob_codec_round_trips_and_checks_its_header) {
   bad[1] = (unsigned char)'D';
   bad[2] = (unsigned char)'Z';
   bad[3] = VD_TRACE_BLOB_LZ4;
-  put_u32(bad + 4, (uint32_t)VD_TRACE_BLOB_MAX + 1);
+  vd_le_put32(bad + 4, (uint32_t)VD_TRACE_BLOB_MAX + 1);
   reseal(bad, big);
   ck_assert_ptr_null(vd_trace_blob_decode(bad, big, &text_len, &err));
   ck_assert_msg(strstr(err.message, "bad length"), "%s", err.message);

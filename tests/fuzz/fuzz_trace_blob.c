@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vd_le.h"
 #include "vd_trace_blob.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -13,8 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = 0;
   char *text = vd_trace_blob_decode(data, size, &len, &err);
   if (text) {
-    uint32_t recorded = (uint32_t)data[4] | (uint32_t)data[5] << 8 | (uint32_t)data[6] << 16 |
-                        (uint32_t)data[7] << 24;
+    uint32_t recorded = vd_le_get32(data + 4);
     if (len != recorded || text[len] != '\0') abort();
     free(text);
   } else if (!err.message[0]) {
